@@ -1,0 +1,35 @@
+import type { JsonValue } from '../json.ts';
+
+export const formatCount = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+export function formatMs(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const minutes = Math.floor(ms / 60_000);
+  const seconds = Math.round((ms % 60_000) / 1000);
+  if (minutes < 60) return `${minutes}m${String(seconds).padStart(2, '0')}s`;
+  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
+}
+
+export function formatTime(epochMs: number | null): string {
+  if (epochMs === null) return '-';
+  return new Date(epochMs)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
+}
+
+export function formatAge(epochMs: number | null, now = Date.now()): string {
+  if (epochMs === null) return 'never';
+  return `${formatMs(Math.max(0, now - epochMs))} ago`;
+}
+
+export function formatPosition(position: JsonValue | null | undefined): string {
+  if (position === null || position === undefined) return 'start';
+  return typeof position === 'string' ? position : JSON.stringify(position);
+}
+
+export function formatParams(params: JsonValue): string {
+  const text = JSON.stringify(params);
+  return text === '{}' ? '-' : text;
+}

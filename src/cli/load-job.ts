@@ -1,0 +1,33 @@
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { firstLine, UsageError } from '../errors.ts';
+import { isJob, type Job } from '../job/define.ts';
+
+/** Import a job file and return its default-exported job, or say plainly what is wrong. */
+export async function loadJob(file: string): Promise<Job> {
+  const path = resolve(file);
+  if (!existsSync(path)) throw new UsageError(`job file not found: ${file}`);
+  if (!statSync(path).isFile()) throw new UsageError(`job file is not a file: ${file}`);
+  let module: { default?: unknown };
+  try {
+    module = (await import(pathToFileURL(path).href)) as { default?: unknown };
+  } catch (error) {
+    throw new UsageError(`cannot load job file ${file}: ${firstLine(error)}`, { cause: error });
+  }
+  if (!isJob(module.default)) {
+    throw new UsageError(`${file} does not default-export a job; end it with: export default defineJob({ name, source, process })`);
+  }
+  return module.default;
+}
+
+/** Parse repeated `--param k=v` into an object; a later value for the same key wins. */
+export function parseParams(pairs: string[]): { [key: string]: string } {
+  const params: { [key: string]: string } = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new UsageError(`--param must be key=value (got ${JSON.stringify(pair)})`);
+    params[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return params;
+}

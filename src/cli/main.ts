@@ -1,0 +1,115 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { CheckpointedError, ExitCode, firstLine } from '../errors.ts';
+import { eventsCommand, resetCommand, runsCommand, statusCommand } from './query-commands.ts';
+import { runCommand } from './run-command.ts';
+import { type CliIo, setIo } from './shared.ts';
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+const positiveInteger = (name: string) => (value: string) => {
+  const number = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(number) || number < 1) throw new InvalidArgumentError(`${name} must be a whole number ≥ 1`);
+  return number;
+};
+
+function program(io: CliIo, exit: { code: number }): Command {
+  const root = new Command('ckpt')
+    .description('Run batch jobs that checkpoint their progress and resume after a crash.')
+    .version(process.env.npm_package_version ?? '0.1.0', '-V, --version')
+    .exitOverride()
+    .showSuggestionAfterError(true)
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+      // Commander's own messages become our one line: "ckpt: <what>; see ckpt <cmd> --help".
+      outputError: () => undefined,
+    });
+
+  const storeOption = () => new Option('--store <url>', 'store URL (default: $CKPT_STORE, else sqlite:.ckpt/ckpt.db)');
+  const paramOption = () => new Option('--param <key=value>', 'job param (repeatable)').argParser(collect).default([]);
+  const jsonOption = () => new Option('--json', 'print JSON');
+
+  root
+    .command('run')
+    .description('run (or resume) a job instance')
+    .argument('<job-file>', 'a file that default-exports defineJob({...})')
+    .addOption(storeOption())
+    .addOption(paramOption())
+    .option('--rerun', 'run a completed (or partly done) instance again from the beginning, as a new generation')
+    .addOption(new Option('--every <n>', 'checkpoint every N records').argParser(positiveInteger('--every')).conflicts('everyMs'))
+    .addOption(new Option('--every-ms <ms>', 'checkpoint every T ms of work').argParser(positiveInteger('--every-ms')))
+    .addOption(new Option('--concurrency <n>', 'records in flight at once').argParser(positiveInteger('--concurrency')))
+    .addOption(new Option('--drain-ms <ms>', 'on SIGINT/SIGTERM, how long to wait for records in flight').argParser(positiveInteger('--drain-ms')))
+    .addOption(new Option('--lease-ms <ms>', 'lease length; a worker silent this long is presumed dead').argParser(positiveInteger('--lease-ms')))
+    .addOption(jsonOption().conflicts('quiet'))
+    .option('--quiet', 'print only the outcome line and errors')
+    .action(async (file: string, options) => {
+      exit.code = await runCommand(file, options, io);
+    });
+
+  root
+    .command('status')
+    .description('every job instance on the store: status, shards, progress, holder')
+    .addOption(storeOption())
+    .addOption(jsonOption())
+    .action(async (options) => {
+      exit.code = await statusCommand({ ...options, param: [] }, io);
+    });
+
+  for (const [name, description, command] of [
+    ['runs', 'the runs of a job, newest first: outcome, resume position, rework, overhead', runsCommand],
+    ['events', 'the event log of a job, oldest first', eventsCommand],
+  ] as const) {
+    root
+      .command(name)
+      .description(description)
+      .argument('<job>', 'job name')
+      .addOption(storeOption())
+      .addOption(paramOption())
+      .addOption(jsonOption())
+      .addOption(new Option('--limit <n>', 'show at most N').argParser(positiveInteger('--limit')))
+      .action(async (job: string, options) => {
+        exit.code = await command(job, options, io);
+      });
+  }
+
+  root
+    .command('reset')
+    .description('start a job instance over from the beginning on its next run (a new generation; history kept)')
+    .argument('<job>', 'job name')
+    .addOption(storeOption())
+    .addOption(paramOption())
+    .action(async (job: string, options) => {
+      exit.code = await resetCommand(job, options, io);
+    });
+  return root;
+}
+
+/** Run the CLI; resolves to the exit code. User errors print one line, never a stack trace. */
+export async function main(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+  setIo(io);
+  const exit = { code: 0 };
+  const root = program(io, exit);
+  try {
+    await root.parseAsync(argv, { from: 'user' });
+    return exit.code;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return 0;
+      if (error.code === 'commander.executeSubCommandAsync') return 1;
+      const message = error.message.replace(/^error: /, '');
+      const command = argv.find((arg) => !arg.startsWith('-'));
+      const known = ['run', 'status', 'runs', 'events', 'reset'];
+      const help = command && known.includes(command) ? `ckpt ${command} --help` : 'ckpt --help';
+      io.stderr.write(`ckpt: ${firstLine(message)}; see ${help}\n`);
+      return ExitCode.usage;
+    }
+    if (error instanceof CheckpointedError) {
+      io.stderr.write(`ckpt: ${firstLine(error.message)}\n`);
+      return error.exitCode;
+    }
+    io.stderr.write(`ckpt: unexpected error: ${firstLine(error)}${io.env.CKPT_DEBUG ? '' : ' (set CKPT_DEBUG=1 to see where)'}\n`);
+    if (io.env.CKPT_DEBUG && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
+    return ExitCode.failed;
+  }
+}

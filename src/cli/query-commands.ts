@@ -1,0 +1,138 @@
+import { LeaseHeldError, UsageError } from '../errors.ts';
+import type { InstanceInfo, Store } from '../store/store.ts';
+import { formatAge, formatCount, formatMs, formatParams, formatPosition, formatTime } from './format.ts';
+import { parseParams } from './load-job.ts';
+import { type CliIo, findInstances, openCliStore } from './shared.ts';
+import { renderTable } from './table.ts';
+
+interface QueryOptions {
+  store?: string;
+  param: string[];
+  json?: boolean;
+  limit?: number;
+}
+
+async function withStore<T>(flag: string | undefined, work: (store: Store) => Promise<T>): Promise<T> {
+  const store = await openCliStore(flag);
+  try {
+    return await work(store);
+  } finally {
+    await store.close();
+  }
+}
+
+const label = (instance: InstanceInfo) => `${instance.job} ${formatParams(instance.params)}`.replace(/ -$/, '');
+
+export async function statusCommand(options: QueryOptions, io: CliIo): Promise<number> {
+  return withStore(options.store, async (store) => {
+    const statuses = await Promise.all((await store.listInstances()).map((instance) => store.status(instance.id)));
+    if (options.json) {
+      io.stdout.write(`${JSON.stringify(statuses, null, 2)}\n`);
+      return 0;
+    }
+    if (statuses.length === 0) {
+      io.stdout.write(`no job has run on ${store.location} yet; start one with: ckpt run <job-file>\n`);
+      return 0;
+    }
+    const rows = statuses.map((status) => [
+      status.instance.job,
+      formatParams(status.instance.params),
+      String(status.instance.generation),
+      status.holders.length > 0 ? 'running' : status.instance.status === 'completed' ? 'completed' : status.processed > 0 ? 'resumable' : 'pending',
+      `${status.shards.completed}/${status.shards.total}`,
+      formatCount(status.processed),
+      formatAge(status.lastCheckpointAt),
+      [...new Set(status.holders.map((holder) => holder.worker))].join(', ') || '-',
+    ]);
+    io.stdout.write(`${renderTable(['JOB', 'PARAMS', 'GEN', 'STATUS', 'SHARDS', 'PROCESSED', 'LAST CHECKPOINT', 'HELD BY'], rows)}\n`);
+    return 0;
+  });
+}
+
+export async function runsCommand(job: string, options: QueryOptions, io: CliIo): Promise<number> {
+  return withStore(options.store, async (store) => {
+    const instances = await findInstances(store, job, parseParams(options.param));
+    const all = [];
+    for (const instance of instances) {
+      for (const run of await store.listRuns(instance.id, options.limit === undefined ? {} : { limit: options.limit })) all.push({ instance, run });
+    }
+    if (options.json) {
+      io.stdout.write(
+        `${JSON.stringify(
+          all.map(({ instance, run }) => ({ job: instance.job, params: instance.params, ...run })),
+          null,
+          2,
+        )}\n`,
+      );
+      return 0;
+    }
+    const rows = all.map(({ instance, run }) => {
+      const elapsed = (run.endedAt ?? run.heartbeatAt) - run.startedAt;
+      return [
+        String(run.id),
+        instances.length > 1 ? formatParams(instance.params) : String(run.generation),
+        run.shard,
+        run.worker,
+        formatTime(run.startedAt),
+        formatMs(Math.max(0, elapsed)),
+        run.outcome,
+        run.startProcessed > 0 || run.resumedFrom !== null ? formatPosition(run.resumedFrom) : 'start',
+        formatCount(run.outcome === 'crashed' ? run.markProcessed - run.startProcessed : run.processed),
+        run.rework === null ? '-' : formatCount(run.rework),
+        formatCount(run.checkpoints),
+        elapsed > 0 ? `${((100 * run.checkpointMs) / elapsed).toFixed(2)} %` : '-',
+      ];
+    });
+    io.stdout.write(
+      `${renderTable(['RUN', instances.length > 1 ? 'PARAMS' : 'GEN', 'SHARD', 'WORKER', 'STARTED', 'TOOK', 'OUTCOME', 'RESUMED FROM', 'RECORDS', 'REWORK', 'CHECKPOINTS', 'OVERHEAD'], rows)}\n`,
+    );
+    return 0;
+  });
+}
+
+export async function eventsCommand(job: string, options: QueryOptions, io: CliIo): Promise<number> {
+  return withStore(options.store, async (store) => {
+    const instances = await findInstances(store, job, parseParams(options.param));
+    const all = [];
+    for (const instance of instances) for (const event of await store.listEvents(instance.id)) all.push({ instance, event });
+    all.sort((a, b) => a.event.at - b.event.at || a.event.id - b.event.id);
+    const shown = options.limit === undefined ? all : all.slice(-options.limit);
+    if (options.json) {
+      io.stdout.write(
+        `${JSON.stringify(
+          shown.map(({ instance, event }) => ({ job: instance.job, params: instance.params, ...event })),
+          null,
+          2,
+        )}\n`,
+      );
+      return 0;
+    }
+    const rows = shown.map(({ event }) => {
+      const { shard: _shard, ...details } = event.data;
+      return [formatTime(event.at), String(event.generation), event.shard ?? '-', event.type, JSON.stringify(details)];
+    });
+    io.stdout.write(`${renderTable(['AT', 'GEN', 'SHARD', 'EVENT', 'DETAILS'], rows)}\n`);
+    return 0;
+  });
+}
+
+export async function resetCommand(job: string, options: QueryOptions, io: CliIo): Promise<number> {
+  return withStore(options.store, async (store) => {
+    const instances = await findInstances(store, job, parseParams(options.param));
+    if (instances.length > 1) {
+      throw new UsageError(
+        `${instances.length} instances of ${job} match; pick one with --param k=v (${instances.map((instance) => formatParams(instance.params)).join(' or ')})`,
+      );
+    }
+    const instance = instances[0] as InstanceInfo;
+    const holders = await store.holders(instance.id);
+    if (holders.length > 0) {
+      throw new LeaseHeldError(`cannot reset ${label(instance)}: held by live worker ${holders[0]?.worker}; stop it first`, holders[0]?.worker ?? '');
+    }
+    const reset = await store.resetInstance(instance.id);
+    io.stdout.write(
+      `reset ${label(reset)}: generation ${reset.generation} starts from the beginning on its next run (history of generation ${instance.generation} kept)\n`,
+    );
+    return 0;
+  });
+}

@@ -1,0 +1,103 @@
+import { ExitCode } from '../errors.ts';
+import type { RunEvent } from '../events.ts';
+import type { CheckpointSpec } from '../job/policy.ts';
+import { type RunSummary, runJob } from '../job/runner.ts';
+import { shutdownOnSignals } from '../job/shutdown.ts';
+import { formatCount, formatMs, formatParams, formatPosition } from './format.ts';
+import { loadJob, parseParams } from './load-job.ts';
+import { ProgressBar } from './progress.ts';
+import { type CliIo, openCliStore } from './shared.ts';
+
+export interface RunCommandOptions {
+  store?: string;
+  param: string[];
+  rerun?: boolean;
+  every?: number;
+  everyMs?: number;
+  concurrency?: number;
+  drainMs?: number;
+  leaseMs?: number;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export async function runCommand(file: string, options: RunCommandOptions, io: CliIo): Promise<number> {
+  const params = parseParams(options.param);
+  let checkpoint: CheckpointSpec | undefined;
+  if (options.every !== undefined) checkpoint = { every: options.every };
+  if (options.everyMs !== undefined) checkpoint = { everyMs: options.everyMs };
+  const job = await loadJob(file);
+  const store = await openCliStore(options.store);
+  const interactive = io.stderr.isTTY === true && !options.json && !options.quiet;
+  const progress = interactive ? new ProgressBar(io.stderr, job.name) : undefined;
+  const onEvent = (event: RunEvent) => {
+    if (options.quiet) return;
+    if (progress) progress.onEvent(event);
+    else io.stdout.write(`${JSON.stringify(event)}\n`);
+  };
+  const shutdown = shutdownOnSignals({
+    onFirst: (signal) => {
+      progress?.clear();
+      if (!options.quiet)
+        io.stderr.write(`${signal}: stopping intake, finishing records in flight, then saving a checkpoint (send it again to stop at once)\n`);
+    },
+    onForce: (signal) => {
+      progress?.clear();
+      io.stderr.write(`${signal} again: stopped at once; the last checkpoint is kept, run again to resume\n`);
+      process.exit(ExitCode.interrupted);
+    },
+  });
+  try {
+    const summary = await runJob(job, {
+      store,
+      params,
+      rerun: options.rerun === true,
+      ...(checkpoint ? { checkpoint } : {}),
+      ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+      ...(options.drainMs === undefined ? {} : { drainMs: options.drainMs }),
+      ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+      signal: shutdown.signal,
+      onEvent,
+    });
+    progress?.clear();
+    if (options.json) io.stdout.write(`${JSON.stringify({ type: 'summary', ...summary })}\n`);
+    else if (!io.stdout.isTTY && !options.quiet) io.stdout.write(`${JSON.stringify({ type: 'summary', ...summary })}\n`);
+    if (!options.json) io.stderr.write(`${describeSummary(summary, options.quiet === true)}\n`);
+    return summary.exitCode;
+  } finally {
+    progress?.clear();
+    shutdown.dispose();
+    await store.close();
+  }
+}
+
+/** The lines a person reads at the end of a run. */
+export function describeSummary(summary: RunSummary, quiet: boolean): string {
+  const name = `${summary.job} ${formatParams(summary.params)}`.replace(/ -$/, '');
+  if (summary.outcome === 'already-complete') {
+    return `${name} is already complete (generation ${summary.generation}); nothing to do. Use --rerun to run it again from the start`;
+  }
+  const positions = summary.shards.map((shard) =>
+    summary.shards.length > 1 ? `${shard.shard}@${formatPosition(shard.position)}` : formatPosition(shard.position),
+  );
+  const head =
+    summary.outcome === 'completed'
+      ? `completed ${name}`
+      : summary.outcome === 'interrupted'
+        ? `interrupted at ${positions.join(', ') || 'start'}; run again to resume`
+        : `failed ${name}: ${summary.error ?? 'unknown error'}; the checkpoint stays at ${positions.join(', ') || 'start'}, fix the cause and run again to resume`;
+  if (quiet) return head;
+  const rate = summary.durationMs > 0 ? (1000 * summary.records) / summary.durationMs : 0;
+  const lines = [
+    head,
+    `  records   ${formatCount(summary.records)} in ${formatMs(summary.durationMs)} (${formatCount(rate)}/s)${summary.shards.length > 1 ? ` over ${summary.shards.length} shards` : ''}`,
+    `  checkpoints ${formatCount(summary.checkpoints)} written (${summary.policy}), ${formatMs(summary.checkpointMs)} = ${summary.overheadPct.toFixed(2)} % of the run`,
+  ];
+  const resumed = summary.shards.filter((shard) => shard.resumedFrom !== null);
+  if (resumed.length > 0) {
+    lines.push(
+      `  resumed   from ${resumed.map((shard) => formatPosition(shard.resumedFrom)).join(', ')}; reworked ${formatCount(summary.rework)} records a crashed run had done after its last checkpoint`,
+    );
+  }
+  return lines.join('\n');
+}

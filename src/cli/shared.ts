@@ -1,0 +1,35 @@
+import { UsageError } from '../errors.ts';
+import { DEFAULT_STORE_URL, openStore } from '../store/open-store.ts';
+import type { InstanceInfo, Store } from '../store/store.ts';
+
+export interface CliIo {
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+  env: NodeJS.ProcessEnv;
+}
+
+let currentIo: CliIo | undefined;
+export function setIo(io: CliIo): void {
+  currentIo = io;
+}
+
+/** The store URL: --store, else CKPT_STORE, else the embedded default. */
+export function storeUrl(flag: string | undefined): string {
+  return flag ?? currentIo?.env.CKPT_STORE ?? DEFAULT_STORE_URL;
+}
+
+export function openCliStore(flag: string | undefined): Promise<Store> {
+  return openStore(storeUrl(flag));
+}
+
+/**
+ * The instances of a job whose params include every `--param` given. Identifying an instance by
+ * name needs no job file; a job whose params have defaults is matched on what was stored.
+ */
+export async function findInstances(store: Store, job: string, params: { [key: string]: string }): Promise<InstanceInfo[]> {
+  const instances = await store.listInstances(job);
+  if (instances.length === 0) throw new UsageError(`no job named ${job} has run on this store (${store.location}); see ckpt status`);
+  const matching = instances.filter((instance) => Object.entries(params).every(([key, value]) => String(instance.params[key]) === value));
+  if (matching.length === 0) throw new UsageError(`no instance of ${job} has params ${JSON.stringify(params)}; see ckpt status`);
+  return matching;
+}

@@ -1,0 +1,105 @@
+/**
+ * The few error classes of checkpointed. Each carries its context and a message that tells the
+ * user what to do; `exitCode` is the documented exit code the CLI ends with.
+ *
+ * Exit codes: 0 completed (or already complete), 1 failed, 2 usage or config error,
+ * 3 interrupted with a checkpoint saved, 4 refused (held by a live worker, drift, newer schema).
+ */
+export const ExitCode = {
+  completed: 0,
+  failed: 1,
+  usage: 2,
+  interrupted: 3,
+  refused: 4,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+export interface ErrorContext {
+  job?: string;
+  shard?: string;
+  position?: unknown;
+  cause?: unknown;
+}
+
+/** Base class: an error whose message is meant for the user, printed as one line, no stack. */
+export class CheckpointedError extends Error {
+  readonly exitCode: ExitCode;
+  readonly job: string | undefined;
+  readonly shard: string | undefined;
+  readonly position: unknown;
+  constructor(message: string, exitCode: ExitCode, context: ErrorContext = {}) {
+    super(message, context.cause === undefined ? undefined : { cause: context.cause });
+    this.name = new.target.name;
+    this.exitCode = exitCode;
+    this.job = context.job;
+    this.shard = context.shard;
+    this.position = context.position;
+  }
+}
+
+/** Bad flag, bad param, missing or malformed job file, malformed store URL. Exit 2. */
+export class UsageError extends CheckpointedError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super(message, ExitCode.usage, context);
+  }
+}
+
+/** The store cannot be opened or used as asked (unwritable path, not a database). Exit 2. */
+export class StoreError extends CheckpointedError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super(message, ExitCode.usage, context);
+  }
+}
+
+/** A store written by a newer checkpointed: unsafe to continue. Exit 4. */
+export class SchemaTooNewError extends CheckpointedError {
+  readonly found: number;
+  readonly supported: number;
+  constructor(found: number, supported: number, where: string) {
+    super(
+      `the store at ${where} has schema version ${found}, newer than version ${supported} that this checkpointed understands; ` +
+        'it is unsafe to continue: upgrade checkpointed or use another store',
+      ExitCode.refused,
+    );
+    this.found = found;
+    this.supported = supported;
+  }
+}
+
+/** Every unfinished shard is leased by a live worker. Exit 4. */
+export class LeaseHeldError extends CheckpointedError {
+  readonly holder: string;
+  constructor(message: string, holder: string, context: ErrorContext = {}) {
+    super(message, ExitCode.refused, context);
+    this.holder = holder;
+  }
+}
+
+/** A write presented a fencing token that is no longer the shard's: this worker lost its lease. */
+export class FencedError extends CheckpointedError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super(message, ExitCode.refused, context);
+  }
+}
+
+/** The checkpoint no longer matches its inputs (params, job version, source fingerprint). Exit 4. */
+export class DriftError extends CheckpointedError {
+  readonly changes: string[];
+  constructor(message: string, changes: string[], context: ErrorContext = {}) {
+    super(message, ExitCode.refused, context);
+    this.changes = changes;
+  }
+}
+
+/** A record's processing failed and could not be skipped. Exit 1. */
+export class JobFailedError extends CheckpointedError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super(message, ExitCode.failed, context);
+  }
+}
+
+/** The first line of any thrown value, for one-line messages. */
+export function firstLine(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.split('\n', 1)[0] ?? '';
+}

@@ -1,0 +1,37 @@
+import type { JsonValue } from './json.ts';
+
+/**
+ * Everything a run reports, by type. The CLI's progress bar, its JSON lines, the stored event
+ * log and any listener of `runJob` read this one map; `persistedEvents` says which are stored.
+ */
+export interface EventMap {
+  'run:start': { shard: string; worker: string; runId: number; total: number | undefined };
+  'run:resume': { shard: string; worker: string; runId: number; position: JsonValue | null; processed: number; rework: number; total: number | undefined };
+  'run:crashed': { shard: string; worker: string; runId: number; processed: number };
+  'run:end': { shard: string; runId: number; outcome: string; processed: number; position: JsonValue | null; error?: string };
+  checkpoint: { shard: string; seq: number; position: JsonValue | null; processed: number; records: number; ms: number };
+  'checkpoint:corrupt': { shard: string; skipped: number[]; usedSeq: number | null };
+  progress: { shard: string; processed: number; total: number | undefined; rate: number; lastCheckpointAt: number };
+  'record:error': { shard: string; position: JsonValue; error: string };
+  'shard:complete': { shard: string; processed: number };
+  'shard:lost': { shard: string; token: number; reason: string };
+  'instance:complete': { job: string; generation: number };
+  log: { shard: string; level: 'info' | 'warn' | 'error'; message: string; data?: JsonValue };
+}
+
+export type EventType = keyof EventMap;
+export type RunEvent = { [K in EventType]: { type: K; at: number; job: string; instanceId: number; data: EventMap[K] } }[EventType];
+export type EventListener = (event: RunEvent) => void;
+
+/** Events written to the store's log; the rest (progress, checkpoints, logs) only reach listeners. */
+export const persistedEvents: ReadonlySet<EventType> = new Set<EventType>([
+  'run:start',
+  'run:resume',
+  'run:crashed',
+  'run:end',
+  'checkpoint:corrupt',
+  'record:error',
+  'shard:complete',
+  'shard:lost',
+  'instance:complete',
+]);

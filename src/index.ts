@@ -1,0 +1,31 @@
+export {
+  CheckpointedError,
+  DriftError,
+  ExitCode,
+  FencedError,
+  JobFailedError,
+  LeaseHeldError,
+  SchemaTooNewError,
+  StoreError,
+  UsageError,
+} from './errors.ts';
+export type { EventListener, EventMap, EventType, RunEvent } from './events.ts';
+export { persistedEvents } from './events.ts';
+export type { Job, JobContext, JobDefinition, JobLogger } from './job/define.ts';
+export { defineJob, isJob } from './job/define.ts';
+export type { CheckpointPolicy, CheckpointSpec } from './job/policy.ts';
+export { checkpointPolicy } from './job/policy.ts';
+export type { RunJobOutcome, RunOptions, RunSummary } from './job/runner.ts';
+export { defaultWorker, runJob } from './job/runner.ts';
+export type { ShardResult } from './job/shard-run.ts';
+export { shutdownOnSignals } from './job/shutdown.ts';
+export type { JsonObject, JsonValue } from './json.ts';
+export { fromArray } from './source/array.ts';
+export type { NdjsonOptions } from './source/ndjson.ts';
+export { ndjsonFile } from './source/ndjson.ts';
+export { range } from './source/range.ts';
+export type { Source, SourceItem } from './source/source.ts';
+export { MemoryStore } from './store/memory/memory-store.ts';
+export { DEFAULT_STORE_URL, openStore, parseStoreUrl } from './store/open-store.ts';
+export { SqliteStore } from './store/sqlite/sqlite-store.ts';
+export type * from './store/store.ts';

@@ -1,0 +1,212 @@
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CheckpointedError, ExitCode, firstLine, LeaseHeldError, UsageError } from '../errors.ts';
+import { type EventListener, type EventMap, type EventType, persistedEvents, type RunEvent } from '../events.ts';
+import { hashJson, type JsonObject, type JsonValue } from '../json.ts';
+import type { InstanceInfo, Store } from '../store/store.ts';
+import type { Job } from './define.ts';
+import { type CheckpointSpec, checkpointPolicy } from './policy.ts';
+import { runShard, type ShardResult } from './shard-run.ts';
+
+export interface RunOptions {
+  store: Store;
+  /** Raw `--param k=v` values, parsed by the job's `params`. */
+  params?: { [key: string]: string };
+  /** Start a new generation from the beginning, even if the instance completed. */
+  rerun?: boolean;
+  checkpoint?: CheckpointSpec;
+  concurrency?: number;
+  /** Worker id recorded in runs and leases; default host:pid. */
+  worker?: string;
+  leaseMs?: number;
+  /** How often the lease is renewed and progress marked; default min(1 s, lease/3). */
+  heartbeatMs?: number;
+  /** How long a stop waits for records in flight before giving them up. */
+  drainMs?: number;
+  /** Abort to stop gracefully (the CLI wires SIGINT and SIGTERM to it). */
+  signal?: AbortSignal;
+  onEvent?: EventListener;
+}
+
+export type RunJobOutcome = 'completed' | 'already-complete' | 'interrupted' | 'failed';
+
+export interface RunSummary {
+  job: string;
+  instanceId: number;
+  generation: number;
+  params: JsonObject;
+  outcome: RunJobOutcome;
+  exitCode: ExitCode;
+  /** Records finished by this process. */
+  records: number;
+  durationMs: number;
+  checkpoints: number;
+  checkpointMs: number;
+  /** Checkpoint time as a percentage of the run's time. */
+  overheadPct: number;
+  /** Records processed again because a crashed run had done them after its last checkpoint. */
+  rework: number;
+  policy: string;
+  shards: ShardResult[];
+  error?: string;
+}
+
+export const defaultWorker = (): string => `${hostname()}:${process.pid}`;
+
+/** A worker on this host whose process is gone: its runs crashed, no need to wait for the lease. */
+export function isDeadLocalWorker(worker: string): boolean {
+  const match = /^(.*):(\d+)$/.exec(worker);
+  if (match === null || match[1] !== hostname()) return false;
+  const pid = Number(match[2]);
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/** Claim → resume → process → checkpoint → complete, for every shard this process can claim. */
+export async function runJob(job: Job, options: RunOptions): Promise<RunSummary> {
+  const started = performance.now();
+  const { store } = options;
+  const worker = options.worker ?? defaultWorker();
+  const leaseMs = options.leaseMs ?? 30_000;
+  const heartbeatMs = options.heartbeatMs ?? Math.min(1000, Math.max(10, Math.floor(leaseMs / 3)));
+  const concurrency = options.concurrency ?? job.concurrency ?? 1;
+  if (!(Number.isInteger(concurrency) && concurrency >= 1)) throw new UsageError(`concurrency must be a whole number ≥ 1 (got ${concurrency})`);
+  const policySpec = options.checkpoint ?? job.checkpoint;
+  let policy: ReturnType<typeof checkpointPolicy>;
+  try {
+    policy = checkpointPolicy(policySpec);
+  } catch (error) {
+    throw new UsageError(`job ${job.name}: ${firstLine(error)}`);
+  }
+
+  let params: unknown;
+  try {
+    params = job.params ? job.params({ ...(options.params ?? {}) }) : { ...(options.params ?? {}) };
+  } catch (error) {
+    throw new UsageError(`job ${job.name} rejected its params: ${firstLine(error)}`, { job: job.name, cause: error });
+  }
+  const displayParams = toJsonObject(params);
+  let instance = await store.instance(job.name, hashJson(params), { params: displayParams, version: job.version ?? null });
+
+  const emit = <K extends EventType>(type: K, data: EventMap[K], runId?: number): Promise<void> => {
+    const event = { type, at: Date.now(), job: job.name, instanceId: instance.id, data } as RunEvent;
+    if (options.onEvent) {
+      try {
+        options.onEvent(event);
+      } catch (error) {
+        process.emitWarning(`an event listener of job ${job.name} threw: ${firstLine(error)}`);
+      }
+    }
+    if (!persistedEvents.has(type)) return Promise.resolve();
+    const shard = (data as { shard?: string }).shard ?? null;
+    return store.appendEvents(instance.id, instance.generation, [{ type, at: event.at, runId: runId ?? null, shard, data: data as unknown as JsonObject }]);
+  };
+
+  const summary = (outcome: RunJobOutcome, shards: ShardResult[], error?: string): RunSummary => {
+    const durationMs = performance.now() - started;
+    const checkpointMs = shards.reduce((sum, shard) => sum + shard.checkpointMs, 0);
+    const exitCode = outcome === 'failed' ? ExitCode.failed : outcome === 'interrupted' ? ExitCode.interrupted : ExitCode.completed;
+    return {
+      job: job.name,
+      instanceId: instance.id,
+      generation: instance.generation,
+      params: displayParams,
+      outcome,
+      exitCode,
+      records: shards.reduce((sum, shard) => sum + shard.records, 0),
+      durationMs,
+      checkpoints: shards.reduce((sum, shard) => sum + shard.checkpoints, 0),
+      checkpointMs,
+      overheadPct: durationMs > 0 ? (100 * checkpointMs) / durationMs : 0,
+      rework: shards.reduce((sum, shard) => sum + shard.rework, 0),
+      policy: policy.describe(),
+      shards,
+      ...(error === undefined ? {} : { error }),
+    };
+  };
+
+  if (options.rerun) {
+    await refuseIfHeld(store, job.name, instance, 'rerun');
+    instance = await store.resetInstance(instance.id);
+  } else if (instance.status === 'completed') {
+    return summary('already-complete', []);
+  }
+
+  const shardNames = await listShardNames(job, params);
+  await store.ensureShards(instance, shardNames, { version: job.version ?? null });
+
+  const results: ShardResult[] = [];
+  const pollMs = Math.min(1000, Math.max(20, Math.floor(leaseMs / 4)));
+  for (;;) {
+    if (options.signal?.aborted) return summary('interrupted', results);
+    for (const run of await store.reapCrashed(instance.id, isDeadLocalWorker)) {
+      await emit('run:crashed', { shard: run.shard, worker: run.worker, runId: run.id, processed: run.markProcessed }, run.id);
+    }
+    const lease = await store.claim(instance, worker, leaseMs);
+    if (lease !== null) {
+      const result = await runShard({
+        job,
+        params,
+        store,
+        lease,
+        policy,
+        concurrency,
+        heartbeatMs,
+        drainMs: options.drainMs ?? 10_000,
+        signal: options.signal,
+        emit,
+      });
+      results.push(result);
+      if (result.outcome === 'failed') return summary('failed', results, result.error);
+      if (result.outcome === 'interrupted') return summary('interrupted', results);
+      continue;
+    }
+    if (await store.completeIfDone(instance.id, instance.generation)) {
+      if (results.some((result) => result.outcome === 'completed')) await emit('instance:complete', { job: job.name, generation: instance.generation });
+      return summary('completed', results);
+    }
+    // Every unfinished shard is held. Nothing done yet: another live process has this instance.
+    if (results.length === 0) await refuseIfHeld(store, job.name, instance, 'run');
+    await sleep(pollMs, undefined, { signal: options.signal }).catch(() => undefined);
+  }
+}
+
+async function refuseIfHeld(store: Store, job: string, instance: InstanceInfo, what: string): Promise<void> {
+  const holders = await store.holders(instance.id);
+  const first = holders[0];
+  if (first === undefined) return;
+  const who = [...new Set(holders.map((holder) => holder.worker))].join(', ');
+  const shards = holders.length === 1 ? `shard ${first.shard}` : `${holders.length} shards`;
+  throw new LeaseHeldError(
+    `cannot ${what} ${job} ${JSON.stringify(instance.params)}: ${shards} held by live worker ${who} (lease until ${new Date(first.expiresAt).toISOString()}); wait for it to finish or stop it`,
+    first.worker,
+    { job, shard: first.shard },
+  );
+}
+
+async function listShardNames(job: Job, params: unknown): Promise<string[]> {
+  if (!job.shards) return ['main'];
+  let names: unknown;
+  try {
+    names = await job.shards({ params });
+  } catch (error) {
+    throw new UsageError(`job ${job.name}: shards() failed: ${firstLine(error)}`, { job: job.name, cause: error });
+  }
+  if (!Array.isArray(names) || names.length === 0 || names.some((name) => typeof name !== 'string' || name === '')) {
+    throw new UsageError(`job ${job.name}: shards() must return a non-empty list of non-empty strings`, { job: job.name });
+  }
+  if (new Set(names).size !== names.length) throw new UsageError(`job ${job.name}: shards() returned the same shard twice`, { job: job.name });
+  return names as string[];
+}
+
+function toJsonObject(value: unknown): JsonObject {
+  const json = JSON.parse(JSON.stringify(value ?? {})) as JsonValue;
+  return json !== null && typeof json === 'object' && !Array.isArray(json) ? json : { value: json };
+}
+
+export { CheckpointedError };

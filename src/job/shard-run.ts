@@ -1,0 +1,250 @@
+import { FencedError, firstLine } from '../errors.ts';
+import type { EventMap, EventType } from '../events.ts';
+import type { JsonObject, JsonValue } from '../json.ts';
+import type { SourceItem } from '../source/source.ts';
+import type { Lease, RunOutcome, Store, Tx } from '../store/store.ts';
+import { eventLogger, RecordContext } from './context.ts';
+import type { Job } from './define.ts';
+import type { CheckpointPolicy } from './policy.ts';
+
+export interface ShardResult {
+  shard: string;
+  outcome: Exclude<RunOutcome, 'running' | 'crashed'>;
+  /** Records finished in this run. */
+  records: number;
+  /** Shard total: records covered by its checkpoint. */
+  processed: number;
+  /** Position of the last checkpoint (where the next run resumes). */
+  position: JsonValue | null;
+  resumedFrom: JsonValue | null;
+  rework: number;
+  checkpoints: number;
+  checkpointMs: number;
+  error?: string;
+}
+
+type Emit = <K extends EventType>(type: K, data: EventMap[K], runId?: number) => Promise<void>;
+
+export interface ShardRunInput {
+  job: Job;
+  params: unknown;
+  store: Store;
+  lease: Lease;
+  policy: CheckpointPolicy;
+  concurrency: number;
+  heartbeatMs: number;
+  drainMs: number;
+  signal: AbortSignal | undefined;
+  emit: Emit;
+}
+
+/** How long the record loop may run before it lets timers (heartbeat, signals) in. */
+const YIELD_EVERY_MS = 15;
+const PROGRESS_EVERY_MS = 200;
+
+/**
+ * Processes one claimed shard until its source is exhausted, the run is stopped, a record fails
+ * or the lease is lost. Every claimed shard ends checkpointed-and-completed, or released with an
+ * outcome — never left held by a live process.
+ */
+export async function runShard(input: ShardRunInput): Promise<ShardResult> {
+  const { job, store, lease, policy, concurrency, emit } = input;
+  const shard = lease.shard;
+  const source = await job.source({ params: input.params, shard });
+  const total = await Promise.resolve(source.size?.()).catch(() => undefined);
+  const latest = await store.latest(lease);
+  const checkpoint = latest.checkpoint;
+  if (latest.corrupt.length > 0) await emit('checkpoint:corrupt', { shard, skipped: latest.corrupt, usedSeq: checkpoint?.seq ?? null }, lease.runId);
+  const previous = await store.previousRun(lease);
+  const rework = checkpoint !== undefined && previous?.outcome === 'crashed' ? Math.max(0, previous.markProcessed - checkpoint.processed) : 0;
+
+  const state = (checkpoint?.state ?? job.initialState?.({ params: input.params, shard }) ?? {}) as JsonObject;
+  let position: JsonValue | null = checkpoint?.position ?? null;
+  const resumedFrom = position;
+  let processed = checkpoint?.processed ?? 0;
+  /** Shard total covered by the last committed checkpoint. */
+  let committed = processed;
+  let records = 0;
+  const started = performance.now();
+  let checkpoints = 0;
+  let checkpointMs = 0;
+  let lastCheckpointAt = Date.now();
+
+  await store.heartbeat(lease, { resumedFrom, rework, markProcessed: processed });
+  if (checkpoint === undefined) await emit('run:start', { shard, worker: lease.worker, runId: lease.runId, total }, lease.runId);
+  else await emit('run:resume', { shard, worker: lease.worker, runId: lease.runId, position, processed, rework, total }, lease.runId);
+
+  const stop = new AbortController();
+  const onExternalStop = () => stop.abort('interrupted');
+  if (input.signal?.aborted) onExternalStop();
+  input.signal?.addEventListener('abort', onExternalStop, { once: true });
+  let lostReason: string | undefined;
+  let failure: unknown;
+
+  const heartbeat = setInterval(() => {
+    store.heartbeat(lease, { processed: records, markProcessed: processed + inFlight.size }).then(
+      (held) => {
+        if (!held && lostReason === undefined) {
+          lostReason = 'the lease was taken by another worker';
+          stop.abort('lost');
+        }
+      },
+      () => undefined, // a missed heartbeat is retried by the next; fencing guards the checkpoint
+    );
+  }, input.heartbeatMs);
+
+  const log = eventLogger(shard, (data) => void emit('log', data));
+  let tx: Tx = await store.begin(lease);
+  const inFlight = new Set<Promise<void>>();
+  let sinceRecords = 0;
+  let sinceStart = performance.now();
+  let dispatchedPosition: JsonValue | null = position;
+
+  const processOne = async (item: SourceItem<unknown, unknown>, recordTx: Tx): Promise<void> => {
+    if (item.error) throw item.error;
+    const ctx = new RecordContext({ job: job.name, params: input.params, shard, position: item.position, state, signal: stop.signal, log, tx: recordTx });
+    await job.process(item.record, ctx);
+  };
+  const dispatch = (item: SourceItem<unknown, unknown>): Promise<void> => {
+    const work = processOne(item, tx).then(
+      () => {
+        records++;
+        processed++;
+      },
+      (error: unknown) => {
+        if (failure === undefined) {
+          failure = error;
+          void emit('record:error', { shard, position: item.position as JsonValue, error: firstLine(error) }, lease.runId);
+        }
+        stop.abort('failed');
+      },
+    );
+    return work;
+  };
+  const drain = async () => {
+    while (inFlight.size > 0) await Promise.all(inFlight);
+  };
+  const commit = async (complete: boolean, drainStarted: number) => {
+    const saved = await store.commit(
+      tx,
+      { position: dispatchedPosition, state, processed },
+      { processed: records, markProcessed: processed, checkpoints: checkpoints + 1, checkpointMs, stats: { policy: policy.describe() }, complete },
+    );
+    const ms = performance.now() - drainStarted;
+    checkpoints++;
+    checkpointMs += ms;
+    position = saved.position;
+    committed = saved.processed;
+    lastCheckpointAt = saved.createdAt;
+    await emit('checkpoint', { shard, seq: saved.seq, position, processed, records: sinceRecords, ms });
+    sinceRecords = 0;
+    sinceStart = performance.now();
+    if (!complete) tx = await store.begin(lease);
+  };
+
+  let exhausted = false;
+  let lastYield = performance.now();
+  let lastProgress = 0;
+  const iterator = source.read(position ?? undefined, { signal: stop.signal })[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      if (stop.signal.aborted) break;
+      const next = await iterator.next();
+      if (next.done) {
+        exhausted = true;
+        break;
+      }
+      if (stop.signal.aborted) break;
+      const work = dispatch(next.value);
+      dispatchedPosition = next.value.position as JsonValue;
+      sinceRecords++;
+      if (concurrency === 1) await work;
+      else {
+        inFlight.add(work);
+        void work.finally(() => inFlight.delete(work));
+        while (inFlight.size >= concurrency) await Promise.race(inFlight);
+      }
+      if (failure !== undefined) break;
+      const now = performance.now();
+      if (policy.due(sinceRecords, now - sinceStart)) {
+        const drainStarted = performance.now();
+        await drain();
+        if (failure !== undefined) break;
+        await commit(false, drainStarted);
+      }
+      if (now - lastYield > YIELD_EVERY_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        lastYield = performance.now();
+        if (lastYield - lastProgress > PROGRESS_EVERY_MS) {
+          lastProgress = lastYield;
+          const rate = records / Math.max(1e-3, (lastYield - started) / 1000);
+          void emit('progress', { shard, processed: processed + inFlight.size, total, rate, lastCheckpointAt });
+        }
+      }
+    }
+  } catch (error) {
+    if (error instanceof FencedError) lostReason = error.message;
+    else if (failure === undefined) failure = error;
+  } finally {
+    clearInterval(heartbeat);
+    input.signal?.removeEventListener('abort', onExternalStop);
+    await Promise.resolve(iterator.return?.()).catch(() => undefined);
+  }
+
+  const result = (outcome: ShardResult['outcome'], error?: string): ShardResult => ({
+    shard,
+    outcome,
+    records,
+    processed: committed,
+    position,
+    resumedFrom,
+    rework,
+    checkpoints,
+    checkpointMs,
+    ...(error === undefined ? {} : { error }),
+  });
+  const end = async (outcome: ShardResult['outcome'], error?: string): Promise<ShardResult> => {
+    await store.rollback(tx).catch(() => undefined);
+    await store.release(lease, outcome, { processed: records, markProcessed: processed, checkpoints, checkpointMs, error: error ?? null });
+    await emit('run:end', { shard, runId: lease.runId, outcome, processed: committed, position, ...(error === undefined ? {} : { error }) }, lease.runId);
+    return result(outcome, error);
+  };
+
+  try {
+    if (lostReason !== undefined) return await lose(lostReason);
+    if (failure !== undefined) {
+      await Promise.allSettled(inFlight);
+      // The chunk is rolled back: the checkpoint stays at the last good boundary.
+      return await end('failed', `record at position ${JSON.stringify(dispatchedPosition)} failed: ${firstLine(failure)}`);
+    }
+    if (exhausted) {
+      const drainStarted = performance.now();
+      await drain();
+      if (failure !== undefined) return await end('failed', firstLine(failure));
+      await commit(true, drainStarted);
+      await emit('shard:complete', { shard, processed }, lease.runId);
+      await emit('run:end', { shard, runId: lease.runId, outcome: 'completed', processed, position }, lease.runId);
+      return result('completed');
+    }
+    // Stopped from outside: let records in flight finish, then save where we are.
+    const drainStarted = performance.now();
+    const drained = await Promise.race([drain().then(() => true), sleepFor(input.drainMs).then(() => false)]);
+    if (drained && failure === undefined && sinceRecords > 0) await commit(false, drainStarted);
+    return await end('interrupted');
+  } catch (error) {
+    if (error instanceof FencedError) return await lose(error.message);
+    return await end('failed', firstLine(error));
+  }
+
+  async function lose(reason: string): Promise<ShardResult> {
+    await Promise.allSettled(inFlight);
+    await store.rollback(tx).catch(() => undefined);
+    await store.release(lease, 'lost', { processed: records, error: reason }).catch(() => undefined);
+    await emit('shard:lost', { shard, token: lease.token, reason }, lease.runId);
+    return result('lost', reason);
+  }
+}
+
+function sleepFor(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

@@ -1,0 +1,380 @@
+import { FencedError, StoreError } from '../../errors.ts';
+import type { JsonObject } from '../../json.ts';
+import { CHECKPOINT_HISTORY, checkpointChecksum } from '../checksum.ts';
+import type {
+  Checkpoint,
+  HolderInfo,
+  InstanceInfo,
+  InstanceStatus,
+  LatestCheckpoint,
+  Lease,
+  NewEvent,
+  RunInfo,
+  RunOutcome,
+  RunProgress,
+  ShardInfo,
+  Store,
+  StoredEvent,
+  Tx,
+} from '../store.ts';
+
+interface StoredCheckpoint extends Checkpoint {
+  checksum: string;
+}
+
+/**
+ * A store in this process's memory, for unit tests of the runner only: it keeps the contract
+ * but nothing survives the process, and `ctx.tx` is not available. Never use it for a guarantee.
+ */
+export class MemoryStore implements Store {
+  readonly location = 'memory:';
+  #closed = false;
+  #instances: InstanceInfo[] = [];
+  #shards: ShardInfo[] = [];
+  #checkpoints = new Map<number, StoredCheckpoint[]>();
+  #runs: RunInfo[] = [];
+  #events: StoredEvent[] = [];
+  #openTx = new Set<Tx>();
+
+  #check(): void {
+    if (this.#closed) throw new StoreError('the memory store is closed');
+  }
+
+  async migrate(): Promise<void> {
+    this.#check();
+  }
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+
+  async instance(job: string, paramsHash: string, meta: { params: JsonObject; version: string | null }): Promise<InstanceInfo> {
+    this.#check();
+    let found = this.#instances.find((instance) => instance.job === job && instance.paramsHash === paramsHash);
+    if (found === undefined) {
+      found = {
+        id: this.#instances.length + 1,
+        job,
+        paramsHash,
+        params: meta.params,
+        generation: 1,
+        status: 'open',
+        version: meta.version,
+        createdAt: Date.now(),
+        completedAt: null,
+      };
+      this.#instances.push(found);
+    }
+    return { ...found };
+  }
+
+  #instanceRow(id: number): InstanceInfo {
+    const row = this.#instances.find((instance) => instance.id === id);
+    if (row === undefined) throw new StoreError(`no instance ${id}`);
+    return row;
+  }
+
+  async resetInstance(instanceId: number): Promise<InstanceInfo> {
+    this.#check();
+    const row = this.#instanceRow(instanceId);
+    row.generation++;
+    row.status = 'open';
+    row.completedAt = null;
+    return { ...row };
+  }
+
+  async listInstances(job?: string): Promise<InstanceInfo[]> {
+    return this.#instances
+      .filter((instance) => job === undefined || instance.job === job)
+      .map((instance) => ({ ...instance }))
+      .reverse();
+  }
+
+  #currentShards(instanceId: number): ShardInfo[] {
+    const generation = this.#instanceRow(instanceId).generation;
+    return this.#shards.filter((shard) => shard.instanceId === instanceId && shard.generation === generation);
+  }
+
+  async ensureShards(instance: InstanceInfo, names: string[], meta: { version: string | null }): Promise<ShardInfo[]> {
+    this.#check();
+    const known = new Set(this.#currentShards(instance.id).map((shard) => shard.name));
+    for (const name of names) {
+      if (known.has(name)) continue;
+      this.#shards.push({
+        id: this.#shards.length + 1,
+        instanceId: instance.id,
+        generation: instance.generation,
+        name,
+        status: 'pending',
+        leaseOwner: null,
+        leaseToken: 0,
+        leaseExpiresAt: 0,
+        checkpointSeq: 0,
+        processed: 0,
+        fingerprint: null,
+        version: meta.version,
+        updatedAt: Date.now(),
+      });
+    }
+    return this.listShards(instance.id);
+  }
+
+  async listShards(instanceId: number): Promise<ShardInfo[]> {
+    return this.#currentShards(instanceId).map((shard) => ({ ...shard }));
+  }
+
+  #shard(id: number): ShardInfo {
+    const shard = this.#shards.find((row) => row.id === id);
+    if (shard === undefined) throw new StoreError(`no shard ${id}`);
+    return shard;
+  }
+  #run(id: number): RunInfo {
+    const run = this.#runs.find((row) => row.id === id);
+    if (run === undefined) throw new StoreError(`no run ${id}`);
+    return run;
+  }
+
+  async setFingerprint(lease: Lease, fingerprint: string | null): Promise<void> {
+    const shard = this.#shard(lease.shardId);
+    if (shard.leaseToken === lease.token) shard.fingerprint = fingerprint;
+  }
+
+  async reapCrashed(instanceId: number, isDead: (worker: string) => boolean): Promise<RunInfo[]> {
+    this.#check();
+    const now = Date.now();
+    const reaped: RunInfo[] = [];
+    for (const run of this.#runs) {
+      if (run.instanceId !== instanceId || run.outcome !== 'running') continue;
+      const shard = this.#shards.find((row) => row.leaseOwner !== null && row.id === this.#runShard.get(run.id));
+      const held = shard !== undefined && shard.leaseExpiresAt >= now && shard.leaseToken === this.#runToken.get(run.id);
+      if (held && !isDead(run.worker)) continue;
+      run.outcome = 'crashed';
+      run.endedAt = run.heartbeatAt;
+      if (shard !== undefined && shard.leaseToken === this.#runToken.get(run.id)) {
+        shard.leaseOwner = null;
+        shard.leaseExpiresAt = 0;
+        if (shard.status !== 'completed') shard.status = 'pending';
+      }
+      reaped.push({ ...run });
+    }
+    return reaped;
+  }
+
+  #runShard = new Map<number, number>();
+  #runToken = new Map<number, number>();
+
+  async claim(instance: InstanceInfo, worker: string, leaseMs: number): Promise<Lease | null> {
+    this.#check();
+    const now = Date.now();
+    const shard = this.#currentShards(instance.id).find((row) => row.status !== 'completed' && (row.leaseOwner === null || row.leaseExpiresAt < now));
+    if (shard === undefined) return null;
+    for (const run of this.#runs) {
+      if (this.#runShard.get(run.id) === shard.id && run.outcome === 'running') {
+        run.outcome = 'crashed';
+        run.endedAt = run.heartbeatAt;
+      }
+    }
+    shard.leaseToken++;
+    shard.leaseOwner = worker;
+    shard.leaseExpiresAt = now + leaseMs;
+    shard.status = 'running';
+    const run: RunInfo = {
+      id: this.#runs.length + 1,
+      instanceId: instance.id,
+      generation: instance.generation,
+      shard: shard.name,
+      worker,
+      startedAt: now,
+      endedAt: null,
+      heartbeatAt: now,
+      outcome: 'running',
+      resumedFrom: null,
+      startProcessed: shard.processed,
+      processed: 0,
+      markProcessed: shard.processed,
+      rework: null,
+      checkpoints: 0,
+      checkpointMs: 0,
+      stats: {},
+      error: null,
+    };
+    this.#runs.push(run);
+    this.#runShard.set(run.id, shard.id);
+    this.#runToken.set(run.id, shard.leaseToken);
+    return {
+      instanceId: instance.id,
+      generation: instance.generation,
+      shardId: shard.id,
+      shard: shard.name,
+      worker,
+      token: shard.leaseToken,
+      runId: run.id,
+      leaseMs,
+    };
+  }
+
+  async holders(instanceId: number): Promise<HolderInfo[]> {
+    const now = Date.now();
+    return this.#currentShards(instanceId)
+      .filter((shard) => shard.status !== 'completed' && shard.leaseOwner !== null && shard.leaseExpiresAt >= now)
+      .map((shard) => ({ shard: shard.name, worker: shard.leaseOwner as string, expiresAt: shard.leaseExpiresAt }));
+  }
+
+  #progress(runId: number, progress: RunProgress, outcome?: RunOutcome): void {
+    const run = this.#run(runId);
+    const now = Date.now();
+    run.heartbeatAt = now;
+    for (const key of ['processed', 'markProcessed', 'rework', 'checkpoints', 'checkpointMs', 'error', 'resumedFrom', 'stats'] as const) {
+      if (progress[key] !== undefined) Object.assign(run, { [key]: progress[key] });
+    }
+    if (outcome !== undefined) {
+      run.outcome = outcome;
+      run.endedAt = now;
+    }
+  }
+
+  async heartbeat(lease: Lease, progress: RunProgress): Promise<boolean> {
+    this.#check();
+    const shard = this.#shard(lease.shardId);
+    this.#progress(lease.runId, progress);
+    if (shard.leaseToken !== lease.token) return false;
+    shard.leaseExpiresAt = Date.now() + lease.leaseMs;
+    return true;
+  }
+
+  async latest(lease: Lease): Promise<LatestCheckpoint> {
+    const history = [...(this.#checkpoints.get(lease.shardId) ?? [])].reverse();
+    const corrupt: number[] = [];
+    for (const saved of history) {
+      if (checkpointChecksum(lease.shardId, saved.seq, saved.position, saved.state, saved.processed) === saved.checksum) {
+        const { checksum: _, ...checkpoint } = saved;
+        return { checkpoint: structuredClone(checkpoint), corrupt };
+      }
+      corrupt.push(saved.seq);
+    }
+    return { checkpoint: undefined, corrupt };
+  }
+
+  async previousRun(lease: Lease): Promise<RunInfo | undefined> {
+    const runs = this.#runs.filter((run) => this.#runShard.get(run.id) === lease.shardId && run.id < lease.runId);
+    const last = runs.at(-1);
+    return last === undefined ? undefined : { ...last };
+  }
+
+  async begin(lease: Lease): Promise<Tx> {
+    this.#check();
+    const tx: Tx = {
+      lease,
+      sql: undefined,
+      savepoint: async () => undefined,
+      releaseSavepoint: async () => undefined,
+      rollbackToSavepoint: async () => undefined,
+    };
+    this.#openTx.add(tx);
+    return tx;
+  }
+
+  async commit(tx: Tx, checkpoint: Omit<Checkpoint, 'seq' | 'createdAt'>, run: RunProgress & { complete?: boolean }): Promise<Checkpoint> {
+    this.#check();
+    if (!this.#openTx.delete(tx)) throw new StoreError('this transaction is not open on this store');
+    const { lease } = tx;
+    const shard = this.#shard(lease.shardId);
+    if (shard.leaseToken !== lease.token) {
+      throw new FencedError(`shard ${lease.shard} was claimed by another worker (fencing token ${lease.token} is stale)`, { shard: lease.shard });
+    }
+    const now = Date.now();
+    const seq = shard.checkpointSeq + 1;
+    const saved: StoredCheckpoint = {
+      seq,
+      position: structuredClone(checkpoint.position),
+      state: structuredClone(checkpoint.state),
+      processed: checkpoint.processed,
+      createdAt: now,
+      checksum: checkpointChecksum(lease.shardId, seq, checkpoint.position, checkpoint.state, checkpoint.processed),
+    };
+    const history = this.#checkpoints.get(lease.shardId) ?? [];
+    history.push(saved);
+    this.#checkpoints.set(lease.shardId, history.slice(-CHECKPOINT_HISTORY));
+    shard.checkpointSeq = seq;
+    shard.processed = checkpoint.processed;
+    shard.updatedAt = now;
+    if (run.complete) {
+      shard.status = 'completed';
+      shard.leaseOwner = null;
+      shard.leaseExpiresAt = 0;
+    } else {
+      shard.leaseExpiresAt = now + lease.leaseMs;
+    }
+    this.#progress(lease.runId, run, run.complete ? 'completed' : undefined);
+    return { seq, position: saved.position, state: saved.state, processed: saved.processed, createdAt: now };
+  }
+
+  async rollback(tx: Tx): Promise<void> {
+    this.#openTx.delete(tx);
+  }
+
+  async release(lease: Lease, outcome: Exclude<RunOutcome, 'running'>, run: RunProgress): Promise<void> {
+    const shard = this.#shard(lease.shardId);
+    if (shard.leaseToken === lease.token) {
+      shard.leaseOwner = null;
+      shard.leaseExpiresAt = 0;
+      if (shard.status !== 'completed') shard.status = 'pending';
+    }
+    this.#progress(lease.runId, run, outcome);
+  }
+
+  async completeIfDone(instanceId: number, generation: number): Promise<boolean> {
+    const instance = this.#instanceRow(instanceId);
+    if (instance.generation !== generation) return false;
+    if (instance.status === 'completed') return true;
+    if (this.#currentShards(instanceId).some((shard) => shard.status !== 'completed')) return false;
+    instance.status = 'completed';
+    instance.completedAt = Date.now();
+    return true;
+  }
+
+  async appendEvents(instanceId: number, generation: number, events: NewEvent[]): Promise<void> {
+    this.#check();
+    for (const event of events) {
+      this.#events.push({
+        id: this.#events.length + 1,
+        instanceId,
+        generation,
+        runId: event.runId ?? null,
+        shard: event.shard ?? null,
+        type: event.type,
+        at: event.at ?? Date.now(),
+        data: structuredClone(event.data),
+      });
+    }
+  }
+
+  async listEvents(instanceId: number, options: { afterId?: number; limit?: number } = {}): Promise<StoredEvent[]> {
+    const events = this.#events.filter((event) => event.instanceId === instanceId && event.id > (options.afterId ?? 0));
+    return options.limit === undefined ? events : events.slice(0, options.limit);
+  }
+
+  async listRuns(instanceId: number, options: { limit?: number } = {}): Promise<RunInfo[]> {
+    const runs = this.#runs
+      .filter((run) => run.instanceId === instanceId)
+      .map((run) => ({ ...run }))
+      .reverse();
+    return options.limit === undefined ? runs : runs.slice(0, options.limit);
+  }
+
+  async status(instanceId: number): Promise<InstanceStatus> {
+    const instance = { ...this.#instanceRow(instanceId) };
+    const shards = this.#currentShards(instanceId);
+    const times = shards.flatMap((shard) => (this.#checkpoints.get(shard.id) ?? []).map((saved) => saved.createdAt));
+    return {
+      instance,
+      shards: {
+        total: shards.length,
+        completed: shards.filter((shard) => shard.status === 'completed').length,
+        running: shards.filter((shard) => shard.status === 'running').length,
+      },
+      processed: shards.reduce((sum, shard) => sum + shard.processed, 0),
+      lastCheckpointAt: times.length === 0 ? null : Math.max(...times),
+      holders: await this.holders(instanceId),
+    };
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Numbered schema migrations of the SQLite store. Append only: a released migration is never
+ * edited; the store records the highest applied number and refuses a file with a higher one.
+ */
+export const sqliteMigrations: readonly { id: number; name: string; sql: string }[] = [
+  {
+    id: 1,
+    name: 'instances, shards, checkpoints, runs, events',
+    sql: `
+      CREATE TABLE instances (
+        id INTEGER PRIMARY KEY,
+        job TEXT NOT NULL,
+        params_hash TEXT NOT NULL,
+        params TEXT NOT NULL,
+        generation INTEGER NOT NULL DEFAULT 1,
+        status TEXT NOT NULL DEFAULT 'open',
+        version TEXT,
+        created_at INTEGER NOT NULL,
+        completed_at INTEGER,
+        UNIQUE (job, params_hash)
+      );
+      CREATE TABLE shards (
+        id INTEGER PRIMARY KEY,
+        instance_id INTEGER NOT NULL REFERENCES instances (id),
+        generation INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        lease_owner TEXT,
+        lease_token INTEGER NOT NULL DEFAULT 0,
+        lease_expires_at INTEGER NOT NULL DEFAULT 0,
+        run_id INTEGER,
+        checkpoint_seq INTEGER NOT NULL DEFAULT 0,
+        processed INTEGER NOT NULL DEFAULT 0,
+        fingerprint TEXT,
+        version TEXT,
+        updated_at INTEGER NOT NULL,
+        UNIQUE (instance_id, generation, name)
+      );
+      CREATE TABLE checkpoints (
+        shard_id INTEGER NOT NULL REFERENCES shards (id),
+        seq INTEGER NOT NULL,
+        position TEXT,
+        state TEXT NOT NULL,
+        processed INTEGER NOT NULL,
+        run_id INTEGER,
+        created_at INTEGER NOT NULL,
+        checksum TEXT NOT NULL,
+        PRIMARY KEY (shard_id, seq)
+      );
+      CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        instance_id INTEGER NOT NULL REFERENCES instances (id),
+        generation INTEGER NOT NULL,
+        shard_id INTEGER NOT NULL REFERENCES shards (id),
+        shard TEXT NOT NULL,
+        worker TEXT NOT NULL,
+        token INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER,
+        heartbeat_at INTEGER NOT NULL,
+        outcome TEXT NOT NULL DEFAULT 'running',
+        resumed_from TEXT,
+        start_processed INTEGER NOT NULL DEFAULT 0,
+        processed INTEGER NOT NULL DEFAULT 0,
+        mark_processed INTEGER NOT NULL DEFAULT 0,
+        rework INTEGER,
+        checkpoints INTEGER NOT NULL DEFAULT 0,
+        checkpoint_ms REAL NOT NULL DEFAULT 0,
+        stats TEXT NOT NULL DEFAULT '{}',
+        error TEXT
+      );
+      CREATE INDEX runs_by_instance ON runs (instance_id, id);
+      CREATE INDEX runs_running ON runs (instance_id, outcome);
+      CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        instance_id INTEGER NOT NULL REFERENCES instances (id),
+        generation INTEGER NOT NULL,
+        run_id INTEGER,
+        shard TEXT,
+        type TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        data TEXT NOT NULL
+      );
+      CREATE INDEX events_by_instance ON events (instance_id, id);
+    `,
+  },
+];

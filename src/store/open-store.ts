@@ -1,0 +1,57 @@
+import { UsageError } from '../errors.ts';
+import { MemoryStore } from './memory/memory-store.ts';
+import { SqliteStore } from './sqlite/sqlite-store.ts';
+import type { Store } from './store.ts';
+
+export const DEFAULT_STORE_URL = 'sqlite:.ckpt/ckpt.db';
+
+/** What a store URL names: `sqlite:PATH`, `sqlite://PATH`, `postgres://…`, `memory:`. */
+export type StoreTarget = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string } | { kind: 'memory' };
+
+export function parseStoreUrl(url: string): StoreTarget {
+  const text = url.trim();
+  const hint = 'use sqlite:PATH (e.g. sqlite:.ckpt/ckpt.db), postgres://user@host/db or memory:';
+  if (text === '') throw new UsageError(`the store URL is empty; ${hint}`);
+  if (text === 'memory:' || text === 'memory://') return { kind: 'memory' };
+  const sqlite = /^sqlite:(?:\/\/)?(.*)$/.exec(text);
+  if (sqlite) {
+    const path = sqlite[1] ?? '';
+    if (path === '' || path.includes('\0')) throw new UsageError(`the store URL ${JSON.stringify(url)} names no file; ${hint}`);
+    return { kind: 'sqlite', path };
+  }
+  if (/^postgres(ql)?:\/\//.test(text)) {
+    try {
+      const parsed = new URL(text);
+      if (parsed.hostname === '' && !parsed.searchParams.has('host')) throw new Error('no host');
+    } catch {
+      throw new UsageError(`the store URL ${redactUrl(url)} is not a valid PostgreSQL URL; ${hint}`);
+    }
+    return { kind: 'postgres', url: text };
+  }
+  throw new UsageError(`the store URL ${JSON.stringify(redactUrl(url))} is not understood; ${hint}`);
+}
+
+/** The URL with any password replaced, for messages. */
+export function redactUrl(url: string): string {
+  return url.replace(/(\/\/[^:/@]+:)[^@/]*@/, '$1***@');
+}
+
+/** Open (and migrate) the store a URL names. */
+export async function openStore(url: string = DEFAULT_STORE_URL): Promise<Store> {
+  const target = parseStoreUrl(url);
+  let store: Store;
+  if (target.kind === 'memory') store = new MemoryStore();
+  else if (target.kind === 'sqlite') store = new SqliteStore(target.path);
+  else store = await openPostgres(target.url);
+  try {
+    await store.migrate();
+  } catch (error) {
+    await store.close().catch(() => undefined);
+    throw error;
+  }
+  return store;
+}
+
+async function openPostgres(url: string): Promise<Store> {
+  throw new UsageError(`PostgreSQL stores are not available yet (${redactUrl(url)}); use a sqlite: store`);
+}

@@ -1,0 +1,79 @@
+import type { JsonObject, JsonValue } from '../json.ts';
+import type { Checkpoint, InstanceInfo, RunInfo, RunOutcome, ShardInfo } from './store.ts';
+
+/** A row as SQL drivers return it: snake_case columns; JSON as text (SQLite) or parsed (PostgreSQL). */
+export type Row = Record<string, unknown>;
+
+export function parseJson(text: unknown): JsonValue {
+  if (text === null || text === undefined) return null;
+  return (typeof text === 'string' ? JSON.parse(text) : text) as JsonValue;
+}
+
+export function parseCheckpoint(row: Row): Checkpoint | undefined {
+  try {
+    return {
+      seq: Number(row.seq),
+      position: parseJson(row.position),
+      state: parseJson(row.state) as JsonObject,
+      processed: Number(row.processed),
+      createdAt: Number(row.created_at),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+export function toInstance(row: Row): InstanceInfo {
+  return {
+    id: Number(row.id),
+    job: String(row.job),
+    paramsHash: String(row.params_hash),
+    params: parseJson(row.params) as JsonObject,
+    generation: Number(row.generation),
+    status: row.status === 'completed' ? 'completed' : 'open',
+    version: row.version === null ? null : String(row.version),
+    createdAt: Number(row.created_at),
+    completedAt: row.completed_at === null ? null : Number(row.completed_at),
+  };
+}
+
+export function toShard(row: Row): ShardInfo {
+  return {
+    id: Number(row.id),
+    instanceId: Number(row.instance_id),
+    generation: Number(row.generation),
+    name: String(row.name),
+    status: row.status as ShardInfo['status'],
+    leaseOwner: row.lease_owner === null ? null : String(row.lease_owner),
+    leaseToken: Number(row.lease_token),
+    leaseExpiresAt: Number(row.lease_expires_at),
+    checkpointSeq: Number(row.checkpoint_seq),
+    processed: Number(row.processed),
+    fingerprint: row.fingerprint === null ? null : String(row.fingerprint),
+    version: row.version === null ? null : String(row.version),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+export function toRun(row: Row): RunInfo {
+  return {
+    id: Number(row.id),
+    instanceId: Number(row.instance_id),
+    generation: Number(row.generation),
+    shard: String(row.shard),
+    worker: String(row.worker),
+    startedAt: Number(row.started_at),
+    endedAt: row.ended_at === null ? null : Number(row.ended_at),
+    heartbeatAt: Number(row.heartbeat_at),
+    outcome: row.outcome as RunOutcome,
+    resumedFrom: parseJson(row.resumed_from),
+    startProcessed: Number(row.start_processed),
+    processed: Number(row.processed),
+    markProcessed: Number(row.mark_processed),
+    rework: row.rework === null ? null : Number(row.rework),
+    checkpoints: Number(row.checkpoints),
+    checkpointMs: Number(row.checkpoint_ms),
+    stats: parseJson(row.stats) as JsonObject,
+    error: row.error === null ? null : String(row.error),
+  };
+}
