@@ -83,6 +83,7 @@ export class MemoryStore implements Store {
   }
 
   async listInstances(job?: string): Promise<InstanceInfo[]> {
+    this.#check();
     return this.#instances
       .filter((instance) => job === undefined || instance.job === job)
       .map((instance) => ({ ...instance }))
@@ -119,6 +120,7 @@ export class MemoryStore implements Store {
   }
 
   async listShards(instanceId: number): Promise<ShardInfo[]> {
+    this.#check();
     return this.#currentShards(instanceId).map((shard) => ({ ...shard }));
   }
 
@@ -134,6 +136,7 @@ export class MemoryStore implements Store {
   }
 
   async setFingerprint(lease: Lease, fingerprint: string | null): Promise<void> {
+    this.#check();
     const shard = this.#shard(lease.shardId);
     if (shard.leaseToken === lease.token) shard.fingerprint = fingerprint;
   }
@@ -213,6 +216,7 @@ export class MemoryStore implements Store {
   }
 
   async holders(instanceId: number): Promise<HolderInfo[]> {
+    this.#check();
     const now = Date.now();
     return this.#currentShards(instanceId)
       .filter((shard) => shard.status !== 'completed' && shard.leaseOwner !== null && shard.leaseExpiresAt >= now)
@@ -242,6 +246,7 @@ export class MemoryStore implements Store {
   }
 
   async latest(lease: Lease): Promise<LatestCheckpoint> {
+    this.#check();
     const history = [...(this.#checkpoints.get(lease.shardId) ?? [])].reverse();
     const corrupt: number[] = [];
     for (const saved of history) {
@@ -255,6 +260,7 @@ export class MemoryStore implements Store {
   }
 
   async previousRun(lease: Lease): Promise<RunInfo | undefined> {
+    this.#check();
     const runs = this.#runs.filter((run) => this.#runShard.get(run.id) === lease.shardId && run.id < lease.runId);
     const last = runs.at(-1);
     return last === undefined ? undefined : { ...last };
@@ -313,6 +319,7 @@ export class MemoryStore implements Store {
   }
 
   async release(lease: Lease, outcome: Exclude<RunOutcome, 'running'>, run: RunProgress): Promise<void> {
+    this.#check();
     const shard = this.#shard(lease.shardId);
     if (shard.leaseToken === lease.token) {
       shard.leaseOwner = null;
@@ -323,6 +330,7 @@ export class MemoryStore implements Store {
   }
 
   async completeIfDone(instanceId: number, generation: number): Promise<boolean> {
+    this.#check();
     const instance = this.#instanceRow(instanceId);
     if (instance.generation !== generation) return false;
     if (instance.status === 'completed') return true;
@@ -349,11 +357,13 @@ export class MemoryStore implements Store {
   }
 
   async listEvents(instanceId: number, options: { afterId?: number; limit?: number } = {}): Promise<StoredEvent[]> {
+    this.#check();
     const events = this.#events.filter((event) => event.instanceId === instanceId && event.id > (options.afterId ?? 0));
     return options.limit === undefined ? events : events.slice(0, options.limit);
   }
 
   async listRuns(instanceId: number, options: { limit?: number } = {}): Promise<RunInfo[]> {
+    this.#check();
     const runs = this.#runs
       .filter((run) => run.instanceId === instanceId)
       .map((run) => ({ ...run }))
@@ -362,6 +372,7 @@ export class MemoryStore implements Store {
   }
 
   async status(instanceId: number): Promise<InstanceStatus> {
+    this.#check();
     const instance = { ...this.#instanceRow(instanceId) };
     const shards = this.#currentShards(instanceId);
     const times = shards.flatMap((shard) => (this.#checkpoints.get(shard.id) ?? []).map((saved) => saved.createdAt));

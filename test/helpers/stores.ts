@@ -1,0 +1,46 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MemoryStore, SqliteStore, type Store } from '../../src/index.ts';
+
+/** One backend under test: how to make a fresh, migrated store, and its SQL dialect (if any). */
+export interface StoreFactory {
+  name: string;
+  /** A fresh empty store; `dispose` removes whatever it left behind. */
+  create(): Promise<{ store: Store; dispose(): Promise<void> }>;
+  /** `$n` placeholder of the backend's SQL, or undefined when it has no SQL (memory). */
+  param?: (n: number) => string;
+}
+
+export const storeFactories: StoreFactory[] = [
+  {
+    name: 'sqlite',
+    param: () => '?',
+    async create() {
+      const dir = mkdtempSync(join(tmpdir(), 'ckpt-contract-'));
+      const store = new SqliteStore(join(dir, 'store.db'));
+      await store.migrate();
+      return {
+        store,
+        async dispose() {
+          await store.close();
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  },
+  {
+    name: 'memory',
+    async create() {
+      const store = new MemoryStore();
+      await store.migrate();
+      return { store, dispose: () => store.close() };
+    },
+  },
+];
+
+/** Backends chosen with CKPT_TEST_STORES=sqlite,memory,… (default: all known). */
+export function selectedStoreFactories(): StoreFactory[] {
+  const wanted = process.env.CKPT_TEST_STORES?.split(',').map((name) => name.trim());
+  return wanted ? storeFactories.filter((factory) => wanted.includes(factory.name)) : storeFactories;
+}

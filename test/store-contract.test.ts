@@ -1,0 +1,223 @@
+// The Store contract, run against every backend (CKPT_TEST_STORES selects them). A backend that
+// passes this suite can carry checkpoints: leases fence, checkpoints verify and never go back.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FencedError, type InstanceInfo, type Store } from '../src/index.ts';
+import { selectedStoreFactories } from './helpers/stores.ts';
+
+for (const factory of selectedStoreFactories()) {
+  describe(`Store contract: ${factory.name}`, () => {
+    let store: Store;
+    let dispose: () => Promise<void>;
+    let counter = 0;
+    before(async () => {
+      ({ store, dispose } = await factory.create());
+    });
+    after(async () => {
+      await dispose();
+    });
+
+    /** A fresh instance with the given shards, so tests never share state. */
+    async function freshInstance(shards: string[] = ['main']): Promise<InstanceInfo> {
+      counter++;
+      const instance = await store.instance(`job-${counter}`, `hash-${counter}`, { params: { n: counter }, version: null });
+      await store.ensureShards(instance, shards, { version: null });
+      return instance;
+    }
+
+    test('migrate is idempotent', async () => {
+      await store.migrate();
+      await store.migrate();
+    });
+
+    test('instance is found by (job, params hash), not duplicated', async () => {
+      const a = await store.instance('import', 'h1', { params: { day: '1' }, version: 'v1' });
+      const again = await store.instance('import', 'h1', { params: { day: '1' }, version: 'v1' });
+      const other = await store.instance('import', 'h2', { params: { day: '2' }, version: 'v1' });
+      assert.equal(again.id, a.id);
+      assert.notEqual(other.id, a.id);
+      assert.equal(a.generation, 1);
+      assert.equal(a.status, 'open');
+      assert.deepEqual(a.params, { day: '1' });
+      const listed = await store.listInstances('import');
+      assert.deepEqual(listed.map((instance) => instance.id).sort(), [a.id, other.id].sort());
+    });
+
+    test('ensureShards is idempotent and per generation', async () => {
+      const instance = await freshInstance(['a', 'b']);
+      await store.ensureShards(instance, ['a', 'b'], { version: null });
+      assert.deepEqual(
+        (await store.listShards(instance.id)).map((shard) => shard.name),
+        ['a', 'b'],
+      );
+      const next = await store.resetInstance(instance.id);
+      assert.equal(next.generation, 2);
+      assert.deepEqual(await store.listShards(instance.id), []);
+      await store.ensureShards(next, ['a'], { version: null });
+      assert.deepEqual(
+        (await store.listShards(instance.id)).map((shard) => [shard.name, shard.generation]),
+        [['a', 2]],
+      );
+    });
+
+    test('a held shard cannot be claimed twice; holders name the worker', async () => {
+      const instance = await freshInstance();
+      const lease = await store.claim(instance, 'w1', 60_000);
+      assert.ok(lease);
+      assert.equal(lease.token, 1);
+      assert.equal(await store.claim(instance, 'w2', 60_000), null);
+      const holders = await store.holders(instance.id);
+      assert.deepEqual(
+        holders.map((holder) => [holder.shard, holder.worker]),
+        [['main', 'w1']],
+      );
+    });
+
+    test('checkpoints commit in order, verify, and keep the newest', async () => {
+      const instance = await freshInstance();
+      const lease = await store.claim(instance, 'w1', 60_000);
+      assert.ok(lease);
+      assert.equal((await store.latest(lease)).checkpoint, undefined);
+      for (let i = 1; i <= 7; i++) {
+        const tx = await store.begin(lease);
+        const saved = await store.commit(tx, { position: i * 10, state: { sum: i }, processed: i }, { processed: i });
+        assert.equal(saved.seq, i);
+      }
+      const latest = await store.latest(lease);
+      assert.deepEqual(latest.corrupt, []);
+      assert.equal(latest.checkpoint?.seq, 7);
+      assert.equal(latest.checkpoint?.position, 70);
+      assert.deepEqual(latest.checkpoint?.state, { sum: 7 });
+      assert.equal((await store.listShards(instance.id))[0]?.processed, 7);
+    });
+
+    test('a stale fencing token can neither checkpoint nor heartbeat', async () => {
+      const instance = await freshInstance();
+      const zombie = await store.claim(instance, 'zombie', 1);
+      assert.ok(zombie);
+      const zombieTx = await store.begin(zombie);
+      await sleep(10);
+      const fresh = await store.claim(instance, 'fresh', 60_000);
+      assert.ok(fresh);
+      assert.ok(fresh.token > zombie.token);
+      await assert.rejects(store.commit(zombieTx, { position: 99, state: {}, processed: 99 }, {}), FencedError);
+      assert.equal(await store.heartbeat(zombie, {}), false);
+      assert.equal(await store.heartbeat(fresh, {}), true);
+      assert.equal((await store.latest(fresh)).checkpoint, undefined);
+      const runs = await store.listRuns(instance.id);
+      assert.equal(runs.find((run) => run.worker === 'zombie')?.outcome, 'crashed');
+    });
+
+    test('completing every shard completes the instance', async () => {
+      const instance = await freshInstance(['a', 'b']);
+      for (let i = 0; i < 2; i++) {
+        assert.equal(await store.completeIfDone(instance.id, instance.generation), false);
+        const lease = await store.claim(instance, 'w1', 60_000);
+        assert.ok(lease);
+        const tx = await store.begin(lease);
+        await store.commit(tx, { position: 1, state: {}, processed: 1 }, { complete: true });
+      }
+      assert.equal(await store.claim(instance, 'w1', 60_000), null);
+      assert.equal(await store.completeIfDone(instance.id, instance.generation), true);
+      const [latest] = await store.listInstances(instance.job);
+      assert.equal(latest?.status, 'completed');
+      const status = await store.status(instance.id);
+      assert.deepEqual(status.shards, { total: 2, completed: 2, running: 0 });
+      assert.equal(status.processed, 2);
+    });
+
+    test('release frees the shard and records the outcome; previousRun finds it', async () => {
+      const instance = await freshInstance();
+      const first = await store.claim(instance, 'w1', 60_000);
+      assert.ok(first);
+      await store.release(first, 'interrupted', { processed: 5 });
+      const second = await store.claim(instance, 'w2', 60_000);
+      assert.ok(second);
+      const previous = await store.previousRun(second);
+      assert.equal(previous?.id, first.runId);
+      assert.equal(previous?.outcome, 'interrupted');
+      assert.equal(previous?.processed, 5);
+    });
+
+    test('reapCrashed marks dead workers crashed and frees their shards', async () => {
+      const instance = await freshInstance();
+      const lease = await store.claim(instance, 'dead-worker', 60_000);
+      assert.ok(lease);
+      await store.heartbeat(lease, { markProcessed: 42 });
+      assert.deepEqual(await store.reapCrashed(instance.id, () => false), []);
+      const reaped = await store.reapCrashed(instance.id, (worker) => worker === 'dead-worker');
+      assert.equal(reaped.length, 1);
+      assert.equal(reaped[0]?.outcome, 'crashed');
+      assert.equal(reaped[0]?.markProcessed, 42);
+      assert.deepEqual(await store.holders(instance.id), []);
+      assert.ok(await store.claim(instance, 'w2', 60_000));
+    });
+
+    test('an expired lease is reaped without any help from isDead', async () => {
+      const instance = await freshInstance();
+      assert.ok(await store.claim(instance, 'slow', 1));
+      await sleep(10);
+      const reaped = await store.reapCrashed(instance.id, () => false);
+      assert.deepEqual(
+        reaped.map((run) => run.worker),
+        ['slow'],
+      );
+    });
+
+    test('events are appended and read back in order', async () => {
+      const instance = await freshInstance();
+      await store.appendEvents(instance.id, instance.generation, [
+        { type: 'run:start', shard: 'main', data: { n: 1 } },
+        { type: 'run:end', shard: 'main', data: { n: 2 } },
+      ]);
+      const events = await store.listEvents(instance.id);
+      assert.deepEqual(
+        events.map((event) => [event.type, event.data.n]),
+        [
+          ['run:start', 1],
+          ['run:end', 2],
+        ],
+      );
+      const later = await store.listEvents(instance.id, { afterId: events[0]?.id ?? 0 });
+      assert.deepEqual(
+        later.map((event) => event.type),
+        ['run:end'],
+      );
+    });
+
+    if (factory.param) {
+      const p = factory.param;
+      test('ctx.tx writes commit with the checkpoint and roll back without it', async () => {
+        const instance = await freshInstance();
+        const lease = await store.claim(instance, 'w1', 60_000);
+        assert.ok(lease);
+        const table = `out_${counter}`;
+        let tx = await store.begin(lease);
+        await tx.sql?.query(`CREATE TABLE ${table} (n INTEGER PRIMARY KEY)`);
+        await tx.sql?.query(`INSERT INTO ${table} (n) VALUES (${p(1)})`, [1]);
+        await store.commit(tx, { position: 1, state: {}, processed: 1 }, {});
+        tx = await store.begin(lease);
+        await tx.sql?.query(`INSERT INTO ${table} (n) VALUES (${p(1)})`, [2]);
+        await tx.savepoint('record');
+        await tx.sql?.query(`INSERT INTO ${table} (n) VALUES (${p(1)})`, [3]);
+        await tx.rollbackToSavepoint('record');
+        await store.rollback(tx);
+        tx = await store.begin(lease);
+        const { rows } = (await tx.sql?.query<{ n: number }>(`SELECT n FROM ${table} ORDER BY n`)) ?? { rows: [] };
+        assert.deepEqual(
+          rows.map((row) => Number(row.n)),
+          [1],
+        );
+        await store.rollback(tx);
+      });
+    }
+
+    test('a closed store refuses further use', async () => {
+      const { store: other, dispose: disposeOther } = await factory.create();
+      await other.close();
+      await assert.rejects(other.listInstances());
+      await disposeOther();
+    });
+  });
+}
