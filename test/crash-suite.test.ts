@@ -1,0 +1,124 @@
+// Guarantees 1, 2 and 5 under real SIGKILLs: a 100,000-record job is killed at ≥ 20 random
+// moments and resumed each time until it completes.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MemoryStore, runJob } from '../src/index.ts';
+import { fixture, runCli, spawnCli, tempDir } from './helpers/cli.ts';
+
+const RECORDS = 100_000;
+const EVERY = 1000;
+const KILLS = 22;
+
+test('SIGKILL at random moments: every record at least once, rework ≤ one interval, same final state', { timeout: 240_000 }, async () => {
+  const dir = tempDir('ckpt-crash-');
+  const store = join(dir, 'store.db');
+  const out = join(dir, 'out.txt');
+  const env = { CKPT_TEST_OUT: out, CKPT_TEST_SPIN_US: '40', CKPT_TEST_RECORDS: String(RECORDS) };
+  const args = ['run', fixture('count-job.ts'), '--store', `sqlite:${store}`, '--every', String(EVERY), '--quiet'];
+
+  let kills = 0;
+  let completed = false;
+  for (let attempt = 0; attempt < 200 && !completed; attempt++) {
+    const { child, done } = spawnCli(args, { env });
+    if (kills < KILLS) {
+      // Random moments from process start: some land during start-up, most mid-record.
+      const delay = 60 + Math.floor(Math.random() * 400);
+      const outcome = await Promise.race([done, sleep(delay).then(() => undefined)]);
+      if (outcome === undefined) {
+        child.kill('SIGKILL');
+        const result = await done;
+        assert.equal(result.signal, 'SIGKILL');
+        kills++;
+        continue;
+      }
+      assert.equal(outcome.code, 0, `run ended early: ${outcome.stderr}`);
+      completed = true;
+    } else {
+      const result = await done;
+      assert.equal(result.code, 0, result.stderr);
+      completed = true;
+    }
+  }
+  assert.ok(completed, 'the job never completed');
+  assert.ok(kills >= 20, `only ${kills} kills landed before completion; slow the job down`);
+
+  // Which process did which record, in order.
+  const byProcess = new Map<number, number[]>();
+  const seen = new Uint8Array(RECORDS);
+  for (const line of readFileSync(out, 'utf8').split('\n')) {
+    if (line === '') continue;
+    const [pid, n] = line.split(' ').map(Number) as [number, number];
+    seen[n] = 1;
+    const list = byProcess.get(pid) ?? [];
+    list.push(n);
+    byProcess.set(pid, list);
+  }
+  assert.equal(seen.indexOf(0), -1, `record ${seen.indexOf(0)} was never processed`);
+
+  // The run history: every killed process that got a shard is `crashed`, and each resume starts
+  // exactly after the checkpoint it names, no further back than one interval from the crash.
+  const db = new DatabaseSync(store);
+  const integrity = db.prepare('PRAGMA integrity_check').get() as { integrity_check: string };
+  assert.equal(integrity.integrity_check, 'ok');
+  const runs = db.prepare('SELECT worker, outcome, resumed_from, rework FROM runs ORDER BY id').all() as {
+    worker: string;
+    outcome: string;
+    resumed_from: string | null;
+    rework: number | null;
+  }[];
+  const state = JSON.parse((db.prepare('SELECT state FROM checkpoints ORDER BY shard_id, seq DESC LIMIT 1').get() as { state: string }).state);
+  db.close();
+
+  assert.equal(runs.at(-1)?.outcome, 'completed');
+  assert.ok(
+    runs.slice(0, -1).every((run) => run.outcome === 'crashed'),
+    `outcomes: ${runs.map((run) => run.outcome).join(',')}`,
+  );
+  let crashedWithWork = 0;
+  for (let i = 1; i < runs.length; i++) {
+    const previous = runs[i - 1];
+    const current = runs[i];
+    assert.ok(previous && current);
+    const resumedFrom = current.resumed_from === null ? null : (JSON.parse(current.resumed_from) as number | null);
+    const done = byProcess.get(Number(previous.worker.split(':').at(-1))) ?? [];
+    const firstOfCurrent = byProcess.get(Number(current.worker.split(':').at(-1)))?.[0];
+    if (firstOfCurrent !== undefined) assert.equal(firstOfCurrent, resumedFrom === null ? 0 : resumedFrom + 1, 'a resume starts right after its checkpoint');
+    if (done.length === 0) continue;
+    crashedWithWork++;
+    const lastDone = done.at(-1) as number;
+    const rework = lastDone - (resumedFrom ?? -1);
+    assert.ok(rework <= EVERY, `after a kill at record ${lastDone} the resume from ${resumedFrom} redoes ${rework} records (> ${EVERY})`);
+    assert.ok(rework >= 0, 'a resume never skips records');
+  }
+  assert.ok(crashedWithWork >= 10, `only ${crashedWithWork} kills landed mid-processing`);
+
+  // The same job, uncrashed, ends in the same state.
+  const { default: job } = await import(fixture('count-job.ts'));
+  assert.deepEqual(state, { count: RECORDS, sum: (RECORDS * (RECORDS - 1)) / 2, mix: state.mix });
+  const uncrashedState = await cleanState(job);
+  assert.deepEqual(state, uncrashedState);
+
+  // ckpt runs shows the history a person reads: the crashes and the resume positions.
+  const listing = await runCli(['runs', 'count', '--store', `sqlite:${store}`]);
+  assert.equal(listing.code, 0, listing.stderr);
+  const crashedRows = runs.filter((run) => run.outcome === 'crashed').length;
+  assert.equal((listing.stdout.match(/ crashed /g) ?? []).length, crashedRows);
+  assert.ok(crashedRows >= crashedWithWork);
+});
+
+async function cleanState(job: Parameters<typeof runJob>[0]) {
+  const store = new MemoryStore();
+  const summary = await runJob(job, { store });
+  assert.equal(summary.outcome, 'completed');
+  const [instance] = await store.listInstances();
+  assert.ok(instance);
+  const [shard] = await store.listShards(instance.id);
+  assert.ok(shard);
+  const runs = await store.listRuns(instance.id);
+  const lease = { instanceId: instance.id, generation: 1, shardId: shard.id, shard: shard.name, worker: 'x', token: shard.leaseToken, runId: runs[0]?.id ?? 0, leaseMs: 1 };
+  return (await store.latest(lease)).checkpoint?.state;
+}
