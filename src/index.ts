@@ -11,7 +11,7 @@ export {
 } from './errors.ts';
 export type { EventListener, EventMap, EventType, RunEvent } from './events.ts';
 export { persistedEvents } from './events.ts';
-export type { Job, JobContext, JobDefinition, JobLogger } from './job/define.ts';
+export type { AnyJob, Job, JobContext, JobDefinition, JobLogger } from './job/define.ts';
 export { defineJob, isJob } from './job/define.ts';
 export type { CheckpointPolicy, CheckpointSpec } from './job/policy.ts';
 export { checkpointPolicy } from './job/policy.ts';

@@ -1,7 +1,7 @@
 // Guarantees 1, 2 and 5 under real SIGKILLs: a 100,000-record job is killed at ≥ 20 random
 // moments and resumed each time until it completes.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { test } from 'node:test';
@@ -25,9 +25,10 @@ test('SIGKILL at random moments: every record at least once, rework ≤ one inte
   for (let attempt = 0; attempt < 200 && !completed; attempt++) {
     const { child, done } = spawnCli(args, { env });
     if (kills < KILLS) {
-      // Random moments from process start: some land during start-up, most mid-record.
-      const delay = 60 + Math.floor(Math.random() * 400);
-      const outcome = await Promise.race([done, sleep(delay).then(() => undefined)]);
+      // Random moments: one kill in five from process start (start-up, claim, resume), the rest
+      // a random time after this process has begun writing records (mid-record, mid-checkpoint).
+      const fromStart = kills % 5 === 0;
+      const outcome = await Promise.race([done, (fromStart ? sleep(Math.random() * 250) : outputGrows(out)).then(() => sleep(Math.random() * 250))]);
       if (outcome === undefined) {
         child.kill('SIGKILL');
         const result = await done;
@@ -110,6 +111,16 @@ test('SIGKILL at random moments: every record at least once, rework ≤ one inte
   assert.ok(crashedRows >= crashedWithWork);
 });
 
+/** Resolves once the output file has grown past its size at the call. */
+async function outputGrows(path: string): Promise<void> {
+  const start = sizeOf(path);
+  for (let waited = 0; waited < 20_000 && sizeOf(path) <= start; waited += 5) await sleep(5);
+}
+
+function sizeOf(path: string): number {
+  return existsSync(path) ? statSync(path).size : 0;
+}
+
 async function cleanState(job: Parameters<typeof runJob>[0]) {
   const store = new MemoryStore();
   const summary = await runJob(job, { store });
@@ -119,6 +130,15 @@ async function cleanState(job: Parameters<typeof runJob>[0]) {
   const [shard] = await store.listShards(instance.id);
   assert.ok(shard);
   const runs = await store.listRuns(instance.id);
-  const lease = { instanceId: instance.id, generation: 1, shardId: shard.id, shard: shard.name, worker: 'x', token: shard.leaseToken, runId: runs[0]?.id ?? 0, leaseMs: 1 };
+  const lease = {
+    instanceId: instance.id,
+    generation: 1,
+    shardId: shard.id,
+    shard: shard.name,
+    worker: 'x',
+    token: shard.leaseToken,
+    runId: runs[0]?.id ?? 0,
+    leaseMs: 1,
+  };
   return (await store.latest(lease)).checkpoint?.state;
 }

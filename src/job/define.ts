@@ -49,6 +49,10 @@ export type Job<Record = unknown, Params = unknown, State extends JsonObject = J
   JobDefinition<Record, Params, State, Position>
 > & { readonly [jobBrand]: true };
 
+/** Any job, whatever its record, params, state and position types (what the runner accepts). */
+// biome-ignore lint/suspicious/noExplicitAny: the runner is generic over every job's own types
+export type AnyJob = Job<any, any, any, any>;
+
 /** Declare a job; a job file default-exports the result. */
 export function defineJob<Record, Params = { [key: string]: string }, State extends JsonObject = JsonObject, Position = unknown>(
   definition: JobDefinition<Record, Params, State, Position>,

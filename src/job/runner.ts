@@ -4,7 +4,7 @@ import { CheckpointedError, ExitCode, firstLine, LeaseHeldError, UsageError } fr
 import { type EventListener, type EventMap, type EventType, persistedEvents, type RunEvent } from '../events.ts';
 import { hashJson, type JsonObject, type JsonValue } from '../json.ts';
 import type { InstanceInfo, Store } from '../store/store.ts';
-import type { Job } from './define.ts';
+import type { AnyJob } from './define.ts';
 import { type CheckpointSpec, checkpointPolicy } from './policy.ts';
 import { runShard, type ShardResult } from './shard-run.ts';
 
@@ -68,7 +68,7 @@ export function isDeadLocalWorker(worker: string): boolean {
 }
 
 /** Claim → resume → process → checkpoint → complete, for every shard this process can claim. */
-export async function runJob(job: Job, options: RunOptions): Promise<RunSummary> {
+export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSummary> {
   const started = performance.now();
   const { store } = options;
   const worker = options.worker ?? defaultWorker();
@@ -189,7 +189,7 @@ async function refuseIfHeld(store: Store, job: string, instance: InstanceInfo, w
   );
 }
 
-async function listShardNames(job: Job, params: unknown): Promise<string[]> {
+async function listShardNames(job: AnyJob, params: unknown): Promise<string[]> {
   if (!job.shards) return ['main'];
   let names: unknown;
   try {

@@ -4,7 +4,7 @@ import type { JsonObject, JsonValue } from '../json.ts';
 import type { SourceItem } from '../source/source.ts';
 import type { Lease, RunOutcome, Store, Tx } from '../store/store.ts';
 import { eventLogger, RecordContext } from './context.ts';
-import type { Job } from './define.ts';
+import type { AnyJob } from './define.ts';
 import type { CheckpointPolicy } from './policy.ts';
 
 export interface ShardResult {
@@ -26,7 +26,7 @@ export interface ShardResult {
 type Emit = <K extends EventType>(type: K, data: EventMap[K], runId?: number) => Promise<void>;
 
 export interface ShardRunInput {
-  job: Job;
+  job: AnyJob;
   params: unknown;
   store: Store;
   lease: Lease;
@@ -155,6 +155,14 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
         break;
       }
       if (stop.signal.aborted) break;
+      // The boundary is checked when the next record arrives, so a source that ends right at a
+      // boundary gets one checkpoint (the completing one), not two.
+      if (sinceRecords > 0 && policy.due(sinceRecords, performance.now() - sinceStart)) {
+        const drainStarted = performance.now();
+        await drain();
+        if (failure !== undefined) break;
+        await commit(false, drainStarted);
+      }
       const work = dispatch(next.value);
       dispatchedPosition = next.value.position as JsonValue;
       sinceRecords++;
@@ -166,12 +174,6 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
       }
       if (failure !== undefined) break;
       const now = performance.now();
-      if (policy.due(sinceRecords, now - sinceStart)) {
-        const drainStarted = performance.now();
-        await drain();
-        if (failure !== undefined) break;
-        await commit(false, drainStarted);
-      }
       if (now - lastYield > YIELD_EVERY_MS) {
         await new Promise((resolve) => setImmediate(resolve));
         lastYield = performance.now();

@@ -1,0 +1,116 @@
+// Guarantee 8: errors a user can cause end in one line that says what to do, the documented exit
+// code, and no stack trace; nothing already in the store is lost.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { test } from 'node:test';
+import { fixture, isOneLineError, runCli, tempDir } from './helpers/cli.ts';
+
+const job = fixture('count-job.ts');
+const env = { CKPT_TEST_RECORDS: '100' };
+
+async function expectUserError(args: string[], exitCode: number, pattern: RegExp, cwd?: string) {
+  const result = await runCli(args, { env, ...(cwd ? { cwd } : {}) });
+  assert.equal(result.code, exitCode, `exit code of ckpt ${args.join(' ')}: ${result.stderr}`);
+  assert.ok(isOneLineError(result.stderr), `one line, no stack:\n${result.stderr}`);
+  assert.match(result.stderr, pattern);
+  return result;
+}
+
+test('missing job file → exit 2', async () => {
+  const dir = tempDir();
+  await expectUserError(['run', join(dir, 'nope.ts'), '--store', `sqlite:${join(dir, 's.db')}`], 2, /job file not found: .*nope\.ts/);
+});
+
+test('a job file with no job export → exit 2', async () => {
+  const dir = tempDir();
+  await expectUserError(['run', fixture('no-job.ts'), '--store', `sqlite:${join(dir, 's.db')}`], 2, /does not default-export a job.*export default defineJob/);
+});
+
+test('a job file that does not load → exit 2', async () => {
+  const dir = tempDir();
+  const broken = join(dir, 'broken.ts');
+  writeFileSync(broken, 'export default {{ not typescript\n');
+  await expectUserError(['run', broken, '--store', `sqlite:${join(dir, 's.db')}`], 2, /cannot load job file/);
+});
+
+test('a param the job rejects → exit 2', async () => {
+  const dir = tempDir();
+  await expectUserError(['run', job, '--store', `sqlite:${join(dir, 's.db')}`, '--param', 'tag=NOT OK'], 2, /rejected its params: tag must be/);
+  await expectUserError(['run', job, '--store', `sqlite:${join(dir, 's.db')}`, '--param', 'novalue'], 2, /--param must be key=value/);
+});
+
+test('unknown flags, commands and bad numbers → exit 2', async () => {
+  await expectUserError(['run', job, '--frobnicate'], 2, /unknown option '--frobnicate'.*ckpt run --help/);
+  await expectUserError(['launch'], 2, /unknown command 'launch'/);
+  await expectUserError(['run', job, '--every', 'ten'], 2, /--every must be a whole number/);
+  await expectUserError(['run'], 2, /missing required argument/);
+});
+
+test('a store directory that cannot be created → exit 2; a missing one is created', async () => {
+  const dir = tempDir();
+  const file = join(dir, 'a-file');
+  writeFileSync(file, 'not a directory');
+  await expectUserError(['run', job, '--store', `sqlite:${join(file, 'sub', 'store.db')}`], 2, /cannot create the directory .*a-file\/sub for the store/);
+
+  const nested = join(dir, 'new', 'deeper', 'store.db');
+  const ok = await runCli(['run', job, '--store', `sqlite:${nested}`, '--quiet'], { env });
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.ok(existsSync(nested));
+
+  // The default store goes to .ckpt/ under the working directory, created on first use.
+  const cwd = tempDir();
+  const byDefault = await runCli(['run', job, '--quiet'], { env, cwd });
+  assert.equal(byDefault.code, 0, byDefault.stderr);
+  assert.ok(existsSync(join(cwd, '.ckpt', 'ckpt.db')));
+});
+
+test('a store path that is a directory → exit 2', async () => {
+  const dir = tempDir();
+  mkdirSync(join(dir, 'store.db'));
+  await expectUserError(['run', job, '--store', `sqlite:${join(dir, 'store.db')}`], 2, /cannot (open|use|write) the store/);
+});
+
+test('a store file that is not a SQLite database → exit 2, file untouched', async () => {
+  const dir = tempDir();
+  const path = join(dir, 'notes.db');
+  const text = 'these are my notes, not a database\n'.repeat(200);
+  writeFileSync(path, text);
+  await expectUserError(['run', job, '--store', `sqlite:${path}`], 2, /is not a checkpointed store \(not a SQLite database\)/);
+  await expectUserError(['status', '--store', `sqlite:${path}`], 2, /not a SQLite database/);
+  const { readFileSync } = await import('node:fs');
+  assert.equal(readFileSync(path, 'utf8'), text);
+});
+
+test('a store written by a newer schema → exit 4 naming both versions; nothing changed', async () => {
+  const dir = tempDir();
+  const path = join(dir, 'store.db');
+  const first = await runCli(['run', job, '--store', `sqlite:${path}`, '--quiet'], { env });
+  assert.equal(first.code, 0, first.stderr);
+  const db = new DatabaseSync(path);
+  db.exec('INSERT INTO ckpt_schema (version) VALUES (999)');
+  const before = db.prepare('SELECT count(*) AS n FROM runs').get() as { n: number };
+  db.close();
+  await expectUserError(['run', job, '--store', `sqlite:${path}`], 4, /schema version 999, newer than version \d+ .*unsafe to continue/);
+  await expectUserError(['status', '--store', `sqlite:${path}`], 4, /schema version 999/);
+  const check = new DatabaseSync(path);
+  assert.deepEqual(check.prepare('SELECT count(*) AS n FROM runs').get(), before);
+  check.close();
+});
+
+test('a malformed store URL → exit 2', async () => {
+  await expectUserError(['run', job, '--store', 'mysql://localhost/db'], 2, /store URL .* is not understood; use sqlite:PATH/);
+  await expectUserError(['status', '--store', 'sqlite:'], 2, /names no file/);
+  await expectUserError(['status', '--store', 'postgres://'], 2, /not a valid PostgreSQL URL/);
+  const result = await runCli(['status'], { env: { CKPT_STORE: 'bogus' } });
+  assert.equal(result.code, 2);
+  assert.ok(isOneLineError(result.stderr));
+});
+
+test('runs/events/reset of a job that never ran → exit 2', async () => {
+  const dir = tempDir();
+  const store = `sqlite:${join(dir, 's.db')}`;
+  await expectUserError(['runs', 'nothing', '--store', store], 2, /no job named nothing has run on this store/);
+  await expectUserError(['reset', 'nothing', '--store', store], 2, /no job named nothing/);
+});

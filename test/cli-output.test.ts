@@ -1,0 +1,72 @@
+// ckpt status, runs and events print readable tables, and JSON with --json.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { before, test } from 'node:test';
+import { fixture, runCli, tempDir } from './helpers/cli.ts';
+
+let store: string;
+const env = { CKPT_TEST_RECORDS: '3000' };
+
+before(async () => {
+  store = `sqlite:${join(tempDir('ckpt-out-'), 'store.db')}`;
+  for (const tag of ['alpha', 'beta']) {
+    const result = await runCli(['run', fixture('count-job.ts'), '--store', store, '--param', `tag=${tag}`, '--every', '1000', '--quiet'], { env });
+    assert.equal(result.code, 0, result.stderr);
+  }
+});
+
+test('ckpt status: a table of instances, and JSON', async () => {
+  const table = await runCli(['status', '--store', store]);
+  assert.equal(table.code, 0, table.stderr);
+  const lines = table.stdout.trimEnd().split('\n');
+  assert.match(lines[0] ?? '', /^JOB\s+PARAMS\s+GEN\s+STATUS\s+SHARDS\s+PROCESSED\s+LAST CHECKPOINT\s+HELD BY$/);
+  assert.equal(lines.length, 3);
+  assert.match(table.stdout, /count\s+\{"tag":"beta"\}\s+1\s+completed\s+1\/1\s+3,000\s+\S+/);
+
+  const json = await runCli(['status', '--store', store, '--json']);
+  const parsed = JSON.parse(json.stdout) as { instance: { job: string; params: { tag: string } }; processed: number }[];
+  assert.deepEqual(parsed.map((row) => [row.instance.params.tag, row.processed]).sort(), [
+    ['alpha', 3000],
+    ['beta', 3000],
+  ]);
+});
+
+test('ckpt runs: a table of runs with outcome, resume position, records; --param picks an instance', async () => {
+  const table = await runCli(['runs', 'count', '--store', store, '--param', 'tag=alpha']);
+  assert.equal(table.code, 0, table.stderr);
+  assert.match(table.stdout, /^RUN\s+GEN\s+SHARD\s+WORKER\s+STARTED\s+TOOK\s+OUTCOME\s+RESUMED FROM\s+RECORDS\s+REWORK\s+CHECKPOINTS\s+OVERHEAD/);
+  assert.match(table.stdout, /main\s+\S+:\d+\s+.*completed\s+start\s+3,000\s+0\s+3\s/);
+  assert.equal(table.stdout.trimEnd().split('\n').length, 2);
+
+  const both = await runCli(['runs', 'count', '--store', store, '--json']);
+  const runs = JSON.parse(both.stdout) as { params: { tag: string }; outcome: string; processed: number; checkpoints: number }[];
+  assert.equal(runs.length, 2);
+  assert.ok(runs.every((run) => run.outcome === 'completed' && run.processed === 3000 && run.checkpoints === 3));
+});
+
+test('ckpt events: the stored event log as a table, and JSON', async () => {
+  const table = await runCli(['events', 'count', '--store', store, '--param', 'tag=beta']);
+  assert.equal(table.code, 0, table.stderr);
+  const types = table.stdout
+    .trimEnd()
+    .split('\n')
+    .slice(1)
+    .map((line) => line.split(/\s{2,}/)[3]);
+  assert.deepEqual(types, ['run:start', 'shard:complete', 'run:end', 'instance:complete']);
+
+  const json = await runCli(['events', 'count', '--store', store, '--param', 'tag=beta', '--json']);
+  const events = JSON.parse(json.stdout) as { type: string; data: { processed?: number } }[];
+  assert.equal(events.find((event) => event.type === 'shard:complete')?.data.processed, 3000);
+});
+
+test('ckpt run off a TTY prints one JSON line per event, ending with the summary', async () => {
+  const result = await runCli(['run', fixture('count-job.ts'), '--store', store, '--param', 'tag=gamma', '--every', '1000'], { env });
+  assert.equal(result.code, 0, result.stderr);
+  const lines = result.stdout.trimEnd().split('\n');
+  const parsed = lines.map((line) => JSON.parse(line) as { type: string });
+  assert.equal(parsed[0]?.type, 'run:start');
+  assert.equal(parsed.filter((event) => event.type === 'checkpoint').length, 3);
+  assert.equal(parsed.at(-1)?.type, 'summary');
+  assert.match(result.stderr, /^completed count \{"tag":"gamma"\}\n {2}records {3}3,000 in/);
+  assert.match(result.stderr, /checkpoints 3 written \(every 1000 records\), .* % of the run/);
+});

@@ -1,0 +1,51 @@
+// Guarantee 7: SIGTERM stops intake, drains, writes a final checkpoint and exits 3; the next run
+// starts right after the last finished record.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fixture, spawnCli, tempDir, waitForOutput } from './helpers/cli.ts';
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  test(`${signal} mid-run: exit 3, checkpoint at the last finished record, no rework on resume`, { timeout: 60_000 }, async () => {
+    const dir = tempDir('ckpt-interrupt-');
+    const store = join(dir, 'store.db');
+    const out = join(dir, 'out.txt');
+    const env = { CKPT_TEST_OUT: out, CKPT_TEST_SPIN_US: '50', CKPT_TEST_RECORDS: '40000' };
+    // A long interval: without the final checkpoint, most of the work done would be redone.
+    const args = ['run', fixture('count-job.ts'), '--store', `sqlite:${store}`, '--every', '100000'];
+
+    const first = spawnCli(args, { env });
+    await waitForOutput(first.child, (stdout) => stdout.includes('"run:start"'));
+    await sleep(300);
+    first.child.kill(signal);
+    const stopped = await first.done;
+    assert.equal(stopped.code, 3, stopped.stderr);
+    const match = /interrupted at (\d+); run again to resume/.exec(stopped.stderr);
+    assert.ok(match, stopped.stderr);
+    const position = Number(match[1]);
+    const lines = readFileSync(out, 'utf8').trimEnd().split('\n');
+    assert.equal(Number(lines.at(-1)?.split(' ')[1]), position, 'the checkpoint is at the last finished record');
+    assert.ok(position > 0 && position < 39_999);
+
+    const second = await spawnCli(args, { env }).done;
+    assert.equal(second.code, 0, second.stderr);
+    const after = readFileSync(out, 'utf8').trimEnd().split('\n').slice(lines.length);
+    assert.equal(Number(after[0]?.split(' ')[1]), position + 1, 'the resume starts right after it');
+    assert.equal(lines.length + after.length, 40_000, 'no record processed twice');
+
+    const db = new DatabaseSync(store);
+    const runs = db.prepare('SELECT outcome, rework FROM runs ORDER BY id').all() as { outcome: string; rework: number }[];
+    db.close();
+    assert.deepEqual(
+      runs.map((run) => [run.outcome, run.rework]),
+      [
+        ['interrupted', 0],
+        ['completed', 0],
+      ],
+    );
+    assert.match(second.stderr, /reworked 0 records/);
+  });
+}
