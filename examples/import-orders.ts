@@ -1,10 +1,12 @@
 // Import a day of orders and total the amounts per customer. The first run writes a
 // 100,000-line NDJSON file of orders (once); every run resumes from its last checkpoint.
 //
-//   ckpt run examples/import-orders.ts                      # then Ctrl-C, and run it again
 //   ckpt run examples/import-orders.ts --param day=2026-11-23
+//   IMPORT_PACE=20000 ckpt run examples/import-orders.ts --rerun   # 20,000 orders/s: press Ctrl-C
+//   ckpt run examples/import-orders.ts                             # …and it resumes where it stopped
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { defineJob, ndjsonFile } from 'checkpointed';
 
 interface Order {
@@ -16,6 +18,10 @@ interface Order {
 type Totals = { orders: number; cents: number; byCustomer: { [customer: string]: number } };
 
 const dataDir = join(import.meta.dirname, 'data');
+/** Orders per second, to watch a run long enough to interrupt it; not a param, so not identity. */
+const pace = Number(process.env.IMPORT_PACE ?? 0);
+const startedAt = performance.now();
+let seen = 0;
 
 /** A deterministic day of orders, so every run of the example sees the same file. */
 function ensureOrdersFile(day: string, count: number): string {
@@ -49,7 +55,11 @@ export default defineJob<Order, { day: string; orders: number }, Totals>({
   source: ({ params }) => ndjsonFile<Order>(ensureOrdersFile(params.day, params.orders)),
   initialState: () => ({ orders: 0, cents: 0, byCustomer: {} }),
   checkpoint: { everyMs: 1000 },
-  process(order, ctx) {
+  async process(order, ctx) {
+    if (pace > 0) {
+      const ahead = (++seen * 1000) / pace - (performance.now() - startedAt);
+      if (ahead > 5) await sleep(ahead);
+    }
     const totals = ctx.state;
     totals.orders += 1;
     totals.cents += order.amountCents;

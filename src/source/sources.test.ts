@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fromArray } from './array.ts';
+import { ndjsonFile } from './ndjson.ts';
+import { range } from './range.ts';
+import type { Source } from './source.ts';
+
+async function collect<R, P>(source: Source<R, P>, after?: P) {
+  const items = [];
+  for await (const item of source.read(after, { signal: new AbortController().signal })) items.push(item);
+  return items;
+}
+
+test('range and fromArray read strictly after a position', async () => {
+  assert.deepEqual(
+    (await collect(range(0, 5), 2)).map((item) => item.record),
+    [3, 4],
+  );
+  assert.deepEqual(
+    (await collect(fromArray(['a', 'b', 'c']), 0)).map((item) => [item.position, item.record]),
+    [
+      [1, 'b'],
+      [2, 'c'],
+    ],
+  );
+  assert.equal(await range(10, 20).size?.(), 10);
+});
+
+test('ndjsonFile: positions are byte offsets of the next line; a resume seeks to one', async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'ckpt-ndjson-')), 'in.ndjson');
+  const lines = ['{"n":1}', '', '{"n":"ü"}', '{"n":3}'];
+  writeFileSync(path, lines.join('\n')); // no trailing newline
+  const source = ndjsonFile<{ n: unknown }>(path, { chunkBytes: 3 });
+  const all = await collect(source);
+  assert.deepEqual(
+    all.map((item) => item.record.n),
+    [1, 'ü', 3],
+  );
+  assert.deepEqual(
+    all.map((item) => item.position),
+    [8, 20, 27],
+  );
+  assert.equal(await source.size?.(), 4);
+  const resumed = await collect(source, all[0]?.position);
+  assert.deepEqual(
+    resumed.map((item) => item.record.n),
+    ['ü', 3],
+  );
+  assert.deepEqual(await collect(source, 27), []);
+});
+
+test('ndjsonFile: a line that is not JSON is yielded with an error, never dropped', async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'ckpt-ndjson-')), 'in.ndjson');
+  writeFileSync(path, '{"ok":1}\nnot json\n{"ok":2}\n');
+  const items = await collect(ndjsonFile(path));
+  assert.equal(items.length, 3);
+  assert.equal(items[1]?.record, 'not json');
+  assert.match(items[1]?.error?.message ?? '', /line ending at byte 18 is not JSON/);
+  assert.equal(items[2]?.error, undefined);
+});
+
+test('ndjsonFile: the fingerprint changes when the file does', async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'ckpt-ndjson-')), 'in.ndjson');
+  writeFileSync(path, '{"a":1}\n');
+  const before = await ndjsonFile(path).fingerprint?.();
+  writeFileSync(path, '{"a":2}\n');
+  assert.notEqual(await ndjsonFile(path).fingerprint?.(), before);
+});

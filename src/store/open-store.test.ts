@@ -1,0 +1,19 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseStoreUrl, redactUrl } from './open-store.ts';
+
+test('store URLs', () => {
+  assert.deepEqual(parseStoreUrl('sqlite:.ckpt/ckpt.db'), { kind: 'sqlite', path: '.ckpt/ckpt.db' });
+  assert.deepEqual(parseStoreUrl('sqlite:///abs/path.db'), { kind: 'sqlite', path: '/abs/path.db' });
+  assert.deepEqual(parseStoreUrl('memory:'), { kind: 'memory' });
+  assert.deepEqual(parseStoreUrl('postgres://u:p@localhost:5432/db'), { kind: 'postgres', url: 'postgres://u:p@localhost:5432/db' });
+  for (const bad of ['', 'sqlite:', 'mysql://x/y', 'postgres://', 'ckpt.db']) assert.throws(() => parseStoreUrl(bad), { name: 'UsageError' });
+});
+
+test('passwords never reach messages', () => {
+  assert.equal(redactUrl('postgres://user:secret@host/db'), 'postgres://user:***@host/db');
+  assert.throws(
+    () => parseStoreUrl('postgresql://user:secret@/'),
+    (error: Error) => !error.message.includes('secret'),
+  );
+});
