@@ -5,5 +5,21 @@ process.on('warning', (warning) => {
   if (warning.name === 'ExperimentalWarning') return;
   process.stderr.write(`${warning.name}: ${warning.message}\n`);
 });
+// A reader that goes away (`ckpt events x | head`) is not an error of ours.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
+}
+// Whatever escapes is still one line; CKPT_DEBUG=1 shows where it came from.
+const lastResort = (error) => {
+  const text = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`ckpt: unexpected error: ${text.split('\n', 1)[0]}\n`);
+  if (process.env.CKPT_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+  process.exit(1);
+};
+process.on('uncaughtException', lastResort);
+process.on('unhandledRejection', lastResort);
+
 const { main } = await import('../dist/cli/main.js');
 process.exitCode = await main(process.argv.slice(2));

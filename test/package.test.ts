@@ -18,10 +18,14 @@ test('npm pack → npm install → import and ckpt run, as a user would', { time
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'user-project', private: true, type: 'module' }));
   npm(['install', '--no-audit', '--no-fund', join(packDir, tarball)], project);
 
-  const imported = spawnSync(process.execPath, ['--input-type=module', '-e', "const m = await import('checkpointed'); console.log(typeof m.defineJob, typeof m.runJob, typeof m.range)"], {
-    cwd: project,
-    encoding: 'utf8',
-  });
+  const imported = spawnSync(
+    process.execPath,
+    ['--input-type=module', '-e', "const m = await import('checkpointed'); console.log(typeof m.defineJob, typeof m.runJob, typeof m.range)"],
+    {
+      cwd: project,
+      encoding: 'utf8',
+    },
+  );
   assert.equal(imported.stdout.trim(), 'function function function', imported.stderr);
 
   writeFileSync(

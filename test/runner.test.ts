@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { defineJob, fromArray, MemoryStore, range, runJob } from '../src/index.ts';
+import { defineJob, fromArray, MemoryStore, range, runJob, type Source } from '../src/index.ts';
 
 test('concurrency: records finish out of order, checkpoints stay aligned, each record once', async () => {
   const seen: number[] = [];
@@ -124,4 +124,52 @@ test('shards: each has its own checkpoint; the instance completes when all have'
     ],
   );
   assert.equal(summary.records, 50);
+});
+
+/** Yields `count` records at once, then nothing until its read is aborted. */
+function stallingSource(count: number): Source<number, number> {
+  return {
+    async *read(after, { signal }) {
+      for (let n = after === undefined ? 0 : after + 1; n < count; n++) yield { position: n, record: n };
+      await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+    },
+  };
+}
+
+test('a quiet source holds up neither a time-based checkpoint nor a stop', async () => {
+  const store = new MemoryStore();
+  const controller = new AbortController();
+  const checkpoints: number[] = [];
+  const job = defineJob<number>({ name: 'quiet', source: () => stallingSource(5), checkpoint: { everyMs: 50 }, process() {} });
+  const running = runJob(job, {
+    store,
+    heartbeatMs: 20,
+    signal: controller.signal,
+    onEvent: (event) => {
+      if (event.type === 'checkpoint') {
+        checkpoints.push(event.data.processed);
+        controller.abort();
+      }
+    },
+  });
+  const summary = await running;
+  assert.deepEqual(checkpoints, [5], 'the 5 records done were checkpointed while the source was quiet');
+  assert.equal(summary.outcome, 'interrupted');
+  assert.equal(summary.shards[0]?.position, 4);
+});
+
+test('a source that cannot start fails the run and releases its shard', async () => {
+  const store = new MemoryStore();
+  const job = defineJob<number>({
+    name: 'no-source',
+    source: () => {
+      throw new Error('orders.ndjson: no such file');
+    },
+    process() {},
+  });
+  const summary = await runJob(job, { store });
+  assert.equal(summary.outcome, 'failed');
+  assert.match(summary.error ?? '', /shard main: orders.ndjson: no such file/);
+  const [instance] = await store.listInstances();
+  assert.deepEqual(await store.holders(instance?.id ?? 0), []);
 });

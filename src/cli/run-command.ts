@@ -1,8 +1,10 @@
 import { ExitCode } from '../errors.ts';
 import type { RunEvent } from '../events.ts';
+import type { AnyJob } from '../job/define.ts';
 import type { CheckpointSpec } from '../job/policy.ts';
 import { type RunSummary, runJob } from '../job/runner.ts';
 import { shutdownOnSignals } from '../job/shutdown.ts';
+import type { Store } from '../store/store.ts';
 import { formatCount, formatMs, formatParams, formatPosition } from './format.ts';
 import { loadJob, parseParams } from './load-job.ts';
 import { ProgressBar } from './progress.ts';
@@ -26,15 +28,8 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
   let checkpoint: CheckpointSpec | undefined;
   if (options.every !== undefined) checkpoint = { every: options.every };
   if (options.everyMs !== undefined) checkpoint = { everyMs: options.everyMs };
-  const job = await loadJob(file);
-  const store = await openCliStore(options.store);
-  const interactive = io.stderr.isTTY === true && !options.json && !options.quiet;
-  const progress = interactive ? new ProgressBar(io.stderr, job.name) : undefined;
-  const onEvent = (event: RunEvent) => {
-    if (options.quiet) return;
-    if (progress) progress.onEvent(event);
-    else io.stdout.write(`${JSON.stringify(event)}\n`);
-  };
+  // Signals are taken over first, so one that arrives while the job loads still stops cleanly.
+  let progress: ProgressBar | undefined;
   const shutdown = shutdownOnSignals({
     onFirst: (signal) => {
       progress?.clear();
@@ -47,7 +42,25 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
       process.exit(ExitCode.interrupted);
     },
   });
+  let store: Store | undefined;
   try {
+    const job = await loadJob(file);
+    store = await openCliStore(options.store);
+    return await runLoaded(job, store);
+  } finally {
+    progress?.clear();
+    shutdown.dispose();
+    await store?.close();
+  }
+
+  async function runLoaded(job: AnyJob, store: Store): Promise<number> {
+    const interactive = io.stderr.isTTY === true && !options.json && !options.quiet;
+    progress = interactive ? new ProgressBar(io.stderr, job.name) : undefined;
+    const onEvent = (event: RunEvent) => {
+      if (options.quiet) return;
+      if (progress) progress.onEvent(event);
+      else io.stdout.write(`${JSON.stringify(event)}\n`);
+    };
     const summary = await runJob(job, {
       store,
       params,
@@ -64,10 +77,6 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
     else if (!io.stdout.isTTY && !options.quiet) io.stdout.write(`${JSON.stringify({ type: 'summary', ...summary })}\n`);
     if (!options.json) io.stderr.write(`${describeSummary(summary, options.quiet === true)}\n`);
     return summary.exitCode;
-  } finally {
-    progress?.clear();
-    shutdown.dispose();
-    await store.close();
   }
 }
 

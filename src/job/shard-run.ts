@@ -48,6 +48,34 @@ const PROGRESS_EVERY_MS = 200;
  * outcome — never left held by a live process.
  */
 export async function runShard(input: ShardRunInput): Promise<ShardResult> {
+  try {
+    return await processShard(input);
+  } catch (error) {
+    // Reached only when the shard could not start (its source or the store failed before the
+    // record loop) or could not end cleanly: release it so no live process keeps it held.
+    const { store, lease, emit } = input;
+    const message = `shard ${lease.shard}: ${firstLine(error)}`;
+    const outcome = error instanceof FencedError ? 'lost' : 'failed';
+    await store.release(lease, outcome, { error: message }).catch(() => undefined);
+    await emit('run:end', { shard: lease.shard, runId: lease.runId, outcome, processed: 0, position: null, error: message }, lease.runId).catch(
+      () => undefined,
+    );
+    return {
+      shard: lease.shard,
+      outcome,
+      records: 0,
+      processed: 0,
+      position: null,
+      resumedFrom: null,
+      rework: 0,
+      checkpoints: 0,
+      checkpointMs: 0,
+      error: message,
+    };
+  }
+}
+
+async function processShard(input: ShardRunInput): Promise<ShardResult> {
   const { job, store, lease, policy, concurrency, emit } = input;
   const shard = lease.shard;
   const source = await job.source({ params: input.params, shard });
@@ -81,7 +109,9 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
   let lostReason: string | undefined;
   let failure: unknown;
 
+  let wakeIfDue = () => undefined as void;
   const heartbeat = setInterval(() => {
+    wakeIfDue();
     store.heartbeat(lease, { processed: records, markProcessed: processed + inFlight.size }).then(
       (held) => {
         if (!held && lostReason === undefined) {
@@ -146,10 +176,38 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
   let lastYield = performance.now();
   let lastProgress = 0;
   const iterator = source.read(position ?? undefined, { signal: stop.signal })[Symbol.asyncIterator]();
+  // A quiet source must hold up neither a stop nor the time-based checkpoint of work already
+  // done: waiting for the next record races a wake-up from the stop signal and the heartbeat.
+  let pending: Promise<IteratorResult<SourceItem<unknown, unknown>>> | undefined;
+  let waiter: ((result: undefined) => void) | undefined;
+  stop.signal.addEventListener('abort', () => waiter?.(undefined), { once: true });
+  wakeIfDue = () => {
+    if (waiter !== undefined && inFlight.size === 0 && sinceRecords > 0 && policy.due(sinceRecords, performance.now() - sinceStart)) waiter(undefined);
+  };
+  /** The next record, or undefined when woken (stopped, or a checkpoint fell due) first. */
+  const nextOrWake = async (): Promise<IteratorResult<SourceItem<unknown, unknown>> | undefined> => {
+    const next = (pending ??= iterator.next());
+    const result = await new Promise<IteratorResult<SourceItem<unknown, unknown>> | undefined>((resolve, reject) => {
+      waiter = resolve;
+      next.then(resolve, reject);
+      if (stop.signal.aborted) resolve(undefined);
+    });
+    waiter = undefined;
+    if (result !== undefined) pending = undefined;
+    return result;
+  };
   try {
     for (;;) {
       if (stop.signal.aborted) break;
-      const next = await iterator.next();
+      const next = await nextOrWake();
+      if (next === undefined) {
+        if (stop.signal.aborted) break;
+        const drainStarted = performance.now();
+        await drain();
+        if (failure !== undefined) break;
+        await commit(false, drainStarted);
+        continue;
+      }
       if (next.done) {
         exhausted = true;
         break;
@@ -190,7 +248,9 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
   } finally {
     clearInterval(heartbeat);
     input.signal?.removeEventListener('abort', onExternalStop);
-    await Promise.resolve(iterator.return?.()).catch(() => undefined);
+    // An async generator queues return() behind a next() still running: do not wait on that one.
+    const closing = Promise.resolve(iterator.return?.()).catch(() => undefined);
+    if (pending === undefined) await closing;
   }
 
   const result = (outcome: ShardResult['outcome'], error?: string): ShardResult => ({
