@@ -109,7 +109,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   let lostReason: string | undefined;
   let failure: unknown;
 
-  let wakeIfDue = () => undefined as void;
+  let wakeIfDue: () => void = () => undefined;
   const heartbeat = setInterval(() => {
     wakeIfDue();
     store.heartbeat(lease, { processed: records, markProcessed: processed + inFlight.size }).then(
@@ -186,7 +186,8 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   };
   /** The next record, or undefined when woken (stopped, or a checkpoint fell due) first. */
   const nextOrWake = async (): Promise<IteratorResult<SourceItem<unknown, unknown>> | undefined> => {
-    const next = (pending ??= iterator.next());
+    pending ??= iterator.next();
+    const next = pending;
     const result = await new Promise<IteratorResult<SourceItem<unknown, unknown>> | undefined>((resolve, reject) => {
       waiter = resolve;
       next.then(resolve, reject);
