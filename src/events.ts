@@ -13,6 +13,11 @@ export interface EventMap {
   'checkpoint:corrupt': { shard: string; skipped: number[]; usedSeq: number | null };
   progress: { shard: string; processed: number; total: number | undefined; rate: number; lastCheckpointAt: number };
   'record:error': { shard: string; position: JsonValue; error: string };
+  'record:retry': { shard: string; position: JsonValue; attempt: number; delayMs: number; error: string };
+  'record:dead': { shard: string; position: JsonValue; attempts: number; error: string; deadLetters: number; limit: number };
+  'effect:in-doubt': { shard: string; key: string; attempts: number; resolution: 'verified-done' | 'verified-not-done' | 'run-again' };
+  drift: { shard: string; changes: string[]; resolution: 'fail' | 'restart' | 'resume' };
+  'dlq:retry': { shard: string; id: number; position: JsonValue; outcome: 'resolved' | 'failed'; error?: string };
   'shard:complete': { shard: string; processed: number };
   'shard:lost': { shard: string; token: number; reason: string };
   'instance:complete': { job: string; generation: number };
@@ -31,6 +36,11 @@ export const persistedEvents: ReadonlySet<EventType> = new Set<EventType>([
   'run:end',
   'checkpoint:corrupt',
   'record:error',
+  'record:retry',
+  'record:dead',
+  'effect:in-doubt',
+  'drift',
+  'dlq:retry',
   'shard:complete',
   'shard:lost',
   'instance:complete',

@@ -11,8 +11,9 @@ export {
 } from './errors.ts';
 export type { EventListener, EventMap, EventType, RunEvent } from './events.ts';
 export { persistedEvents } from './events.ts';
-export type { AnyJob, Job, JobContext, JobDefinition, JobLogger } from './job/define.ts';
+export type { AnyJob, Job, JobContext, JobDefinition, JobLogger, OnceOptions, RetryOptions } from './job/define.ts';
 export { defineJob, isJob } from './job/define.ts';
+export type { OnDrift } from './job/drift.ts';
 export type { CheckpointPolicy, CheckpointSpec } from './job/policy.ts';
 export { checkpointPolicy } from './job/policy.ts';
 export type { RunJobOutcome, RunOptions, RunSummary } from './job/runner.ts';
@@ -20,6 +21,7 @@ export { defaultWorker, runJob } from './job/runner.ts';
 export type { ShardResult } from './job/shard-run.ts';
 export { shutdownOnSignals } from './job/shutdown.ts';
 export type { JsonObject, JsonValue } from './json.ts';
+export { isSecret, REDACTED, Secret, secret } from './secret.ts';
 export { fromArray } from './source/array.ts';
 export type { NdjsonOptions } from './source/ndjson.ts';
 export { ndjsonFile } from './source/ndjson.ts';

@@ -1,5 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { CheckpointedError, ExitCode, firstLine } from '../errors.ts';
+import { dlqCommand } from './dlq-command.ts';
 import { eventsCommand, resetCommand, runsCommand, statusCommand } from './query-commands.ts';
 import { runCommand } from './run-command.ts';
 import { type CliIo, setIo } from './shared.ts';
@@ -43,8 +44,25 @@ function program(io: CliIo, exit: { code: number }): Command {
     .addOption(new Option('--lease-ms <ms>', 'lease length; a worker silent this long is presumed dead').argParser(positiveInteger('--lease-ms')))
     .addOption(jsonOption().conflicts('quiet'))
     .option('--quiet', 'print only the outcome line and errors')
+    .addOption(
+      new Option('--on-drift <choice>', 'when the checkpoint no longer matches params, job version or source: fail, restart or resume')
+        .choices(['fail', 'restart', 'resume'])
+        .default('fail'),
+    )
     .action(async (file: string, options) => {
       exit.code = await runCommand(file, options, io);
+    });
+
+  root
+    .command('dlq')
+    .description('list the dead letters of a job; with --retry (give the job file) process them again and remove those that succeed')
+    .argument('<job>', 'job name, or the job file (needed for --retry)')
+    .addOption(storeOption())
+    .addOption(paramOption())
+    .addOption(jsonOption())
+    .option('--retry', 'process every dead letter again; those that succeed are removed')
+    .action(async (job: string, options) => {
+      exit.code = await dlqCommand(job, options, io);
     });
 
   root
@@ -99,7 +117,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       if (error.code === 'commander.executeSubCommandAsync') return 1;
       const message = error.message.replace(/^error: /, '');
       const command = argv.find((arg) => !arg.startsWith('-'));
-      const known = ['run', 'status', 'runs', 'events', 'reset'];
+      const known = ['run', 'status', 'runs', 'events', 'reset', 'dlq'];
       const help = command && known.includes(command) ? `ckpt ${command} --help` : 'ckpt --help';
       io.stderr.write(`ckpt: ${firstLine(message)}; see ${help}\n`);
       return ExitCode.usage;

@@ -1,6 +1,7 @@
 import { ExitCode } from '../errors.ts';
 import type { RunEvent } from '../events.ts';
 import type { AnyJob } from '../job/define.ts';
+import type { OnDrift } from '../job/drift.ts';
 import type { CheckpointSpec } from '../job/policy.ts';
 import { type RunSummary, runJob } from '../job/runner.ts';
 import { shutdownOnSignals } from '../job/shutdown.ts';
@@ -8,7 +9,7 @@ import type { Store } from '../store/store.ts';
 import { formatCount, formatMs, formatParams, formatPosition } from './format.ts';
 import { loadJob, parseParams } from './load-job.ts';
 import { ProgressBar } from './progress.ts';
-import { type CliIo, openCliStore } from './shared.ts';
+import { type CliIo, openCliStore, secretKeyFileFor } from './shared.ts';
 
 export interface RunCommandOptions {
   store?: string;
@@ -21,6 +22,7 @@ export interface RunCommandOptions {
   leaseMs?: number;
   json?: boolean;
   quiet?: boolean;
+  onDrift?: OnDrift;
 }
 
 export async function runCommand(file: string, options: RunCommandOptions, io: CliIo): Promise<number> {
@@ -71,6 +73,8 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
       ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
       signal: shutdown.signal,
       onEvent,
+      onDrift: options.onDrift ?? 'fail',
+      ...(secretKeyFileFor(options.store) === undefined ? {} : { secretKeyFile: secretKeyFileFor(options.store) }),
     });
     progress?.clear();
     if (options.json) io.stdout.write(`${JSON.stringify({ type: 'summary', ...summary })}\n`);

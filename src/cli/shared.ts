@@ -1,5 +1,6 @@
+import { resolve } from 'node:path';
 import { UsageError } from '../errors.ts';
-import { DEFAULT_STORE_URL, openStore } from '../store/open-store.ts';
+import { DEFAULT_STORE_URL, openStore, parseStoreUrl } from '../store/open-store.ts';
 import type { InstanceInfo, Store } from '../store/store.ts';
 
 export interface CliIo {
@@ -32,4 +33,10 @@ export async function findInstances(store: Store, job: string, params: { [key: s
   const matching = instances.filter((instance) => Object.entries(params).every(([key, value]) => String(instance.params[key]) === value));
   if (matching.length === 0) throw new UsageError(`no instance of ${job} has params ${JSON.stringify(params)}; see ckpt status`);
   return matching;
+}
+
+/** The key file that seals secrets in a SQLite store's effect journal: beside the store, mode 0600. */
+export function secretKeyFileFor(flag: string | undefined): string | undefined {
+  const target = parseStoreUrl(storeUrl(flag));
+  return target.kind === 'sqlite' && target.path !== ':memory:' ? `${resolve(target.path)}.key` : undefined;
 }

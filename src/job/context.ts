@@ -1,9 +1,10 @@
 import type { EventMap } from '../events.ts';
 import type { JsonObject, JsonValue } from '../json.ts';
-import type { SqlHandle, Tx } from '../store/store.ts';
-import type { JobContext, JobLogger } from './define.ts';
+import type { SqlHandle } from '../store/store.ts';
+import type { JobContext, JobLogger, OnceOptions } from './define.ts';
+import type { Effects } from './effects.ts';
 
-/** The `ctx` of one record; `tx` is the transaction its checkpoint will commit. */
+/** The `ctx` of one record attempt; `tx` writes into the transaction its checkpoint will commit. */
 export class RecordContext<Params, State extends JsonObject> implements JobContext<Params, State> {
   readonly job: string;
   readonly params: Params;
@@ -12,9 +13,20 @@ export class RecordContext<Params, State extends JsonObject> implements JobConte
   readonly state: State;
   readonly signal: AbortSignal;
   readonly log: JobLogger;
-  readonly #tx: Tx;
+  readonly #sql: SqlHandle | undefined;
+  readonly #effects: Effects;
 
-  constructor(init: { job: string; params: Params; shard: string; position: unknown; state: State; signal: AbortSignal; log: JobLogger; tx: Tx }) {
+  constructor(init: {
+    job: string;
+    params: Params;
+    shard: string;
+    position: unknown;
+    state: State;
+    signal: AbortSignal;
+    log: JobLogger;
+    sql: SqlHandle | undefined;
+    effects: Effects;
+  }) {
     this.job = init.job;
     this.params = init.params;
     this.shard = init.shard;
@@ -22,13 +34,25 @@ export class RecordContext<Params, State extends JsonObject> implements JobConte
     this.state = init.state;
     this.signal = init.signal;
     this.log = init.log;
-    this.#tx = init.tx;
+    this.#sql = init.sql;
+    this.#effects = init.effects;
   }
 
   get tx(): SqlHandle {
-    const sql = this.#tx.sql;
-    if (sql === undefined) throw new Error('ctx.tx needs a SQL store (sqlite: or postgres:); this store has no SQL');
-    return sql;
+    if (this.#sql === undefined) throw new Error('ctx.tx needs a SQL store (sqlite: or postgres:); this store has no SQL');
+    return this.#sql;
+  }
+
+  once<T>(key: string, fn: () => T | Promise<T>, options?: OnceOptions): Promise<T | undefined> {
+    return this.#effects.once(key, fn, options);
+  }
+
+  step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
+    return this.#effects.step(this.position, name, fn);
+  }
+
+  idempotencyKey(name: string): string {
+    return this.#effects.idempotencyKey(this.position, name);
   }
 }
 
@@ -39,9 +63,10 @@ export function eventLogger(shard: string, emit: (data: EventMap['log']) => void
   return { info: line('info'), warn: line('warn'), error: line('error') };
 }
 
-function toJson(value: unknown): JsonValue {
+/** JSON of any value; Secrets become "[redacted]" through their toJSON. */
+export function toJson(value: unknown): JsonValue {
   try {
-    return JSON.parse(JSON.stringify(value)) as JsonValue;
+    return JSON.parse(JSON.stringify(value) ?? 'null') as JsonValue;
   } catch {
     return String(value);
   }

@@ -22,8 +22,37 @@ export interface JobContext<Params, State extends JsonObject> {
   /** Aborted when the run stops (signal, lost lease, failure): finish or give up quickly. */
   readonly signal: AbortSignal;
   readonly log: JobLogger;
-  /** SQL inside the transaction that commits with the checkpoint covering this record. */
+  /**
+   * SQL inside the transaction that commits with the checkpoint covering this record. A record's
+   * writes sit in their own savepoint: a failed attempt's writes are rolled back with it.
+   */
   readonly tx: SqlHandle;
+  /**
+   * Run an external effect at most once per key (per instance generation): its intent is made
+   * durable before `fn` runs and its JSON result as soon as it returns. A key recorded done
+   * returns its stored result without calling `fn`; a key in doubt (intent, no completion: a
+   * crash fell in between) asks `verify` — true: the effect happened, `undefined` is returned;
+   * false: `fn` runs — and without `verify` runs `fn` again, with an `effect:in-doubt` event.
+   */
+  once<T>(key: string, fn: () => T | Promise<T>, options?: OnceOptions): Promise<T | undefined>;
+  /** A memoised step of this record's work: once finished, a replay returns its recorded result. */
+  step<T>(name: string, fn: () => T | Promise<T>): Promise<T>;
+  /** A stable key for (instance, generation, shard, position, name) to give APIs that accept one. */
+  idempotencyKey(name: string): string;
+}
+
+export interface OnceOptions {
+  /** After a crash between the effect and its record: did it happen? */
+  verify?: () => boolean | Promise<boolean>;
+}
+
+export interface RetryOptions {
+  /** Tries per record, the first included; default 1 (no retry). */
+  attempts?: number;
+  /** Delay before the first retry, doubled each time, with jitter; default 100 ms. */
+  backoffMs?: number;
+  /** Cap of the delay; default 10 s. */
+  maxBackoffMs?: number;
 }
 
 export interface JobDefinition<Record, Params, State extends JsonObject, Position> {
@@ -40,6 +69,11 @@ export interface JobDefinition<Record, Params, State extends JsonObject, Positio
   checkpoint?: CheckpointSpec;
   /** Records in flight at once in one process; default 1. */
   concurrency?: number;
+  retry?: RetryOptions;
+  /** Dead-letter up to `limit` records per shard that exhausted their retries; past it the run fails. Default 0. */
+  skip?: { limit: number };
+  /** Params whose values are secrets: identity uses their hash, and they show as `[redacted]`. */
+  redact?: string[];
   process(record: Record, ctx: JobContext<Params, State>): unknown;
 }
 

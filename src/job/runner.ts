@@ -2,10 +2,13 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CheckpointedError, ExitCode, firstLine, LeaseHeldError, UsageError } from '../errors.ts';
 import { type EventListener, type EventMap, type EventType, persistedEvents, type RunEvent } from '../events.ts';
-import { hashJson, type JsonObject, type JsonValue } from '../json.ts';
+import { hashJson, type JsonObject, type JsonValue, sha256 } from '../json.ts';
+import { isSecret, loadSecretKey, REDACTED } from '../secret.ts';
 import type { InstanceInfo, Store } from '../store/store.ts';
 import type { AnyJob } from './define.ts';
+import { type OnDrift, RestartForDrift } from './drift.ts';
 import { type CheckpointSpec, checkpointPolicy } from './policy.ts';
+import { retryPolicy } from './retry.ts';
 import { runShard, type ShardResult } from './shard-run.ts';
 
 export interface RunOptions {
@@ -26,6 +29,10 @@ export interface RunOptions {
   /** Abort to stop gracefully (the CLI wires SIGINT and SIGTERM to it). */
   signal?: AbortSignal;
   onEvent?: EventListener;
+  /** When a checkpoint no longer matches its inputs: stop (default), start over, or continue. */
+  onDrift?: OnDrift;
+  /** Where the key that seals secrets in the effect journal lives (CKPT_SECRET_KEY wins). */
+  secretKeyFile?: string;
 }
 
 export type RunJobOutcome = 'completed' | 'already-complete' | 'interrupted' | 'failed';
@@ -84,14 +91,18 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     throw new UsageError(`job ${job.name}: ${firstLine(error)}`);
   }
 
-  let params: unknown;
+  const { params, displayParams, paramsHash } = resolveParams(job, options.params ?? {});
+  let retry: ReturnType<typeof retryPolicy>;
   try {
-    params = job.params ? job.params({ ...(options.params ?? {}) }) : { ...(options.params ?? {}) };
+    retry = retryPolicy(job.retry, job.name);
   } catch (error) {
-    throw new UsageError(`job ${job.name} rejected its params: ${firstLine(error)}`, { job: job.name, cause: error });
+    throw new UsageError(firstLine(error), { job: job.name });
   }
-  const displayParams = toJsonObject(params);
-  let instance = await store.instance(job.name, hashJson(params), { params: displayParams, version: job.version ?? null });
+  const skipLimit = job.skip?.limit ?? 0;
+  if (!(Number.isInteger(skipLimit) && skipLimit >= 0)) throw new UsageError(`job ${job.name}: skip.limit must be a whole number ≥ 0`, { job: job.name });
+  const onDrift = options.onDrift ?? 'fail';
+  const secretKey = loadSecretKey(process.env, options.secretKeyFile);
+  let instance = await store.instance(job.name, paramsHash, { params: displayParams, version: job.version ?? null });
 
   const emit = <K extends EventType>(type: K, data: EventMap[K], runId?: number): Promise<void> => {
     const event = { type, at: Date.now(), job: job.name, instanceId: instance.id, data } as RunEvent;
@@ -149,18 +160,34 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     }
     const lease = await store.claim(instance, worker, leaseMs);
     if (lease !== null) {
-      const result = await runShard({
-        job,
-        params,
-        store,
-        lease,
-        policy,
-        concurrency,
-        heartbeatMs,
-        drainMs: options.drainMs ?? 10_000,
-        signal: options.signal,
-        emit,
-      });
+      let result: ShardResult;
+      try {
+        result = await runShard({
+          job,
+          params,
+          store,
+          lease,
+          policy,
+          concurrency,
+          heartbeatMs,
+          drainMs: options.drainMs ?? 10_000,
+          signal: options.signal,
+          emit,
+          paramsHash,
+          onDrift,
+          retry,
+          skipLimit,
+          secretKey,
+        });
+      } catch (error) {
+        if (!(error instanceof RestartForDrift)) throw error;
+        // --on-drift restart: a new generation from the beginning (the old one's history stays).
+        await refuseIfHeld(store, job.name, instance, 'restart');
+        instance = await store.resetInstance(instance.id);
+        await store.ensureShards(instance, shardNames, { version: job.version ?? null });
+        results.length = 0;
+        continue;
+      }
       results.push(result);
       if (result.outcome === 'failed') return summary('failed', results, result.error);
       if (result.outcome === 'interrupted') return summary('interrupted', results);
@@ -202,6 +229,35 @@ async function listShardNames(job: AnyJob, params: unknown): Promise<string[]> {
   }
   if (new Set(names).size !== names.length) throw new UsageError(`job ${job.name}: shards() returned the same shard twice`, { job: job.name });
   return names as string[];
+}
+
+/** Parse raw params with the job's parser; what identifies the instance and what is shown. */
+export function resolveParams(job: AnyJob, raw: { [key: string]: string }): { params: unknown; displayParams: JsonObject; paramsHash: string } {
+  let params: unknown;
+  try {
+    params = job.params ? job.params({ ...raw }) : { ...raw };
+  } catch (error) {
+    throw new UsageError(`job ${job.name} rejected its params: ${firstLine(error)}`, { job: job.name, cause: error });
+  }
+  const { display, identity } = splitParams(params, job.redact ?? []);
+  return { params, displayParams: display, paramsHash: hashJson(identity) };
+}
+
+/**
+ * The params as shown (redacted names and Secrets as "[redacted]") and as identified (redacted
+ * names by the hash of their value, so a changed secret is another instance, yet never stored).
+ */
+function splitParams(params: unknown, redact: string[]): { display: JsonObject; identity: unknown } {
+  if (params === null || typeof params !== 'object' || Array.isArray(params)) return { display: toJsonObject(params), identity: params };
+  const display: { [key: string]: unknown } = { ...params };
+  const identity: { [key: string]: unknown } = { ...params };
+  for (const name of redact) {
+    if (!(name in display)) continue;
+    const value = display[name];
+    identity[name] = `sha256:${sha256(JSON.stringify(isSecret(value) ? value.reveal() : value) ?? '')}`;
+    display[name] = REDACTED;
+  }
+  return { display: toJsonObject(display), identity };
 }
 
 function toJsonObject(value: unknown): JsonObject {

@@ -1,11 +1,16 @@
-import { FencedError, firstLine } from '../errors.ts';
-import type { EventMap, EventType } from '../events.ts';
+import { DriftError, FencedError, firstLine } from '../errors.ts';
+import { persistedEvents } from '../events.ts';
 import type { JsonObject, JsonValue } from '../json.ts';
 import type { SourceItem } from '../source/source.ts';
 import type { Lease, RunOutcome, Store, Tx } from '../store/store.ts';
-import { eventLogger, RecordContext } from './context.ts';
+import { Baton } from './baton.ts';
+import { eventLogger } from './context.ts';
 import type { AnyJob } from './define.ts';
+import { checkDrift, type OnDrift, RestartForDrift } from './drift.ts';
+import { Effects } from './effects.ts';
 import type { CheckpointPolicy } from './policy.ts';
+import { type Emit, processRecord, RecordAbandoned } from './record-run.ts';
+import type { RetryPolicy } from './retry.ts';
 
 export interface ShardResult {
   shard: string;
@@ -23,8 +28,6 @@ export interface ShardResult {
   error?: string;
 }
 
-type Emit = <K extends EventType>(type: K, data: EventMap[K], runId?: number) => Promise<void>;
-
 export interface ShardRunInput {
   job: AnyJob;
   params: unknown;
@@ -36,6 +39,11 @@ export interface ShardRunInput {
   drainMs: number;
   signal: AbortSignal | undefined;
   emit: Emit;
+  paramsHash: string;
+  onDrift: OnDrift;
+  retry: RetryPolicy;
+  skipLimit: number;
+  secretKey: Buffer;
 }
 
 /** How long the record loop may run before it lets timers (heartbeat, signals) in. */
@@ -60,6 +68,8 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
     await emit('run:end', { shard: lease.shard, runId: lease.runId, outcome, processed: 0, position: null, error: message }, lease.runId).catch(
       () => undefined,
     );
+    // Drift is the operator's decision, not a failed shard: the runner reports or restarts.
+    if (error instanceof DriftError || error instanceof RestartForDrift) throw error;
     return {
       shard: lease.shard,
       outcome,
@@ -76,13 +86,36 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
 }
 
 async function processShard(input: ShardRunInput): Promise<ShardResult> {
-  const { job, store, lease, policy, concurrency, emit } = input;
+  const { job, store, lease, policy, concurrency } = input;
   const shard = lease.shard;
+  // Persisted events written while a record holds its savepoint would vanish with its rollback:
+  // they wait until the baton is put down and then join the chunk's transaction.
+  const queued: (() => Promise<void>)[] = [];
+  const baton = new Baton(() => {
+    for (const write of queued.splice(0)) void write();
+  });
+  const emit: Emit = (type, data, runId) => {
+    if (!baton.held || !persistedEvents.has(type)) return input.emit(type, data, runId);
+    queued.push(() => input.emit(type, data, runId));
+    return Promise.resolve();
+  };
   const source = await job.source({ params: input.params, shard });
   const total = await Promise.resolve(source.size?.()).catch(() => undefined);
   const latest = await store.latest(lease);
   const checkpoint = latest.checkpoint;
   if (latest.corrupt.length > 0) await emit('checkpoint:corrupt', { shard, skipped: latest.corrupt, usedSeq: checkpoint?.seq ?? null }, lease.runId);
+  await checkDrift({
+    store,
+    lease,
+    job: job.name,
+    version: job.version ?? null,
+    paramsHash: input.paramsHash,
+    source,
+    resuming: checkpoint !== undefined,
+    onDrift: input.onDrift,
+    emit,
+  });
+  const deadLetters = { count: await store.countDeadLetters(lease) };
   const previous = await store.previousRun(lease);
   const rework = checkpoint !== undefined && previous?.outcome === 'crashed' ? Math.max(0, previous.markProcessed - checkpoint.processed) : 0;
 
@@ -108,6 +141,9 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   input.signal?.addEventListener('abort', onExternalStop, { once: true });
   let lostReason: string | undefined;
   let failure: unknown;
+  let failedPosition: JsonValue | null = null;
+  /** A record was given up mid-way by a stop: the open chunk must not be committed. */
+  let abandoned = false;
 
   let wakeIfDue: () => void = () => undefined;
   const heartbeat = setInterval(() => {
@@ -130,27 +166,48 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   let sinceStart = performance.now();
   let dispatchedPosition: JsonValue | null = position;
 
-  const processOne = async (item: SourceItem<unknown, unknown>, recordTx: Tx): Promise<void> => {
-    if (item.error) throw item.error;
-    const ctx = new RecordContext({ job: job.name, params: input.params, shard, position: item.position, state, signal: stop.signal, log, tx: recordTx });
-    await job.process(item.record, ctx);
+  const effects = new Effects({
+    store,
+    scope: { instanceId: lease.instanceId, generation: lease.generation },
+    job: job.name,
+    shard,
+    secretKey: input.secretKey,
+    emitInDoubt: (data) => emit('effect:in-doubt', data, lease.runId),
+  });
+  const recordInput = {
+    job,
+    params: input.params,
+    store,
+    lease,
+    state,
+    log,
+    signal: stop.signal,
+    baton,
+    tx: () => tx,
+    effects,
+    retry: input.retry,
+    skipLimit: input.skipLimit,
+    deadLetters,
+    emit,
   };
-  const dispatch = (item: SourceItem<unknown, unknown>): Promise<void> => {
-    const work = processOne(item, tx).then(
+  const dispatch = (item: SourceItem<unknown, unknown>): Promise<void> =>
+    processRecord(item, recordInput).then(
       () => {
         records++;
         processed++;
       },
       (error: unknown) => {
+        if (error instanceof RecordAbandoned) {
+          abandoned = true;
+          return;
+        }
         if (failure === undefined) {
           failure = error;
-          void emit('record:error', { shard, position: item.position as JsonValue, error: firstLine(error) }, lease.runId);
+          failedPosition = item.position as JsonValue;
         }
         stop.abort('failed');
       },
     );
-    return work;
-  };
   const drain = async () => {
     while (inFlight.size > 0) await Promise.all(inFlight);
   };
@@ -205,7 +262,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
         if (stop.signal.aborted) break;
         const drainStarted = performance.now();
         await drain();
-        if (failure !== undefined) break;
+        if (failure !== undefined || abandoned) break;
         await commit(false, drainStarted);
         continue;
       }
@@ -219,7 +276,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
       if (sinceRecords > 0 && policy.due(sinceRecords, performance.now() - sinceStart)) {
         const drainStarted = performance.now();
         await drain();
-        if (failure !== undefined) break;
+        if (failure !== undefined || abandoned) break;
         await commit(false, drainStarted);
       }
       const work = dispatch(next.value);
@@ -277,13 +334,19 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     if (lostReason !== undefined) return await lose(lostReason);
     if (failure !== undefined) {
       await Promise.allSettled(inFlight);
-      // The chunk is rolled back: the checkpoint stays at the last good boundary.
-      return await end('failed', `record at position ${JSON.stringify(dispatchedPosition)} failed: ${firstLine(failure)}`);
+      // The chunk is rolled back (the checkpoint stays at the last good boundary) before the
+      // error is logged, so the event log keeps it.
+      await store.rollback(tx).catch(() => undefined);
+      const where = failedPosition ?? dispatchedPosition;
+      await emit('record:error', { shard, position: where, error: firstLine(failure) }, lease.runId);
+      const limit = input.skipLimit > 0 ? ` (skip limit of ${input.skipLimit} dead letters reached)` : '';
+      return await end('failed', `record at position ${JSON.stringify(where)} failed: ${firstLine(failure)}${limit}`);
     }
     if (exhausted) {
       const drainStarted = performance.now();
       await drain();
       if (failure !== undefined) return await end('failed', firstLine(failure));
+      if (abandoned) return await end('interrupted');
       await commit(true, drainStarted);
       await emit('shard:complete', { shard, processed }, lease.runId);
       await emit('run:end', { shard, runId: lease.runId, outcome: 'completed', processed, position }, lease.runId);
@@ -292,7 +355,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     // Stopped from outside: let records in flight finish, then save where we are.
     const drainStarted = performance.now();
     const drained = await Promise.race([drain().then(() => true), sleepFor(input.drainMs).then(() => false)]);
-    if (drained && failure === undefined && sinceRecords > 0) await commit(false, drainStarted);
+    if (drained && failure === undefined && !abandoned && sinceRecords > 0) await commit(false, drainStarted);
     return await end('interrupted');
   } catch (error) {
     if (error instanceof FencedError) return await lose(error.message);

@@ -1,5 +1,5 @@
 import type { JsonObject, JsonValue } from '../json.ts';
-import type { Checkpoint, InstanceInfo, RunInfo, RunOutcome, ShardInfo } from './store.ts';
+import type { Checkpoint, DeadLetter, InstanceInfo, RunInfo, RunOutcome, ShardInfo } from './store.ts';
 
 /** A row as SQL drivers return it: snake_case columns; JSON as text (SQLite) or parsed (PostgreSQL). */
 export type Row = Record<string, unknown>;
@@ -51,6 +51,7 @@ export function toShard(row: Row): ShardInfo {
     processed: Number(row.processed),
     fingerprint: row.fingerprint === null ? null : String(row.fingerprint),
     version: row.version === null ? null : String(row.version),
+    paramsHash: row.params_hash === null || row.params_hash === undefined ? null : String(row.params_hash),
     updatedAt: Number(row.updated_at),
   };
 }
@@ -75,5 +76,20 @@ export function toRun(row: Row): RunInfo {
     checkpointMs: Number(row.checkpoint_ms),
     stats: parseJson(row.stats) as JsonObject,
     error: row.error === null ? null : String(row.error),
+  };
+}
+
+export function toDeadLetter(row: Row): DeadLetter {
+  return {
+    id: Number(row.id),
+    instanceId: Number(row.instance_id),
+    generation: Number(row.generation),
+    shard: String(row.shard),
+    position: parseJson(row.position),
+    record: parseJson(row.record),
+    error: String(row.error),
+    attempts: Number(row.attempts),
+    runId: row.run_id === null ? null : Number(row.run_id),
+    createdAt: Number(row.created_at),
   };
 }

@@ -30,8 +30,49 @@ export interface ShardInfo {
   processed: number;
   fingerprint: string | null;
   version: string | null;
+  /** Hash of the params the shard's checkpoints were made with. */
+  paramsHash: string | null;
   updatedAt: number;
 }
+
+/** What a shard's checkpoints were made from; a resume under other inputs is drift. */
+export interface ShardInputs {
+  fingerprint: string | null;
+  version: string | null;
+  paramsHash: string;
+}
+
+/** Which effect journal an effect key belongs to: one per instance generation. */
+export interface EffectScope {
+  instanceId: number;
+  generation: number;
+}
+
+/** An effect key's journal entry: `intent` = fn may have run (in doubt after a crash); `done` = it ran. */
+export interface EffectEntry {
+  key: string;
+  status: 'intent' | 'done';
+  result: JsonValue | null;
+  /** How many times fn was started for this key. */
+  attempts: number;
+  updatedAt: number;
+}
+
+/** A record that exhausted its retries and was skipped. */
+export interface DeadLetter {
+  id: number;
+  instanceId: number;
+  generation: number;
+  shard: string;
+  position: JsonValue | null;
+  record: JsonValue;
+  error: string;
+  attempts: number;
+  runId: number | null;
+  createdAt: number;
+}
+
+export type NewDeadLetter = Pick<DeadLetter, 'position' | 'record' | 'error' | 'attempts'>;
 
 /** A time-limited claim of one shard by one worker; `token` fences every write it makes. */
 export interface Lease {
@@ -170,6 +211,8 @@ export interface Store {
   listShards(instanceId: number): Promise<ShardInfo[]>;
   /** Record a shard's source fingerprint (the first run sets it; drift checks compare to it). */
   setFingerprint(lease: Lease, fingerprint: string | null): Promise<void>;
+  /** Record the inputs (fingerprint, version, params hash) the shard's checkpoints are made from. */
+  setInputs(lease: Lease, inputs: ShardInputs): Promise<void>;
 
   /**
    * Mark as crashed every running run of the instance whose lease expired or whose worker
@@ -201,6 +244,26 @@ export interface Store {
   release(lease: Lease, outcome: Exclude<RunOutcome, 'running'>, run: RunProgress): Promise<void>;
   /** Mark the instance completed if every shard of its generation is. */
   completeIfDone(instanceId: number, generation: number): Promise<boolean>;
+
+  /** The effect journal entry of `key`, if any. */
+  effect(scope: EffectScope, key: string): Promise<EffectEntry | undefined>;
+  /** Durably record that `key`'s effect is about to run, at once and apart from any open tx. */
+  effectIntent(scope: EffectScope, key: string): Promise<void>;
+  /** Durably record that `key`'s effect ran and its JSON result, at once and apart from any open tx. */
+  effectDone(scope: EffectScope, key: string, result: JsonValue | null): Promise<void>;
+  /** Durably forget an intent whose effect failed without effect, so a retry runs it again. */
+  effectFailed(scope: EffectScope, key: string): Promise<void>;
+
+  /** Add a dead letter through the tx: it commits with the checkpoint that covers its record. */
+  addDeadLetter(tx: Tx, letter: NewDeadLetter): Promise<void>;
+  /** Committed dead letters of the lease's shard (this generation). */
+  countDeadLetters(lease: Lease): Promise<number>;
+  /** Dead letters of the instance's current generation, oldest first. */
+  listDeadLetters(instanceId: number): Promise<DeadLetter[]>;
+  /** Delete the dead letter and commit everything written through the tx (a successful retry). */
+  resolveDeadLetter(tx: Tx, id: number): Promise<void>;
+  /** Record a failed retry of a dead letter: its new error and one more attempt. */
+  noteDeadLetterRetry(id: number, error: string): Promise<void>;
 
   /** Append to the instance's event log. */
   appendEvents(instanceId: number, generation: number, events: NewEvent[]): Promise<void>;

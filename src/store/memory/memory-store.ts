@@ -1,18 +1,23 @@
 import { FencedError, StoreError } from '../../errors.ts';
-import type { JsonObject } from '../../json.ts';
+import type { JsonObject, JsonValue } from '../../json.ts';
 import { CHECKPOINT_HISTORY, checkpointChecksum } from '../checksum.ts';
 import type {
   Checkpoint,
+  DeadLetter,
+  EffectEntry,
+  EffectScope,
   HolderInfo,
   InstanceInfo,
   InstanceStatus,
   LatestCheckpoint,
   Lease,
+  NewDeadLetter,
   NewEvent,
   RunInfo,
   RunOutcome,
   RunProgress,
   ShardInfo,
+  ShardInputs,
   Store,
   StoredEvent,
   Tx,
@@ -35,6 +40,11 @@ export class MemoryStore implements Store {
   #runs: RunInfo[] = [];
   #events: StoredEvent[] = [];
   #openTx = new Set<Tx>();
+  #effects = new Map<string, EffectEntry>();
+  #deadLetters: DeadLetter[] = [];
+  /** Dead letters written through an open tx: they land with its commit, or never. */
+  #pendingLetters = new Map<Tx, DeadLetter[]>();
+  #nextLetterId = 1;
 
   #check(): void {
     if (this.#closed) throw new StoreError('the memory store is closed');
@@ -113,6 +123,7 @@ export class MemoryStore implements Store {
         processed: 0,
         fingerprint: null,
         version: meta.version,
+        paramsHash: null,
         updatedAt: Date.now(),
       });
     }
@@ -139,6 +150,14 @@ export class MemoryStore implements Store {
     this.#check();
     const shard = this.#shard(lease.shardId);
     if (shard.leaseToken === lease.token) shard.fingerprint = fingerprint;
+  }
+
+  async setInputs(lease: Lease, inputs: ShardInputs): Promise<void> {
+    const shard = this.#shard(lease.shardId);
+    if (shard.leaseToken !== lease.token) return;
+    shard.fingerprint = inputs.fingerprint;
+    shard.version = inputs.version;
+    shard.paramsHash = inputs.paramsHash;
   }
 
   async reapCrashed(instanceId: number, isDead: (worker: string) => boolean): Promise<RunInfo[]> {
@@ -311,11 +330,82 @@ export class MemoryStore implements Store {
       shard.leaseExpiresAt = now + lease.leaseMs;
     }
     this.#progress(lease.runId, run, run.complete ? 'completed' : undefined);
+    this.#landLetters(tx);
     return { seq, position: saved.position, state: saved.state, processed: saved.processed, createdAt: now };
   }
 
   async rollback(tx: Tx): Promise<void> {
     this.#openTx.delete(tx);
+    this.#pendingLetters.delete(tx);
+  }
+
+  #landLetters(tx: Tx): void {
+    this.#deadLetters.push(...(this.#pendingLetters.get(tx) ?? []));
+    this.#pendingLetters.delete(tx);
+  }
+
+  #effectKey(scope: EffectScope, key: string): string {
+    return JSON.stringify([scope.instanceId, scope.generation, key]);
+  }
+  async effect(scope: EffectScope, key: string): Promise<EffectEntry | undefined> {
+    const entry = this.#effects.get(this.#effectKey(scope, key));
+    return entry === undefined ? undefined : structuredClone(entry);
+  }
+  async effectIntent(scope: EffectScope, key: string): Promise<void> {
+    const previous = this.#effects.get(this.#effectKey(scope, key));
+    this.#effects.set(this.#effectKey(scope, key), { key, status: 'intent', result: null, attempts: (previous?.attempts ?? 0) + 1, updatedAt: Date.now() });
+  }
+  async effectDone(scope: EffectScope, key: string, result: JsonValue | null): Promise<void> {
+    const previous = this.#effects.get(this.#effectKey(scope, key));
+    this.#effects.set(this.#effectKey(scope, key), {
+      key,
+      status: 'done',
+      result: structuredClone(result),
+      attempts: previous?.attempts ?? 1,
+      updatedAt: Date.now(),
+    });
+  }
+  async effectFailed(scope: EffectScope, key: string): Promise<void> {
+    if (this.#effects.get(this.#effectKey(scope, key))?.status === 'intent') this.#effects.delete(this.#effectKey(scope, key));
+  }
+
+  async addDeadLetter(tx: Tx, letter: NewDeadLetter): Promise<void> {
+    if (!this.#openTx.has(tx)) throw new StoreError('this transaction is not open on this store');
+    const { lease } = tx;
+    const pending = this.#pendingLetters.get(tx) ?? [];
+    pending.push({
+      id: this.#nextLetterId++,
+      instanceId: lease.instanceId,
+      generation: lease.generation,
+      shard: lease.shard,
+      position: structuredClone(letter.position),
+      record: structuredClone(letter.record),
+      error: letter.error,
+      attempts: letter.attempts,
+      runId: lease.runId > 0 ? lease.runId : null,
+      createdAt: Date.now(),
+    });
+    this.#pendingLetters.set(tx, pending);
+  }
+  async countDeadLetters(lease: Lease): Promise<number> {
+    return this.#deadLetters.filter(
+      (letter) => letter.instanceId === lease.instanceId && letter.generation === lease.generation && letter.shard === lease.shard,
+    ).length;
+  }
+  async listDeadLetters(instanceId: number): Promise<DeadLetter[]> {
+    const generation = this.#instanceRow(instanceId).generation;
+    return this.#deadLetters.filter((letter) => letter.instanceId === instanceId && letter.generation === generation).map((letter) => structuredClone(letter));
+  }
+  async resolveDeadLetter(tx: Tx, id: number): Promise<void> {
+    if (!this.#openTx.delete(tx)) throw new StoreError('this transaction is not open on this store');
+    this.#deadLetters = this.#deadLetters.filter((letter) => letter.id !== id);
+    this.#landLetters(tx);
+  }
+  async noteDeadLetterRetry(id: number, error: string): Promise<void> {
+    const letter = this.#deadLetters.find((row) => row.id === id);
+    if (letter === undefined) return;
+    letter.error = error;
+    letter.attempts++;
   }
 
   async release(lease: Lease, outcome: Exclude<RunOutcome, 'running'>, run: RunProgress): Promise<void> {

@@ -84,4 +84,27 @@ export const sqliteMigrations: readonly { id: number; name: string; sql: string 
       CREATE INDEX events_by_instance ON events (instance_id, id);
     `,
   },
+  {
+    id: 2,
+    name: 'dead letters, shard params hash, store id',
+    sql: `
+      ALTER TABLE shards ADD COLUMN params_hash TEXT;
+      CREATE TABLE dead_letters (
+        id INTEGER PRIMARY KEY,
+        instance_id INTEGER NOT NULL REFERENCES instances (id),
+        generation INTEGER NOT NULL,
+        shard_id INTEGER NOT NULL REFERENCES shards (id),
+        shard TEXT NOT NULL,
+        position TEXT,
+        record TEXT NOT NULL,
+        error TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        run_id INTEGER,
+        created_at INTEGER NOT NULL
+      );
+      CREATE INDEX dead_letters_by_instance ON dead_letters (instance_id, generation, id);
+      CREATE TABLE ckpt_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      INSERT INTO ckpt_meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))));
+    `,
+  },
 ];

@@ -2,27 +2,33 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { FencedError, firstLine, SchemaTooNewError, StoreError } from '../../errors.ts';
-import type { JsonObject } from '../../json.ts';
+import type { JsonObject, JsonValue } from '../../json.ts';
 import { CHECKPOINT_HISTORY, checkpointChecksum } from '../checksum.ts';
 import { sqliteMigrations } from '../migrations/sqlite.ts';
-import { parseCheckpoint, type Row, toInstance, toRun, toShard } from '../rows.ts';
+import { parseCheckpoint, type Row, toDeadLetter, toInstance, toRun, toShard } from '../rows.ts';
 import type {
   Checkpoint,
+  DeadLetter,
+  EffectEntry,
+  EffectScope,
   HolderInfo,
   InstanceInfo,
   InstanceStatus,
   LatestCheckpoint,
   Lease,
+  NewDeadLetter,
   NewEvent,
   RunInfo,
   RunOutcome,
   RunProgress,
   ShardInfo,
+  ShardInputs,
   SqlHandle,
   Store,
   StoredEvent,
   Tx,
 } from '../store.ts';
+import { SqliteEffectJournal } from './sqlite-journal.ts';
 
 export interface SqliteStoreOptions {
   /** How long a write waits for another process's lock before it fails, in ms. */
@@ -44,6 +50,7 @@ export class SqliteStore implements Store {
   #db: DatabaseSync | undefined;
   #closed = false;
   #openTx: SqliteTx | undefined;
+  #journal: SqliteEffectJournal | undefined;
   readonly #statements = new Map<string, StatementSync>();
   /** The job's own statements, kept apart from ours so a job's many never evict the store's. */
   readonly #jobStatements = new Map<string, StatementSync>();
@@ -157,6 +164,8 @@ export class SqliteStore implements Store {
     this.#db = undefined;
     this.#statements.clear();
     this.#jobStatements.clear();
+    this.#journal?.close();
+    this.#journal = undefined;
     if (db === undefined) return;
     if (db.isTransaction) db.exec('ROLLBACK');
     db.close();
@@ -217,6 +226,19 @@ export class SqliteStore implements Store {
   async setFingerprint(lease: Lease, fingerprint: string | null): Promise<void> {
     this.#write(() => {
       this.#run('UPDATE shards SET fingerprint = ? WHERE id = ? AND lease_token = ?', fingerprint, lease.shardId, lease.token);
+    });
+  }
+
+  async setInputs(lease: Lease, inputs: ShardInputs): Promise<void> {
+    this.#write(() => {
+      this.#run(
+        'UPDATE shards SET fingerprint = ?, version = ?, params_hash = ? WHERE id = ? AND lease_token = ?',
+        inputs.fingerprint,
+        inputs.version,
+        inputs.paramsHash,
+        lease.shardId,
+        lease.token,
+      );
     });
   }
 
@@ -444,6 +466,75 @@ export class SqliteStore implements Store {
       const row = this.#get('SELECT status FROM instances WHERE id = ?', instanceId);
       return changed > 0 || row?.status === 'completed';
     });
+  }
+
+  get #effects(): SqliteEffectJournal {
+    if (this.#journal === undefined) {
+      const storeId = String(this.#get("SELECT value FROM ckpt_meta WHERE key = 'store_id'")?.value ?? 'unknown');
+      this.#journal = new SqliteEffectJournal(this.#path === ':memory:' ? ':memory:' : `${this.#path}.effects`, storeId);
+    }
+    return this.#journal;
+  }
+
+  async effect(scope: EffectScope, key: string): Promise<EffectEntry | undefined> {
+    return this.#effects.get(scope, key);
+  }
+  async effectIntent(scope: EffectScope, key: string): Promise<void> {
+    this.#effects.intent(scope, key);
+  }
+  async effectDone(scope: EffectScope, key: string, result: JsonValue | null): Promise<void> {
+    this.#effects.done(scope, key, result);
+  }
+  async effectFailed(scope: EffectScope, key: string): Promise<void> {
+    this.#effects.failed(scope, key);
+  }
+
+  async addDeadLetter(tx: Tx, letter: NewDeadLetter): Promise<void> {
+    this.#ownTx(tx).ensureBegun();
+    const { lease } = tx;
+    this.#run(
+      'INSERT INTO dead_letters (instance_id, generation, shard_id, shard, position, record, error, attempts, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      lease.instanceId,
+      lease.generation,
+      lease.shardId,
+      lease.shard,
+      JSON.stringify(letter.position),
+      JSON.stringify(letter.record),
+      letter.error,
+      letter.attempts,
+      lease.runId > 0 ? lease.runId : null,
+      Date.now(),
+    );
+  }
+
+  async countDeadLetters(lease: Lease): Promise<number> {
+    return Number(this.#get('SELECT count(*) AS n FROM dead_letters WHERE shard_id = ? AND generation = ?', lease.shardId, lease.generation)?.n ?? 0);
+  }
+
+  async listDeadLetters(instanceId: number): Promise<DeadLetter[]> {
+    return this.#all(
+      'SELECT d.* FROM dead_letters d JOIN instances i ON i.id = d.instance_id AND i.generation = d.generation WHERE d.instance_id = ? ORDER BY d.id',
+      instanceId,
+    ).map(toDeadLetter);
+  }
+
+  async resolveDeadLetter(tx: Tx, id: number): Promise<void> {
+    const sqliteTx = this.#ownTx(tx);
+    sqliteTx.ensureBegun();
+    const db = this.#conn;
+    try {
+      this.#run('DELETE FROM dead_letters WHERE id = ?', id);
+      db.exec('COMMIT');
+    } catch (error) {
+      if (db.isTransaction) db.exec('ROLLBACK');
+      throw error;
+    } finally {
+      sqliteTx.end();
+    }
+  }
+
+  async noteDeadLetterRetry(id: number, error: string): Promise<void> {
+    this.#write(() => this.#run('UPDATE dead_letters SET error = ?, attempts = attempts + 1 WHERE id = ?', error, id));
   }
 
   async appendEvents(instanceId: number, generation: number, events: NewEvent[]): Promise<void> {

@@ -1,0 +1,81 @@
+import { existsSync } from 'node:fs';
+import { UsageError } from '../errors.ts';
+import { retryDeadLetters } from '../job/dlq-retry.ts';
+import type { DeadLetter } from '../store/store.ts';
+import { formatParams, formatPosition, formatTime } from './format.ts';
+import { loadJob, parseParams } from './load-job.ts';
+import { type CliIo, findInstances, openCliStore, secretKeyFileFor } from './shared.ts';
+import { renderTable } from './table.ts';
+
+interface DlqOptions {
+  store?: string;
+  param: string[];
+  json?: boolean;
+  retry?: boolean;
+}
+
+const looksLikeFile = (arg: string) => /\.(m?[jt]s|cjs|cts|mts)$/.test(arg) || arg.includes('/');
+
+/** `ckpt dlq <job>`: list dead letters; `ckpt dlq <job-file> --retry`: process them again. */
+export async function dlqCommand(jobArg: string, options: DlqOptions, io: CliIo): Promise<number> {
+  const params = parseParams(options.param);
+  if (options.retry && !(looksLikeFile(jobArg) && existsSync(jobArg))) {
+    throw new UsageError(`--retry runs the job's code, so it needs the job file: ckpt dlq path/to/${jobArg}.ts --retry`);
+  }
+  const job = looksLikeFile(jobArg) ? await loadJob(jobArg) : undefined;
+  const name = job?.name ?? jobArg;
+  const store = await openCliStore(options.store);
+  try {
+    if (options.retry && job !== undefined) {
+      const keyFile = secretKeyFileFor(options.store);
+      const result = await retryDeadLetters(job, { store, params, ...(keyFile === undefined ? {} : { secretKeyFile: keyFile }) });
+      if (options.json) {
+        io.stdout.write(`${JSON.stringify({ resolved: result.resolved.map((letter) => letter.id), failed: result.failed }, null, 2)}\n`);
+      } else {
+        for (const { letter, error } of result.failed)
+          io.stdout.write(`still failing: #${letter.id} ${letter.shard}@${formatPosition(letter.position)}: ${error}\n`);
+        io.stdout.write(
+          `retried ${result.resolved.length + result.failed.length} dead letters of ${name}: ${result.resolved.length} succeeded and were removed, ${result.failed.length} still failing\n`,
+        );
+      }
+      return result.failed.length === 0 ? 0 : 1;
+    }
+    const letters: { params: string; letter: DeadLetter }[] = [];
+    for (const instance of await findInstances(store, name, params)) {
+      for (const letter of await store.listDeadLetters(instance.id)) letters.push({ params: formatParams(instance.params), letter });
+    }
+    if (options.json) {
+      io.stdout.write(
+        `${JSON.stringify(
+          letters.map(({ letter }) => letter),
+          null,
+          2,
+        )}\n`,
+      );
+      return 0;
+    }
+    if (letters.length === 0) {
+      io.stdout.write(`no dead letters for ${name}\n`);
+      return 0;
+    }
+    const rows = letters.map(({ params: shown, letter }) => [
+      String(letter.id),
+      shown,
+      letter.shard,
+      formatPosition(letter.position),
+      String(letter.attempts),
+      formatTime(letter.createdAt),
+      letter.error,
+      clip(JSON.stringify(letter.record), 60),
+    ]);
+    io.stdout.write(`${renderTable(['ID', 'PARAMS', 'SHARD', 'POSITION', 'ATTEMPTS', 'AT', 'ERROR', 'RECORD'], rows)}\n`);
+    io.stdout.write(`${letters.length} dead letters; reprocess them with: ckpt dlq <job-file> --retry\n`);
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+function clip(text: string, width: number): string {
+  return text.length <= width ? text : `${text.slice(0, width - 1)}…`;
+}

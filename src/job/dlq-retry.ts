@@ -1,0 +1,92 @@
+import { firstLine, LeaseHeldError, UsageError } from '../errors.ts';
+import type { EventMap, EventType, RunEvent } from '../events.ts';
+import type { JsonObject } from '../json.ts';
+import { loadSecretKey } from '../secret.ts';
+import type { DeadLetter, InstanceInfo, Lease, Store } from '../store/store.ts';
+import { eventLogger, RecordContext } from './context.ts';
+import type { Job } from './define.ts';
+import { Effects } from './effects.ts';
+import { defaultWorker, resolveParams } from './runner.ts';
+
+export interface DlqRetryResult {
+  instance: InstanceInfo;
+  resolved: DeadLetter[];
+  failed: { letter: DeadLetter; error: string }[];
+}
+
+/**
+ * `ckpt dlq <job-file> --retry`: process every dead letter of the instance again, one at a time,
+ * each in its own transaction. A success commits its `ctx.tx` writes and deletes the letter in
+ * one commit; a failure rolls back and stays a dead letter with its new error. `ctx.state` is
+ * the shard's initial state and is not saved: a dead letter's retry changes no checkpoint.
+ */
+export async function retryDeadLetters(
+  job: Job,
+  options: { store: Store; params?: { [key: string]: string }; secretKeyFile?: string; onEvent?: (event: RunEvent) => void },
+): Promise<DlqRetryResult> {
+  const { store } = options;
+  const { params, paramsHash } = resolveParams(job, options.params ?? {});
+  const instance = (await store.listInstances(job.name)).find((candidate) => candidate.paramsHash === paramsHash);
+  if (instance === undefined) throw new UsageError(`no instance of ${job.name} with these params has run on ${store.location}; see ckpt status`);
+  const holders = await store.holders(instance.id);
+  if (holders.length > 0) {
+    throw new LeaseHeldError(
+      `cannot retry dead letters of ${job.name} while worker ${holders[0]?.worker} runs it; wait for it to finish`,
+      holders[0]?.worker ?? '',
+    );
+  }
+  const emit = async <K extends EventType>(type: K, data: EventMap[K]) => {
+    options.onEvent?.({ type, at: Date.now(), job: job.name, instanceId: instance.id, data } as RunEvent);
+    const shard = (data as { shard?: string }).shard ?? null;
+    await store.appendEvents(instance.id, instance.generation, [{ type, shard, data: data as unknown as JsonObject }]);
+  };
+  const secretKey = loadSecretKey(process.env, options.secretKeyFile);
+  const shards = await store.listShards(instance.id);
+  const result: DlqRetryResult = { instance, resolved: [], failed: [] };
+  for (const letter of await store.listDeadLetters(instance.id)) {
+    const shard = shards.find((row) => row.name === letter.shard);
+    if (shard === undefined) continue;
+    const lease: Lease = {
+      instanceId: instance.id,
+      generation: instance.generation,
+      shardId: shard.id,
+      shard: letter.shard,
+      worker: defaultWorker(),
+      token: shard.leaseToken,
+      runId: 0,
+      leaseMs: 0,
+    };
+    const effects = new Effects({
+      store,
+      scope: { instanceId: instance.id, generation: instance.generation },
+      job: job.name,
+      shard: letter.shard,
+      secretKey,
+      emitInDoubt: (data) => emit('effect:in-doubt', data),
+    });
+    const tx = await store.begin(lease);
+    try {
+      const ctx = new RecordContext({
+        job: job.name,
+        params,
+        shard: letter.shard,
+        position: letter.position,
+        state: structuredClone(job.initialState?.({ params, shard: letter.shard }) ?? {}) as JsonObject,
+        signal: new AbortController().signal,
+        log: eventLogger(letter.shard, (data) => options.onEvent?.({ type: 'log', at: Date.now(), job: job.name, instanceId: instance.id, data })),
+        sql: tx.sql,
+        effects,
+      });
+      await job.process(letter.record, ctx);
+      await store.resolveDeadLetter(tx, letter.id);
+      result.resolved.push(letter);
+      await emit('dlq:retry', { shard: letter.shard, id: letter.id, position: letter.position, outcome: 'resolved' });
+    } catch (error) {
+      await store.rollback(tx).catch(() => undefined);
+      await store.noteDeadLetterRetry(letter.id, firstLine(error));
+      result.failed.push({ letter, error: firstLine(error) });
+      await emit('dlq:retry', { shard: letter.shard, id: letter.id, position: letter.position, outcome: 'failed', error: firstLine(error) });
+    }
+  }
+  return result;
+}

@@ -1,0 +1,98 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { firstLine } from '../errors.ts';
+import type { EventMap, EventType } from '../events.ts';
+import type { JsonObject, JsonValue } from '../json.ts';
+import type { SourceItem } from '../source/source.ts';
+import type { Lease, Store, Tx } from '../store/store.ts';
+import type { Baton } from './baton.ts';
+import { RecordContext, toJson } from './context.ts';
+import type { Job, JobLogger } from './define.ts';
+import type { Effects } from './effects.ts';
+import { RecordTx } from './record-tx.ts';
+import { backoffDelay, type RetryPolicy } from './retry.ts';
+
+export type Emit = <K extends EventType>(type: K, data: EventMap[K], runId?: number) => Promise<void>;
+
+/** A record given up because the run is stopping: its chunk must not be committed. */
+export class RecordAbandoned extends Error {}
+
+export interface RecordRunInput {
+  job: Job;
+  params: unknown;
+  store: Store;
+  lease: Lease;
+  state: JsonObject;
+  log: JobLogger;
+  /** Aborted when the run stops. */
+  signal: AbortSignal;
+  baton: Baton;
+  /** The shard's open transaction (it changes only at checkpoints, when no record is in flight). */
+  tx: () => Tx;
+  effects: Effects;
+  retry: RetryPolicy;
+  skipLimit: number;
+  /** Dead letters of the shard so far, committed or in the open chunk. */
+  deadLetters: { count: number };
+  emit: Emit;
+}
+
+/**
+ * Process one record with its retries: each attempt's `ctx.tx` writes are rolled back when it
+ * fails; after the last attempt the record goes to dead letters (through the chunk's
+ * transaction, so exactly once) while the skip limit allows, else the error is thrown and the
+ * run fails with its checkpoint at the last good boundary.
+ */
+export async function processRecord(item: SourceItem<unknown, unknown>, input: RecordRunInput): Promise<void> {
+  const { job, lease, retry } = input;
+  const position = (toJson(item.position) ?? null) as JsonValue;
+  for (let attempt = 1; ; attempt++) {
+    const recordTx = new RecordTx(input.baton, input.tx());
+    try {
+      if (item.error) throw item.error;
+      const ctx = new RecordContext({
+        job: job.name,
+        params: input.params,
+        shard: lease.shard,
+        position: item.position,
+        state: input.state,
+        signal: input.signal,
+        log: input.log,
+        sql: recordTx.handle(),
+        effects: input.effects,
+      });
+      await job.process(item.record, ctx);
+      await recordTx.finish(true);
+      return;
+    } catch (error) {
+      await recordTx.finish(false);
+      if (input.signal.aborted) throw new RecordAbandoned(firstLine(error), { cause: error });
+      // A record the source could not decode fails the same way every time: no retry.
+      if (item.error === undefined && attempt < retry.attempts) {
+        const delayMs = backoffDelay(retry, attempt);
+        await input.emit('record:retry', { shard: lease.shard, position, attempt, delayMs, error: firstLine(error) }, lease.runId);
+        try {
+          await sleep(delayMs, undefined, { signal: input.signal });
+        } catch {
+          throw new RecordAbandoned('stopped while waiting to retry');
+        }
+        continue;
+      }
+      // Check and count in one synchronous step, so concurrent records cannot overshoot the limit.
+      if (input.deadLetters.count >= input.skipLimit) throw error;
+      input.deadLetters.count++;
+      await deadLetter(input, item, position, attempt, firstLine(error));
+      return;
+    }
+  }
+}
+
+async function deadLetter(input: RecordRunInput, item: SourceItem<unknown, unknown>, position: JsonValue, attempts: number, error: string): Promise<void> {
+  const { lease } = input;
+  const release = await input.baton.acquire();
+  try {
+    await input.store.addDeadLetter(input.tx(), { position, record: toJson(item.record), error, attempts });
+  } finally {
+    release();
+  }
+  await input.emit('record:dead', { shard: lease.shard, position, attempts, error, deadLetters: input.deadLetters.count, limit: input.skipLimit }, lease.runId);
+}
