@@ -13,7 +13,9 @@ test('ctx.tx writes exist exactly once after 36 random SIGKILLs (concurrency 8, 
   const dir = tempDir();
   const dbPath = join(dir, 'store.db');
   const setup = new DatabaseSync(dbPath);
-  setup.exec('CREATE TABLE out (n INTEGER NOT NULL, shard TEXT); CREATE TABLE progress (id INTEGER PRIMARY KEY, done INTEGER NOT NULL); INSERT INTO progress VALUES (1, 0)');
+  setup.exec(
+    'CREATE TABLE out (n INTEGER NOT NULL, shard TEXT); CREATE TABLE progress (id INTEGER PRIMARY KEY, done INTEGER NOT NULL); INSERT INTO progress VALUES (1, 0)',
+  );
   setup.close();
   const seed = Number(process.env.CRASH_SEED ?? Date.now() % 1_000_000);
   const random = seededRandom(seed);
