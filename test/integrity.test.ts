@@ -70,7 +70,10 @@ test('a changed input file stops the resume with exit 4 naming the change; --on-
   assert.equal(restarted.code, 0, restarted.stderr);
   const seen = events(restarted.stdout);
   assert.deepEqual(seen.find((event) => event.type === 'drift')?.data.resolution, 'restart');
-  assert.ok(seen.some((event) => event.type === 'run:start'), 'started over from the beginning');
+  assert.ok(
+    seen.some((event) => event.type === 'run:start'),
+    'started over from the beginning',
+  );
   assert.ok(!seen.some((event) => event.type === 'run:resume'));
   assert.deepEqual(lastState(dbPath).state, { count: 101, total: 6050 });
   assert.equal(summaryOf(restarted.stdout).shards.length, 1);
