@@ -4,7 +4,16 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { test } from 'node:test';
-import { ckpt, fixture, seededRandom, startCkpt, tempDir } from './helpers.ts';
+import { fixture, runCli, spawnCli, tempDir } from './helpers/cli.ts';
+
+/** A small deterministic generator, so a failing crash schedule can be replayed with CRASH_SEED. */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state * 1664525 + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
 
 const RECORDS = 100_000;
 const KILLS = 36;
@@ -24,7 +33,7 @@ test('ctx.tx writes exist exactly once after 36 random SIGKILLs (concurrency 8, 
   let kills = 0;
   let midRunKills = 0;
   while (kills < KILLS) {
-    const { child, done } = startCkpt(args);
+    const { child, done } = spawnCli(args);
     // Kill after a random number of checkpoints plus a random few ms (lands anywhere: in a
     // record, between records, inside a commit), or, one time in five, at a random moment of startup.
     const early = random() < 0.2;
@@ -46,7 +55,7 @@ test('ctx.tx writes exist exactly once after 36 random SIGKILLs (concurrency 8, 
       assert.fail(`run ended by itself before ${KILLS} kills (seed ${seed}, kills ${kills}): exit ${result.code} ${result.stderr}`);
     }
   }
-  const final = await ckpt([...args, '--quiet']);
+  const final = await runCli([...args, '--quiet']);
   assert.equal(final.code, 0, `final run (seed ${seed}): ${final.stderr}`);
 
   const db = new DatabaseSync(dbPath, { readOnly: true });

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ckpt, fixture, tempDir } from './helpers.ts';
+import { fixture, runCli, tempDir } from './helpers/cli.ts';
 
 const lines = (file: string) => readFileSync(file, 'utf8').trim().split('\n');
 const count = (file: string, line: string) => lines(file).filter((entry) => entry === line).length;
@@ -15,10 +15,10 @@ async function crashInDoubt(verify: 'yes' | 'no') {
   const store = `sqlite:${join(dir, 'store.db')}`;
   const log = join(dir, 'effects.log');
   const args = ['run', fixture('effects.ts'), '--store', store, '--param', `verify=${verify}`, '--quiet'];
-  const crashed = await ckpt(args, { env: { EFFECT_LOG: log, CRASH_AFTER_FN: 'notify:2' } });
+  const crashed = await runCli(args, { env: { EFFECT_LOG: log, CRASH_AFTER_FN: 'notify:2' } });
   assert.equal(crashed.signal, 'SIGKILL', `the fixture killed itself inside the effect: ${crashed.stderr}`);
   assert.equal(count(log, 'call notify:2'), 1);
-  const resumed = await ckpt(args, { env: { EFFECT_LOG: log } });
+  const resumed = await runCli(args, { env: { EFFECT_LOG: log } });
   assert.equal(resumed.code, 0, resumed.stderr);
   return { store, log };
 }
@@ -30,7 +30,7 @@ test('in doubt with verify: verify is asked and the effect is not run again', { 
   // Records 0 and 1 were replayed (no checkpoint covered them): their completed keys returned the stored result.
   assert.equal(lines(log).filter((line) => line.startsWith('result notify:0 {"sent":0')).length, 2);
   assert.equal(count(log, 'verify notify:0'), 0, 'a completed key is not in doubt');
-  const events = await ckpt(['events', 'effects', '--store', store, '--json']);
+  const events = await runCli(['events', 'effects', '--store', store, '--json']);
   const inDoubt = (JSON.parse(events.stdout) as { type: string; data: { key: string; resolution: string } }[]).filter((e) => e.type === 'effect:in-doubt');
   assert.deepEqual(
     inDoubt.map((event) => [event.data.key, event.data.resolution]),
@@ -42,7 +42,7 @@ test('in doubt without verify: the effect runs again and effect:in-doubt names i
   const { store, log } = await crashInDoubt('no');
   assert.equal(count(log, 'call notify:2'), 2, 'without verify the effect in doubt is run again');
   for (const n of [0, 1, 3, 4]) assert.equal(count(log, `call notify:${n}`), 1, `notify:${n} ran exactly once`);
-  const events = await ckpt(['events', 'effects', '--store', store]);
+  const events = await runCli(['events', 'effects', '--store', store]);
   assert.equal(events.code, 0, events.stderr);
   const line = events.stdout.split('\n').find((entry) => entry.includes('effect:in-doubt'));
   assert.ok(line, `ckpt events shows effect:in-doubt:\n${events.stdout}`);

@@ -5,7 +5,7 @@ import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { test } from 'node:test';
-import { ckpt, fixture, tempDir } from './helpers.ts';
+import { fixture, runCli, tempDir } from './helpers/cli.ts';
 
 type Event = { type: string; data: Record<string, unknown> };
 const events = (stdout: string): Event[] =>
@@ -33,7 +33,7 @@ function lastState(dbPath: string): { seq: number; state: { count: number; total
 
 test('a corrupt newest checkpoint is never used: the previous good one is, and the run says so', { timeout: 30_000 }, async () => {
   const { dbPath, args } = setup();
-  const crashed = await ckpt(args, { env: { CRASH_AT: '55' } });
+  const crashed = await runCli(args, { env: { CRASH_AT: '55' } });
   assert.equal(crashed.signal, 'SIGKILL');
   const db = new DatabaseSync(dbPath);
   const newest = db.prepare('SELECT max(seq) AS seq FROM checkpoints').get() as { seq: number };
@@ -42,23 +42,23 @@ test('a corrupt newest checkpoint is never used: the previous good one is, and t
   db.prepare(`UPDATE checkpoints SET state = '{"count":50,"total":999999}' WHERE seq = 5`).run();
   db.close();
 
-  const resumed = await ckpt(args);
+  const resumed = await runCli(args);
   assert.equal(resumed.code, 0, resumed.stderr);
   const seen = events(resumed.stdout);
   const corrupt = seen.find((event) => event.type === 'checkpoint:corrupt');
   assert.deepEqual(corrupt?.data, { shard: 'main', skipped: [5], usedSeq: 4 });
   assert.equal(seen.find((event) => event.type === 'run:resume')?.data.processed, 40, 'resumed from checkpoint 4 (40 records)');
   assert.deepEqual(lastState(dbPath).state, { count: 100, total: 5050 }, 'the tampered state was not used');
-  const log = await ckpt(['events', 'ndjson-sum', '--store', `sqlite:${dbPath}`]);
+  const log = await runCli(['events', 'ndjson-sum', '--store', `sqlite:${dbPath}`]);
   assert.match(log.stdout, /checkpoint:corrupt\s+\{"skipped":\[5\],"usedSeq":4\}/);
 });
 
 test('a changed input file stops the resume with exit 4 naming the change; --on-drift restart starts over', { timeout: 30_000 }, async () => {
   const { file, dbPath, args } = setup();
-  assert.equal((await ckpt(args, { env: { CRASH_AT: '35' } })).signal, 'SIGKILL');
+  assert.equal((await runCli(args, { env: { CRASH_AT: '35' } })).signal, 'SIGKILL');
   appendFileSync(file, `${JSON.stringify({ amount: 1000 })}\n`);
 
-  const refused = await ckpt(args);
+  const refused = await runCli(args);
   assert.equal(refused.code, 4, refused.stderr);
   const lines = refused.stderr.trim().split('\n');
   assert.equal(lines.length, 1, `one line, no stack trace: ${refused.stderr}`);
@@ -66,7 +66,7 @@ test('a changed input file stops the resume with exit 4 naming the change; --on-
   assert.match(lines[0] ?? '', /--on-drift restart/);
   assert.equal(lastState(dbPath).state.count, 30, 'the refused run changed nothing');
 
-  const restarted = await ckpt([...args, '--on-drift', 'restart']);
+  const restarted = await runCli([...args, '--on-drift', 'restart']);
   assert.equal(restarted.code, 0, restarted.stderr);
   const seen = events(restarted.stdout);
   assert.deepEqual(seen.find((event) => event.type === 'drift')?.data.resolution, 'restart');
@@ -81,14 +81,14 @@ test('a changed input file stops the resume with exit 4 naming the change; --on-
 
 test('a new job version is drift too; --on-drift resume continues and records it', { timeout: 30_000 }, async () => {
   const { dbPath, args } = setup();
-  assert.equal((await ckpt(args, { env: { CRASH_AT: '25' } })).signal, 'SIGKILL');
-  const refused = await ckpt(args, { env: { JOB_VERSION: '2' } });
+  assert.equal((await runCli(args, { env: { CRASH_AT: '25' } })).signal, 'SIGKILL');
+  const refused = await runCli(args, { env: { JOB_VERSION: '2' } });
   assert.equal(refused.code, 4);
   assert.match(refused.stderr, /job version changed from 1 to 2/);
-  const resumed = await ckpt([...args, '--on-drift', 'resume'], { env: { JOB_VERSION: '2' } });
+  const resumed = await runCli([...args, '--on-drift', 'resume'], { env: { JOB_VERSION: '2' } });
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.equal(events(resumed.stdout).find((event) => event.type === 'run:resume')?.data.processed, 20);
   assert.deepEqual(lastState(dbPath).state, { count: 100, total: 5050 });
-  const log = await ckpt(['events', 'ndjson-sum', '--store', `sqlite:${dbPath}`]);
+  const log = await runCli(['events', 'ndjson-sum', '--store', `sqlite:${dbPath}`]);
   assert.match(log.stdout, /drift\s+\{"changes":\["job version changed from 1 to 2"\],"resolution":"resume"\}/);
 });

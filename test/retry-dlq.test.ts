@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { test } from 'node:test';
-import { ckpt, fixture, tempDir } from './helpers.ts';
+import { fixture, runCli, tempDir } from './helpers/cli.ts';
 
 function outRows(dbPath: string): number[] {
   const db = new DatabaseSync(dbPath, { readOnly: true });
@@ -19,7 +19,7 @@ test('flaky record retried, poison records dead-lettered, ckpt dlq lists them an
   const dir = tempDir();
   const dbPath = join(dir, 'store.db');
   const store = ['--store', `sqlite:${dbPath}`];
-  const run = await ckpt(['run', fixture('flaky.ts'), ...store], { env: { POISON: '13,27' } });
+  const run = await runCli(['run', fixture('flaky.ts'), ...store], { env: { POISON: '13,27' } });
   assert.equal(run.code, 0, run.stderr);
   const events = run.stdout
     .trim()
@@ -39,26 +39,26 @@ test('flaky record retried, poison records dead-lettered, ckpt dlq lists them an
   );
   assert.deepEqual(outRows(dbPath), without(13, 27), 'every other record wrote exactly once; failed attempts left nothing');
 
-  const listed = await ckpt(['dlq', 'flaky', ...store]);
+  const listed = await runCli(['dlq', 'flaky', ...store]);
   assert.equal(listed.code, 0, listed.stderr);
   assert.match(listed.stdout, /13\s+3\s+.*poison record 13/);
   assert.match(listed.stdout, /27\s+3\s+.*poison record 27/);
   assert.match(listed.stdout, /2 dead letters/);
 
-  const needsFile = await ckpt(['dlq', 'flaky', '--retry', ...store]);
+  const needsFile = await runCli(['dlq', 'flaky', '--retry', ...store]);
   assert.equal(needsFile.code, 2);
   assert.match(needsFile.stderr, /^ckpt: --retry runs the job's code, so it needs the job file/);
 
-  const stillBroken = await ckpt(['dlq', fixture('flaky.ts'), '--retry', ...store], { env: { POISON: '13,27' } });
+  const stillBroken = await runCli(['dlq', fixture('flaky.ts'), '--retry', ...store], { env: { POISON: '13,27' } });
   assert.equal(stillBroken.code, 1);
   assert.match(stillBroken.stdout, /0 succeeded and were removed, 2 still failing/);
   assert.deepEqual(outRows(dbPath), without(13, 27), 'a failed dead-letter retry rolls back its writes');
 
-  const retried = await ckpt(['dlq', fixture('flaky.ts'), '--retry', ...store], { env: { POISON: '13,27', FIXED: '1' } });
+  const retried = await runCli(['dlq', fixture('flaky.ts'), '--retry', ...store], { env: { POISON: '13,27', FIXED: '1' } });
   assert.equal(retried.code, 0, retried.stderr);
   assert.match(retried.stdout, /2 succeeded and were removed, 0 still failing/);
   assert.deepEqual(outRows(dbPath), without(), 'the dead letters were reprocessed, each row once');
-  const empty = await ckpt(['dlq', 'flaky', ...store]);
+  const empty = await runCli(['dlq', 'flaky', ...store]);
   assert.match(empty.stdout, /no dead letters for flaky/);
 });
 
@@ -66,7 +66,7 @@ test('past the skip limit the run exits 1 at the last good checkpoint; after a f
   const dir = tempDir();
   const dbPath = join(dir, 'store.db');
   const args = ['run', fixture('flaky.ts'), '--store', `sqlite:${dbPath}`];
-  const failed = await ckpt([...args, '--quiet'], { env: { POISON: '13,27,41' } });
+  const failed = await runCli([...args, '--quiet'], { env: { POISON: '13,27,41' } });
   assert.equal(failed.code, 1, failed.stderr);
   assert.match(
     failed.stderr,
@@ -79,7 +79,7 @@ test('past the skip limit the run exits 1 at the last good checkpoint; after a f
     'the failed chunk (40…) was rolled back',
   );
 
-  const fixedRun = await ckpt(args, { env: { POISON: '13,27,41', FIXED: '1' } });
+  const fixedRun = await runCli(args, { env: { POISON: '13,27,41', FIXED: '1' } });
   assert.equal(fixedRun.code, 0, fixedRun.stderr);
   const resume = fixedRun.stdout
     .split('\n')
@@ -88,7 +88,7 @@ test('past the skip limit the run exits 1 at the last good checkpoint; after a f
     .find((event) => event.type === 'run:resume');
   assert.equal(resume?.data.position, 39, 'resumed from the last good checkpoint');
   assert.deepEqual(outRows(dbPath), without(13, 27));
-  const listed = await ckpt(['dlq', 'flaky', '--store', `sqlite:${dbPath}`, '--json']);
+  const listed = await runCli(['dlq', 'flaky', '--store', `sqlite:${dbPath}`, '--json']);
   assert.deepEqual(
     (JSON.parse(listed.stdout) as { position: number }[]).map((letter) => letter.position),
     [13, 27],

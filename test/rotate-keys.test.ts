@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { test } from 'node:test';
-import { ckpt, root, tempDir } from './helpers.ts';
+import { repoRoot, runCli, tempDir } from './helpers/cli.ts';
 
 const APPS = 10;
 const crashes: [string, string][] = [
@@ -25,13 +25,13 @@ const crashes: [string, string][] = [
 test('key rotation survives a SIGKILL at every step boundary', { timeout: 60_000 }, async () => {
   const dir = tempDir();
   const service = join(dir, 'keys.db');
-  const args = ['run', join(root, 'examples', 'rotate-keys.ts'), '--store', `sqlite:${join(dir, 'store.db')}`, '--concurrency', '1'];
+  const args = ['run', join(repoRoot, 'examples', 'rotate-keys.ts'), '--store', `sqlite:${join(dir, 'store.db')}`, '--concurrency', '1'];
   args.push('--param', `apps=${APPS}`, '--param', `service=${service}`, '--quiet');
   for (const [variable, point] of crashes) {
-    const result = await ckpt(args, { env: { [variable]: point } });
+    const result = await runCli(args, { env: { [variable]: point } });
     assert.equal(result.signal, 'SIGKILL', `the run was killed at ${point}: exit ${result.code} ${result.stderr}`);
   }
-  const final = await ckpt(args);
+  const final = await runCli(args);
   assert.equal(final.code, 0, final.stderr);
 
   const db = new DatabaseSync(service, { readOnly: true });

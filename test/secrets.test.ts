@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ckpt, fixture, tempDir } from './helpers.ts';
+import { fixture, runCli, tempDir } from './helpers/cli.ts';
 
 const TOKEN = 'tok_PARAM_7f3c9a1e55d2';
 const STEP_SECRET = 'sk_STEP_c0ffee4b1d';
@@ -15,10 +15,10 @@ test('secrets never appear in the store, its events, the CLI output or the logs'
   const env = { STEP_SECRET };
   const run = ['run', fixture('secret-job.ts'), ...store, '--param', `token=${TOKEN}`];
   const outputs: string[] = [];
-  const crashed = await ckpt(run, { env: { ...env, CRASH_AT: '3' } });
+  const crashed = await runCli(run, { env: { ...env, CRASH_AT: '3' } });
   assert.equal(crashed.signal, 'SIGKILL');
   outputs.push(crashed.stdout, crashed.stderr);
-  const resumed = await ckpt(run, { env });
+  const resumed = await runCli(run, { env });
   assert.equal(resumed.code, 0, resumed.stderr);
   outputs.push(resumed.stdout, resumed.stderr);
   // The log lines went through (so the search below is meaningful) and show the secrets redacted.
@@ -32,7 +32,7 @@ test('secrets never appear in the store, its events, the CLI output or the logs'
     ['events', 'secret-job', '--json'],
     ['dlq', 'secret-job'],
   ]) {
-    const result = await ckpt([...args, ...store]);
+    const result = await runCli([...args, ...store]);
     assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
     outputs.push(result.stdout, result.stderr);
   }

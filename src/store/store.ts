@@ -256,7 +256,7 @@ export interface Store {
 
   /** Add a dead letter through the tx: it commits with the checkpoint that covers its record. */
   addDeadLetter(tx: Tx, letter: NewDeadLetter): Promise<void>;
-  /** Committed dead letters of the lease's shard (this generation). */
+  /** Dead letters of the lease's shard (this generation), as of the last commit. */
   countDeadLetters(lease: Lease): Promise<number>;
   /** Dead letters of the instance's current generation, oldest first. */
   listDeadLetters(instanceId: number): Promise<DeadLetter[]>;
