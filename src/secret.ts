@@ -42,11 +42,12 @@ export function isSecret(value: unknown): value is Secret<unknown> {
 }
 
 /** A step's result made storable: every Secret in it is encrypted (AES-256-GCM), the rest is JSON. */
-export function sealSecrets(value: unknown, key: Buffer): JsonValue | null {
+/** `key` may be a function: it is called only when a Secret is found (no key file for jobs without secrets). */
+export function sealSecrets(value: unknown, key: Buffer | (() => Buffer)): JsonValue | null {
   if (value === undefined) return null;
   if (isSecret(value)) {
     const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', key, iv);
+    const cipher = createCipheriv('aes-256-gcm', typeof key === 'function' ? key() : key, iv);
     const body = Buffer.concat([cipher.update(JSON.stringify(value.reveal()), 'utf8'), cipher.final()]);
     return { [SEALED]: Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64') };
   }
@@ -60,14 +61,14 @@ export function sealSecrets(value: unknown, key: Buffer): JsonValue | null {
 }
 
 /** The reverse of sealSecrets: sealed values come back as Secrets. */
-export function unsealSecrets(value: JsonValue | null, key: Buffer): unknown {
+export function unsealSecrets(value: JsonValue | null, key: Buffer | (() => Buffer)): unknown {
   if (Array.isArray(value)) return value.map((item) => unsealSecrets(item, key));
   if (value !== null && typeof value === 'object') {
     const sealed = value[SEALED];
     if (typeof sealed === 'string' && Object.keys(value).length === 1) {
       const data = Buffer.from(sealed, 'base64');
       try {
-        const decipher = createDecipheriv('aes-256-gcm', key, data.subarray(0, 12));
+        const decipher = createDecipheriv('aes-256-gcm', typeof key === 'function' ? key() : key, data.subarray(0, 12));
         decipher.setAuthTag(data.subarray(12, 28));
         const text = Buffer.concat([decipher.update(data.subarray(28)), decipher.final()]).toString('utf8');
         return new Secret(JSON.parse(text) as unknown);
@@ -85,6 +86,17 @@ export function unsealSecrets(value: JsonValue | null, key: Buffer): unknown {
   return value;
 }
 
+const processKey = randomBytes(32);
+
+/** The secret key, loaded (and its file created) on first use only. */
+export function lazySecretKey(env: NodeJS.ProcessEnv, file: string | undefined): () => Buffer {
+  let key: Buffer | undefined;
+  return () => {
+    key ??= loadSecretKey(env, file);
+    return key;
+  };
+}
+
 /**
  * The key that seals secrets in the effect journal: CKPT_SECRET_KEY when set, else a random key
  * kept in `file` (created 0600 beside a SQLite store), else one that lives as long as this process.
@@ -92,7 +104,7 @@ export function unsealSecrets(value: JsonValue | null, key: Buffer): unknown {
 export function loadSecretKey(env: NodeJS.ProcessEnv, file: string | undefined): Buffer {
   const fromEnv = env.CKPT_SECRET_KEY;
   if (fromEnv !== undefined && fromEnv !== '') return createHash('sha256').update(fromEnv).digest();
-  if (file === undefined) return randomBytes(32);
+  if (file === undefined) return processKey;
   if (!existsSync(file)) {
     mkdirSync(dirname(file), { recursive: true });
     try {

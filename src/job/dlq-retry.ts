@@ -1,7 +1,7 @@
 import { firstLine, LeaseHeldError, UsageError } from '../errors.ts';
 import type { EventMap, EventType, RunEvent } from '../events.ts';
 import type { JsonObject } from '../json.ts';
-import { loadSecretKey } from '../secret.ts';
+import { lazySecretKey } from '../secret.ts';
 import type { DeadLetter, InstanceInfo, Lease, Store } from '../store/store.ts';
 import { eventLogger, RecordContext } from './context.ts';
 import type { Job } from './define.ts';
@@ -40,7 +40,7 @@ export async function retryDeadLetters(
     const shard = (data as { shard?: string }).shard ?? null;
     await store.appendEvents(instance.id, instance.generation, [{ type, shard, data: data as unknown as JsonObject }]);
   };
-  const secretKey = loadSecretKey(process.env, options.secretKeyFile);
+  const secretKey = lazySecretKey(process.env, options.secretKeyFile);
   const shards = await store.listShards(instance.id);
   const result: DlqRetryResult = { instance, resolved: [], failed: [] };
   for (const letter of await store.listDeadLetters(instance.id)) {

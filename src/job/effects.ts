@@ -9,7 +9,7 @@ export interface EffectsInput {
   scope: EffectScope;
   job: string;
   shard: string;
-  secretKey: Buffer;
+  secretKey: () => Buffer;
   emitInDoubt: (data: EventMap['effect:in-doubt']) => Promise<void>;
 }
 

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CheckpointedError, ExitCode, firstLine, LeaseHeldError, UsageError } from '../errors.ts';
 import { type EventListener, type EventMap, type EventType, persistedEvents, type RunEvent } from '../events.ts';
 import { hashJson, type JsonObject, type JsonValue, sha256 } from '../json.ts';
-import { isSecret, loadSecretKey, REDACTED } from '../secret.ts';
+import { isSecret, lazySecretKey, REDACTED } from '../secret.ts';
 import type { InstanceInfo, Store } from '../store/store.ts';
 import type { AnyJob } from './define.ts';
 import { type OnDrift, RestartForDrift } from './drift.ts';
@@ -101,7 +101,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   const skipLimit = job.skip?.limit ?? 0;
   if (!(Number.isInteger(skipLimit) && skipLimit >= 0)) throw new UsageError(`job ${job.name}: skip.limit must be a whole number ≥ 0`, { job: job.name });
   const onDrift = options.onDrift ?? 'fail';
-  const secretKey = loadSecretKey(process.env, options.secretKeyFile);
+  const secretKey = lazySecretKey(process.env, options.secretKeyFile);
   let instance = await store.instance(job.name, paramsHash, { params: displayParams, version: job.version ?? null });
 
   const emit = <K extends EventType>(type: K, data: EventMap[K], runId?: number): Promise<void> => {

@@ -43,7 +43,7 @@ export interface ShardRunInput {
   onDrift: OnDrift;
   retry: RetryPolicy;
   skipLimit: number;
-  secretKey: Buffer;
+  secretKey: () => Buffer;
 }
 
 /** How long the record loop may run before it lets timers (heartbeat, signals) in. */
