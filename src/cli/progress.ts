@@ -57,6 +57,24 @@ export class ProgressBar {
       case 'record:error':
         this.#print(`record at ${JSON.stringify(event.data.position)} failed: ${event.data.error}`);
         break;
+      case 'record:retry':
+        this.#print(
+          `record at ${JSON.stringify(event.data.position)} failed (${event.data.error}); retry ${event.data.attempt} in ${formatMs(event.data.delayMs)}`,
+        );
+        break;
+      case 'record:dead':
+        this.#print(
+          `record at ${JSON.stringify(event.data.position)} dead-lettered after ${event.data.attempts} attempts: ${event.data.error} (${event.data.deadLetters}/${event.data.limit}; see ckpt dlq)`,
+        );
+        break;
+      case 'effect:in-doubt':
+        this.#print(
+          `effect ${event.data.key} was in doubt (a crash fell between it and its record): ${event.data.resolution === 'run-again' ? 'no verify hook, ran it again' : event.data.resolution === 'verified-done' ? 'verify says it happened, not run again' : 'verify says it did not happen, ran it'}`,
+        );
+        break;
+      case 'drift':
+        this.#print(`${event.data.shard} no longer matches its checkpoint: ${event.data.changes.join('; ')} (--on-drift ${event.data.resolution})`);
+        break;
       case 'log':
         this.#print(`[${event.data.level}] ${event.data.message}`);
         break;
