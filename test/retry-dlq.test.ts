@@ -21,6 +21,7 @@ test('flaky record retried, poison records dead-lettered, ckpt dlq lists them an
   const store = ['--store', `sqlite:${dbPath}`];
   const run = await runCli(['run', fixture('flaky.ts'), ...store], { env: { POISON: '13,27' } });
   assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, /skipped\s+2 records to dead letters after their retries; see ckpt dlq flaky/);
   const events = run.stdout
     .trim()
     .split('\n')

@@ -106,6 +106,9 @@ export function describeSummary(summary: RunSummary, quiet: boolean): string {
     `  records   ${formatCount(summary.records)} in ${formatMs(summary.durationMs)} (${formatCount(rate)}/s)${summary.shards.length > 1 ? ` over ${summary.shards.length} shards` : ''}`,
     `  checkpoints ${formatCount(summary.checkpoints)} written (${summary.policy}), ${formatMs(summary.checkpointMs)} = ${summary.overheadPct.toFixed(2)} % of the run`,
   ];
+  if (summary.deadLetters > 0) {
+    lines.push(`  skipped   ${formatCount(summary.deadLetters)} records to dead letters after their retries; see ckpt dlq ${summary.job}`);
+  }
   const resumed = summary.shards.filter((shard) => shard.resumedFrom !== null);
   if (resumed.length > 0) {
     lines.push(

@@ -53,6 +53,8 @@ export interface RunSummary {
   overheadPct: number;
   /** Records processed again because a crashed run had done them after its last checkpoint. */
   rework: number;
+  /** Records this process sent to dead letters. */
+  deadLetters: number;
   policy: string;
   shards: ShardResult[];
   error?: string;
@@ -135,6 +137,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
       checkpointMs,
       overheadPct: durationMs > 0 ? (100 * checkpointMs) / durationMs : 0,
       rework: shards.reduce((sum, shard) => sum + shard.rework, 0),
+      deadLetters: shards.reduce((sum, shard) => sum + (shard.deadLetters ?? 0), 0),
       policy: policy.describe(),
       shards,
       ...(error === undefined ? {} : { error }),

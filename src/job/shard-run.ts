@@ -25,6 +25,8 @@ export interface ShardResult {
   rework: number;
   checkpoints: number;
   checkpointMs: number;
+  /** Records this run sent to dead letters (committed ones only count once the chunk commits). */
+  deadLetters?: number;
   error?: string;
 }
 
@@ -116,6 +118,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     emit,
   });
   const deadLetters = { count: await store.countDeadLetters(lease) };
+  const deadLettersBefore = deadLetters.count;
   const previous = await store.previousRun(lease);
   const rework = checkpoint !== undefined && previous?.outcome === 'crashed' ? Math.max(0, previous.markProcessed - checkpoint.processed) : 0;
 
@@ -321,6 +324,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     rework,
     checkpoints,
     checkpointMs,
+    deadLetters: deadLetters.count - deadLettersBefore,
     ...(error === undefined ? {} : { error }),
   });
   const end = async (outcome: ShardResult['outcome'], error?: string): Promise<ShardResult> => {
