@@ -17,7 +17,10 @@ export interface JobContext<Params, State extends JsonObject> {
   readonly shard: string;
   /** Position of this record in its shard's source. */
   readonly position: unknown;
-  /** Saved with every checkpoint and restored on resume; mutate it in place. */
+  /**
+   * Saved with every checkpoint and restored on resume; mutate it in place, and only after the
+   * work that may fail: a failed attempt's `ctx.tx` writes are rolled back, its state changes are not.
+   */
   readonly state: State;
   /** Aborted when the run stops (signal, lost lease, failure): finish or give up quickly. */
   readonly signal: AbortSignal;

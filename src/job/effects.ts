@@ -11,6 +11,8 @@ export interface EffectsInput {
   shard: string;
   secretKey: () => Buffer;
   emitInDoubt: (data: EventMap['effect:in-doubt']) => Promise<void>;
+  /** True once another worker took the shard: a fenced-out worker must start no effect. */
+  leaseLost?: () => boolean;
 }
 
 /**
@@ -62,6 +64,7 @@ export class Effects {
         await this.#input.emitInDoubt({ shard: this.#input.shard, key, attempts: entry.attempts, resolution: 'run-again' });
       }
     }
+    if (this.#input.leaseLost?.()) throw new Error(`effect ${key} not started: this worker lost its lease on shard ${this.#input.shard}`);
     await store.effectIntent(scope, key);
     let result: T;
     try {

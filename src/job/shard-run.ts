@@ -176,6 +176,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     shard,
     secretKey: input.secretKey,
     emitInDoubt: (data) => emit('effect:in-doubt', data, lease.runId),
+    leaseLost: () => lostReason !== undefined,
   });
   const recordInput = {
     job,
