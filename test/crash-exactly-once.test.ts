@@ -16,9 +16,10 @@ function seededRandom(seed: number): () => number {
 }
 
 const RECORDS = 100_000;
-const KILLS = 36;
+/** SIGKILLs that land after the run made progress; kills during startup come on top. */
+const KILLS = 32;
 
-test('ctx.tx writes exist exactly once after 36 random SIGKILLs (concurrency 8, 100,000 records)', { timeout: 120_000 }, async () => {
+test('ctx.tx writes exist exactly once after ≥ 32 random SIGKILLs (concurrency 8, 100,000 records)', { timeout: 120_000 }, async (t) => {
   const dir = tempDir();
   const dbPath = join(dir, 'store.db');
   const setup = new DatabaseSync(dbPath);
@@ -32,8 +33,8 @@ test('ctx.tx writes exist exactly once after 36 random SIGKILLs (concurrency 8, 
 
   let kills = 0;
   let midRunKills = 0;
-  while (kills < KILLS) {
-    const { child, done } = spawnCli(args);
+  while (midRunKills < KILLS) {
+    const { child, done } = spawnCli(args, { env: { TX_ROWS_STALL_AFTER: '2400' } });
     // Kill after a random number of checkpoints plus a random few ms (lands anywhere: in a
     // record, between records, inside a commit), or, one time in five, at a random moment of startup.
     const early = random() < 0.2;
@@ -42,12 +43,15 @@ test('ctx.tx writes exist exactly once after 36 random SIGKILLs (concurrency 8, 
     let seen = 0;
     let timer: NodeJS.Timeout | undefined;
     if (early) timer = setTimeout(() => child.kill('SIGKILL'), 50 + Math.floor(random() * 300));
+    // Backstop: a stalled child (see TX_ROWS_STALL_AFTER) is killed even if its output came late.
+    const backstop = setTimeout(() => child.kill('SIGKILL'), 10_000);
     child.stdout?.on('data', (chunk: Buffer) => {
       seen += chunk.toString().split('"type":"checkpoint"').length - 1;
       if (!early && seen >= afterCheckpoints && timer === undefined) timer = setTimeout(() => child.kill('SIGKILL'), extraMs);
     });
     const result = await done;
     clearTimeout(timer);
+    clearTimeout(backstop);
     if (result.signal === 'SIGKILL') {
       kills++;
       if (seen > 0) midRunKills++;
@@ -70,7 +74,7 @@ test('ctx.tx writes exist exactly once after 36 random SIGKILLs (concurrency 8, 
     `seed ${seed}: rows must be exactly 0..${RECORDS - 1} once each`,
   );
   assert.equal(progress.done, RECORDS, `seed ${seed}: the second write of each record landed exactly once`);
-  assert.ok(crashed.n >= Math.max(30, midRunKills), `the store saw ${crashed.n} crashed runs (${midRunKills} kills after progress)`);
-  assert.ok(midRunKills >= KILLS / 2, `at least half the kills landed after progress (${midRunKills})`);
+  t.diagnostic(`seed ${seed}: ${kills} SIGKILLs (${midRunKills} after progress), ${crashed.n} crashed runs, ${resumed.n} resumed runs`);
+  assert.ok(crashed.n >= midRunKills, `every kill after progress left a crashed run: ${crashed.n} crashed, ${midRunKills} kills (${kills} in all)`);
   assert.ok(resumed.n >= KILLS / 2, `runs resumed from a checkpoint: ${resumed.n}`);
 });
