@@ -188,8 +188,9 @@ export interface InstanceStatus {
 }
 
 /**
- * Where checkpoints, runs and events live. Every backend implements this contract and one test
- * suite (test/store-contract.test.ts) runs against each. Times are epoch milliseconds.
+ * Where checkpoints, runs, events, the effect journal and dead letters live. Every backend
+ * implements this contract and one test suite (test/store-contract*.test.ts) runs against each.
+ * Times are epoch milliseconds.
  */
 export interface Store {
   /** A short human name for messages: the path or the URL without its password. */
