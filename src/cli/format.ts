@@ -33,3 +33,11 @@ export function formatParams(params: JsonValue): string {
   const text = JSON.stringify(params);
   return text === '{}' ? '-' : text;
 }
+
+/** A checkpoint interval as "52,000 records / 1.0 s"; either half may be unknown. */
+export function formatInterval(interval: { ms: number | null; records: number | null }): string {
+  const parts = [];
+  if (interval.records !== null) parts.push(`${formatCount(interval.records)} records`);
+  if (interval.ms !== null) parts.push(formatMs(interval.ms));
+  return parts.join(' / ') || '-';
+}

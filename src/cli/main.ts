@@ -13,6 +13,12 @@ const positiveInteger = (name: string) => (value: string) => {
   return number;
 };
 
+const percent = (name: string) => (value: string) => {
+  const number = Number(value.replace(/%$/, ''));
+  if (!(number > 0 && number <= 100)) throw new InvalidArgumentError(`${name} must be a percentage in (0, 100]`);
+  return number;
+};
+
 function program(io: CliIo, exit: { code: number }): Command {
   const root = new Command('ckpt')
     .description('Run batch jobs that checkpoint their progress and resume after a crash.')
@@ -38,7 +44,22 @@ function program(io: CliIo, exit: { code: number }): Command {
     .addOption(paramOption())
     .option('--rerun', 'run a completed (or partly done) instance again from the beginning, as a new generation')
     .addOption(new Option('--every <n>', 'checkpoint every N records').argParser(positiveInteger('--every')).conflicts('everyMs'))
-    .addOption(new Option('--every-ms <ms>', 'checkpoint every T ms of work').argParser(positiveInteger('--every-ms')))
+    .addOption(new Option('--every-ms <ms>', 'checkpoint every T ms of work').argParser(positiveInteger('--every-ms')).conflicts('checkpoint'))
+    .addOption(
+      new Option('--checkpoint <policy>', "'auto': choose the interval from measured cost and failure history (the default unless the job sets one)")
+        .choices(['auto'])
+        .conflicts('every'),
+    )
+    .addOption(
+      new Option('--max-rework-ms <ms>', 'auto: most work a crash may lose (default 5000)')
+        .argParser(positiveInteger('--max-rework-ms'))
+        .conflicts(['every', 'everyMs']),
+    )
+    .addOption(
+      new Option('--max-overhead <percent>', 'auto: checkpoint time as a share of the run (default 1)')
+        .argParser(percent('--max-overhead'))
+        .conflicts(['every', 'everyMs']),
+    )
     .addOption(new Option('--concurrency <n>', 'records in flight at once').argParser(positiveInteger('--concurrency')))
     .addOption(new Option('--drain-ms <ms>', 'on SIGINT/SIGTERM, how long to wait for records in flight').argParser(positiveInteger('--drain-ms')))
     .addOption(new Option('--lease-ms <ms>', 'lease length; a worker silent this long is presumed dead').argParser(positiveInteger('--lease-ms')))

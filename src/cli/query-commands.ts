@@ -1,6 +1,6 @@
 import { LeaseHeldError, UsageError } from '../errors.ts';
-import type { InstanceInfo, Store } from '../store/store.ts';
-import { formatAge, formatCount, formatMs, formatParams, formatPosition, formatTime } from './format.ts';
+import type { InstanceInfo, RunInfo, Store } from '../store/store.ts';
+import { formatAge, formatCount, formatInterval, formatMs, formatParams, formatPosition, formatTime } from './format.ts';
 import { parseParams } from './load-job.ts';
 import { type CliIo, findInstances, openCliStore } from './shared.ts';
 import { renderTable } from './table.ts';
@@ -78,13 +78,14 @@ export async function runsCommand(job: string, options: QueryOptions, io: CliIo)
         run.outcome,
         run.startProcessed > 0 || run.resumedFrom !== null ? formatPosition(run.resumedFrom) : 'start',
         formatCount(run.outcome === 'crashed' ? run.markProcessed - run.startProcessed : run.processed),
-        run.rework === null ? '-' : formatCount(run.rework),
+        formatRework(run),
         formatCount(run.checkpoints),
+        formatInterval(intervalOf(run)),
         elapsed > 0 ? `${((100 * run.checkpointMs) / elapsed).toFixed(2)} %` : '-',
       ];
     });
     io.stdout.write(
-      `${renderTable(['RUN', instances.length > 1 ? 'PARAMS' : 'GEN', 'SHARD', 'WORKER', 'STARTED', 'TOOK', 'OUTCOME', 'RESUMED FROM', 'RECORDS', 'REWORK', 'CHECKPOINTS', 'OVERHEAD'], rows)}\n`,
+      `${renderTable(['RUN', instances.length > 1 ? 'PARAMS' : 'GEN', 'SHARD', 'WORKER', 'STARTED', 'TOOK', 'OUTCOME', 'RESUMED FROM', 'RECORDS', 'REWORK', 'CHECKPOINTS', 'INTERVAL', 'OVERHEAD'], rows)}\n`,
     );
     return 0;
   });
@@ -135,4 +136,16 @@ export async function resetCommand(job: string, options: QueryOptions, io: CliIo
     );
     return 0;
   });
+}
+
+/** The interval a run used, from the stats its checkpoints record. */
+function intervalOf(run: RunInfo): { ms: number | null; records: number | null } {
+  const { intervalMs, intervalRecords } = run.stats;
+  return { ms: typeof intervalMs === 'number' ? intervalMs : null, records: typeof intervalRecords === 'number' ? intervalRecords : null };
+}
+
+function formatRework(run: RunInfo): string {
+  if (run.rework === null) return '-';
+  const ms = run.stats.reworkMs;
+  return typeof ms === 'number' && run.rework > 0 ? `${formatCount(run.rework)} (${formatMs(ms)})` : formatCount(run.rework);
 }

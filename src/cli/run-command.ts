@@ -17,6 +17,10 @@ export interface RunCommandOptions {
   rerun?: boolean;
   every?: number;
   everyMs?: number;
+  checkpoint?: 'auto';
+  maxReworkMs?: number;
+  /** Percent. */
+  maxOverhead?: number;
   concurrency?: number;
   drainMs?: number;
   leaseMs?: number;
@@ -30,6 +34,15 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
   let checkpoint: CheckpointSpec | undefined;
   if (options.every !== undefined) checkpoint = { every: options.every };
   if (options.everyMs !== undefined) checkpoint = { everyMs: options.everyMs };
+  if (options.checkpoint === 'auto') checkpoint = 'auto';
+  if (options.maxReworkMs !== undefined || options.maxOverhead !== undefined) {
+    checkpoint = {
+      auto: {
+        ...(options.maxReworkMs === undefined ? {} : { maxReworkMs: options.maxReworkMs }),
+        ...(options.maxOverhead === undefined ? {} : { maxOverhead: options.maxOverhead / 100 }),
+      },
+    };
+  }
   // Signals are taken over first, so one that arrives while the job loads still stops cleanly.
   let progress: ProgressBar | undefined;
   const shutdown = shutdownOnSignals({
@@ -104,7 +117,8 @@ export function describeSummary(summary: RunSummary, quiet: boolean): string {
   const lines = [
     head,
     `  records   ${formatCount(summary.records)} in ${formatMs(summary.durationMs)} (${formatCount(rate)}/s)${summary.shards.length > 1 ? ` over ${summary.shards.length} shards` : ''}`,
-    `  checkpoints ${formatCount(summary.checkpoints)} written (${summary.policy}), ${formatMs(summary.checkpointMs)} = ${summary.overheadPct.toFixed(2)} % of the run`,
+    `  checkpoints ${formatCount(summary.checkpoints)} written, ${formatMs(summary.checkpointMs)} = ${summary.overheadPct.toFixed(2)} % of the run`,
+    `  interval  ${summary.policy}`,
   ];
   if (summary.deadLetters > 0) {
     lines.push(`  skipped   ${formatCount(summary.deadLetters)} records to dead letters after their retries; see ckpt dlq ${summary.job}`);
@@ -112,7 +126,7 @@ export function describeSummary(summary: RunSummary, quiet: boolean): string {
   const resumed = summary.shards.filter((shard) => shard.resumedFrom !== null);
   if (resumed.length > 0) {
     lines.push(
-      `  resumed   from ${resumed.map((shard) => formatPosition(shard.resumedFrom)).join(', ')}; reworked ${formatCount(summary.rework)} records a crashed run had done after its last checkpoint`,
+      `  resumed   from ${resumed.map((shard) => formatPosition(shard.resumedFrom)).join(', ')}; reworked ${formatCount(summary.rework)} records (${formatMs(summary.reworkMs)} of work) a crashed run had done after its last checkpoint`,
     );
   }
   return lines.join('\n');

@@ -1,29 +1,176 @@
-/** How often a shard checkpoints: every N records, or every T ms of work. */
-export type CheckpointSpec = { every: number } | { everyMs: number };
+import type { FailureHistory } from '../store/store.ts';
+import { type AutoBounds, chooseInterval, defaultMaxOverhead, defaultMaxReworkMs, estimateMtbf, type IntervalChoice, MovingAverage } from './auto-interval.ts';
 
-export const defaultCheckpointSpec: CheckpointSpec = { everyMs: 1000 };
+/**
+ * How often a shard checkpoints: every N records, every T ms of work, or `'auto'` (the default):
+ * an interval chosen from the measured checkpoint cost, record rate and failure history.
+ */
+export type CheckpointSpec = { every: number } | { everyMs: number } | 'auto' | { auto: AutoBounds };
+
+export const defaultCheckpointSpec: CheckpointSpec = 'auto';
+
+/** One checkpoint's measurements, fed back to the policy after each interval boundary. */
+export interface CheckpointSample {
+  /** Records finished since the previous checkpoint. */
+  records: number;
+  /** Time spent on them, ms (from the previous checkpoint's end to this one's start). */
+  workMs: number;
+  /** This checkpoint's cost: drain of records in flight plus the commit, ms. */
+  checkpointMs: number;
+}
 
 export interface CheckpointPolicy {
   readonly spec: CheckpointSpec;
   /** Is a checkpoint due after `records` records and `elapsedMs` since the last one? */
   due(records: number, elapsedMs: number): boolean;
-  /** One line for summaries: "every 1000 records". */
+  /** Learn from one checkpoint (auto uses it; fixed policies ignore it). */
+  observe(sample: CheckpointSample): void;
+  /** Learn the instance's failure history before the first record (auto uses it). */
+  useHistory(history: FailureHistory): void;
+  /** The interval in force now. */
+  interval(): IntervalChoice;
+  /** One line for summaries: "every 1000 records", "auto: ~52,000 records / 1.0 s (young)". */
   describe(): string;
 }
 
 export function validateCheckpointSpec(spec: unknown): CheckpointSpec {
+  if (spec === 'auto') return spec;
   if (spec !== null && typeof spec === 'object') {
-    const { every, everyMs } = spec as { every?: unknown; everyMs?: unknown };
-    if (every !== undefined && everyMs === undefined && Number.isInteger(every) && (every as number) >= 1) return { every: every as number };
-    if (everyMs !== undefined && every === undefined && typeof everyMs === 'number' && everyMs > 0) return { everyMs };
+    const keys = Object.keys(spec);
+    const { every, everyMs, auto } = spec as { every?: unknown; everyMs?: unknown; auto?: unknown };
+    if (keys.length === 1 && every !== undefined && Number.isInteger(every) && (every as number) >= 1) return { every: every as number };
+    if (keys.length === 1 && everyMs !== undefined && typeof everyMs === 'number' && everyMs > 0) return { everyMs };
+    if (keys.length === 1 && auto !== undefined) return { auto: validateAutoBounds(auto) };
   }
-  throw new TypeError(`checkpoint must be { every: N } (a whole number ≥ 1) or { everyMs: T } (ms > 0); got ${JSON.stringify(spec)}`);
+  throw new TypeError(
+    `checkpoint must be 'auto', { auto: { maxOverhead, maxReworkMs, mtbfMs } }, { every: N } (a whole number ≥ 1) or { everyMs: T } (ms > 0); got ${JSON.stringify(spec)}`,
+  );
+}
+
+function validateAutoBounds(auto: unknown): AutoBounds {
+  if (auto === null || typeof auto !== 'object') throw new TypeError(`checkpoint.auto must be an object; got ${JSON.stringify(auto)}`);
+  const { maxOverhead, maxReworkMs, mtbfMs, ...rest } = auto as { [key: string]: unknown };
+  const unknown = Object.keys(rest);
+  if (unknown.length > 0) throw new TypeError(`checkpoint.auto has unknown keys ${unknown.join(', ')}; known: maxOverhead, maxReworkMs, mtbfMs`);
+  const positive = (name: string, value: unknown, max = Number.POSITIVE_INFINITY) => {
+    if (value === undefined) return undefined;
+    if (typeof value !== 'number' || !(value > 0) || !(value <= max))
+      throw new TypeError(`checkpoint.auto.${name} must be a number in (0, ${max}]; got ${value}`);
+    return value;
+  };
+  const bounds: AutoBounds = {};
+  const overhead = positive('maxOverhead', maxOverhead, 1);
+  const rework = positive('maxReworkMs', maxReworkMs);
+  const mtbf = positive('mtbfMs', mtbfMs);
+  if (overhead !== undefined) bounds.maxOverhead = overhead;
+  if (rework !== undefined) bounds.maxReworkMs = rework;
+  if (mtbf !== undefined) bounds.mtbfMs = mtbf;
+  return bounds;
 }
 
 export function checkpointPolicy(spec: CheckpointSpec = defaultCheckpointSpec): CheckpointPolicy {
   const valid = validateCheckpointSpec(spec);
+  if (valid === 'auto') return new AutoPolicy(valid, {});
+  if ('auto' in valid) return new AutoPolicy(valid, valid.auto);
+  const ignore = () => undefined;
   if ('every' in valid) {
-    return { spec: valid, due: (records) => records >= valid.every, describe: () => `every ${valid.every} records` };
+    const interval: IntervalChoice = { ms: Number.NaN, records: valid.every, reason: 'fixed', overhead: Number.NaN };
+    return {
+      spec: valid,
+      due: (records) => records >= valid.every,
+      observe: ignore,
+      useHistory: ignore,
+      interval: () => interval,
+      describe: () => `every ${valid.every} records`,
+    };
   }
-  return { spec: valid, due: (records, elapsedMs) => records > 0 && elapsedMs >= valid.everyMs, describe: () => `every ${valid.everyMs} ms` };
+  const interval: IntervalChoice = { ms: valid.everyMs, records: undefined, reason: 'fixed', overhead: Number.NaN };
+  return {
+    spec: valid,
+    due: (records, elapsedMs) => records > 0 && elapsedMs >= valid.everyMs,
+    observe: ignore,
+    useHistory: ignore,
+    interval: () => interval,
+    describe: () => `every ${valid.everyMs} ms`,
+  };
+}
+
+/** Until the first checkpoint has been measured, checkpoint early to learn its cost. */
+const WARMUP_MS = 100;
+
+/**
+ * The interval is time-based (due when τ ms of work have passed), so a slowdown in the record
+ * rate never stretches the work at risk past maxReworkMs; the record count is reported beside it.
+ */
+class AutoPolicy implements CheckpointPolicy {
+  readonly spec: CheckpointSpec;
+  readonly #maxOverhead: number;
+  readonly #maxReworkMs: number;
+  readonly #fixedMtbf: number | undefined;
+  #mtbfMs: number;
+  readonly #cost = new MovingAverage();
+  readonly #rate = new MovingAverage();
+  #current: IntervalChoice;
+
+  constructor(spec: CheckpointSpec, bounds: AutoBounds) {
+    this.spec = spec;
+    this.#maxOverhead = bounds.maxOverhead ?? defaultMaxOverhead;
+    this.#maxReworkMs = bounds.maxReworkMs ?? defaultMaxReworkMs;
+    this.#fixedMtbf = bounds.mtbfMs;
+    this.#mtbfMs = bounds.mtbfMs ?? estimateMtbf(undefined);
+    this.#current = { ms: Math.min(WARMUP_MS, this.#maxReworkMs), records: undefined, reason: 'warmup', overhead: Number.NaN };
+  }
+
+  due(records: number, elapsedMs: number): boolean {
+    return records > 0 && elapsedMs >= this.#current.ms;
+  }
+
+  observe(sample: CheckpointSample): void {
+    this.#cost.add(sample.checkpointMs);
+    if (sample.workMs > 0 && sample.records > 0) this.#rate.add(sample.records / sample.workMs);
+    this.#choose();
+  }
+
+  useHistory(history: FailureHistory): void {
+    if (this.#fixedMtbf === undefined) this.#mtbfMs = estimateMtbf(history);
+    if (this.#cost.value !== undefined) this.#choose();
+  }
+
+  #choose(): void {
+    this.#current = chooseInterval({
+      checkpointMs: this.#cost.value ?? 0,
+      recordsPerMs: this.#rate.value ?? 0,
+      mtbfMs: this.#mtbfMs,
+      maxOverhead: this.#maxOverhead,
+      maxReworkMs: this.#maxReworkMs,
+    });
+  }
+
+  interval(): IntervalChoice {
+    return this.#current;
+  }
+
+  describe(): string {
+    const { ms, records, reason, overhead } = this.#current;
+    const every = `${records === undefined ? '' : `~${Math.round(records).toLocaleString('en-US')} records / `}${formatInterval(ms)}`;
+    const why =
+      reason === 'rework-over-overhead'
+        ? `rework bound ${formatInterval(this.#maxReworkMs)} won over the ${pct(this.#maxOverhead)} overhead bound, costing ~${pct(overhead)}`
+        : reason === 'young'
+          ? `√(2·C·M), C ${this.#cost.value?.toFixed(2)} ms, M ${formatInterval(this.#mtbfMs)}`
+          : reason === 'overhead'
+            ? `raised to keep overhead ≤ ${pct(this.#maxOverhead)}`
+            : reason === 'rework'
+              ? `capped at the ${formatInterval(this.#maxReworkMs)} rework bound`
+              : 'measuring';
+    return `auto: every ${every} (${why})`;
+  }
+}
+
+const pct = (share: number) => `${(100 * share).toFixed(share < 0.001 ? 3 : 2)} %`;
+function formatInterval(ms: number): string {
+  if (ms >= 7_200_000) return `${(ms / 3_600_000).toFixed(1)} h`;
+  if (ms >= 120_000) return `${(ms / 60_000).toFixed(0)} min`;
+  if (ms >= 10_000) return `${(ms / 1000).toFixed(0)} s`;
+  return ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${ms.toFixed(0)} ms`;
 }

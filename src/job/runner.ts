@@ -7,7 +7,7 @@ import { isSecret, lazySecretKey, REDACTED } from '../secret.ts';
 import type { InstanceInfo, Store } from '../store/store.ts';
 import type { AnyJob } from './define.ts';
 import { type OnDrift, RestartForDrift } from './drift.ts';
-import { type CheckpointSpec, checkpointPolicy } from './policy.ts';
+import { type CheckpointPolicy, type CheckpointSpec, checkpointPolicy } from './policy.ts';
 import { retryPolicy } from './retry.ts';
 import { runShard, type ShardResult } from './shard-run.ts';
 
@@ -55,7 +55,12 @@ export interface RunSummary {
   rework: number;
   /** Records this process sent to dead letters. */
   deadLetters: number;
+  /** Time spent redoing them, ms. */
+  reworkMs: number;
+  /** The policy in words, e.g. "auto: every ~52,000 records / 1.0 s (…)". */
   policy: string;
+  /** The interval in force at the end: ms of work and records (null where the policy has none). */
+  interval: { ms: number | null; records: number | null; reason: string };
   shards: ShardResult[];
   error?: string;
 }
@@ -138,7 +143,9 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
       overheadPct: durationMs > 0 ? (100 * checkpointMs) / durationMs : 0,
       rework: shards.reduce((sum, shard) => sum + shard.rework, 0),
       deadLetters: shards.reduce((sum, shard) => sum + (shard.deadLetters ?? 0), 0),
+      reworkMs: shards.reduce((sum, shard) => sum + shard.reworkMs, 0),
       policy: policy.describe(),
+      interval: intervalOf(policy),
       shards,
       ...(error === undefined ? {} : { error }),
     };
@@ -151,6 +158,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     return summary('already-complete', []);
   }
 
+  policy.useHistory(await store.failureHistory(instance.id));
   const shardNames = await listShardNames(job, params);
   await store.ensureShards(instance, shardNames, { version: job.version ?? null });
 
@@ -158,9 +166,11 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   const pollMs = Math.min(1000, Math.max(20, Math.floor(leaseMs / 4)));
   for (;;) {
     if (options.signal?.aborted) return summary('interrupted', results);
-    for (const run of await store.reapCrashed(instance.id, isDeadLocalWorker)) {
+    const crashed = await store.reapCrashed(instance.id, isDeadLocalWorker);
+    for (const run of crashed) {
       await emit('run:crashed', { shard: run.shard, worker: run.worker, runId: run.id, processed: run.markProcessed }, run.id);
     }
+    if (crashed.length > 0) policy.useHistory(await store.failureHistory(instance.id));
     const lease = await store.claim(instance, worker, leaseMs);
     if (lease !== null) {
       let result: ShardResult;
@@ -261,6 +271,11 @@ function splitParams(params: unknown, redact: string[]): { display: JsonObject; 
     display[name] = REDACTED;
   }
   return { display: toJsonObject(display), identity };
+}
+
+function intervalOf(policy: CheckpointPolicy): RunSummary['interval'] {
+  const chosen = policy.interval();
+  return { ms: Number.isFinite(chosen.ms) ? chosen.ms : null, records: chosen.records ?? null, reason: chosen.reason };
 }
 
 function toJsonObject(value: unknown): JsonObject {

@@ -23,6 +23,10 @@ export interface ShardResult {
   position: JsonValue | null;
   resumedFrom: JsonValue | null;
   rework: number;
+  /** Time this run spent redoing the rework records, ms (checkpoint time excluded). */
+  reworkMs: number;
+  /** The checkpoint interval in force at the end: ms of work and records (auto: chosen from measurements). */
+  interval: { ms: number | null; records: number | null; reason: string };
   checkpoints: number;
   checkpointMs: number;
   /** Records this run sent to dead letters (committed ones only count once the chunk commits). */
@@ -80,6 +84,8 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
       position: null,
       resumedFrom: null,
       rework: 0,
+      reworkMs: 0,
+      interval: { ms: null, records: null, reason: 'none' },
       checkpoints: 0,
       checkpointMs: 0,
       error: message,
@@ -133,6 +139,19 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   let checkpoints = 0;
   let checkpointMs = 0;
   let lastCheckpointAt = Date.now();
+  // Rework is timed until the shard total passes where the crashed run got to.
+  const reworkUntil = processed + rework;
+  let reworkMs: number | undefined = rework > 0 ? undefined : 0;
+  const runStats = () => {
+    const chosen = policy.interval();
+    return {
+      policy: policy.describe(),
+      intervalMs: Number.isFinite(chosen.ms) ? chosen.ms : null,
+      intervalRecords: chosen.records ?? null,
+      intervalReason: chosen.reason,
+      ...(rework > 0 ? { reworkMs: reworkMs ?? null } : {}),
+    };
+  };
 
   await store.heartbeat(lease, { resumedFrom, rework, markProcessed: processed });
   if (checkpoint === undefined) await emit('run:start', { shard, worker: lease.worker, runId: lease.runId, total }, lease.runId);
@@ -151,7 +170,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   let wakeIfDue: () => void = () => undefined;
   const heartbeat = setInterval(() => {
     wakeIfDue();
-    store.heartbeat(lease, { processed: records, markProcessed: processed + inFlight.size }).then(
+    store.heartbeat(lease, { processed: records, markProcessed: processed + inFlight.size, stats: runStats() }).then(
       (held) => {
         if (!held && lostReason === undefined) {
           lostReason = 'the lease was taken by another worker';
@@ -199,6 +218,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
       () => {
         records++;
         processed++;
+        if (reworkMs === undefined && processed >= reworkUntil) reworkMs = performance.now() - started - checkpointMs;
       },
       (error: unknown) => {
         if (error instanceof RecordAbandoned) {
@@ -219,7 +239,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     const saved = await store.commit(
       tx,
       { position: dispatchedPosition, state, processed },
-      { processed: records, markProcessed: processed, checkpoints: checkpoints + 1, checkpointMs, stats: { policy: policy.describe() }, complete },
+      { processed: records, markProcessed: processed, checkpoints: checkpoints + 1, checkpointMs, stats: runStats(), complete },
     );
     const ms = performance.now() - drainStarted;
     checkpoints++;
@@ -231,6 +251,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     sinceRecords = 0;
     sinceStart = performance.now();
     if (!complete) tx = await store.begin(lease);
+    return ms;
   };
 
   let exhausted = false;
@@ -267,7 +288,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
         const drainStarted = performance.now();
         await drain();
         if (failure !== undefined || abandoned) break;
-        await commit(false, drainStarted);
+        policy.observe({ records: sinceRecords, workMs: drainStarted - sinceStart, checkpointMs: await commit(false, drainStarted) });
         continue;
       }
       if (next.done) {
@@ -281,7 +302,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
         const drainStarted = performance.now();
         await drain();
         if (failure !== undefined || abandoned) break;
-        await commit(false, drainStarted);
+        policy.observe({ records: sinceRecords, workMs: drainStarted - sinceStart, checkpointMs: await commit(false, drainStarted) });
       }
       const work = dispatch(next.value);
       dispatchedPosition = next.value.position as JsonValue;
@@ -315,6 +336,8 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     if (pending === undefined) await closing;
   }
 
+  if (reworkMs === undefined) reworkMs = performance.now() - started - checkpointMs;
+  const chosen = policy.interval();
   const result = (outcome: ShardResult['outcome'], error?: string): ShardResult => ({
     shard,
     outcome,
@@ -323,6 +346,8 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     position,
     resumedFrom,
     rework,
+    reworkMs: reworkMs ?? 0,
+    interval: { ms: Number.isFinite(chosen.ms) ? chosen.ms : null, records: chosen.records ?? null, reason: chosen.reason },
     checkpoints,
     checkpointMs,
     deadLetters: deadLetters.count - deadLettersBefore,
@@ -330,7 +355,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   });
   const end = async (outcome: ShardResult['outcome'], error?: string): Promise<ShardResult> => {
     await store.rollback(tx).catch(() => undefined);
-    await store.release(lease, outcome, { processed: records, markProcessed: processed, checkpoints, checkpointMs, error: error ?? null });
+    await store.release(lease, outcome, { processed: records, markProcessed: processed, checkpoints, checkpointMs, stats: runStats(), error: error ?? null });
     await emit('run:end', { shard, runId: lease.runId, outcome, processed: committed, position, ...(error === undefined ? {} : { error }) }, lease.runId);
     return result(outcome, error);
   };

@@ -173,6 +173,14 @@ export interface Tx {
   rollbackToSavepoint(name: string): Promise<void>;
 }
 
+/** How often an instance's runs crash: the evidence for the auto policy's MTBF. */
+export interface FailureHistory {
+  /** Total time the instance's runs spent running (all generations), ms. */
+  runningMs: number;
+  /** Runs found dead (outcome 'crashed'). */
+  crashed: number;
+}
+
 export interface HolderInfo {
   shard: string;
   worker: string;
@@ -270,6 +278,8 @@ export interface Store {
   appendEvents(instanceId: number, generation: number, events: NewEvent[]): Promise<void>;
   /** The instance's events, oldest first, after `afterId`. */
   listEvents(instanceId: number, options?: { afterId?: number; limit?: number }): Promise<StoredEvent[]>;
+  /** Running time and crashed runs of the instance over all its runs (feeds the auto interval's MTBF). */
+  failureHistory(instanceId: number): Promise<FailureHistory>;
   /** Runs of the instance (all generations), newest first. */
   listRuns(instanceId: number, options?: { limit?: number }): Promise<RunInfo[]>;
   /** Summary of an instance for `ckpt status`. */

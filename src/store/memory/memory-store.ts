@@ -6,6 +6,7 @@ import type {
   DeadLetter,
   EffectEntry,
   EffectScope,
+  FailureHistory,
   HolderInfo,
   InstanceInfo,
   InstanceStatus,
@@ -450,6 +451,15 @@ export class MemoryStore implements Store {
     this.#check();
     const events = this.#events.filter((event) => event.instanceId === instanceId && event.id > (options.afterId ?? 0));
     return options.limit === undefined ? events : events.slice(0, options.limit);
+  }
+
+  async failureHistory(instanceId: number): Promise<FailureHistory> {
+    this.#check();
+    const runs = this.#runs.filter((run) => run.instanceId === instanceId);
+    return {
+      runningMs: runs.reduce((sum, run) => sum + Math.max(0, (run.endedAt ?? run.heartbeatAt) - run.startedAt), 0),
+      crashed: runs.filter((run) => run.outcome === 'crashed').length,
+    };
   }
 
   async listRuns(instanceId: number, options: { limit?: number } = {}): Promise<RunInfo[]> {

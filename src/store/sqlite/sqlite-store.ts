@@ -11,6 +11,7 @@ import type {
   DeadLetter,
   EffectEntry,
   EffectScope,
+  FailureHistory,
   HolderInfo,
   InstanceInfo,
   InstanceStatus,
@@ -558,6 +559,16 @@ export class SqliteStore implements Store {
       at: Number(row.at),
       data: JSON.parse(String(row.data)) as JsonObject,
     }));
+  }
+
+  async failureHistory(instanceId: number): Promise<FailureHistory> {
+    const row = this.#get(
+      `SELECT coalesce(sum(max(0, coalesce(ended_at, heartbeat_at) - started_at)), 0) AS running_ms,
+              coalesce(sum(outcome = 'crashed'), 0) AS crashed
+       FROM runs WHERE instance_id = ?`,
+      instanceId,
+    ) as Row;
+    return { runningMs: Number(row.running_ms), crashed: Number(row.crashed) };
   }
 
   async listRuns(instanceId: number, options: { limit?: number } = {}): Promise<RunInfo[]> {

@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { chooseInterval, estimateMtbf, priorMtbfMs } from './auto-interval.ts';
+import { checkpointPolicy, validateCheckpointSpec } from './policy.ts';
+
+/** Measurements as wide as real runs produce: sub-µs to minute-long checkpoints, idle to very fast records. */
+const measured = fc.record({
+  checkpointMs: fc.double({ min: 0, max: 120_000, noNaN: true }),
+  recordsPerMs: fc.oneof(fc.constant(0), fc.double({ min: 1e-6, max: 1e4, noNaN: true })),
+  mtbfMs: fc.double({ min: 1, max: 1e11, noNaN: true }),
+  maxOverhead: fc.double({ min: 1e-4, max: 1, noNaN: true }),
+  maxReworkMs: fc.double({ min: 1, max: 1e7, noNaN: true }),
+});
+
+const relativeSlack = 1e-9;
+
+describe('chooseInterval (property)', () => {
+  it('always respects the rework bound, in ms and in records at the measured rate', () => {
+    fc.assert(
+      fc.property(measured, (input) => {
+        const chosen = chooseInterval(input);
+        assert.ok(chosen.ms > 0, `interval ${chosen.ms} must be positive`);
+        assert.ok(chosen.ms <= input.maxReworkMs, `interval ${chosen.ms} ms > bound ${input.maxReworkMs}`);
+        if (chosen.records !== undefined) {
+          // One record is the least a checkpoint can cover, even when it alone outlasts the bound.
+          assert.ok(chosen.records <= Math.max(1, input.maxReworkMs * input.recordsPerMs), `${chosen.records} records at risk`);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('respects the overhead bound whenever both bounds can hold', () => {
+    fc.assert(
+      fc.property(measured, (input) => {
+        const chosen = chooseInterval(input);
+        const bothCanHold = (input.checkpointMs * (1 - input.maxOverhead)) / input.maxOverhead <= input.maxReworkMs;
+        if (bothCanHold) {
+          const overhead = input.checkpointMs / (chosen.ms + input.checkpointMs || 1);
+          assert.ok(overhead <= input.maxOverhead * (1 + relativeSlack), `overhead ${overhead} > ${input.maxOverhead}`);
+          assert.notEqual(chosen.reason, 'rework-over-overhead');
+        } else {
+          // The rework bound wins, and the choice says what overhead that costs.
+          assert.equal(chosen.reason, 'rework-over-overhead');
+          assert.equal(chosen.ms, input.maxReworkMs);
+          assert.ok(chosen.overhead > input.maxOverhead * (1 - relativeSlack));
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("takes Young's √(2·C·M) when it lies within both bounds", () => {
+    fc.assert(
+      fc.property(measured, (input) => {
+        const young = Math.sqrt(2 * input.checkpointMs * input.mtbfMs);
+        const floor = (input.checkpointMs * (1 - input.maxOverhead)) / input.maxOverhead;
+        fc.pre(young >= floor && young <= input.maxReworkMs && young >= 1);
+        const chosen = chooseInterval(input);
+        assert.equal(chosen.reason, 'young');
+        assert.ok(Math.abs(chosen.ms - young) <= young * relativeSlack);
+      }),
+    );
+  });
+});
+
+describe('auto policy (property)', () => {
+  const sample = fc.record({
+    records: fc.integer({ min: 0, max: 1_000_000 }),
+    workMs: fc.double({ min: 0, max: 60_000, noNaN: true }),
+    checkpointMs: fc.double({ min: 0, max: 60_000, noNaN: true }),
+  });
+  it('is due by maxReworkMs of work, whatever it measured before', () => {
+    fc.assert(
+      fc.property(fc.array(sample, { maxLength: 30 }), fc.integer({ min: 1, max: 100_000 }), fc.integer({ min: 0, max: 50 }), (samples, bound, crashed) => {
+        const policy = checkpointPolicy({ auto: { maxReworkMs: bound } });
+        policy.useHistory({ runningMs: 3_600_000, crashed });
+        for (const one of samples) policy.observe(one);
+        assert.ok(policy.due(1, bound), `not due after ${bound} ms: ${policy.describe()}`);
+        assert.ok(policy.interval().ms <= bound);
+        assert.equal(policy.due(0, bound * 10), false, 'never due with no record to cover');
+      }),
+    );
+  });
+});
+
+describe('estimateMtbf', () => {
+  it('starts at the one-hour prior and follows the crash rate as history grows', () => {
+    assert.equal(estimateMtbf(undefined), priorMtbfMs);
+    assert.equal(estimateMtbf({ runningMs: 0, crashed: 0 }), priorMtbfMs);
+    // 100 h of running with 400 crashes: one per 15 min, and the prior hardly matters any more.
+    const estimate = estimateMtbf({ runningMs: 100 * priorMtbfMs, crashed: 400 });
+    assert.ok(Math.abs(estimate - 15 * 60_000) / (15 * 60_000) < 0.01, String(estimate));
+  });
+  it('never grows when a crash is added (property)', () => {
+    fc.assert(
+      fc.property(fc.double({ min: 0, max: 1e10, noNaN: true }), fc.integer({ min: 0, max: 1e6 }), (runningMs, crashed) => {
+        assert.ok(estimateMtbf({ runningMs, crashed: crashed + 1 }) < estimateMtbf({ runningMs, crashed }));
+      }),
+    );
+  });
+});
+
+describe('validateCheckpointSpec', () => {
+  it("accepts 'auto' and its bounds, refuses nonsense with the forms it knows", () => {
+    assert.equal(validateCheckpointSpec('auto'), 'auto');
+    assert.deepEqual(validateCheckpointSpec({ auto: { maxReworkMs: 2000 } }), { auto: { maxReworkMs: 2000 } });
+    assert.throws(() => validateCheckpointSpec({ auto: { maxOverhead: 2 } }), /maxOverhead/);
+    assert.throws(() => validateCheckpointSpec({ auto: { maxRework: 1 } }), /unknown keys maxRework/);
+    assert.throws(() => validateCheckpointSpec({ every: 5, everyMs: 5 }), /'auto'/);
+    assert.equal(checkpointPolicy().spec, 'auto');
+  });
+});

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, it } from 'node:test';
+
+const root = join(import.meta.dirname, '..');
+const dir = mkdtempSync(join(tmpdir(), 'ckpt-auto-crash-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const maxReworkMs = 300;
+const args = ['bin/ckpt.js', 'run', 'test/fixtures/auto-rework-job.ts', '--store', `sqlite:${join(dir, 'ckpt.db')}`, '--lease-ms', '600'];
+
+type Line = { type: string; data?: { processed?: number; rework?: number }; [key: string]: unknown };
+
+/** Start `ckpt run`, call `onLine` with each JSON line it prints (events, then the summary). */
+function start(extra: string[], onLine: (line: Line, child: ChildProcess) => void): { child: ChildProcess; exit: Promise<number | null> } {
+  const child = spawn(process.execPath, [...args, ...extra], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  createInterface({ input: child.stdout! }).on('line', (text) => onLine(JSON.parse(text) as Line, child));
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  exit.then((code) => {
+    if (code !== null && code !== 3) process.stderr.write(stderr);
+  });
+  return { child, exit };
+}
+
+it('with auto, the rework a SIGKILL costs is within maxReworkMs of work', { timeout: 60_000 }, async () => {
+  // Run 1: checkpointing under auto with a 300 ms rework bound; killed without warning mid-interval.
+  let checkpoints = 0;
+  const first = start(['--max-rework-ms', String(maxReworkMs)], (line, child) => {
+    if (line.type !== 'checkpoint') return;
+    checkpoints++;
+    // Past the warm-up, at a point inside an interval that differs from run to run.
+    if (checkpoints === 4) setTimeout(() => child.kill('SIGKILL'), 50 + Math.random() * maxReworkMs);
+  });
+  assert.equal(await first.exit, null, 'the first run was killed');
+
+  // Run 2: resumes; once it is past the crashed run's mark, stop it gracefully to read its summary.
+  let target = Number.POSITIVE_INFINITY;
+  let summary: Line | undefined;
+  const second = start(['--max-rework-ms', String(maxReworkMs)], (line, child) => {
+    if (line.type === 'run:resume') target = (line.data?.processed ?? 0) + (line.data?.rework ?? 0);
+    if (line.type === 'checkpoint' && (line.data?.processed ?? 0) > target) child.kill('SIGINT');
+    if (line.type === 'summary') summary = line;
+  });
+  assert.equal(await second.exit, 3, 'the second run was interrupted with its checkpoint saved');
+  assert.ok(summary, 'the second run printed its summary');
+  const { rework, reworkMs, interval } = summary as unknown as { rework: number; reworkMs: number; interval: { ms: number; records: number } };
+  assert.ok(interval.ms <= maxReworkMs, `interval ${interval.ms} ms within the bound`);
+  // Rework is counted up to the crashed run's last progress mark, and timed while it is redone.
+  // The slack covers a machine busier in the second run than in the first.
+  assert.ok(reworkMs <= maxReworkMs * 1.5, `reworked ${rework} records in ${reworkMs} ms; bound ${maxReworkMs} ms`);
+});
