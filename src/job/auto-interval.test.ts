@@ -52,14 +52,21 @@ describe('chooseInterval (property)', () => {
   });
 
   it("takes Young's √(2·C·M) when it lies within both bounds", () => {
+    // Build M so that Young's interval lands at a chosen point between the two bounds.
+    const inside = fc.record({
+      checkpointMs: fc.double({ min: 1e-3, max: 100, noNaN: true }),
+      maxOverhead: fc.double({ min: 1e-3, max: 0.5, noNaN: true }),
+      maxReworkMs: fc.double({ min: 1, max: 1e7, noNaN: true }),
+      recordsPerMs: fc.double({ min: 0, max: 1e4, noNaN: true }),
+      at: fc.double({ min: 0, max: 1, noNaN: true }),
+    });
     fc.assert(
-      fc.property(measured, (input) => {
-        const young = Math.sqrt(2 * input.checkpointMs * input.mtbfMs);
-        const floor = (input.checkpointMs * (1 - input.maxOverhead)) / input.maxOverhead;
-        fc.pre(young >= floor && young <= input.maxReworkMs && young >= 1);
-        const chosen = chooseInterval(input);
-        assert.equal(chosen.reason, 'young');
-        assert.ok(Math.abs(chosen.ms - young) <= young * relativeSlack);
+      fc.property(inside, ({ at, ...input }) => {
+        const low = Math.max(1, (input.checkpointMs * (1 - input.maxOverhead)) / input.maxOverhead);
+        fc.pre(low <= input.maxReworkMs);
+        const young = low + at * (input.maxReworkMs - low);
+        const chosen = chooseInterval({ ...input, mtbfMs: (young * young) / (2 * input.checkpointMs) });
+        assert.ok(Math.abs(chosen.ms - young) <= young * 1e-6, `${chosen.ms} vs ${young} (${chosen.reason})`);
       }),
     );
   });

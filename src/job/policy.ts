@@ -95,8 +95,12 @@ export function checkpointPolicy(spec: CheckpointSpec = defaultCheckpointSpec): 
   };
 }
 
-/** Until the first checkpoint has been measured, checkpoint early to learn its cost. */
-const WARMUP_MS = 100;
+/**
+ * Until a checkpoint has been measured, its cost is assumed to be this (a local SQLite commit
+ * with fsync): the first interval is then Young's for that cost, within the rework bound, and a
+ * short job is not made to checkpoint early just to learn a number it will never use.
+ */
+const ASSUMED_COST_MS = 1;
 
 /**
  * The interval is time-based (due when τ ms of work have passed), so a slowdown in the record
@@ -118,7 +122,7 @@ class AutoPolicy implements CheckpointPolicy {
     this.#maxReworkMs = bounds.maxReworkMs ?? defaultMaxReworkMs;
     this.#fixedMtbf = bounds.mtbfMs;
     this.#mtbfMs = bounds.mtbfMs ?? estimateMtbf(undefined);
-    this.#current = { ms: Math.min(WARMUP_MS, this.#maxReworkMs), records: undefined, reason: 'warmup', overhead: Number.NaN };
+    this.#current = this.#choose();
   }
 
   due(records: number, elapsedMs: number): boolean {
@@ -128,22 +132,23 @@ class AutoPolicy implements CheckpointPolicy {
   observe(sample: CheckpointSample): void {
     this.#cost.add(sample.checkpointMs);
     if (sample.workMs > 0 && sample.records > 0) this.#rate.add(sample.records / sample.workMs);
-    this.#choose();
+    this.#current = this.#choose();
   }
 
   useHistory(history: FailureHistory): void {
     if (this.#fixedMtbf === undefined) this.#mtbfMs = estimateMtbf(history);
-    if (this.#cost.value !== undefined) this.#choose();
+    this.#current = this.#choose();
   }
 
-  #choose(): void {
-    this.#current = chooseInterval({
-      checkpointMs: this.#cost.value ?? 0,
+  #choose(): IntervalChoice {
+    const chosen = chooseInterval({
+      checkpointMs: this.#cost.value ?? ASSUMED_COST_MS,
       recordsPerMs: this.#rate.value ?? 0,
       mtbfMs: this.#mtbfMs,
       maxOverhead: this.#maxOverhead,
       maxReworkMs: this.#maxReworkMs,
     });
+    return this.#cost.value === undefined ? { ...chosen, reason: 'warmup' } : chosen;
   }
 
   interval(): IntervalChoice {
@@ -162,7 +167,7 @@ class AutoPolicy implements CheckpointPolicy {
             ? `raised to keep overhead ≤ ${pct(this.#maxOverhead)}`
             : reason === 'rework'
               ? `capped at the ${formatInterval(this.#maxReworkMs)} rework bound`
-              : 'measuring';
+              : `C not measured yet, ${ASSUMED_COST_MS} ms assumed, M ${formatInterval(this.#mtbfMs)}`;
     return `auto: every ${every} (${why})`;
   }
 }

