@@ -68,7 +68,7 @@ function table(results: BenchResults, workload: Workload): string[] {
           ? 'SQLite'
           : 'PostgreSQL';
     if (cell.unavailable || cell.runs.length === 0) {
-      lines.push(`| ${name} | ${store} | ${cell.unavailable ?? 'no run'} | | | | | | |`);
+      lines.push(`| ${name} | ${store} | ${cell.unavailable ? cell.unavailable.replace(/:.*$/, '') : 'no run'} | | | | | | |`);
       continue;
     }
     const ms = perRun(cell, results.records);
@@ -158,6 +158,12 @@ function resumeTable(results: BenchResults): string[] {
   return lines;
 }
 
+/** Each reason a cell has no number, once. */
+function unavailableNotes(results: BenchResults): string[] {
+  const reasons = [...new Set(results.cells.flatMap((cell) => (cell.unavailable ? [cell.unavailable] : [])))];
+  return reasons.length === 0 ? [] : [...reasons.map((reason) => `Cells marked "not available yet": ${reason}.`), ''];
+}
+
 export function renderResults(results: BenchResults): string {
   const { machine } = results;
   const load = (values: number[]) => values.map((value) => value.toFixed(2)).join(' / ');
@@ -173,6 +179,7 @@ export function renderResults(results: BenchResults): string {
     `PostgreSQL: ${results.postgres}. Variants that commit once per record (seed and checkpointed every 1, DBOS) run ${results.scaledRecords.toLocaleString('en-US')} records, ` +
       `since 100,000 such commits take minutes per round; their times are scaled to ${results.records.toLocaleString('en-US')} and marked "scaled".`,
     '',
+    ...unavailableNotes(results),
     ...targets(results),
     '',
     '## Throughput',
@@ -182,7 +189,7 @@ export function renderResults(results: BenchResults): string {
     '',
     '## Memory',
     '',
-    `A ${results.rss.records.toLocaleString('en-US')}-record \`range\` job (a sha256 per record, default policy, SQLite): peak RSS ${results.rss.maxRssMb.toFixed(0)} MB, ${fmtMs(results.rss.ms)}, ${results.rss.checkpoints} checkpoints (${results.rss.policy}).`,
+    `A ${results.rss.records.toLocaleString('en-US')}-record \`range\` job (a sum per record, so the figure is the runner's own footprint; default policy, SQLite): peak RSS ${results.rss.maxRssMb.toFixed(0)} MB, ${fmtMs(results.rss.ms)}, ${results.rss.checkpoints} checkpoints (${results.rss.policy}).`,
     '',
     '![time per variant, relative to the baseline](results.png)',
     '',
