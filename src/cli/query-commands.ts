@@ -80,12 +80,12 @@ export async function runsCommand(job: string, options: QueryOptions, io: CliIo)
         formatCount(run.outcome === 'crashed' ? run.markProcessed - run.startProcessed : run.processed),
         formatRework(run),
         formatCount(run.checkpoints),
-        formatInterval(intervalOf(run)),
         elapsed > 0 ? `${((100 * run.checkpointMs) / elapsed).toFixed(2)} %` : '-',
+        formatInterval(intervalOf(run)),
       ];
     });
     io.stdout.write(
-      `${renderTable(['RUN', instances.length > 1 ? 'PARAMS' : 'GEN', 'SHARD', 'WORKER', 'STARTED', 'TOOK', 'OUTCOME', 'RESUMED FROM', 'RECORDS', 'REWORK', 'CHECKPOINTS', 'INTERVAL', 'OVERHEAD'], rows)}\n`,
+      `${renderTable(['RUN', instances.length > 1 ? 'PARAMS' : 'GEN', 'SHARD', 'WORKER', 'STARTED', 'TOOK', 'OUTCOME', 'RESUMED FROM', 'RECORDS', 'REWORK', 'CHECKPOINTS', 'OVERHEAD', 'INTERVAL'], rows)}\n`,
     );
     return 0;
   });

@@ -113,13 +113,15 @@ export function describeSummary(summary: RunSummary, quiet: boolean): string {
         ? `interrupted at ${positions.join(', ') || 'start'}; run again to resume`
         : `failed ${name}: ${summary.error ?? 'unknown error'}; the checkpoint stays at ${positions.join(', ') || 'start'}, fix the cause and run again to resume`;
   if (quiet) return head;
+  const auto = summary.policy.startsWith('auto');
   const rate = summary.durationMs > 0 ? (1000 * summary.records) / summary.durationMs : 0;
   const lines = [
     head,
     `  records   ${formatCount(summary.records)} in ${formatMs(summary.durationMs)} (${formatCount(rate)}/s)${summary.shards.length > 1 ? ` over ${summary.shards.length} shards` : ''}`,
-    `  checkpoints ${formatCount(summary.checkpoints)} written, ${formatMs(summary.checkpointMs)} = ${summary.overheadPct.toFixed(2)} % of the run`,
-    `  interval  ${summary.policy}`,
+    `  checkpoints ${formatCount(summary.checkpoints)} written (${auto ? 'auto' : summary.policy}), ${formatMs(summary.checkpointMs)} = ${summary.overheadPct.toFixed(2)} % of the run`,
   ];
+  // The auto policy explains its choice: the interval, and which bound (or Young's optimum) set it.
+  if (auto) lines.push(`  interval  ${summary.policy.replace(/^auto: /, '')}`);
   if (summary.deadLetters > 0) {
     lines.push(`  skipped   ${formatCount(summary.deadLetters)} records to dead letters after their retries; see ckpt dlq ${summary.job}`);
   }
