@@ -119,3 +119,20 @@ describe('validateCheckpointSpec', () => {
     assert.equal(checkpointPolicy().spec, 'auto');
   });
 });
+
+describe('auto policy in words', () => {
+  it('says when the rework bound won and what overhead it cost', () => {
+    const policy = checkpointPolicy({ auto: { maxReworkMs: 10 } });
+    policy.observe({ records: 100, workMs: 10, checkpointMs: 5 });
+    assert.equal(policy.interval().reason, 'rework-over-overhead');
+    assert.equal(policy.interval().ms, 10);
+    assert.match(policy.describe(), /rework bound 10 ms won over the 1\.00 % overhead bound, costing ~33\.33 %/);
+  });
+  it("names Young's optimum with the measured C and M", () => {
+    const policy = checkpointPolicy({ auto: { mtbfMs: 3_600_000 } });
+    policy.observe({ records: 1000, workMs: 100, checkpointMs: 2 });
+    assert.equal(policy.interval().reason, 'young');
+    assert.equal(policy.interval().records, Math.floor(Math.sqrt(2 * 2 * 3_600_000) * 10));
+    assert.match(policy.describe(), /^auto: every ~37,947 records \/ 3\.8 s \(√\(2·C·M\), C 2\.00 ms, M 60 min\)$/);
+  });
+});
