@@ -19,5 +19,5 @@ const summary = await runJob(job, { store });
 await store.close();
 const ms = performance.now() - started;
 process.stdout.write(
-  `${JSON.stringify({ ms, records: summary.records, checkpoints: summary.checkpoints, policy: summary.policy, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`,
+  `${JSON.stringify({ ms, records: summary.records, sum: total, checkpoints: summary.checkpoints, policy: summary.policy, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`,
 );
