@@ -1,23 +1,22 @@
+// Store.failureHistory, part of the Store contract (the auto policy's MTBF comes from it), run
+// against every backend that CKPT_TEST_STORES selects.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
-import { MemoryStore, SqliteStore, type Store } from '../src/index.ts';
+import { after, before, describe, it } from 'node:test';
+import type { Store } from '../src/index.ts';
+import { selectedStoreFactories } from './helpers/stores.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'ckpt-history-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+for (const factory of selectedStoreFactories()) {
+  describe(`Store contract: ${factory.name}: failureHistory`, () => {
+    let store: Store;
+    let dispose: () => Promise<void>;
+    before(async () => {
+      ({ store, dispose } = await factory.create());
+    });
+    after(async () => {
+      await dispose();
+    });
 
-const backends: [string, () => Store][] = [
-  ['memory', () => new MemoryStore()],
-  ['sqlite', () => new SqliteStore(join(dir, `${Math.random()}.db`))],
-];
-
-for (const [name, open] of backends) {
-  describe(`${name} store: failureHistory`, () => {
-    it('counts crashed runs and the time runs spent running', async () => {
-      const store = open();
-      await store.migrate();
+    it('counts crashed runs and the time runs spent running, over all the instance’s runs', async () => {
       const instance = await store.instance('history', 'h', { params: {}, version: null });
       assert.deepEqual(await store.failureHistory(instance.id), { runningMs: 0, crashed: 0 });
       await store.ensureShards(instance, ['a', 'b'], { version: null });
@@ -33,7 +32,8 @@ for (const [name, open] of backends) {
       const history = await store.failureHistory(instance.id);
       assert.equal(history.crashed, 1);
       assert.ok(history.runningMs >= 15 && history.runningMs < 10_000, String(history.runningMs));
-      await store.close();
+      const other = await store.instance('history', 'other', { params: {}, version: null });
+      assert.deepEqual(await store.failureHistory(other.id), { runningMs: 0, crashed: 0 }, 'per instance');
     });
   });
 }
