@@ -51,6 +51,16 @@ export class StoreError extends CheckpointedError {
   }
 }
 
+/**
+ * The store stayed unreachable (connection refused or reset, database restarting, SQLite busy)
+ * after every retry. Nothing was lost: the last checkpoint stands and a rerun resumes. Exit 1.
+ */
+export class StoreUnavailableError extends CheckpointedError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super(message, ExitCode.failed, context);
+  }
+}
+
 /** A store written by a newer checkpointed: unsafe to continue. Exit 4. */
 export class SchemaTooNewError extends CheckpointedError {
   readonly found: number;

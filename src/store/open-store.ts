@@ -1,5 +1,6 @@
 import { UsageError } from '../errors.ts';
 import { MemoryStore } from './memory/memory-store.ts';
+import { PostgresStore } from './postgres/postgres-store.ts';
 import { SqliteStore } from './sqlite/sqlite-store.ts';
 import type { Store } from './store.ts';
 
@@ -52,6 +53,10 @@ export async function openStore(url: string = DEFAULT_STORE_URL): Promise<Store>
   return store;
 }
 
+/** `?schema=NAME` picks the schema of the store's tables; the rest of the URL goes to `pg`. */
 async function openPostgres(url: string): Promise<Store> {
-  throw new UsageError(`PostgreSQL stores are not available yet (${redactUrl(url)}); use a sqlite: store`);
+  const parsed = new URL(url);
+  const schema = parsed.searchParams.get('schema') ?? undefined;
+  parsed.searchParams.delete('schema');
+  return new PostgresStore({ connectionString: parsed.toString(), schema, location: redactUrl(url) });
 }

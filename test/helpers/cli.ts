@@ -22,7 +22,7 @@ export interface CliResult {
 export function spawnCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): { child: ChildProcess; done: Promise<CliResult> } {
   const child = spawn(process.execPath, [ckptBin, ...args], {
     cwd: options.cwd ?? repoRoot,
-    env: { ...process.env, CKPT_STORE: undefined, ...options.env },
+    env: { ...process.env, CKPT_STORE: undefined, DATABASE_URL: undefined, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MemoryStore, SqliteStore, type Store } from '../../src/index.ts';
+import { MemoryStore, PostgresStore, SqliteStore, type Store } from '../../src/index.ts';
+import { freshDatabase } from './postgres.ts';
 
 /** One backend under test: how to make a fresh, migrated store, and its SQL dialect (if any). */
 export interface StoreFactory {
@@ -35,6 +36,23 @@ export const storeFactories: StoreFactory[] = [
       const store = new MemoryStore();
       await store.migrate();
       return { store, dispose: () => store.close() };
+    },
+  },
+  {
+    name: 'postgres',
+    param: (n) => `$${n}`,
+    async create() {
+      const database = await freshDatabase();
+      // A non-default schema, so the contract also covers ?schema= (tables are schema-qualified).
+      const store = new PostgresStore({ connectionString: database.url, schema: 'ckpt_contract' });
+      await store.migrate();
+      return {
+        store,
+        async dispose() {
+          await store.close();
+          await database.drop();
+        },
+      };
     },
   },
 ];

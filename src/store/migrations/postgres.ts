@@ -1,0 +1,92 @@
+/**
+ * Numbered schema migrations of the PostgreSQL store. Append only: a released migration is never
+ * edited; the store records the highest applied number and refuses a schema with a higher one.
+ * `{schema}` is replaced by the store's quoted schema name. Times are epoch milliseconds (BIGINT)
+ * taken from the database's clock, so workers on machines with skewed clocks agree on leases.
+ */
+export const postgresMigrations: readonly { id: number; name: string; sql: string }[] = [
+  {
+    id: 1,
+    name: 'instances, shards, checkpoints, runs, events',
+    sql: `
+      CREATE TABLE {schema}.instances (
+        id BIGSERIAL PRIMARY KEY,
+        job TEXT NOT NULL,
+        params_hash TEXT NOT NULL,
+        params TEXT NOT NULL,
+        generation INTEGER NOT NULL DEFAULT 1,
+        status TEXT NOT NULL DEFAULT 'open',
+        version TEXT,
+        created_at BIGINT NOT NULL,
+        completed_at BIGINT,
+        UNIQUE (job, params_hash)
+      );
+      CREATE TABLE {schema}.shards (
+        id BIGSERIAL PRIMARY KEY,
+        instance_id BIGINT NOT NULL REFERENCES {schema}.instances (id),
+        generation INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        lease_owner TEXT,
+        lease_token BIGINT NOT NULL DEFAULT 0,
+        lease_expires_at BIGINT NOT NULL DEFAULT 0,
+        run_id BIGINT,
+        checkpoint_seq BIGINT NOT NULL DEFAULT 0,
+        processed BIGINT NOT NULL DEFAULT 0,
+        fingerprint TEXT,
+        version TEXT,
+        updated_at BIGINT NOT NULL,
+        UNIQUE (instance_id, generation, name)
+      );
+      CREATE INDEX shards_claimable ON {schema}.shards (instance_id, generation, id) WHERE status <> 'completed';
+      -- position and state stay TEXT: the checksum covers the exact JSON that was written.
+      CREATE TABLE {schema}.checkpoints (
+        shard_id BIGINT NOT NULL REFERENCES {schema}.shards (id),
+        seq BIGINT NOT NULL,
+        position TEXT,
+        state TEXT NOT NULL,
+        processed BIGINT NOT NULL,
+        run_id BIGINT,
+        created_at BIGINT NOT NULL,
+        checksum TEXT NOT NULL,
+        PRIMARY KEY (shard_id, seq)
+      );
+      CREATE TABLE {schema}.runs (
+        id BIGSERIAL PRIMARY KEY,
+        instance_id BIGINT NOT NULL REFERENCES {schema}.instances (id),
+        generation INTEGER NOT NULL,
+        shard_id BIGINT NOT NULL REFERENCES {schema}.shards (id),
+        shard TEXT NOT NULL,
+        worker TEXT NOT NULL,
+        token BIGINT NOT NULL,
+        started_at BIGINT NOT NULL,
+        ended_at BIGINT,
+        heartbeat_at BIGINT NOT NULL,
+        outcome TEXT NOT NULL DEFAULT 'running',
+        resumed_from TEXT,
+        start_processed BIGINT NOT NULL DEFAULT 0,
+        processed BIGINT NOT NULL DEFAULT 0,
+        mark_processed BIGINT NOT NULL DEFAULT 0,
+        rework BIGINT,
+        checkpoints INTEGER NOT NULL DEFAULT 0,
+        checkpoint_ms DOUBLE PRECISION NOT NULL DEFAULT 0,
+        stats TEXT NOT NULL DEFAULT '{}',
+        error TEXT
+      );
+      CREATE INDEX runs_by_instance ON {schema}.runs (instance_id, id);
+      CREATE INDEX runs_running ON {schema}.runs (instance_id) WHERE outcome = 'running';
+      CREATE INDEX runs_by_shard ON {schema}.runs (shard_id, id);
+      CREATE TABLE {schema}.events (
+        id BIGSERIAL PRIMARY KEY,
+        instance_id BIGINT NOT NULL REFERENCES {schema}.instances (id),
+        generation INTEGER NOT NULL,
+        run_id BIGINT,
+        shard TEXT,
+        type TEXT NOT NULL,
+        at BIGINT NOT NULL,
+        data TEXT NOT NULL
+      );
+      CREATE INDEX events_by_instance ON {schema}.events (instance_id, id);
+    `,
+  },
+];
