@@ -21,6 +21,8 @@ export interface EventMap {
   'shard:complete': { shard: string; processed: number };
   'shard:lost': { shard: string; token: number; reason: string };
   'instance:complete': { job: string; generation: number };
+  /** The store was unreachable; the call is retried after `delayMs`. */
+  'store:retry': { operation: string; attempt: number; delayMs: number; error: string };
   log: { shard: string; level: 'info' | 'warn' | 'error'; message: string; data?: JsonValue };
 }
 

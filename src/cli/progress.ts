@@ -75,6 +75,9 @@ export class ProgressBar {
       case 'drift':
         this.#print(`${event.data.shard} no longer matches its checkpoint: ${event.data.changes.join('; ')} (--on-drift ${event.data.resolution})`);
         break;
+      case 'store:retry':
+        if (event.data.attempt === 1) this.#print(`store unreachable (${event.data.error}); retrying ${event.data.operation}`);
+        break;
       case 'log':
         this.#print(`[${event.data.level}] ${event.data.message}`);
         break;

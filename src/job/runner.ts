@@ -4,6 +4,7 @@ import { CheckpointedError, ExitCode, firstLine, LeaseHeldError, UsageError } fr
 import { type EventListener, type EventMap, type EventType, persistedEvents, type RunEvent } from '../events.ts';
 import { hashJson, type JsonObject, type JsonValue, sha256 } from '../json.ts';
 import { isSecret, lazySecretKey, REDACTED } from '../secret.ts';
+import { retryingStore } from '../store/retrying-store.ts';
 import type { InstanceInfo, Store } from '../store/store.ts';
 import type { AnyJob } from './define.ts';
 import { type OnDrift, RestartForDrift } from './drift.ts';
@@ -22,6 +23,8 @@ export interface RunOptions {
   /** Worker id recorded in runs and leases; default host:pid. */
   worker?: string;
   leaseMs?: number;
+  /** How long a store call keeps retrying an unreachable store before the run fails; default 30 s. */
+  storeRetryMs?: number;
   /** How often the lease is renewed and progress marked; default min(1 s, lease/3). */
   heartbeatMs?: number;
   /** How long a stop waits for records in flight before giving them up. */
@@ -84,7 +87,10 @@ export function isDeadLocalWorker(worker: string): boolean {
 /** Claim → resume → process → checkpoint → complete, for every shard this process can claim. */
 export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSummary> {
   const started = performance.now();
-  const { store } = options;
+  const storeRetryMs = options.storeRetryMs ?? 30_000;
+  // Declared before `emit` exists; retries are reported through it once it does.
+  let onRetry: (info: EventMap['store:retry']) => void = () => undefined;
+  const store = retryingStore(options.store, { retryMs: storeRetryMs, onRetry: (info) => onRetry(info) });
   const worker = options.worker ?? defaultWorker();
   const leaseMs = options.leaseMs ?? 30_000;
   const heartbeatMs = options.heartbeatMs ?? Math.min(1000, Math.max(10, Math.floor(leaseMs / 3)));
@@ -125,6 +131,8 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     return store.appendEvents(instance.id, instance.generation, [{ type, at: event.at, runId: runId ?? null, shard, data: data as unknown as JsonObject }]);
   };
 
+  onRetry = (info) => void emit('store:retry', info);
+
   const summary = (outcome: RunJobOutcome, shards: ShardResult[], error?: string): RunSummary => {
     const durationMs = performance.now() - started;
     const checkpointMs = shards.reduce((sum, shard) => sum + shard.checkpointMs, 0);
@@ -163,6 +171,8 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   await store.ensureShards(instance, shardNames, { version: job.version ?? null });
 
   const results: ShardResult[] = [];
+  /** When shard runs began ending on store errors with no commit since: bounds a flapping store. */
+  let unavailableSince: number | undefined;
   const pollMs = Math.min(1000, Math.max(20, Math.floor(leaseMs / 4)));
   for (;;) {
     if (options.signal?.aborted) return summary('interrupted', results);
@@ -204,6 +214,16 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
       results.push(result);
       if (result.outcome === 'failed') return summary('failed', results, result.error);
       if (result.outcome === 'interrupted') return summary('interrupted', results);
+      if (result.storeUnavailable) {
+        unavailableSince ??= Date.now();
+        if (Date.now() - unavailableSince > storeRetryMs) {
+          return summary(
+            'failed',
+            results,
+            `the store ${store.location} kept failing for ${Math.round(storeRetryMs / 1000)} s (${result.error}); run again to resume`,
+          );
+        }
+      } else if (result.checkpoints > 0) unavailableSince = undefined;
       continue;
     }
     if (await store.completeIfDone(instance.id, instance.generation)) {

@@ -3,6 +3,7 @@ import { persistedEvents } from '../events.ts';
 import type { JsonObject, JsonValue } from '../json.ts';
 import type { SourceItem } from '../source/source.ts';
 import type { Lease, RunOutcome, Store, Tx } from '../store/store.ts';
+import { isTransientStoreError } from '../store/transient.ts';
 import { Baton } from './baton.ts';
 import { eventLogger } from './context.ts';
 import type { AnyJob } from './define.ts';
@@ -32,6 +33,8 @@ export interface ShardResult {
   /** Records this run sent to dead letters (committed ones only count once the chunk commits). */
   deadLetters?: number;
   error?: string;
+  /** The run ended because the store was unreachable (its lease is released or will expire). */
+  storeUnavailable?: boolean;
 }
 
 export interface ShardRunInput {
@@ -153,7 +156,10 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     };
   };
 
-  await store.heartbeat(lease, { resumedFrom, rework, markProcessed: processed });
+  // Not retried: if the store is unreachable now, the first commit finds out and ends the run.
+  await store.heartbeat(lease, { resumedFrom, rework, markProcessed: processed }).catch((error: unknown) => {
+    if (!isTransientStoreError(error)) throw error;
+  });
   if (checkpoint === undefined) await emit('run:start', { shard, worker: lease.worker, runId: lease.runId, total }, lease.runId);
   else await emit('run:resume', { shard, worker: lease.worker, runId: lease.runId, position, processed, rework, total }, lease.runId);
 
@@ -362,6 +368,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
 
   try {
     if (lostReason !== undefined) return await lose(lostReason);
+    if (failure !== undefined && isTransientStoreError(failure)) return await loseToStore(failure);
     if (failure !== undefined) {
       await Promise.allSettled(inFlight);
       // The chunk is rolled back (the checkpoint stays at the last good boundary) before the
@@ -389,6 +396,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     return await end('interrupted');
   } catch (error) {
     if (error instanceof FencedError) return await lose(error.message);
+    if (isTransientStoreError(error)) return await loseToStore(error);
     return await end('failed', firstLine(error));
   }
 
@@ -396,8 +404,18 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     await Promise.allSettled(inFlight);
     await store.rollback(tx).catch(() => undefined);
     await store.release(lease, 'lost', { processed: records, error: reason }).catch(() => undefined);
-    await emit('shard:lost', { shard, token: lease.token, reason }, lease.runId);
+    await emit('shard:lost', { shard, token: lease.token, reason }, lease.runId).catch(() => undefined);
     return result('lost', reason);
+  }
+
+  /**
+   * The store failed under this run (connection lost mid-chunk or mid-commit). The chunk's ctx.tx
+   * writes went with the connection, or were committed with their checkpoint: either way the next
+   * claim resumes from the checkpoint the store holds, so no record is lost or doubled.
+   */
+  async function loseToStore(error: unknown): Promise<ShardResult> {
+    const lost = await lose(`the store was unreachable (${firstLine(error)}); the shard is resumed from its last checkpoint`);
+    return { ...lost, storeUnavailable: true };
   }
 }
 

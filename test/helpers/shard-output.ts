@@ -1,0 +1,105 @@
+// Reading back what the sharded test job (fixtures/shard-job.ts) left in a store: its output rows
+// and its run history, the same questions asked of a SQLite file or a PostgreSQL database.
+import { DatabaseSync } from 'node:sqlite';
+import { withPool } from './postgres.ts';
+
+export interface OutputCheck {
+  rows: number;
+  /** (shard, n) pairs written more than once. */
+  doubled: { shard: string; n: number; copies: number }[];
+  /** Distinct (shard, n) pairs. */
+  distinct: number;
+}
+
+export interface RunRow {
+  shard: string;
+  worker: string;
+  outcome: string;
+  id: number;
+}
+
+/** The store under test, seen from outside the workers. */
+export interface ShardStoreProbe {
+  url: string;
+  sql: 'sqlite' | 'postgres';
+  createOutput(): Promise<void>;
+  rowCount(): Promise<number>;
+  output(): Promise<OutputCheck>;
+  runs(): Promise<RunRow[]>;
+  shardStatuses(): Promise<Record<string, number>>;
+}
+
+const doubledSql = 'SELECT shard, n, count(*) AS copies FROM out GROUP BY shard, n HAVING count(*) <> 1 ORDER BY shard, n';
+
+export function sqliteProbe(path: string): ShardStoreProbe {
+  const read = <T>(work: (db: DatabaseSync) => T): T => {
+    const db = new DatabaseSync(path);
+    try {
+      db.exec('PRAGMA busy_timeout = 10000');
+      return work(db);
+    } finally {
+      db.close();
+    }
+  };
+  return {
+    url: `sqlite:${path}`,
+    sql: 'sqlite',
+    async createOutput() {
+      read((db) => db.exec('CREATE TABLE out (shard TEXT NOT NULL, n INTEGER NOT NULL, pid INTEGER NOT NULL)'));
+    },
+    async rowCount() {
+      return read((db) => Number((db.prepare('SELECT count(*) AS c FROM out').get() as { c: number }).c));
+    },
+    async output() {
+      return read((db) => ({
+        rows: Number((db.prepare('SELECT count(*) AS c FROM out').get() as { c: number }).c),
+        distinct: Number((db.prepare('SELECT count(*) AS c FROM (SELECT DISTINCT shard, n FROM out)').get() as { c: number }).c),
+        doubled: db.prepare(doubledSql).all() as OutputCheck['doubled'],
+      }));
+    },
+    async runs() {
+      return read((db) => db.prepare('SELECT id, shard, worker, outcome FROM runs ORDER BY id').all() as unknown as RunRow[]);
+    },
+    async shardStatuses() {
+      return read((db) =>
+        Object.fromEntries(
+          (db.prepare('SELECT status, count(*) AS c FROM shards GROUP BY status').all() as { status: string; c: number }[]).map((row) => [row.status, row.c]),
+        ),
+      );
+    },
+  };
+}
+
+/** `url` is the database; the store's tables live in `schema`, the job's `out` table in public. */
+export function postgresProbe(url: string, schema: string): ShardStoreProbe {
+  const storeUrl = `${url}${url.includes('?') ? '&' : '?'}schema=${schema}`;
+  const one = async (sql: string) => withPool(url, async (pool) => (await pool.query(sql)).rows);
+  return {
+    url: storeUrl,
+    sql: 'postgres',
+    async createOutput() {
+      await one('CREATE TABLE out (shard TEXT NOT NULL, n INTEGER NOT NULL, pid INTEGER NOT NULL)');
+    },
+    async rowCount() {
+      return Number((await one('SELECT count(*) AS c FROM out'))[0]?.c);
+    },
+    async output() {
+      return withPool(url, async (pool) => ({
+        rows: Number((await pool.query('SELECT count(*) AS c FROM out')).rows[0]?.c),
+        distinct: Number((await pool.query('SELECT count(*) AS c FROM (SELECT DISTINCT shard, n FROM out) d')).rows[0]?.c),
+        doubled: (await pool.query(doubledSql)).rows.map((row) => ({ shard: String(row.shard), n: Number(row.n), copies: Number(row.copies) })),
+      }));
+    },
+    async runs() {
+      return (await one(`SELECT id, shard, worker, outcome FROM ${schema}.runs ORDER BY id`)).map((row) => ({
+        id: Number(row.id),
+        shard: String(row.shard),
+        worker: String(row.worker),
+        outcome: String(row.outcome),
+      }));
+    },
+    async shardStatuses() {
+      return Object.fromEntries((await one(`SELECT status, count(*) AS c FROM ${schema}.shards GROUP BY status`)).map((row) => [row.status, Number(row.c)]));
+    },
+  };
+}

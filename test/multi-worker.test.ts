@@ -1,0 +1,83 @@
+// Must-show 2 and 5: four `ckpt run` processes share one instance of 200 shards; two are
+// SIGKILLed mid-way and never restarted; the other two reclaim the dead ones' shards and finish
+// every one. Each record writes one row through ctx.tx: every row is there exactly once.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fixture, spawnCli, tempDir } from './helpers/cli.ts';
+import { freshDatabase } from './helpers/postgres.ts';
+import { postgresProbe, type ShardStoreProbe, sqliteProbe } from './helpers/shard-output.ts';
+
+const SHARDS = 200;
+const RECORDS = 40;
+const TOTAL = SHARDS * RECORDS;
+
+async function fourWorkersTwoKilled(probe: ShardStoreProbe, leaseMs: number): Promise<void> {
+  await probe.createOutput();
+  const env = { CKPT_TEST_SHARDS: String(SHARDS), CKPT_TEST_RECORDS: String(RECORDS), CKPT_TEST_SPIN_US: '300', CKPT_TEST_SQL: probe.sql };
+  const args = ['run', fixture('shard-job.ts'), '--store', probe.url, '--lease-ms', String(leaseMs), '--quiet'];
+  const workers = Array.from({ length: 4 }, () => spawnCli(args, { env }));
+
+  // Mid-way: a fifth to a half of the rows are in.
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const rows = await probe.rowCount();
+    if (rows >= TOTAL / 5) break;
+    assert.ok(Date.now() < deadline, `only ${rows} rows after 60 s`);
+    await sleep(50);
+  }
+  const [first, second, ...survivors] = workers as [(typeof workers)[0], (typeof workers)[0], ...typeof workers];
+  first.child.kill('SIGKILL');
+  second.child.kill('SIGKILL');
+  const killed = await Promise.all([first.done, second.done]);
+  assert.deepEqual(
+    killed.map((result) => result.signal),
+    ['SIGKILL', 'SIGKILL'],
+    'both were still running when killed',
+  );
+  const rowsAtKill = await probe.rowCount();
+  assert.ok(rowsAtKill < TOTAL * 0.8, `the kill came too late (${rowsAtKill} of ${TOTAL} rows); slow the job down`);
+
+  const finished = await Promise.all(survivors.map((worker) => worker.done));
+  for (const result of finished) assert.equal(result.code, 0, `a survivor failed: ${result.stderr}`);
+
+  const output = await probe.output();
+  assert.deepEqual(output.doubled.slice(0, 5), [], `${output.doubled.length} (shard, record) pairs written more than once`);
+  assert.equal(output.distinct, TOTAL, 'every record of every shard has its row');
+  assert.equal(output.rows, TOTAL);
+  assert.deepEqual(await probe.shardStatuses(), { completed: SHARDS });
+
+  // The dead workers held shards when they died; those runs ended crashed and the survivors
+  // completed the same shards afterwards.
+  const runs = await probe.runs();
+  const killedPids = [first.child.pid, second.child.pid].map(String);
+  const deadRuns = runs.filter((run) => killedPids.includes(run.worker.split(':').at(-1) ?? ''));
+  const crashed = deadRuns.filter((run) => run.outcome === 'crashed');
+  assert.ok(crashed.length >= 1, `no run of a killed worker was found crashed: ${JSON.stringify(deadRuns.slice(-4))}`);
+  assert.ok(
+    deadRuns.every((run) => run.outcome === 'crashed' || run.outcome === 'completed'),
+    `runs of killed workers: ${[...new Set(deadRuns.map((run) => run.outcome))].join(',')}`,
+  );
+  for (const run of crashed) {
+    const later = runs.find((other) => other.shard === run.shard && other.id > run.id && other.outcome === 'completed');
+    assert.ok(later && !killedPids.includes(later.worker.split(':').at(-1) ?? ''), `shard ${run.shard} was not finished by a survivor`);
+  }
+}
+
+describe('four workers, two SIGKILLed, 200 shards', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  after(async () => {
+    for (const cleanup of cleanups) await cleanup();
+  });
+
+  test('on PostgreSQL', { timeout: 180_000 }, async () => {
+    const database = await freshDatabase();
+    cleanups.push(database.drop);
+    await fourWorkersTwoKilled(postgresProbe(database.url, 'ckpt'), 1500);
+  });
+
+  test('on one SQLite file', { timeout: 180_000 }, async () => {
+    await fourWorkersTwoKilled(sqliteProbe(join(tempDir('ckpt-multi-'), 'store.db')), 3000);
+  });
+});
