@@ -211,6 +211,35 @@ for (const factory of selectedStoreFactories()) {
         );
         await store.rollback(tx);
       });
+
+      test("a fenced commit rejects the zombie's ctx.tx writes with its checkpoint", async () => {
+        const instance = await freshInstance();
+        const table = `fenced_${counter}`;
+        const zombie = await store.claim(instance, 'zombie', 1);
+        assert.ok(zombie);
+        let setup = await store.begin(zombie);
+        await setup.sql?.query(`CREATE TABLE ${table} (n INTEGER NOT NULL)`);
+        await store.commit(setup, { position: 0, state: {}, processed: 1 }, {});
+        await sleep(10);
+        const fresh = await store.claim(instance, 'fresh', 60_000);
+        assert.ok(fresh);
+        // The zombie wakes up and writes as if it still held the shard.
+        const zombieTx = await store.begin(zombie);
+        await zombieTx.sql?.query(`INSERT INTO ${table} (n) VALUES (${p(1)})`, [1]);
+        await assert.rejects(store.commit(zombieTx, { position: 1, state: {}, processed: 2 }, {}), FencedError);
+        const freshTx = await store.begin(fresh);
+        await freshTx.sql?.query(`INSERT INTO ${table} (n) VALUES (${p(1)})`, [2]);
+        const saved = await store.commit(freshTx, { position: 1, state: {}, processed: 2 }, {});
+        assert.equal(saved.seq, 2, 'the checkpoint sequence goes on from the last good one');
+        setup = await store.begin(fresh);
+        const { rows } = (await setup.sql?.query<{ n: number }>(`SELECT n FROM ${table} ORDER BY n`)) ?? { rows: [] };
+        await store.rollback(setup);
+        assert.deepEqual(
+          rows.map((row) => Number(row.n)),
+          [2],
+          "only the live worker's write is there",
+        );
+      });
     }
 
     test('a closed store refuses further use', async () => {

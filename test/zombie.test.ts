@@ -1,0 +1,68 @@
+// Must-show 3: a worker SIGSTOPped past its lease is a zombie. Another worker takes its shard and
+// resumes from its last checkpoint; when the zombie is SIGCONTed, whatever it tries to commit —
+// checkpoint and ctx.tx rows together — is rejected by the fencing token, it emits shard:lost,
+// and every record's row is in the output exactly once.
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fixture, spawnCli, waitForOutput } from './helpers/cli.ts';
+import { freshDatabase } from './helpers/postgres.ts';
+import { postgresProbe } from './helpers/shard-output.ts';
+
+const RECORDS = 1500;
+const LEASE_MS = 1000;
+
+const cleanups: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const cleanup of cleanups) await cleanup();
+});
+
+async function until(what: string, check: () => Promise<boolean>, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+test('a SIGSTOPped worker past its lease is fenced when it wakes: shard:lost, output exactly once', { timeout: 120_000 }, async (t) => {
+  const database = await freshDatabase();
+  cleanups.push(database.drop);
+  const probe = postgresProbe(database.url, 'ckpt');
+  await probe.createOutput();
+  const env = { CKPT_TEST_SHARDS: '1', CKPT_TEST_RECORDS: String(RECORDS), CKPT_TEST_SPIN_US: '2000', CKPT_TEST_SQL: 'postgres' };
+  const args = ['run', fixture('shard-job.ts'), '--store', probe.url, '--lease-ms', String(LEASE_MS)];
+
+  const zombie = spawnCli(args, { env });
+  await until('the first worker to commit a few checkpoints', async () => (await probe.rowCount()) >= 100);
+  zombie.child.kill('SIGSTOP');
+  const rowsAtStop = await probe.rowCount();
+  await sleep(LEASE_MS * 1.5);
+
+  const successor = spawnCli(args, { env });
+  const resumed = await waitForOutput(successor.child, (stdout) => stdout.includes('"run:resume"'));
+  const resumeEvent = JSON.parse(resumed.split('\n').find((line) => line.includes('"run:resume"')) ?? '{}');
+  assert.equal(resumeEvent.data.processed, rowsAtStop, 'the successor resumes from the zombie’s last checkpoint');
+  await until('the successor to commit past the zombie', async () => (await probe.rowCount()) >= rowsAtStop + 100);
+  zombie.child.kill('SIGCONT');
+
+  const [zombieResult, successorResult] = await Promise.all([zombie.done, successor.done]);
+  assert.equal(successorResult.code, 0, successorResult.stderr);
+  assert.equal(zombieResult.code, 0, `the zombie ends cleanly once the instance is complete: ${zombieResult.stderr}`);
+  const lost = zombieResult.stdout
+    .split('\n')
+    .filter((line) => line.includes('"shard:lost"'))
+    .map((line) => JSON.parse(line));
+  assert.equal(lost.length, 1, `the zombie reports the lost shard once: ${zombieResult.stdout.slice(-2000)}`);
+  assert.match(lost[0].data.reason, /fencing token .* is stale|lease was taken by another worker/);
+
+  const output = await probe.output();
+  assert.deepEqual(output.doubled.slice(0, 5), [], `${output.doubled.length} records written twice`);
+  assert.equal(output.distinct, RECORDS);
+  assert.equal(output.rows, RECORDS);
+  const runs = await probe.runs();
+  const zombieRuns = runs.filter((run) => run.worker.endsWith(`:${zombie.child.pid}`));
+  assert.equal(zombieRuns.length, 1);
+  assert.ok(['crashed', 'lost'].includes(zombieRuns[0]?.outcome ?? ''), `zombie run outcome: ${zombieRuns[0]?.outcome}`);
+  t.diagnostic(`zombie was fenced by: ${lost[0].data.reason}`);
+});
