@@ -23,6 +23,7 @@ export class PostgresTx implements Tx {
     this.#pool = pool;
     this.#location = location;
     this.sql = {
+      dialect: 'postgres',
       query: async <Row>(text: string, params: unknown[] = []) => {
         const result = await this.query(text, params);
         return { rows: result.rows as Row[], rowCount: result.rowCount ?? result.rows.length };

@@ -16,6 +16,7 @@ export class SqliteTx implements Tx {
     this.#db = db;
     this.#statements = statements;
     this.sql = {
+      dialect: 'sqlite',
       query: async <R>(sql: string, params: unknown[] = []) => {
         this.ensureBegun();
         const statement = this.#prepare(sql);
