@@ -15,19 +15,25 @@ const TOTAL = SHARDS * RECORDS;
 
 async function fourWorkersTwoKilled(probe: ShardStoreProbe, leaseMs: number): Promise<void> {
   await probe.createOutput();
-  const env = { CKPT_TEST_SHARDS: String(SHARDS), CKPT_TEST_RECORDS: String(RECORDS), CKPT_TEST_SPIN_US: '300', CKPT_TEST_SQL: probe.sql };
+  const env = { CKPT_TEST_SHARDS: String(SHARDS), CKPT_TEST_RECORDS: String(RECORDS), CKPT_TEST_SPIN_US: '800', CKPT_TEST_SQL: probe.sql };
   const args = ['run', fixture('shard-job.ts'), '--store', probe.url, '--lease-ms', String(leaseMs), '--quiet'];
   const workers = Array.from({ length: 4 }, () => spawnCli(args, { env }));
 
-  // Mid-way: a fifth to a half of the rows are in.
+  // Mid-way (a fifth of the rows in), at a moment when two workers each hold a shard: kill those two.
   const deadline = Date.now() + 60_000;
+  let victims: typeof workers = [];
   for (;;) {
     const rows = await probe.rowCount();
-    if (rows >= TOTAL / 5) break;
     assert.ok(Date.now() < deadline, `only ${rows} rows after 60 s`);
-    await sleep(50);
+    if (rows >= TOTAL / 5) {
+      const holding = new Set((await probe.holders()).map((worker) => worker.split(':').at(-1)));
+      victims = workers.filter((worker) => holding.has(String(worker.child.pid)));
+      if (victims.length >= 2) break;
+    }
+    await sleep(10);
   }
-  const [first, second, ...survivors] = workers as [(typeof workers)[0], (typeof workers)[0], ...typeof workers];
+  const [first, second] = victims as [(typeof workers)[0], (typeof workers)[0]];
+  const survivors = workers.filter((worker) => worker !== first && worker !== second);
   first.child.kill('SIGKILL');
   second.child.kill('SIGKILL');
   const killed = await Promise.all([first.done, second.done]);

@@ -27,6 +27,8 @@ export interface ShardStoreProbe {
   output(): Promise<OutputCheck>;
   runs(): Promise<RunRow[]>;
   shardStatuses(): Promise<Record<string, number>>;
+  /** Workers (host:pid) holding a lease on an unfinished shard right now. */
+  holders(): Promise<string[]>;
 }
 
 const doubledSql = 'SELECT shard, n, count(*) AS copies FROM out GROUP BY shard, n HAVING count(*) <> 1 ORDER BY shard, n';
@@ -59,6 +61,13 @@ export function sqliteProbe(path: string): ShardStoreProbe {
     },
     async runs() {
       return read((db) => db.prepare('SELECT id, shard, worker, outcome FROM runs ORDER BY id').all() as unknown as RunRow[]);
+    },
+    async holders() {
+      return read((db) =>
+        (db.prepare("SELECT lease_owner FROM shards WHERE status = 'running' AND lease_owner IS NOT NULL").all() as { lease_owner: string }[]).map(
+          (row) => row.lease_owner,
+        ),
+      );
     },
     async shardStatuses() {
       return read((db) =>
@@ -97,6 +106,9 @@ export function postgresProbe(url: string, schema: string): ShardStoreProbe {
         worker: String(row.worker),
         outcome: String(row.outcome),
       }));
+    },
+    async holders() {
+      return (await one(`SELECT lease_owner FROM ${schema}.shards WHERE status = 'running' AND lease_owner IS NOT NULL`)).map((row) => String(row.lease_owner));
     },
     async shardStatuses() {
       return Object.fromEntries((await one(`SELECT status, count(*) AS c FROM ${schema}.shards GROUP BY status`)).map((row) => [row.status, Number(row.c)]));
