@@ -90,7 +90,10 @@ export class PostgresStore implements Store {
   #wrap(error: unknown): unknown {
     if (error instanceof StoreError || error instanceof StoreUnavailableError) return error;
     if (isTransientStoreError(error)) {
-      return new StoreUnavailableError(`the PostgreSQL store ${this.location} is unreachable: ${describeDriverError(error)}`, { cause: error });
+      return new StoreUnavailableError(
+        `the PostgreSQL store ${this.location} is unreachable: ${describeDriverError(error)}; check that the server is up and the URL is right, then run again`,
+        { cause: error },
+      );
     }
     return error;
   }
