@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { firstLine } from '../errors.ts';
+import { firstLine, StoreUnavailableError } from '../errors.ts';
 import type { EventMap, EventType } from '../events.ts';
 import type { JsonObject, JsonValue } from '../json.ts';
 import type { SourceItem } from '../source/source.ts';
@@ -65,6 +65,9 @@ export async function processRecord(item: SourceItem<unknown, unknown>, input: R
       return;
     } catch (error) {
       await recordTx.finish(false);
+      // The store connection is gone and the chunk with it: no retry or dead letter can help this
+      // record; the shard run ends and resumes from its checkpoint.
+      if (error instanceof StoreUnavailableError) throw error;
       if (input.signal.aborted) throw new RecordAbandoned(firstLine(error), { cause: error });
       // A record the source could not decode fails the same way every time: no retry.
       if (item.error === undefined && attempt < retry.attempts) {

@@ -26,6 +26,7 @@ export class RecordTx {
     const sql = this.#tx.sql;
     if (sql === undefined) return undefined;
     return {
+      dialect: sql.dialect,
       query: async (text, params) => {
         await this.#enter();
         return sql.query(text, params);

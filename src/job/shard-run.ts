@@ -1,9 +1,9 @@
-import { DriftError, FencedError, firstLine } from '../errors.ts';
+import { DriftError, FencedError, firstLine, StoreUnavailableError } from '../errors.ts';
 import { persistedEvents } from '../events.ts';
 import type { JsonObject, JsonValue } from '../json.ts';
 import type { SourceItem } from '../source/source.ts';
 import type { Lease, RunOutcome, Store, Tx } from '../store/store.ts';
-import { isTransientStoreError } from '../store/transient.ts';
+import { asStoreError, isTransientStoreError } from '../store/transient.ts';
 import { Baton } from './baton.ts';
 import { eventLogger } from './context.ts';
 import type { AnyJob } from './define.ts';
@@ -242,11 +242,15 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     while (inFlight.size > 0) await Promise.all(inFlight);
   };
   const commit = async (complete: boolean, drainStarted: number) => {
-    const saved = await store.commit(
-      tx,
-      { position: dispatchedPosition, state, processed },
-      { processed: records, markProcessed: processed, checkpoints: checkpoints + 1, checkpointMs, stats: runStats(), complete },
-    );
+    const saved = await store
+      .commit(
+        tx,
+        { position: dispatchedPosition, state, processed },
+        { processed: records, markProcessed: processed, checkpoints: checkpoints + 1, checkpointMs, stats: runStats(), complete },
+      )
+      .catch((error: unknown) => {
+        throw asStoreError(error, store.location);
+      });
     const ms = performance.now() - drainStarted;
     checkpoints++;
     checkpointMs += ms;
@@ -368,7 +372,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
 
   try {
     if (lostReason !== undefined) return await lose(lostReason);
-    if (failure !== undefined && isTransientStoreError(failure)) return await loseToStore(failure);
+    if (failure instanceof StoreUnavailableError) return await loseToStore(failure);
     if (failure !== undefined) {
       await Promise.allSettled(inFlight);
       // The chunk is rolled back (the checkpoint stays at the last good boundary) before the
@@ -396,7 +400,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     return await end('interrupted');
   } catch (error) {
     if (error instanceof FencedError) return await lose(error.message);
-    if (isTransientStoreError(error)) return await loseToStore(error);
+    if (error instanceof StoreUnavailableError) return await loseToStore(error);
     return await end('failed', firstLine(error));
   }
 

@@ -15,10 +15,12 @@ export interface StoreRetryOptions {
  * - commit: after a lost connection its outcome is unknown; the shard run ends instead and the
  *   next claim resumes from whichever checkpoint is in the store, so nothing is lost or doubled;
  * - rollback: a lost connection rolls back by itself;
+ * - addDeadLetter, resolveDeadLetter: they write through the job's tx, which a lost connection
+ *   took with it; the shard run ends and resumes instead;
  * - heartbeat: the next tick is its retry, and a late one must not look like a live worker;
  * - close, migrate: the caller decides.
  */
-const notRepeated = new Set<PropertyKey>(['commit', 'rollback', 'heartbeat', 'close', 'migrate']);
+const notRepeated = new Set<PropertyKey>(['commit', 'rollback', 'addDeadLetter', 'resolveDeadLetter', 'heartbeat', 'close', 'migrate']);
 
 /**
  * The store the runner uses: every repeatable call is retried with exponential backoff while the

@@ -43,6 +43,15 @@ export function isTransientStoreError(error: unknown): boolean {
   return Array.isArray(errors) && errors.some(isTransientStoreError);
 }
 
+/**
+ * A store call's error as the runner sees it: "unreachable" errors become StoreUnavailableError,
+ * so they are told apart from a job's own errors (a job's ECONNRESET to its API is the job's).
+ */
+export function asStoreError(error: unknown, location: string): unknown {
+  if (error instanceof StoreUnavailableError || !isTransientStoreError(error)) return error;
+  return new StoreUnavailableError(`the store ${location} is unreachable: ${describeDriverError(error)}`, { cause: error });
+}
+
 /** A driver error in one line: its message, else its code, else its first inner error's. */
 export function describeDriverError(error: unknown): string {
   if (error === null || typeof error !== 'object') return String(error);

@@ -89,4 +89,38 @@ export const postgresMigrations: readonly { id: number; name: string; sql: strin
       CREATE INDEX events_by_instance ON {schema}.events (instance_id, id);
     `,
   },
+  {
+    id: 2,
+    name: 'dead letters, shard params hash, effect journal',
+    sql: `
+      ALTER TABLE {schema}.shards ADD COLUMN params_hash TEXT;
+      CREATE TABLE {schema}.dead_letters (
+        id BIGSERIAL PRIMARY KEY,
+        instance_id BIGINT NOT NULL REFERENCES {schema}.instances (id),
+        generation INTEGER NOT NULL,
+        shard_id BIGINT NOT NULL REFERENCES {schema}.shards (id),
+        shard TEXT NOT NULL,
+        position TEXT,
+        record TEXT NOT NULL,
+        error TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        run_id BIGINT,
+        created_at BIGINT NOT NULL
+      );
+      CREATE INDEX dead_letters_by_instance ON {schema}.dead_letters (instance_id, generation, id);
+      CREATE INDEX dead_letters_by_shard ON {schema}.dead_letters (shard_id, generation);
+      -- Written in autocommit on a pooled connection, never inside the job's transaction: an
+      -- intent must be durable before the effect runs, whatever becomes of the chunk.
+      CREATE TABLE {schema}.effects (
+        instance_id BIGINT NOT NULL REFERENCES {schema}.instances (id),
+        generation INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        status TEXT NOT NULL,
+        result TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (instance_id, generation, key)
+      );
+    `,
+  },
 ];

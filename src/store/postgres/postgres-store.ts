@@ -1,26 +1,32 @@
 import { FencedError, SchemaTooNewError, StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
-import type { JsonObject } from '../../json.ts';
+import type { JsonObject, JsonValue } from '../../json.ts';
 import { CHECKPOINT_HISTORY, checkpointChecksum } from '../checksum.ts';
 import { postgresMigrations } from '../migrations/postgres.ts';
 import { parseCheckpoint, type Row, toInstance, toRun, toShard } from '../rows.ts';
 import type {
   Checkpoint,
+  DeadLetter,
+  EffectEntry,
+  EffectScope,
   HolderInfo,
   InstanceInfo,
   InstanceStatus,
   LatestCheckpoint,
   Lease,
+  NewDeadLetter,
   NewEvent,
   RunInfo,
   RunOutcome,
   RunProgress,
   ShardInfo,
+  ShardInputs,
   Store,
   StoredEvent,
   Tx,
 } from '../store.ts';
 import { describeDriverError, isTransientStoreError } from '../transient.ts';
 import { createPgPool, type PgPool, type PgPoolClient, type PgQueryable } from './pg-types.ts';
+import { PostgresJournal } from './postgres-journal.ts';
 import { PostgresTx, quoteName } from './postgres-tx.ts';
 
 export interface PostgresStoreOptions {
@@ -57,6 +63,7 @@ export class PostgresStore implements Store {
   #pool: Promise<PgPool> | undefined;
   #closed = false;
   readonly #openTxs = new Set<PostgresTx>();
+  readonly #journal: PostgresJournal;
 
   constructor(options: PostgresStoreOptions) {
     if (options.pool === undefined && options.connectionString === undefined) throw new UsageError('a PostgreSQL store needs a connection string or a pool');
@@ -66,6 +73,7 @@ export class PostgresStore implements Store {
       throw new UsageError(`the schema name ${JSON.stringify(this.#schema)} is not valid; use letters, digits and '_' (e.g. ?schema=checkpointed)`);
     }
     this.#s = `${quoteName(this.#schema)}.`;
+    this.#journal = new PostgresJournal(this.#s, NOW);
     this.location = options.location ?? (options.pool ? `postgres (schema ${this.#schema})` : String(options.connectionString));
   }
 
@@ -208,6 +216,16 @@ export class PostgresStore implements Store {
 
   async setFingerprint(lease: Lease, fingerprint: string | null): Promise<void> {
     await this.#q(`UPDATE ${this.#s}shards SET fingerprint = $1 WHERE id = $2 AND lease_token = $3`, [fingerprint, lease.shardId, lease.token]);
+  }
+
+  async setInputs(lease: Lease, inputs: ShardInputs): Promise<void> {
+    await this.#q(`UPDATE ${this.#s}shards SET fingerprint = $1, version = $2, params_hash = $3 WHERE id = $4 AND lease_token = $5`, [
+      inputs.fingerprint,
+      inputs.version,
+      inputs.paramsHash,
+      lease.shardId,
+      lease.token,
+    ]);
   }
 
   async reapCrashed(instanceId: number, isDead: (worker: string) => boolean): Promise<RunInfo[]> {
@@ -420,6 +438,54 @@ export class PostgresStore implements Store {
     if (changed.length > 0) return true;
     const rows = await this.#q(`SELECT status FROM ${this.#s}instances WHERE id = $1`, [instanceId]);
     return rows[0]?.status === 'completed';
+  }
+
+  /** A pooled connection for one statement, with the store's error handling. */
+  get #any(): PgQueryable {
+    return { query: async (sql, values) => ({ rows: await this.#q(sql, values), rowCount: null }) };
+  }
+  /** The job's transaction, with the store's error handling. */
+  #inTx(tx: Tx): PgQueryable {
+    const pgTx = this.#ownTx(tx);
+    return { query: async (sql, values) => ({ rows: await this.#q(sql, values, { query: (text, args) => pgTx.query(text, args) }), rowCount: null }) };
+  }
+
+  effect(scope: EffectScope, key: string): Promise<EffectEntry | undefined> {
+    return this.#journal.get(this.#any, scope, key);
+  }
+  effectIntent(scope: EffectScope, key: string): Promise<void> {
+    return this.#journal.intent(this.#any, scope, key);
+  }
+  effectDone(scope: EffectScope, key: string, result: JsonValue | null): Promise<void> {
+    return this.#journal.done(this.#any, scope, key, result);
+  }
+  effectFailed(scope: EffectScope, key: string): Promise<void> {
+    return this.#journal.failed(this.#any, scope, key);
+  }
+
+  addDeadLetter(tx: Tx, letter: NewDeadLetter): Promise<void> {
+    return this.#journal.addDeadLetter(this.#inTx(tx), tx.lease, letter);
+  }
+  countDeadLetters(lease: Lease): Promise<number> {
+    return this.#journal.countDeadLetters(this.#any, lease);
+  }
+  listDeadLetters(instanceId: number): Promise<DeadLetter[]> {
+    return this.#journal.listDeadLetters(this.#any, instanceId);
+  }
+  async resolveDeadLetter(tx: Tx, id: number): Promise<void> {
+    const pgTx = this.#ownTx(tx);
+    try {
+      await this.#journal.deleteDeadLetter(this.#inTx(tx), id);
+      await pgTx.end(true);
+    } catch (error) {
+      await pgTx.end(false).catch(() => undefined);
+      throw this.#wrap(pgTx.wrap(error));
+    } finally {
+      this.#openTxs.delete(pgTx);
+    }
+  }
+  noteDeadLetterRetry(id: number, error: string): Promise<void> {
+    return this.#journal.noteDeadLetterRetry(this.#any, id, error);
   }
 
   async appendEvents(instanceId: number, generation: number, events: NewEvent[]): Promise<void> {
