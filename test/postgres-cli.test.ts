@@ -42,7 +42,7 @@ test('a schema written by a newer checkpointed → exit 4, naming both versions'
   const result = await runCli(['run', fixture('shard-job.ts'), '--store', store], { env });
   assert.equal(result.code, 4, result.stderr);
   assert.ok(isOneLineError(result.stderr), result.stderr);
-  assert.match(result.stderr, /schema version 99, newer than version 1 .*unsafe to continue/);
+  assert.match(result.stderr, /schema version 99, newer than version \d+ .*unsafe to continue/);
 });
 
 test('a bad schema name → exit 2', async () => {

