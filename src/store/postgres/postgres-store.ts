@@ -1,4 +1,4 @@
-import { FencedError, SchemaTooNewError, StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
+import { SchemaTooNewError, StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
 import type { JsonObject, JsonValue } from '../../json.ts';
 import { CHECKPOINT_HISTORY, checkpointChecksum } from '../checksum.ts';
 import { postgresMigrations } from '../migrations/postgres.ts';
@@ -27,6 +27,7 @@ import type {
 import { describeDriverError, isTransientStoreError } from '../transient.ts';
 import { createPgPool, type PgPool, type PgPoolClient, type PgQueryable } from './pg-types.ts';
 import { PostgresJournal } from './postgres-journal.ts';
+import { NOW, PostgresLeases } from './postgres-leases.ts';
 import { PostgresTx, quoteName } from './postgres-tx.ts';
 
 export interface PostgresStoreOptions {
@@ -43,9 +44,6 @@ export interface PostgresStoreOptions {
 }
 
 export const DEFAULT_PG_SCHEMA = 'checkpointed';
-
-/** Now on the database's clock, in epoch ms: every lease is judged by one clock. */
-const NOW = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
 
 /**
  * The store for many workers on many machines. PostgreSQL is the coordinator: a claim takes a
@@ -64,6 +62,7 @@ export class PostgresStore implements Store {
   #closed = false;
   readonly #openTxs = new Set<PostgresTx>();
   readonly #journal: PostgresJournal;
+  readonly #leases: PostgresLeases;
 
   constructor(options: PostgresStoreOptions) {
     if (options.pool === undefined && options.connectionString === undefined) throw new UsageError('a PostgreSQL store needs a connection string or a pool');
@@ -74,6 +73,7 @@ export class PostgresStore implements Store {
     }
     this.#s = `${quoteName(this.#schema)}.`;
     this.#journal = new PostgresJournal(this.#s, NOW);
+    this.#leases = new PostgresLeases(this.#s);
     this.location = options.location ?? (options.pool ? `postgres (schema ${this.#schema})` : String(options.connectionString));
   }
 
@@ -229,62 +229,18 @@ export class PostgresStore implements Store {
   }
 
   async reapCrashed(instanceId: number, isDead: (worker: string) => boolean): Promise<RunInfo[]> {
-    const running = await this.#q(
-      `SELECT r.id, r.worker, r.shard_id, s.lease_expires_at < ${NOW} AS expired, s.run_id IS DISTINCT FROM r.id AS superseded
-       FROM ${this.#s}runs r JOIN ${this.#s}shards s ON s.id = r.shard_id WHERE r.instance_id = $1 AND r.outcome = 'running'`,
-      [instanceId],
-    );
     const reaped: RunInfo[] = [];
-    for (const row of running) {
-      const dead = isDead(String(row.worker));
-      if (!(row.expired || row.superseded || dead)) continue;
-      // The condition is checked again under the row lock: a heartbeat that landed since keeps its run.
-      const marked = await this.#transaction(async (client) => {
-        const runs = await client.query(
-          `UPDATE ${this.#s}runs r SET outcome = 'crashed', ended_at = r.heartbeat_at FROM ${this.#s}shards s
-           WHERE r.id = $1 AND r.outcome = 'running' AND s.id = r.shard_id AND (s.lease_expires_at < ${NOW} OR s.run_id IS DISTINCT FROM r.id OR $2::boolean)
-           RETURNING r.*`,
-          [row.id, dead],
-        );
-        if (runs.rows.length === 0) return undefined;
-        await client.query(
-          `UPDATE ${this.#s}shards SET lease_owner = NULL, lease_expires_at = 0, status = CASE WHEN status = 'completed' THEN status ELSE 'pending' END
-           WHERE id = $1 AND run_id = $2`,
-          [row.shard_id, row.id],
-        );
-        return toRun(runs.rows[0] as Row);
-      });
+    for (const candidate of await this.#leases.reapCandidates(this.#any, instanceId)) {
+      const dead = isDead(String(candidate.worker));
+      if (!(candidate.expired || candidate.superseded || dead)) continue;
+      const marked = await this.#transaction((client) => this.#leases.reapRun(client, candidate, dead));
       if (marked) reaped.push(marked);
     }
     return reaped;
   }
 
-  async claim(instance: InstanceInfo, worker: string, leaseMs: number): Promise<Lease | null> {
-    return this.#transaction(async (client) => {
-      // SKIP LOCKED: workers claiming at the same moment each take a different shard, none waits.
-      const claimed = await client.query(
-        `WITH candidate AS (
-           SELECT id FROM ${this.#s}shards WHERE instance_id = $1 AND generation = $2 AND status <> 'completed'
-             AND (lease_owner IS NULL OR lease_expires_at < ${NOW}) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-         UPDATE ${this.#s}shards s SET lease_owner = $3, lease_token = s.lease_token + 1, lease_expires_at = ${NOW} + $4, status = 'running', updated_at = ${NOW}
-         FROM candidate WHERE s.id = candidate.id RETURNING s.*`,
-        [instance.id, instance.generation, worker, leaseMs],
-      );
-      const shard = claimed.rows[0];
-      if (shard === undefined) return null;
-      const shardId = Number(shard.id);
-      const token = Number(shard.lease_token);
-      // A run still marked running on an expired lease is a crashed (or paused) worker: fenced from now on.
-      await client.query(`UPDATE ${this.#s}runs SET outcome = 'crashed', ended_at = heartbeat_at WHERE shard_id = $1 AND outcome = 'running'`, [shardId]);
-      const run = await client.query(
-        `INSERT INTO ${this.#s}runs (instance_id, generation, shard_id, shard, worker, token, started_at, heartbeat_at, start_processed, mark_processed)
-         VALUES ($1, $2, $3, $4, $5, $6, ${NOW}, ${NOW}, $7, $7) RETURNING id`,
-        [instance.id, instance.generation, shardId, shard.name, worker, token, shard.processed],
-      );
-      const runId = Number(run.rows[0]?.id);
-      await client.query(`UPDATE ${this.#s}shards SET run_id = $1 WHERE id = $2`, [runId, shardId]);
-      return { instanceId: instance.id, generation: instance.generation, shardId, shard: String(shard.name), worker, token, runId, leaseMs };
-    });
+  claim(instance: InstanceInfo, worker: string, leaseMs: number): Promise<Lease | null> {
+    return this.#transaction((client) => this.#leases.claim(client, instance, worker, leaseMs));
   }
 
   async holders(instanceId: number): Promise<HolderInfo[]> {
@@ -296,41 +252,8 @@ export class PostgresStore implements Store {
     return rows.map((row) => ({ shard: String(row.name), worker: String(row.lease_owner), expiresAt: Number(row.lease_expires_at) }));
   }
 
-  async heartbeat(lease: Lease, progress: RunProgress): Promise<boolean> {
-    const held = await this.#q(`UPDATE ${this.#s}shards SET lease_expires_at = ${NOW} + $1 WHERE id = $2 AND lease_token = $3 RETURNING id`, [
-      lease.leaseMs,
-      lease.shardId,
-      lease.token,
-    ]);
-    await this.#updateRun(lease.runId, progress);
-    return held.length === 1;
-  }
-
-  /** Progress columns of a run; with `outcome`, the run ends. */
-  async #updateRun(runId: number, progress: RunProgress, outcome?: RunOutcome, on?: PgQueryable): Promise<void> {
-    const sets = [`heartbeat_at = ${NOW}`];
-    const values: unknown[] = [];
-    const set = (column: string, value: unknown) => {
-      values.push(value);
-      sets.push(`${column} = $${values.length}`);
-    };
-    const columns: [keyof RunProgress, string][] = [
-      ['processed', 'processed'],
-      ['markProcessed', 'mark_processed'],
-      ['rework', 'rework'],
-      ['checkpoints', 'checkpoints'],
-      ['checkpointMs', 'checkpoint_ms'],
-      ['error', 'error'],
-    ];
-    for (const [key, column] of columns) if (progress[key] !== undefined) set(column, progress[key]);
-    if (progress.resumedFrom !== undefined) set('resumed_from', JSON.stringify(progress.resumedFrom));
-    if (progress.stats !== undefined) set('stats', JSON.stringify(progress.stats));
-    if (outcome !== undefined) {
-      set('outcome', outcome);
-      sets.push(`ended_at = ${NOW}`);
-    }
-    values.push(runId);
-    await this.#q(`UPDATE ${this.#s}runs SET ${sets.join(', ')} WHERE id = $${values.length}`, values, on);
+  heartbeat(lease: Lease, progress: RunProgress): Promise<boolean> {
+    return this.#leases.heartbeat(this.#any, lease, progress);
   }
 
   async latest(lease: Lease): Promise<LatestCheckpoint> {
@@ -362,43 +285,9 @@ export class PostgresStore implements Store {
     const pgTx = this.#ownTx(tx);
     const { lease } = tx;
     try {
-      const on: PgQueryable = { query: (sql, values) => pgTx.query(sql, values) };
-      // Fencing, inside the transaction that carries the job's writes: the row lock orders this
-      // commit against any claim, so a stale token rolls back the checkpoint and ctx.tx together.
-      const shard = (await this.#q(`SELECT lease_token, checkpoint_seq, ${NOW} AS now FROM ${this.#s}shards WHERE id = $1 FOR UPDATE`, [lease.shardId], on))[0];
-      if (shard === undefined || Number(shard.lease_token) !== lease.token) {
-        throw new FencedError(
-          `shard ${lease.shard} was claimed by another worker (fencing token ${lease.token} is stale); this worker's uncommitted work is discarded`,
-          { shard: lease.shard },
-        );
-      }
-      const seq = Number(shard.checkpoint_seq) + 1;
-      const now = Number(shard.now);
-      const checksum = checkpointChecksum(lease.shardId, seq, checkpoint.position, checkpoint.state, checkpoint.processed);
-      await this.#q(
-        `INSERT INTO ${this.#s}checkpoints (shard_id, seq, position, state, processed, run_id, created_at, checksum) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-        [lease.shardId, seq, JSON.stringify(checkpoint.position), JSON.stringify(checkpoint.state), checkpoint.processed, lease.runId, now, checksum],
-        on,
-      );
-      await this.#q(`DELETE FROM ${this.#s}checkpoints WHERE shard_id = $1 AND seq <= $2`, [lease.shardId, seq - CHECKPOINT_HISTORY], on);
-      await this.#q(
-        `UPDATE ${this.#s}shards SET checkpoint_seq = $1, processed = $2, status = $3, lease_owner = $4, lease_expires_at = $5, updated_at = $6
-         WHERE id = $7 AND lease_token = $8`,
-        [
-          seq,
-          checkpoint.processed,
-          run.complete ? 'completed' : 'running',
-          run.complete ? null : lease.worker,
-          run.complete ? 0 : now + lease.leaseMs,
-          now,
-          lease.shardId,
-          lease.token,
-        ],
-        on,
-      );
-      await this.#updateRun(lease.runId, run, run.complete ? 'completed' : undefined, on);
+      const saved = await this.#leases.writeCheckpoint(this.#inTx(tx), lease, checkpoint, run);
       await pgTx.end(true);
-      return { seq, position: checkpoint.position, state: checkpoint.state, processed: checkpoint.processed, createdAt: now };
+      return saved;
     } catch (error) {
       await pgTx.end(false).catch(() => undefined);
       throw this.#wrap(pgTx.wrap(error));
@@ -418,15 +307,8 @@ export class PostgresStore implements Store {
     return tx;
   }
 
-  async release(lease: Lease, outcome: Exclude<RunOutcome, 'running'>, run: RunProgress): Promise<void> {
-    await this.#transaction(async (client) => {
-      await client.query(
-        `UPDATE ${this.#s}shards SET lease_owner = NULL, lease_expires_at = 0, status = CASE WHEN status = 'completed' THEN status ELSE 'pending' END, updated_at = ${NOW}
-         WHERE id = $1 AND lease_token = $2`,
-        [lease.shardId, lease.token],
-      );
-      await this.#updateRun(lease.runId, run, outcome, client);
-    });
+  release(lease: Lease, outcome: Exclude<RunOutcome, 'running'>, run: RunProgress): Promise<void> {
+    return this.#transaction((client) => this.#leases.release(client, lease, outcome, run));
   }
 
   async completeIfDone(instanceId: number, generation: number): Promise<boolean> {
