@@ -64,6 +64,11 @@ function program(io: CliIo, exit: { code: number }): Command {
     .addOption(new Option('--drain-ms <ms>', 'on SIGINT/SIGTERM, how long to wait for records in flight').argParser(positiveInteger('--drain-ms')))
     .addOption(new Option('--lease-ms <ms>', 'lease length; a worker silent this long is presumed dead').argParser(positiveInteger('--lease-ms')))
     .addOption(
+      new Option('--heartbeat-ms <ms>', 'how often the lease is renewed between checkpoints (default: a third of the lease, at most 1 s)').argParser(
+        positiveInteger('--heartbeat-ms'),
+      ),
+    )
+    .addOption(
       new Option('--store-retry-ms <ms>', 'how long to keep retrying an unreachable store before failing (default 30000)').argParser(
         positiveInteger('--store-retry-ms'),
       ),

@@ -24,6 +24,7 @@ export interface RunCommandOptions {
   concurrency?: number;
   drainMs?: number;
   leaseMs?: number;
+  heartbeatMs?: number;
   storeRetryMs?: number;
   json?: boolean;
   quiet?: boolean;
@@ -85,6 +86,7 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
       ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
       ...(options.drainMs === undefined ? {} : { drainMs: options.drainMs }),
       ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+      ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
       ...(options.storeRetryMs === undefined ? {} : { storeRetryMs: options.storeRetryMs }),
       signal: shutdown.signal,
       onEvent,
