@@ -8,6 +8,7 @@ import type {
   DeadLetter,
   EffectEntry,
   EffectScope,
+  FailureHistory,
   HolderInfo,
   InstanceInfo,
   InstanceStatus,
@@ -404,6 +405,16 @@ export class PostgresStore implements Store {
       at: Number(row.at),
       data: JSON.parse(String(row.data)) as JsonObject,
     }));
+  }
+
+  async failureHistory(instanceId: number): Promise<FailureHistory> {
+    const rows = await this.#q(
+      `SELECT coalesce(sum(greatest(0, coalesce(ended_at, heartbeat_at) - started_at)), 0) AS running_ms,
+              count(*) FILTER (WHERE outcome = 'crashed') AS crashed
+       FROM ${this.#s}runs WHERE instance_id = $1`,
+      [instanceId],
+    );
+    return { runningMs: Number(rows[0]?.running_ms ?? 0), crashed: Number(rows[0]?.crashed ?? 0) };
   }
 
   async listRuns(instanceId: number, options: { limit?: number } = {}): Promise<RunInfo[]> {
