@@ -41,15 +41,17 @@ export function retryingStore<S extends Store>(store: S, options: StoreRetryOpti
           } catch (error) {
             if (!isTransientStoreError(error)) throw error;
             const waited = Date.now() - started;
+            // The driver's own words: the store's wrapper would repeat the URL and the advice.
+            const cause = describeDriverError(error instanceof StoreUnavailableError && error.cause !== undefined ? error.cause : error);
             if (waited >= options.retryMs) {
               throw new StoreUnavailableError(
-                `the store ${target.location} stayed unreachable for ${Math.round(waited / 1000)} s (${String(property)}: ${describeDriverError(error)}); ` +
+                `the store ${target.location} stayed unreachable for ${Math.round(waited / 1000)} s (${String(property)}: ${cause}); ` +
                   'no checkpointed work is lost: check the database, then run again to resume (--store-retry-ms waits longer)',
                 { cause: error },
               );
             }
             const delayMs = Math.min(2000, 50 * 2 ** attempt, options.retryMs - waited) * (0.75 + Math.random() / 2);
-            options.onRetry?.({ operation: String(property), attempt, delayMs: Math.round(delayMs), error: describeDriverError(error) });
+            options.onRetry?.({ operation: String(property), attempt, delayMs: Math.round(delayMs), error: cause });
             await sleep(delayMs);
           }
         }
