@@ -13,7 +13,8 @@ export class RecordContext<Params, State extends JsonObject> implements JobConte
   readonly state: State;
   readonly signal: AbortSignal;
   readonly log: JobLogger;
-  readonly #sql: SqlHandle | undefined;
+  readonly #sql: () => SqlHandle | undefined;
+  #handle: SqlHandle | undefined;
   readonly #effects: Effects;
 
   constructor(init: {
@@ -24,7 +25,8 @@ export class RecordContext<Params, State extends JsonObject> implements JobConte
     state: State;
     signal: AbortSignal;
     log: JobLogger;
-    sql: SqlHandle | undefined;
+    /** Opens the record's share of the transaction on first use; undefined: the store has no SQL. */
+    sql: () => SqlHandle | undefined;
     effects: Effects;
   }) {
     this.job = init.job;
@@ -39,8 +41,9 @@ export class RecordContext<Params, State extends JsonObject> implements JobConte
   }
 
   get tx(): SqlHandle {
-    if (this.#sql === undefined) throw new Error('ctx.tx needs a SQL store (sqlite: or postgres:); this store has no SQL');
-    return this.#sql;
+    this.#handle ??= this.#sql();
+    if (this.#handle === undefined) throw new Error('ctx.tx needs a SQL store (sqlite: or postgres:); this store has no SQL');
+    return this.#handle;
   }
 
   once<T>(key: string, fn: () => T | Promise<T>, options?: OnceOptions): Promise<T | undefined> {

@@ -74,7 +74,7 @@ export async function retryDeadLetters(
         state: structuredClone(job.initialState?.({ params, shard: letter.shard }) ?? {}) as JsonObject,
         signal: new AbortController().signal,
         log: eventLogger(letter.shard, (data) => options.onEvent?.({ type: 'log', at: Date.now(), job: job.name, instanceId: instance.id, data })),
-        sql: tx.sql,
+        sql: () => tx.sql,
         effects,
       });
       await job.process(letter.record, ctx);

@@ -44,9 +44,13 @@ export interface RecordRunInput {
  */
 export async function processRecord(item: SourceItem<unknown, unknown>, input: RecordRunInput): Promise<void> {
   const { job, lease, retry } = input;
-  const position = (toJson(item.position) ?? null) as JsonValue;
+  // A record's own savepoint is needed only to survive its failure (a retry, a dead letter).
+  // Without either, a failure fails the run and rolls back the whole chunk anyway.
+  const savepoint = retry.attempts > 1 || input.skipLimit > 0;
   for (let attempt = 1; ; attempt++) {
-    const recordTx = new RecordTx(input.baton, input.tx());
+    // Created on the record's first `ctx.tx` use only: most records of most jobs never need one,
+    // and this loop runs once per record.
+    let recordTx: RecordTx | undefined;
     try {
       if (item.error) throw item.error;
       const ctx = new RecordContext({
@@ -57,18 +61,23 @@ export async function processRecord(item: SourceItem<unknown, unknown>, input: R
         state: input.state,
         signal: input.signal,
         log: input.log,
-        sql: recordTx.handle(),
+        sql: () => {
+          recordTx ??= new RecordTx(input.baton, input.tx(), savepoint);
+          return recordTx.handle();
+        },
         effects: input.effects,
       });
-      await job.process(item.record, ctx);
-      await recordTx.finish(true);
+      const result = job.process(item.record, ctx);
+      if (isThenable(result)) await result;
+      if (recordTx !== undefined) await recordTx.finish(true);
       return;
     } catch (error) {
-      await recordTx.finish(false);
+      if (recordTx !== undefined) await recordTx.finish(false);
       // The store connection is gone and the chunk with it: no retry or dead letter can help this
       // record; the shard run ends and resumes from its checkpoint.
       if (error instanceof StoreUnavailableError) throw error;
       if (input.signal.aborted) throw new RecordAbandoned(firstLine(error), { cause: error });
+      const position = (toJson(item.position) ?? null) as JsonValue;
       // A record the source could not decode fails the same way every time: no retry.
       if (item.error === undefined && attempt < retry.attempts) {
         const delayMs = backoffDelay(retry, attempt);
@@ -87,6 +96,10 @@ export async function processRecord(item: SourceItem<unknown, unknown>, input: R
       return;
     }
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 }
 
 async function deadLetter(input: RecordRunInput, item: SourceItem<unknown, unknown>, position: JsonValue, attempts: number, error: string): Promise<void> {

@@ -12,13 +12,16 @@ const SAVEPOINT = 'ckpt_record';
 export class RecordTx {
   readonly #baton: Baton;
   readonly #tx: Tx;
+  readonly #savepoint: boolean;
   #release: (() => void) | undefined;
   #entering: Promise<void> | undefined;
   #finished = false;
 
-  constructor(baton: Baton, tx: Tx) {
+  /** `savepoint` false: the record's failure fails the run, which rolls back the whole chunk. */
+  constructor(baton: Baton, tx: Tx, savepoint = true) {
     this.#baton = baton;
     this.#tx = tx;
+    this.#savepoint = savepoint;
   }
 
   /** The handle `ctx.tx` returns, or undefined when the store has no SQL. */
@@ -38,7 +41,7 @@ export class RecordTx {
     if (this.#finished) return Promise.reject(new Error('ctx.tx was used after its record finished; await every query inside process()'));
     this.#entering ??= (async () => {
       this.#release = await this.#baton.acquire();
-      await this.#tx.savepoint(SAVEPOINT);
+      if (this.#savepoint) await this.#tx.savepoint(SAVEPOINT);
     })();
     return this.#entering;
   }
@@ -48,6 +51,7 @@ export class RecordTx {
     if (this.#entering === undefined) return;
     try {
       await this.#entering;
+      if (!this.#savepoint) return;
       if (succeeded) await this.#tx.releaseSavepoint(SAVEPOINT);
       else await this.#tx.rollbackToSavepoint(SAVEPOINT);
     } finally {

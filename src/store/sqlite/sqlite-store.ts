@@ -29,7 +29,7 @@ import type {
   Tx,
 } from '../store.ts';
 import { SqliteEffectJournal } from './sqlite-journal.ts';
-import { SqliteTx } from './sqlite-tx.ts';
+import { type PreparedStatement, SqliteTx } from './sqlite-tx.ts';
 
 export interface SqliteStoreOptions {
   /** How long a write waits for another process's lock before it fails, in ms. */
@@ -54,7 +54,7 @@ export class SqliteStore implements Store {
   #journal: SqliteEffectJournal | undefined;
   readonly #statements = new Map<string, StatementSync>();
   /** The job's own statements, kept apart from ours so a job's many never evict the store's. */
-  readonly #jobStatements = new Map<string, StatementSync>();
+  readonly #jobStatements = new Map<string, PreparedStatement>();
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.#path = path === ':memory:' ? path : resolve(path);

@@ -7,11 +7,11 @@ export class SqliteTx implements Tx {
   readonly lease: Lease;
   readonly sql: SqlHandle;
   readonly #db: DatabaseSync;
-  readonly #statements: Map<string, StatementSync>;
+  readonly #statements: Map<string, PreparedStatement>;
   active = true;
   begun = false;
 
-  constructor(lease: Lease, db: DatabaseSync, statements: Map<string, StatementSync>) {
+  constructor(lease: Lease, db: DatabaseSync, statements: Map<string, PreparedStatement>) {
     this.lease = lease;
     this.#db = db;
     this.#statements = statements;
@@ -19,24 +19,28 @@ export class SqliteTx implements Tx {
       dialect: 'sqlite',
       query: async <R>(sql: string, params: unknown[] = []) => {
         this.ensureBegun();
-        const statement = this.#prepare(sql);
-        if (statement.columns().length === 0) {
-          return { rows: [], rowCount: Number(statement.run(...(params as SQLInputValue[])).changes) };
-        }
+        const { statement, returnsRows } = this.#prepare(sql);
+        if (!returnsRows) return { rows: [], rowCount: Number(statement.run(...(params as SQLInputValue[])).changes) };
         const rows = statement.all(...(params as SQLInputValue[])) as R[];
         return { rows, rowCount: rows.length };
       },
     };
   }
 
-  #prepare(sql: string): StatementSync {
-    let statement = this.#statements.get(sql);
-    if (statement === undefined) {
+  /** Statements are prepared once per store and reused: a job runs the same few per record. */
+  #prepare(sql: string): PreparedStatement {
+    let prepared = this.#statements.get(sql);
+    if (prepared === undefined) {
       if (this.#statements.size > 100) this.#statements.clear();
-      statement = this.#db.prepare(sql);
-      this.#statements.set(sql, statement);
+      const statement = this.#db.prepare(sql);
+      prepared = { statement, returnsRows: statement.columns().length > 0 };
+      this.#statements.set(sql, prepared);
     }
-    return statement;
+    return prepared;
+  }
+
+  #exec(sql: string): void {
+    this.#prepare(sql).statement.run();
   }
 
   ensureBegun(): void {
@@ -52,16 +56,34 @@ export class SqliteTx implements Tx {
 
   async savepoint(name: string): Promise<void> {
     this.ensureBegun();
-    this.#db.exec(`SAVEPOINT ${quoteName(name)}`);
+    this.#exec(savepointSql(name).save);
   }
   async releaseSavepoint(name: string): Promise<void> {
-    if (this.begun) this.#db.exec(`RELEASE SAVEPOINT ${quoteName(name)}`);
+    if (this.begun) this.#exec(savepointSql(name).release);
   }
   async rollbackToSavepoint(name: string): Promise<void> {
-    if (this.begun) this.#db.exec(`ROLLBACK TO SAVEPOINT ${quoteName(name)}; RELEASE SAVEPOINT ${quoteName(name)}`);
+    if (!this.begun) return;
+    const sql = savepointSql(name);
+    this.#exec(sql.rollback);
+    this.#exec(sql.release);
   }
 }
 
-function quoteName(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
+export interface PreparedStatement {
+  statement: StatementSync;
+  /** Whether it yields rows (SELECT, RETURNING): `all()`, else `run()` for the change count. */
+  returnsRows: boolean;
+}
+
+const savepointStatements = new Map<string, { save: string; release: string; rollback: string }>();
+
+/** The SQL of a savepoint, built once per name (a job uses one name, once per record). */
+function savepointSql(name: string): { save: string; release: string; rollback: string } {
+  let sql = savepointStatements.get(name);
+  if (sql === undefined) {
+    const quoted = `"${name.replaceAll('"', '""')}"`;
+    sql = { save: `SAVEPOINT ${quoted}`, release: `RELEASE SAVEPOINT ${quoted}`, rollback: `ROLLBACK TO SAVEPOINT ${quoted}` };
+    savepointStatements.set(name, sql);
+  }
+  return sql;
 }
