@@ -101,3 +101,18 @@ test('a live holder makes a second run exit 4 and names the holder', { timeout: 
   third.child.kill('SIGKILL');
   await third.done;
 });
+
+test('--wait: a spare worker waits for the holder instead of exiting 4, then takes over', { timeout: 60_000 }, async () => {
+  const { start } = setup(100_000);
+  const holder = start('--every', '500');
+  await waitForOutput(holder.child, (stdout) => stdout.includes('"checkpoint"'));
+  const spare = start('--wait');
+  await sleep(500);
+  assert.equal(spare.child.exitCode, null, 'the spare is still waiting');
+  holder.child.kill('SIGTERM');
+  assert.equal((await holder.done).code, 3);
+  await waitForOutput(spare.child, (stdout) => stdout.includes('"run:resume"'));
+  spare.child.kill('SIGTERM');
+  const ended = await spare.done;
+  assert.equal(ended.code, 3, ended.stderr);
+});

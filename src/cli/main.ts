@@ -63,6 +63,7 @@ function program(io: CliIo, exit: { code: number }): Command {
     .addOption(new Option('--concurrency <n>', 'records in flight at once').argParser(positiveInteger('--concurrency')))
     .addOption(new Option('--drain-ms <ms>', 'on SIGINT/SIGTERM, how long to wait for records in flight').argParser(positiveInteger('--drain-ms')))
     .addOption(new Option('--lease-ms <ms>', 'lease length; a worker silent this long is presumed dead').argParser(positiveInteger('--lease-ms')))
+    .option('--wait', 'if live workers hold every unfinished shard, wait to take over or see them finish instead of exiting 4')
     .addOption(
       new Option('--heartbeat-ms <ms>', 'how often the lease is renewed between checkpoints (default: a third of the lease, at most 1 s)').argParser(
         positiveInteger('--heartbeat-ms'),

@@ -24,6 +24,7 @@ export interface RunCommandOptions {
   concurrency?: number;
   drainMs?: number;
   leaseMs?: number;
+  wait?: boolean;
   heartbeatMs?: number;
   storeRetryMs?: number;
   json?: boolean;
@@ -86,6 +87,7 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
       ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
       ...(options.drainMs === undefined ? {} : { drainMs: options.drainMs }),
       ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+      wait: options.wait === true,
       ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
       ...(options.storeRetryMs === undefined ? {} : { storeRetryMs: options.storeRetryMs }),
       signal: shutdown.signal,

@@ -32,6 +32,8 @@ export interface RunOptions {
   /** Abort to stop gracefully (the CLI wires SIGINT and SIGTERM to it). */
   signal?: AbortSignal;
   onEvent?: EventListener;
+  /** When every unfinished shard is held by live workers, wait to reclaim (or see them finish) instead of refusing. */
+  wait?: boolean;
   /** When a checkpoint no longer matches its inputs: stop (default), start over, or continue. */
   onDrift?: OnDrift;
   /** Where the key that seals secrets in the effect journal lives (CKPT_SECRET_KEY wins). */
@@ -230,8 +232,9 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
       if (results.some((result) => result.outcome === 'completed')) await emit('instance:complete', { job: job.name, generation: instance.generation });
       return summary('completed', results);
     }
-    // Every unfinished shard is held. Nothing done yet: another live process has this instance.
-    if (results.length === 0) await refuseIfHeld(store, job.name, instance, 'run');
+    // Every unfinished shard is held. Nothing done yet: another live process has this instance,
+    // which is a refusal unless this worker was asked to wait (a spare worker in a fleet).
+    if (results.length === 0 && !options.wait) await refuseIfHeld(store, job.name, instance, 'run');
     await sleep(pollMs, undefined, { signal: options.signal }).catch(() => undefined);
   }
 }
