@@ -22,4 +22,8 @@ process.on('uncaughtException', lastResort);
 process.on('unhandledRejection', lastResort);
 
 const { main } = await import('../dist/cli/main.js');
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// Done: exit even if the job left something running (a record given up after a stop, an open
+// socket or timer of its own), once what we wrote has been handed to the OS.
+process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));

@@ -174,21 +174,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   let abandoned = false;
 
   let wakeIfDue: () => void = () => undefined;
-  const heartbeat = setInterval(() => {
-    wakeIfDue();
-    store.heartbeat(lease, { processed: records, markProcessed: processed + inFlight.size, stats: runStats() }).then(
-      (held) => {
-        if (!held && lostReason === undefined) {
-          lostReason = 'the lease was taken by another worker';
-          stop.abort('lost');
-        }
-      },
-      () => undefined, // a missed heartbeat is retried by the next; fencing guards the checkpoint
-    );
-  }, input.heartbeatMs);
-
   const log = eventLogger(shard, (data) => void emit('log', data));
-  let tx: Tx = await store.begin(lease);
   const inFlight = new Set<Promise<void>>();
   let sinceRecords = 0;
   let sinceStart = performance.now();
@@ -241,6 +227,17 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   const drain = async () => {
     while (inFlight.size > 0) await Promise.all(inFlight);
   };
+  // A record that never settles must not outlast a stop: every wait on records in flight also
+  // ends when the run is stopped, and the stop path below bounds the rest by the drain deadline.
+  const stopped = new Promise<void>((resolve) => {
+    if (stop.signal.aborted) resolve();
+    else stop.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  /** Drains unless stopped first; true when nothing is left in flight. */
+  const drainUnlessStopped = async (): Promise<boolean> => {
+    await Promise.race([drain(), stopped]);
+    return inFlight.size === 0;
+  };
   const commit = async (complete: boolean, drainStarted: number) => {
     const saved = await store
       .commit(
@@ -289,6 +286,21 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     if (result !== undefined) pending = undefined;
     return result;
   };
+  // Opened only now: a source that fails before this point must leave neither a transaction open
+  // nor a timer keeping the process alive and the lease renewed.
+  let tx: Tx = await store.begin(lease);
+  const heartbeat = setInterval(() => {
+    wakeIfDue();
+    store.heartbeat(lease, { processed: records, markProcessed: processed + inFlight.size, stats: runStats() }).then(
+      (held) => {
+        if (!held && lostReason === undefined) {
+          lostReason = 'the lease was taken by another worker';
+          stop.abort('lost');
+        }
+      },
+      () => undefined, // a missed heartbeat is retried by the next; fencing guards the checkpoint
+    );
+  }, input.heartbeatMs);
   try {
     for (;;) {
       if (stop.signal.aborted) break;
@@ -296,7 +308,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
       if (next === undefined) {
         if (stop.signal.aborted) break;
         const drainStarted = performance.now();
-        await drain();
+        if (!(await drainUnlessStopped())) break;
         if (failure !== undefined || abandoned) break;
         policy.observe({ records: sinceRecords, workMs: drainStarted - sinceStart, checkpointMs: await commit(false, drainStarted) });
         continue;
@@ -310,19 +322,16 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
       // boundary gets one checkpoint (the completing one), not two.
       if (sinceRecords > 0 && policy.due(sinceRecords, performance.now() - sinceStart)) {
         const drainStarted = performance.now();
-        await drain();
+        if (!(await drainUnlessStopped())) break;
         if (failure !== undefined || abandoned) break;
         policy.observe({ records: sinceRecords, workMs: drainStarted - sinceStart, checkpointMs: await commit(false, drainStarted) });
       }
       const work = dispatch(next.value);
       dispatchedPosition = next.value.position as JsonValue;
       sinceRecords++;
-      if (concurrency === 1) await work;
-      else {
-        inFlight.add(work);
-        void work.finally(() => inFlight.delete(work));
-        while (inFlight.size >= concurrency) await Promise.race(inFlight);
-      }
+      inFlight.add(work);
+      void work.finally(() => inFlight.delete(work));
+      while (inFlight.size >= concurrency && !stop.signal.aborted) await Promise.race([...inFlight, stopped]);
       if (failure !== undefined) break;
       const now = performance.now();
       if (now - lastYield > YIELD_EVERY_MS) {
@@ -374,7 +383,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     if (lostReason !== undefined) return await lose(lostReason);
     if (failure instanceof StoreUnavailableError) return await loseToStore(failure);
     if (failure !== undefined) {
-      await Promise.allSettled(inFlight);
+      await settleInFlight();
       // The chunk is rolled back (the checkpoint stays at the last good boundary) before the
       // error is logged, so the event log keeps it.
       await store.rollback(tx).catch(() => undefined);
@@ -383,9 +392,8 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
       const limit = input.skipLimit > 0 ? ` (skip limit of ${input.skipLimit} dead letters reached)` : '';
       return await end('failed', `record at position ${JSON.stringify(where)} failed: ${firstLine(failure)}${limit}`);
     }
-    if (exhausted) {
-      const drainStarted = performance.now();
-      await drain();
+    const drainStarted = performance.now();
+    if (exhausted && (await drainUnlessStopped())) {
       if (failure !== undefined) return await end('failed', firstLine(failure));
       if (abandoned) return await end('interrupted');
       await commit(true, drainStarted);
@@ -394,7 +402,6 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
       return result('completed');
     }
     // Stopped from outside: let records in flight finish, then save where we are.
-    const drainStarted = performance.now();
     const drained = await Promise.race([drain().then(() => true), sleepFor(input.drainMs).then(() => false)]);
     if (drained && failure === undefined && !abandoned && sinceRecords > 0) await commit(false, drainStarted);
     return await end('interrupted');
@@ -404,8 +411,13 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     return await end('failed', firstLine(error));
   }
 
+  /** Lets the other records in flight settle, but no longer than the drain deadline. */
+  async function settleInFlight(): Promise<void> {
+    await Promise.race([Promise.allSettled(inFlight), sleepFor(input.drainMs)]);
+  }
+
   async function lose(reason: string): Promise<ShardResult> {
-    await Promise.allSettled(inFlight);
+    await settleInFlight();
     await store.rollback(tx).catch(() => undefined);
     await store.release(lease, 'lost', { processed: records, error: reason }).catch(() => undefined);
     await emit('shard:lost', { shard, token: lease.token, reason }, lease.runId).catch(() => undefined);

@@ -1,0 +1,60 @@
+// Adversarial: a record that never settles, or a source that breaks before yielding anything,
+// must not keep `ckpt run` alive. Guarantee 7: a signal ends the run with exit 3 within the drain
+// deadline, keeping the last checkpoint; the next run resumes from it.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { test } from 'node:test';
+import { fixture, isOneLineError, spawnCli, tempDir, waitForOutput } from './helpers/cli.ts';
+
+const job = fixture('hang-job.ts');
+
+for (const concurrency of ['1', '4']) {
+  test(`SIGTERM while a record never settles (concurrency ${concurrency}): exit 3 by the drain deadline, resume from the last checkpoint`, {
+    timeout: 30_000,
+  }, async () => {
+    const dir = tempDir('ckpt-hang-');
+    const store = join(dir, 'store.db');
+    const args = ['run', job, '--store', `sqlite:${store}`, '--drain-ms', '500'];
+    const first = spawnCli(args, { env: { CKPT_TEST_HANG_AT: '25', CKPT_TEST_CONCURRENCY: concurrency } });
+    await waitForOutput(first.child, (stdout) => stdout.includes('"hanging"'));
+    const signalled = Date.now();
+    first.child.kill('SIGTERM');
+    const killer = setTimeout(() => first.child.kill('SIGKILL'), 8_000);
+    const stopped = await first.done;
+    clearTimeout(killer);
+    assert.equal(stopped.signal, null, `still running ${Date.now() - signalled} ms after SIGTERM (drain deadline 500 ms)`);
+    assert.equal(stopped.code, 3, stopped.stderr);
+    assert.match(stopped.stderr, /interrupted at 19; run again to resume/);
+
+    const second = await spawnCli(args, { env: { CKPT_TEST_CONCURRENCY: concurrency } }).done;
+    assert.equal(second.code, 0, second.stderr);
+    const db = new DatabaseSync(store);
+    const runs = db.prepare('SELECT outcome, resumed_from FROM runs ORDER BY id').all();
+    db.close();
+    assert.deepEqual(
+      runs.map((run) => [run.outcome, run.resumed_from]),
+      [
+        ['interrupted', 'null'],
+        ['completed', '19'],
+      ],
+    );
+  });
+}
+
+for (const kind of ['throws', 'garbage']) {
+  test(`a source whose read() ${kind === 'throws' ? 'throws at once' : 'returns no iterable'}: exit 1 naming it, the process ends`, {
+    timeout: 30_000,
+  }, async () => {
+    const dir = tempDir('ckpt-hang-');
+    const run = spawnCli(['run', job, '--store', `sqlite:${join(dir, 'store.db')}`, '--quiet'], { env: { CKPT_TEST_SOURCE: kind } });
+    const killer = setTimeout(() => run.child.kill('SIGKILL'), 8_000);
+    const result = await run.done;
+    clearTimeout(killer);
+    assert.equal(result.signal, null, 'the process did not end by itself');
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, kind === 'throws' ? /the export API refused the cursor/ : /iterable|asyncIterator|not a function/);
+    assert.ok(!/\n\s+at /.test(result.stderr), result.stderr);
+    assert.ok(isOneLineError(`ckpt: ${result.stderr}`.trimEnd().split('\n')[0] ?? ''));
+  });
+}
