@@ -13,7 +13,8 @@ function sortKeys(value: unknown): unknown {
   if (value !== null && typeof value === 'object') {
     const toJSON = (value as { toJSON?: () => unknown }).toJSON;
     if (typeof toJSON === 'function') return sortKeys(toJSON.call(value));
-    const out: Record<string, unknown> = {};
+    // No prototype: a key named __proto__ is data like any other, so it counts in the hash.
+    const out: Record<string, unknown> = Object.create(null);
     for (const key of Object.keys(value).sort()) {
       const entry = (value as Record<string, unknown>)[key];
       if (entry !== undefined) out[key] = sortKeys(entry);

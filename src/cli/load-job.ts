@@ -23,7 +23,8 @@ export async function loadJob(file: string): Promise<Job> {
 
 /** Parse repeated `--param k=v` into an object; a later value for the same key wins. */
 export function parseParams(pairs: string[]): { [key: string]: string } {
-  const params: { [key: string]: string } = {};
+  // No prototype: `--param __proto__=x` is a param like any other, not silently dropped.
+  const params: { [key: string]: string } = Object.create(null);
   for (const pair of pairs) {
     const at = pair.indexOf('=');
     if (at <= 0) throw new UsageError(`--param must be key=value (got ${JSON.stringify(pair)})`);

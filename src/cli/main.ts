@@ -7,11 +7,16 @@ import { type CliIo, setIo } from './shared.ts';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
-const positiveInteger = (name: string) => (value: string) => {
-  const number = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(number) || number < 1) throw new InvalidArgumentError(`${name} must be a whole number ≥ 1`);
-  return number;
-};
+const positiveInteger =
+  (name: string, max = Number.MAX_SAFE_INTEGER) =>
+  (value: string) => {
+    const number = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(number) || number < 1 || number > max)
+      throw new InvalidArgumentError(`${name} must be a whole number ${max === Number.MAX_SAFE_INTEGER ? '≥ 1' : `from 1 to ${max}`}`);
+    return number;
+  };
+/** The longest delay a Node timer takes (about 24.8 days); a longer one would fire at once. */
+const MAX_MS = 2_147_483_647;
 
 const percent = (name: string) => (value: string) => {
   const number = Number(value.replace(/%$/, ''));
@@ -44,7 +49,7 @@ function program(io: CliIo, exit: { code: number }): Command {
     .addOption(paramOption())
     .option('--rerun', 'run a completed (or partly done) instance again from the beginning, as a new generation')
     .addOption(new Option('--every <n>', 'checkpoint every N records').argParser(positiveInteger('--every')).conflicts('everyMs'))
-    .addOption(new Option('--every-ms <ms>', 'checkpoint every T ms of work').argParser(positiveInteger('--every-ms')).conflicts('checkpoint'))
+    .addOption(new Option('--every-ms <ms>', 'checkpoint every T ms of work').argParser(positiveInteger('--every-ms', MAX_MS)).conflicts('checkpoint'))
     .addOption(
       new Option('--checkpoint <policy>', "'auto': choose the interval from measured cost and failure history (the default unless the job sets one)")
         .choices(['auto'])
@@ -52,7 +57,7 @@ function program(io: CliIo, exit: { code: number }): Command {
     )
     .addOption(
       new Option('--max-rework-ms <ms>', 'auto: most work a crash may lose (default 5000)')
-        .argParser(positiveInteger('--max-rework-ms'))
+        .argParser(positiveInteger('--max-rework-ms', MAX_MS))
         .conflicts(['every', 'everyMs']),
     )
     .addOption(
@@ -61,17 +66,17 @@ function program(io: CliIo, exit: { code: number }): Command {
         .conflicts(['every', 'everyMs']),
     )
     .addOption(new Option('--concurrency <n>', 'records in flight at once').argParser(positiveInteger('--concurrency')))
-    .addOption(new Option('--drain-ms <ms>', 'on SIGINT/SIGTERM, how long to wait for records in flight').argParser(positiveInteger('--drain-ms')))
-    .addOption(new Option('--lease-ms <ms>', 'lease length; a worker silent this long is presumed dead').argParser(positiveInteger('--lease-ms')))
+    .addOption(new Option('--drain-ms <ms>', 'on SIGINT/SIGTERM, how long to wait for records in flight').argParser(positiveInteger('--drain-ms', MAX_MS)))
+    .addOption(new Option('--lease-ms <ms>', 'lease length; a worker silent this long is presumed dead').argParser(positiveInteger('--lease-ms', MAX_MS)))
     .option('--wait', 'if live workers hold every unfinished shard, wait to take over or see them finish instead of exiting 4')
     .addOption(
       new Option('--heartbeat-ms <ms>', 'how often the lease is renewed between checkpoints (default: a third of the lease, at most 1 s)').argParser(
-        positiveInteger('--heartbeat-ms'),
+        positiveInteger('--heartbeat-ms', MAX_MS),
       ),
     )
     .addOption(
       new Option('--store-retry-ms <ms>', 'how long to keep retrying an unreachable store before failing (default 30000)').argParser(
-        positiveInteger('--store-retry-ms'),
+        positiveInteger('--store-retry-ms', MAX_MS),
       ),
     )
     .addOption(jsonOption().conflicts('quiet'))

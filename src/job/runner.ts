@@ -275,8 +275,16 @@ export function resolveParams(job: AnyJob, raw: { [key: string]: string }): { pa
   } catch (error) {
     throw new UsageError(`job ${job.name} rejected its params: ${firstLine(error)}`, { job: job.name, cause: error });
   }
-  const { display, identity } = splitParams(params, job.redact ?? []);
-  return { params, displayParams: display, paramsHash: hashJson(identity) };
+  try {
+    const { display, identity } = splitParams(params, job.redact ?? []);
+    return { params, displayParams: display, paramsHash: hashJson(identity ?? {}) };
+  } catch (error) {
+    // A BigInt, a cycle…: the params could be neither stored nor hashed into the instance's identity.
+    throw new UsageError(`job ${job.name}: params() must return plain JSON (strings, numbers, booleans, objects, arrays): ${firstLine(error)}`, {
+      job: job.name,
+      cause: error,
+    });
+  }
 }
 
 /**

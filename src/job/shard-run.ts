@@ -436,5 +436,6 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
 }
 
 function sleepFor(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+  // A Node timer longer than 2^31-1 ms fires at once (with a warning): cap it instead.
+  return new Promise((resolve) => setTimeout(resolve, Math.min(ms, 2_147_483_647)).unref());
 }

@@ -92,13 +92,21 @@ export class SqliteStore implements Store {
       db.exec('PRAGMA foreign_keys = ON');
     } catch (error) {
       db.close();
-      const message = firstLine(error);
-      if (/not a database|file is encrypted/i.test(message)) {
-        throw new StoreError(`${this.location} is not a checkpointed store (not a SQLite database); point --store at another file`, { cause: error });
-      }
-      throw new StoreError(`cannot use the store ${this.location}: ${message}; check that the file and its directory are writable`, { cause: error });
+      throw this.#unusable(error, 'use');
     }
     return db;
+  }
+
+  /** What to tell the user when the file cannot serve as a store. */
+  #unusable(error: unknown, verb: string): StoreError {
+    const message = firstLine(error);
+    if (/not a database|file is encrypted/i.test(message)) {
+      return new StoreError(`${this.location} is not a checkpointed store (not a SQLite database); point --store at another file`, { cause: error });
+    }
+    if (/malformed|corrupt/i.test(message)) {
+      return new StoreError(`the store ${this.location} is damaged (${message}); restore it from a backup or point --store at another file`, { cause: error });
+    }
+    return new StoreError(`cannot ${verb} the store ${this.location}: ${message}; check that the file and its directory are writable`, { cause: error });
   }
 
   #statement(sql: string): StatementSync {
@@ -139,11 +147,7 @@ export class SqliteStore implements Store {
     try {
       db.exec('CREATE TABLE IF NOT EXISTS ckpt_schema (version INTEGER NOT NULL)');
     } catch (error) {
-      const message = firstLine(error);
-      if (/not a database|file is encrypted/i.test(message)) {
-        throw new StoreError(`${this.location} is not a checkpointed store (not a SQLite database); point --store at another file`, { cause: error });
-      }
-      throw new StoreError(`cannot write the store ${this.location}: ${message}; check that the file and its directory are writable`, { cause: error });
+      throw this.#unusable(error, 'write');
     }
     const supported = sqliteMigrations.at(-1)?.id ?? 0;
     this.#write(() => {

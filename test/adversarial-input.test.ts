@@ -1,0 +1,65 @@
+// Adversarial input to `ckpt`: every user-caused error is one line starting `ckpt: `, the
+// documented exit code, no stack trace, and the store and input files stay as they were.
+import assert from 'node:assert/strict';
+import { copyFileSync, readFileSync, truncateSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fixture, isOneLineError, runCli, tempDir } from './helpers/cli.ts';
+
+async function expectUserError(args: string[], exitCode: number, pattern: RegExp, env: NodeJS.ProcessEnv = {}) {
+  const result = await runCli(args, { env });
+  assert.equal(result.code, exitCode, `exit code of ckpt ${args.join(' ')}: ${result.stderr}`);
+  assert.ok(isOneLineError(result.stderr), `one line, no stack:\n${result.stderr}`);
+  assert.match(result.stderr, pattern);
+  return result;
+}
+
+test('params() that returns no plain JSON (a BigInt, a cycle) → exit 2 saying so; nothing → no params', async () => {
+  const dir = tempDir();
+  const store = `sqlite:${join(dir, 's.db')}`;
+  const job = fixture('params-job.ts');
+  for (const kind of ['bigint', 'cycle']) {
+    await expectUserError(['run', job, '--store', store], 2, /job params-job: params\(\) must return plain JSON/, { CKPT_TEST_PARAMS: kind });
+  }
+  const result = await runCli(['run', job, '--store', store, '--quiet'], { env: { CKPT_TEST_PARAMS: 'nothing' } });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stderr, /^completed params-job/);
+});
+
+test('--param __proto__=x is a param like any other, not silently dropped', async () => {
+  const dir = tempDir();
+  const out = join(dir, 'out.txt');
+  const args = ['run', fixture('params-job.ts'), '--store', `sqlite:${join(dir, 's.db')}`, '--quiet', '--param', '__proto__=x', '--param', 'a=1'];
+  const result = await runCli(args, { env: { CKPT_TEST_OUT: out } });
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(JSON.parse(readFileSync(out, 'utf8').split('\n')[0] ?? ''), JSON.parse('{"__proto__":"x","a":"1"}'));
+  // Another value of it is another instance, not "already complete".
+  const other = await runCli([...args.slice(0, -3), '__proto__=y', '--param', 'a=1'], { env: { CKPT_TEST_OUT: out } });
+  assert.equal(other.code, 0, other.stderr);
+  assert.match(other.stderr, /^completed params-job/);
+});
+
+test('a time flag beyond what a timer can wait → exit 2, not a silent 1 ms deadline', async () => {
+  const job = fixture('count-job.ts');
+  for (const flag of ['--drain-ms', '--lease-ms', '--every-ms']) {
+    await expectUserError(['run', job, flag, '3000000000'], 2, new RegExp(`${flag} must be a whole number from 1 to 2147483647`));
+  }
+  await expectUserError(['run', job, '--every', '1e3'], 2, /--every must be a whole number ≥ 1/);
+});
+
+test('a truncated store file → exit 2 saying it is damaged, file untouched', async () => {
+  const dir = tempDir();
+  const good = join(dir, 'good.db');
+  const first = await runCli(['run', fixture('count-job.ts'), '--store', `sqlite:${good}`, '--quiet', '--every', '100'], {
+    env: { CKPT_TEST_RECORDS: '3000' },
+  });
+  assert.equal(first.code, 0, first.stderr);
+  const damaged = join(dir, 'damaged.db');
+  copyFileSync(good, damaged);
+  truncateSync(damaged, 8192);
+  const before = readFileSync(damaged);
+  for (const args of [['run', fixture('count-job.ts')], ['status'], ['runs', 'count']]) {
+    await expectUserError([...args, '--store', `sqlite:${damaged}`], 2, /the store .*damaged\.db is damaged \(.*malformed\); restore it from a backup/);
+  }
+  assert.deepEqual(readFileSync(damaged), before);
+});
