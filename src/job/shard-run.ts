@@ -326,6 +326,15 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
         if (failure !== undefined || abandoned) break;
         policy.observe({ records: sinceRecords, workMs: drainStarted - sinceStart, checkpointMs: await commit(false, drainStarted) });
       }
+      // A position that is not JSON, or a numeric one that does not increase, would make a resume
+      // (strictly after the checkpoint's position) skip or redo records: fail before it is used.
+      const misplaced = positionProblem(dispatchedPosition, next.value.position);
+      if (misplaced !== undefined) {
+        failure = new Error(`${misplaced}; a source must yield JSON positions in increasing order, strictly after the one it was given`);
+        failedPosition = isJsonScalar(next.value.position) ? next.value.position : null;
+        stop.abort('failed');
+        break;
+      }
       const work = dispatch(next.value);
       dispatchedPosition = next.value.position as JsonValue;
       sinceRecords++;
@@ -438,4 +447,20 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
 function sleepFor(ms: number): Promise<void> {
   // A Node timer longer than 2^31-1 ms fires at once (with a warning): cap it instead.
   return new Promise((resolve) => setTimeout(resolve, Math.min(ms, 2_147_483_647)).unref());
+}
+
+function isJsonScalar(value: unknown): value is JsonValue {
+  return value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
+}
+
+/** Why `next` cannot follow `previous` as a position, if it cannot (only numbers are compared). */
+function positionProblem(previous: JsonValue | null, next: unknown): string | undefined {
+  if (next === undefined || typeof next === 'function' || typeof next === 'symbol' || typeof next === 'bigint') {
+    return `the source yielded a position that is not JSON (${typeof next})`;
+  }
+  if (typeof next === 'number' && !Number.isFinite(next)) return `the source yielded position ${next}, which JSON cannot hold`;
+  if (typeof next === 'number' && typeof previous === 'number' && !(next > previous)) {
+    return `the source yielded position ${next} after ${previous}`;
+  }
+  return undefined;
 }
