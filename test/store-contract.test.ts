@@ -61,6 +61,14 @@ for (const factory of selectedStoreFactories()) {
       );
     });
 
+    test('resetInstance from a generation: two at the same moment start one new generation', async () => {
+      const instance = await freshInstance();
+      const first = await store.resetInstance(instance.id, instance.generation);
+      const second = await store.resetInstance(instance.id, instance.generation);
+      assert.equal(first.generation, instance.generation + 1);
+      assert.equal(second.generation, instance.generation + 1, 'the second finds the generation moved on and leaves it');
+    });
+
     test('a held shard cannot be claimed twice; holders name the worker', async () => {
       const instance = await freshInstance();
       const lease = await store.claim(instance, 'w1', 60_000);

@@ -130,7 +130,13 @@ export async function resetCommand(job: string, options: QueryOptions, io: CliIo
     if (holders.length > 0) {
       throw new LeaseHeldError(`cannot reset ${label(instance)}: held by live worker ${holders[0]?.worker}; stop it first`, holders[0]?.worker ?? '');
     }
-    const reset = await store.resetInstance(instance.id);
+    const reset = await store.resetInstance(instance.id, instance.generation);
+    if (reset.generation !== instance.generation + 1) {
+      throw new LeaseHeldError(
+        `cannot reset ${label(instance)}: another process started generation ${reset.generation} at the same moment; see ckpt status`,
+        '',
+      );
+    }
     io.stdout.write(
       `reset ${label(reset)}: generation ${reset.generation} starts from the beginning on its next run (history of generation ${instance.generation} kept)\n`,
     );

@@ -163,7 +163,9 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
 
   if (options.rerun) {
     await refuseIfHeld(store, job.name, instance, 'rerun');
-    instance = await store.resetInstance(instance.id);
+    // Conditional: if another process started a new generation at the same moment, this run joins
+    // that one (and is refused if it is already held) instead of starting yet another.
+    instance = await store.resetInstance(instance.id, instance.generation);
   } else if (instance.status === 'completed') {
     return summary('already-complete', []);
   }
@@ -208,7 +210,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
         if (!(error instanceof RestartForDrift)) throw error;
         // --on-drift restart: a new generation from the beginning (the old one's history stays).
         await refuseIfHeld(store, job.name, instance, 'restart');
-        instance = await store.resetInstance(instance.id);
+        instance = await store.resetInstance(instance.id, instance.generation);
         await store.ensureShards(instance, shardNames, { version: job.version ?? null });
         results.length = 0;
         continue;
@@ -235,6 +237,16 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     // Every unfinished shard is held. Nothing done yet: another live process has this instance,
     // which is a refusal unless this worker was asked to wait (a spare worker in a fleet).
     if (results.length === 0 && !options.wait) await refuseIfHeld(store, job.name, instance, 'run');
+    // Reset (or rerun) by another process while this one worked: its generation's shards will
+    // never all complete, so waiting for them would never end.
+    const now = (await store.listInstances(job.name)).find((candidate) => candidate.id === instance.id);
+    if (now !== undefined && now.generation !== instance.generation) {
+      throw new CheckpointedError(
+        `${job.name} ${JSON.stringify(instance.params)} was reset to generation ${now.generation} by another process while this run worked on generation ${instance.generation} (its work stays in that generation's history); run again to work on generation ${now.generation}`,
+        ExitCode.refused,
+        { job: job.name },
+      );
+    }
     await sleep(pollMs, undefined, { signal: options.signal }).catch(() => undefined);
   }
 }

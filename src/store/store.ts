@@ -212,8 +212,12 @@ export interface Store {
 
   /** Find or create the instance of (job, paramsHash). */
   instance(job: string, paramsHash: string, meta: { params: JsonObject; version: string | null }): Promise<InstanceInfo>;
-  /** Start a new generation of the instance from the beginning; old history stays. */
-  resetInstance(instanceId: number): Promise<InstanceInfo>;
+  /**
+   * Start a new generation of the instance from the beginning; old history stays. With
+   * `fromGeneration`, only if the instance is still at that generation (else it is returned as it
+   * is): two processes resetting at the same moment start one new generation, not two.
+   */
+  resetInstance(instanceId: number, fromGeneration?: number): Promise<InstanceInfo>;
   /** Instances of a job (every job when omitted), newest first. */
   listInstances(job?: string): Promise<InstanceInfo[]>;
   /** Create the shards of the instance's current generation that do not exist yet. */

@@ -84,9 +84,10 @@ export class MemoryStore implements Store {
     return row;
   }
 
-  async resetInstance(instanceId: number): Promise<InstanceInfo> {
+  async resetInstance(instanceId: number, fromGeneration?: number): Promise<InstanceInfo> {
     this.#check();
     const row = this.#instanceRow(instanceId);
+    if (fromGeneration !== undefined && row.generation !== fromGeneration) return { ...row };
     row.generation++;
     row.status = 'open';
     row.completedAt = null;

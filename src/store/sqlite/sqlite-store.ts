@@ -191,9 +191,14 @@ export class SqliteStore implements Store {
     });
   }
 
-  async resetInstance(instanceId: number): Promise<InstanceInfo> {
+  async resetInstance(instanceId: number, fromGeneration?: number): Promise<InstanceInfo> {
     return this.#write(() => {
-      this.#run("UPDATE instances SET generation = generation + 1, status = 'open', completed_at = NULL WHERE id = ?", instanceId);
+      this.#run(
+        "UPDATE instances SET generation = generation + 1, status = 'open', completed_at = NULL WHERE id = ? AND (? IS NULL OR generation = ?)",
+        instanceId,
+        fromGeneration ?? null,
+        fromGeneration ?? null,
+      );
       return toInstance(this.#get('SELECT * FROM instances WHERE id = ?', instanceId) as Row);
     });
   }
