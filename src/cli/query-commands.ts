@@ -1,4 +1,5 @@
 import { LeaseHeldError, UsageError } from '../errors.ts';
+import { reapDeadWorkers } from '../job/runner.ts';
 import type { InstanceInfo, RunInfo, Store } from '../store/store.ts';
 import { formatAge, formatCount, formatInterval, formatMs, formatParams, formatPosition, formatTime } from './format.ts';
 import { parseParams } from './load-job.ts';
@@ -25,7 +26,9 @@ const label = (instance: InstanceInfo) => `${instance.job} ${formatParams(instan
 
 export async function statusCommand(options: QueryOptions, io: CliIo): Promise<number> {
   return withStore(options.store, async (store) => {
-    const statuses = await Promise.all((await store.listInstances()).map((instance) => store.status(instance.id)));
+    const instances = await store.listInstances();
+    for (const instance of instances) await reapDeadWorkers(store, instance.id);
+    const statuses = await Promise.all(instances.map((instance) => store.status(instance.id)));
     if (options.json) {
       io.stdout.write(`${JSON.stringify(statuses, null, 2)}\n`);
       return 0;

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { UsageError } from '../errors.ts';
+import { reapDeadWorkers } from '../job/runner.ts';
 import { DEFAULT_STORE_URL, openStore, parseStoreUrl } from '../store/open-store.ts';
 import type { InstanceInfo, Store } from '../store/store.ts';
 
@@ -34,6 +35,7 @@ export async function findInstances(store: Store, job: string, params: { [key: s
   if (instances.length === 0) throw new UsageError(`no job named ${job} has run on this store (${store.location}); see ckpt status`);
   const matching = instances.filter((instance) => Object.entries(params).every(([key, value]) => String(instance.params[key]) === value));
   if (matching.length === 0) throw new UsageError(`no instance of ${job} has params ${JSON.stringify(params)}; see ckpt status`);
+  for (const instance of matching) await reapDeadWorkers(store, instance.id);
   return matching;
 }
 

@@ -6,7 +6,7 @@ import type { DeadLetter, InstanceInfo, Lease, Store } from '../store/store.ts';
 import { eventLogger, RecordContext } from './context.ts';
 import type { Job } from './define.ts';
 import { Effects } from './effects.ts';
-import { defaultWorker, resolveParams } from './runner.ts';
+import { defaultWorker, reapDeadWorkers, resolveParams } from './runner.ts';
 
 export interface DlqRetryResult {
   instance: InstanceInfo;
@@ -28,6 +28,7 @@ export async function retryDeadLetters(
   const { params, paramsHash } = resolveParams(job, options.params ?? {});
   const instance = (await store.listInstances(job.name)).find((candidate) => candidate.paramsHash === paramsHash);
   if (instance === undefined) throw new UsageError(`no instance of ${job.name} with these params has run on ${store.location}; see ckpt status`);
+  await reapDeadWorkers(store, instance.id);
   const holders = await store.holders(instance.id);
   if (holders.length > 0) {
     throw new LeaseHeldError(

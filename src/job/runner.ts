@@ -5,7 +5,7 @@ import { type EventListener, type EventMap, type EventType, persistedEvents, typ
 import { hashJson, type JsonObject, type JsonValue, sha256 } from '../json.ts';
 import { isSecret, lazySecretKey, REDACTED } from '../secret.ts';
 import { retryingStore } from '../store/retrying-store.ts';
-import type { InstanceInfo, Store } from '../store/store.ts';
+import type { InstanceInfo, RunInfo, Store } from '../store/store.ts';
 import type { AnyJob } from './define.ts';
 import { type OnDrift, RestartForDrift } from './drift.ts';
 import { type CheckpointPolicy, type CheckpointSpec, checkpointPolicy } from './policy.ts';
@@ -84,6 +84,20 @@ export function isDeadLocalWorker(worker: string): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'ESRCH';
   }
+}
+
+/**
+ * Mark the runs of dead workers crashed (their pid on this host is gone, or their lease expired),
+ * freeing their shards, and log each as a run starting would: so `ckpt status`, `reset` and
+ * `dlq --retry` right after a SIGKILL neither show nor refuse for a holder that no longer exists.
+ */
+export async function reapDeadWorkers(store: Store, instanceId: number): Promise<RunInfo[]> {
+  const reaped = await store.reapCrashed(instanceId, isDeadLocalWorker);
+  for (const run of reaped) {
+    const data = { shard: run.shard, worker: run.worker, runId: run.id, processed: run.markProcessed };
+    await store.appendEvents(instanceId, run.generation, [{ type: 'run:crashed', at: Date.now(), runId: run.id, shard: run.shard, data }]);
+  }
+  return reaped;
 }
 
 /** Claim → resume → process → checkpoint → complete, for every shard this process can claim. */
