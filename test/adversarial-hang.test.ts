@@ -58,3 +58,21 @@ for (const kind of ['throws', 'garbage']) {
     assert.ok(isOneLineError(`ckpt: ${result.stderr}`.trimEnd().split('\n')[0] ?? ''));
   });
 }
+
+test('SIGTERM while the job hangs before its first record (source() never resolves): exit 3 soon after the drain deadline', { timeout: 30_000 }, async () => {
+  const dir = tempDir('ckpt-hang-');
+  const run = spawnCli(['run', job, '--store', `sqlite:${join(dir, 'store.db')}`, '--drain-ms', '300'], { env: { CKPT_TEST_SOURCE: 'hangs' } });
+  await waitForOutput(run.child, (stdout) => stdout.includes('"source":"hanging"'));
+  const signalled = Date.now();
+  run.child.kill('SIGTERM');
+  const killer = setTimeout(() => run.child.kill('SIGKILL'), 10_000);
+  const result = await run.done;
+  clearTimeout(killer);
+  assert.equal(result.signal, null, `still running ${Date.now() - signalled} ms after SIGTERM`);
+  assert.equal(result.code, 3, result.stderr);
+  assert.match(result.stderr, /did not stop within the drain deadline; stopped at once, the last checkpoint is kept/);
+  assert.ok(!/\n\s+at /.test(result.stderr), result.stderr);
+  // The next run finds the dead run crashed and does the work.
+  const next = await spawnCli(['run', job, '--store', `sqlite:${join(dir, 'store.db')}`, '--quiet']).done;
+  assert.equal(next.code, 0, next.stderr);
+});

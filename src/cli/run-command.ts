@@ -32,6 +32,9 @@ export interface RunCommandOptions {
   onDrift?: OnDrift;
 }
 
+/** How long past the drain deadline a stopping run may take to save and report. */
+const STOP_GRACE_MS = 2_000;
+
 export async function runCommand(file: string, options: RunCommandOptions, io: CliIo): Promise<number> {
   const params = parseParams(options.param);
   let checkpoint: CheckpointSpec | undefined;
@@ -53,6 +56,16 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
       progress?.clear();
       if (!options.quiet)
         io.stderr.write(`${signal}: stopping intake, finishing records in flight, then saving a checkpoint (send it again to stop at once)\n`);
+      // The drain deadline bounds the records in flight; this bounds everything else a job can
+      // hang in (importing, params, shards(), source(), size(), fingerprint()): a stop ends in time.
+      setTimeout(
+        () => {
+          progress?.clear();
+          io.stderr.write(`${signal}: the job did not stop within the drain deadline; stopped at once, the last checkpoint is kept, run again to resume\n`);
+          process.exit(ExitCode.interrupted);
+        },
+        Math.min((options.drainMs ?? 10_000) + STOP_GRACE_MS, 2_147_483_647),
+      ).unref();
     },
     onForce: (signal) => {
       progress?.clear();
