@@ -181,10 +181,14 @@ export class PostgresStore implements Store {
     return toInstance((await this.#q(`SELECT * FROM ${this.#s}instances WHERE job = $1 AND params_hash = $2`, [job, paramsHash]))[0] as Row);
   }
 
-  async resetInstance(instanceId: number): Promise<InstanceInfo> {
-    const rows = await this.#q(`UPDATE ${this.#s}instances SET generation = generation + 1, status = 'open', completed_at = NULL WHERE id = $1 RETURNING *`, [
-      instanceId,
-    ]);
+  async resetInstance(instanceId: number, fromGeneration?: number): Promise<InstanceInfo> {
+    const rows = await this.#q(
+      `UPDATE ${this.#s}instances SET generation = generation + 1, status = 'open', completed_at = NULL
+       WHERE id = $1 AND ($2::integer IS NULL OR generation = $2::integer) RETURNING *`,
+      [instanceId, fromGeneration ?? null],
+    );
+    // Another process moved the generation on first: leave it there, say where it is.
+    if (rows.length === 0) return toInstance((await this.#q(`SELECT * FROM ${this.#s}instances WHERE id = $1`, [instanceId]))[0] as Row);
     return toInstance(rows[0] as Row);
   }
 
