@@ -79,8 +79,12 @@ for (const factory of selectedStoreFactories()) {
         [['still poison', 4]],
       );
       tx = await store.begin(lease);
-      await store.resolveDeadLetter(tx, listed?.id ?? 0);
+      assert.equal(await store.resolveDeadLetter(tx, listed?.id ?? 0), true);
       assert.deepEqual(await store.listDeadLetters(instance.id), []);
+      // Already resolved (by another process's retry): false, and the tx is over.
+      tx = await store.begin(lease);
+      assert.equal(await store.resolveDeadLetter(tx, listed?.id ?? 0), false);
+      await assert.rejects(store.commit(tx, { position: 8, state: {}, processed: 9 }, {}));
     });
 
     test('setInputs records fingerprint, version and params hash, fenced by the token', async () => {

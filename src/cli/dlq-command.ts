@@ -30,13 +30,19 @@ export async function dlqCommand(jobArg: string, options: DlqOptions, io: CliIo)
       const keyFile = secretKeyFileFor(options.store);
       const result = await retryDeadLetters(job, { store, params, ...(keyFile === undefined ? {} : { secretKeyFile: keyFile }) });
       if (options.json) {
-        io.stdout.write(`${JSON.stringify({ resolved: result.resolved.map((letter) => letter.id), failed: result.failed }, null, 2)}\n`);
+        const alreadyResolved = result.alreadyResolved.map((letter) => letter.id);
+        io.stdout.write(`${JSON.stringify({ resolved: result.resolved.map((letter) => letter.id), failed: result.failed, alreadyResolved }, null, 2)}\n`);
       } else {
         for (const { letter, error } of result.failed)
           io.stdout.write(`still failing: #${letter.id} ${letter.shard}@${formatPosition(letter.position)}: ${error}\n`);
         io.stdout.write(
           `retried ${result.resolved.length + result.failed.length} dead letters of ${name}: ${result.resolved.length} succeeded and were removed, ${result.failed.length} still failing\n`,
         );
+        if (result.alreadyResolved.length > 0) {
+          io.stdout.write(
+            `${result.alreadyResolved.length} dead letters were already retried by another process meanwhile; this retry's writes for them were rolled back\n`,
+          );
+        }
       }
       return result.failed.length === 0 ? 0 : 1;
     }

@@ -12,6 +12,8 @@ export interface DlqRetryResult {
   instance: InstanceInfo;
   resolved: DeadLetter[];
   failed: { letter: DeadLetter; error: string }[];
+  /** Letters another process retried first: this retry's writes for them were rolled back. */
+  alreadyResolved: DeadLetter[];
 }
 
 /**
@@ -43,7 +45,7 @@ export async function retryDeadLetters(
   };
   const secretKey = lazySecretKey(process.env, options.secretKeyFile);
   const shards = await store.listShards(instance.id);
-  const result: DlqRetryResult = { instance, resolved: [], failed: [] };
+  const result: DlqRetryResult = { instance, resolved: [], failed: [], alreadyResolved: [] };
   for (const letter of await store.listDeadLetters(instance.id)) {
     const shard = shards.find((row) => row.name === letter.shard);
     if (shard === undefined) continue;
@@ -79,7 +81,10 @@ export async function retryDeadLetters(
         effects,
       });
       await job.process(letter.record, ctx);
-      await store.resolveDeadLetter(tx, letter.id);
+      if (!(await store.resolveDeadLetter(tx, letter.id))) {
+        result.alreadyResolved.push(letter);
+        continue;
+      }
       result.resolved.push(letter);
       await emit('dlq:retry', { shard: letter.shard, id: letter.id, position: letter.position, outcome: 'resolved' });
     } catch (error) {

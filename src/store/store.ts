@@ -275,8 +275,12 @@ export interface Store {
   countDeadLetters(lease: Lease): Promise<number>;
   /** Dead letters of the instance's current generation, oldest first. */
   listDeadLetters(instanceId: number): Promise<DeadLetter[]>;
-  /** Delete the dead letter and commit everything written through the tx (a successful retry). */
-  resolveDeadLetter(tx: Tx, id: number): Promise<void>;
+  /**
+   * Delete the dead letter and commit everything written through the tx (a successful retry).
+   * False when the letter was already gone (another process retried it first): then the tx is
+   * rolled back, so its writes are not committed a second time.
+   */
+  resolveDeadLetter(tx: Tx, id: number): Promise<boolean>;
   /** Record a failed retry of a dead letter: its new error and one more attempt. */
   noteDeadLetterRetry(id: number, error: string): Promise<void>;
 

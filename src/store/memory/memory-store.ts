@@ -398,10 +398,15 @@ export class MemoryStore implements Store {
     const generation = this.#instanceRow(instanceId).generation;
     return this.#deadLetters.filter((letter) => letter.instanceId === instanceId && letter.generation === generation).map((letter) => structuredClone(letter));
   }
-  async resolveDeadLetter(tx: Tx, id: number): Promise<void> {
+  async resolveDeadLetter(tx: Tx, id: number): Promise<boolean> {
     if (!this.#openTx.delete(tx)) throw new StoreError('this transaction is not open on this store');
+    if (!this.#deadLetters.some((letter) => letter.id === id)) {
+      this.#pendingLetters.delete(tx);
+      return false;
+    }
     this.#deadLetters = this.#deadLetters.filter((letter) => letter.id !== id);
     this.#landLetters(tx);
+    return true;
   }
   async noteDeadLetterRetry(id: number, error: string): Promise<void> {
     const letter = this.#deadLetters.find((row) => row.id === id);

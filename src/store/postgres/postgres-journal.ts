@@ -94,8 +94,10 @@ export class PostgresJournal {
     return rows.map((row: Row) => toDeadLetter(row));
   }
 
-  async deleteDeadLetter(tx: PgQueryable, id: number): Promise<void> {
-    await tx.query(`DELETE FROM ${this.#s}dead_letters WHERE id = $1`, [id]);
+  /** True when the letter was there to delete. */
+  async deleteDeadLetter(tx: PgQueryable, id: number): Promise<boolean> {
+    const result = await tx.query(`DELETE FROM ${this.#s}dead_letters WHERE id = $1 RETURNING id`, [id]);
+    return result.rows.length > 0;
   }
 
   async noteDeadLetterRetry(on: PgQueryable, id: number, error: string): Promise<void> {

@@ -359,11 +359,12 @@ export class PostgresStore implements Store {
   listDeadLetters(instanceId: number): Promise<DeadLetter[]> {
     return this.#journal.listDeadLetters(this.#any, instanceId);
   }
-  async resolveDeadLetter(tx: Tx, id: number): Promise<void> {
+  async resolveDeadLetter(tx: Tx, id: number): Promise<boolean> {
     const pgTx = this.#ownTx(tx);
     try {
-      await this.#journal.deleteDeadLetter(this.#inTx(tx), id);
-      await pgTx.end(true);
+      const deleted = await this.#journal.deleteDeadLetter(this.#inTx(tx), id);
+      await pgTx.end(deleted);
+      return deleted;
     } catch (error) {
       await pgTx.end(false).catch(() => undefined);
       throw this.#wrap(pgTx.wrap(error));

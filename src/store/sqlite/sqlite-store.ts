@@ -528,13 +528,17 @@ export class SqliteStore implements Store {
     ).map(toDeadLetter);
   }
 
-  async resolveDeadLetter(tx: Tx, id: number): Promise<void> {
+  async resolveDeadLetter(tx: Tx, id: number): Promise<boolean> {
     const sqliteTx = this.#ownTx(tx);
     sqliteTx.ensureBegun();
     const db = this.#conn;
     try {
-      this.#run('DELETE FROM dead_letters WHERE id = ?', id);
+      if (this.#run('DELETE FROM dead_letters WHERE id = ?', id) === 0) {
+        db.exec('ROLLBACK');
+        return false;
+      }
       db.exec('COMMIT');
+      return true;
     } catch (error) {
       if (db.isTransaction) db.exec('ROLLBACK');
       throw error;
