@@ -110,6 +110,17 @@ export class JobFailedError extends CheckpointedError {
 
 /** The first line of any thrown value, for one-line messages. */
 export function firstLine(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return text.split('\n', 1)[0] ?? '';
+  return describe(error).split('\n', 1)[0] ?? '';
+}
+
+/** An Error's message (its name when it has none); a thrown plain object as JSON, not "[object Object]". */
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message === '' ? error.name : error.message;
+  const text = String(error);
+  if (text !== '[object Object]') return text;
+  try {
+    return JSON.stringify(error) ?? text;
+  } catch {
+    return text;
+  }
 }

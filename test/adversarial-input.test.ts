@@ -63,3 +63,16 @@ test('a truncated store file → exit 2 saying it is damaged, file untouched', a
   }
   assert.deepEqual(readFileSync(damaged), before);
 });
+
+for (const [kind, pattern] of [
+  ['object', /record at position 2 failed: \{"status":429,"reason":"quota exceeded"\}/],
+  ['empty', /record at position 2 failed: TypeError;/],
+  ['null', /record at position 2 failed: null;/],
+] as const) {
+  test(`a record that throws ${kind === 'object' ? 'a plain object' : kind === 'empty' ? 'an Error without a message' : 'null'}: the failure says what was thrown`, async () => {
+    const dir = tempDir();
+    const result = await runCli(['run', fixture('throw-job.ts'), '--store', `sqlite:${join(dir, 's.db')}`, '--quiet'], { env: { CKPT_TEST_THROW: kind } });
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, pattern);
+  });
+}
