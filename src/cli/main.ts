@@ -163,6 +163,12 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       io.stderr.write(`ckpt: ${firstLine(error.message)}\n`);
       return error.exitCode;
     }
+    if (/database is locked|SQLITE_BUSY/i.test(firstLine(error))) {
+      io.stderr.write(
+        'ckpt: the SQLite store stayed locked by another process for too long (a job writing through ctx.tx holds its one write lock until each checkpoint); try again when it is done, or use a PostgreSQL store for concurrent jobs\n',
+      );
+      return ExitCode.failed;
+    }
     io.stderr.write(`ckpt: unexpected error: ${firstLine(error)}${io.env.CKPT_DEBUG ? '' : ' (set CKPT_DEBUG=1 to see where)'}\n`);
     if (io.env.CKPT_DEBUG && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
     return ExitCode.failed;

@@ -144,12 +144,23 @@ export class SqliteStore implements Store {
 
   async migrate(): Promise<void> {
     const db = this.#conn;
+    const supported = sqliteMigrations.at(-1)?.id ?? 0;
+    // Already current (the usual case): only read, so opening a store that another process is
+    // writing through ctx.tx (holding SQLite's one write lock until its checkpoint) does not wait.
+    let current: number | undefined;
+    try {
+      const known = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ckpt_schema'").get() !== undefined;
+      if (known) current = Number(db.prepare('SELECT max(version) AS version FROM ckpt_schema').get()?.version ?? 0);
+    } catch (error) {
+      throw this.#unusable(error, 'read');
+    }
+    if (current !== undefined && current > supported) throw new SchemaTooNewError(current, supported, this.location);
+    if (current === supported) return;
     try {
       db.exec('CREATE TABLE IF NOT EXISTS ckpt_schema (version INTEGER NOT NULL)');
     } catch (error) {
       throw this.#unusable(error, 'write');
     }
-    const supported = sqliteMigrations.at(-1)?.id ?? 0;
     this.#write(() => {
       const row = this.#get('SELECT max(version) AS version FROM ckpt_schema');
       const current = Number(row?.version ?? 0);
