@@ -76,3 +76,13 @@ for (const [kind, pattern] of [
     assert.match(result.stderr, pattern);
   });
 }
+
+test('a junk or empty $CKPT_STORE → exit 2 naming $CKPT_STORE as the source', async () => {
+  for (const value of ['bogus', '', 'sqlite:']) {
+    await expectUserError(['status'], 2, /^ckpt: \$CKPT_STORE: the store URL .*; or unset it to use sqlite:\.ckpt\/ckpt\.db/, { CKPT_STORE: value });
+  }
+  // --store wins over a junk $CKPT_STORE.
+  const dir = tempDir();
+  const result = await runCli(['status', '--store', `sqlite:${join(dir, 's.db')}`], { env: { CKPT_STORE: 'bogus' } });
+  assert.equal(result.code, 0, result.stderr);
+});

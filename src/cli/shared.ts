@@ -22,8 +22,18 @@ export function storeUrl(flag: string | undefined): string {
   return flag ?? env.CKPT_STORE ?? database ?? DEFAULT_STORE_URL;
 }
 
-export function openCliStore(flag: string | undefined): Promise<Store> {
-  return openStore(storeUrl(flag));
+export async function openCliStore(flag: string | undefined): Promise<Store> {
+  const url = storeUrl(flag);
+  try {
+    parseStoreUrl(url);
+  } catch (error) {
+    // A URL the user did not type on this command line: say where it came from.
+    if (flag === undefined && currentIo?.env.CKPT_STORE !== undefined && error instanceof UsageError) {
+      throw new UsageError(`$CKPT_STORE: ${error.message}; or unset it to use ${DEFAULT_STORE_URL}`, { cause: error });
+    }
+    throw error;
+  }
+  return openStore(url);
 }
 
 /**
