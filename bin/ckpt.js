@@ -21,7 +21,21 @@ const lastResort = (error) => {
 process.on('uncaughtException', lastResort);
 process.on('unhandledRejection', lastResort);
 
+// A signal while the CLI itself loads (before `ckpt run` takes signals over) must not kill it
+// silently: nothing has started yet, so say so and exit 3 (whatever checkpoint exists is kept).
+const early = [];
+const holdSignal = (signal) => early.push(signal);
+process.on('SIGINT', holdSignal);
+process.on('SIGTERM', holdSignal);
 const { main } = await import('../dist/cli/main.js');
+// Loading may not have let the event loop turn: let a signal caught meanwhile reach holdSignal.
+await new Promise((resolve) => setImmediate(resolve));
+process.off('SIGINT', holdSignal);
+process.off('SIGTERM', holdSignal);
+if (early.length > 0) {
+  process.stderr.write(`ckpt: stopped by ${early[0]} while starting, before doing anything; run again\n`);
+  process.exit(3);
+}
 const code = await main(process.argv.slice(2));
 process.exitCode = code;
 // Done: exit even if the job left something running (a record given up after a stop, an open

@@ -2,9 +2,12 @@
 // must not keep `ckpt run` alive. Guarantee 7: a signal ends the run with exit 3 within the drain
 // deadline, keeping the last checkpoint; the next run resumes from it.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
 import { fixture, isOneLineError, spawnCli, tempDir, waitForOutput } from './helpers/cli.ts';
 
 const job = fixture('hang-job.ts');
@@ -75,4 +78,20 @@ test('SIGTERM while the job hangs before its first record (source() never resolv
   // The next run finds the dead run crashed and does the work.
   const next = await spawnCli(['run', job, '--store', `sqlite:${join(dir, 'store.db')}`, '--quiet']).done;
   assert.equal(next.code, 0, next.stderr);
+});
+
+test('SIGTERM while the CLI itself is still loading: exit 3 with one line saying nothing was done, not a silent death', { timeout: 30_000 }, async () => {
+  const dir = tempDir('ckpt-hang-');
+  const marker = join(dir, 'loading');
+  const run = spawnCli(['run', job, '--store', `sqlite:${join(dir, 'store.db')}`], {
+    env: { NODE_OPTIONS: `--import=${pathToFileURL(fixture('slow-cli-load.mjs')).href}`, CKPT_TEST_LOADING: marker },
+  });
+  while (!existsSync(marker)) await sleep(10);
+  run.child.kill('SIGTERM');
+  const result = await run.done;
+  assert.equal(result.signal, null, 'killed by the signal without a word');
+  assert.equal(result.code, 3, result.stderr);
+  assert.ok(isOneLineError(result.stderr), result.stderr);
+  assert.match(result.stderr, /stopped by SIGTERM while starting, before doing anything/);
+  assert.equal(existsSync(join(dir, 'store.db')), false, 'the store was not even opened');
 });
