@@ -85,6 +85,15 @@ for (const factory of selectedStoreFactories()) {
       tx = await store.begin(lease);
       assert.equal(await store.resolveDeadLetter(tx, listed?.id ?? 0), false);
       await assert.rejects(store.commit(tx, { position: 8, state: {}, processed: 9 }, {}));
+      // A new letter never takes the id of a removed one, so a late retry of that id cannot remove it.
+      tx = await store.begin(lease);
+      await store.addDeadLetter(tx, { ...letter, position: 9 });
+      await store.commit(tx, { position: 9, state: {}, processed: 10 }, {});
+      const [newer] = await store.listDeadLetters(instance.id);
+      assert.notEqual(newer?.id, listed?.id);
+      tx = await store.begin(lease);
+      assert.equal(await store.resolveDeadLetter(tx, listed?.id ?? 0), false);
+      assert.equal((await store.listDeadLetters(instance.id)).length, 1);
     });
 
     test('setInputs records fingerprint, version and params hash, fenced by the token', async () => {

@@ -107,4 +107,30 @@ export const sqliteMigrations: readonly { id: number; name: string; sql: string 
       INSERT INTO ckpt_meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))));
     `,
   },
+  {
+    id: 3,
+    name: 'dead letter ids are never reused',
+    // Without AUTOINCREMENT a deleted highest id was handed to the next dead letter, so a retry
+    // that removes "letter 5" could remove a newer, never-retried letter that had inherited 5.
+    sql: `
+      CREATE TABLE dead_letters_v3 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        instance_id INTEGER NOT NULL REFERENCES instances (id),
+        generation INTEGER NOT NULL,
+        shard_id INTEGER NOT NULL REFERENCES shards (id),
+        shard TEXT NOT NULL,
+        position TEXT,
+        record TEXT NOT NULL,
+        error TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        run_id INTEGER,
+        created_at INTEGER NOT NULL
+      );
+      INSERT INTO dead_letters_v3 (id, instance_id, generation, shard_id, shard, position, record, error, attempts, run_id, created_at)
+        SELECT id, instance_id, generation, shard_id, shard, position, record, error, attempts, run_id, created_at FROM dead_letters;
+      DROP TABLE dead_letters;
+      ALTER TABLE dead_letters_v3 RENAME TO dead_letters;
+      CREATE INDEX dead_letters_by_instance ON dead_letters (instance_id, generation, id);
+    `,
+  },
 ];
