@@ -41,3 +41,24 @@ test('after SIGKILL: status shows no holder, runs shows crashed, events log it o
   const after = await runCli(['events', 'count', '--store', store, '--json']);
   assert.equal((JSON.parse(after.stdout) as { type: string }[]).filter((event) => event.type === 'run:crashed').length, 1);
 });
+
+test('--rerun right after a SIGKILL starts over instead of refusing in the dead process’s name', { timeout: 30_000 }, async () => {
+  const dir = tempDir('ckpt-after-kill-');
+  const store = `sqlite:${join(dir, 's.db')}`;
+  const run = spawnCli(['run', fixture('count-job.ts'), '--store', store, '--every', '100', '--lease-ms', '60000'], {
+    env: { CKPT_TEST_RECORDS: '200000', CKPT_TEST_SPIN_US: '50' },
+  });
+  await waitForOutput(run.child, (stdout) => stdout.includes('"type":"checkpoint"'));
+  run.child.kill('SIGKILL');
+  await run.done;
+  const rerun = await runCli(['run', fixture('count-job.ts'), '--store', store, '--rerun', '--quiet'], { env: { CKPT_TEST_RECORDS: '1000' } });
+  assert.equal(rerun.code, 0, rerun.stderr);
+  const runs = await runCli(['runs', 'count', '--store', store, '--json']);
+  assert.deepEqual(
+    (JSON.parse(runs.stdout) as { outcome: string; generation: number }[]).map((row) => [row.generation, row.outcome]),
+    [
+      [2, 'completed'],
+      [1, 'crashed'],
+    ],
+  );
+});

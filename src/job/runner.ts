@@ -176,6 +176,10 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   };
 
   if (options.rerun) {
+    // A killed process is no holder: reap it first, or --rerun right after a crash is refused in its name.
+    for (const run of await store.reapCrashed(instance.id, isDeadLocalWorker)) {
+      await emit('run:crashed', { shard: run.shard, worker: run.worker, runId: run.id, processed: run.markProcessed }, run.id);
+    }
     await refuseIfHeld(store, job.name, instance, 'rerun');
     // Conditional: if another process started a new generation at the same moment, this run joins
     // that one (and is refused if it is already held) instead of starting yet another.
