@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { after } from 'node:test';
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
 export const ckptBin = join(repoRoot, 'bin', 'ckpt.js');
@@ -18,6 +19,13 @@ export interface CliResult {
   stderr: string;
 }
 
+/** Children still running. A test that fails half-way (a timeout, an assertion) must not leave
+ * one behind (least of all a SIGSTOPped one), or this file's process, and npm test, never ends. */
+const liveChildren = new Set<ChildProcess>();
+after(() => {
+  for (const child of liveChildren) child.kill('SIGKILL');
+});
+
 /** Start `ckpt …` as a real child process (stdout/stderr collected). */
 export function spawnCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): { child: ChildProcess; done: Promise<CliResult> } {
   const child = spawn(process.execPath, [ckptBin, ...args], {
@@ -33,8 +41,12 @@ export function spawnCli(args: string[], options: { cwd?: string; env?: NodeJS.P
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk;
   });
+  liveChildren.add(child);
   const done = new Promise<CliResult>((resolvePromise) => {
-    child.on('close', (code, signal) => resolvePromise({ code, signal, stdout, stderr }));
+    child.on('close', (code, signal) => {
+      liveChildren.delete(child);
+      resolvePromise({ code, signal, stdout, stderr });
+    });
   });
   return { child, done };
 }

@@ -126,6 +126,10 @@ export class PostgresLeases {
     checkpoint: Omit<Checkpoint, 'seq' | 'createdAt'>,
     run: RunProgress & { complete?: boolean },
   ): Promise<Checkpoint> {
+    // From here the shard row is locked until COMMIT. A worker frozen in this window (SIGSTOP, a
+    // paused VM) would keep it locked, and every other worker's claim would skip the shard for as
+    // long as the freeze lasts: past one lease of silence, PostgreSQL ends that session instead.
+    await tx.query(`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`, [String(lease.leaseMs)]);
     const shard = (await tx.query(`SELECT lease_token, checkpoint_seq, ${NOW} AS now FROM ${this.#s}shards WHERE id = $1 FOR UPDATE`, [lease.shardId])).rows[0];
     if (shard === undefined || Number(shard.lease_token) !== lease.token) {
       throw new FencedError(

@@ -46,6 +46,9 @@ export interface PostgresStoreOptions {
 
 export const DEFAULT_PG_SCHEMA = 'checkpointed';
 
+/** How long the store's own short transactions may sit idle (a frozen worker) before PostgreSQL ends them. */
+const STORE_TRANSACTION_IDLE_MS = 5000;
+
 /**
  * The store for many workers on many machines. PostgreSQL is the coordinator: a claim takes a
  * free or expired shard with `FOR UPDATE SKIP LOCKED` and bumps its fencing token; a commit locks
@@ -122,6 +125,9 @@ export class PostgresStore implements Store {
     client.on('error', onError);
     try {
       await client.query('BEGIN');
+      // The store's own transactions are a few statements long; one frozen mid-way (its worker
+      // stopped) must not keep a shard row locked from every other worker for long.
+      await client.query(`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`, [String(STORE_TRANSACTION_IDLE_MS)]);
       const result = await work(client);
       await client.query('COMMIT');
       return result;
