@@ -84,5 +84,6 @@ test('a junk or empty $CKPT_STORE → exit 2 naming $CKPT_STORE as the source', 
   // --store wins over a junk $CKPT_STORE.
   const dir = tempDir();
   const result = await runCli(['status', '--store', `sqlite:${join(dir, 's.db')}`], { env: { CKPT_STORE: 'bogus' } });
-  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.code, 2, result.stderr);
+  assert.match(result.stderr, /no store at .*s\.db \(--store\)/, 'the --store path is the one looked at');
 });

@@ -1,11 +1,11 @@
 // Guarantee 8: errors a user can cause end in one line that says what to do, the documented exit
 // code, and no stack trace; nothing already in the store is lost.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { test } from 'node:test';
-import { fixture, isOneLineError, runCli, tempDir } from './helpers/cli.ts';
+import { fixture, isOneLineError, repoRoot, runCli, tempDir } from './helpers/cli.ts';
 
 const job = fixture('count-job.ts');
 const env = { CKPT_TEST_RECORDS: '100' };
@@ -79,7 +79,6 @@ test('a store file that is not a SQLite database → exit 2, file untouched', as
   writeFileSync(path, text);
   await expectUserError(['run', job, '--store', `sqlite:${path}`], 2, /is not a checkpointed store \(not a SQLite database\)/);
   await expectUserError(['status', '--store', `sqlite:${path}`], 2, /not a SQLite database/);
-  const { readFileSync } = await import('node:fs');
   assert.equal(readFileSync(path, 'utf8'), text);
 });
 
@@ -111,6 +110,35 @@ test('a malformed store URL → exit 2', async () => {
 test('runs/events/reset of a job that never ran → exit 2', async () => {
   const dir = tempDir();
   const store = `sqlite:${join(dir, 's.db')}`;
+  const ran = await runCli(['run', job, '--store', store, '--quiet'], { env });
+  assert.equal(ran.code, 0, ran.stderr);
   await expectUserError(['runs', 'nothing', '--store', store], 2, /no job named nothing has run on this store/);
   await expectUserError(['reset', 'nothing', '--store', store], 2, /no job named nothing/);
+});
+
+test('status, runs, events, reset and dlq on a store path with no file → exit 2, and no file is made', async () => {
+  const dir = tempDir();
+  const missing = join(dir, 'typo', 'store.db');
+  for (const args of [['status'], ['runs', 'count'], ['events', 'count'], ['reset', 'count'], ['dlq', 'count']]) {
+    await expectUserError([...args, '--store', `sqlite:${missing}`], 2, /no store at .*typo\/store\.db \(--store\): nothing has run with it yet/);
+  }
+  assert.equal(existsSync(join(dir, 'typo')), false);
+});
+
+test('an NDJSON input file that is missing → exit 2 naming it; the instance stays resumable', async () => {
+  const dir = tempDir();
+  const jobFile = join(dir, 'ndjson-job.ts');
+  writeFileSync(
+    jobFile,
+    `import { defineJob, ndjsonFile } from 'checkpointed';
+export default defineJob({ name: 'reads', source: () => ndjsonFile(${JSON.stringify(join(dir, 'input.ndjson'))}), process() {} });
+`,
+  );
+  // The job file lives outside the package, so it imports the package by its path.
+  writeFileSync(jobFile, readFileSync(jobFile, 'utf8').replace("'checkpointed'", JSON.stringify(join(repoRoot, 'dist', 'index.js'))));
+  const store = `sqlite:${join(dir, 's.db')}`;
+  await expectUserError(['run', jobFile, '--store', store], 2, /input file not found: .*input\.ndjson/);
+  writeFileSync(join(dir, 'input.ndjson'), '{"a":1}\n{"a":2}\n');
+  const ok = await runCli(['run', jobFile, '--store', store, '--quiet'], { env });
+  assert.equal(ok.code, 0, ok.stderr);
 });

@@ -24,7 +24,7 @@ export async function dlqCommand(jobArg: string, options: DlqOptions, io: CliIo)
   }
   const job = looksLikeFile(jobArg) ? await loadJob(jobArg) : undefined;
   const name = job?.name ?? jobArg;
-  const store = await openCliStore(options.store);
+  const store = await openCliStore(options.store, { existing: true });
   try {
     if (options.retry && job !== undefined) {
       const keyFile = secretKeyFileFor(options.store);

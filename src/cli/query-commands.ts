@@ -14,7 +14,7 @@ interface QueryOptions {
 }
 
 async function withStore<T>(flag: string | undefined, work: (store: Store) => Promise<T>): Promise<T> {
-  const store = await openCliStore(flag);
+  const store = await openCliStore(flag, { existing: true });
   try {
     return await work(store);
   } finally {

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UsageError } from '../errors.ts';
 import { reapDeadWorkers } from '../job/runner.ts';
@@ -22,10 +23,19 @@ export function storeUrl(flag: string | undefined): string {
   return flag ?? env.CKPT_STORE ?? database ?? DEFAULT_STORE_URL;
 }
 
-export async function openCliStore(flag: string | undefined): Promise<Store> {
+/**
+ * Open the store the command line names. `existing`: the command only reads or manages what is
+ * there (status, runs, events, reset, dlq), so a SQLite path with no file is a mistyped path to
+ * report, not a store to create.
+ */
+export async function openCliStore(flag: string | undefined, options: { existing?: boolean } = {}): Promise<Store> {
   const url = storeUrl(flag);
   try {
-    parseStoreUrl(url);
+    const target = parseStoreUrl(url);
+    if (options.existing && target.kind === 'sqlite' && target.path !== ':memory:' && !existsSync(target.path)) {
+      const from = flag !== undefined ? '--store' : currentIo?.env.CKPT_STORE !== undefined ? '$CKPT_STORE' : 'the default store';
+      throw new UsageError(`no store at ${target.path} (${from}): nothing has run with it yet; check the path, or start a job with ckpt run <job-file>`);
+    }
   } catch (error) {
     // A URL the user did not type on this command line: say where it came from.
     if (flag === undefined && currentIo?.env.CKPT_STORE !== undefined && error instanceof UsageError) {

@@ -1,4 +1,4 @@
-import { DriftError, FencedError, firstLine, StoreUnavailableError } from '../errors.ts';
+import { DriftError, FencedError, firstLine, StoreUnavailableError, UsageError } from '../errors.ts';
 import { persistedEvents } from '../events.ts';
 import type { JsonObject, JsonValue } from '../json.ts';
 import type { SourceItem } from '../source/source.ts';
@@ -79,6 +79,8 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
     );
     // Drift is the operator's decision, not a failed shard: the runner reports or restarts.
     if (error instanceof DriftError || error instanceof RestartForDrift) throw error;
+    // So is an input that is not there (exit 2): nothing about the shard failed.
+    if (error instanceof UsageError) throw error;
     return {
       shard: lease.shard,
       outcome,

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
+import { UsageError } from '../errors.ts';
 import type { Source, SourceItem } from './source.ts';
 
 export interface NdjsonOptions {
@@ -17,7 +18,7 @@ export function ndjsonFile<R = unknown>(path: string, options: NdjsonOptions = {
   const chunkBytes = options.chunkBytes ?? 1 << 16;
   return {
     async *read(after, { signal }) {
-      const handle = await open(path, 'r');
+      const handle = await openInput(path);
       try {
         let fileOffset = after ?? 0;
         let pending = Buffer.alloc(0);
@@ -48,9 +49,9 @@ export function ndjsonFile<R = unknown>(path: string, options: NdjsonOptions = {
     },
     async size() {
       // Counting lines is cheap for files of a few tens of megabytes; past that, no ETA.
-      const info = await stat(path);
+      const info = await statInput(path);
       if (info.size > 64 * 1024 * 1024) return undefined;
-      const handle = await open(path, 'r');
+      const handle = await openInput(path);
       try {
         const data = await handle.readFile();
         let lines = 0;
@@ -62,8 +63,8 @@ export function ndjsonFile<R = unknown>(path: string, options: NdjsonOptions = {
       }
     },
     async fingerprint() {
-      const info = await stat(path);
-      const handle = await open(path, 'r');
+      const info = await statInput(path);
+      const handle = await openInput(path);
       try {
         const head = Buffer.alloc(Math.min(4096, info.size));
         await handle.read(head, 0, head.length, 0);
@@ -83,5 +84,37 @@ function parseLine<R>(line: string, path: string, position: number): SourceItem<
   } catch (error) {
     const reason = new SyntaxError(`${path}: the line ending at byte ${position} is not JSON (${(error as Error).message})`);
     return { position, record: line as R, error: reason };
+  }
+}
+
+/** A missing or unreadable input is the operator's to fix (exit 2), not a failed record. */
+function inputError(path: string, error: unknown): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return new UsageError(`input file not found: ${path}`, { cause: error });
+  if (code === 'EISDIR') return new UsageError(`input is a directory, not an NDJSON file: ${path}`, { cause: error });
+  if (code === 'EACCES') return new UsageError(`input file is not readable: ${path}`, { cause: error });
+  return error;
+}
+
+async function openInput(path: string) {
+  try {
+    const handle = await open(path, 'r');
+    if ((await handle.stat()).isDirectory()) {
+      await handle.close();
+      throw Object.assign(new Error(`EISDIR: ${path}`), { code: 'EISDIR' });
+    }
+    return handle;
+  } catch (error) {
+    throw inputError(path, error);
+  }
+}
+
+async function statInput(path: string) {
+  try {
+    const info = await stat(path);
+    if (info.isDirectory()) throw Object.assign(new Error(`EISDIR: ${path}`), { code: 'EISDIR' });
+    return info;
+  } catch (error) {
+    throw inputError(path, error);
   }
 }
