@@ -7,6 +7,9 @@ import type { PgQueryable } from './pg-types.ts';
 /** Now on the database's clock, in epoch ms: every lease is judged by one clock. */
 export const NOW = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
 
+/** How long a transaction of ours may sit idle, its worker frozen, before PostgreSQL ends the session. */
+export const FROZEN_SESSION_MS = 5000;
+
 /**
  * The SQL of leases, fencing and checkpoints on PostgreSQL, apart from the store class (which
  * owns connections, transactions and error handling). `prefix` is the quoted schema and a dot.
@@ -128,8 +131,9 @@ export class PostgresLeases {
   ): Promise<Checkpoint> {
     // From here the shard row is locked until COMMIT. A worker frozen in this window (SIGSTOP, a
     // paused VM) would keep it locked, and every other worker's claim would skip the shard for as
-    // long as the freeze lasts: past one lease of silence, PostgreSQL ends that session instead.
-    await tx.query(`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`, [String(lease.leaseMs)]);
+    // long as the freeze lasts: past a lease of silence (at least FROZEN_SESSION_MS, so a slow
+    // client between two statements is never mistaken for a frozen one), PostgreSQL ends it.
+    await tx.query(`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`, [String(Math.max(lease.leaseMs, FROZEN_SESSION_MS))]);
     const shard = (await tx.query(`SELECT lease_token, checkpoint_seq, ${NOW} AS now FROM ${this.#s}shards WHERE id = $1 FOR UPDATE`, [lease.shardId])).rows[0];
     if (shard === undefined || Number(shard.lease_token) !== lease.token) {
       throw new FencedError(

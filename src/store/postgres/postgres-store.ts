@@ -28,7 +28,7 @@ import type {
 import { describeDriverError, isTransientStoreError } from '../transient.ts';
 import { createPgPool, type PgPool, type PgPoolClient, type PgQueryable } from './pg-types.ts';
 import { PostgresJournal } from './postgres-journal.ts';
-import { NOW, PostgresLeases } from './postgres-leases.ts';
+import { FROZEN_SESSION_MS, NOW, PostgresLeases } from './postgres-leases.ts';
 import { PostgresTx, quoteName } from './postgres-tx.ts';
 
 export interface PostgresStoreOptions {
@@ -45,9 +45,6 @@ export interface PostgresStoreOptions {
 }
 
 export const DEFAULT_PG_SCHEMA = 'checkpointed';
-
-/** How long the store's own short transactions may sit idle (a frozen worker) before PostgreSQL ends them. */
-const STORE_TRANSACTION_IDLE_MS = 5000;
 
 /**
  * The store for many workers on many machines. PostgreSQL is the coordinator: a claim takes a
@@ -127,7 +124,7 @@ export class PostgresStore implements Store {
       await client.query('BEGIN');
       // The store's own transactions are a few statements long; one frozen mid-way (its worker
       // stopped) must not keep a shard row locked from every other worker for long.
-      await client.query(`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`, [String(STORE_TRANSACTION_IDLE_MS)]);
+      await client.query(`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`, [String(FROZEN_SESSION_MS)]);
       const result = await work(client);
       await client.query('COMMIT');
       return result;
