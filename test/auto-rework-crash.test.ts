@@ -30,7 +30,7 @@ function start(extra: string[], onLine: (line: Line, child: ChildProcess) => voi
   return { child, exit };
 }
 
-it('with auto, the rework a SIGKILL costs is within maxReworkMs of work', { timeout: 60_000 }, async () => {
+it('with auto, the rework a SIGKILL costs is within maxReworkMs of work', { timeout: 60_000 }, async (t) => {
   // Run 1: checkpointing under auto with a 300 ms rework bound; killed without warning mid-interval.
   let checkpoints = 0;
   const first = start(['--max-rework-ms', String(maxReworkMs)], (line, child) => {
@@ -52,6 +52,9 @@ it('with auto, the rework a SIGKILL costs is within maxReworkMs of work', { time
   assert.equal(await second.exit, 3, 'the second run was interrupted with its checkpoint saved');
   assert.ok(summary, 'the second run printed its summary');
   const { rework, reworkMs, interval } = summary as unknown as { rework: number; reworkMs: number; interval: { ms: number; records: number } };
+  t.diagnostic(
+    `auto chose ${interval.records} records / ${interval.ms.toFixed(0)} ms; after the SIGKILL it reworked ${rework} records in ${reworkMs.toFixed(0)} ms (bound ${maxReworkMs} ms)`,
+  );
   assert.ok(interval.ms <= maxReworkMs, `interval ${interval.ms} ms within the bound`);
   // Rework is counted up to the crashed run's last progress mark, and timed while it is redone.
   // The slack covers a machine busier in the second run than in the first.
