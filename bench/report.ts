@@ -161,7 +161,7 @@ function resumeTable(results: BenchResults): string[] {
 /** Each reason a cell has no number, once. */
 function unavailableNotes(results: BenchResults): string[] {
   const reasons = [...new Set(results.cells.flatMap((cell) => (cell.unavailable ? [cell.unavailable] : [])))];
-  return reasons.length === 0 ? [] : [...reasons.map((reason) => `Cells marked "not available yet": ${reason}.`), ''];
+  return reasons.length === 0 ? [] : [...reasons.map((reason) => `Cells marked "not available yet": ${reason.replace(/^not available yet: /, '')}.`), ''];
 }
 
 export function renderResults(results: BenchResults): string {
