@@ -207,14 +207,16 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     deadLetters,
     emit,
   };
-  const dispatch = (item: SourceItem<unknown, unknown>): Promise<void> =>
-    processRecord(item, recordInput).then(
+  const dispatch = (item: SourceItem<unknown, unknown>): Promise<void> => {
+    const work: Promise<void> = processRecord(item, recordInput).then(
       () => {
+        inFlight.delete(work);
         records++;
         processed++;
         if (reworkMs === undefined && processed >= reworkUntil) reworkMs = performance.now() - started - checkpointMs;
       },
       (error: unknown) => {
+        inFlight.delete(work);
         if (error instanceof RecordAbandoned) {
           abandoned = true;
           return;
@@ -226,18 +228,34 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
         stop.abort('failed');
       },
     );
+    inFlight.add(work);
+    return work;
+  };
   const drain = async () => {
     while (inFlight.size > 0) await Promise.all(inFlight);
   };
   // A record that never settles must not outlast a stop: every wait on records in flight also
   // ends when the run is stopped, and the stop path below bounds the rest by the drain deadline.
-  const stopped = new Promise<void>((resolve) => {
-    if (stop.signal.aborted) resolve();
-    else stop.signal.addEventListener('abort', () => resolve(), { once: true });
+  // Racing each wait against one long-lived "stopped" promise would leave a reaction on it per
+  // record (gigabytes over ten million records): each wait registers itself and leaves instead.
+  const stopWaiters = new Set<() => void>();
+  stop.signal.addEventListener('abort', () => {
+    for (const wake of [...stopWaiters]) wake();
   });
+  const untilStopped = (promise: Promise<unknown>): Promise<void> => {
+    if (stop.signal.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        stopWaiters.delete(done);
+        resolve();
+      };
+      stopWaiters.add(done);
+      promise.then(done, done);
+    });
+  };
   /** Drains unless stopped first; true when nothing is left in flight. */
   const drainUnlessStopped = async (): Promise<boolean> => {
-    await Promise.race([drain(), stopped]);
+    await untilStopped(drain());
     return inFlight.size === 0;
   };
   const commit = async (complete: boolean, drainStarted: number) => {
@@ -340,9 +358,8 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
       const work = dispatch(next.value);
       dispatchedPosition = next.value.position as JsonValue;
       sinceRecords++;
-      inFlight.add(work);
-      void work.finally(() => inFlight.delete(work));
-      while (inFlight.size >= concurrency && !stop.signal.aborted) await Promise.race([...inFlight, stopped]);
+      if (concurrency === 1) await untilStopped(work);
+      else while (inFlight.size >= concurrency && !stop.signal.aborted) await untilStopped(Promise.race(inFlight));
       if (failure !== undefined) break;
       const now = performance.now();
       if (now - lastYield > YIELD_EVERY_MS) {
