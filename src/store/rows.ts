@@ -1,8 +1,33 @@
 import type { JsonObject, JsonValue } from '../json.ts';
-import type { Checkpoint, DeadLetter, InstanceInfo, RunInfo, RunOutcome, ShardInfo } from './store.ts';
+import type { Checkpoint, DeadLetter, InstanceInfo, Lease, NewDeadLetter, RunInfo, RunOutcome, RunProgress, ShardInfo } from './store.ts';
 
 /** A row as SQL drivers return it: snake_case columns; JSON as text (SQLite) or parsed (PostgreSQL). */
 export type Row = Record<string, unknown>;
+
+/** The values of a new dead-letter row, in the column order both SQL stores insert them. */
+export function deadLetterValues(lease: Lease, letter: NewDeadLetter): (string | number | null)[] {
+  return [
+    lease.instanceId,
+    lease.generation,
+    lease.shardId,
+    lease.shard,
+    JSON.stringify(letter.position),
+    JSON.stringify(letter.record),
+    letter.error,
+    letter.attempts,
+    lease.runId > 0 ? lease.runId : null,
+  ];
+}
+
+/** The run columns a progress report may set, by RunProgress field (JSON ones are set apart). */
+export const RUN_PROGRESS_COLUMNS: readonly (readonly [keyof RunProgress, string])[] = [
+  ['processed', 'processed'],
+  ['markProcessed', 'mark_processed'],
+  ['rework', 'rework'],
+  ['checkpoints', 'checkpoints'],
+  ['checkpointMs', 'checkpoint_ms'],
+  ['error', 'error'],
+];
 
 export function parseJson(text: unknown): JsonValue {
   if (text === null || text === undefined) return null;

@@ -1,5 +1,5 @@
 import type { JsonValue } from '../../json.ts';
-import { parseJson, type Row, toDeadLetter } from '../rows.ts';
+import { deadLetterValues, parseJson, type Row, toDeadLetter } from '../rows.ts';
 import type { DeadLetter, EffectEntry, EffectScope, Lease, NewDeadLetter } from '../store.ts';
 import type { PgQueryable } from './pg-types.ts';
 
@@ -63,17 +63,7 @@ export class PostgresJournal {
     await tx.query(
       `INSERT INTO ${this.#s}dead_letters (instance_id, generation, shard_id, shard, position, record, error, attempts, run_id, created_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, ${this.#now})`,
-      [
-        lease.instanceId,
-        lease.generation,
-        lease.shardId,
-        lease.shard,
-        JSON.stringify(letter.position),
-        JSON.stringify(letter.record),
-        letter.error,
-        letter.attempts,
-        lease.runId > 0 ? lease.runId : null,
-      ],
+      deadLetterValues(lease, letter),
     );
   }
 

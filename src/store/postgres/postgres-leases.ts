@@ -1,6 +1,6 @@
 import { FencedError } from '../../errors.ts';
 import { CHECKPOINT_HISTORY, checkpointChecksum } from '../checksum.ts';
-import { type Row, toRun } from '../rows.ts';
+import { type Row, RUN_PROGRESS_COLUMNS, toRun } from '../rows.ts';
 import type { Checkpoint, InstanceInfo, Lease, RunInfo, RunOutcome, RunProgress } from '../store.ts';
 import type { PgQueryable } from './pg-types.ts';
 
@@ -99,15 +99,7 @@ export class PostgresLeases {
       values.push(value);
       sets.push(`${column} = $${values.length}`);
     };
-    const columns: [keyof RunProgress, string][] = [
-      ['processed', 'processed'],
-      ['markProcessed', 'mark_processed'],
-      ['rework', 'rework'],
-      ['checkpoints', 'checkpoints'],
-      ['checkpointMs', 'checkpoint_ms'],
-      ['error', 'error'],
-    ];
-    for (const [key, column] of columns) if (progress[key] !== undefined) set(column, progress[key]);
+    for (const [key, column] of RUN_PROGRESS_COLUMNS) if (progress[key] !== undefined) set(column, progress[key]);
     if (progress.resumedFrom !== undefined) set('resumed_from', JSON.stringify(progress.resumedFrom));
     if (progress.stats !== undefined) set('stats', JSON.stringify(progress.stats));
     if (outcome !== undefined) {

@@ -5,7 +5,7 @@ import { FencedError, firstLine, SchemaTooNewError, StoreError } from '../../err
 import type { JsonObject, JsonValue } from '../../json.ts';
 import { CHECKPOINT_HISTORY, checkpointChecksum } from '../checksum.ts';
 import { sqliteMigrations } from '../migrations/sqlite.ts';
-import { parseCheckpoint, type Row, toDeadLetter, toInstance, toRun, toShard } from '../rows.ts';
+import { deadLetterValues, parseCheckpoint, type Row, RUN_PROGRESS_COLUMNS, toDeadLetter, toInstance, toRun, toShard } from '../rows.ts';
 import type {
   Checkpoint,
   DeadLetter,
@@ -339,15 +339,7 @@ export class SqliteStore implements Store {
   #updateRun(runId: number, progress: RunProgress, now: number, outcome?: RunOutcome): void {
     const sets = ['heartbeat_at = ?'];
     const values: SQLInputValue[] = [now];
-    const columns: [keyof RunProgress, string][] = [
-      ['processed', 'processed'],
-      ['markProcessed', 'mark_processed'],
-      ['rework', 'rework'],
-      ['checkpoints', 'checkpoints'],
-      ['checkpointMs', 'checkpoint_ms'],
-      ['error', 'error'],
-    ];
-    for (const [key, column] of columns) {
+    for (const [key, column] of RUN_PROGRESS_COLUMNS) {
       const value = progress[key];
       if (value === undefined) continue;
       sets.push(`${column} = ?`);
@@ -515,15 +507,7 @@ export class SqliteStore implements Store {
     const { lease } = tx;
     this.#run(
       'INSERT INTO dead_letters (instance_id, generation, shard_id, shard, position, record, error, attempts, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      lease.instanceId,
-      lease.generation,
-      lease.shardId,
-      lease.shard,
-      JSON.stringify(letter.position),
-      JSON.stringify(letter.record),
-      letter.error,
-      letter.attempts,
-      lease.runId > 0 ? lease.runId : null,
+      ...deadLetterValues(lease, letter),
       Date.now(),
     );
   }
