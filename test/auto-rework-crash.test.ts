@@ -68,7 +68,11 @@ it('with auto, the rework a SIGKILL costs is within maxReworkMs of work', { time
   );
   assert.ok(interval.ms <= maxReworkMs, `interval ${interval.ms} ms within the bound`);
   // Rework is counted up to the crashed run's last progress mark, and timed while it is redone.
-  // The slack covers a machine busier in the second run than in the first.
   assert.ok(rework > 0, 'the kill fell after a progress mark past the last checkpoint, so there was work to redo');
-  assert.ok(reworkMs <= maxReworkMs * 1.5, `reworked ${rework} records in ${reworkMs} ms; bound ${maxReworkMs} ms`);
+  // The work at risk: never more records than auto's interval holds (maxReworkMs of work at the
+  // measured rate), with a little slack for the rate moving between the two runs.
+  assert.ok(rework <= interval.records * 1.25, `reworked ${rework} records; auto's interval holds ${interval.records}`);
+  // Timed, the redo runs in a fresh process whose first records run before the JIT has warmed
+  // up (seen: 21,916 records redone in 588 ms that took the warm crashed run under 300 ms).
+  assert.ok(reworkMs <= maxReworkMs * 2.5, `reworked ${rework} records in ${reworkMs} ms; bound ${maxReworkMs} ms`);
 });
