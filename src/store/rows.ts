@@ -1,8 +1,19 @@
 import type { JsonObject, JsonValue } from '../json.ts';
-import type { Checkpoint, DeadLetter, InstanceInfo, Lease, NewDeadLetter, RunInfo, RunOutcome, RunProgress, ShardInfo } from './store.ts';
+import type { Checkpoint, DeadLetter, EffectEntry, InstanceInfo, Lease, NewDeadLetter, RunInfo, RunOutcome, RunProgress, ShardInfo } from './store.ts';
 
 /** A row as SQL drivers return it: snake_case columns; JSON as text (SQLite) or parsed (PostgreSQL). */
 export type Row = Record<string, unknown>;
+
+/** An effect journal row (both SQL stores keep the same columns). */
+export function toEffect(key: string, row: Row): EffectEntry {
+  return {
+    key,
+    status: row.status === 'done' ? 'done' : 'intent',
+    result: parseJson(row.result),
+    attempts: Number(row.attempts),
+    updatedAt: Number(row.updated_at),
+  };
+}
 
 /** The values of a new dead-letter row, in the column order both SQL stores insert them. */
 export function deadLetterValues(lease: Lease, letter: NewDeadLetter): (string | number | null)[] {

@@ -1,5 +1,5 @@
 import type { JsonValue } from '../../json.ts';
-import { deadLetterValues, parseJson, type Row, toDeadLetter } from '../rows.ts';
+import { deadLetterValues, type Row, toDeadLetter, toEffect } from '../rows.ts';
 import type { DeadLetter, EffectEntry, EffectScope, Lease, NewDeadLetter } from '../store.ts';
 import type { PgQueryable } from './pg-types.ts';
 
@@ -25,14 +25,7 @@ export class PostgresJournal {
       key,
     ]);
     const row = rows[0];
-    if (row === undefined) return undefined;
-    return {
-      key,
-      status: row.status === 'done' ? 'done' : 'intent',
-      result: parseJson(row.result),
-      attempts: Number(row.attempts),
-      updatedAt: Number(row.updated_at),
-    };
+    return row === undefined ? undefined : toEffect(key, row);
   }
 
   async intent(on: PgQueryable, scope: EffectScope, key: string): Promise<void> {

@@ -1,7 +1,7 @@
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { StoreError } from '../../errors.ts';
 import type { JsonValue } from '../../json.ts';
-import { parseJson } from '../rows.ts';
+import { toEffect } from '../rows.ts';
 import type { EffectEntry, EffectScope } from '../store.ts';
 
 /**
@@ -65,14 +65,7 @@ export class SqliteEffectJournal {
     const row = this.#statement('SELECT * FROM effects WHERE store_id = ? AND instance_id = ? AND generation = ? AND key = ?').get(...this.#key(scope, key)) as
       | Record<string, unknown>
       | undefined;
-    if (row === undefined) return undefined;
-    return {
-      key,
-      status: row.status === 'done' ? 'done' : 'intent',
-      result: parseJson(row.result),
-      attempts: Number(row.attempts),
-      updatedAt: Number(row.updated_at),
-    };
+    return row === undefined ? undefined : toEffect(key, row);
   }
 
   intent(scope: EffectScope, key: string): void {
