@@ -39,7 +39,7 @@ export interface SqlTableOptions {
  * (`WHERE key > last ORDER BY key LIMIT n`), never by OFFSET. The position is the last row's key:
  * its value, or an array of values for a composite key.
  */
-export function sqlTable<R extends Record<string, unknown> = Record<string, unknown>>(options: SqlTableOptions): Source<R, SqlKey> {
+export function sqlTable<R = Record<string, unknown>>(options: SqlTableOptions): Source<R, SqlKey> {
   const shape = shapeOf(options);
   const keys = shape.key;
   const pageSize = options.pageSize ?? 1000;
