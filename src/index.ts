@@ -40,7 +40,7 @@ export type { SqlKey, SqlKeyValue, SqlTableOptions } from './source/sql/sql-tabl
 export { sqlTable } from './source/sql/sql-table.ts';
 export { MemoryStore } from './store/memory/memory-store.ts';
 export { DEFAULT_STORE_URL, openStore, parseStoreUrl } from './store/open-store.ts';
-export type { PgPool, PgPoolClient, PgQueryable, PgResult } from './store/postgres/pg-types.ts';
+export type { PgPool, PgPoolClient, PgQueryable, PgResult } from './store/postgres/postgres-driver.ts';
 export type { PostgresStoreOptions } from './store/postgres/postgres-store.ts';
 export { PostgresStore } from './store/postgres/postgres-store.ts';
 export { SqliteStore } from './store/sqlite/sqlite-store.ts';
