@@ -8,9 +8,11 @@ import { DatabaseSync } from 'node:sqlite';
 import { after, test } from 'node:test';
 import type { Source } from '../src/source/source.ts';
 import { pageStatement } from '../src/source/sql/keyset-sql.ts';
+import type { SqlConnection } from '../src/source/sql/sql-client.ts';
 import { sqlTable } from '../src/source/sql/sql-table.ts';
+import { createPgPool } from '../src/store/postgres/postgres-driver.ts';
 import { repoRoot, tempDir } from './helpers/cli.ts';
-import { freshMysqlDatabase, mysqlExec, mysqlUnavailable } from './helpers/mysql.ts';
+import { freshMysqlDatabase, mysqlExec, mysqlModule, mysqlUnavailable } from './helpers/mysql.ts';
 import { freshDatabase, withPool } from './helpers/postgres.ts';
 
 interface Engine {
@@ -90,7 +92,6 @@ const engines: Array<[string, () => Promise<Engine | string>]> = [
         exec: (statements) => mysqlExec(database.url, statements),
         connections: async () => {
           let count = 0;
-          const { mysqlModule } = await import('./helpers/mysql.ts');
           const connection = await (await mysqlModule()).createConnection({ uri: database.url });
           const [rows] = await connection.query('SELECT count(*) AS n FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()', [dbName]);
           count = Number((rows as { n: number }[])[0]?.n);
@@ -101,6 +102,20 @@ const engines: Array<[string, () => Promise<Engine | string>]> = [
     },
   ],
 ];
+
+/** The engine's own driver object, as a user would hand it in. */
+async function readyClient(engine: Engine): Promise<{ connection: SqlConnection; close(): Promise<void> }> {
+  if (engine.name === 'sqlite') {
+    const db = new DatabaseSync(engine.url.slice('sqlite:'.length));
+    return { connection: { sqlite: db }, close: async () => db.close() };
+  }
+  if (engine.name === 'postgres') {
+    const pool = await createPgPool({ connectionString: engine.url, max: 2 });
+    return { connection: { postgres: pool }, close: () => pool.end() };
+  }
+  const connection = await (await mysqlModule()).createConnection({ uri: engine.url });
+  return { connection: { mysql: connection }, close: () => connection.end() };
+}
 
 for (const [engineName, makeEngine] of engines) {
   test(`sqlTable: seeks by key, resumes anywhere, counts, fingerprints and closes (${engineName})`, async (t) => {
@@ -183,6 +198,20 @@ for (const [engineName, makeEngine] of engines) {
     if (baseline !== undefined) await connectionsBecome(baseline + 1);
     await iterator.return?.();
     await connectionsBecome(baseline);
+
+    // A ready client reads the same rows and is left open for its owner.
+    const borrowed = await readyClient(engine);
+    try {
+      const viaClient = sqlTable({ connection: borrowed.connection, table: 'items', key: 'id', pageSize: 50 });
+      assert.deepEqual(
+        (await collect(viaClient)).map((item) => item.position),
+        (await collect(items)).map((item) => item.position),
+      );
+      assert.equal(await viaClient.size?.(), await items.size?.());
+      assert.equal((await collect(viaClient)).length > 0, true, 'the client still works after a read');
+    } finally {
+      await borrowed.close();
+    }
   });
 }
 

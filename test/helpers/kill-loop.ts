@@ -27,7 +27,11 @@ export async function killUntilComplete(args: string[], env: NodeJS.ProcessEnv, 
     // the rest a random 0–250 ms after this process wrote its first record.
     const fromStart = attempt % 4 === 3;
     const before = sizeOf(sideFile);
-    const moment = (fromStart ? sleep(Math.random() * 400) : grows(sideFile, before)).then(() => sleep(Math.random() * 250));
+    const ended = { now: false };
+    void done.then(() => {
+      ended.now = true;
+    });
+    const moment = (fromStart ? sleep(Math.random() * 400) : grows(sideFile, before, ended)).then(() => sleep(Math.random() * 250));
     const outcome = await Promise.race([done, moment]);
     if (outcome !== undefined) {
       assert.fail(`the run ended by itself after ${kills} kills (${landed} mid-run); slow the job down: exit ${outcome.code} ${outcome.stderr}`);
@@ -75,8 +79,9 @@ export function assertReworkBounded(sideFile: string, expected: readonly number[
   return { reworked, worst };
 }
 
-async function grows(path: string, from: number): Promise<void> {
-  for (let waited = 0; waited < 30_000 && sizeOf(path) <= from; waited += 5) await sleep(5);
+/** Resolves once the file grew past `from`, or the child ended (so a failed test does not linger). */
+async function grows(path: string, from: number, ended: { now: boolean }): Promise<void> {
+  for (let waited = 0; waited < 30_000 && !ended.now && sizeOf(path) <= from; waited += 5) await sleep(5);
 }
 
 function sizeOf(path: string): number {
