@@ -61,9 +61,9 @@ function sqliteOutput(path: string) {
   }
 }
 
-async function crashRun(name: string, args: string[], dir: string, expected: readonly number[]) {
+async function crashRun(name: string, args: string[], dir: string, expected: readonly number[], env: NodeJS.ProcessEnv = spin) {
   const sideFile = join(dir, 'done.txt');
-  const result = await killUntilComplete([...args, '--every', String(EVERY), '--quiet'], { ...spin, CKPT_TEST_OUT: sideFile }, sideFile);
+  const result = await killUntilComplete([...args, '--every', String(EVERY), '--quiet'], { ...env, CKPT_TEST_OUT: sideFile }, sideFile);
   assert.equal(result.final.code, 0, `${name}: the final run: ${result.final.stderr}`);
   const rework = assertReworkBounded(sideFile, expected, EVERY);
   return { ...result, ...rework };
@@ -84,23 +84,21 @@ test('keyset source on SQLite: composite key with gaps, 100,000 rows, ≥ 10 SIG
   t.diagnostic(`${run.kills} SIGKILLs (${run.midRunKills} mid-run), ${run.reworked} cost rework, worst ${run.worst} records (interval ${EVERY})`);
 });
 
-test('keyset source on PostgreSQL (store and ctx.tx there too): composite key with gaps, ≥ 10 SIGKILLs, exactly once', { timeout: 300_000 }, async (t) => {
+// The output goes to a SQLite store: what is under test is the PostgreSQL source, and 100,000
+// ctx.tx round trips to PostgreSQL would double this file's time (crash-exactly-once-postgres
+// covers ctx.tx on a PostgreSQL store).
+test('keyset source on PostgreSQL: composite key with gaps, 100,000 rows, ≥ 10 SIGKILLs, exactly once', { timeout: 240_000 }, async (t) => {
   const database = await freshDatabase('ckpt_keyset_crash');
   after(() => database.drop());
   await withPool(database.url, async (pool) => {
     await pool.query('CREATE TABLE src (k1 TEXT NOT NULL, k2 INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (k1, k2))');
-    await pool.query('CREATE TABLE out (seq INTEGER NOT NULL)');
     for (const statement of insertStatements()) await pool.query(statement);
   });
   const dir = tempDir('ckpt-keyset-crash-');
-  const storeUrl = `${database.url}?schema=ckpt_store`;
-  const args = ['run', fixture('source-rows.ts'), '--store', storeUrl, '--param', 'kind=keyset', '--param', `input=${database.url}`];
+  const store = sqliteStore(dir);
+  const args = ['run', fixture('source-rows.ts'), '--store', store.url, '--param', 'kind=keyset', '--param', `input=${database.url}`];
   const run = await crashRun('postgres keyset', args, dir, allSeqs);
-  const output = await withPool(database.url, async (pool) => {
-    const rows = await pool.query('SELECT count(*)::int AS total, count(DISTINCT seq)::int AS distinct FROM out');
-    const crashed = await pool.query("SELECT count(*)::int AS n FROM ckpt_store.runs WHERE outcome = 'crashed'");
-    return { total: rows.rows[0]?.total as number, distinct: rows.rows[0]?.distinct as number, crashed: crashed.rows[0]?.n as number };
-  });
+  const output = sqliteOutput(store.path);
   assert.deepEqual({ total: output.total, distinct: output.distinct }, { total: RECORDS, distinct: RECORDS });
   assert.ok(output.crashed >= run.midRunKills, `${output.crashed} crashed runs for ${run.midRunKills} mid-run kills`);
   t.diagnostic(`${run.kills} SIGKILLs (${run.midRunKills} mid-run), ${run.reworked} cost rework, worst ${run.worst} records (interval ${EVERY})`);
@@ -141,7 +139,7 @@ test('CSV source: quoted newlines, a malformed row dead-lettered once, 100,000 r
   const store = sqliteStore(dir);
   const args = ['run', fixture('source-rows.ts'), '--store', store.url, '--param', 'kind=csv', '--param', `input=${csv}`];
   const expected = allSeqs.filter((seq) => seq !== BAD);
-  const run = await crashRun('csv', args, dir, expected);
+  const run = await crashRun('csv', args, dir, expected, { ...spin, SOURCE_ROWS_SKIP: '5' });
   const output = sqliteOutput(store.path);
   assert.deepEqual({ total: output.total, distinct: output.distinct }, { total: RECORDS - 1, distinct: RECORDS - 1 });
   assert.equal(output.letters.length, 1, 'the malformed row is one dead letter');
