@@ -20,17 +20,22 @@ test('npm pack → npm install → import and ckpt run, as a user would', { time
 
   const imported = spawnSync(
     process.execPath,
-    ['--input-type=module', '-e', "const m = await import('checkpointed'); console.log(typeof m.defineJob, typeof m.runJob, typeof m.range)"],
+    [
+      '--input-type=module',
+      '-e',
+      // No database driver loads with the package: not pg (not even installed), not node:sqlite.
+      "const m = await import('checkpointed'); console.log(typeof m.defineJob, typeof m.runJob, typeof m.range, process.moduleLoadList.some((name) => /sqlite/.test(name)))",
+    ],
     {
       cwd: project,
       encoding: 'utf8',
     },
   );
-  assert.equal(imported.stdout.trim(), 'function function function', imported.stderr);
+  assert.equal(imported.stdout.trim(), 'function function function false', imported.stderr);
 
-  // pg is an optional peer: a SQLite user's project does not have it, and 'checkpointed' (and
+  // Drivers are optional peers: a SQLite user's project does not have them, and 'checkpointed' (and
   // its sqlite and postgres paths) import without it; only opening a postgres:// store asks for it.
-  assert.equal(existsSync(join(project, 'node_modules', 'pg')), false, 'pg is not installed with checkpointed');
+  for (const driver of ['pg', 'mysql2']) assert.equal(existsSync(join(project, 'node_modules', driver)), false, `${driver} is not installed with checkpointed`);
   const paths = spawnSync(
     process.execPath,
     [
