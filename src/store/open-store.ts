@@ -6,12 +6,12 @@ import type { Store } from './store.ts';
 
 export const DEFAULT_STORE_URL = 'sqlite:.ckpt/ckpt.db';
 
-/** What a store URL names: `sqlite:PATH`, `sqlite://PATH`, `postgres://…`, `memory:`. */
-export type StoreTarget = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string } | { kind: 'memory' };
+/** What a store URL names: `sqlite:PATH`, `sqlite://PATH`, `postgres://…`, `mysql://…`, `memory:`. */
+export type StoreTarget = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string } | { kind: 'mysql'; url: string } | { kind: 'memory' };
 
 export function parseStoreUrl(url: string): StoreTarget {
   const text = url.trim();
-  const hint = 'use sqlite:PATH (e.g. sqlite:.ckpt/ckpt.db), postgres://user@host/db or memory:';
+  const hint = 'use sqlite:PATH (e.g. sqlite:.ckpt/ckpt.db), postgres://user@host/db, mysql://user@host/db or memory:';
   if (text === '') throw new UsageError(`the store URL is empty; ${hint}`);
   if (text === 'memory:' || text === 'memory://') return { kind: 'memory' };
   const sqlite = /^sqlite:(?:\/\/)?(.*)$/.exec(text);
@@ -29,6 +29,19 @@ export function parseStoreUrl(url: string): StoreTarget {
     }
     return { kind: 'postgres', url: text };
   }
+  if (/^mysql:\/\//.test(text)) {
+    let parsed: URL;
+    try {
+      parsed = new URL(text);
+    } catch {
+      throw new UsageError(`the store URL ${redactUrl(url)} is not a valid MySQL URL; ${hint}`);
+    }
+    // The store's tables live in the URL's database: without one there is nowhere to put them.
+    if (parsed.hostname === '' || parsed.pathname.replace(/^\//, '') === '') {
+      throw new UsageError(`the store URL ${redactUrl(url)} names no ${parsed.hostname === '' ? 'host' : 'database'}; use mysql://user:password@host:3306/db`);
+    }
+    return { kind: 'mysql', url: text };
+  }
   throw new UsageError(`the store URL ${JSON.stringify(redactUrl(url))} is not understood; ${hint}`);
 }
 
@@ -43,6 +56,7 @@ export async function openStore(url: string = DEFAULT_STORE_URL): Promise<Store>
   let store: Store;
   if (target.kind === 'memory') store = new MemoryStore();
   else if (target.kind === 'sqlite') store = new SqliteStore(target.path);
+  else if (target.kind === 'mysql') store = await openMysql(target.url);
   else store = await openPostgres(target.url);
   try {
     await store.migrate();
@@ -59,4 +73,14 @@ async function openPostgres(url: string): Promise<Store> {
   const schema = parsed.searchParams.get('schema') ?? undefined;
   parsed.searchParams.delete('schema');
   return new PostgresStore({ connectionString: parsed.toString(), schema, location: redactUrl(url) });
+}
+
+/**
+ * `?prefix=NAME` names the store's tables in the URL's database; the rest of the URL goes to
+ * `mysql2`. The backend is imported here, so programs that never name a mysql:// store never load it.
+ */
+async function openMysql(url: string): Promise<Store> {
+  const { MysqlStore, parseMysqlUrl } = await import('../mysql.ts');
+  const { driverUrl, prefix, database } = parseMysqlUrl(url);
+  return new MysqlStore({ url: driverUrl, prefix, database, location: redactUrl(url) });
 }
