@@ -1,6 +1,7 @@
-import { StoreUnavailableError, UsageError } from '../../errors.ts';
+import { StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
 import type { Row } from '../rows.ts';
 import { describeDriverError, isTransientStoreError } from '../transient.ts';
+import type { MysqlTx } from './mysql-tx.ts';
 
 /**
  * The slice of the `mysql2` driver (its promise API) this store uses. Declared here so the core
@@ -165,4 +166,120 @@ export async function createMysqlPool(config: { url: string; max: number }): Pro
     connection.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', () => undefined);
   });
   return pool;
+}
+
+export interface MysqlStoreOptions {
+  /** A `mysql://` URL (without `?prefix=`); the store creates (and closes) its own pool. */
+  url?: string;
+  /** A ready `mysql2/promise` pool; the store uses it and leaves it open on close. */
+  pool?: MysqlPool;
+  /** The database holding the tables; names the migration lock (default: none, one lock per prefix). */
+  database?: string;
+  /** Prefix of the store's table names; default `ckpt_`. */
+  prefix?: string;
+  /** Connections in the pool the store creates; default 4 (job tx, heartbeat, runner, spare). */
+  maxConnections?: number;
+  /** Name for messages: the URL without its password. */
+  location?: string;
+}
+
+/**
+ * What every concern of the MySQL store shares: the pool, the table prefix, one-statement queries
+ * and short transactions with the store's error handling, and the open job transactions (so close
+ * can end them). Each `mysql-<concern>.ts` class takes this in its constructor.
+ */
+export class MysqlDriver {
+  readonly location: string;
+  /** Prefix of every table name. */
+  readonly p: string;
+  readonly database: string;
+  readonly openTxs = new Set<MysqlTx>();
+  readonly #options: MysqlStoreOptions;
+  #pool: Promise<MysqlPool> | undefined;
+  #ended = false;
+
+  constructor(options: MysqlStoreOptions) {
+    if (options.pool === undefined && options.url === undefined) throw new UsageError('a MySQL store needs a URL or a pool');
+    this.#options = options;
+    this.p = options.prefix ?? DEFAULT_MYSQL_PREFIX;
+    if (!/^[A-Za-z0-9_]{0,32}$/.test(this.p)) {
+      throw new UsageError(`the table prefix ${JSON.stringify(this.p)} is not valid; use up to 32 letters, digits and '_' (e.g. ?prefix=ckpt_)`);
+    }
+    this.database = options.database ?? '';
+    this.location = options.location ?? (options.pool ? `mysql (tables ${this.p}*)` : String(options.url));
+  }
+
+  /** The pool, created on first use; never again after close (a job's tx may still ask). */
+  pool = (): Promise<MysqlPool> => {
+    if (this.#ended) return Promise.reject(new StoreError(`the store ${this.location} is closed`));
+    this.#pool ??= (async () => this.#options.pool ?? createMysqlPool({ url: String(this.#options.url), max: this.#options.maxConnections ?? 4 }))();
+    return this.#pool;
+  };
+
+  /** One statement on any pooled connection (autocommit); driver errors become the store's. */
+  async query(sql: string, values?: unknown[]): Promise<MysqlResult> {
+    try {
+      return toResult(await (await this.pool()).query(sql, values));
+    } catch (error) {
+      throw this.wrap(error);
+    }
+  }
+
+  /** Rows of one statement on any pooled connection. */
+  async rows(sql: string, values?: unknown[]): Promise<Row[]> {
+    return (await this.query(sql, values)).rows;
+  }
+
+  readonly any: MysqlQueryable = { query: (sql, values) => this.query(sql, values) };
+
+  wrap(error: unknown): unknown {
+    return wrapMysqlError(error, this.location);
+  }
+
+  /** Runs `work` in its own short transaction on one connection. */
+  async transaction<T>(work: (tx: MysqlQueryable) => Promise<T>): Promise<T> {
+    let connection: MysqlConnection;
+    try {
+      connection = await (await this.pool()).getConnection();
+    } catch (error) {
+      throw this.wrap(error);
+    }
+    const on: MysqlQueryable = { query: async (sql, values) => toResult(await connection.query(sql, values)) };
+    let broken = false;
+    try {
+      // The store's own transactions are a few statements long; one frozen mid-way (its worker
+      // stopped) must not keep a shard row locked from every other worker for long.
+      await connection.query(boundIdleWait(FROZEN_SESSION_MS));
+      await connection.query('START TRANSACTION');
+      const result = await work(on);
+      await connection.query('COMMIT');
+      await connection.query(RESTORE_WAIT);
+      return result;
+    } catch (error) {
+      broken = isFatalMysqlError(error) || isTransientMysqlError(error);
+      if (!broken) {
+        await connection.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+        await connection.query(RESTORE_WAIT).catch(() => {
+          broken = true;
+        });
+      }
+      throw this.wrap(error);
+    } finally {
+      // A connection whose session failed is closed, never handed out again.
+      if (broken) connection.destroy();
+      else connection.release();
+    }
+  }
+
+  /** Roll back the job transactions still open, and end the pool if the store made it. */
+  async close(): Promise<void> {
+    for (const tx of this.openTxs) await tx.end(false).catch(() => undefined);
+    this.openTxs.clear();
+    this.#ended = true;
+    const pool = this.#pool;
+    this.#pool = undefined;
+    if (pool !== undefined && this.#options.pool === undefined) await (await pool.catch(() => undefined))?.end().catch(() => undefined);
+  }
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { SchemaTooNewError } from '../../errors.ts';
-import { type MysqlPool, toResult } from './mysql-driver.ts';
+import { SchemaTooNewError, StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
+import { describeDriverError } from '../transient.ts';
+import { isFatalMysqlError, type MysqlDriver, toResult } from './mysql-driver.ts';
 
 /**
  * Numbered schema migrations of the MySQL/MariaDB store. Append only: a released migration is
@@ -135,15 +136,29 @@ export const mysqlMigrations: readonly { id: number; name: string; statements: s
 ];
 
 /**
- * Bring the tables up to the newest migration, or refuse a schema newer than this code knows.
- * Many workers start at once: a named lock (GET_LOCK, held by this connection) lets one migrate
- * while the others wait, then find it done.
+ * Bring the tables up to the newest migration, or refuse a schema newer than this code knows
+ * (a newer checkpointed wrote it: writing to it could break what that version relies on). Many
+ * workers start at once: a named lock (GET_LOCK, held by this connection) lets one migrate while
+ * the others wait, then find it done.
  */
-export async function migrateMysql(pool: MysqlPool, options: { prefix: string; database: string; location: string }): Promise<void> {
+export async function migrateMysql(driver: MysqlDriver): Promise<void> {
+  try {
+    await migrateUnderLock(driver);
+  } catch (error) {
+    if (error instanceof SchemaTooNewError || error instanceof StoreError || error instanceof UsageError) throw error;
+    const wrapped = driver.wrap(error);
+    if (wrapped instanceof StoreUnavailableError) throw wrapped;
+    throw new StoreError(`cannot set up the MySQL store ${driver.location}: ${describeDriverError(error)}; check the URL, the user's rights and the database`, {
+      cause: error,
+    });
+  }
+}
+
+async function migrateUnderLock(driver: MysqlDriver): Promise<void> {
   const supported = mysqlMigrations.at(-1)?.id ?? 0;
-  const p = options.prefix;
-  const lockName = `ckpt:${createHash('sha256').update(`${options.database}.${p}`).digest('hex').slice(0, 40)}`;
-  const connection = await pool.getConnection();
+  const p = driver.p;
+  const lockName = `ckpt:${createHash('sha256').update(`${driver.database}.${p}`).digest('hex').slice(0, 40)}`;
+  const connection = await (await driver.pool()).getConnection();
   let broken = false;
   try {
     const locked = toResult(await connection.query('SELECT GET_LOCK(?, 60) AS locked', [lockName])).rows[0]?.locked;
@@ -151,7 +166,7 @@ export async function migrateMysql(pool: MysqlPool, options: { prefix: string; d
     try {
       await connection.query(`CREATE TABLE IF NOT EXISTS ${p}schema (version INT NOT NULL) ${TABLE}`);
       const current = Number(toResult(await connection.query(`SELECT max(version) AS version FROM ${p}schema`)).rows[0]?.version ?? 0);
-      if (current > supported) throw new SchemaTooNewError(current, supported, options.location);
+      if (current > supported) throw new SchemaTooNewError(current, supported, driver.location);
       for (const migration of mysqlMigrations) {
         if (migration.id <= current) continue;
         for (const statement of migration.statements) await connection.query(statement.replaceAll('{p}', p));
@@ -163,7 +178,7 @@ export async function migrateMysql(pool: MysqlPool, options: { prefix: string; d
       });
     }
   } catch (error) {
-    broken ||= (error as { fatal?: unknown }).fatal === true;
+    broken ||= isFatalMysqlError(error);
     throw error;
   } finally {
     if (broken) connection.destroy();

@@ -5,7 +5,9 @@ import {
   isFatalMysqlError,
   isTransientMysqlError,
   type MysqlConnection,
+  type MysqlDriver,
   type MysqlPool,
+  type MysqlQueryable,
   type MysqlResult,
   quoteName,
   RESTORE_WAIT,
@@ -23,7 +25,7 @@ import {
  * `ctx.tx` writes would commit without their checkpoint. So every write's reply is checked for
  * the server's in-transaction flag, and a transaction that ended under us refuses all further use.
  */
-export class MysqlTx implements Tx {
+export class MysqlTx implements Tx, MysqlQueryable {
   readonly lease: Lease;
   readonly sql: SqlHandle;
   readonly #pool: () => Promise<MysqlPool>;
@@ -131,5 +133,29 @@ export class MysqlTx implements Tx {
     if (!this.begun) return;
     await this.query(`ROLLBACK TO SAVEPOINT ${quoteName(name)}`);
     await this.query(`RELEASE SAVEPOINT ${quoteName(name)}`);
+  }
+}
+
+/** The store's own open transaction behind `tx`, or a StoreError (committed, rolled back, another store's). */
+export function ownTx(driver: MysqlDriver, tx: Tx): MysqlTx {
+  if (!(tx instanceof MysqlTx) || !driver.openTxs.has(tx) || !tx.active) throw new StoreError('this transaction is not open on this store');
+  return tx;
+}
+
+/**
+ * Runs the last statements of the job's transaction, then commits it, or rolls it back when
+ * `work` answers `commit: false` or throws; either way the transaction is over.
+ */
+export async function finishTx<T>(driver: MysqlDriver, tx: Tx, work: (on: MysqlQueryable) => Promise<{ result: T; commit: boolean }>): Promise<T> {
+  const mysqlTx = ownTx(driver, tx);
+  try {
+    const { result, commit } = await work(mysqlTx);
+    await mysqlTx.end(commit);
+    return result;
+  } catch (error) {
+    await mysqlTx.end(false).catch(() => undefined);
+    throw driver.wrap(mysqlTx.wrap(error));
+  } finally {
+    driver.openTxs.delete(mysqlTx);
   }
 }
