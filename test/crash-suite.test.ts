@@ -9,8 +9,9 @@ import { DatabaseSync } from 'node:sqlite';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import { MemoryStore, runJob } from '../src/index.ts';
+import { runJob } from '../src/index.ts';
 import { fixture, runCli, spawnCli, tempDir } from './helpers/cli.ts';
+import { MemoryStore } from './helpers/memory-store.ts';
 import { freshMysqlDatabase, mysqlRows, mysqlSkip } from './helpers/mysql.ts';
 
 const EVERY = 1000;
