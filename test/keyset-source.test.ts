@@ -10,9 +10,10 @@ import type { Source } from '../src/source/source.ts';
 import { pageStatement } from '../src/source/sql/keyset-sql.ts';
 import type { SqlConnection } from '../src/source/sql/sql-client.ts';
 import { sqlTable } from '../src/source/sql/sql-table.ts';
+import { createMysqlPool } from '../src/store/mysql/mysql-driver.ts';
 import { createPgPool } from '../src/store/postgres/postgres-driver.ts';
 import { repoRoot, tempDir } from './helpers/cli.ts';
-import { freshMysqlDatabase, mysqlExec, mysqlModule, mysqlUnavailable } from './helpers/mysql.ts';
+import { freshMysqlDatabase, mysqlRows, mysqlSkip, withMysqlPool } from './helpers/mysql.ts';
 import { freshDatabase, withPool } from './helpers/postgres.ts';
 
 interface Engine {
@@ -81,22 +82,23 @@ const engines: Array<[string, () => Promise<Engine | string>]> = [
   [
     'mysql',
     async () => {
-      const why = await mysqlUnavailable();
-      if (why !== undefined) return why;
+      const why = await mysqlSkip();
+      if (why !== false) return why;
       const database = await freshMysqlDatabase('ckpt_keyset');
       after(() => database.drop());
       const dbName = new URL(database.url).pathname.slice(1);
       return {
         name: 'mysql',
         url: database.url,
-        exec: (statements) => mysqlExec(database.url, statements),
+        exec: (statements) =>
+          withMysqlPool(database.url, async (pool) => {
+            for (const statement of statements) await pool.query(statement);
+          }),
         connections: async () => {
-          let count = 0;
-          const connection = await (await mysqlModule()).createConnection({ uri: database.url });
-          const [rows] = await connection.query('SELECT count(*) AS n FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()', [dbName]);
-          count = Number((rows as { n: number }[])[0]?.n);
-          await connection.end();
-          return count;
+          const rows = await mysqlRows(database.url, 'SELECT count(*) AS n FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()', [
+            dbName,
+          ]);
+          return Number(rows[0]?.n);
         },
       };
     },
@@ -113,8 +115,8 @@ async function readyClient(engine: Engine): Promise<{ connection: SqlConnection;
     const pool = await createPgPool({ connectionString: engine.url, max: 2 });
     return { connection: { postgres: pool }, close: () => pool.end() };
   }
-  const connection = await (await mysqlModule()).createConnection({ uri: engine.url });
-  return { connection: { mysql: connection }, close: () => connection.end() };
+  const pool = await createMysqlPool({ url: engine.url, max: 2 });
+  return { connection: { mysql: pool }, close: () => pool.end() };
 }
 
 for (const [engineName, makeEngine] of engines) {
