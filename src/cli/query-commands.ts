@@ -1,4 +1,5 @@
 import { LeaseHeldError, UsageError } from '../errors.ts';
+import { type LostWork, lostWork, reachedBy } from '../job/progress-mark.ts';
 import { reapDeadWorkers } from '../job/runner.ts';
 import type { InstanceInfo, RunInfo, Store } from '../store/store.ts';
 import { formatAge, formatCount, formatInterval, formatMs, formatParams, formatPosition, formatTime } from './format.ts';
@@ -55,14 +56,17 @@ export async function statusCommand(options: QueryOptions, io: CliIo): Promise<n
 export async function runsCommand(job: string, options: QueryOptions, io: CliIo): Promise<number> {
   return withStore(options.store, async (store) => {
     const instances = await findInstances(store, job, parseParams(options.param));
+    // A process gone from this host is shown as what it was (crashed, or interrupted at once), not as running.
+    for (const instance of instances) await reapDeadWorkers(store, instance.id);
     const all = [];
     for (const instance of instances) {
       for (const run of await store.listRuns(instance.id, options.limit === undefined ? {} : { limit: options.limit })) all.push({ instance, run });
     }
     if (options.json) {
+      const lost = lostWorkByRun(all.map(({ run }) => run));
       io.stdout.write(
         `${JSON.stringify(
-          all.map(({ instance, run }) => ({ job: instance.job, params: instance.params, ...run })),
+          all.map(({ instance, run }) => ({ job: instance.job, params: instance.params, ...run, ...(lost.has(run.id) ? { redone: lost.get(run.id) } : {}) })),
           null,
           2,
         )}\n`,
@@ -80,7 +84,7 @@ export async function runsCommand(job: string, options: QueryOptions, io: CliIo)
         formatMs(Math.max(0, elapsed)),
         run.outcome,
         run.startProcessed > 0 || run.resumedFrom !== null ? formatPosition(run.resumedFrom) : 'start',
-        formatCount(run.outcome === 'crashed' ? run.markProcessed - run.startProcessed : run.processed),
+        formatRecords(run),
         formatRework(run),
         formatCount(run.checkpoints),
         elapsed > 0 ? `${((100 * run.checkpointMs) / elapsed).toFixed(2)} %` : '-',
@@ -153,8 +157,37 @@ function intervalOf(run: RunInfo): { ms: number | null; records: number | null }
   return { ms: typeof intervalMs === 'number' ? intervalMs : null, records: typeof intervalRecords === 'number' ? intervalRecords : null };
 }
 
+/** Records a run did; for one found dead, how far its progress mark says it may have got. */
+function formatRecords(run: RunInfo): string {
+  if (run.outcome !== 'crashed') return formatCount(run.processed);
+  const reached = reachedBy(run);
+  return `${reached.atMost ? '≤ ' : ''}${formatCount(reached.processed - run.startProcessed)}`;
+}
+
 function formatRework(run: RunInfo): string {
   if (run.rework === null) return '-';
   const ms = run.stats.reworkMs;
-  return typeof ms === 'number' && run.rework > 0 ? `${formatCount(run.rework)} (${formatMs(ms)})` : formatCount(run.rework);
+  const count = run.stats.reworkAtMost === true ? `≤ ${formatCount(run.rework)}` : formatCount(run.rework);
+  return typeof ms === 'number' && run.rework > 0 ? `${count} (${formatMs(ms)})` : count;
+}
+
+/**
+ * The work each ended run lost, on its own row: its records after the checkpoint that the shard's
+ * next run resumed from, exact or a bound ("at most", from its progress mark).
+ */
+function lostWorkByRun(runs: RunInfo[]): Map<number, LostWork> {
+  const lost = new Map<number, LostWork>();
+  const byShard = new Map<string, RunInfo[]>();
+  for (const run of runs) {
+    const key = `${run.instanceId}/${run.generation}/${run.shard}`;
+    byShard.set(key, [...(byShard.get(key) ?? []), run]);
+  }
+  for (const shardRuns of byShard.values()) {
+    shardRuns.sort((a, b) => a.id - b.id);
+    for (const [index, run] of shardRuns.entries()) {
+      const next = shardRuns[index + 1];
+      if (next !== undefined && run.outcome !== 'completed' && run.outcome !== 'running') lost.set(run.id, lostWork(run, next));
+    }
+  }
+  return lost;
 }

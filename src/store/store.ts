@@ -74,6 +74,16 @@ export interface DeadLetter {
 
 export type NewDeadLetter = Pick<DeadLetter, 'position' | 'record' | 'error' | 'attempts'>;
 
+/**
+ * A run's durable promise about its progress: it starts no record past shard total `ceiling`
+ * before it writes a higher mark. `step` is how many records the mark allowed past the previous
+ * one; 0 says `ceiling` is the exact count, written by a run stopping at once on purpose.
+ */
+export interface ProgressMark {
+  ceiling: number;
+  step: number;
+}
+
 /** A time-limited claim of one shard by one worker; `token` fences every write it makes. */
 export interface Lease {
   instanceId: number;
@@ -117,8 +127,15 @@ export interface RunInfo {
   startProcessed: number;
   /** Records this run finished. */
   processed: number;
-  /** Shard total at the last progress mark: how far a crashed run got. */
+  /** Shard total at the last heartbeat: how far a crashed run got, at least. */
   markProcessed: number;
+  /**
+   * The shard total this run promised not to pass without writing a higher mark (see
+   * `markProgress`): how far a crashed run got, at most. Null before its first mark.
+   */
+  markCeiling: number | null;
+  /** Records between two marks when the last was written (0: the ceiling is the exact count). */
+  markStep: number | null;
   rework: number | null;
   checkpoints: number;
   checkpointMs: number;
@@ -130,6 +147,8 @@ export interface RunInfo {
 export interface RunProgress {
   processed?: number;
   markProcessed?: number;
+  markCeiling?: number;
+  markStep?: number;
   rework?: number;
   resumedFrom?: JsonValue | null;
   checkpoints?: number;
@@ -231,7 +250,8 @@ export interface Store {
 
   /**
    * Mark as crashed every running run of the instance whose lease expired or whose worker
-   * `isDead` says is gone, and free its shard. Returns the runs it marked.
+   * `isDead` says is gone (as interrupted if its last progress mark says it stopped on purpose),
+   * and free its shard. Returns the runs it marked.
    */
   reapCrashed(instanceId: number, isDead: (worker: string) => boolean): Promise<RunInfo[]>;
   /** Claim an unfinished shard that is free or whose lease expired: new token, new run row. */
@@ -240,6 +260,12 @@ export interface Store {
   holders(instanceId: number): Promise<HolderInfo[]>;
   /** Extend the lease and record progress; false: the lease is lost (another token), stop. */
   heartbeat(lease: Lease, progress: RunProgress): Promise<boolean>;
+  /**
+   * Durably record the run's progress mark, at once and apart from any open tx (a SIGKILL must
+   * not take it with the chunk): after a crash the records to redo are known to be at most
+   * `ceiling` minus the checkpoint's count. A run reaped with a `step` 0 mark is 'interrupted'.
+   */
+  markProgress(lease: Lease, mark: ProgressMark): Promise<void>;
   /** Newest checkpoint of the shard whose checksum verifies. */
   latest(lease: Lease): Promise<LatestCheckpoint>;
   /** The run that held the shard before this lease, if any. */

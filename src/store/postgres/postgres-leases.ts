@@ -1,7 +1,7 @@
 import { FencedError } from '../../errors.ts';
 import { CHECKPOINT_HISTORY, checkpointChecksum } from '../checksum.ts';
-import { type Row, RUN_PROGRESS_COLUMNS, toRun } from '../rows.ts';
-import type { Checkpoint, InstanceInfo, Lease, RunInfo, RunOutcome, RunProgress } from '../store.ts';
+import { REAPED_OUTCOME_SQL, type Row, RUN_PROGRESS_COLUMNS, toRun } from '../rows.ts';
+import type { Checkpoint, InstanceInfo, Lease, ProgressMark, RunInfo, RunOutcome, RunProgress } from '../store.ts';
 import type { PgQueryable } from './pg-types.ts';
 
 /** Now on the database's clock, in epoch ms: every lease is judged by one clock. */
@@ -39,7 +39,7 @@ export class PostgresLeases {
    * under the row lock, so a heartbeat that landed since keeps its run. */
   async reapRun(tx: PgQueryable, candidate: Row, dead: boolean): Promise<RunInfo | undefined> {
     const runs = await tx.query(
-      `UPDATE ${this.#s}runs r SET outcome = 'crashed', ended_at = r.heartbeat_at FROM ${this.#s}shards s
+      `UPDATE ${this.#s}runs r SET outcome = ${REAPED_OUTCOME_SQL.replace('mark_step', 'r.mark_step')}, ended_at = r.heartbeat_at FROM ${this.#s}shards s
        WHERE r.id = $1 AND r.outcome = 'running' AND s.id = r.shard_id AND (s.lease_expires_at < ${NOW} OR s.run_id IS DISTINCT FROM r.id OR $2::boolean)
        RETURNING r.*`,
       [candidate.id, dead],
@@ -69,7 +69,7 @@ export class PostgresLeases {
     const shardId = Number(shard.id);
     const token = Number(shard.lease_token);
     // A run still marked running on an expired lease is a crashed (or paused) worker: fenced from now on.
-    await tx.query(`UPDATE ${this.#s}runs SET outcome = 'crashed', ended_at = heartbeat_at WHERE shard_id = $1 AND outcome = 'running'`, [shardId]);
+    await tx.query(`UPDATE ${this.#s}runs SET outcome = ${REAPED_OUTCOME_SQL}, ended_at = heartbeat_at WHERE shard_id = $1 AND outcome = 'running'`, [shardId]);
     const run = await tx.query(
       `INSERT INTO ${this.#s}runs (instance_id, generation, shard_id, shard, worker, token, started_at, heartbeat_at, start_processed, mark_processed)
        VALUES ($1, $2, $3, $4, $5, $6, ${NOW}, ${NOW}, $7, $7) RETURNING id`,
@@ -89,6 +89,11 @@ export class PostgresLeases {
     ]);
     await this.updateRun(on, lease.runId, progress);
     return held.rows.length === 1;
+  }
+
+  /** The run's progress mark, on an autocommit connection: durable before the run goes past it. */
+  async markProgress(on: PgQueryable, lease: Lease, mark: ProgressMark): Promise<void> {
+    await on.query(`UPDATE ${this.#s}runs SET mark_ceiling = $1, mark_step = $2 WHERE id = $3 AND outcome = 'running'`, [mark.ceiling, mark.step, lease.runId]);
   }
 
   /** Progress columns of a run; with `outcome`, the run ends. */

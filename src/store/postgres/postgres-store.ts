@@ -16,6 +16,7 @@ import type {
   Lease,
   NewDeadLetter,
   NewEvent,
+  ProgressMark,
   RunInfo,
   RunOutcome,
   RunProgress,
@@ -262,6 +263,10 @@ export class PostgresStore implements Store {
 
   heartbeat(lease: Lease, progress: RunProgress): Promise<boolean> {
     return this.#leases.heartbeat(this.#any, lease, progress);
+  }
+
+  markProgress(lease: Lease, mark: ProgressMark): Promise<void> {
+    return this.#leases.markProgress(this.#any, lease, mark);
   }
 
   async latest(lease: Lease): Promise<LatestCheckpoint> {

@@ -5,7 +5,7 @@ import { FencedError, firstLine, SchemaTooNewError, StoreError } from '../../err
 import type { JsonObject, JsonValue } from '../../json.ts';
 import { CHECKPOINT_HISTORY, checkpointChecksum } from '../checksum.ts';
 import { sqliteMigrations } from '../migrations/sqlite.ts';
-import { deadLetterValues, parseCheckpoint, type Row, RUN_PROGRESS_COLUMNS, toDeadLetter, toInstance, toRun, toShard } from '../rows.ts';
+import { deadLetterValues, parseCheckpoint, REAPED_OUTCOME_SQL, type Row, RUN_PROGRESS_COLUMNS, toDeadLetter, toInstance, toRun, toShard } from '../rows.ts';
 import type {
   Checkpoint,
   DeadLetter,
@@ -19,6 +19,7 @@ import type {
   Lease,
   NewDeadLetter,
   NewEvent,
+  ProgressMark,
   RunInfo,
   RunOutcome,
   RunProgress,
@@ -29,6 +30,7 @@ import type {
   Tx,
 } from '../store.ts';
 import { SqliteEffectJournal } from './sqlite-journal.ts';
+import { SqliteProgressMarks } from './sqlite-marks.ts';
 import { type PreparedStatement, SqliteTx } from './sqlite-tx.ts';
 
 export interface SqliteStoreOptions {
@@ -52,6 +54,7 @@ export class SqliteStore implements Store {
   #closed = false;
   #openTx: SqliteTx | undefined;
   #journal: SqliteEffectJournal | undefined;
+  #marks: SqliteProgressMarks | undefined;
   readonly #statements = new Map<string, StatementSync>();
   /** The job's own statements, kept apart from ours so a job's many never evict the store's. */
   readonly #jobStatements = new Map<string, PreparedStatement>();
@@ -182,6 +185,8 @@ export class SqliteStore implements Store {
     this.#jobStatements.clear();
     this.#journal?.close();
     this.#journal = undefined;
+    this.#marks?.close();
+    this.#marks = undefined;
     if (db === undefined) return;
     if (db.isTransaction) db.exec('ROLLBACK');
     db.close();
@@ -275,7 +280,11 @@ export class SqliteStore implements Store {
     return this.#write(() => {
       const reaped: RunInfo[] = [];
       for (const row of candidates) {
-        const changed = this.#run("UPDATE runs SET outcome = 'crashed', ended_at = heartbeat_at WHERE id = ? AND outcome = 'running'", Number(row.id));
+        this.#foldMark(Number(row.id));
+        const changed = this.#run(
+          `UPDATE runs SET outcome = ${REAPED_OUTCOME_SQL}, ended_at = heartbeat_at WHERE id = ? AND outcome = 'running'`,
+          Number(row.id),
+        );
         if (changed === 0) continue;
         this.#run(
           "UPDATE shards SET lease_owner = NULL, lease_expires_at = 0, status = CASE WHEN status = 'completed' THEN status ELSE 'pending' END WHERE id = ? AND run_id = ?",
@@ -298,7 +307,8 @@ export class SqliteStore implements Store {
       const shardId = Number(shard.id);
       const token = Number(shard.lease_token) + 1;
       // A run still marked running on an expired lease is a crashed (or paused) worker: fenced from now on.
-      this.#run("UPDATE runs SET outcome = 'crashed', ended_at = heartbeat_at WHERE shard_id = ? AND outcome = 'running'", shardId);
+      for (const dead of this.#all("SELECT id FROM runs WHERE shard_id = ? AND outcome = 'running'", shardId)) this.#foldMark(Number(dead.id));
+      this.#run(`UPDATE runs SET outcome = ${REAPED_OUTCOME_SQL}, ended_at = heartbeat_at WHERE shard_id = ? AND outcome = 'running'`, shardId);
       const run = this.#conn
         .prepare(
           'INSERT INTO runs (instance_id, generation, shard_id, shard, worker, token, started_at, heartbeat_at, start_processed, mark_processed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -334,6 +344,29 @@ export class SqliteStore implements Store {
       this.#updateRun(lease.runId, progress, now);
       return held === 1;
     });
+  }
+
+  async markProgress(lease: Lease, mark: ProgressMark): Promise<void> {
+    this.#progressMarks.write(lease.runId, mark);
+  }
+
+  /** Copies a dead run's last progress mark from the side file into its row, before it is reaped. */
+  #foldMark(runId: number): void {
+    const mark = this.#progressMarks.read(runId);
+    if (mark !== undefined) this.#run('UPDATE runs SET mark_ceiling = ?, mark_step = ? WHERE id = ?', mark.ceiling, mark.step, runId);
+  }
+
+  get #progressMarks(): SqliteProgressMarks {
+    if (this.#marks === undefined) this.#marks = new SqliteProgressMarks(this.#effectsPath, this.#storeId);
+    return this.#marks;
+  }
+
+  get #effectsPath(): string {
+    return this.#path === ':memory:' ? ':memory:' : `${this.#path}.effects`;
+  }
+
+  get #storeId(): string {
+    return String(this.#get("SELECT value FROM ckpt_meta WHERE key = 'store_id'")?.value ?? 'unknown');
   }
 
   #updateRun(runId: number, progress: RunProgress, now: number, outcome?: RunOutcome): void {
@@ -483,8 +516,7 @@ export class SqliteStore implements Store {
 
   get #effects(): SqliteEffectJournal {
     if (this.#journal === undefined) {
-      const storeId = String(this.#get("SELECT value FROM ckpt_meta WHERE key = 'store_id'")?.value ?? 'unknown');
-      this.#journal = new SqliteEffectJournal(this.#path === ':memory:' ? ':memory:' : `${this.#path}.effects`, storeId);
+      this.#journal = new SqliteEffectJournal(this.#effectsPath, this.#storeId);
     }
     return this.#journal;
   }
