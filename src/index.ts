@@ -12,6 +12,7 @@ export {
 } from './errors.ts';
 export type { EventListener, EventMap, EventType, RunEvent } from './events.ts';
 export { persistedEvents } from './events.ts';
+export type { ChaosCheckInput, ChaosInvariant } from './job/chaos-check.ts';
 export type { AnyJob, Job, JobContext, JobDefinition, JobLogger, OnceOptions, RetryOptions } from './job/define.ts';
 export { defineJob, isJob } from './job/define.ts';
 export type { OnDrift } from './job/drift.ts';

@@ -1,5 +1,5 @@
 import { LeaseHeldError, UsageError } from '../errors.ts';
-import { type LostWork, lostWork, reachedBy } from '../job/progress-mark.ts';
+import { lostWorkByRun, reachedBy } from '../job/progress-mark.ts';
 import { reapDeadWorkers } from '../job/runner.ts';
 import type { InstanceInfo, RunInfo, Store } from '../store/store.ts';
 import { formatAge, formatCount, formatInterval, formatMs, formatParams, formatPosition, formatTime } from './format.ts';
@@ -56,8 +56,6 @@ export async function statusCommand(options: QueryOptions, io: CliIo): Promise<n
 export async function runsCommand(job: string, options: QueryOptions, io: CliIo): Promise<number> {
   return withStore(options.store, async (store) => {
     const instances = await findInstances(store, job, parseParams(options.param));
-    // A process gone from this host is shown as what it was (crashed, or interrupted at once), not as running.
-    for (const instance of instances) await reapDeadWorkers(store, instance.id);
     const all = [];
     for (const instance of instances) {
       for (const run of await store.listRuns(instance.id, options.limit === undefined ? {} : { limit: options.limit })) all.push({ instance, run });
@@ -169,25 +167,4 @@ function formatRework(run: RunInfo): string {
   const ms = run.stats.reworkMs;
   const count = run.stats.reworkAtMost === true ? `≤ ${formatCount(run.rework)}` : formatCount(run.rework);
   return typeof ms === 'number' && run.rework > 0 ? `${count} (${formatMs(ms)})` : count;
-}
-
-/**
- * The work each ended run lost, on its own row: its records after the checkpoint that the shard's
- * next run resumed from, exact or a bound ("at most", from its progress mark).
- */
-function lostWorkByRun(runs: RunInfo[]): Map<number, LostWork> {
-  const lost = new Map<number, LostWork>();
-  const byShard = new Map<string, RunInfo[]>();
-  for (const run of runs) {
-    const key = `${run.instanceId}/${run.generation}/${run.shard}`;
-    byShard.set(key, [...(byShard.get(key) ?? []), run]);
-  }
-  for (const shardRuns of byShard.values()) {
-    shardRuns.sort((a, b) => a.id - b.id);
-    for (const [index, run] of shardRuns.entries()) {
-      const next = shardRuns[index + 1];
-      if (next !== undefined && run.outcome !== 'completed' && run.outcome !== 'running') lost.set(run.id, lostWork(run, next));
-    }
-  }
-  return lost;
 }

@@ -15,14 +15,17 @@ export class ProgressMarker {
   readonly #store: Store;
   readonly #lease: Lease;
   readonly #intervalMs: number;
+  readonly #maxStep: number;
   readonly #start: number;
   readonly #startedAt = performance.now();
   #ceiling: number;
   #step = FIRST_STEP / 4;
   #final = false;
 
-  constructor(store: Store, lease: Lease, start: number, intervalMs: number) {
+  /** `maxStep`: a checkpoint every N records loses at most N, so a finer bound needs steps of at most N. */
+  constructor(store: Store, lease: Lease, start: number, intervalMs: number, maxStep = MAX_STEP) {
     this.#store = store;
+    this.#maxStep = Math.max(1, Math.min(MAX_STEP, maxStep));
     this.#lease = lease;
     this.#start = start;
     this.#ceiling = start;
@@ -38,7 +41,7 @@ export class ProgressMarker {
     // Stopped at once and exact: the process is exiting; a later, looser mark must not replace it.
     if (this.#final) return new Promise<void>(() => undefined);
     const rate = (count - this.#start) / Math.max(1, performance.now() - this.#startedAt);
-    this.#step = Math.max(1, Math.min(this.#step * 4, MAX_STEP, Math.round(rate * this.#intervalMs)));
+    this.#step = Math.max(1, Math.min(this.#step * 4, this.#maxStep, Math.round(rate * this.#intervalMs)));
     const ceiling = count - 1 + this.#step;
     await this.#store.markProgress(this.#lease, { ceiling, step: this.#step });
     this.#ceiling = ceiling;
@@ -103,4 +106,27 @@ export function lostWork(run: RunInfo, next: RunInfo): LostWork {
     markStep: reached.atMost ? (run.markStep ?? 0) : 0,
     byRun: next.id,
   };
+}
+
+/**
+ * The work each ended run lost, by run id: its records after the checkpoint that the shard's next
+ * run resumed from, exact or a bound ("at most", from its progress mark).
+ */
+export function lostWorkByRun(runs: RunInfo[]): Map<number, LostWork> {
+  const lost = new Map<number, LostWork>();
+  const byShard = new Map<string, RunInfo[]>();
+  for (const run of runs) {
+    const key = `${run.instanceId}/${run.generation}/${run.shard}`;
+    const list = byShard.get(key) ?? [];
+    list.push(run);
+    byShard.set(key, list);
+  }
+  for (const shardRuns of byShard.values()) {
+    shardRuns.sort((a, b) => a.id - b.id);
+    for (const [index, run] of shardRuns.entries()) {
+      const next = shardRuns[index + 1];
+      if (next !== undefined && run.outcome !== 'completed' && run.outcome !== 'running') lost.set(run.id, lostWork(run, next));
+    }
+  }
+  return lost;
 }

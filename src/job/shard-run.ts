@@ -320,7 +320,8 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   // nor a timer keeping the process alive and the lease renewed.
   let tx: Tx = await store.begin(lease);
   // Marks five times per heartbeat: a crash's rework is then known to within ~1/5 s of records.
-  const marker = new ProgressMarker(store, lease, processed, Math.max(10, input.heartbeatMs / 5));
+  const fixedRecords = policy.interval().reason === 'fixed' ? policy.interval().records : undefined;
+  const marker = new ProgressMarker(store, lease, processed, Math.max(10, input.heartbeatMs / 5), fixedRecords);
   const forgetLastWords = onStopAtOnce(() => marker.final(processed + inFlight.size));
   const heartbeat = setInterval(() => {
     wakeIfDue();
