@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { StoreError } from '../../errors.ts';
 import type { ProgressMark } from '../store.ts';
+import type { SqliteDriver } from './sqlite-driver.ts';
 
 /**
  * Progress marks of a SQLite store's runs, kept in the effect journal's file (`<store>.effects`)
@@ -12,14 +13,22 @@ import type { ProgressMark } from '../store.ts';
  * transaction, in the OS's hands when the call returns; reaping a dead run copies it into its row.
  */
 export class SqliteProgressMarks {
+  readonly #store: SqliteDriver;
   readonly #path: string;
-  readonly #storeId: string;
+  #storeId: string | undefined;
   #db: DatabaseSync | undefined;
   readonly #statements = new Map<string, StatementSync>();
 
-  constructor(path: string, storeId: string) {
-    this.#path = path;
-    this.#storeId = storeId;
+  constructor(driver: SqliteDriver) {
+    this.#store = driver;
+    this.#path = driver.path === ':memory:' ? ':memory:' : `${driver.path}.effects`;
+    driver.onClose.push(() => this.#close());
+  }
+
+  /** The main file's random id: marks left beside a deleted and recreated store never answer for it. */
+  get #id(): string {
+    this.#storeId ??= String(this.#store.get("SELECT value FROM ckpt_meta WHERE key = 'store_id'")?.value ?? 'unknown');
+    return this.#storeId;
   }
 
   get #conn(): DatabaseSync {
@@ -57,17 +66,17 @@ export class SqliteProgressMarks {
     this.#statement(
       `INSERT INTO progress_marks (store_id, run_id, ceiling, step, at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT DO UPDATE SET ceiling = excluded.ceiling, step = excluded.step, at = excluded.at`,
-    ).run(this.#storeId, runId, mark.ceiling, mark.step, Date.now());
+    ).run(this.#id, runId, mark.ceiling, mark.step, Date.now());
   }
 
   /** The run's last mark, if it wrote one (a store whose runs never marked has no file to open). */
   read(runId: number): ProgressMark | undefined {
     if (this.#db === undefined && this.#path !== ':memory:' && !existsSync(this.#path)) return undefined;
-    const row = this.#statement('SELECT ceiling, step FROM progress_marks WHERE store_id = ? AND run_id = ?').get(this.#storeId, runId);
+    const row = this.#statement('SELECT ceiling, step FROM progress_marks WHERE store_id = ? AND run_id = ?').get(this.#id, runId);
     return row === undefined ? undefined : { ceiling: Number(row.ceiling), step: Number(row.step) };
   }
 
-  close(): void {
+  #close(): void {
     this.#statements.clear();
     this.#db?.close();
     this.#db = undefined;
