@@ -139,7 +139,7 @@ function program(io: CliIo, exit: { code: number }): Command {
     .description('crash-test a job: run it on a scratch store, SIGKILL it at random moments, resume until it completes, check its invariant')
     .argument('<job-file>', 'a file that default-exports defineJob({...}); an exported invariant(input) checks the end state')
     .addOption(paramOption())
-    .addOption(new Option('--kills <n>', 'how many SIGKILLs (default 10)').argParser(positiveInteger('--kills', 10_000)).default(10))
+    .addOption(new Option('--kills <n>', 'how many SIGKILLs').argParser(positiveInteger('--kills', 10_000)).default(10))
     .addOption(
       new Option('--seed <n>', 'seed of the kill schedule (printed in the report; the same seed gives the same schedule)').argParser(wholeNumber('--seed')),
     )
