@@ -2,6 +2,7 @@ import type { EventListener } from '../events.ts';
 import type { JsonObject } from '../json.ts';
 import type { Source } from '../source/source.ts';
 import type { SqlHandle } from '../store/store.ts';
+import { callerFile } from './code-location.ts';
 import type { CheckpointSpec } from './policy.ts';
 
 export interface JobLogger {
@@ -81,6 +82,8 @@ export interface JobDefinition<Record, Params, State extends JsonObject, Positio
 }
 
 const jobBrand = Symbol.for('checkpointed.job');
+/** The file that called defineJob: errors are located by their first frame in it. */
+const jobFile = Symbol.for('checkpointed.job-file');
 
 export type Job<Record = unknown, Params = unknown, State extends JsonObject = JsonObject, Position = unknown> = Readonly<
   JobDefinition<Record, Params, State, Position>
@@ -103,7 +106,13 @@ export function defineJob<Record, Params = { [key: string]: string }, State exte
   if (definition.concurrency !== undefined && !(Number.isInteger(definition.concurrency) && definition.concurrency >= 1)) {
     throw new TypeError(`defineJob(${definition.name}): concurrency must be a whole number ≥ 1`);
   }
-  return Object.freeze({ ...definition, [jobBrand]: true as const });
+  return Object.freeze({ ...definition, [jobBrand]: true as const, [jobFile]: callerFile() });
+}
+
+/** The job's file (where `defineJob` was called), if its stack said. */
+export function jobFileOf(job: Job): string | undefined {
+  const file = (job as { [jobFile]?: unknown })[jobFile];
+  return typeof file === 'string' ? file : undefined;
 }
 
 export function isJob(value: unknown): value is Job {

@@ -5,8 +5,9 @@ import type { SourceItem } from '../source/source.ts';
 import type { Lease, RunOutcome, Store, Tx } from '../store/store.ts';
 import { asStoreError, isTransientStoreError } from '../store/transient.ts';
 import { Baton } from './baton.ts';
+import { describeJobError } from './code-location.ts';
 import { eventLogger } from './context.ts';
-import type { AnyJob } from './define.ts';
+import { type AnyJob, jobFileOf } from './define.ts';
 import { checkDrift, type OnDrift, RestartForDrift } from './drift.ts';
 import { Effects } from './effects.ts';
 import type { CheckpointPolicy } from './policy.ts';
@@ -33,6 +34,8 @@ export interface ShardResult {
   /** Records this run sent to dead letters (committed ones only count once the chunk commits). */
   deadLetters?: number;
   error?: string;
+  /** The failure's full stack, for CKPT_DEBUG=1 (never stored). */
+  stack?: string;
   /** The run ended because the store was unreachable (its lease is released or will expire). */
   storeUnavailable?: boolean;
 }
@@ -71,7 +74,7 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
     // Reached only when the shard could not start (its source or the store failed before the
     // record loop) or could not end cleanly: release it so no live process keeps it held.
     const { store, lease, emit } = input;
-    const message = `shard ${lease.shard}: ${firstLine(error)}`;
+    const message = `shard ${lease.shard}: ${describeJobError(error, jobFileOf(input.job))}`;
     const outcome = error instanceof FencedError ? 'lost' : 'failed';
     await store.release(lease, outcome, { error: message }).catch(() => undefined);
     await emit('run:end', { shard: lease.shard, runId: lease.runId, outcome, processed: 0, position: null, error: message }, lease.runId).catch(
@@ -94,6 +97,7 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
       checkpoints: 0,
       checkpointMs: 0,
       error: message,
+      ...(error instanceof Error && error.stack !== undefined ? { stack: error.stack } : {}),
     };
   }
 }
@@ -385,7 +389,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
 
   if (reworkMs === undefined) reworkMs = performance.now() - started - checkpointMs;
   const chosen = policy.interval();
-  const result = (outcome: ShardResult['outcome'], error?: string): ShardResult => ({
+  const result = (outcome: ShardResult['outcome'], error?: string, cause?: unknown): ShardResult => ({
     shard,
     outcome,
     records,
@@ -399,12 +403,13 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     checkpointMs,
     deadLetters: deadLetters.count - deadLettersBefore,
     ...(error === undefined ? {} : { error }),
+    ...(cause instanceof Error && cause.stack !== undefined ? { stack: cause.stack } : {}),
   });
-  const end = async (outcome: ShardResult['outcome'], error?: string): Promise<ShardResult> => {
+  const end = async (outcome: ShardResult['outcome'], error?: string, cause?: unknown): Promise<ShardResult> => {
     await store.rollback(tx).catch(() => undefined);
     await store.release(lease, outcome, { processed: records, markProcessed: processed, checkpoints, checkpointMs, stats: runStats(), error: error ?? null });
     await emit('run:end', { shard, runId: lease.runId, outcome, processed: committed, position, ...(error === undefined ? {} : { error }) }, lease.runId);
-    return result(outcome, error);
+    return result(outcome, error, cause);
   };
 
   try {
@@ -416,13 +421,14 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
       // error is logged, so the event log keeps it.
       await store.rollback(tx).catch(() => undefined);
       const where = failedPosition ?? dispatchedPosition;
-      await emit('record:error', { shard, position: where, error: firstLine(failure) }, lease.runId);
+      const described = describeJobError(failure, jobFileOf(job));
+      await emit('record:error', { shard, position: where, error: described }, lease.runId);
       const limit = input.skipLimit > 0 ? ` (skip limit of ${input.skipLimit} dead letters reached)` : '';
-      return await end('failed', `record at position ${JSON.stringify(where)} failed: ${firstLine(failure)}${limit}`);
+      return await end('failed', `record at position ${JSON.stringify(where)} failed: ${described}${limit}`, failure);
     }
     const drainStarted = performance.now();
     if (exhausted && (await drainUnlessStopped())) {
-      if (failure !== undefined) return await end('failed', firstLine(failure));
+      if (failure !== undefined) return await end('failed', describeJobError(failure, jobFileOf(job)), failure);
       if (abandoned) return await end('interrupted');
       await commit(true, drainStarted);
       await emit('shard:complete', { shard, processed }, lease.runId);
@@ -436,7 +442,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   } catch (error) {
     if (error instanceof FencedError) return await lose(error.message);
     if (error instanceof StoreUnavailableError) return await loseToStore(error);
-    return await end('failed', firstLine(error));
+    return await end('failed', describeJobError(error, jobFileOf(job)), error);
   }
 
   /** Lets the other records in flight settle, but no longer than the drain deadline. */
