@@ -30,7 +30,7 @@ export { range } from './source/range.ts';
 export type { Source, SourceItem } from './source/source.ts';
 export { MemoryStore } from './store/memory/memory-store.ts';
 export { DEFAULT_STORE_URL, openStore, parseStoreUrl } from './store/open-store.ts';
-export type { PgPool, PgPoolClient, PgQueryable, PgResult } from './store/postgres/pg-types.ts';
+export type { PgPool, PgPoolClient, PgQueryable, PgResult } from './store/postgres/postgres-driver.ts';
 export type { PostgresStoreOptions } from './store/postgres/postgres-store.ts';
 export { PostgresStore } from './store/postgres/postgres-store.ts';
 export { SqliteStore } from './store/sqlite/sqlite-store.ts';

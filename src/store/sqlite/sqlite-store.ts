@@ -4,7 +4,6 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlit
 import { FencedError, firstLine, SchemaTooNewError, StoreError } from '../../errors.ts';
 import type { JsonObject, JsonValue } from '../../json.ts';
 import { CHECKPOINT_HISTORY, checkpointChecksum } from '../checksum.ts';
-import { sqliteMigrations } from '../migrations/sqlite.ts';
 import { deadLetterValues, parseCheckpoint, type Row, RUN_PROGRESS_COLUMNS, toDeadLetter, toInstance, toRun, toShard } from '../rows.ts';
 import type {
   Checkpoint,
@@ -29,6 +28,7 @@ import type {
   Tx,
 } from '../store.ts';
 import { SqliteEffectJournal } from './sqlite-journal.ts';
+import { sqliteMigrations } from './sqlite-migrations.ts';
 import { type PreparedStatement, SqliteTx } from './sqlite-tx.ts';
 
 export interface SqliteStoreOptions {
