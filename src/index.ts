@@ -12,9 +12,11 @@ export {
 } from './errors.ts';
 export type { EventListener, EventMap, EventType, RunEvent } from './events.ts';
 export { persistedEvents } from './events.ts';
-export type { AnyJob, Job, JobContext, JobDefinition, JobLogger, OnceOptions, RetryOptions } from './job/define.ts';
+export type { AnyJob, Job, JobContext, JobDefinition, JobLogger, OnceOptions, RetryOptions, SetupInput, VerifyResult } from './job/define.ts';
 export { defineJob, isJob } from './job/define.ts';
 export type { OnDrift } from './job/drift.ts';
+export type { JobSql, SqlResult } from './job/job-sql.ts';
+export { sqlQuery } from './job/job-sql.ts';
 export type { CheckpointPolicy, CheckpointSpec } from './job/policy.ts';
 export { checkpointPolicy } from './job/policy.ts';
 export type { RunJobOutcome, RunOptions, RunSummary } from './job/runner.ts';

@@ -37,7 +37,8 @@ function framesOf(stack: string): Frame[] {
   return frames;
 }
 
-const isUserFrame = (frame: Frame) => !ownRoots.some((root) => frame.file.startsWith(root)) && !frame.file.includes(`${sep}node_modules${sep}`);
+const isOwnFrame = (frame: Frame) => ownRoots.some((root) => frame.file.startsWith(root));
+const isUserFrame = (frame: Frame) => !isOwnFrame(frame) && !frame.file.includes(`${sep}node_modules${sep}`);
 
 /** The file of the code that called the function calling this one, outside this package (defineJob's caller: the job file). */
 export function callerFile(): string | undefined {
@@ -47,11 +48,16 @@ export function callerFile(): string | undefined {
 /**
  * The location in the job's code an error comes from: the first frame in the job's file, else
  * the first frame outside this package and node_modules (a helper module of the job), else, for
- * a syntax error, the file and line Node names at the head of its stack.
+ * a syntax error, the file and line Node names at the head of its stack. Undefined for an error
+ * raised by checkpointed itself.
  */
 export function errorLocation(error: unknown, jobFile?: string): string | undefined {
   if (!(error instanceof Error) || typeof error.stack !== 'string') return undefined;
-  const frames = framesOf(error.stack);
+  // Only the frames called from our code count (job code runs below the runner): an error our
+  // own code raises is not the job's, even when a program that embeds runJob is above it.
+  const all = framesOf(error.stack);
+  const firstOwn = all.findIndex(isOwnFrame);
+  const frames = firstOwn === -1 ? all : all.slice(0, firstOwn);
   const frame = (jobFile === undefined ? undefined : frames.find((candidate) => candidate.file === jobFile)) ?? frames.find(isUserFrame);
   if (frame !== undefined) return `${display(frame.file)}:${frame.line}:${frame.column}`;
   return syntaxErrorLocation(error);

@@ -7,6 +7,7 @@ import { eventLogger, RecordContext } from './context.ts';
 import type { Job } from './define.ts';
 import { Effects } from './effects.ts';
 import { defaultWorker, reapDeadWorkers, resolveParams } from './runner.ts';
+import { runSetup } from './setup.ts';
 
 export interface DlqRetryResult {
   instance: InstanceInfo;
@@ -80,6 +81,8 @@ export async function retryDeadLetters(
         sql: () => tx.sql,
         effects,
       });
+      // A letter is processed in a transaction of its own: it gets what setup() prepares too.
+      await runSetup(job, { params, shard: letter.shard, state: ctx.state, tx });
       await job.process(letter.record, ctx);
       if (!(await store.resolveDeadLetter(tx, letter.id))) {
         result.alreadyResolved.push(letter);

@@ -13,6 +13,7 @@ import { Effects } from './effects.ts';
 import type { CheckpointPolicy } from './policy.ts';
 import { type Emit, processRecord, RecordAbandoned } from './record-run.ts';
 import type { RetryPolicy } from './retry.ts';
+import { runSetup } from './setup.ts';
 
 export interface ShardResult {
   shard: string;
@@ -313,6 +314,12 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   // Opened only now: a source that fails before this point must leave neither a transaction open
   // nor a timer keeping the process alive and the lease renewed.
   let tx: Tx = await store.begin(lease);
+  try {
+    await runSetup(job, { params: input.params, shard, state, tx });
+  } catch (error) {
+    await store.rollback(tx).catch(() => undefined);
+    throw error;
+  }
   const heartbeat = setInterval(() => {
     wakeIfDue();
     store.heartbeat(lease, { processed: records, markProcessed: processed + inFlight.size, stats: runStats() }).then(
