@@ -13,14 +13,16 @@ test('npm run docs: TypeDoc builds the reference with no warning, covering the l
   const run = spawnSync(process.execPath, [typedoc, '--out', out, '--treatWarningsAsErrors'], { cwd: repoRoot, encoding: 'utf8' });
   assert.equal(run.status, 0, run.stdout + run.stderr);
   for (const page of [
-    'functions/runJob.html',
-    'functions/openStore.html',
-    'functions/shutdownOnSignals.html',
-    'interfaces/EventMap.html',
-    'interfaces/RunOptions.html',
+    'functions/checkpointed.runJob.html',
+    'functions/checkpointed.openStore.html',
+    'functions/checkpointed.shutdownOnSignals.html',
+    'interfaces/checkpointed.EventMap.html',
+    'interfaces/checkpointed.RunOptions.html',
+    'classes/checkpointed_sqlite.SqliteStore.html',
+    'classes/checkpointed_postgres.PostgresStore.html',
   ]) {
     assert.ok(existsSync(join(out, page)), `${page} was generated`);
   }
-  const definition = readFileSync(join(out, 'interfaces', 'JobDefinition.html'), 'utf8');
+  const definition = readFileSync(join(out, 'interfaces', 'checkpointed.JobDefinition.html'), 'utf8');
   assert.match(definition, /Runs at the start of every shard run/, "setup's doc comment reaches the reference");
 });

@@ -2,7 +2,8 @@
 // writes the right placeholders on every SQL store: one job, unchanged, on SQLite and PostgreSQL.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { defineJob, MemoryStore, range, runJob } from '../src/index.ts';
+import { defineJob, range, runJob } from '../src/index.ts';
+import { MemoryStore } from './helpers/memory-store.ts';
 import { selectedStoreFactories } from './helpers/stores.ts';
 
 for (const factory of selectedStoreFactories().filter((candidate) => candidate.param !== undefined)) {

@@ -1,4 +1,4 @@
-import { SchemaTooNewError, StoreError, StoreUnavailableError } from '../../errors.ts';
+import { SchemaTooNewError, StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
 import { describeDriverError } from '../transient.ts';
 import { type PostgresDriver, quoteName } from './postgres-driver.ts';
 
@@ -24,7 +24,7 @@ export async function migratePostgres(driver: PostgresDriver): Promise<void> {
       }
     });
   } catch (error) {
-    if (error instanceof SchemaTooNewError || error instanceof StoreError || error instanceof StoreUnavailableError) throw error;
+    if (error instanceof SchemaTooNewError || error instanceof StoreError || error instanceof StoreUnavailableError || error instanceof UsageError) throw error;
     throw new StoreError(
       `cannot set up the PostgreSQL store ${driver.location}: ${describeDriverError(error)}; check the URL, the user's rights and the schema`,
       { cause: error },
