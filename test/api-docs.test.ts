@@ -20,6 +20,7 @@ test('npm run docs: TypeDoc builds the reference with no warning, covering the l
     'interfaces/checkpointed.RunOptions.html',
     'classes/checkpointed_sqlite.SqliteStore.html',
     'classes/checkpointed_postgres.PostgresStore.html',
+    'classes/checkpointed_mysql.MysqlStore.html',
   ]) {
     assert.ok(existsSync(join(out, page)), `${page} was generated`);
   }

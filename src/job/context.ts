@@ -44,7 +44,7 @@ export class RecordContext<Params, State extends JsonObject> implements JobConte
   get tx(): JobSql {
     if (this.#handle === undefined) {
       const handle = this.#sql();
-      if (handle === undefined) throw new Error('ctx.tx needs a SQL store (sqlite: or postgres:); this store has no SQL');
+      if (handle === undefined) throw new Error('ctx.tx needs a SQL store (sqlite:, postgres:// or mysql://); this store has no SQL');
       this.#handle = jobSql(handle);
     }
     return this.#handle;

@@ -21,7 +21,7 @@ export async function runSetup(job: AnyJob, input: { params: unknown; shard: str
     state: input.state,
     get tx(): JobSql {
       const sql = input.tx.sql;
-      if (sql === undefined) throw new Error('setup: tx needs a SQL store (sqlite: or postgres:); this store has no SQL');
+      if (sql === undefined) throw new Error('setup: tx needs a SQL store (sqlite:, postgres:// or mysql://); this store has no SQL');
       handle ??= jobSql(sql);
       return handle;
     },
