@@ -133,6 +133,11 @@ export const mysqlMigrations: readonly { id: number; name: string; statements: s
       ) ${TABLE}`,
     ],
   },
+  {
+    id: 2,
+    name: 'progress marks: how far a run may have got',
+    statements: ['ALTER TABLE {p}runs ADD COLUMN mark_ceiling BIGINT NULL, ADD COLUMN mark_step BIGINT NULL'],
+  },
 ];
 
 /**
