@@ -73,6 +73,8 @@ export function instanceView(data: InstanceData, query: ShardQuery, liveness: Li
       checkpointed: rows.reduce((sum, row) => sum + row.checkpointed, 0),
       done,
       total,
+      /** Shards whose source size is not known yet (never started, or a source without size()). */
+      unsized: rows.filter((row) => row.total === null).length,
       rate,
       etaMs: total !== null && rate > 0 ? (1000 * Math.max(0, total - done)) / rate : null,
       workers: [...workers.values()],

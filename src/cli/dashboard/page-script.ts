@@ -72,8 +72,11 @@ export const PAGE_SCRIPT = String.raw`'use strict';
       '<span class="muted">generation ' + i.generation + '</span> ' + badge(i.status === 'completed' ? 'completed' : s.shards.running > 0 ? 'running' : 'open', i.status === 'completed' ? 'completed' : 'running');
     var pct = s.total ? ' (' + ((100 * s.done) / Math.max(1, s.total)).toFixed(1) + ' %)' : '';
     var workers = s.workers.map(function (w) { return esc(w.worker) + (w.dead ? ' ' + badge('dead') : '') + ' <span class="muted">' + w.shards + ' shard' + (w.shards === 1 ? '' : 's') + '</span>'; }).join('<br>') || 'none';
-    $('summary').innerHTML = '<div>' + bar(s.checkpointed, s.done, s.total || s.done, true) + '</div><div class="cards">' +
-      card('records', count(s.done) + (s.total ? ' / ' + count(s.total) : ''), 'checkpointed ' + count(s.checkpointed) + pct) +
+    // Records when every shard's size is known; else shards, rather than a bar that claims too much.
+    var overall = s.total != null ? bar(s.checkpointed, s.done, s.total, true) : bar(s.shards.completed, s.shards.completed + s.shards.running, s.shards.total, true);
+    $('summary').innerHTML = '<div>' + overall + '</div><div class="cards">' +
+      card('records', count(s.done) + (s.total != null ? ' / ' + count(s.total) : ''), 'checkpointed ' + count(s.checkpointed) + pct +
+        (s.unsized ? '; size of ' + s.unsized + ' shard' + (s.unsized === 1 ? '' : 's') + ' not known yet' : '')) +
       card('rate', count(s.rate) + '/s', 'ETA ' + (s.etaMs == null ? '–' : ms(s.etaMs))) +
       card('shards', count(s.shards.completed) + ' / ' + count(s.shards.total) + ' done', s.shards.running + ' running, ' + s.shards.pending + ' pending') +
       card('workers', workers) +

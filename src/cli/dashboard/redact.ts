@@ -8,9 +8,10 @@ import { REDACTED } from '../../secret.ts';
  */
 const SECRET_NAME = /pass(word|wd|phrase)?$|secret|token|api[-_]?key|authorization|credential|private[-_]?key|cookie|session/i;
 
-/** A copy of `value` with every secret-named field shown as `[redacted]`. */
+/** A copy of `value` with every secret-named field, and every credential in a URL, shown as `[redacted]`. */
 export function redactJson(value: JsonValue): JsonValue {
   if (Array.isArray(value)) return value.map(redactJson);
+  if (typeof value === 'string') return redactText(value);
   if (value === null || typeof value !== 'object') return value;
   const copy: { [key: string]: JsonValue } = {};
   for (const [key, inner] of Object.entries(value)) copy[key] = SECRET_NAME.test(key) ? REDACTED : redactJson(inner);
