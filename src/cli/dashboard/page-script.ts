@@ -134,15 +134,17 @@ export const PAGE_SCRIPT = String.raw`'use strict';
     if (state.busy) return;
     state.busy = true;
     try {
-      var overview = await get('/api/overview');
-      if (state.selected == null && overview.instances.length > 0) {
-        var open = overview.instances.filter(function (i) { return i.state !== 'completed'; })[0];
-        state.selected = (open || overview.instances[0]).id;
-      }
+      // Both at once; with no instance chosen yet the server picks it (the newest open one).
+      var query = '?offset=' + state.offset + '&limit=' + state.limit + '&status=' + encodeURIComponent(state.status) + '&q=' + encodeURIComponent(state.q);
+      var results = await Promise.all([get('/api/overview'), get('/api/instances/' + (state.selected == null ? 'default' : state.selected) + query).catch(function (error) {
+        return { missing: error };
+      })]);
+      var overview = results[0], view = results[1];
+      if (view.missing && overview.instances.length > 0) throw view.missing;
+      if (!view.missing) state.selected = view.instance.id;
       renderOverview(overview);
-      if (state.selected != null) {
-        var query = '?offset=' + state.offset + '&limit=' + state.limit + '&status=' + encodeURIComponent(state.status) + '&q=' + encodeURIComponent(state.q);
-        renderDetail(await get('/api/instances/' + state.selected + query));
+      if (!view.missing) {
+        renderDetail(view);
         $('detail').hidden = false;
         document.body.dataset.ready = '1';
       }

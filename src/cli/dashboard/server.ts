@@ -80,9 +80,11 @@ export async function startDashboard(options: DashboardOptions): Promise<Listeni
     if (url.pathname === '/') return send(response, 200, 'text/html; charset=utf-8', PAGE_HTML);
     if (url.pathname === '/app.js') return send(response, 200, 'text/javascript; charset=utf-8', PAGE_SCRIPT);
     if (url.pathname === '/api/overview') return sendJson(response, overviewView(await reader.overview(), isDeadLocalWorker));
-    const instance = /^\/api\/instances\/(\d+)$/.exec(url.pathname);
+    const instance = /^\/api\/instances\/(\d+|default)$/.exec(url.pathname);
     if (instance !== null) {
-      const data = await reader.instance(Number(instance[1]));
+      // `default` lets a page opened without a choice ask for the instance and the list at once.
+      const id = instance[1] === 'default' ? await reader.defaultInstanceId() : Number(instance[1]);
+      const data = id === undefined ? undefined : await reader.instance(id);
       if (data === undefined) return send(response, 404, 'application/json', JSON.stringify({ error: 'no such instance on this store' }));
       return sendJson(response, instanceView(data, shardQuery(url), liveness, options.store.location));
     }

@@ -24,7 +24,7 @@ export interface Overview {
 /** How long a read is shared by every open page (and scrape) before the store is asked again. */
 const FRESH_MS = 750;
 const RECENT_EVENTS = 200;
-const EVENT_BATCH = 5_000;
+const EVENT_BATCH = 20_000;
 
 /** One read of the store: shared while it runs and for a moment after it succeeded. */
 class Read<T> {
@@ -89,9 +89,15 @@ export class StoreReader {
     return read.data;
   }
 
+  /** The instance the page shows when none is chosen: the newest one still open, else the newest. */
+  async defaultInstanceId(): Promise<number | undefined> {
+    const instances = await this.#store.listInstances();
+    return (instances.find((instance) => instance.status === 'open') ?? instances[0])?.id;
+  }
+
+  // Not through overview(): its status() of every instance would hold up the one asked for.
   async #listed(id: number): Promise<InstanceInfo | undefined> {
-    const overview = await this.overview();
-    return overview.statuses.find((status) => status.instance.id === id)?.instance;
+    return (await this.#store.listInstances()).find((instance) => instance.id === id);
   }
 
   async #readOverview(): Promise<Overview> {
