@@ -14,8 +14,9 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { startDashboard } from '../src/cli/dashboard/server.ts';
-import { defineJob, PostgresStore, range, runJob } from '../src/index.ts';
-import { createPgPool } from '../src/store/postgres/pg-types.ts';
+import { defineJob, range, runJob } from '../src/index.ts';
+import { PostgresStore } from '../src/postgres.ts';
+import { createPgPool } from '../src/store/postgres/postgres-driver.ts';
 
 const shards = Number(process.env.BENCH_SHARDS ?? 10_000);
 const adminUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -10,7 +11,7 @@ import { runJob } from '../src/job/runner.ts';
 import { serveMetrics } from '../src/metrics/metrics-server.ts';
 import { RunMetrics } from '../src/metrics/run-metrics.ts';
 import { openStore } from '../src/store/open-store.ts';
-import { fixture, spawnCli, tempDir } from './helpers/cli.ts';
+import { fixture, repoRoot, spawnCli, tempDir } from './helpers/cli.ts';
 
 const dir = tempDir('ckpt-metrics-');
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -143,4 +144,14 @@ it("a worker's metrics and the dashboard's /metrics agree with the run's summary
     await dashboard.close();
     await reopened.close();
   }
+});
+
+it("import 'checkpointed' loads neither prom-client nor the dashboard (only ckpt's metrics and dashboard paths do)", () => {
+  const script = `import { registerHooks } from 'node:module';
+const seen = [];
+registerHooks({ resolve(specifier, context, next) { seen.push(specifier); return next(specifier, context); } });
+await import('checkpointed');
+console.log(JSON.stringify(seen.filter((specifier) => /prom-client|playwright|dashboard|metrics/.test(specifier))));`;
+  const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, encoding: 'utf8' });
+  assert.equal(result.stdout.trim(), '[]', result.stderr);
 });
