@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { fixture, isOneLineError, runCli, spawnCli, tempDir, waitForOutput } from './helpers/cli.ts';
@@ -56,6 +58,20 @@ it('a store path with no store exits 2 with one line, creating nothing', async (
   assert.equal(result.code, 2);
   assert.ok(isOneLineError(result.stderr), result.stderr);
   assert.ok(!existsSync(join(dir, 'nothing-here.db')));
+});
+
+it('a port in use exits 2 with one line', async () => {
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  try {
+    const port = (taken.address() as AddressInfo).port;
+    const result = await runCli(['dashboard', '--store', store, '--port', String(port)]);
+    assert.equal(result.code, 2);
+    assert.ok(isOneLineError(result.stderr), result.stderr);
+    assert.match(result.stderr, /in use; choose another with --port/);
+  } finally {
+    taken.close();
+  }
 });
 
 it('with a token, every request without it gets 401; the bearer header, ?token= (then its cookie) get in', async () => {

@@ -10,12 +10,12 @@ export interface ListeningServer {
 }
 
 /** Listen, turning the errors a user causes (a port in use, a host not on this machine) into one line. */
-export async function listen(server: Server, port: number, host: string, what: string): Promise<ListeningServer> {
+export async function listen(server: Server, port: number, host: string, flag: string): Promise<ListeningServer> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'EADDRINUSE') reject(new UsageError(`${what}: port ${port} on ${host} is in use; choose another port`));
+      if (error.code === 'EADDRINUSE') reject(new UsageError(`cannot listen on ${host}:${port}: the port is in use; choose another with ${flag}`));
       else if (error.code === 'EADDRNOTAVAIL' || error.code === 'ENOTFOUND' || error.code === 'EACCES')
-        reject(new UsageError(`${what}: cannot listen on ${host}:${port} (${error.code}); choose another host or port`));
+        reject(new UsageError(`cannot listen on ${host}:${port} (${error.code}); choose another host or port (${flag})`));
       else reject(error);
     });
     server.listen(port, host, () => resolve());

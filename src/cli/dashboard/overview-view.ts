@@ -8,6 +8,7 @@ export function overviewView(overview: Overview, isDeadWorker: (worker: string) 
   return {
     now: overview.readAt,
     store: redactText(overview.location),
+    older: overview.older,
     instances: overview.statuses.map((status) => {
       const workers = new Map<string, { worker: string; shards: number; dead: boolean }>();
       for (const holder of status.holders) {

@@ -63,7 +63,8 @@ export const PAGE_SCRIPT = String.raw`'use strict';
         td(count(i.processed), 'num') + td(age(i.lastCheckpointAt, o.now)) + td(workers) + '</tr>';
     });
     $('instances').innerHTML = table(['job', 'params', 'gen', 'state', 'shards done', 'checkpointed', 'last checkpoint', 'held by'], rows,
-      'No job has run on this store yet: start one with ckpt run <job-file>.');
+      'No job has run on this store yet: start one with ckpt run <job-file>.') +
+      (o.older ? '<p class="note">' + count(o.older) + ' older instances are not shown; see ckpt status.</p>' : '');
   }
 
   function renderDetail(v) {

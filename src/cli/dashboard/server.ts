@@ -96,7 +96,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Listeni
     send(response, 404, 'text/plain', 'not found\n');
   }
 
-  return listen(server, options.port, options.host, 'ckpt dashboard');
+  return listen(server, options.port, options.host, '--port');
 }
 
 function shardQuery(url: URL): ShardQuery {

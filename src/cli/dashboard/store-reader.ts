@@ -17,9 +17,15 @@ export interface InstanceData {
 
 export interface Overview {
   location: string;
+  /** The newest instances, newest first. */
   statuses: InstanceStatus[];
+  /** Older instances left out of `statuses`. */
+  older: number;
   readAt: number;
 }
+
+/** Instances summarised per refresh: a store that keeps years of daily instances stays cheap to watch. */
+export const OVERVIEW_INSTANCES = 100;
 
 /** How long a read is shared by every open page (and scrape) before the store is asked again. */
 const FRESH_MS = 750;
@@ -102,8 +108,9 @@ export class StoreReader {
 
   async #readOverview(): Promise<Overview> {
     const instances = await this.#store.listInstances();
-    const statuses = await Promise.all(instances.map((instance) => this.#store.status(instance.id)));
-    return { location: this.#store.location, statuses, readAt: Date.now() };
+    const shown = instances.slice(0, OVERVIEW_INSTANCES);
+    const statuses = await Promise.all(shown.map((instance) => this.#store.status(instance.id)));
+    return { location: this.#store.location, statuses, older: instances.length - shown.length, readAt: Date.now() };
   }
 
   async #readInstance(instance: InstanceInfo): Promise<InstanceData> {
