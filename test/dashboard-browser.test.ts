@@ -23,6 +23,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 const store = `sqlite:${join(dir, 'ckpt.db')}`;
 const env = { CKPT_TEST_SHARDS: '3', CKPT_TEST_RECORDS: '400', CKPT_TEST_DELAY_MS: '8', CKPT_TEST_BAD_EVERY: '97' };
+// A progress mark every 40 ms, so the killed run leaves rework for the resume to show.
 const jobArgs = [
   'run',
   fixture('dashboard-job.ts'),
@@ -30,7 +31,7 @@ const jobArgs = [
   store,
   '--json',
   '--heartbeat-ms',
-  '100',
+  '40',
   '--param',
   'region=eu-west',
   '--param',

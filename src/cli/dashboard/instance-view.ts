@@ -58,7 +58,8 @@ export function instanceView(data: InstanceData, query: ShardQuery, liveness: Li
     workers.set(holder.worker, entry);
   }
   const runs = data.runs.map((run) => runRow(run, byName.get(run.shard), liveness, now));
-  const newestRun = data.runs.find((run) => run.generation === instance.generation);
+  // The interval in force: the newest run of this generation that has reported its policy.
+  const newestRun = data.runs.find((run) => run.generation === instance.generation && typeof run.stats.policy === 'string');
 
   return {
     now,

@@ -12,9 +12,10 @@ export const PAGE_SCRIPT = String.raw`'use strict';
   function ms(n) {
     if (n == null) return '–';
     if (n < 1000) return Math.round(n) + ' ms';
-    if (n < 60000) return (n / 1000).toFixed(1) + ' s';
-    var m = Math.floor(n / 60000), s = Math.round((n % 60000) / 1000);
-    if (m < 60) return m + 'm' + String(s).padStart(2, '0') + 's';
+    if (n < 59950) return (n / 1000).toFixed(1) + ' s';
+    // Rounded once, in whole seconds, so 15 min 59.6 s reads 16m00s, never 15m60s.
+    var seconds = Math.round(n / 1000), m = Math.floor(seconds / 60);
+    if (m < 60) return m + 'm' + String(seconds % 60).padStart(2, '0') + 's';
     return Math.floor(m / 60) + 'h' + String(m % 60).padStart(2, '0') + 'm';
   }
   function age(at, now) { return at == null ? 'never' : ms(Math.max(0, now - at)) + ' ago'; }
@@ -72,7 +73,7 @@ export const PAGE_SCRIPT = String.raw`'use strict';
     $('title').innerHTML = esc(i.job) + ' <span class="mono muted">' + esc(params(i.params)) + '</span> ' +
       '<span class="muted">generation ' + i.generation + '</span> ' + badge(i.status === 'completed' ? 'completed' : s.shards.running > 0 ? 'running' : 'open', i.status === 'completed' ? 'completed' : 'running');
     var pct = s.total ? ' (' + ((100 * s.done) / Math.max(1, s.total)).toFixed(1) + ' %)' : '';
-    var workers = s.workers.map(function (w) { return esc(w.worker) + (w.dead ? ' ' + badge('dead') : '') + ' <span class="muted">' + w.shards + ' shard' + (w.shards === 1 ? '' : 's') + '</span>'; }).join('<br>') || 'none';
+    var workers = s.workers.map(function (w) { return esc(w.worker) + (w.dead ? ' ' + badge('dead') : '') + ' <span class="muted">' + w.shards + ' shard' + (w.shards === 1 ? '' : 's') + '</span>'; }).join('<br>');
     // Records when every shard's size is known; else shards, rather than a bar that claims too much.
     var overall = s.total != null ? bar(s.checkpointed, s.done, s.total, true) : bar(s.shards.completed, s.shards.completed + s.shards.running, s.shards.total, true);
     $('summary').innerHTML = '<div>' + overall + '</div><div class="cards">' +
@@ -80,7 +81,7 @@ export const PAGE_SCRIPT = String.raw`'use strict';
         (s.unsized ? '; size of ' + s.unsized + ' shard' + (s.unsized === 1 ? '' : 's') + ' not known yet' : '')) +
       card('rate', count(s.rate) + '/s', 'ETA ' + (s.etaMs == null ? '–' : ms(s.etaMs))) +
       card('shards', count(s.shards.completed) + ' / ' + count(s.shards.total) + ' done', s.shards.running + ' running, ' + s.shards.pending + ' pending') +
-      card('workers', workers) +
+      card('workers', String(s.workers.length), workers) +
       card('last checkpoint', age(s.lastCheckpointAt, now), s.interval ? 'interval ' + interval(s.interval) : '') +
       card('checkpoint policy', esc(s.interval && s.interval.policy ? s.interval.policy.replace(/^auto: .*/, 'auto') : '–'), esc(s.interval && s.interval.reason ? s.interval.reason : '')) +
       card('crashes', count(s.crashed), s.presumedDead ? s.presumedDead + ' run(s) dead, not reaped yet' : '') +
