@@ -10,8 +10,10 @@ import type { AnyJob } from './define.ts';
 import { checkDrift, type OnDrift, RestartForDrift } from './drift.ts';
 import { Effects } from './effects.ts';
 import type { CheckpointPolicy } from './policy.ts';
+import { ProgressMarker, reworkAfter } from './progress-mark.ts';
 import { type Emit, processRecord, RecordAbandoned } from './record-run.ts';
 import type { RetryPolicy } from './retry.ts';
+import { onStopAtOnce } from './stop-at-once.ts';
 
 export interface ShardResult {
   shard: string;
@@ -24,6 +26,9 @@ export interface ShardResult {
   position: JsonValue | null;
   resumedFrom: JsonValue | null;
   rework: number;
+  /** `rework` is a ceiling from a crashed run's progress mark: the truth is at most `reworkMarkStep` less. */
+  reworkAtMost?: boolean;
+  reworkMarkStep?: number;
   /** Time this run spent redoing the rework records, ms (checkpoint time excluded). */
   reworkMs: number;
   /** The checkpoint interval in force at the end: ms of work and records (auto: chosen from measurements). */
@@ -130,8 +135,11 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   });
   const deadLetters = { count: await store.countDeadLetters(lease) };
   const deadLettersBefore = deadLetters.count;
-  const previous = await store.previousRun(lease);
-  const rework = checkpoint !== undefined && previous?.outcome === 'crashed' ? Math.max(0, previous.markProcessed - checkpoint.processed) : 0;
+  const earlier = (await store.listRuns(lease.instanceId, { limit: 1000 })).filter(
+    (run) => run.shard === shard && run.generation === lease.generation && run.id < lease.runId,
+  );
+  const redo = reworkAfter(earlier, checkpoint?.processed ?? 0);
+  const rework = redo.records;
 
   const state = (checkpoint?.state ?? job.initialState?.({ params: input.params, shard }) ?? {}) as JsonObject;
   let position: JsonValue | null = checkpoint?.position ?? null;
@@ -154,16 +162,18 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
       intervalMs: Number.isFinite(chosen.ms) ? chosen.ms : null,
       intervalRecords: chosen.records ?? null,
       intervalReason: chosen.reason,
-      ...(rework > 0 ? { reworkMs: reworkMs ?? null } : {}),
+      ...(rework > 0 ? { reworkMs: reworkMs ?? null, reworkAtMost: redo.atMost, reworkMarkStep: redo.markStep, reworkFromRun: redo.fromRun } : {}),
     };
   };
 
   // Not retried: if the store is unreachable now, the first commit finds out and ends the run.
-  await store.heartbeat(lease, { resumedFrom, rework, markProcessed: processed }).catch((error: unknown) => {
+  // With the stats: a run killed before its first periodic heartbeat still says whose work it redid.
+  await store.heartbeat(lease, { resumedFrom, rework, markProcessed: processed, stats: runStats() }).catch((error: unknown) => {
     if (!isTransientStoreError(error)) throw error;
   });
   if (checkpoint === undefined) await emit('run:start', { shard, worker: lease.worker, runId: lease.runId, total }, lease.runId);
-  else await emit('run:resume', { shard, worker: lease.worker, runId: lease.runId, position, processed, rework, total }, lease.runId);
+  else
+    await emit('run:resume', { shard, worker: lease.worker, runId: lease.runId, position, processed, rework, reworkAtMost: redo.atMost, total }, lease.runId);
 
   const stop = new AbortController();
   const onExternalStop = () => stop.abort('interrupted');
@@ -309,6 +319,10 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   // Opened only now: a source that fails before this point must leave neither a transaction open
   // nor a timer keeping the process alive and the lease renewed.
   let tx: Tx = await store.begin(lease);
+  // Marks five times per heartbeat: a crash's rework is then known to within ~1/5 s of records.
+  const fixedRecords = policy.interval().reason === 'fixed' ? policy.interval().records : undefined;
+  const marker = new ProgressMarker(store, lease, processed, Math.max(10, input.heartbeatMs / 5), fixedRecords);
+  const forgetLastWords = onStopAtOnce(() => marker.final(processed + inFlight.size));
   const heartbeat = setInterval(() => {
     wakeIfDue();
     store.heartbeat(lease, { processed: records, markProcessed: processed + inFlight.size, stats: runStats() }).then(
@@ -355,6 +369,8 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
         stop.abort('failed');
         break;
       }
+      const count = processed + inFlight.size + 1;
+      if (marker.needsMark(count)) await marker.raise(count);
       const work = dispatch(next.value);
       dispatchedPosition = next.value.position as JsonValue;
       sinceRecords++;
@@ -385,21 +401,26 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
 
   if (reworkMs === undefined) reworkMs = performance.now() - started - checkpointMs;
   const chosen = policy.interval();
-  const result = (outcome: ShardResult['outcome'], error?: string): ShardResult => ({
-    shard,
-    outcome,
-    records,
-    processed: committed,
-    position,
-    resumedFrom,
-    rework,
-    reworkMs: reworkMs ?? 0,
-    interval: { ms: Number.isFinite(chosen.ms) ? chosen.ms : null, records: chosen.records ?? null, reason: chosen.reason },
-    checkpoints,
-    checkpointMs,
-    deadLetters: deadLetters.count - deadLettersBefore,
-    ...(error === undefined ? {} : { error }),
-  });
+  // Every way out builds its result once the run's row is final: from then on no last words.
+  const result = (outcome: ShardResult['outcome'], error?: string): ShardResult => {
+    forgetLastWords();
+    return {
+      shard,
+      outcome,
+      records,
+      processed: committed,
+      position,
+      resumedFrom,
+      rework,
+      ...(rework > 0 ? { reworkAtMost: redo.atMost, reworkMarkStep: redo.markStep } : {}),
+      reworkMs: reworkMs ?? 0,
+      interval: { ms: Number.isFinite(chosen.ms) ? chosen.ms : null, records: chosen.records ?? null, reason: chosen.reason },
+      checkpoints,
+      checkpointMs,
+      deadLetters: deadLetters.count - deadLettersBefore,
+      ...(error === undefined ? {} : { error }),
+    };
+  };
   const end = async (outcome: ShardResult['outcome'], error?: string): Promise<ShardResult> => {
     await store.rollback(tx).catch(() => undefined);
     await store.release(lease, outcome, { processed: records, markProcessed: processed, checkpoints, checkpointMs, stats: runStats(), error: error ?? null });
