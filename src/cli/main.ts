@@ -206,6 +206,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     }
     if (error instanceof CheckpointedError) {
       io.stderr.write(`ckpt: ${firstLine(error.message)}\n`);
+      if (io.env.CKPT_DEBUG && error.cause instanceof Error && error.cause.stack) io.stderr.write(`${error.cause.stack}\n`);
       return error.exitCode;
     }
     if (/database is locked|SQLITE_BUSY/i.test(firstLine(error))) {

@@ -128,6 +128,8 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
     if (options.json) io.stdout.write(`${JSON.stringify({ type: 'summary', ...summary })}\n`);
     else if (!io.stdout.isTTY && !options.quiet) io.stdout.write(`${JSON.stringify({ type: 'summary', ...summary })}\n`);
     if (!options.json) io.stderr.write(`${describeSummary(summary, options.quiet === true)}\n`);
+    // The failure line names the job's file:line:col; the whole stack is for whoever debugs it.
+    if (io.env.CKPT_DEBUG && summary.stack !== undefined) io.stderr.write(`${summary.stack}\n`);
     return summary.exitCode;
   }
 }

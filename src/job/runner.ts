@@ -70,6 +70,8 @@ export interface RunSummary {
   interval: { ms: number | null; records: number | null; reason: string };
   shards: ShardResult[];
   error?: string;
+  /** The failure's full stack, for debugging (the CLI prints it under CKPT_DEBUG=1). */
+  stack?: string;
 }
 
 export const defaultWorker = (): string => `${hostname()}:${process.pid}`;
@@ -179,6 +181,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
       interval: intervalOf(policy),
       shards,
       ...(error === undefined ? {} : { error }),
+      ...(outcome === 'failed' && shards.some((shard) => shard.stack) ? { stack: shards.find((shard) => shard.stack)?.stack } : {}),
     };
   };
 

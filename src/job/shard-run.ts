@@ -5,14 +5,16 @@ import type { SourceItem } from '../source/source.ts';
 import type { Lease, RunOutcome, Store, Tx } from '../store/store.ts';
 import { asStoreError, isTransientStoreError } from '../store/transient.ts';
 import { Baton } from './baton.ts';
+import { describeJobError } from './code-location.ts';
 import { eventLogger } from './context.ts';
-import type { AnyJob } from './define.ts';
+import { type AnyJob, jobFileOf } from './define.ts';
 import { checkDrift, type OnDrift, RestartForDrift } from './drift.ts';
 import { Effects } from './effects.ts';
 import type { CheckpointPolicy } from './policy.ts';
 import { ProgressMarker, reworkAfter } from './progress-mark.ts';
 import { type Emit, processRecord, RecordAbandoned } from './record-run.ts';
 import type { RetryPolicy } from './retry.ts';
+import { runSetup } from './setup.ts';
 import { onStopAtOnce } from './stop-at-once.ts';
 
 export interface ShardResult {
@@ -38,6 +40,8 @@ export interface ShardResult {
   /** Records this run sent to dead letters (committed ones only count once the chunk commits). */
   deadLetters?: number;
   error?: string;
+  /** The failure's full stack, for CKPT_DEBUG=1 (never stored). */
+  stack?: string;
   /** The run ended because the store was unreachable (its lease is released or will expire). */
   storeUnavailable?: boolean;
 }
@@ -76,7 +80,7 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
     // Reached only when the shard could not start (its source or the store failed before the
     // record loop) or could not end cleanly: release it so no live process keeps it held.
     const { store, lease, emit } = input;
-    const message = `shard ${lease.shard}: ${firstLine(error)}`;
+    const message = `shard ${lease.shard}: ${describeJobError(error, jobFileOf(input.job))}`;
     const outcome = error instanceof FencedError ? 'lost' : 'failed';
     await store.release(lease, outcome, { error: message }).catch(() => undefined);
     await emit('run:end', { shard: lease.shard, runId: lease.runId, outcome, processed: 0, position: null, error: message }, lease.runId).catch(
@@ -99,6 +103,7 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
       checkpoints: 0,
       checkpointMs: 0,
       error: message,
+      ...(error instanceof Error && error.stack !== undefined ? { stack: error.stack } : {}),
     };
   }
 }
@@ -319,6 +324,12 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   // Opened only now: a source that fails before this point must leave neither a transaction open
   // nor a timer keeping the process alive and the lease renewed.
   let tx: Tx = await store.begin(lease);
+  try {
+    await runSetup(job, { params: input.params, shard, state, tx });
+  } catch (error) {
+    await store.rollback(tx).catch(() => undefined);
+    throw error;
+  }
   // Marks five times per heartbeat: a crash's rework is then known to within ~1/5 s of records.
   const fixedRecords = policy.interval().reason === 'fixed' ? policy.interval().records : undefined;
   const marker = new ProgressMarker(store, lease, processed, Math.max(10, input.heartbeatMs / 5), fixedRecords);
@@ -402,7 +413,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   if (reworkMs === undefined) reworkMs = performance.now() - started - checkpointMs;
   const chosen = policy.interval();
   // Every way out builds its result once the run's row is final: from then on no last words.
-  const result = (outcome: ShardResult['outcome'], error?: string): ShardResult => {
+  const result = (outcome: ShardResult['outcome'], error?: string, cause?: unknown): ShardResult => {
     forgetLastWords();
     return {
       shard,
@@ -419,13 +430,14 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
       checkpointMs,
       deadLetters: deadLetters.count - deadLettersBefore,
       ...(error === undefined ? {} : { error }),
+      ...(cause instanceof Error && cause.stack !== undefined ? { stack: cause.stack } : {}),
     };
   };
-  const end = async (outcome: ShardResult['outcome'], error?: string): Promise<ShardResult> => {
+  const end = async (outcome: ShardResult['outcome'], error?: string, cause?: unknown): Promise<ShardResult> => {
     await store.rollback(tx).catch(() => undefined);
     await store.release(lease, outcome, { processed: records, markProcessed: processed, checkpoints, checkpointMs, stats: runStats(), error: error ?? null });
     await emit('run:end', { shard, runId: lease.runId, outcome, processed: committed, position, ...(error === undefined ? {} : { error }) }, lease.runId);
-    return result(outcome, error);
+    return result(outcome, error, cause);
   };
 
   try {
@@ -437,13 +449,14 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
       // error is logged, so the event log keeps it.
       await store.rollback(tx).catch(() => undefined);
       const where = failedPosition ?? dispatchedPosition;
-      await emit('record:error', { shard, position: where, error: firstLine(failure) }, lease.runId);
+      const described = describeJobError(failure, jobFileOf(job));
+      await emit('record:error', { shard, position: where, error: described }, lease.runId);
       const limit = input.skipLimit > 0 ? ` (skip limit of ${input.skipLimit} dead letters reached)` : '';
-      return await end('failed', `record at position ${JSON.stringify(where)} failed: ${firstLine(failure)}${limit}`);
+      return await end('failed', `record at position ${JSON.stringify(where)} failed: ${described}${limit}`, failure);
     }
     const drainStarted = performance.now();
     if (exhausted && (await drainUnlessStopped())) {
-      if (failure !== undefined) return await end('failed', firstLine(failure));
+      if (failure !== undefined) return await end('failed', describeJobError(failure, jobFileOf(job)), failure);
       if (abandoned) return await end('interrupted');
       await commit(true, drainStarted);
       await emit('shard:complete', { shard, processed }, lease.runId);
@@ -457,7 +470,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   } catch (error) {
     if (error instanceof FencedError) return await lose(error.message);
     if (error instanceof StoreUnavailableError) return await loseToStore(error);
-    return await end('failed', firstLine(error));
+    return await end('failed', describeJobError(error, jobFileOf(job)), error);
   }
 
   /** Lets the other records in flight settle, but no longer than the drain deadline. */
