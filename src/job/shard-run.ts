@@ -403,7 +403,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
         if (lastYield - lastProgress > PROGRESS_EVERY_MS) {
           lastProgress = lastYield;
           const rate = records / Math.max(1e-3, (lastYield - started) / 1000);
-          void emit('progress', { shard, processed: processed + inFlight.size, total, rate, lastCheckpointAt });
+          void emit('progress', { shard, processed: processed + inFlight.size, inFlight: inFlight.size, total, rate, lastCheckpointAt });
         }
       }
     }
