@@ -6,12 +6,23 @@ import type { JsonValue } from './json.ts';
  */
 export interface EventMap {
   'run:start': { shard: string; worker: string; runId: number; total: number | undefined };
-  'run:resume': { shard: string; worker: string; runId: number; position: JsonValue | null; processed: number; rework: number; total: number | undefined };
-  'run:crashed': { shard: string; worker: string; runId: number; processed: number };
+  'run:resume': {
+    shard: string;
+    worker: string;
+    runId: number;
+    position: JsonValue | null;
+    processed: number;
+    rework: number;
+    reworkAtMost: boolean;
+    total: number | undefined;
+  };
+  /** `processed`: how far the run got (with `atMost`, a bound from its progress mark). */
+  'run:crashed': { shard: string; worker: string; runId: number; processed: number; atMost?: boolean };
   'run:end': { shard: string; runId: number; outcome: string; processed: number; position: JsonValue | null; error?: string };
   checkpoint: { shard: string; seq: number; position: JsonValue | null; processed: number; records: number; ms: number };
   'checkpoint:corrupt': { shard: string; skipped: number[]; usedSeq: number | null };
-  progress: { shard: string; processed: number; total: number | undefined; rate: number; lastCheckpointAt: number };
+  /** `processed` counts the records in flight too (`inFlight` of them), so a bar never stalls on a slow record. */
+  progress: { shard: string; processed: number; inFlight: number; total: number | undefined; rate: number; lastCheckpointAt: number };
   'record:error': { shard: string; position: JsonValue; error: string };
   'record:retry': { shard: string; position: JsonValue; attempt: number; delayMs: number; error: string };
   'record:dead': { shard: string; position: JsonValue; attempts: number; error: string; deadLetters: number; limit: number };

@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { repoRoot, runCli, tempDir } from './helpers/cli.ts';
 
-test('examples/access-review.ts reads its directory table by keyset and completes', { timeout: 60_000 }, async () => {
+test('examples/stale-admins.ts reads its directory table by keyset and completes', { timeout: 60_000 }, async () => {
   const store = `sqlite:${join(tempDir(), 'store.db')}`;
-  const args = ['run', join(repoRoot, 'examples', 'access-review.ts'), '--store', store, '--param', 'accounts=3000'];
+  const args = ['run', join(repoRoot, 'examples', 'stale-admins.ts'), '--store', store, '--param', 'accounts=3000'];
   const first = await runCli([...args, '--every', '250']);
   assert.equal(first.code, 0, first.stderr);
-  assert.match(first.stderr, /^completed access-review .*\n\s+records\s+3,000 /);
+  assert.match(first.stderr, /^completed stale-admins .*\n\s+records\s+3,000 /);
   const again = await runCli(args);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, /already complete/);

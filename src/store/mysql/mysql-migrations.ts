@@ -10,8 +10,8 @@ import { isFatalMysqlError, type MysqlDriver, toResult } from './mysql-driver.ts
  * database's clock.
  *
  * MySQL commits every DDL statement by itself, so a migration cannot be one transaction: each
- * statement is written to be re-run (IF NOT EXISTS), and one cut short by a crash is finished by
- * the next migrate. No FOREIGN KEYs: InnoDB checks them with shared locks on the parent row held
+ * statement can run again (CREATE … IF NOT EXISTS; an ALTER that finds its column already there
+ * counts as done), and one cut short by a crash is finished by the next migrate. No FOREIGN KEYs: InnoDB checks them with shared locks on the parent row held
  * to the end of the transaction, so a dead letter written early in a long job transaction would
  * hold its instance row against every other worker's update until the checkpoint. Columns that
  * are unique keys are VARCHAR (InnoDB cannot index TEXT whole); the collation is binary, so names
@@ -133,6 +133,11 @@ export const mysqlMigrations: readonly { id: number; name: string; statements: s
       ) ${TABLE}`,
     ],
   },
+  {
+    id: 2,
+    name: 'progress marks: how far a run may have got',
+    statements: ['ALTER TABLE {p}runs ADD COLUMN mark_ceiling BIGINT NULL, ADD COLUMN mark_step BIGINT NULL'],
+  },
 ];
 
 /**
@@ -154,6 +159,15 @@ export async function migrateMysql(driver: MysqlDriver): Promise<void> {
   }
 }
 
+/**
+ * MySQL has no `ADD COLUMN IF NOT EXISTS` (MariaDB has): an ALTER that a crash cut off from its
+ * version row finds its column or index there when it runs again, and that is success.
+ */
+function alreadyApplied(error: unknown): void {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code !== 'ER_DUP_FIELDNAME' && code !== 'ER_DUP_KEYNAME') throw error;
+}
+
 async function migrateUnderLock(driver: MysqlDriver): Promise<void> {
   const supported = mysqlMigrations.at(-1)?.id ?? 0;
   const p = driver.p;
@@ -169,7 +183,7 @@ async function migrateUnderLock(driver: MysqlDriver): Promise<void> {
       if (current > supported) throw new SchemaTooNewError(current, supported, driver.location);
       for (const migration of mysqlMigrations) {
         if (migration.id <= current) continue;
-        for (const statement of migration.statements) await connection.query(statement.replaceAll('{p}', p));
+        for (const statement of migration.statements) await connection.query(statement.replaceAll('{p}', p)).catch(alreadyApplied);
         await connection.query(`INSERT INTO ${p}schema (version) VALUES (?)`, [migration.id]);
       }
     } finally {

@@ -1,11 +1,11 @@
-// Access review: walk every account of a directory database in key order and count, per
+// Stale admins (an access-review check): walk every account of a directory database in key order and count, per
 // tenant, the accounts with admin rights that nobody has used for 90 days. The accounts are read
 // with the keyset source: pages of 500 rows by (tenant, account_id), each page seeking past the
 // last key, so a resume after a crash or Ctrl-C starts at the next account, never at row 1.
 // The first run against the default database creates it: 200,000 accounts in 20 tenants.
 //
-//   ckpt run examples/access-review.ts                                  # SQLite, made on first run
-//   ckpt run examples/access-review.ts --param db=postgres://me@host/directory   # your own table
+//   ckpt run examples/stale-admins.ts                                  # SQLite, made on first run
+//   ckpt run examples/stale-admins.ts --param db=postgres://me@host/directory   # your own table
 //
 // Any database works that has `accounts (tenant, account_id, email, is_admin, last_login_day)`
 // with a unique (tenant, account_id): `db` is a sqlite:, postgres:// or mysql:// URL.
@@ -59,7 +59,7 @@ function ensureDirectory(accounts: number): string {
 }
 
 export default defineJob<Account, { db: string; day: string; accounts: number }, Review>({
-  name: 'access-review',
+  name: 'stale-admins',
   params: (raw) => {
     const day = raw.day ?? '2026-11-24';
     if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) throw new Error(`day must be YYYY-MM-DD (got ${JSON.stringify(day)})`);
