@@ -1,7 +1,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Source } from './source.ts';
 
-type Records<R> = AsyncIterable<R> | Iterable<R>;
+/** What a cursor hands over: records one by one, async or not. */
+export type IterableRecords<R> = AsyncIterable<R> | Iterable<R>;
 
 export interface FromAsyncIterableOptions<R, P> {
   /** Where a record sits: its key, cursor or offset. JSON, unique, increasing in read order. */
@@ -23,7 +24,7 @@ export interface FromAsyncIterableOptions<R, P> {
  * after a position, or a ready (async) iterable, e.g. a driver's cursor or a generator.
  */
 export function fromAsyncIterable<R, P>(
-  records: Records<R> | ((after: P | undefined, opts: { signal: AbortSignal }) => Records<R> | Promise<Records<R>>),
+  records: IterableRecords<R> | ((after: P | undefined, opts: { signal: AbortSignal }) => IterableRecords<R> | Promise<IterableRecords<R>>),
   options: FromAsyncIterableOptions<R, P>,
 ): Source<R, P> {
   const opener = typeof records === 'function';
@@ -58,6 +59,6 @@ export function fromAsyncIterable<R, P>(
 }
 
 /** An array gives a fresh iterator each time; a generator, a stream or a driver's cursor does not. */
-function isReiterable(records: Records<unknown>): boolean {
+function isReiterable(records: IterableRecords<unknown>): boolean {
   return Array.isArray(records);
 }

@@ -8,7 +8,8 @@ export interface PagePosition {
   index: number;
 }
 
-type HeaderValues = Record<string, string | Secret<string>>;
+/** Request headers by name; a `secret(...)` value is revealed only into the request. */
+export type HttpHeaderValues = Record<string, string | Secret<string>>;
 
 export interface HttpPagesOptions<R, Page> {
   /** The first page's URL (the cursor is added as `cursorParam`), or the URL for a cursor. */
@@ -20,7 +21,7 @@ export interface HttpPagesOptions<R, Page> {
   /** The next page's cursor, or undefined/null/'' on the last page. */
   next: (page: Page, response: Response) => string | null | undefined;
   /** Request headers (auth): values may be `secret(...)`; a function is called for every request (token refresh). */
-  headers?: HeaderValues | (() => HeaderValues | Promise<HeaderValues>);
+  headers?: HttpHeaderValues | (() => HttpHeaderValues | Promise<HttpHeaderValues>);
   /** Method, body, … of each request; default GET. */
   init?: Omit<RequestInit, 'signal' | 'headers'>;
   /** Read a page from its response; default `response.json()`. */
