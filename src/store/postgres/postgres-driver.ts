@@ -1,4 +1,5 @@
 import { StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
+import { chainKeyFinder } from '../../secret.ts';
 import type { Row } from '../rows.ts';
 import { describeDriverError, isTransientStoreError } from '../transient.ts';
 import type { PostgresTx } from './postgres-tx.ts';
@@ -40,6 +41,8 @@ export interface PostgresStoreOptions {
   maxConnections?: number;
   /** Name for messages: the URL without its password. */
   location?: string;
+  /** The key of the event log's hash chain; default: from CKPT_SECRET_KEY, if set. */
+  chainKey?: () => Buffer | undefined;
 }
 
 export const DEFAULT_PG_SCHEMA = 'checkpointed';
@@ -80,6 +83,7 @@ export class PostgresDriver {
   /** `"schema".` — prefix of every table name. */
   readonly s: string;
   readonly openTxs = new Set<PostgresTx>();
+  readonly chainKey: () => Buffer | undefined;
   readonly #options: PostgresStoreOptions;
   #pool: Promise<PgPool> | undefined;
   #ended = false;
@@ -92,6 +96,7 @@ export class PostgresDriver {
       throw new UsageError(`the schema name ${JSON.stringify(this.schema)} is not valid; use letters, digits and '_' (e.g. ?schema=checkpointed)`);
     }
     this.s = `${quoteName(this.schema)}.`;
+    this.chainKey = options.chainKey ?? chainKeyFinder(process.env, undefined);
     this.location = options.location ?? (options.pool ? `postgres (schema ${this.schema})` : String(options.connectionString));
   }
 

@@ -1,8 +1,58 @@
+import { chainEvents, GENESIS } from '../audit-chain.ts';
 import { type Row, toEvent, toInstance, toRun, toStatus } from '../rows.ts';
-import type { FailureHistory, HistoryStore, InstanceStatus, InstanceStore, LeaseStore, NewEvent, RunInfo, StoredEvent } from '../store.ts';
-import type { PostgresDriver } from './postgres-driver.ts';
+import type { ChainHead, FailureHistory, HistoryStore, InstanceStatus, InstanceStore, LeaseStore, NewEvent, RunInfo, StoredEvent } from '../store.ts';
+import type { PgQueryable, PostgresDriver } from './postgres-driver.ts';
 
-/** The event log, runs and status of a PostgreSQL store. */
+/**
+ * Link `events` into the instance's chain and insert them, inside the caller's transaction on
+ * `client`. The chain head's row lock, taken first and held to COMMIT, serialises the appends of
+ * every worker on the instance, so ids and chain positions ascend together.
+ */
+export async function appendChained(
+  db: PostgresDriver,
+  client: PgQueryable,
+  instanceId: number,
+  generation: number,
+  events: readonly NewEvent[],
+): Promise<void> {
+  if (events.length === 0) return;
+  const s = db.s;
+  const head = (
+    await client.query(
+      `INSERT INTO ${s}chain_heads (instance_id, seq, hash) VALUES ($1, 0, $2)
+       ON CONFLICT (instance_id) DO UPDATE SET seq = ${s}chain_heads.seq RETURNING seq, hash`,
+      [instanceId, GENESIS],
+    )
+  ).rows[0] as Row;
+  const chained = chainEvents(instanceId, generation, { seq: Number(head.seq), hash: String(head.hash) }, events, db.chainKey());
+  const rows = chained.rows;
+  await client.query(
+    `WITH added AS (
+       INSERT INTO ${s}events (instance_id, generation, run_id, shard, type, at, data, seq, prev_hash, hash, keyed)
+       SELECT $1, $2, run_id, shard, type, at, data, seq, prev_hash, hash, keyed
+       FROM unnest($3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::boolean[])
+         WITH ORDINALITY AS e(run_id, shard, type, at, data, seq, prev_hash, hash, keyed, n) ORDER BY n
+     )
+     UPDATE ${s}chain_heads SET seq = $12, hash = $13 WHERE instance_id = $1`,
+    [
+      instanceId,
+      generation,
+      rows.map((row) => row.runId),
+      rows.map((row) => row.shard),
+      rows.map((row) => row.type),
+      rows.map((row) => row.at),
+      rows.map((row) => row.data),
+      rows.map((row) => row.link.seq),
+      rows.map((row) => row.link.prevHash),
+      rows.map((row) => row.link.hash),
+      rows.map((row) => row.link.keyed),
+      chained.head.seq,
+      chained.head.hash,
+    ],
+  );
+}
+
+/** The event log (hash-chained, written in its own short transactions), runs and status of a PostgreSQL store. */
 export class PostgresHistory implements HistoryStore {
   readonly #db: PostgresDriver;
   readonly #instances: Pick<InstanceStore, 'listShards'>;
@@ -16,20 +66,7 @@ export class PostgresHistory implements HistoryStore {
 
   async appendEvents(instanceId: number, generation: number, events: NewEvent[]): Promise<void> {
     if (events.length === 0) return;
-    await this.#db.query(
-      `INSERT INTO ${this.#db.s}events (instance_id, generation, run_id, shard, type, at, data)
-       SELECT $1, $2, run_id, shard, type, at, data FROM unnest($3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[])
-         WITH ORDINALITY AS e(run_id, shard, type, at, data, n) ORDER BY n`,
-      [
-        instanceId,
-        generation,
-        events.map((event) => event.runId ?? null),
-        events.map((event) => event.shard ?? null),
-        events.map((event) => event.type),
-        events.map((event) => event.at ?? Date.now()),
-        events.map((event) => JSON.stringify(event.data)),
-      ],
-    );
+    await this.#db.transaction((client) => appendChained(this.#db, client, instanceId, generation, events));
   }
 
   async listEvents(instanceId: number, options: { afterId?: number; limit?: number } = {}): Promise<StoredEvent[]> {
@@ -39,6 +76,11 @@ export class PostgresHistory implements HistoryStore {
       options.limit ?? null,
     ]);
     return rows.map(toEvent);
+  }
+
+  async chainHead(instanceId: number): Promise<ChainHead | undefined> {
+    const row = (await this.#db.query(`SELECT seq, hash FROM ${this.#db.s}chain_heads WHERE instance_id = $1`, [instanceId]))[0];
+    return row === undefined ? undefined : { seq: Number(row.seq), hash: String(row.hash) };
   }
 
   async failureHistory(instanceId: number): Promise<FailureHistory> {
