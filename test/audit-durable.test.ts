@@ -2,10 +2,13 @@
 // instance. Each run settles the key the previous run left in doubt (run again, or verify says
 // done / not done), then is itself killed inside the next effect, before any checkpoint. Every
 // `effect:in-doubt` and `effect:verified` must still be in `ckpt events`, and the chain intact.
+// On SQLite, main's code kept 1 of these 20 `effect:in-doubt` (its events rode the job's
+// transaction, which each kill rolled back).
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fixture, runCli, tempDir } from './helpers/cli.ts';
+import { freshMysqlDatabase, mysqlSkip } from './helpers/mysql.ts';
 import { freshDatabase } from './helpers/postgres.ts';
 
 const KILLS = 20;
@@ -69,4 +72,13 @@ test(`PostgreSQL: ${KILLS} SIGKILLs right after an effect's fn → every effect:
   const database = await freshDatabase();
   cleanups.push(database.drop);
   await killAfterEveryEffect(`${database.url}?schema=ckpt_audit`);
+});
+
+test(`MySQL/MariaDB: ${KILLS} SIGKILLs right after an effect's fn → every effect:in-doubt and effect:verified is in ckpt events`, {
+  timeout: 240_000,
+  skip: await mysqlSkip(),
+}, async () => {
+  const database = await freshMysqlDatabase();
+  cleanups.push(database.drop);
+  await killAfterEveryEffect(`${database.url}?prefix=ckpt_`);
 });

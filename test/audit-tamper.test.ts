@@ -8,6 +8,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { after, test } from 'node:test';
 import { linkHash } from '../src/store/audit-chain.ts';
 import { fixture, isOneLineError, runCli, tempDir } from './helpers/cli.ts';
+import { freshMysqlDatabase, mysqlRows, mysqlSkip } from './helpers/mysql.ts';
 import { freshDatabase, withPool } from './helpers/postgres.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -51,6 +52,15 @@ async function postgresBackend(): Promise<Backend> {
   return {
     store: `${database.url}?schema=ckpt`,
     sql: (statement, values) => withPool(database.url, async (pool) => (await pool.query(statement, values)).rows),
+  };
+}
+
+async function mysqlBackend(): Promise<Backend> {
+  const database = await freshMysqlDatabase();
+  cleanups.push(database.drop);
+  return {
+    store: `${database.url}?prefix=ckpt_`,
+    sql: (statement, values) => mysqlRows(database.url, statement.replaceAll(/\$\d+/g, '?').replaceAll('ckpt.', 'ckpt_'), values),
   };
 }
 
@@ -133,6 +143,10 @@ test('SQLite: edited, deleted, swapped and truncated event rows are each named b
 
 test('PostgreSQL: the same four tamperings are each named (exit 1); untouched exits 0', { timeout: 120_000 }, async () => {
   await tamperAndVerify(await postgresBackend());
+});
+
+test('MySQL/MariaDB: the same four tamperings are each named (exit 1); untouched exits 0', { timeout: 120_000, skip: await mysqlSkip() }, async () => {
+  await tamperAndVerify(await mysqlBackend());
 });
 
 test('with CKPT_SECRET_KEY the chain is an HMAC: an edit re-hashed without the key, or verified with another key, is caught', { timeout: 60_000 }, async () => {

@@ -182,8 +182,8 @@ export interface NewEvent {
 /** The SQL a job runs through `ctx.tx`: inside the transaction that commits its checkpoint. */
 export interface SqlHandle {
   /** Which SQL this is, for jobs that run on either store (placeholders, DDL). */
-  readonly dialect: 'sqlite' | 'postgres';
-  /** Runs one statement; `?` placeholders on SQLite, `$1` on PostgreSQL. */
+  readonly dialect: 'sqlite' | 'postgres' | 'mysql';
+  /** Runs one statement; `?` placeholders on SQLite and MySQL, `$1` on PostgreSQL. */
   query<Row = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: Row[]; rowCount: number }>;
 }
 
