@@ -1,6 +1,7 @@
 import { StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
 import { chainKeyFinder } from '../../secret.ts';
 import type { Row } from '../rows.ts';
+import type { ChainHead } from '../store-types.ts';
 import { describeDriverError, isTransientStoreError } from '../transient.ts';
 import type { PostgresTx } from './postgres-tx.ts';
 
@@ -84,6 +85,8 @@ export class PostgresDriver {
   readonly s: string;
   readonly openTxs = new Set<PostgresTx>();
   readonly chainKey: () => Buffer | undefined;
+  /** The chain head this process last wrote, per instance: the fast path of appendChained. */
+  readonly chainHeads = new Map<number, ChainHead>();
   readonly #options: PostgresStoreOptions;
   #pool: Promise<PgPool> | undefined;
   #ended = false;
