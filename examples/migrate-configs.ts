@@ -110,7 +110,8 @@ let external: Promise<ExternalTarget> | undefined;
 async function openTarget(to: string, table: string): Promise<ExternalTarget> {
   if (to.startsWith('sqlite:')) {
     const db = new DatabaseSync(to.slice('sqlite:'.length));
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000');
+    // The busy timeout first: switching to WAL waits for readers of the file like any write.
+    db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL');
     db.exec(createTarget(table));
     const upsert = db.prepare(upsertSql('sqlite', table));
     return async (row) => {
@@ -137,7 +138,11 @@ async function copy(row: ConfigRow, ctx: JobContext<Params, Copied>): Promise<vo
     if (ctx.state.copied === 0 && ctx.tx.dialect !== 'mysql') await ctx.tx.query(createTarget(table));
     await ctx.tx.query(upsertSql(ctx.tx.dialect, table), [row.id, row.name, row.value]);
   } else {
-    external ??= openTarget(to, table);
+    // Opened once per process; a failed open is not kept, so the next record tries again.
+    external ??= openTarget(to, table).catch((error: unknown) => {
+      external = undefined;
+      throw error;
+    });
     await (await external)(row);
   }
   ctx.state.copied++;

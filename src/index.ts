@@ -1,6 +1,11 @@
-// The public API: what a job author and a program embedding runJob use. Store backends have
-// their own import paths ('checkpointed/sqlite', 'checkpointed/postgres'), so importing this
-// loads no database driver; openStore imports a backend only for a URL that names it.
+/**
+ * The public API: what a job author and a program embedding runJob use. Store backends have
+ * their own import paths ('checkpointed/sqlite', 'checkpointed/postgres'), so importing this
+ * loads no database driver; openStore imports a backend only for a URL that names it.
+ *
+ * @module checkpointed
+ */
+export type { ErrorContext } from './errors.ts';
 export {
   CheckpointedError,
   DriftError,
@@ -14,10 +19,13 @@ export {
   UsageError,
 } from './errors.ts';
 export type { EventListener, EventMap, EventType, RunEvent } from './events.ts';
-export type { AnyJob, Job, JobContext, JobDefinition, JobLogger, OnceOptions, RetryOptions } from './job/define.ts';
+export type { AutoBounds, IntervalChoice, IntervalReason } from './job/auto-interval.ts';
+export type { ChaosCheckInput, ChaosInvariant } from './job/chaos-check.ts';
+export type { AnyJob, Job, JobContext, JobDefinition, JobLogger, OnceOptions, RetryOptions, SetupInput, VerifyResult } from './job/define.ts';
 export { defineJob } from './job/define.ts';
 export type { OnDrift } from './job/drift.ts';
-export type { CheckpointPolicy, CheckpointSpec } from './job/policy.ts';
+export type { JobSql, SqlResult } from './job/job-sql.ts';
+export type { CheckpointPolicy, CheckpointSample, CheckpointSpec } from './job/policy.ts';
 export type { RunJobOutcome, RunOptions, RunSummary } from './job/runner.ts';
 export { runJob } from './job/runner.ts';
 export type { ShardResult } from './job/shard-run.ts';

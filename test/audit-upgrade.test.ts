@@ -50,12 +50,12 @@ async function runAndAudit(store: string, journalAnswers: boolean): Promise<void
   assert.match(audit.stdout, new RegExp(`: ${events.length - 2} events, chain intact; .*2 earlier events predate the chain`));
 }
 
-test('SQLite: a schema-3 store and its old effect journal upgrade; old events kept, outside the chain', { timeout: 60_000 }, async () => {
+test('SQLite: a schema-4 store and its old effect journal upgrade; old events kept, outside the chain', { timeout: 60_000 }, async () => {
   const path = join(tempDir(), 'store.db');
   const db = new DatabaseSync(path);
   db.exec('PRAGMA journal_mode = WAL');
   db.exec('CREATE TABLE ckpt_schema (version INTEGER NOT NULL)');
-  for (const migration of sqliteMigrations.filter((candidate) => candidate.id <= 3)) {
+  for (const migration of sqliteMigrations.filter((candidate) => candidate.id <= 4)) {
     db.exec(migration.sql);
     db.prepare('INSERT INTO ckpt_schema (version) VALUES (?)').run(migration.id);
   }
@@ -92,13 +92,13 @@ test('SQLite: a schema-3 store and its old effect journal upgrade; old events ke
   assert.ok(existsSync(`${path}.effects`));
 });
 
-test('PostgreSQL: a schema-2 store upgrades; old events kept, outside the chain', { timeout: 60_000 }, async () => {
+test('PostgreSQL: a schema-3 store upgrades; old events kept, outside the chain', { timeout: 60_000 }, async () => {
   const database = await freshDatabase();
   cleanups.push(database.drop);
   await withPool(database.url, async (pool) => {
     await pool.query('CREATE SCHEMA ckpt');
     await pool.query('CREATE TABLE ckpt.ckpt_schema (version INTEGER NOT NULL)');
-    for (const migration of postgresMigrations.filter((candidate) => candidate.id <= 2)) {
+    for (const migration of postgresMigrations.filter((candidate) => candidate.id <= 3)) {
       await pool.query(migration.sql.replaceAll('{schema}.', '"ckpt".'));
       await pool.query('INSERT INTO ckpt.ckpt_schema (version) VALUES ($1)', [migration.id]);
     }
@@ -119,12 +119,12 @@ test('PostgreSQL: a schema-2 store upgrades; old events kept, outside the chain'
   await runAndAudit(`${database.url}?schema=ckpt`, false);
 });
 
-test('MySQL/MariaDB: a schema-1 store upgrades; old events kept, outside the chain', { timeout: 60_000, skip: await mysqlSkip() }, async () => {
+test('MySQL/MariaDB: a schema-2 store upgrades; old events kept, outside the chain', { timeout: 60_000, skip: await mysqlSkip() }, async () => {
   const database = await freshMysqlDatabase();
   cleanups.push(database.drop);
   await withMysqlPool(database.url, async (pool) => {
     await pool.query('CREATE TABLE ckpt_schema (version INT NOT NULL)');
-    for (const migration of mysqlMigrations.filter((candidate) => candidate.id <= 1)) {
+    for (const migration of mysqlMigrations.filter((candidate) => candidate.id <= 2)) {
       for (const statement of migration.statements) await pool.query(statement.replaceAll('{p}', 'ckpt_'));
       await pool.query('INSERT INTO ckpt_schema (version) VALUES (?)', [migration.id]);
     }

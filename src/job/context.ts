@@ -3,6 +3,7 @@ import type { JsonObject, JsonValue } from '../json.ts';
 import type { SqlHandle } from '../store/store.ts';
 import type { JobContext, JobLogger, OnceOptions } from './define.ts';
 import type { Effects } from './effects.ts';
+import { type JobSql, jobSql } from './job-sql.ts';
 
 /** The `ctx` of one record attempt; `tx` writes into the transaction its checkpoint will commit. */
 export class RecordContext<Params, State extends JsonObject> implements JobContext<Params, State> {
@@ -14,7 +15,7 @@ export class RecordContext<Params, State extends JsonObject> implements JobConte
   readonly signal: AbortSignal;
   readonly log: JobLogger;
   readonly #sql: () => SqlHandle | undefined;
-  #handle: SqlHandle | undefined;
+  #handle: JobSql | undefined;
   readonly #effects: Effects;
 
   constructor(init: {
@@ -40,18 +41,21 @@ export class RecordContext<Params, State extends JsonObject> implements JobConte
     this.#effects = init.effects;
   }
 
-  get tx(): SqlHandle {
-    this.#handle ??= this.#sql();
-    if (this.#handle === undefined) throw new Error('ctx.tx needs a SQL store (sqlite:, postgres:// or mysql://); this store has no SQL');
+  get tx(): JobSql {
+    if (this.#handle === undefined) {
+      const handle = this.#sql();
+      if (handle === undefined) throw new Error('ctx.tx needs a SQL store (sqlite:, postgres:// or mysql://); this store has no SQL');
+      this.#handle = jobSql(handle);
+    }
     return this.#handle;
   }
 
-  once<T>(key: string, fn: () => T | Promise<T>, options?: OnceOptions): Promise<T | undefined> {
+  once<T>(key: string, fn: () => T | Promise<T>, options?: OnceOptions<T>): Promise<T | undefined> {
     return this.#effects.once(key, fn, options);
   }
 
-  step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
-    return this.#effects.step(this.position, name, fn);
+  step<T>(name: string, fn: () => T | Promise<T>, options?: OnceOptions<T>): Promise<T> {
+    return this.#effects.step(this.position, name, fn, options);
   }
 
   idempotencyKey(name: string): string {

@@ -1,12 +1,14 @@
-import { firstLine, LeaseHeldError, UsageError } from '../errors.ts';
+import { LeaseHeldError, UsageError } from '../errors.ts';
 import type { EventMap, EventType, RunEvent } from '../events.ts';
 import type { JsonObject } from '../json.ts';
 import { lazySecretKey } from '../secret.ts';
 import type { DeadLetter, InstanceInfo, Lease, Store } from '../store/store.ts';
+import { describeJobError } from './code-location.ts';
 import { eventLogger, RecordContext } from './context.ts';
-import type { Job } from './define.ts';
+import { type Job, jobFileOf } from './define.ts';
 import { Effects } from './effects.ts';
 import { defaultWorker, reapDeadWorkers, resolveParams } from './runner.ts';
+import { runSetup } from './setup.ts';
 
 export interface DlqRetryResult {
   instance: InstanceInfo;
@@ -84,6 +86,8 @@ export async function retryDeadLetters(
         sql: () => tx.sql,
         effects,
       });
+      // A letter is processed in a transaction of its own: it gets what setup() prepares too.
+      await runSetup(job, { params, shard: letter.shard, state: ctx.state, tx });
       await job.process(letter.record, ctx);
       if (!(await store.resolveDeadLetter(tx, letter.id))) {
         result.alreadyResolved.push(letter);
@@ -93,9 +97,10 @@ export async function retryDeadLetters(
       await emit('dlq:retry', { shard: letter.shard, id: letter.id, position: letter.position, outcome: 'resolved' });
     } catch (error) {
       await store.rollback(tx).catch(() => undefined);
-      await store.noteDeadLetterRetry(letter.id, firstLine(error));
-      result.failed.push({ letter, error: firstLine(error) });
-      await emit('dlq:retry', { shard: letter.shard, id: letter.id, position: letter.position, outcome: 'failed', error: firstLine(error) });
+      const described = describeJobError(error, jobFileOf(job));
+      await store.noteDeadLetterRetry(letter.id, described);
+      result.failed.push({ letter, error: described });
+      await emit('dlq:retry', { shard: letter.shard, id: letter.id, position: letter.position, outcome: 'failed', error: described });
     }
   }
   return result;

@@ -19,6 +19,9 @@ export interface EffectsInput {
   leaseLost?: () => boolean;
 }
 
+/** The generation number of instance-scoped effect keys: one no generation of a run has. */
+const INSTANCE_GENERATION = 0;
+
 /**
  * `ctx.once`, `ctx.step` and `ctx.idempotencyKey` of one shard run, over the store's effect
  * journal. The journal is written outside the chunk transaction and durably at once (intent
@@ -38,32 +41,46 @@ export class Effects {
     this.#input = input;
   }
 
-  async once<T>(key: string, fn: () => T | Promise<T>, options: OnceOptions = {}): Promise<T | undefined> {
+  async once<T>(key: string, fn: () => T | Promise<T>, options: OnceOptions<T> = {}): Promise<T | undefined> {
     if (typeof key !== 'string' || key === '') throw new TypeError('ctx.once needs a non-empty string key');
-    for (let busy = this.#running.get(key); busy !== undefined; busy = this.#running.get(key)) await busy.catch(() => undefined);
+    if (options.scope !== undefined && options.scope !== 'generation' && options.scope !== 'instance') {
+      throw new TypeError(`ctx.once: scope must be 'generation' or 'instance' (got ${JSON.stringify(options.scope)})`);
+    }
+    // Instance-scoped keys share one name space with generation-scoped ones only through the
+    // scope's generation number, so keep them apart in the in-process lock too.
+    const lockKey = `${options.scope ?? 'generation'}:${key}`;
+    for (let busy = this.#running.get(lockKey); busy !== undefined; busy = this.#running.get(lockKey)) await busy.catch(() => undefined);
     const work = this.#once(key, fn, options);
-    this.#running.set(key, work);
+    this.#running.set(lockKey, work);
     try {
       return await work;
     } finally {
-      this.#running.delete(key);
+      this.#running.delete(lockKey);
     }
   }
 
-  async #once<T>(key: string, fn: () => T | Promise<T>, options: OnceOptions): Promise<T | undefined> {
-    const { store, scope, secretKey, shard } = this.#input;
+  async #once<T>(key: string, fn: () => T | Promise<T>, options: OnceOptions<T>): Promise<T | undefined> {
+    const { store, secretKey, shard } = this.#input;
+    // An instance-scoped key lives in generation 0, which no run ever has (generations count
+    // from 1): `--rerun` and `reset` start generation n+1 and never reach it. Its events are
+    // chained with its journal entries, so they too are recorded under generation 0.
+    const scope = options.scope === 'instance' ? { instanceId: this.#input.scope.instanceId, generation: INSTANCE_GENERATION } : this.#input.scope;
     const entry = await store.effect(scope, key);
     if (entry?.status === 'done') return unsealSecrets(entry.result, secretKey) as T | undefined;
     const decided = new Decisions(this.#input);
     if (entry?.status === 'intent') {
       // A crash fell between the effect and its record: never replay blindly when we can ask.
       if (options.verify) {
-        const happened = (await options.verify()) === true;
+        const answer = await options.verify();
+        const happened = answer === true || (answer !== null && typeof answer === 'object' && 'result' in answer);
         decided.add('effect:in-doubt', { shard, key, attempts: entry.attempts, resolution: happened ? 'verified-done' : 'verified-not-done' });
         decided.add('effect:verified', { shard, key, done: happened });
         if (happened) {
-          await decided.store((events) => store.effectDone(scope, key, null, events));
-          return undefined;
+          // The verified result is recorded like fn's, so later replays return it too.
+          const result = typeof answer === 'object' ? answer.result : undefined;
+          const sealed = result === undefined ? null : sealSecrets(result, secretKey);
+          await decided.store((events) => store.effectDone(scope, key, sealed, events));
+          return result;
         }
       } else {
         decided.add('effect:in-doubt', { shard, key, attempts: entry.attempts, resolution: 'run-again' });
@@ -90,9 +107,9 @@ export class Effects {
   }
 
   /** A step is an effect keyed by the record's position and the step's name. */
-  async step<T>(position: unknown, name: string, fn: () => T | Promise<T>): Promise<T> {
+  async step<T>(position: unknown, name: string, fn: () => T | Promise<T>, options?: OnceOptions<T>): Promise<T> {
     if (typeof name !== 'string' || name === '') throw new TypeError('ctx.step needs a non-empty name');
-    return (await this.once(`step:${this.#input.shard}:${JSON.stringify(position)}:${name}`, fn)) as T;
+    return (await this.once(`step:${this.#input.shard}:${JSON.stringify(position)}:${name}`, fn, options)) as T;
   }
 
   idempotencyKey(position: unknown, name: string): string {

@@ -5,13 +5,17 @@ import type { SourceItem } from '../source/source.ts';
 import type { Lease, RunOutcome, Store, Tx } from '../store/store.ts';
 import { asStoreError, isTransientStoreError } from '../store/transient.ts';
 import { Baton } from './baton.ts';
+import { describeJobError } from './code-location.ts';
 import { eventLogger } from './context.ts';
-import type { AnyJob } from './define.ts';
+import { type AnyJob, jobFileOf } from './define.ts';
 import { checkDrift, type OnDrift, RestartForDrift } from './drift.ts';
 import { Effects } from './effects.ts';
 import type { CheckpointPolicy } from './policy.ts';
+import { ProgressMarker, reworkAfter } from './progress-mark.ts';
 import { type Emit, processRecord, RecordAbandoned } from './record-run.ts';
 import type { RetryPolicy } from './retry.ts';
+import { runSetup } from './setup.ts';
+import { onStopAtOnce } from './stop-at-once.ts';
 
 export interface ShardResult {
   shard: string;
@@ -24,6 +28,9 @@ export interface ShardResult {
   position: JsonValue | null;
   resumedFrom: JsonValue | null;
   rework: number;
+  /** `rework` is a ceiling from a crashed run's progress mark: the truth is at most `reworkMarkStep` less. */
+  reworkAtMost?: boolean;
+  reworkMarkStep?: number;
   /** Time this run spent redoing the rework records, ms (checkpoint time excluded). */
   reworkMs: number;
   /** The checkpoint interval in force at the end: ms of work and records (auto: chosen from measurements). */
@@ -33,6 +40,8 @@ export interface ShardResult {
   /** Records this run sent to dead letters (committed ones only count once the chunk commits). */
   deadLetters?: number;
   error?: string;
+  /** The failure's full stack, for CKPT_DEBUG=1 (never stored). */
+  stack?: string;
   /** The run ended because the store was unreachable (its lease is released or will expire). */
   storeUnavailable?: boolean;
 }
@@ -73,7 +82,7 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
     // Reached only when the shard could not start (its source or the store failed before the
     // record loop) or could not end cleanly: release it so no live process keeps it held.
     const { store, lease, emit } = input;
-    const message = `shard ${lease.shard}: ${firstLine(error)}`;
+    const message = `shard ${lease.shard}: ${describeJobError(error, jobFileOf(input.job))}`;
     const outcome = error instanceof FencedError ? 'lost' : 'failed';
     await store.release(lease, outcome, { error: message }).catch(() => undefined);
     await emit('run:end', { shard: lease.shard, runId: lease.runId, outcome, processed: 0, position: null, error: message }, lease.runId).catch(
@@ -96,6 +105,7 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
       checkpoints: 0,
       checkpointMs: 0,
       error: message,
+      ...(error instanceof Error && error.stack !== undefined ? { stack: error.stack } : {}),
     };
   }
 }
@@ -126,8 +136,11 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   });
   const deadLetters = { count: await store.countDeadLetters(lease) };
   const deadLettersBefore = deadLetters.count;
-  const previous = await store.previousRun(lease);
-  const rework = checkpoint !== undefined && previous?.outcome === 'crashed' ? Math.max(0, previous.markProcessed - checkpoint.processed) : 0;
+  const earlier = (await store.listRuns(lease.instanceId, { limit: 1000 })).filter(
+    (run) => run.shard === shard && run.generation === lease.generation && run.id < lease.runId,
+  );
+  const redo = reworkAfter(earlier, checkpoint?.processed ?? 0);
+  const rework = redo.records;
 
   const state = (checkpoint?.state ?? job.initialState?.({ params: input.params, shard }) ?? {}) as JsonObject;
   let position: JsonValue | null = checkpoint?.position ?? null;
@@ -150,16 +163,18 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
       intervalMs: Number.isFinite(chosen.ms) ? chosen.ms : null,
       intervalRecords: chosen.records ?? null,
       intervalReason: chosen.reason,
-      ...(rework > 0 ? { reworkMs: reworkMs ?? null } : {}),
+      ...(rework > 0 ? { reworkMs: reworkMs ?? null, reworkAtMost: redo.atMost, reworkMarkStep: redo.markStep, reworkFromRun: redo.fromRun } : {}),
     };
   };
 
   // Not retried: if the store is unreachable now, the first commit finds out and ends the run.
-  await store.heartbeat(lease, { resumedFrom, rework, markProcessed: processed }).catch((error: unknown) => {
+  // With the stats: a run killed before its first periodic heartbeat still says whose work it redid.
+  await store.heartbeat(lease, { resumedFrom, rework, markProcessed: processed, stats: runStats() }).catch((error: unknown) => {
     if (!isTransientStoreError(error)) throw error;
   });
   if (checkpoint === undefined) await emit('run:start', { shard, worker: lease.worker, runId: lease.runId, total }, lease.runId);
-  else await emit('run:resume', { shard, worker: lease.worker, runId: lease.runId, position, processed, rework, total }, lease.runId);
+  else
+    await emit('run:resume', { shard, worker: lease.worker, runId: lease.runId, position, processed, rework, reworkAtMost: redo.atMost, total }, lease.runId);
 
   const stop = new AbortController();
   const onExternalStop = () => stop.abort('interrupted');
@@ -306,6 +321,16 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   // Opened only now: a source that fails before this point must leave neither a transaction open
   // nor a timer keeping the process alive and the lease renewed.
   let tx: Tx = await store.begin(lease);
+  try {
+    await runSetup(job, { params: input.params, shard, state, tx });
+  } catch (error) {
+    await store.rollback(tx).catch(() => undefined);
+    throw error;
+  }
+  // Marks five times per heartbeat: a crash's rework is then known to within ~1/5 s of records.
+  const fixedRecords = policy.interval().reason === 'fixed' ? policy.interval().records : undefined;
+  const marker = new ProgressMarker(store, lease, processed, Math.max(10, input.heartbeatMs / 5), fixedRecords);
+  const forgetLastWords = onStopAtOnce(() => marker.final(processed + inFlight.size));
   const heartbeat = setInterval(() => {
     wakeIfDue();
     store.heartbeat(lease, { processed: records, markProcessed: processed + inFlight.size, stats: runStats() }).then(
@@ -352,6 +377,8 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
         stop.abort('failed');
         break;
       }
+      const count = processed + inFlight.size + 1;
+      if (marker.needsMark(count)) await marker.raise(count);
       const work = dispatch(next.value);
       dispatchedPosition = next.value.position as JsonValue;
       sinceRecords++;
@@ -382,26 +409,32 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
 
   if (reworkMs === undefined) reworkMs = performance.now() - started - checkpointMs;
   const chosen = policy.interval();
-  const result = (outcome: ShardResult['outcome'], error?: string): ShardResult => ({
-    shard,
-    outcome,
-    records,
-    processed: committed,
-    position,
-    resumedFrom,
-    rework,
-    reworkMs: reworkMs ?? 0,
-    interval: { ms: Number.isFinite(chosen.ms) ? chosen.ms : null, records: chosen.records ?? null, reason: chosen.reason },
-    checkpoints,
-    checkpointMs,
-    deadLetters: deadLetters.count - deadLettersBefore,
-    ...(error === undefined ? {} : { error }),
-  });
-  const end = async (outcome: ShardResult['outcome'], error?: string): Promise<ShardResult> => {
+  // Every way out builds its result once the run's row is final: from then on no last words.
+  const result = (outcome: ShardResult['outcome'], error?: string, cause?: unknown): ShardResult => {
+    forgetLastWords();
+    return {
+      shard,
+      outcome,
+      records,
+      processed: committed,
+      position,
+      resumedFrom,
+      rework,
+      ...(rework > 0 ? { reworkAtMost: redo.atMost, reworkMarkStep: redo.markStep } : {}),
+      reworkMs: reworkMs ?? 0,
+      interval: { ms: Number.isFinite(chosen.ms) ? chosen.ms : null, records: chosen.records ?? null, reason: chosen.reason },
+      checkpoints,
+      checkpointMs,
+      deadLetters: deadLetters.count - deadLettersBefore,
+      ...(error === undefined ? {} : { error }),
+      ...(cause instanceof Error && cause.stack !== undefined ? { stack: cause.stack } : {}),
+    };
+  };
+  const end = async (outcome: ShardResult['outcome'], error?: string, cause?: unknown): Promise<ShardResult> => {
     await store.rollback(tx).catch(() => undefined);
     await store.release(lease, outcome, { processed: records, markProcessed: processed, checkpoints, checkpointMs, stats: runStats(), error: error ?? null });
     await emit('run:end', { shard, runId: lease.runId, outcome, processed: committed, position, ...(error === undefined ? {} : { error }) }, lease.runId);
-    return result(outcome, error);
+    return result(outcome, error, cause);
   };
 
   try {
@@ -413,13 +446,14 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
       // error is logged, so the event log keeps it.
       await store.rollback(tx).catch(() => undefined);
       const where = failedPosition ?? dispatchedPosition;
-      await emit('record:error', { shard, position: where, error: firstLine(failure) }, lease.runId);
+      const described = describeJobError(failure, jobFileOf(job));
+      await emit('record:error', { shard, position: where, error: described }, lease.runId);
       const limit = input.skipLimit > 0 ? ` (skip limit of ${input.skipLimit} dead letters reached)` : '';
-      return await end('failed', `record at position ${JSON.stringify(where)} failed: ${firstLine(failure)}${limit}`);
+      return await end('failed', `record at position ${JSON.stringify(where)} failed: ${described}${limit}`, failure);
     }
     const drainStarted = performance.now();
     if (exhausted && (await drainUnlessStopped())) {
-      if (failure !== undefined) return await end('failed', firstLine(failure));
+      if (failure !== undefined) return await end('failed', describeJobError(failure, jobFileOf(job)), failure);
       if (abandoned) return await end('interrupted');
       await commit(true, drainStarted);
       await emit('shard:complete', { shard, processed }, lease.runId);
@@ -433,7 +467,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   } catch (error) {
     if (error instanceof FencedError) return await lose(error.message);
     if (error instanceof StoreUnavailableError) return await loseToStore(error);
-    return await end('failed', firstLine(error));
+    return await end('failed', describeJobError(error, jobFileOf(job)), error);
   }
 
   /** Lets the other records in flight settle, but no longer than the drain deadline. */

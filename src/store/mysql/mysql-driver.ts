@@ -258,7 +258,10 @@ export class MysqlDriver {
       await connection.query('START TRANSACTION');
       const result = await work(on);
       await connection.query('COMMIT');
-      await connection.query(RESTORE_WAIT);
+      // After the COMMIT: a failure here leaves the work done; the connection is closed instead.
+      await connection.query(RESTORE_WAIT).catch(() => {
+        broken = true;
+      });
       return result;
     } catch (error) {
       broken = isFatalMysqlError(error) || isTransientMysqlError(error);

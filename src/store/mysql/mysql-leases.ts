@@ -1,5 +1,5 @@
-import { type Row, RUN_PROGRESS_COLUMNS, toRun } from '../rows.ts';
-import type { HolderInfo, InstanceInfo, Lease, LeaseStore, RunInfo, RunOutcome, RunProgress } from '../store.ts';
+import { REAPED_OUTCOME_SQL, type Row, RUN_PROGRESS_COLUMNS, toRun } from '../rows.ts';
+import type { HolderInfo, InstanceInfo, Lease, LeaseStore, ProgressMark, RunInfo, RunOutcome, RunProgress } from '../store.ts';
 import { type MysqlDriver, type MysqlQueryable, NOW } from './mysql-driver.ts';
 
 /**
@@ -40,7 +40,7 @@ export class MysqlLeases implements LeaseStore {
   async #reapRun(tx: MysqlQueryable, candidate: Row, dead: boolean): Promise<RunInfo | undefined> {
     const p = this.#db.p;
     const marked = await tx.query(
-      `UPDATE ${p}runs r JOIN ${p}shards sh ON sh.id = r.shard_id SET r.outcome = 'crashed', r.ended_at = r.heartbeat_at
+      `UPDATE ${p}runs r JOIN ${p}shards sh ON sh.id = r.shard_id SET r.outcome = ${REAPED_OUTCOME_SQL.replace('mark_step', 'r.mark_step')}, r.ended_at = r.heartbeat_at
        WHERE r.id = ? AND r.outcome = 'running' AND (sh.lease_expires_at < ${NOW} OR NOT (sh.run_id <=> r.id) OR ?)`,
       [candidate.id, dead],
     );
@@ -77,7 +77,7 @@ export class MysqlLeases implements LeaseStore {
       const shard = (await tx.query(`SELECT name, lease_token, processed FROM ${p}shards WHERE id = ?`, [shardId])).rows[0] as Row;
       const token = Number(shard.lease_token);
       // A run still marked running on an expired lease is a crashed (or paused) worker: fenced from now on.
-      await tx.query(`UPDATE ${p}runs SET outcome = 'crashed', ended_at = heartbeat_at WHERE shard_id = ? AND outcome = 'running'`, [shardId]);
+      await tx.query(`UPDATE ${p}runs SET outcome = ${REAPED_OUTCOME_SQL}, ended_at = heartbeat_at WHERE shard_id = ? AND outcome = 'running'`, [shardId]);
       const run = await tx.query(
         `INSERT INTO ${p}runs (instance_id, generation, shard_id, shard, worker, token, started_at, heartbeat_at, start_processed, mark_processed, stats)
          VALUES (?, ?, ?, ?, ?, ?, ${NOW}, ${NOW}, ?, ?, '{}')`,
@@ -110,6 +110,15 @@ export class MysqlLeases implements LeaseStore {
     ]);
     await updateRun(this.#db.any, this.#db.p, lease.runId, progress);
     return held.affectedRows === 1;
+  }
+
+  /** On the pooled autocommit connection: durable before the run goes past it, whatever its transaction does. */
+  async markProgress(lease: Lease, mark: ProgressMark): Promise<void> {
+    await this.#db.query(`UPDATE ${this.#db.p}runs SET mark_ceiling = ?, mark_step = ? WHERE id = ? AND outcome = 'running'`, [
+      mark.ceiling,
+      mark.step,
+      lease.runId,
+    ]);
   }
 
   async previousRun(lease: Lease): Promise<RunInfo | undefined> {

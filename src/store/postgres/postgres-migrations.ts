@@ -159,6 +159,14 @@ export const postgresMigrations: readonly { id: number; name: string; sql: strin
   },
   {
     id: 3,
+    name: 'progress marks: how far a run may have got',
+    sql: `
+      ALTER TABLE {schema}.runs ADD COLUMN mark_ceiling BIGINT;
+      ALTER TABLE {schema}.runs ADD COLUMN mark_step BIGINT;
+    `,
+  },
+  {
+    id: 4,
     name: 'hash chain of the event log',
     // Events already stored keep NULL links: shown, and reported by `ckpt audit` as predating
     // the chain. chain_heads holds each instance's last link; appends lock its row, so

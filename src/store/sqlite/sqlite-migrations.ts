@@ -172,6 +172,14 @@ export const sqliteMigrations: readonly { id: number; name: string; sql: string 
   },
   {
     id: 4,
+    name: 'progress marks: how far a run may have got',
+    sql: `
+      ALTER TABLE runs ADD COLUMN mark_ceiling INTEGER;
+      ALTER TABLE runs ADD COLUMN mark_step INTEGER;
+    `,
+  },
+  {
+    id: 5,
     name: 'the event log moves to the side file',
     // Events are now written to `<store>.effects`, durably at once and hash-chained (see
     // migrateSqliteSide). The old rows stay here, under a name no code writes to, until the side
