@@ -21,7 +21,8 @@ export interface EventMap {
   'run:end': { shard: string; runId: number; outcome: string; processed: number; position: JsonValue | null; error?: string };
   checkpoint: { shard: string; seq: number; position: JsonValue | null; processed: number; records: number; ms: number };
   'checkpoint:corrupt': { shard: string; skipped: number[]; usedSeq: number | null };
-  progress: { shard: string; processed: number; total: number | undefined; rate: number; lastCheckpointAt: number };
+  /** `processed` counts the records in flight too (`inFlight` of them), so a bar never stalls on a slow record. */
+  progress: { shard: string; processed: number; inFlight: number; total: number | undefined; rate: number; lastCheckpointAt: number };
   'record:error': { shard: string; position: JsonValue; error: string };
   'record:retry': { shard: string; position: JsonValue; attempt: number; delayMs: number; error: string };
   'record:dead': { shard: string; position: JsonValue; attempts: number; error: string; deadLetters: number; limit: number };

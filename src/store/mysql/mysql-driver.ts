@@ -98,7 +98,7 @@ const transientCodes = new Set([
   'ER_LOCK_DEADLOCK', // 1213
   'ER_LOCK_WAIT_TIMEOUT', // 1205
   'ER_QUERY_INTERRUPTED', // 1317: the statement was killed (a shutdown in progress)
-  'ER_UNKNOWN_COM_ERROR',
+  'ER_UNKNOWN_COM_ERROR', // 1047: a Galera node not ready for clients yet
 ]);
 
 const transientMessages = /closed state|Connection lost|Pool is closed/i;
@@ -156,7 +156,8 @@ export async function createMysqlPool(config: { url: string; max: number }): Pro
   } catch {
     throw new UsageError('a mysql:// store needs the mysql2 package: npm install mysql2');
   }
-  const pool = mysql.createPool({ uri: config.url, connectionLimit: config.max, enableKeepAlive: true, supportBigNumbers: false, dateStrings: false });
+  // BIGINT columns come back as numbers (epoch ms and ids stay far below 2^53).
+  const pool = mysql.createPool({ uri: config.url, connectionLimit: config.max, enableKeepAlive: true, supportBigNumbers: false });
   pool.on('connection', (connection) => {
     // The driver may report a dead idle connection more than once; a second report with no
     // listener would end the process. The pool drops such a connection by itself.
