@@ -1,5 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { CheckpointedError, ExitCode, firstLine } from '../errors.ts';
+import { auditCommand } from './audit-command.ts';
 import { chaosCommand } from './chaos-command.ts';
 import { dlqCommand } from './dlq-command.ts';
 import { eventsCommand, resetCommand, runsCommand, statusCommand } from './query-commands.ts';
@@ -174,6 +175,21 @@ function program(io: CliIo, exit: { code: number }): Command {
     });
 
   root
+    .command('audit')
+    .description(
+      "check a job's hash-chained event log (--verify), or export it as evidence (--export): who ran what, when, which effects, which verify settled",
+    )
+    .argument('<job>', 'job name')
+    .addOption(storeOption())
+    .addOption(paramOption())
+    .option('--verify', 'check the chain: exit 0 if intact, 1 naming the first bad event')
+    .addOption(new Option('--export <format>', 'write every event with its link, secrets redacted').choices(['ndjson', 'csv']))
+    .option('--out <file>', 'with --export: write to FILE instead of stdout')
+    .action(async (job: string, options) => {
+      exit.code = await auditCommand(job, options, io);
+    });
+
+  root
     .command('reset')
     .description('start a job instance over from the beginning on its next run (a new generation; history kept)')
     .argument('<job>', 'job name')
@@ -199,7 +215,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       if (error.code === 'commander.executeSubCommandAsync') return 1;
       const message = error.message.replace(/^error: /, '');
       const command = argv.find((arg) => !arg.startsWith('-'));
-      const known = ['run', 'status', 'runs', 'events', 'reset', 'dlq', 'chaos', 'dashboard'];
+      const known = ['run', 'status', 'runs', 'events', 'reset', 'dlq', 'chaos', 'dashboard', 'audit'];
       const help = command && known.includes(command) ? `ckpt ${command} --help` : 'ckpt --help';
       io.stderr.write(`ckpt: ${firstLine(message)}; see ${help}\n`);
       return ExitCode.usage;

@@ -40,8 +40,11 @@ export async function retryDeadLetters(
       holders[0]?.worker ?? '',
     );
   }
-  const emit = async <K extends EventType>(type: K, data: EventMap[K]) => {
+  const notify = <K extends EventType>(type: K, data: EventMap[K]) => {
     options.onEvent?.({ type, at: Date.now(), job: job.name, instanceId: instance.id, data } as RunEvent);
+  };
+  const emit = async <K extends EventType>(type: K, data: EventMap[K]) => {
+    notify(type, data);
     const shard = (data as { shard?: string }).shard ?? null;
     await store.appendEvents(instance.id, instance.generation, [{ type, shard, data: data as unknown as JsonObject }]);
   };
@@ -66,8 +69,9 @@ export async function retryDeadLetters(
       scope: { instanceId: instance.id, generation: instance.generation },
       job: job.name,
       shard: letter.shard,
+      runId: null,
       secretKey,
-      emitInDoubt: (data) => emit('effect:in-doubt', data),
+      notify,
     });
     const tx = await store.begin(lease);
     try {

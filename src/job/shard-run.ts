@@ -1,5 +1,5 @@
 import { DriftError, FencedError, firstLine, StoreUnavailableError, UsageError } from '../errors.ts';
-import { persistedEvents } from '../events.ts';
+import type { EventMap, EventType } from '../events.ts';
 import type { JsonObject, JsonValue } from '../json.ts';
 import type { SourceItem } from '../source/source.ts';
 import type { Lease, RunOutcome, Store, Tx } from '../store/store.ts';
@@ -57,6 +57,8 @@ export interface ShardRunInput {
   drainMs: number;
   signal: AbortSignal | undefined;
   emit: Emit;
+  /** Listeners only: for events the effect journal stores itself. */
+  notify: <K extends EventType>(type: K, data: EventMap[K]) => void;
   paramsHash: string;
   onDrift: OnDrift;
   retry: RetryPolicy;
@@ -111,17 +113,11 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
 async function processShard(input: ShardRunInput): Promise<ShardResult> {
   const { job, store, lease, policy, concurrency } = input;
   const shard = lease.shard;
-  // Persisted events written while a record holds its savepoint would vanish with its rollback:
-  // they wait until the baton is put down and then join the chunk's transaction.
-  const queued: (() => Promise<void>)[] = [];
-  const baton = new Baton(() => {
-    for (const write of queued.splice(0)) void write();
-  });
-  const emit: Emit = (type, data, runId) => {
-    if (!baton.held || !persistedEvents.has(type)) return input.emit(type, data, runId);
-    queued.push(() => input.emit(type, data, runId));
-    return Promise.resolve();
-  };
+  // Stored events never join the chunk's transaction (every store appends them on their own
+  // connection or file, durably at once), so a savepoint rollback cannot erase them and nothing
+  // waits for the baton to be put down before the log has them.
+  const baton = new Baton();
+  const emit: Emit = input.emit;
   const source = await job.source({ params: input.params, shard });
   const total = await Promise.resolve(source.size?.()).catch(() => undefined);
   const latest = await store.latest(lease);
@@ -202,8 +198,9 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     scope: { instanceId: lease.instanceId, generation: lease.generation },
     job: job.name,
     shard,
+    runId: lease.runId,
     secretKey: input.secretKey,
-    emitInDoubt: (data) => emit('effect:in-doubt', data, lease.runId),
+    notify: input.notify,
     leaseLost: () => lostReason !== undefined,
   });
   const recordInput = {

@@ -1,4 +1,5 @@
 import { StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
+import { chainKeyFinder } from '../../secret.ts';
 import type { Row } from '../rows.ts';
 import { describeDriverError, isTransientStoreError } from '../transient.ts';
 import type { MysqlTx } from './mysql-tx.ts';
@@ -182,6 +183,8 @@ export interface MysqlStoreOptions {
   maxConnections?: number;
   /** Name for messages: the URL without its password. */
   location?: string;
+  /** The key of the event log's hash chain; default: from CKPT_SECRET_KEY, if set. */
+  chainKey?: () => Buffer | undefined;
 }
 
 /**
@@ -195,6 +198,7 @@ export class MysqlDriver {
   readonly p: string;
   readonly database: string;
   readonly openTxs = new Set<MysqlTx>();
+  readonly chainKey: () => Buffer | undefined;
   readonly #options: MysqlStoreOptions;
   #pool: Promise<MysqlPool> | undefined;
   #ended = false;
@@ -207,6 +211,7 @@ export class MysqlDriver {
       throw new UsageError(`the table prefix ${JSON.stringify(this.p)} is not valid; use up to 32 letters, digits and '_' (e.g. ?prefix=ckpt_)`);
     }
     this.database = options.database ?? '';
+    this.chainKey = options.chainKey ?? chainKeyFinder(process.env, undefined);
     this.location = options.location ?? (options.pool ? `mysql (tables ${this.p}*)` : String(options.url));
   }
 

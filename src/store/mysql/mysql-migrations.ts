@@ -138,6 +138,22 @@ export const mysqlMigrations: readonly { id: number; name: string; statements: s
     name: 'progress marks: how far a run may have got',
     statements: ['ALTER TABLE {p}runs ADD COLUMN mark_ceiling BIGINT NULL, ADD COLUMN mark_step BIGINT NULL'],
   },
+  {
+    id: 3,
+    name: 'hash chain of the event log',
+    // Events already stored keep NULL links: shown, and reported by `ckpt audit` as predating the
+    // chain. chain_heads holds each instance's last link; appends lock its row, so concurrent
+    // workers make one chain, and deleting the last events shows. The ALTER is one atomic DDL
+    // statement; re-run after a crash it meets its own columns (see alreadyApplied).
+    statements: [
+      'ALTER TABLE {p}events ADD COLUMN seq BIGINT NULL, ADD COLUMN prev_hash VARCHAR(64) NULL, ADD COLUMN hash VARCHAR(64) NULL, ADD COLUMN keyed TINYINT NULL',
+      `CREATE TABLE IF NOT EXISTS {p}chain_heads (
+        instance_id BIGINT NOT NULL PRIMARY KEY,
+        seq BIGINT NOT NULL,
+        hash VARCHAR(64) NOT NULL
+      ) ${TABLE}`,
+    ],
+  },
 ];
 
 /**
