@@ -1,8 +1,8 @@
 import type { EventListener } from '../events.ts';
 import type { JsonObject } from '../json.ts';
 import type { Source } from '../source/source.ts';
-import type { SqlHandle } from '../store/store.ts';
 import type { CheckpointSpec } from './policy.ts';
+import type { TxHandle } from './record-tx.ts';
 
 export interface JobLogger {
   info(message: string, data?: unknown): void;
@@ -28,8 +28,10 @@ export interface JobContext<Params, State extends JsonObject> {
   /**
    * SQL inside the transaction that commits with the checkpoint covering this record. A record's
    * writes sit in their own savepoint: a failed attempt's writes are rolled back with it.
+   * `insert`/`upsert`/`delete` are buffered and sent as multi-row statements before the next
+   * `query` or the checkpoint's commit; a failed attempt's buffered writes are dropped.
    */
-  readonly tx: SqlHandle;
+  readonly tx: TxHandle;
   /**
    * Run an external effect at most once per key (per instance generation): its intent is made
    * durable before `fn` runs and its JSON result as soon as it returns. A key recorded done

@@ -3,10 +3,13 @@ import type { EventMap, EventType, RunEvent } from '../events.ts';
 import type { JsonObject } from '../json.ts';
 import { lazySecretKey } from '../secret.ts';
 import type { DeadLetter, InstanceInfo, Lease, Store } from '../store/store.ts';
+import { Baton } from './baton.ts';
 import { eventLogger, RecordContext } from './context.ts';
 import type { Job } from './define.ts';
 import { Effects } from './effects.ts';
+import { dialectOf, RecordTx } from './record-tx.ts';
 import { defaultWorker, reapDeadWorkers, resolveParams } from './runner.ts';
+import { WriteBuffer } from './write-buffer.ts';
 
 export interface DlqRetryResult {
   instance: InstanceInfo;
@@ -68,6 +71,9 @@ export async function retryDeadLetters(
       emitInDoubt: (data) => emit('effect:in-doubt', data),
     });
     const tx = await store.begin(lease);
+    // ctx.tx as in a run: buffered writes are sent before the letter is resolved, in the same commit.
+    const chunk = { tx: () => tx, buffer: new WriteBuffer(dialectOf(tx.sql)) };
+    let recordTx: RecordTx | undefined;
     try {
       const ctx = new RecordContext({
         job: job.name,
@@ -77,10 +83,16 @@ export async function retryDeadLetters(
         state: structuredClone(job.initialState?.({ params, shard: letter.shard }) ?? {}) as JsonObject,
         signal: new AbortController().signal,
         log: eventLogger(letter.shard, (data) => options.onEvent?.({ type: 'log', at: Date.now(), job: job.name, instanceId: instance.id, data })),
-        sql: () => tx.sql,
+        sql: () => {
+          if (tx.sql === undefined) return undefined;
+          recordTx ??= new RecordTx(new Baton(), chunk, tx.sql, false);
+          return recordTx;
+        },
         effects,
       });
       await job.process(letter.record, ctx);
+      await recordTx?.finish(true);
+      if (tx.sql !== undefined) await chunk.buffer.flush(tx.sql);
       if (!(await store.resolveDeadLetter(tx, letter.id))) {
         result.alreadyResolved.push(letter);
         continue;
@@ -88,6 +100,7 @@ export async function retryDeadLetters(
       result.resolved.push(letter);
       await emit('dlq:retry', { shard: letter.shard, id: letter.id, position: letter.position, outcome: 'resolved' });
     } catch (error) {
+      await recordTx?.finish(false).catch(() => undefined);
       await store.rollback(tx).catch(() => undefined);
       await store.noteDeadLetterRetry(letter.id, firstLine(error));
       result.failed.push({ letter, error: firstLine(error) });

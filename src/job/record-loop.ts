@@ -1,0 +1,295 @@
+import type { JsonObject, JsonValue } from '../json.ts';
+import type { SourceCursor } from '../source/source.ts';
+import type { CheckpointBoundary } from './checkpoint-boundary.ts';
+import { RecordContext } from './context.ts';
+import { isThenable, needsSavepoint, processRecord, RecordAbandoned, type RecordRunInput } from './record-run.ts';
+import { RecordTx, type TxHandle } from './record-tx.ts';
+
+/** How long the loop may run before it lets timers (heartbeat, signals) in. */
+const YIELD_EVERY_MS = 15;
+/** Records between two looks at the clock and the stop signal: adapted so a look comes every ~0.2–1 ms. */
+const MAX_STRIDE = 4096;
+
+export interface RecordLoopInput extends RecordRunInput {
+  cursor: SourceCursor<unknown, unknown>;
+  boundary: CheckpointBoundary;
+  concurrency: number;
+  /** Aborts the run (`signal` is its signal). */
+  stop: AbortController;
+  /** Called at each yield to the event loop (progress events). */
+  onYield: () => void;
+}
+
+/** One record's share of a context: its `ctx.tx`, made on first use. */
+interface Slot {
+  ctx: RecordContext<unknown, JsonObject>;
+  tx: RecordTx | undefined;
+}
+
+/**
+ * The record loop of one shard run. Records at hand (the source's cursor says so) whose `process`
+ * returns a non-promise run in a tight synchronous loop, with one shared context and no promise
+ * or object of ours per record; the boundary, the stop signal and the clock are looked at every
+ * `stride` records. A record whose `process` returns a promise is in flight (up to `concurrency`)
+ * and costs one promise of ours. A record that throws goes the slow way (retries, dead letters).
+ * Every record dispatched is finished, failed or given up before the loop returns.
+ */
+export class RecordLoop {
+  readonly #input: RecordLoopInput;
+  readonly #savepoint: boolean;
+  #slot: Slot;
+  /** Records finished by this run, and the shard total (records done, as the next checkpoint will say). */
+  records = 0;
+  processed: number;
+  inFlight = 0;
+  /** Position of the last record dispatched: the next checkpoint's position once drained. */
+  dispatched: JsonValue | null;
+  failure: unknown;
+  failedPosition: JsonValue | null = null;
+  /** A record was given up mid-way by a stop: the open chunk must not be committed. */
+  abandoned = false;
+  exhausted = false;
+  /** Called when the shard total passes a mark (rework timing). */
+  onProcessed: (processed: number) => void = () => undefined;
+  #waiters: (() => void)[] = [];
+  /** Set while waiting for the source: wakes that wait (a stop, or a checkpoint fell due). */
+  #wakeSource: ((result: undefined) => void) | undefined;
+
+  constructor(input: RecordLoopInput, resumed: { position: JsonValue | null; processed: number }) {
+    this.#input = input;
+    this.#savepoint = needsSavepoint(input);
+    this.processed = resumed.processed;
+    this.dispatched = resumed.position;
+    this.#slot = this.#newSlot();
+    input.signal.addEventListener('abort', () => {
+      this.#wakeSource?.(undefined);
+      this.#wakeAll();
+    });
+  }
+
+  /** Wakes a wait for a quiet source when a time-based checkpoint falls due (called by the heartbeat). */
+  wakeIfDue(): void {
+    if (this.#wakeSource !== undefined && this.inFlight === 0 && this.#input.boundary.due(performance.now())) this.#wakeSource(undefined);
+  }
+
+  async run(): Promise<void> {
+    const { cursor, boundary, concurrency, signal } = this.#input;
+    let stride = 1;
+    let lastYield = performance.now();
+    for (;;) {
+      if (signal.aborted) return;
+      if (!cursor.next()) {
+        const more = await this.#untilWoken(cursor.more());
+        if (more === false) {
+          this.exhausted = true;
+          return;
+        }
+        if (more === undefined && !signal.aborted && !(await this.#checkpoint())) return;
+        continue;
+      }
+      // The boundary is checked when the next record is at hand, so a source that ends right at a
+      // boundary gets one checkpoint (the completing one), not two.
+      const started = performance.now();
+      if (boundary.due(started) && !(await this.#checkpoint())) return;
+      const limit = Math.min(stride, boundary.recordsUntilDue());
+      let done = 0;
+      let dispatched = 0;
+      let previous = this.dispatched;
+      let work: Promise<void> | undefined;
+      do {
+        const position = cursor.position;
+        // A position that is not JSON, or a numeric one that does not increase, would make a
+        // resume (strictly after the checkpoint's position) skip or redo records: fail first.
+        if (!(typeof position === 'number' && typeof previous === 'number' && position > previous && position !== Number.POSITIVE_INFINITY)) {
+          const misplaced = positionProblem(previous, position);
+          if (misplaced !== undefined) {
+            this.#fail(new Error(`${misplaced}; a source must yield JSON positions in increasing order, strictly after the one it was given`), position);
+            break;
+          }
+        }
+        previous = position as JsonValue;
+        dispatched++;
+        work = this.#runOne(cursor.record, position, cursor.error);
+        if (work !== undefined) break;
+        done++;
+      } while (dispatched < limit && cursor.next());
+      this.dispatched = previous;
+      boundary.sinceRecords += dispatched;
+      if (done > 0) this.#finished(done);
+      if (work !== undefined) {
+        this.inFlight++;
+        while (this.inFlight >= concurrency && !signal.aborted) await this.#changed();
+      }
+      if (this.failure !== undefined) return;
+      if (boundary.buffer.size > 0) await boundary.flushIfFull();
+      const now = performance.now();
+      // Look at the clock about every half millisecond of work: often enough for time-based
+      // checkpoints and yields, rarely enough to cost nothing on cheap records.
+      const took = now - started;
+      if (took < 0.25 && stride < MAX_STRIDE) stride *= 2;
+      else if (took > 1 && stride > 1) stride >>= 1;
+      if (now - lastYield > YIELD_EVERY_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        lastYield = performance.now();
+        this.#input.onYield();
+      }
+    }
+  }
+
+  /** Runs one record's first attempt: undefined when it finished synchronously, else its promise (never rejects). */
+  #runOne(record: unknown, position: unknown, error: Error | undefined): Promise<void> | undefined {
+    const slot = this.#slot;
+    slot.ctx.reuse(position);
+    let result: unknown;
+    try {
+      if (error !== undefined) throw error;
+      result = this.#input.job.process(record, slot.ctx);
+    } catch (thrown) {
+      this.#slot = this.#newSlot();
+      return this.#settle(undefined, slot, record, position, error, thrown);
+    }
+    if (isThenable(result)) {
+      // This record keeps its context until it settles; the next one gets another.
+      this.#slot = this.#newSlot();
+      return this.#settle(result, slot, record, position, error);
+    }
+    const tx = slot.tx;
+    if (tx === undefined) return undefined;
+    slot.tx = undefined;
+    if (tx.finishSync(true)) return undefined;
+    this.#slot = this.#newSlot();
+    slot.tx = tx;
+    return this.#settle(undefined, slot, record, position, error);
+  }
+
+  /** Waits for an asynchronous record (its retries included) and counts it; records a failure instead of throwing. */
+  async #settle(result: unknown, slot: Slot, record: unknown, position: unknown, error: Error | undefined, thrown?: unknown): Promise<void> {
+    let failed: { error: unknown } | undefined = thrown !== undefined ? { error: thrown } : undefined;
+    try {
+      if (failed === undefined) {
+        try {
+          await result;
+          await slot.tx?.finish(true);
+        } catch (caught) {
+          failed = { error: caught };
+        }
+      }
+      if (failed !== undefined) {
+        await slot.tx?.finish(false);
+        await processRecord({ position, record, ...(error === undefined ? {} : { error }) }, this.#input, failed);
+      }
+      this.#finished(1);
+    } catch (caught) {
+      if (caught instanceof RecordAbandoned) this.abandoned = true;
+      else this.#fail(caught, position);
+    } finally {
+      this.inFlight--;
+      this.#wakeAll();
+    }
+  }
+
+  #finished(count: number): void {
+    this.records += count;
+    this.processed += count;
+    this.onProcessed(this.processed);
+  }
+
+  #fail(error: unknown, position: unknown): void {
+    if (this.failure === undefined) {
+      this.failure = error;
+      this.failedPosition = isJsonScalar(position) ? position : null;
+    }
+    this.#input.stop.abort('failed');
+  }
+
+  #newSlot(): Slot {
+    const input = this.#input;
+    const slot: Slot = {
+      ctx: new RecordContext({
+        job: input.job.name,
+        params: input.params,
+        shard: input.lease.shard,
+        position: undefined,
+        state: input.state,
+        signal: input.signal,
+        log: input.log,
+        sql: () => {
+          const sql = input.boundary.tx().sql;
+          if (sql === undefined) return undefined;
+          slot.tx ??= new RecordTx(input.baton, input.boundary, sql, this.#savepoint);
+          return slot.tx as TxHandle;
+        },
+        effects: input.effects,
+      }),
+      tx: undefined,
+    };
+    return slot;
+  }
+
+  /** Stops intake, drains, commits at an interval boundary; false when the run must end instead. */
+  async #checkpoint(): Promise<boolean> {
+    const drainStarted = performance.now();
+    if (!(await this.drainUnlessStopped())) return false;
+    if (this.failure !== undefined || this.abandoned) return false;
+    await this.#input.boundary.interval(this.progress(), drainStarted);
+    return true;
+  }
+
+  progress(): { position: JsonValue | null; state: JsonObject; processed: number; records: number } {
+    return { position: this.dispatched, state: this.#input.state, processed: this.processed, records: this.records };
+  }
+
+  /** Resolves at the next record that settles, or at a stop. */
+  #changed(): Promise<void> {
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  #wakeAll(): void {
+    if (this.#waiters.length === 0) return;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Waits for every record in flight, whatever happens (a stop included). */
+  async drain(): Promise<void> {
+    while (this.inFlight > 0) await this.#changed();
+  }
+
+  /** Drains unless stopped first; true when nothing is left in flight. */
+  async drainUnlessStopped(): Promise<boolean> {
+    while (this.inFlight > 0 && !this.#input.signal.aborted) await this.#changed();
+    return this.inFlight === 0;
+  }
+
+  /**
+   * The source's next records, or undefined when woken first (a stop, or a time-based
+   * checkpoint due while the source is quiet): a quiet source holds up neither.
+   */
+  async #untilWoken(more: Promise<boolean>): Promise<boolean | undefined> {
+    if (this.#input.signal.aborted) return undefined;
+    const result = await new Promise<boolean | undefined>((resolve, reject) => {
+      this.#wakeSource = resolve;
+      more.then(resolve, reject);
+    }).finally(() => {
+      this.#wakeSource = undefined;
+    });
+    return result;
+  }
+}
+
+function isJsonScalar(value: unknown): value is JsonValue {
+  return value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
+}
+
+/** Why `next` cannot follow `previous` as a position, if it cannot (only numbers are compared). */
+function positionProblem(previous: JsonValue | null, next: unknown): string | undefined {
+  if (next === undefined || typeof next === 'function' || typeof next === 'symbol' || typeof next === 'bigint') {
+    return `the source yielded a position that is not JSON (${typeof next})`;
+  }
+  if (typeof next === 'number' && !Number.isFinite(next)) return `the source yielded position ${next}, which JSON cannot hold`;
+  if (typeof next === 'number' && typeof previous === 'number' && !(next > previous)) {
+    return `the source yielded position ${next} after ${previous}`;
+  }
+  return undefined;
+}
