@@ -77,9 +77,9 @@ export class CheckpointBoundary implements ChunkWrites {
     return this.sinceRecords > 0 && this.#input.policy.due(this.sinceRecords, now - this.sinceStart);
   }
 
-  /** Records that may still be dispatched before the boundary must be checked (a fixed `every`). */
-  recordsUntilDue(): number {
-    return this.#every === undefined ? Number.POSITIVE_INFINITY : Math.max(1, this.#every - this.sinceRecords);
+  /** A fixed `every: N` boundary is reached (checked per record: it must be exact, and it is one comparison). */
+  countDue(): boolean {
+    return this.#every !== undefined && this.sinceRecords >= this.#every;
   }
 
   /** Sends buffered writes early when they pile up; waits for the baton so no record's savepoint is open. */

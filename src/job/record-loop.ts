@@ -49,8 +49,11 @@ export class RecordLoop {
   /** A record was given up mid-way by a stop: the open chunk must not be committed. */
   abandoned = false;
   exhausted = false;
-  /** Called when the shard total passes a mark (rework timing). */
-  onProcessed: (processed: number) => void = () => undefined;
+  /** Called when the shard total reaches `#mark` (rework timing). */
+  #onReached: (processed: number) => void = () => undefined;
+  #mark = -1;
+  /** Contexts of asynchronous records that have settled, ready for the next ones. */
+  readonly #spare: Slot[] = [];
   #waiters: (() => void)[] = [];
   /** Set while waiting for the source: wakes that wait (a stop, or a checkpoint fell due). */
   #wakeSource: ((result: undefined) => void) | undefined;
@@ -74,65 +77,65 @@ export class RecordLoop {
 
   async run(): Promise<void> {
     const { cursor, boundary, concurrency, signal } = this.#input;
+    // Records until the next look at the clock, and how many apart the looks are.
     let stride = 1;
-    let lastYield = performance.now();
+    let untilLook = 0;
+    let lastLook = performance.now();
+    let lastYield = lastLook;
+    let previous = this.dispatched;
     for (;;) {
-      if (signal.aborted) return;
       if (!cursor.next()) {
+        if (signal.aborted) return;
         const more = await this.#untilWoken(cursor.more());
         if (more === false) {
           this.exhausted = true;
           return;
         }
-        if (more === undefined && !signal.aborted && !(await this.#checkpoint())) return;
+        if (more === undefined && (signal.aborted || !(await this.#checkpoint()))) return;
         continue;
       }
-      // The boundary is checked when the next record is at hand, so a source that ends right at a
+      // A record is at hand. The boundary is checked now, so a source that ends right at a
       // boundary gets one checkpoint (the completing one), not two.
-      const started = performance.now();
-      if (boundary.due(started) && !(await this.#checkpoint())) return;
-      const limit = Math.min(stride, boundary.recordsUntilDue());
-      let done = 0;
-      let dispatched = 0;
-      let previous = this.dispatched;
-      let work: Promise<void> | undefined;
-      do {
-        const position = cursor.position;
-        // A position that is not JSON, or a numeric one that does not increase, would make a
-        // resume (strictly after the checkpoint's position) skip or redo records: fail first.
-        if (!(typeof position === 'number' && typeof previous === 'number' && position > previous && position !== Number.POSITIVE_INFINITY)) {
-          const misplaced = positionProblem(previous, position);
-          if (misplaced !== undefined) {
-            this.#fail(new Error(`${misplaced}; a source must yield JSON positions in increasing order, strictly after the one it was given`), position);
-            break;
-          }
+      if (--untilLook <= 0 || boundary.countDue()) {
+        const now = performance.now();
+        // About one look every half millisecond of work: often enough for time-based checkpoints
+        // and for letting timers in, rarely enough to cost nothing on cheap records.
+        const took = now - lastLook;
+        if (took < 0.25 && stride < MAX_STRIDE) stride *= 2;
+        else if (took > 1 && stride > 1) stride >>= 1;
+        untilLook = stride;
+        lastLook = now;
+        if (now - lastYield > YIELD_EVERY_MS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          lastYield = performance.now();
+          this.#input.onYield();
         }
-        previous = position as JsonValue;
-        dispatched++;
-        work = this.#runOne(cursor.record, position, cursor.error);
-        if (work !== undefined) break;
-        done++;
-      } while (dispatched < limit && cursor.next());
+        if (signal.aborted) return;
+        if (boundary.due(now) && !(await this.#checkpoint())) return;
+      }
+      const position = cursor.position;
+      // A position that is not JSON, or a numeric one that does not increase, would make a resume
+      // (strictly after the checkpoint's position) skip or redo records: fail before it is used.
+      if (!(typeof position === 'number' && typeof previous === 'number' && position > previous && position !== Number.POSITIVE_INFINITY)) {
+        const misplaced = positionProblem(previous, position);
+        if (misplaced !== undefined) {
+          this.#fail(new Error(`${misplaced}; a source must yield JSON positions in increasing order, strictly after the one it was given`), position);
+          return;
+        }
+      }
+      previous = position as JsonValue;
       this.dispatched = previous;
-      boundary.sinceRecords += dispatched;
-      if (done > 0) this.#finished(done);
-      if (work !== undefined) {
-        this.inFlight++;
-        while (this.inFlight >= concurrency && !signal.aborted) await this.#changed();
+      boundary.sinceRecords++;
+      const work = this.#runOne(cursor.record, position, cursor.error);
+      if (work === undefined) {
+        this.records++;
+        if (++this.processed === this.#mark) this.#onReached(this.processed);
+        continue;
       }
-      if (this.failure !== undefined) return;
+      this.inFlight++;
+      while (this.inFlight >= concurrency && !signal.aborted) await this.#changed();
+      if (this.failure !== undefined || signal.aborted) return;
       if (boundary.buffer.size > 0) await boundary.flushIfFull();
-      const now = performance.now();
-      // Look at the clock about every half millisecond of work: often enough for time-based
-      // checkpoints and yields, rarely enough to cost nothing on cheap records.
-      const took = now - started;
-      if (took < 0.25 && stride < MAX_STRIDE) stride *= 2;
-      else if (took > 1 && stride > 1) stride >>= 1;
-      if (now - lastYield > YIELD_EVERY_MS) {
-        await new Promise((resolve) => setImmediate(resolve));
-        lastYield = performance.now();
-        this.#input.onYield();
-      }
     }
   }
 
@@ -169,13 +172,13 @@ export class RecordLoop {
       if (failed === undefined) {
         try {
           await result;
-          await slot.tx?.finish(true);
+          if (slot.tx !== undefined) await slot.tx.finish(true);
         } catch (caught) {
           failed = { error: caught };
         }
       }
       if (failed !== undefined) {
-        await slot.tx?.finish(false);
+        if (slot.tx !== undefined) await slot.tx.finish(false);
         await processRecord({ position, record, ...(error === undefined ? {} : { error }) }, this.#input, failed);
       }
       this.#finished(1);
@@ -183,15 +186,23 @@ export class RecordLoop {
       if (caught instanceof RecordAbandoned) this.abandoned = true;
       else this.#fail(caught, position);
     } finally {
+      slot.tx = undefined;
+      this.#spare.push(slot);
       this.inFlight--;
       this.#wakeAll();
     }
   }
 
+  /** Calls `onReached` when the shard total reaches `mark` (from the record that gets it there). */
+  at(mark: number, onReached: (processed: number) => void): void {
+    this.#mark = mark;
+    this.#onReached = onReached;
+  }
+
   #finished(count: number): void {
     this.records += count;
     this.processed += count;
-    this.onProcessed(this.processed);
+    if (this.processed === this.#mark) this.#onReached(this.processed);
   }
 
   #fail(error: unknown, position: unknown): void {
@@ -203,6 +214,8 @@ export class RecordLoop {
   }
 
   #newSlot(): Slot {
+    const spare = this.#spare.pop();
+    if (spare !== undefined) return spare;
     const input = this.#input;
     const slot: Slot = {
       ctx: new RecordContext({

@@ -214,11 +214,9 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     resumed,
   );
   if (reworkMs === undefined) {
-    loop.onProcessed = (processed) => {
-      if (reworkMs !== undefined || processed < reworkUntil) return;
+    loop.at(reworkUntil, () => {
       reworkMs = performance.now() - started - boundary.checkpointMs;
-      loop.onProcessed = () => undefined;
-    };
+    });
   }
   const heartbeat = setInterval(() => {
     loop.wakeIfDue();
