@@ -2,7 +2,7 @@
 // checkpointed (or a DBOS workflow with `done` completed steps); `measure` starts over in a new
 // process and prints the time from process start to the first record (or step) it processes.
 import { defineJob, openStore, range, runJob } from '../src/index.ts';
-import { importPeer } from './variants.ts';
+import { importPeer, sqliteUrl } from './variants.ts';
 import { digest } from './workloads.ts';
 
 const [system, mode, doneText, target] = process.argv.slice(2) as ['ckpt' | 'dbos', 'prepare' | 'measure', string, string];
@@ -31,7 +31,7 @@ const job = defineJob<number, unknown>({
 });
 // From here on it is the library's own time: opening the store, claiming, reading the checkpoint.
 const storeOpening = performance.now();
-const store = await openStore(`sqlite:${target}`);
+const store = await openStore(sqliteUrl(target));
 const summary = await runJob(job, { store, signal: stop.signal });
 await store.close();
 process.stdout.write(`${JSON.stringify({ outcome: summary.outcome, records: summary.records })}\n`);

@@ -2,6 +2,7 @@
 // work is a sum, so the figure is the runner's footprint: a sha256 per record would add native
 // Hash objects that V8 collects lazily (a plain loop of 3,000,000 of them peaks near 130 MB alone).
 import { defineJob, openStore, range, runJob } from '../src/index.ts';
+import { sqliteUrl } from './variants.ts';
 
 const [recordsText, target] = process.argv.slice(2) as [string, string];
 const records = Number(recordsText);
@@ -13,7 +14,7 @@ const job = defineJob<number, unknown>({
     total += n;
   },
 });
-const store = await openStore(`sqlite:${target}`);
+const store = await openStore(sqliteUrl(target));
 const started = performance.now();
 const summary = await runJob(job, { store });
 await store.close();

@@ -135,7 +135,7 @@ async function checkpointed(input: VariantInput, checkpoint: CheckpointSpec): Pr
   const { workload, records, backend } = input;
   let store: Store;
   try {
-    store = await openStore(backend === 'sqlite' ? `sqlite:${input.target}` : input.target);
+    store = await openStore(backend === 'sqlite' ? sqliteUrl(input.target) : input.target);
   } catch (error) {
     return { ms: Number.NaN, unavailable: `not available yet (${String((error as Error).message).split('\n')[0]})` };
   }
@@ -207,4 +207,12 @@ async function openSql({ backend, target }: VariantInput): Promise<Sql> {
  */
 export function importPeer(file: string): Promise<unknown> {
   return import(new URL(`./peers/${file}`, import.meta.url).href);
+}
+
+/**
+ * A bench child's SQLite target as a store URL: a path, or a URL already (run by hand with
+ * `sqlite:/tmp/x.db`, a child once made `sqlite:sqlite:/tmp/x.db`, i.e. a folder named `sqlite:`).
+ */
+export function sqliteUrl(target: string): string {
+  return target.startsWith('sqlite:') ? target : `sqlite:${target}`;
 }

@@ -1,3 +1,6 @@
+// The public API: what a job author and a program embedding runJob use. Store backends have
+// their own import paths ('checkpointed/sqlite', 'checkpointed/postgres'), so importing this
+// loads no database driver; openStore imports a backend only for a URL that names it.
 export {
   CheckpointedError,
   DriftError,
@@ -11,14 +14,13 @@ export {
   UsageError,
 } from './errors.ts';
 export type { EventListener, EventMap, EventType, RunEvent } from './events.ts';
-export { persistedEvents } from './events.ts';
 export type { AnyJob, Job, JobContext, JobDefinition, JobLogger, OnceOptions, RetryOptions } from './job/define.ts';
-export { defineJob, isJob } from './job/define.ts';
+export { defineJob } from './job/define.ts';
 export type { OnDrift } from './job/drift.ts';
 export type { CheckpointPolicy, CheckpointSpec } from './job/policy.ts';
-export { checkpointPolicy } from './job/policy.ts';
+export type { TxHandle } from './job/record-tx.ts';
 export type { RunJobOutcome, RunOptions, RunSummary } from './job/runner.ts';
-export { defaultWorker, runJob } from './job/runner.ts';
+export { runJob } from './job/runner.ts';
 export type { ShardResult } from './job/shard-run.ts';
 export { shutdownOnSignals } from './job/shutdown.ts';
 export type { JsonObject, JsonValue } from './json.ts';
@@ -27,11 +29,6 @@ export { fromArray } from './source/array.ts';
 export type { NdjsonOptions } from './source/ndjson.ts';
 export { ndjsonFile } from './source/ndjson.ts';
 export { range } from './source/range.ts';
-export type { Source, SourceItem } from './source/source.ts';
-export { MemoryStore } from './store/memory/memory-store.ts';
-export { DEFAULT_STORE_URL, openStore, parseStoreUrl } from './store/open-store.ts';
-export type { PgPool, PgPoolClient, PgQueryable, PgResult } from './store/postgres/pg-types.ts';
-export type { PostgresStoreOptions } from './store/postgres/postgres-store.ts';
-export { PostgresStore } from './store/postgres/postgres-store.ts';
-export { SqliteStore } from './store/sqlite/sqlite-store.ts';
+export type { Source, SourceCursor, SourceItem } from './source/source.ts';
+export { DEFAULT_STORE_URL, openStore } from './store/open-store.ts';
 export type * from './store/store.ts';

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { defineJob, LeaseHeldError, range, runJob, SqliteStore } from '../src/index.ts';
+import { defineJob, LeaseHeldError, range, runJob } from '../src/index.ts';
+import { SqliteStore } from '../src/sqlite.ts';
 import { tempDir } from './helpers/cli.ts';
 
 function countingJob(seen: Map<string, number>, worker: string) {

@@ -107,6 +107,12 @@ test('a malformed store URL → exit 2', async () => {
   assert.ok(isOneLineError(result.stderr));
 });
 
+test('a store URL written twice → exit 2, and no folder named "sqlite:" is made', async () => {
+  const dir = tempDir();
+  await expectUserError(['run', job, '--store', 'sqlite:sqlite:tmp/x.db'], 2, /names a file that is itself a URL; did you mean "sqlite:tmp\/x\.db"\?/, dir);
+  assert.equal(existsSync(join(dir, 'sqlite:')), false);
+});
+
 test('runs/events/reset of a job that never ran → exit 2', async () => {
   const dir = tempDir();
   const store = `sqlite:${join(dir, 's.db')}`;

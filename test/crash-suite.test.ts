@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MemoryStore, runJob } from '../src/index.ts';
+import { runJob } from '../src/index.ts';
 import { fixture, runCli, spawnCli, tempDir } from './helpers/cli.ts';
+import { MemoryStore } from './helpers/memory-store.ts';
 
 const RECORDS = 100_000;
 const EVERY = 1000;

@@ -1,8 +1,8 @@
-// The package works as published: packed, installed into a fresh project, imported as
-// 'checkpointed', and its `ckpt` bin runs a job file there.
+// The package works as published: packed, installed into a fresh project (without pg), imported
+// as 'checkpointed' and through its backend paths, and its `ckpt` bin runs a job file there.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { repoRoot, tempDir } from './helpers/cli.ts';
@@ -20,13 +20,38 @@ test('npm pack → npm install → import and ckpt run, as a user would', { time
 
   const imported = spawnSync(
     process.execPath,
-    ['--input-type=module', '-e', "const m = await import('checkpointed'); console.log(typeof m.defineJob, typeof m.runJob, typeof m.range)"],
+    [
+      '--input-type=module',
+      '-e',
+      // No database driver loads with the package: not pg (not even installed), not node:sqlite.
+      "const m = await import('checkpointed'); console.log(typeof m.defineJob, typeof m.runJob, typeof m.range, process.moduleLoadList.some((name) => /sqlite/.test(name)))",
+    ],
     {
       cwd: project,
       encoding: 'utf8',
     },
   );
-  assert.equal(imported.stdout.trim(), 'function function function', imported.stderr);
+  assert.equal(imported.stdout.trim(), 'function function function false', imported.stderr);
+
+  // Drivers are optional peers: a SQLite user's project does not have them, and 'checkpointed' (and
+  // its sqlite and postgres paths) import without it; only opening a postgres:// store asks for it.
+  for (const driver of ['pg', 'mysql2']) assert.equal(existsSync(join(project, 'node_modules', driver)), false, `${driver} is not installed with checkpointed`);
+  const paths = spawnSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `const { SqliteStore } = await import('checkpointed/sqlite');
+       const { PostgresStore } = await import('checkpointed/postgres');
+       const { openStore } = await import('checkpointed');
+       const store = await openStore('memory:');
+       console.log(typeof SqliteStore, typeof PostgresStore, store.location);
+       await store.close();
+       await openStore('postgres://127.0.0.1:1/nothing').catch((error) => console.log(error.name, error.message));`,
+    ],
+    { cwd: project, encoding: 'utf8' },
+  );
+  assert.equal(paths.stdout.trim(), 'function function :memory:\nUsageError a postgres:// store needs the pg package: npm install pg', paths.stderr);
 
   writeFileSync(
     join(project, 'job.ts'),

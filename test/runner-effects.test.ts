@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { defineJob, MemoryStore, type RunEvent, range, runJob, secret } from '../src/index.ts';
+import { defineJob, type RunEvent, range, runJob, secret } from '../src/index.ts';
+import { MemoryStore } from './helpers/memory-store.ts';
 
 test('retries with backoff, then dead letters up to the skip limit, concurrently', async () => {
   const attempts = new Map<number, number>();

@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { defineJob, fromArray, MemoryStore, range, runJob, type Source } from '../src/index.ts';
+import { defineJob, fromArray, range, runJob, type Source } from '../src/index.ts';
+import { MemoryStore } from './helpers/memory-store.ts';
 
 test('concurrency: records finish out of order, checkpoints stay aligned, each record once', async () => {
   const seen: number[] = [];

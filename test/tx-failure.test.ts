@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { test } from 'node:test';
-import { defineJob, range, runJob, SqliteStore } from '../src/index.ts';
+import { defineJob, range, runJob } from '../src/index.ts';
+import { SqliteStore } from '../src/sqlite.ts';
 import { tempDir } from './helpers/cli.ts';
 
 function rows(path: string): number[] {

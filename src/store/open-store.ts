@@ -1,23 +1,29 @@
 import { UsageError } from '../errors.ts';
-import { MemoryStore } from './memory/memory-store.ts';
-import { PostgresStore } from './postgres/postgres-store.ts';
-import { SqliteStore } from './sqlite/sqlite-store.ts';
 import type { Store } from './store.ts';
 
 export const DEFAULT_STORE_URL = 'sqlite:.ckpt/ckpt.db';
 
-/** What a store URL names: `sqlite:PATH`, `sqlite://PATH`, `postgres://…`, `memory:`. */
-export type StoreTarget = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string } | { kind: 'memory' };
+/** What a store URL names: `sqlite:PATH`, `sqlite://PATH`, `postgres://…`; `memory:` is SQLite's `:memory:`. */
+export type StoreTarget = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
+
+/** A "path" that is itself a store URL (`sqlite:sqlite:/x.db`) would become a folder named `sqlite:`. */
+const URL_AS_PATH = /^(sqlite|postgres|postgresql|mysql|mariadb|memory|file):/i;
 
 export function parseStoreUrl(url: string): StoreTarget {
   const text = url.trim();
   const hint = 'use sqlite:PATH (e.g. sqlite:.ckpt/ckpt.db), postgres://user@host/db or memory:';
   if (text === '') throw new UsageError(`the store URL is empty; ${hint}`);
-  if (text === 'memory:' || text === 'memory://') return { kind: 'memory' };
+  // Nothing survives the process: for trying a job out, and for tests.
+  if (text === 'memory:' || text === 'memory://') return { kind: 'sqlite', path: ':memory:' };
   const sqlite = /^sqlite:(?:\/\/)?(.*)$/.exec(text);
   if (sqlite) {
     const path = sqlite[1] ?? '';
     if (path === '' || path.includes('\0')) throw new UsageError(`the store URL ${JSON.stringify(url)} names no file; ${hint}`);
+    if (URL_AS_PATH.test(path)) {
+      throw new UsageError(
+        `the store URL ${JSON.stringify(redactUrl(text))} names a file that is itself a URL; did you mean ${JSON.stringify(redactUrl(path))}?`,
+      );
+    }
     return { kind: 'sqlite', path };
   }
   if (/^postgres(ql)?:\/\//.test(text)) {
@@ -40,10 +46,15 @@ export function redactUrl(url: string): string {
 /** Open (and migrate) the store a URL names. */
 export async function openStore(url: string = DEFAULT_STORE_URL): Promise<Store> {
   const target = parseStoreUrl(url);
+  // A backend's module (and so its driver) is imported only for a URL that names it: importing
+  // 'checkpointed' loads no database driver, and a SQLite user never needs `pg` installed.
   let store: Store;
-  if (target.kind === 'memory') store = new MemoryStore();
-  else if (target.kind === 'sqlite') store = new SqliteStore(target.path);
-  else store = await openPostgres(target.url);
+  if (target.kind === 'sqlite') {
+    const { SqliteStore } = await import('./sqlite/sqlite-store.ts');
+    store = new SqliteStore(target.path);
+  } else {
+    store = await openPostgres(target.url);
+  }
   try {
     await store.migrate();
   } catch (error) {
@@ -55,6 +66,7 @@ export async function openStore(url: string = DEFAULT_STORE_URL): Promise<Store>
 
 /** `?schema=NAME` picks the schema of the store's tables; the rest of the URL goes to `pg`. */
 async function openPostgres(url: string): Promise<Store> {
+  const { PostgresStore } = await import('./postgres/postgres-store.ts');
   const parsed = new URL(url);
   const schema = parsed.searchParams.get('schema') ?? undefined;
   parsed.searchParams.delete('schema');

@@ -1,5 +1,19 @@
 import type { JsonObject, JsonValue } from '../json.ts';
-import type { Checkpoint, DeadLetter, EffectEntry, InstanceInfo, Lease, NewDeadLetter, RunInfo, RunOutcome, RunProgress, ShardInfo } from './store.ts';
+import type {
+  Checkpoint,
+  DeadLetter,
+  EffectEntry,
+  HolderInfo,
+  InstanceInfo,
+  InstanceStatus,
+  Lease,
+  NewDeadLetter,
+  RunInfo,
+  RunOutcome,
+  RunProgress,
+  ShardInfo,
+  StoredEvent,
+} from './store-types.ts';
 
 /** A row as SQL drivers return it: snake_case columns; JSON as text (SQLite) or parsed (PostgreSQL). */
 export type Row = Record<string, unknown>;
@@ -127,5 +141,33 @@ export function toDeadLetter(row: Row): DeadLetter {
     attempts: Number(row.attempts),
     runId: row.run_id === null ? null : Number(row.run_id),
     createdAt: Number(row.created_at),
+  };
+}
+
+export function toEvent(row: Row): StoredEvent {
+  return {
+    id: Number(row.id),
+    instanceId: Number(row.instance_id),
+    generation: Number(row.generation),
+    runId: row.run_id === null ? null : Number(row.run_id),
+    shard: row.shard === null ? null : String(row.shard),
+    type: String(row.type),
+    at: Number(row.at),
+    data: JSON.parse(String(row.data)) as JsonObject,
+  };
+}
+
+/** `ckpt status` of an instance, from its row, its current shards, its newest checkpoint time and its holders. */
+export function toStatus(instance: InstanceInfo, shards: ShardInfo[], lastCheckpointAt: unknown, holders: HolderInfo[]): InstanceStatus {
+  return {
+    instance,
+    shards: {
+      total: shards.length,
+      completed: shards.filter((shard) => shard.status === 'completed').length,
+      running: shards.filter((shard) => shard.status === 'running').length,
+    },
+    processed: shards.reduce((sum, shard) => sum + shard.processed, 0),
+    lastCheckpointAt: lastCheckpointAt == null ? null : Number(lastCheckpointAt),
+    holders,
   };
 }

@@ -1,222 +1,47 @@
 import type { JsonObject, JsonValue } from '../json.ts';
+import type {
+  Checkpoint,
+  DeadLetter,
+  EffectEntry,
+  EffectScope,
+  FailureHistory,
+  HolderInfo,
+  InstanceInfo,
+  InstanceStatus,
+  LatestCheckpoint,
+  Lease,
+  NewDeadLetter,
+  NewEvent,
+  RunInfo,
+  RunOutcome,
+  RunProgress,
+  ShardInfo,
+  ShardInputs,
+  StoredEvent,
+  Tx,
+} from './store-types.ts';
 
-/** Outcome of one run (one attempt at a shard by one process). */
-export type RunOutcome = 'running' | 'completed' | 'failed' | 'interrupted' | 'crashed' | 'lost';
+export type * from './store-types.ts';
 
-export interface InstanceInfo {
-  id: number;
-  job: string;
-  paramsHash: string;
-  /** The params as shown to people (secrets redacted). */
-  params: JsonObject;
-  /** Bumped by `--rerun` and `reset`: a new generation starts from the beginning. */
-  generation: number;
-  status: 'open' | 'completed';
-  version: string | null;
-  createdAt: number;
-  completedAt: number | null;
-}
+// The Store contract, one interface per concern. Every backend (src/store/<backend>/) has one
+// file per concern, `<backend>-<concern>.ts`, implementing the matching interface; the store
+// class composes them (see ComposedStore). Times are epoch milliseconds.
 
-export interface ShardInfo {
-  id: number;
-  instanceId: number;
-  generation: number;
-  name: string;
-  status: 'pending' | 'running' | 'completed';
-  leaseOwner: string | null;
-  leaseToken: number;
-  leaseExpiresAt: number;
-  checkpointSeq: number;
-  processed: number;
-  fingerprint: string | null;
-  version: string | null;
-  /** Hash of the params the shard's checkpoints were made with. */
-  paramsHash: string | null;
-  updatedAt: number;
-}
-
-/** What a shard's checkpoints were made from; a resume under other inputs is drift. */
-export interface ShardInputs {
-  fingerprint: string | null;
-  version: string | null;
-  paramsHash: string;
-}
-
-/** Which effect journal an effect key belongs to: one per instance generation. */
-export interface EffectScope {
-  instanceId: number;
-  generation: number;
-}
-
-/** An effect key's journal entry: `intent` = fn may have run (in doubt after a crash); `done` = it ran. */
-export interface EffectEntry {
-  key: string;
-  status: 'intent' | 'done';
-  result: JsonValue | null;
-  /** How many times fn was started for this key. */
-  attempts: number;
-  updatedAt: number;
-}
-
-/** A record that exhausted its retries and was skipped. */
-export interface DeadLetter {
-  id: number;
-  instanceId: number;
-  generation: number;
-  shard: string;
-  position: JsonValue | null;
-  record: JsonValue;
-  error: string;
-  attempts: number;
-  runId: number | null;
-  createdAt: number;
-}
-
-export type NewDeadLetter = Pick<DeadLetter, 'position' | 'record' | 'error' | 'attempts'>;
-
-/** A time-limited claim of one shard by one worker; `token` fences every write it makes. */
-export interface Lease {
-  instanceId: number;
-  generation: number;
-  shardId: number;
-  shard: string;
-  worker: string;
-  token: number;
-  runId: number;
-  leaseMs: number;
-}
-
-/** Durable progress of a shard: the last record whose work is done, and the state after it. */
-export interface Checkpoint {
-  seq: number;
-  position: JsonValue | null;
-  state: JsonObject;
-  processed: number;
-  createdAt: number;
-}
-
-export interface LatestCheckpoint {
-  /** Newest checkpoint whose checksum verifies; undefined: start from the beginning. */
-  checkpoint: Checkpoint | undefined;
-  /** Newer checkpoints that failed their checksum and were passed over. */
-  corrupt: number[];
-}
-
-export interface RunInfo {
-  id: number;
-  instanceId: number;
-  generation: number;
-  shard: string;
-  worker: string;
-  startedAt: number;
-  endedAt: number | null;
-  heartbeatAt: number;
-  outcome: RunOutcome;
-  resumedFrom: JsonValue | null;
-  /** Shard total processed when this run started (its resume point). */
-  startProcessed: number;
-  /** Records this run finished. */
-  processed: number;
-  /** Shard total at the last progress mark: how far a crashed run got. */
-  markProcessed: number;
-  rework: number | null;
-  checkpoints: number;
-  checkpointMs: number;
-  stats: JsonObject;
-  error: string | null;
-}
-
-/** Progress numbers a run reports with its heartbeat, its checkpoints and its end. */
-export interface RunProgress {
-  processed?: number;
-  markProcessed?: number;
-  rework?: number;
-  resumedFrom?: JsonValue | null;
-  checkpoints?: number;
-  checkpointMs?: number;
-  stats?: JsonObject;
-  error?: string | null;
-}
-
-export interface StoredEvent {
-  id: number;
-  instanceId: number;
-  generation: number;
-  runId: number | null;
-  shard: string | null;
-  type: string;
-  at: number;
-  data: JsonObject;
-}
-
-export interface NewEvent {
-  runId?: number | null;
-  shard?: string | null;
-  type: string;
-  at?: number;
-  data: JsonObject;
-}
-
-/** The SQL a job runs through `ctx.tx`: inside the transaction that commits its checkpoint. */
-export interface SqlHandle {
-  /** Which SQL this is, for jobs that run on either store (placeholders, DDL). */
-  readonly dialect: 'sqlite' | 'postgres';
-  /** Runs one statement; `?` placeholders on SQLite, `$1` on PostgreSQL. */
-  query<Row = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: Row[]; rowCount: number }>;
-}
-
-/** The open unit of work between two checkpoints of one shard. */
-export interface Tx {
-  readonly lease: Lease;
-  /** The job's SQL, or undefined where the store has no SQL (memory). */
-  readonly sql: SqlHandle | undefined;
-  savepoint(name: string): Promise<void>;
-  releaseSavepoint(name: string): Promise<void>;
-  rollbackToSavepoint(name: string): Promise<void>;
-}
-
-/** How often an instance's runs crash: the evidence for the auto policy's MTBF. */
-export interface FailureHistory {
-  /** Total time the instance's runs spent running (all generations), ms. */
-  runningMs: number;
-  /** Runs found dead (outcome 'crashed'). */
-  crashed: number;
-}
-
-export interface HolderInfo {
-  shard: string;
-  worker: string;
-  expiresAt: number;
-}
-
-export interface InstanceStatus {
-  instance: InstanceInfo;
-  shards: { total: number; completed: number; running: number };
-  processed: number;
-  lastCheckpointAt: number | null;
-  holders: HolderInfo[];
-}
-
-/**
- * Where checkpoints, runs, events, the effect journal and dead letters live. Every backend
- * implements this contract and one test suite (test/store-contract*.test.ts) runs against each.
- * Times are epoch milliseconds.
- */
-export interface Store {
+/** Opening, migrating and closing a store. */
+export interface StoreLifecycle {
   /** A short human name for messages: the path or the URL without its password. */
   readonly location: string;
-  /** Create or upgrade the schema; refuse a schema newer than this code understands. */
+  /** Create or upgrade the schema; refuse (SchemaTooNewError) a schema newer than this code understands. */
   migrate(): Promise<void>;
-  /** Release connections; every later call fails. */
+  /** Release connections; every later call fails; a second close does nothing. */
   close(): Promise<void>;
+}
 
+/** Job instances and their shards. */
+export interface InstanceStore {
   /** Find or create the instance of (job, paramsHash). */
   instance(job: string, paramsHash: string, meta: { params: JsonObject; version: string | null }): Promise<InstanceInfo>;
-  /**
-   * Start a new generation of the instance from the beginning; old history stays. With
-   * `fromGeneration`, only if the instance is still at that generation (else it is returned as it
-   * is): two processes resetting at the same moment start one new generation, not two.
-   */
+  /** New generation from the beginning (old history stays); with `fromGeneration`, only if still at it, so two resets make one. */
   resetInstance(instanceId: number, fromGeneration?: number): Promise<InstanceInfo>;
   /** Instances of a job (every job when omitted), newest first. */
   listInstances(job?: string): Promise<InstanceInfo[]>;
@@ -224,15 +49,15 @@ export interface Store {
   ensureShards(instance: InstanceInfo, names: string[], meta: { version: string | null }): Promise<ShardInfo[]>;
   /** Shards of the instance's current generation. */
   listShards(instanceId: number): Promise<ShardInfo[]>;
-  /** Record a shard's source fingerprint (the first run sets it; drift checks compare to it). */
-  setFingerprint(lease: Lease, fingerprint: string | null): Promise<void>;
   /** Record the inputs (fingerprint, version, params hash) the shard's checkpoints are made from. */
   setInputs(lease: Lease, inputs: ShardInputs): Promise<void>;
+  /** Mark the instance completed if every shard of its generation is. */
+  completeIfDone(instanceId: number, generation: number): Promise<boolean>;
+}
 
-  /**
-   * Mark as crashed every running run of the instance whose lease expired or whose worker
-   * `isDead` says is gone, and free its shard. Returns the runs it marked.
-   */
+/** Leases on shards, and the fencing tokens they carry. */
+export interface LeaseStore {
+  /** Mark crashed (and free the shard of) every running run whose lease expired or whose worker `isDead`; returns them. */
   reapCrashed(instanceId: number, isDead: (worker: string) => boolean): Promise<RunInfo[]>;
   /** Claim an unfinished shard that is free or whose lease expired: new token, new run row. */
   claim(instance: InstanceInfo, worker: string, leaseMs: number): Promise<Lease | null>;
@@ -240,50 +65,52 @@ export interface Store {
   holders(instanceId: number): Promise<HolderInfo[]>;
   /** Extend the lease and record progress; false: the lease is lost (another token), stop. */
   heartbeat(lease: Lease, progress: RunProgress): Promise<boolean>;
-  /** Newest checkpoint of the shard whose checksum verifies. */
-  latest(lease: Lease): Promise<LatestCheckpoint>;
   /** The run that held the shard before this lease, if any. */
   previousRun(lease: Lease): Promise<RunInfo | undefined>;
+  /** End the run with an outcome and free the shard's lease (if this lease still holds it). */
+  release(lease: Lease, outcome: Exclude<RunOutcome, 'running'>, run: RunProgress): Promise<void>;
+}
 
+/** Checkpoints, and the job's transaction (`ctx.tx`) that commits with them. */
+export interface CheckpointStore {
+  /** Newest checkpoint of the shard whose checksum verifies. */
+  latest(lease: Lease): Promise<LatestCheckpoint>;
   /** Open the transaction that `ctx.tx` writes into and the next checkpoint commits. */
   begin(lease: Lease): Promise<Tx>;
-  /**
-   * Commit the checkpoint, the run's progress and everything written through the tx, atomically,
-   * and keep the last few checkpoints as history. With `complete`, the shard is finished too.
-   * Throws FencedError (and commits nothing) when the lease's token is no longer the shard's.
-   */
+  /** Commit checkpoint + run progress + the tx's writes atomically (`complete`: the shard too); FencedError, nothing committed, on a stale token. */
   commit(tx: Tx, checkpoint: Omit<Checkpoint, 'seq' | 'createdAt'>, run: RunProgress & { complete?: boolean }): Promise<Checkpoint>;
   /** Discard everything written through the tx since the last commit. */
   rollback(tx: Tx): Promise<void>;
-  /** End the run with an outcome and free the shard's lease (if this lease still holds it). */
-  release(lease: Lease, outcome: Exclude<RunOutcome, 'running'>, run: RunProgress): Promise<void>;
-  /** Mark the instance completed if every shard of its generation is. */
-  completeIfDone(instanceId: number, generation: number): Promise<boolean>;
+}
 
+/** The effect journal behind `ctx.once`: durable at once, apart from any open tx. */
+export interface EffectJournal {
   /** The effect journal entry of `key`, if any. */
   effect(scope: EffectScope, key: string): Promise<EffectEntry | undefined>;
-  /** Durably record that `key`'s effect is about to run, at once and apart from any open tx. */
+  /** Durably record that `key`'s effect is about to run. */
   effectIntent(scope: EffectScope, key: string): Promise<void>;
-  /** Durably record that `key`'s effect ran and its JSON result, at once and apart from any open tx. */
+  /** Durably record that `key`'s effect ran, and its JSON result. */
   effectDone(scope: EffectScope, key: string, result: JsonValue | null): Promise<void>;
   /** Durably forget an intent whose effect failed without effect, so a retry runs it again. */
   effectFailed(scope: EffectScope, key: string): Promise<void>;
+}
 
+/** Records that exhausted their retries. */
+export interface DeadLetterStore {
   /** Add a dead letter through the tx: it commits with the checkpoint that covers its record. */
   addDeadLetter(tx: Tx, letter: NewDeadLetter): Promise<void>;
   /** Dead letters of the lease's shard (this generation), as of the last commit. */
   countDeadLetters(lease: Lease): Promise<number>;
   /** Dead letters of the instance's current generation, oldest first. */
   listDeadLetters(instanceId: number): Promise<DeadLetter[]>;
-  /**
-   * Delete the dead letter and commit everything written through the tx (a successful retry).
-   * False when the letter was already gone (another process retried it first): then the tx is
-   * rolled back, so its writes are not committed a second time.
-   */
+  /** Delete the letter and commit the tx (a successful retry); false, tx rolled back, when another process retried it first. */
   resolveDeadLetter(tx: Tx, id: number): Promise<boolean>;
   /** Record a failed retry of a dead letter: its new error and one more attempt. */
   noteDeadLetterRetry(id: number, error: string): Promise<void>;
+}
 
+/** What happened: the event log, runs, and the summaries behind `ckpt status/runs/events`. */
+export interface HistoryStore {
   /** Append to the instance's event log. */
   appendEvents(instanceId: number, generation: number, events: NewEvent[]): Promise<void>;
   /** The instance's events, oldest first, after `afterId`. */
@@ -295,3 +122,10 @@ export interface Store {
   /** Summary of an instance for `ckpt status`. */
   status(instanceId: number): Promise<InstanceStatus>;
 }
+
+/**
+ * Where checkpoints, runs, events, the effect journal and dead letters live: every concern in
+ * one type, which is what the runner and the CLI take. One test suite
+ * (test/store-contract*.test.ts) runs against every backend.
+ */
+export type Store = StoreLifecycle & InstanceStore & LeaseStore & CheckpointStore & EffectJournal & DeadLetterStore & HistoryStore;

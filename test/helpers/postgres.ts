@@ -5,7 +5,7 @@ import { chmodSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, sy
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
-import { createPgPool, type PgPool } from '../../src/store/postgres/pg-types.ts';
+import { createPgPool, type PgPool } from '../../src/store/postgres/postgres-driver.ts';
 
 const repoRoot = resolve(import.meta.dirname, '..', '..');
 

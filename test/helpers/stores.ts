@@ -1,7 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MemoryStore, PostgresStore, SqliteStore, type Store } from '../../src/index.ts';
+import type { Store } from '../../src/index.ts';
+import { PostgresStore } from '../../src/postgres.ts';
+import { SqliteStore } from '../../src/sqlite.ts';
+import { MemoryStore } from './memory-store.ts';
 import { freshDatabase } from './postgres.ts';
 
 /** One backend under test: how to make a fresh, migrated store, and its SQL dialect (if any). */

@@ -1,7 +1,7 @@
 import { StoreError, StoreUnavailableError } from '../../errors.ts';
 import type { Lease, SqlHandle, Tx } from '../store.ts';
 import { describeDriverError, isTransientStoreError } from '../transient.ts';
-import type { PgPool, PgPoolClient, PgResult } from './pg-types.ts';
+import { type PgPool, type PgPoolClient, type PgQueryable, type PgResult, type PostgresDriver, quoteName } from './postgres-driver.ts';
 
 /**
  * The job's unit of work on PostgreSQL: one pooled connection, checked out and `BEGIN`-ed on
@@ -109,6 +109,32 @@ export class PostgresTx implements Tx {
   }
 }
 
-export function quoteName(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
+/** The store's own open transaction behind `tx`, or a StoreError (committed, rolled back, another store's). */
+export function ownTx(driver: PostgresDriver, tx: Tx): PostgresTx {
+  if (!(tx instanceof PostgresTx) || !driver.openTxs.has(tx) || !tx.active) throw new StoreError('this transaction is not open on this store');
+  return tx;
+}
+
+/** The job's transaction as a queryable, with the store's error handling. */
+export function inTx(driver: PostgresDriver, tx: Tx): PgQueryable {
+  const pgTx = ownTx(driver, tx);
+  return { query: async (sql, values) => ({ rows: await driver.query(sql, values, { query: (text, args) => pgTx.query(text, args) }), rowCount: null }) };
+}
+
+/**
+ * Runs the last statements of the job's transaction, then commits it, or rolls it back when
+ * `work` answers `commit: false` or throws; either way the transaction is over.
+ */
+export async function finishTx<T>(driver: PostgresDriver, tx: Tx, work: (on: PgQueryable) => Promise<{ result: T; commit: boolean }>): Promise<T> {
+  const pgTx = ownTx(driver, tx);
+  try {
+    const { result, commit } = await work(inTx(driver, tx));
+    await pgTx.end(commit);
+    return result;
+  } catch (error) {
+    await pgTx.end(false).catch(() => undefined);
+    throw driver.wrap(pgTx.wrap(error));
+  } finally {
+    driver.openTxs.delete(pgTx);
+  }
 }

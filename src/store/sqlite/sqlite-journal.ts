@@ -2,7 +2,8 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlit
 import { StoreError } from '../../errors.ts';
 import type { JsonValue } from '../../json.ts';
 import { toEffect } from '../rows.ts';
-import type { EffectEntry, EffectScope } from '../store.ts';
+import type { EffectEntry, EffectJournal, EffectScope } from '../store.ts';
+import type { SqliteDriver } from './sqlite-driver.ts';
 
 /**
  * The effect journal of a SQLite store, in a second SQLite file beside it (`<store>.effects`).
@@ -17,19 +18,23 @@ import type { EffectEntry, EffectScope } from '../store.ts';
  * chunk being rolled back. Entries are keyed by the main file's random store id, so a journal
  * left beside a deleted and recreated store never answers for it.
  */
-export class SqliteEffectJournal {
+export class SqliteJournal implements EffectJournal {
+  readonly #store: SqliteDriver;
   readonly #path: string;
-  readonly #storeId: string;
+  #storeId: string | undefined;
   #db: DatabaseSync | undefined;
   readonly #statements = new Map<string, StatementSync>();
 
-  constructor(path: string, storeId: string) {
-    this.#path = path;
-    this.#storeId = storeId;
+  constructor(driver: SqliteDriver) {
+    this.#store = driver;
+    this.#path = driver.path === ':memory:' ? ':memory:' : `${driver.path}.effects`;
+    driver.onClose.push(() => this.#close());
   }
 
   get #conn(): DatabaseSync {
     if (this.#db !== undefined) return this.#db;
+    // Read from the main file when first needed (it exists once migrated).
+    this.#storeId ??= String(this.#store.get("SELECT value FROM ckpt_meta WHERE key = 'store_id'")?.value ?? 'unknown');
     let db: DatabaseSync;
     try {
       db = new DatabaseSync(this.#path);
@@ -58,37 +63,37 @@ export class SqliteEffectJournal {
   }
 
   #key(scope: EffectScope, key: string): SQLInputValue[] {
-    return [this.#storeId, scope.instanceId, scope.generation, key];
+    return [this.#storeId ?? 'unknown', scope.instanceId, scope.generation, key];
   }
 
-  get(scope: EffectScope, key: string): EffectEntry | undefined {
+  async effect(scope: EffectScope, key: string): Promise<EffectEntry | undefined> {
     const row = this.#statement('SELECT * FROM effects WHERE store_id = ? AND instance_id = ? AND generation = ? AND key = ?').get(...this.#key(scope, key)) as
       | Record<string, unknown>
       | undefined;
     return row === undefined ? undefined : toEffect(key, row);
   }
 
-  intent(scope: EffectScope, key: string): void {
+  async effectIntent(scope: EffectScope, key: string): Promise<void> {
     this.#statement(
       `INSERT INTO effects (store_id, instance_id, generation, key, status, attempts, updated_at) VALUES (?, ?, ?, ?, 'intent', 1, ?)
        ON CONFLICT DO UPDATE SET status = 'intent', attempts = attempts + 1, updated_at = excluded.updated_at`,
     ).run(...this.#key(scope, key), Date.now());
   }
 
-  done(scope: EffectScope, key: string, result: JsonValue | null): void {
+  async effectDone(scope: EffectScope, key: string, result: JsonValue | null): Promise<void> {
     this.#statement(
       `INSERT INTO effects (store_id, instance_id, generation, key, status, result, attempts, updated_at) VALUES (?, ?, ?, ?, 'done', ?, 1, ?)
        ON CONFLICT DO UPDATE SET status = 'done', result = excluded.result, updated_at = excluded.updated_at`,
     ).run(...this.#key(scope, key), JSON.stringify(result), Date.now());
   }
 
-  failed(scope: EffectScope, key: string): void {
+  async effectFailed(scope: EffectScope, key: string): Promise<void> {
     this.#statement("DELETE FROM effects WHERE store_id = ? AND instance_id = ? AND generation = ? AND key = ? AND status = 'intent'").run(
       ...this.#key(scope, key),
     );
   }
 
-  close(): void {
+  #close(): void {
     this.#statements.clear();
     this.#db?.close();
     this.#db = undefined;

@@ -1,6 +1,7 @@
 import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
 import { StoreError } from '../../errors.ts';
 import type { Lease, SqlHandle, Tx } from '../store.ts';
+import type { SqliteDriver } from './sqlite-driver.ts';
 
 /** The job's unit of work on SQLite: BEGIN IMMEDIATE on first use, COMMIT with the checkpoint. */
 export class SqliteTx implements Tx {
@@ -66,6 +67,32 @@ export class SqliteTx implements Tx {
     const sql = savepointSql(name);
     this.#exec(sql.rollback);
     this.#exec(sql.release);
+  }
+}
+
+/** The store's own open transaction behind `tx`, or a StoreError (committed, rolled back, another store's). */
+export function ownTx(driver: SqliteDriver, tx: Tx): SqliteTx {
+  if (!(tx instanceof SqliteTx) || tx !== driver.openTx || !tx.active) throw new StoreError('this transaction is not open on this store');
+  return tx;
+}
+
+/**
+ * Runs the last statements of the job's transaction, then commits it, or rolls it back when
+ * `work` answers `commit: false` or throws; either way the transaction is over.
+ */
+export function finishTx<T>(driver: SqliteDriver, tx: Tx, work: () => { result: T; commit: boolean }): T {
+  const sqliteTx = ownTx(driver, tx);
+  sqliteTx.ensureBegun();
+  const db = driver.conn;
+  try {
+    const { result, commit } = work();
+    db.exec(commit ? 'COMMIT' : 'ROLLBACK');
+    return result;
+  } catch (error) {
+    if (db.isTransaction) db.exec('ROLLBACK');
+    throw error;
+  } finally {
+    sqliteTx.end();
   }
 }
 

@@ -1,6 +1,7 @@
-import { FencedError, StoreError } from '../../errors.ts';
-import type { JsonObject, JsonValue } from '../../json.ts';
-import { CHECKPOINT_HISTORY, checkpointChecksum } from '../checksum.ts';
+import { FencedError, StoreError } from '../../src/errors.ts';
+import type { JsonObject, JsonValue } from '../../src/json.ts';
+import { CHECKPOINT_HISTORY, checkpointChecksum } from '../../src/store/checksum.ts';
+import { ComposedStore } from '../../src/store/composed-store.ts';
 import type {
   Checkpoint,
   DeadLetter,
@@ -21,8 +22,9 @@ import type {
   ShardInputs,
   Store,
   StoredEvent,
+  StoreLifecycle,
   Tx,
-} from '../store.ts';
+} from '../../src/store/store.ts';
 
 interface StoredCheckpoint extends Checkpoint {
   checksum: string;
@@ -30,11 +32,28 @@ interface StoredCheckpoint extends Checkpoint {
 
 /**
  * A store in this process's memory, for unit tests of the runner only: it keeps the contract
- * but nothing survives the process, and `ctx.tx` is not available. Never use it for a guarantee.
+ * (the contract suite runs against it) but nothing survives the process, and `ctx.tx` is not
+ * available. Never use it for a guarantee. Not published: `memory:` store URLs open an
+ * in-memory SQLite store instead. Like every backend, it is made one Store by ComposedStore,
+ * which also refuses use after close.
  */
-export class MemoryStore implements Store {
-  readonly location = 'memory:';
-  #closed = false;
+export class MemoryStore extends ComposedStore {
+  constructor() {
+    const backend = new MemoryBackend();
+    super('memory:', {
+      lifecycle: { migrate: async () => undefined, close: async () => undefined },
+      instances: backend,
+      leases: backend,
+      checkpoints: backend,
+      journal: backend,
+      deadLetters: backend,
+      history: backend,
+    });
+  }
+}
+
+/** Every concern at once, in plain arrays and maps. */
+class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
   #instances: InstanceInfo[] = [];
   #shards: ShardInfo[] = [];
   #checkpoints = new Map<number, StoredCheckpoint[]>();
@@ -47,19 +66,7 @@ export class MemoryStore implements Store {
   #pendingLetters = new Map<Tx, DeadLetter[]>();
   #nextLetterId = 1;
 
-  #check(): void {
-    if (this.#closed) throw new StoreError('the memory store is closed');
-  }
-
-  async migrate(): Promise<void> {
-    this.#check();
-  }
-  async close(): Promise<void> {
-    this.#closed = true;
-  }
-
   async instance(job: string, paramsHash: string, meta: { params: JsonObject; version: string | null }): Promise<InstanceInfo> {
-    this.#check();
     let found = this.#instances.find((instance) => instance.job === job && instance.paramsHash === paramsHash);
     if (found === undefined) {
       found = {
@@ -85,7 +92,6 @@ export class MemoryStore implements Store {
   }
 
   async resetInstance(instanceId: number, fromGeneration?: number): Promise<InstanceInfo> {
-    this.#check();
     const row = this.#instanceRow(instanceId);
     if (fromGeneration !== undefined && row.generation !== fromGeneration) return { ...row };
     row.generation++;
@@ -95,7 +101,6 @@ export class MemoryStore implements Store {
   }
 
   async listInstances(job?: string): Promise<InstanceInfo[]> {
-    this.#check();
     return this.#instances
       .filter((instance) => job === undefined || instance.job === job)
       .map((instance) => ({ ...instance }))
@@ -108,7 +113,6 @@ export class MemoryStore implements Store {
   }
 
   async ensureShards(instance: InstanceInfo, names: string[], meta: { version: string | null }): Promise<ShardInfo[]> {
-    this.#check();
     const known = new Set(this.#currentShards(instance.id).map((shard) => shard.name));
     for (const name of names) {
       if (known.has(name)) continue;
@@ -133,7 +137,6 @@ export class MemoryStore implements Store {
   }
 
   async listShards(instanceId: number): Promise<ShardInfo[]> {
-    this.#check();
     return this.#currentShards(instanceId).map((shard) => ({ ...shard }));
   }
 
@@ -148,12 +151,6 @@ export class MemoryStore implements Store {
     return run;
   }
 
-  async setFingerprint(lease: Lease, fingerprint: string | null): Promise<void> {
-    this.#check();
-    const shard = this.#shard(lease.shardId);
-    if (shard.leaseToken === lease.token) shard.fingerprint = fingerprint;
-  }
-
   async setInputs(lease: Lease, inputs: ShardInputs): Promise<void> {
     const shard = this.#shard(lease.shardId);
     if (shard.leaseToken !== lease.token) return;
@@ -163,7 +160,6 @@ export class MemoryStore implements Store {
   }
 
   async reapCrashed(instanceId: number, isDead: (worker: string) => boolean): Promise<RunInfo[]> {
-    this.#check();
     const now = Date.now();
     const reaped: RunInfo[] = [];
     for (const run of this.#runs) {
@@ -187,7 +183,6 @@ export class MemoryStore implements Store {
   #runToken = new Map<number, number>();
 
   async claim(instance: InstanceInfo, worker: string, leaseMs: number): Promise<Lease | null> {
-    this.#check();
     const now = Date.now();
     const shard = this.#currentShards(instance.id).find((row) => row.status !== 'completed' && (row.leaseOwner === null || row.leaseExpiresAt < now));
     if (shard === undefined) return null;
@@ -237,7 +232,6 @@ export class MemoryStore implements Store {
   }
 
   async holders(instanceId: number): Promise<HolderInfo[]> {
-    this.#check();
     const now = Date.now();
     return this.#currentShards(instanceId)
       .filter((shard) => shard.status !== 'completed' && shard.leaseOwner !== null && shard.leaseExpiresAt >= now)
@@ -258,7 +252,6 @@ export class MemoryStore implements Store {
   }
 
   async heartbeat(lease: Lease, progress: RunProgress): Promise<boolean> {
-    this.#check();
     const shard = this.#shard(lease.shardId);
     this.#progress(lease.runId, progress);
     if (shard.leaseToken !== lease.token) return false;
@@ -267,7 +260,6 @@ export class MemoryStore implements Store {
   }
 
   async latest(lease: Lease): Promise<LatestCheckpoint> {
-    this.#check();
     const history = [...(this.#checkpoints.get(lease.shardId) ?? [])].reverse();
     const corrupt: number[] = [];
     for (const saved of history) {
@@ -281,14 +273,12 @@ export class MemoryStore implements Store {
   }
 
   async previousRun(lease: Lease): Promise<RunInfo | undefined> {
-    this.#check();
     const runs = this.#runs.filter((run) => this.#runShard.get(run.id) === lease.shardId && run.id < lease.runId);
     const last = runs.at(-1);
     return last === undefined ? undefined : { ...last };
   }
 
   async begin(lease: Lease): Promise<Tx> {
-    this.#check();
     const tx: Tx = {
       lease,
       sql: undefined,
@@ -301,7 +291,6 @@ export class MemoryStore implements Store {
   }
 
   async commit(tx: Tx, checkpoint: Omit<Checkpoint, 'seq' | 'createdAt'>, run: RunProgress & { complete?: boolean }): Promise<Checkpoint> {
-    this.#check();
     if (!this.#openTx.delete(tx)) throw new StoreError('this transaction is not open on this store');
     const { lease } = tx;
     const shard = this.#shard(lease.shardId);
@@ -416,7 +405,6 @@ export class MemoryStore implements Store {
   }
 
   async release(lease: Lease, outcome: Exclude<RunOutcome, 'running'>, run: RunProgress): Promise<void> {
-    this.#check();
     const shard = this.#shard(lease.shardId);
     if (shard.leaseToken === lease.token) {
       shard.leaseOwner = null;
@@ -427,7 +415,6 @@ export class MemoryStore implements Store {
   }
 
   async completeIfDone(instanceId: number, generation: number): Promise<boolean> {
-    this.#check();
     const instance = this.#instanceRow(instanceId);
     if (instance.generation !== generation) return false;
     if (instance.status === 'completed') return true;
@@ -438,7 +425,6 @@ export class MemoryStore implements Store {
   }
 
   async appendEvents(instanceId: number, generation: number, events: NewEvent[]): Promise<void> {
-    this.#check();
     for (const event of events) {
       this.#events.push({
         id: this.#events.length + 1,
@@ -454,13 +440,11 @@ export class MemoryStore implements Store {
   }
 
   async listEvents(instanceId: number, options: { afterId?: number; limit?: number } = {}): Promise<StoredEvent[]> {
-    this.#check();
     const events = this.#events.filter((event) => event.instanceId === instanceId && event.id > (options.afterId ?? 0));
     return options.limit === undefined ? events : events.slice(0, options.limit);
   }
 
   async failureHistory(instanceId: number): Promise<FailureHistory> {
-    this.#check();
     const runs = this.#runs.filter((run) => run.instanceId === instanceId);
     return {
       runningMs: runs.reduce((sum, run) => sum + Math.max(0, (run.endedAt ?? run.heartbeatAt) - run.startedAt), 0),
@@ -469,7 +453,6 @@ export class MemoryStore implements Store {
   }
 
   async listRuns(instanceId: number, options: { limit?: number } = {}): Promise<RunInfo[]> {
-    this.#check();
     const runs = this.#runs
       .filter((run) => run.instanceId === instanceId)
       .map((run) => ({ ...run }))
@@ -478,7 +461,6 @@ export class MemoryStore implements Store {
   }
 
   async status(instanceId: number): Promise<InstanceStatus> {
-    this.#check();
     const instance = { ...this.#instanceRow(instanceId) };
     const shards = this.#currentShards(instanceId);
     const times = shards.flatMap((shard) => (this.#checkpoints.get(shard.id) ?? []).map((saved) => saved.createdAt));

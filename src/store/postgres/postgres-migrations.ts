@@ -1,3 +1,37 @@
+import { SchemaTooNewError, StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
+import { describeDriverError } from '../transient.ts';
+import { type PostgresDriver, quoteName } from './postgres-driver.ts';
+
+/**
+ * Create or upgrade the store's schema. Many workers start at once: one migrates under an
+ * advisory lock, the others wait for it and find the work done. A schema newer than this code
+ * (a newer checkpointed wrote it) is refused: writing to it could break what that version relies on.
+ */
+export async function migratePostgres(driver: PostgresDriver): Promise<void> {
+  const supported = postgresMigrations.at(-1)?.id ?? 0;
+  const s = driver.s;
+  try {
+    await driver.transaction(async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`checkpointed:migrate:${driver.schema}`]);
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteName(driver.schema)}`);
+      await client.query(`CREATE TABLE IF NOT EXISTS ${s}ckpt_schema (version INTEGER NOT NULL)`);
+      const current = Number((await client.query(`SELECT max(version) AS version FROM ${s}ckpt_schema`)).rows[0]?.version ?? 0);
+      if (current > supported) throw new SchemaTooNewError(current, supported, driver.location);
+      for (const migration of postgresMigrations) {
+        if (migration.id <= current) continue;
+        await client.query(migration.sql.replaceAll('{schema}.', s));
+        await client.query(`INSERT INTO ${s}ckpt_schema (version) VALUES ($1)`, [migration.id]);
+      }
+    });
+  } catch (error) {
+    if (error instanceof SchemaTooNewError || error instanceof StoreError || error instanceof StoreUnavailableError || error instanceof UsageError) throw error;
+    throw new StoreError(
+      `cannot set up the PostgreSQL store ${driver.location}: ${describeDriverError(error)}; check the URL, the user's rights and the schema`,
+      { cause: error },
+    );
+  }
+}
+
 /**
  * Numbered schema migrations of the PostgreSQL store. Append only: a released migration is never
  * edited; the store records the highest applied number and refuses a schema with a higher one.

@@ -1,3 +1,39 @@
+import { SchemaTooNewError } from '../../errors.ts';
+import type { SqliteDriver } from './sqlite-driver.ts';
+
+/**
+ * Create or upgrade the store's schema; refuse a file a newer checkpointed wrote. When the file
+ * is already current (the usual case) it only reads, so opening a store that another process is
+ * writing through ctx.tx (holding SQLite's one write lock until its checkpoint) does not wait.
+ */
+export async function migrateSqlite(driver: SqliteDriver): Promise<void> {
+  const db = driver.conn;
+  const supported = sqliteMigrations.at(-1)?.id ?? 0;
+  let current: number | undefined;
+  try {
+    const known = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ckpt_schema'").get() !== undefined;
+    if (known) current = Number(db.prepare('SELECT max(version) AS version FROM ckpt_schema').get()?.version ?? 0);
+  } catch (error) {
+    throw driver.unusable(error, 'read');
+  }
+  if (current !== undefined && current > supported) throw new SchemaTooNewError(current, supported, driver.location);
+  if (current === supported) return;
+  try {
+    db.exec('CREATE TABLE IF NOT EXISTS ckpt_schema (version INTEGER NOT NULL)');
+  } catch (error) {
+    throw driver.unusable(error, 'write');
+  }
+  driver.write(() => {
+    const current = Number(driver.get('SELECT max(version) AS version FROM ckpt_schema')?.version ?? 0);
+    if (current > supported) throw new SchemaTooNewError(current, supported, driver.location);
+    for (const migration of sqliteMigrations) {
+      if (migration.id <= current) continue;
+      db.exec(migration.sql);
+      driver.run('INSERT INTO ckpt_schema (version) VALUES (?)', migration.id);
+    }
+  });
+}
+
 /**
  * Numbered schema migrations of the SQLite store. Append only: a released migration is never
  * edited; the store records the highest applied number and refuses a file with a higher one.

@@ -1,0 +1,4 @@
+// 'checkpointed/sqlite': the SQLite store class, for programs that construct their store
+// themselves (openStore('sqlite:PATH') does the same from a URL).
+export type { SqliteStoreOptions } from './store/sqlite/sqlite-store.ts';
+export { SqliteStore } from './store/sqlite/sqlite-store.ts';

@@ -1,0 +1,83 @@
+import { FencedError, StoreError } from '../../errors.ts';
+import { CHECKPOINT_HISTORY, checkpointChecksum, newestVerifying } from '../checksum.ts';
+import type { Checkpoint, CheckpointStore, LatestCheckpoint, Lease, RunProgress, Tx } from '../store.ts';
+import type { SqliteDriver } from './sqlite-driver.ts';
+import { updateRun } from './sqlite-leases.ts';
+import { finishTx, ownTx, SqliteTx } from './sqlite-tx.ts';
+
+/**
+ * Checkpoints in a SQLite file. The job's transaction opens with BEGIN IMMEDIATE at its first
+ * `ctx.tx` statement and holds the file's one write lock until the checkpoint commits in it:
+ * the fencing check, the checkpoint and the job's writes are one transaction.
+ */
+export class SqliteCheckpoints implements CheckpointStore {
+  readonly #db: SqliteDriver;
+
+  constructor(driver: SqliteDriver) {
+    this.#db = driver;
+  }
+
+  async latest(lease: Lease): Promise<LatestCheckpoint> {
+    return newestVerifying(
+      lease.shardId,
+      this.#db.all('SELECT * FROM checkpoints WHERE shard_id = ? ORDER BY seq DESC LIMIT ?', lease.shardId, CHECKPOINT_HISTORY),
+    );
+  }
+
+  async begin(lease: Lease): Promise<Tx> {
+    if (this.#db.openTx?.active) throw new StoreError('a SQLite store runs one shard transaction at a time per process');
+    const tx = new SqliteTx(lease, this.#db.conn, this.#db.jobStatements);
+    this.#db.openTx = tx;
+    return tx;
+  }
+
+  async commit(tx: Tx, checkpoint: Omit<Checkpoint, 'seq' | 'createdAt'>, run: RunProgress & { complete?: boolean }): Promise<Checkpoint> {
+    return finishTx(this.#db, tx, () => ({ result: this.#write(tx.lease, checkpoint, run), commit: true }));
+  }
+
+  async rollback(tx: Tx): Promise<void> {
+    const sqliteTx = ownTx(this.#db, tx);
+    if (sqliteTx.begun && this.#db.conn.isTransaction) this.#db.conn.exec('ROLLBACK');
+    sqliteTx.end();
+  }
+
+  /** The checkpoint's writes, fencing first: a stale token throws and the whole transaction rolls back. */
+  #write(lease: Lease, checkpoint: Omit<Checkpoint, 'seq' | 'createdAt'>, run: RunProgress & { complete?: boolean }): Checkpoint {
+    const db = this.#db;
+    const now = Date.now();
+    const shard = db.get('SELECT lease_token, checkpoint_seq FROM shards WHERE id = ?', lease.shardId);
+    if (shard === undefined || Number(shard.lease_token) !== lease.token) {
+      throw new FencedError(
+        `shard ${lease.shard} was claimed by another worker (fencing token ${lease.token} is stale); this worker's uncommitted work is discarded`,
+        { shard: lease.shard },
+      );
+    }
+    const seq = Number(shard.checkpoint_seq) + 1;
+    const checksum = checkpointChecksum(lease.shardId, seq, checkpoint.position, checkpoint.state, checkpoint.processed);
+    db.run(
+      'INSERT INTO checkpoints (shard_id, seq, position, state, processed, run_id, created_at, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      lease.shardId,
+      seq,
+      JSON.stringify(checkpoint.position),
+      JSON.stringify(checkpoint.state),
+      checkpoint.processed,
+      lease.runId,
+      now,
+      checksum,
+    );
+    db.run('DELETE FROM checkpoints WHERE shard_id = ? AND seq <= ?', lease.shardId, seq - CHECKPOINT_HISTORY);
+    db.run(
+      'UPDATE shards SET checkpoint_seq = ?, processed = ?, status = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ? WHERE id = ? AND lease_token = ?',
+      seq,
+      checkpoint.processed,
+      run.complete ? 'completed' : 'running',
+      run.complete ? null : lease.worker,
+      run.complete ? 0 : now + lease.leaseMs,
+      now,
+      lease.shardId,
+      lease.token,
+    );
+    updateRun(db, lease.runId, run, now, run.complete ? 'completed' : undefined);
+    return { seq, position: checkpoint.position, state: checkpoint.state, processed: checkpoint.processed, createdAt: now };
+  }
+}

@@ -1,0 +1,142 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import { firstLine, StoreError } from '../../errors.ts';
+import type { Row } from '../rows.ts';
+import type { PreparedStatement, SqliteTx } from './sqlite-tx.ts';
+
+export type { SQLInputValue } from 'node:sqlite';
+
+export interface SqliteStoreOptions {
+  /** How long a write waits for another process's lock before it fails, in ms. */
+  busyTimeoutMs?: number;
+}
+
+/**
+ * What every concern of the SQLite store shares: the one connection (opened on first use),
+ * prepared statements, write transactions, and the job's open transaction. Each
+ * `sqlite-<concern>.ts` class takes this in its constructor.
+ *
+ * node:sqlite is synchronous, so every call runs to its end before another starts: the single
+ * connection needs no further serialisation. Times are this machine's clock (`Date.now()`): the
+ * processes sharing a SQLite file share that clock.
+ */
+export class SqliteDriver {
+  readonly location: string;
+  /** Absolute path of the file, or `:memory:`. */
+  readonly path: string;
+  readonly #options: SqliteStoreOptions;
+  #db: DatabaseSync | undefined;
+  #ended = false;
+  readonly #statements = new Map<string, StatementSync>();
+  /** The job's own statements, kept apart from ours so a job's many never evict the store's. */
+  readonly jobStatements = new Map<string, PreparedStatement>();
+  /** The job's open transaction: one at a time per store (the file has one write lock). */
+  openTx: SqliteTx | undefined;
+  /** Called on close, before the connection goes (the effect journal's file). */
+  readonly onClose: (() => void)[] = [];
+
+  constructor(path: string, options: SqliteStoreOptions = {}) {
+    this.path = path === ':memory:' ? path : resolve(path);
+    this.location = path;
+    this.#options = options;
+  }
+
+  /** The connection, opened on first use; never again after close. */
+  get conn(): DatabaseSync {
+    if (this.#ended) throw new StoreError(`the store ${this.location} is closed`);
+    if (this.#db === undefined) this.#db = this.#open();
+    return this.#db;
+  }
+
+  #open(): DatabaseSync {
+    if (this.path !== ':memory:') {
+      try {
+        mkdirSync(dirname(this.path), { recursive: true });
+      } catch (error) {
+        throw new StoreError(
+          `cannot create the directory ${dirname(this.path)} for the store (${(error as NodeJS.ErrnoException).code ?? firstLine(error)}); choose a writable place with --store sqlite:PATH`,
+          { cause: error },
+        );
+      }
+    }
+    let db: DatabaseSync;
+    try {
+      db = new DatabaseSync(this.path);
+    } catch (error) {
+      throw new StoreError(`cannot open the store ${this.location}: ${firstLine(error)}; check that the path is writable`, { cause: error });
+    }
+    try {
+      db.exec(`PRAGMA busy_timeout = ${this.#options.busyTimeoutMs ?? 10_000}`);
+      db.exec('PRAGMA journal_mode = WAL');
+      db.exec('PRAGMA synchronous = FULL');
+      db.exec('PRAGMA foreign_keys = ON');
+    } catch (error) {
+      db.close();
+      throw this.unusable(error, 'use');
+    }
+    return db;
+  }
+
+  /** What to tell the user when the file cannot serve as a store. */
+  unusable(error: unknown, verb: string): StoreError {
+    const message = firstLine(error);
+    if (/not a database|file is encrypted/i.test(message)) {
+      return new StoreError(`${this.location} is not a checkpointed store (not a SQLite database); point --store at another file`, { cause: error });
+    }
+    if (/malformed|corrupt/i.test(message)) {
+      return new StoreError(`the store ${this.location} is damaged (${message}); restore it from a backup or point --store at another file`, { cause: error });
+    }
+    return new StoreError(`cannot ${verb} the store ${this.location}: ${message}; check that the file and its directory are writable`, { cause: error });
+  }
+
+  /** Our statements are prepared once and reused. */
+  statement(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.conn.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+  all(sql: string, ...params: SQLInputValue[]): Row[] {
+    return this.statement(sql).all(...params) as Row[];
+  }
+  get(sql: string, ...params: SQLInputValue[]): Row | undefined {
+    return this.statement(sql).get(...params) as Row | undefined;
+  }
+  /** Runs a statement; the number of rows it changed. */
+  run(sql: string, ...params: SQLInputValue[]): number {
+    return Number(this.statement(sql).run(...params).changes);
+  }
+
+  /**
+   * Runs `work` in a write transaction, or inside the job's open one: then it commits with the
+   * job's checkpoint (the connection is the job's, and SQLite has no second writer to use).
+   */
+  write<T>(work: () => T): T {
+    const db = this.conn;
+    if (db.isTransaction) return work();
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = work();
+      db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      if (db.isTransaction) db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  close(): void {
+    this.#ended = true;
+    const db = this.#db;
+    this.#db = undefined;
+    this.#statements.clear();
+    this.jobStatements.clear();
+    for (const hook of this.onClose) hook();
+    if (db === undefined) return;
+    if (db.isTransaction) db.exec('ROLLBACK');
+    db.close();
+  }
+}

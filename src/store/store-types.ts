@@ -1,0 +1,200 @@
+import type { JsonObject, JsonValue } from '../json.ts';
+
+// The values the Store contract (store.ts) takes and returns; kept apart so the contract reads in one screen.
+
+/** Outcome of one run (one attempt at a shard by one process). */
+export type RunOutcome = 'running' | 'completed' | 'failed' | 'interrupted' | 'crashed' | 'lost';
+
+export interface InstanceInfo {
+  id: number;
+  job: string;
+  paramsHash: string;
+  /** The params as shown to people (secrets redacted). */
+  params: JsonObject;
+  /** Bumped by `--rerun` and `reset`: a new generation starts from the beginning. */
+  generation: number;
+  status: 'open' | 'completed';
+  version: string | null;
+  createdAt: number;
+  completedAt: number | null;
+}
+
+export interface ShardInfo {
+  id: number;
+  instanceId: number;
+  generation: number;
+  name: string;
+  status: 'pending' | 'running' | 'completed';
+  leaseOwner: string | null;
+  leaseToken: number;
+  leaseExpiresAt: number;
+  checkpointSeq: number;
+  processed: number;
+  fingerprint: string | null;
+  version: string | null;
+  /** Hash of the params the shard's checkpoints were made with. */
+  paramsHash: string | null;
+  updatedAt: number;
+}
+
+/** What a shard's checkpoints were made from; a resume under other inputs is drift. */
+export interface ShardInputs {
+  fingerprint: string | null;
+  version: string | null;
+  paramsHash: string;
+}
+
+/** Which effect journal an effect key belongs to: one per instance generation. */
+export interface EffectScope {
+  instanceId: number;
+  generation: number;
+}
+
+/** An effect key's journal entry: `intent` = fn may have run (in doubt after a crash); `done` = it ran. */
+export interface EffectEntry {
+  key: string;
+  status: 'intent' | 'done';
+  result: JsonValue | null;
+  /** How many times fn was started for this key. */
+  attempts: number;
+  updatedAt: number;
+}
+
+/** A record that exhausted its retries and was skipped. */
+export interface DeadLetter {
+  id: number;
+  instanceId: number;
+  generation: number;
+  shard: string;
+  position: JsonValue | null;
+  record: JsonValue;
+  error: string;
+  attempts: number;
+  runId: number | null;
+  createdAt: number;
+}
+
+export type NewDeadLetter = Pick<DeadLetter, 'position' | 'record' | 'error' | 'attempts'>;
+
+/** A time-limited claim of one shard by one worker; `token` fences every write it makes. */
+export interface Lease {
+  instanceId: number;
+  generation: number;
+  shardId: number;
+  shard: string;
+  worker: string;
+  token: number;
+  runId: number;
+  leaseMs: number;
+}
+
+/** Durable progress of a shard: the last record whose work is done, and the state after it. */
+export interface Checkpoint {
+  seq: number;
+  position: JsonValue | null;
+  state: JsonObject;
+  processed: number;
+  createdAt: number;
+}
+
+export interface LatestCheckpoint {
+  /** Newest checkpoint whose checksum verifies; undefined: start from the beginning. */
+  checkpoint: Checkpoint | undefined;
+  /** Newer checkpoints that failed their checksum and were passed over. */
+  corrupt: number[];
+}
+
+export interface RunInfo {
+  id: number;
+  instanceId: number;
+  generation: number;
+  shard: string;
+  worker: string;
+  startedAt: number;
+  endedAt: number | null;
+  heartbeatAt: number;
+  outcome: RunOutcome;
+  resumedFrom: JsonValue | null;
+  /** Shard total processed when this run started (its resume point). */
+  startProcessed: number;
+  /** Records this run finished. */
+  processed: number;
+  /** Shard total at the last progress mark: how far a crashed run got. */
+  markProcessed: number;
+  rework: number | null;
+  checkpoints: number;
+  checkpointMs: number;
+  stats: JsonObject;
+  error: string | null;
+}
+
+/** Progress numbers a run reports with its heartbeat, its checkpoints and its end. */
+export interface RunProgress {
+  processed?: number;
+  markProcessed?: number;
+  rework?: number;
+  resumedFrom?: JsonValue | null;
+  checkpoints?: number;
+  checkpointMs?: number;
+  stats?: JsonObject;
+  error?: string | null;
+}
+
+export interface StoredEvent {
+  id: number;
+  instanceId: number;
+  generation: number;
+  runId: number | null;
+  shard: string | null;
+  type: string;
+  at: number;
+  data: JsonObject;
+}
+
+export interface NewEvent {
+  runId?: number | null;
+  shard?: string | null;
+  type: string;
+  at?: number;
+  data: JsonObject;
+}
+
+/** The SQL a job runs through `ctx.tx`: inside the transaction that commits its checkpoint. */
+export interface SqlHandle {
+  /** Which SQL this is, for jobs that run on either store (placeholders, DDL). */
+  readonly dialect: 'sqlite' | 'postgres';
+  /** Runs one statement; `?` placeholders on SQLite, `$1` on PostgreSQL. */
+  query<Row = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: Row[]; rowCount: number }>;
+}
+
+/** The open unit of work between two checkpoints of one shard. */
+export interface Tx {
+  readonly lease: Lease;
+  /** The job's SQL, or undefined where the store has no SQL (memory). */
+  readonly sql: SqlHandle | undefined;
+  savepoint(name: string): Promise<void>;
+  releaseSavepoint(name: string): Promise<void>;
+  rollbackToSavepoint(name: string): Promise<void>;
+}
+
+/** How often an instance's runs crash: the evidence for the auto policy's MTBF. */
+export interface FailureHistory {
+  /** Total time the instance's runs spent running (all generations), ms. */
+  runningMs: number;
+  /** Runs found dead (outcome 'crashed'). */
+  crashed: number;
+}
+
+export interface HolderInfo {
+  shard: string;
+  worker: string;
+  expiresAt: number;
+}
+
+export interface InstanceStatus {
+  instance: InstanceInfo;
+  shards: { total: number; completed: number; running: number };
+  processed: number;
+  lastCheckpointAt: number | null;
+  holders: HolderInfo[];
+}
