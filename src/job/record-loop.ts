@@ -8,7 +8,7 @@ import { RecordTx, type TxHandle } from './record-tx.ts';
 /** How long the loop may run before it lets timers (heartbeat, signals) in. */
 const YIELD_EVERY_MS = 15;
 /** Records between two looks at the clock and the stop signal: adapted so a look comes every ~0.2–1 ms. */
-const MAX_STRIDE = 4096;
+const MAX_STRIDE = 1024;
 
 export interface RecordLoopInput extends RecordRunInput {
   cursor: SourceCursor<unknown, unknown>;
@@ -100,9 +100,11 @@ export class RecordLoop {
         const now = performance.now();
         // About one look every half millisecond of work: often enough for time-based checkpoints
         // and for letting timers in, rarely enough to cost nothing on cheap records.
+        // Past 1 ms the stride is cut to about half a millisecond's worth at once, so records that
+        // turn slow hold timers up for one stride at most.
         const took = now - lastLook;
-        if (took < 0.25 && stride < MAX_STRIDE) stride *= 2;
-        else if (took > 1 && stride > 1) stride >>= 1;
+        if (took < 0.25) stride = Math.min(MAX_STRIDE, stride * 2);
+        else if (took > 1) stride = Math.max(1, Math.floor((stride * 0.5) / took));
         untilLook = stride;
         lastLook = now;
         if (now - lastYield > YIELD_EVERY_MS) {
