@@ -11,6 +11,8 @@ export const ExitCode = {
   usage: 2,
   interrupted: 3,
   refused: 4,
+  /** `ckpt chaos` found a violation (named in its report). */
+  violation: 5,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

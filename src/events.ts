@@ -6,8 +6,18 @@ import type { JsonValue } from './json.ts';
  */
 export interface EventMap {
   'run:start': { shard: string; worker: string; runId: number; total: number | undefined };
-  'run:resume': { shard: string; worker: string; runId: number; position: JsonValue | null; processed: number; rework: number; total: number | undefined };
-  'run:crashed': { shard: string; worker: string; runId: number; processed: number };
+  'run:resume': {
+    shard: string;
+    worker: string;
+    runId: number;
+    position: JsonValue | null;
+    processed: number;
+    rework: number;
+    reworkAtMost: boolean;
+    total: number | undefined;
+  };
+  /** `processed`: how far the run got (with `atMost`, a bound from its progress mark). */
+  'run:crashed': { shard: string; worker: string; runId: number; processed: number; atMost?: boolean };
   'run:end': { shard: string; runId: number; outcome: string; processed: number; position: JsonValue | null; error?: string };
   checkpoint: { shard: string; seq: number; position: JsonValue | null; processed: number; records: number; ms: number };
   'checkpoint:corrupt': { shard: string; skipped: number[]; usedSeq: number | null };

@@ -14,6 +14,7 @@ export {
   UsageError,
 } from './errors.ts';
 export type { EventListener, EventMap, EventType, RunEvent } from './events.ts';
+export type { ChaosCheckInput, ChaosInvariant } from './job/chaos-check.ts';
 export type { AnyJob, Job, JobContext, JobDefinition, JobLogger, OnceOptions, RetryOptions } from './job/define.ts';
 export { defineJob } from './job/define.ts';
 export type { OnDrift } from './job/drift.ts';

@@ -14,7 +14,10 @@ test('--checkpoint auto overrides the job’s interval; the summary says what it
   const result = await runCli(['run', fixture('count-job.ts'), '--store', store, '--checkpoint', 'auto', '--max-rework-ms', '2000'], { env });
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stderr, /checkpoints 1 written \(auto\), .* % of the run/);
-  assert.match(result.stderr, /\n {2}interval {2}every 2\.0 s \(C not measured yet, 1 ms assumed, M 60 min\)/);
+  assert.match(
+    result.stderr,
+    /\n {2}interval {2}every 2\.0 s \(a first guess: no checkpoint timed yet, so one is assumed to take 1 ms; expecting a crash every 60 min \(no crash seen yet; one an hour is assumed until history says otherwise\)\)/,
+  );
   const summary = JSON.parse(result.stdout.trimEnd().split('\n').at(-1) ?? '{}') as { interval: { ms: number; reason: string } };
   assert.equal(summary.interval.reason, 'warmup');
   assert.ok(summary.interval.ms <= 2000);

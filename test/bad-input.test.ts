@@ -99,7 +99,8 @@ test('a store written by a newer schema → exit 4 naming both versions; nothing
 });
 
 test('a malformed store URL → exit 2', async () => {
-  await expectUserError(['run', job, '--store', 'mysql://localhost/db'], 2, /store URL .* is not understood; use sqlite:PATH/);
+  await expectUserError(['run', job, '--store', 'mongodb://localhost/db'], 2, /store URL .* is not understood; use sqlite:PATH/);
+  await expectUserError(['status', '--store', 'mysql://localhost'], 2, /names no database/);
   await expectUserError(['status', '--store', 'sqlite:'], 2, /names no file/);
   await expectUserError(['status', '--store', 'postgres://'], 2, /not a valid PostgreSQL URL/);
   const result = await runCli(['status'], { env: { CKPT_STORE: 'bogus' } });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fixture, spawnCli, tempDir, waitForOutput } from './helpers/cli.ts';
+import { fixture, runCli, spawnCli, tempDir, waitForOutput } from './helpers/cli.ts';
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   test(`${signal} mid-run: exit 3, checkpoint at the last finished record, no rework on resume`, { timeout: 60_000 }, async () => {
@@ -46,6 +46,36 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
         ['completed', 0],
       ],
     );
-    assert.match(second.stderr, /reworked 0 records/);
+    assert.match(second.stderr, /nothing to redo: the run before stopped at its checkpoint/);
   });
 }
+
+test('a second Ctrl-C stops at once: the run is "interrupted", not "crashed", and its rework is exact', { timeout: 60_000 }, async () => {
+  const store = `sqlite:${join(tempDir('ckpt-interrupt-'), 'store.db')}`;
+  // Checkpoints every 10 records; record 25 never settles, so the first SIGINT cannot drain.
+  const args = ['run', fixture('hang-job.ts'), '--store', store, '--json'];
+  const first = spawnCli(args, { env: { CKPT_TEST_HANG_AT: '25' } });
+  await waitForOutput(first.child, (stdout) => stdout.includes('"hanging"'));
+  first.child.kill('SIGINT');
+  await sleep(200);
+  first.child.kill('SIGINT');
+  const stopped = await first.done;
+  assert.equal(stopped.code, 3, stopped.stderr);
+  assert.match(stopped.stderr, /SIGINT again: stopped at once/);
+
+  const runs = await runCli(['runs', 'hang', '--store', store, '--json']);
+  const [run] = JSON.parse(runs.stdout) as { outcome: string; markCeiling: number; markStep: number }[];
+  assert.equal(run?.outcome, 'interrupted', runs.stdout);
+  // Records 20..24 finished after the checkpoint at 19, and 25 was in flight: 26 dispatched in all.
+  assert.deepEqual([run?.markCeiling, run?.markStep], [26, 0]);
+
+  const resumed = await runCli(['run', fixture('hang-job.ts'), '--store', store]);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.match(resumed.stderr, /resumed {3}from 19; redid 6 records \(.* of work\) that an earlier run had done after the last checkpoint\n/);
+  const events = await runCli(['events', 'hang', '--store', store, '--json']);
+  const types = (JSON.parse(events.stdout) as { type: string; data: { outcome?: string } }[]).map(
+    (event) => `${event.type}${event.data.outcome ? `:${event.data.outcome}` : ''}`,
+  );
+  assert.ok(!types.includes('run:crashed'), types.join(' '));
+  assert.ok(types.includes('run:end:interrupted'), types.join(' '));
+});

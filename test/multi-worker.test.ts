@@ -6,10 +6,12 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fixture, spawnCli, tempDir } from './helpers/cli.ts';
+import { freshMysqlDatabase, mysqlSkip } from './helpers/mysql.ts';
 import { freshDatabase } from './helpers/postgres.ts';
-import { postgresProbe, type ShardStoreProbe, sqliteProbe } from './helpers/shard-output.ts';
+import { mysqlProbe, postgresProbe, type ShardStoreProbe, sqliteProbe } from './helpers/shard-output.ts';
 
 const SHARDS = 200;
+const noMysql = await mysqlSkip();
 const RECORDS = 40;
 const TOTAL = SHARDS * RECORDS;
 
@@ -81,6 +83,12 @@ describe('four workers, two SIGKILLed, 200 shards', () => {
     const database = await freshDatabase();
     cleanups.push(database.drop);
     await fourWorkersTwoKilled(postgresProbe(database.url, 'ckpt'), 1500);
+  });
+
+  test('on MySQL/MariaDB', { timeout: 180_000, skip: noMysql }, async () => {
+    const database = await freshMysqlDatabase();
+    cleanups.push(database.drop);
+    await fourWorkersTwoKilled(mysqlProbe(database.url, 'ckpt_'), 1500);
   });
 
   test('on one SQLite file', { timeout: 180_000 }, async () => {

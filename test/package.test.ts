@@ -34,7 +34,7 @@ test('npm pack → npm install → import and ckpt run, as a user would', { time
   assert.equal(imported.stdout.trim(), 'function function function false', imported.stderr);
 
   // Drivers are optional peers: a SQLite user's project does not have them, and 'checkpointed' (and
-  // its sqlite and postgres paths) import without it; only opening a postgres:// store asks for it.
+  // its sqlite, postgres and mysql paths) import without them; only opening such a store asks for its driver.
   for (const driver of ['pg', 'mysql2']) assert.equal(existsSync(join(project, 'node_modules', driver)), false, `${driver} is not installed with checkpointed`);
   const paths = spawnSync(
     process.execPath,
@@ -43,15 +43,21 @@ test('npm pack → npm install → import and ckpt run, as a user would', { time
       '-e',
       `const { SqliteStore } = await import('checkpointed/sqlite');
        const { PostgresStore } = await import('checkpointed/postgres');
+       const { MysqlStore } = await import('checkpointed/mysql');
        const { openStore } = await import('checkpointed');
        const store = await openStore('memory:');
-       console.log(typeof SqliteStore, typeof PostgresStore, store.location);
+       console.log(typeof SqliteStore, typeof PostgresStore, typeof MysqlStore, store.location);
        await store.close();
-       await openStore('postgres://127.0.0.1:1/nothing').catch((error) => console.log(error.name, error.message));`,
+       await openStore('postgres://127.0.0.1:1/nothing').catch((error) => console.log(error.name, error.message));
+       await openStore('mysql://127.0.0.1:1/nothing').catch((error) => console.log(error.name, error.message));`,
     ],
     { cwd: project, encoding: 'utf8' },
   );
-  assert.equal(paths.stdout.trim(), 'function function :memory:\nUsageError a postgres:// store needs the pg package: npm install pg', paths.stderr);
+  assert.equal(
+    paths.stdout.trim(),
+    'function function function :memory:\nUsageError a postgres:// store needs the pg package: npm install pg\nUsageError a mysql:// store needs the mysql2 package: npm install mysql2',
+    paths.stderr,
+  );
 
   writeFileSync(
     join(project, 'job.ts'),
@@ -64,7 +70,10 @@ export default defineJob<number, unknown, { sum: number }>({
 });
 `,
   );
-  const run = spawnSync(join(project, 'node_modules', '.bin', 'ckpt'), ['run', 'job.ts', '--quiet'], { cwd: project, encoding: 'utf8' });
+  // The default store, as for a user with no store configured (a postgres:// DATABASE_URL here
+  // would ask for pg, which this project rightly does not have).
+  const { DATABASE_URL: _url, CKPT_STORE: _store, ...userEnv } = process.env;
+  const run = spawnSync(join(project, 'node_modules', '.bin', 'ckpt'), ['run', 'job.ts', '--quiet'], { cwd: project, encoding: 'utf8', env: userEnv });
   assert.equal(run.status, 0, run.stderr);
   assert.match(run.stderr, /^completed user-job/);
 });

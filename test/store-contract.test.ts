@@ -3,17 +3,22 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FencedError, type InstanceInfo, type Store } from '../src/index.ts';
+import { FencedError, type InstanceInfo, type Store, type Tx } from '../src/index.ts';
 import { selectedStoreFactories } from './helpers/stores.ts';
 
 for (const factory of selectedStoreFactories()) {
-  describe(`Store contract: ${factory.name}`, () => {
+  describe(`Store contract: ${factory.name}`, { skip: await factory.skip?.() }, () => {
     let store: Store;
     let dispose: () => Promise<void>;
+    let exec: ((sql: string) => Promise<void>) | undefined;
     let counter = 0;
     before(async () => {
-      ({ store, dispose } = await factory.create());
+      ({ store, dispose, exec } = await factory.create());
     });
+    /** DDL for a test table: through the tx where DDL is transactional, else beside the store. */
+    const ddl = async (tx: Tx, sql: string) => {
+      await (exec ? exec(sql) : tx.sql?.query(sql));
+    };
     after(async () => {
       await dispose();
     });
@@ -202,7 +207,7 @@ for (const factory of selectedStoreFactories()) {
         assert.ok(lease);
         const table = `out_${counter}`;
         let tx = await store.begin(lease);
-        await tx.sql?.query(`CREATE TABLE ${table} (n INTEGER PRIMARY KEY)`);
+        await ddl(tx, `CREATE TABLE ${table} (n INTEGER PRIMARY KEY)`);
         await tx.sql?.query(`INSERT INTO ${table} (n) VALUES (${p(1)})`, [1]);
         await store.commit(tx, { position: 1, state: {}, processed: 1 }, {});
         tx = await store.begin(lease);
@@ -226,7 +231,7 @@ for (const factory of selectedStoreFactories()) {
         const zombie = await store.claim(instance, 'zombie', 1);
         assert.ok(zombie);
         let setup = await store.begin(zombie);
-        await setup.sql?.query(`CREATE TABLE ${table} (n INTEGER NOT NULL)`);
+        await ddl(setup, `CREATE TABLE ${table} (n INTEGER NOT NULL)`);
         await store.commit(setup, { position: 0, state: {}, processed: 1 }, {});
         await sleep(10);
         const fresh = await store.claim(instance, 'fresh', 60_000);

@@ -1,5 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { CheckpointedError, ExitCode, firstLine } from '../errors.ts';
+import { chaosCommand } from './chaos-command.ts';
 import { dlqCommand } from './dlq-command.ts';
 import { eventsCommand, resetCommand, runsCommand, statusCommand } from './query-commands.ts';
 import { runCommand } from './run-command.ts';
@@ -15,6 +16,11 @@ const positiveInteger =
       throw new InvalidArgumentError(`${name} must be a whole number ${max === Number.MAX_SAFE_INTEGER ? '≥ 1' : `from 1 to ${max}`}`);
     return number;
   };
+const wholeNumber = (name: string) => (value: string) => {
+  const number = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(number)) throw new InvalidArgumentError(`${name} must be a whole number ≥ 0`);
+  return number;
+};
 /** The longest delay a Node timer takes (about 24.8 days); a longer one would fire at once. */
 const MAX_MS = 2_147_483_647;
 
@@ -129,6 +135,23 @@ function program(io: CliIo, exit: { code: number }): Command {
   }
 
   root
+    .command('chaos')
+    .description('crash-test a job: run it on a scratch store, SIGKILL it at random moments, resume until it completes, check its invariant')
+    .argument('<job-file>', 'a file that default-exports defineJob({...}); an exported invariant(input) checks the end state')
+    .addOption(paramOption())
+    .addOption(new Option('--kills <n>', 'how many SIGKILLs (default 10)').argParser(positiveInteger('--kills', 10_000)).default(10))
+    .addOption(
+      new Option('--seed <n>', 'seed of the kill schedule (printed in the report; the same seed gives the same schedule)').argParser(wholeNumber('--seed')),
+    )
+    .option('--stop-past-lease', 'also SIGSTOP the worker past its lease (about 1 kill in 5), let a second worker take over, then SIGCONT it')
+    .option('--check <script>', 'a node script that checks the end state (exit 0: holds); CKPT_CHAOS_DIR, CKPT_CHAOS_STORE, CKPT_CHAOS_PARAMS tell it where')
+    .option('--keep', 'keep the scratch directory (it is always kept when a violation is found)')
+    .addOption(jsonOption())
+    .action(async (file: string, options) => {
+      exit.code = await chaosCommand(file, options, io);
+    });
+
+  root
     .command('reset')
     .description('start a job instance over from the beginning on its next run (a new generation; history kept)')
     .argument('<job>', 'job name')
@@ -154,7 +177,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       if (error.code === 'commander.executeSubCommandAsync') return 1;
       const message = error.message.replace(/^error: /, '');
       const command = argv.find((arg) => !arg.startsWith('-'));
-      const known = ['run', 'status', 'runs', 'events', 'reset', 'dlq'];
+      const known = ['run', 'status', 'runs', 'events', 'reset', 'dlq', 'chaos'];
       const help = command && known.includes(command) ? `ckpt ${command} --help` : 'ckpt --help';
       io.stderr.write(`ckpt: ${firstLine(message)}; see ${help}\n`);
       return ExitCode.usage;

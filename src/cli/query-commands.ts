@@ -1,4 +1,5 @@
 import { LeaseHeldError, UsageError } from '../errors.ts';
+import { lostWorkByRun, reachedBy } from '../job/progress-mark.ts';
 import { reapDeadWorkers } from '../job/runner.ts';
 import type { InstanceInfo, RunInfo, Store } from '../store/store.ts';
 import { formatAge, formatCount, formatInterval, formatMs, formatParams, formatPosition, formatTime } from './format.ts';
@@ -60,9 +61,10 @@ export async function runsCommand(job: string, options: QueryOptions, io: CliIo)
       for (const run of await store.listRuns(instance.id, options.limit === undefined ? {} : { limit: options.limit })) all.push({ instance, run });
     }
     if (options.json) {
+      const lost = lostWorkByRun(all.map(({ run }) => run));
       io.stdout.write(
         `${JSON.stringify(
-          all.map(({ instance, run }) => ({ job: instance.job, params: instance.params, ...run })),
+          all.map(({ instance, run }) => ({ job: instance.job, params: instance.params, ...run, ...(lost.has(run.id) ? { redone: lost.get(run.id) } : {}) })),
           null,
           2,
         )}\n`,
@@ -80,7 +82,7 @@ export async function runsCommand(job: string, options: QueryOptions, io: CliIo)
         formatMs(Math.max(0, elapsed)),
         run.outcome,
         run.startProcessed > 0 || run.resumedFrom !== null ? formatPosition(run.resumedFrom) : 'start',
-        formatCount(run.outcome === 'crashed' ? run.markProcessed - run.startProcessed : run.processed),
+        formatRecords(run),
         formatRework(run),
         formatCount(run.checkpoints),
         elapsed > 0 ? `${((100 * run.checkpointMs) / elapsed).toFixed(2)} %` : '-',
@@ -153,8 +155,16 @@ function intervalOf(run: RunInfo): { ms: number | null; records: number | null }
   return { ms: typeof intervalMs === 'number' ? intervalMs : null, records: typeof intervalRecords === 'number' ? intervalRecords : null };
 }
 
+/** Records a run did; for one found dead, how far its progress mark says it may have got. */
+function formatRecords(run: RunInfo): string {
+  if (run.outcome !== 'crashed') return formatCount(run.processed);
+  const reached = reachedBy(run);
+  return `${reached.atMost ? '≤ ' : ''}${formatCount(reached.processed - run.startProcessed)}`;
+}
+
 function formatRework(run: RunInfo): string {
   if (run.rework === null) return '-';
   const ms = run.stats.reworkMs;
-  return typeof ms === 'number' && run.rework > 0 ? `${formatCount(run.rework)} (${formatMs(ms)})` : formatCount(run.rework);
+  const count = run.stats.reworkAtMost === true ? `≤ ${formatCount(run.rework)}` : formatCount(run.rework);
+  return typeof ms === 'number' && run.rework > 0 ? `${count} (${formatMs(ms)})` : count;
 }

@@ -5,6 +5,7 @@ import type { OnDrift } from '../job/drift.ts';
 import type { CheckpointSpec } from '../job/policy.ts';
 import { type RunSummary, runJob } from '../job/runner.ts';
 import { shutdownOnSignals } from '../job/shutdown.ts';
+import { recordStopAtOnce } from '../job/stop-at-once.ts';
 import type { Store } from '../store/store.ts';
 import { formatCount, formatMs, formatParams, formatPosition } from './format.ts';
 import { loadJob, parseParams } from './load-job.ts';
@@ -34,6 +35,13 @@ export interface RunCommandOptions {
 
 /** How long past the drain deadline a stopping run may take to save and report. */
 const STOP_GRACE_MS = 2_000;
+/** How long a stop at once waits for the shard runs to record exactly how far they got. */
+const LAST_WORDS_MS = 500;
+
+/** Exit now, once each running shard has said how far it got (so its run reads as interrupted, not crashed). */
+function exitAtOnce(): void {
+  void recordStopAtOnce(LAST_WORDS_MS).finally(() => process.exit(ExitCode.interrupted));
+}
 
 export async function runCommand(file: string, options: RunCommandOptions, io: CliIo): Promise<number> {
   const params = parseParams(options.param);
@@ -62,7 +70,7 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
         () => {
           progress?.clear();
           io.stderr.write(`${signal}: the job did not stop within the drain deadline; stopped at once, the last checkpoint is kept, run again to resume\n`);
-          process.exit(ExitCode.interrupted);
+          exitAtOnce();
         },
         Math.min((options.drainMs ?? 10_000) + STOP_GRACE_MS, 2_147_483_647),
       ).unref();
@@ -70,7 +78,7 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
     onForce: (signal) => {
       progress?.clear();
       io.stderr.write(`${signal} again: stopped at once; the last checkpoint is kept, run again to resume\n`);
-      process.exit(ExitCode.interrupted);
+      exitAtOnce();
     },
   });
   let store: Store | undefined;
@@ -116,6 +124,15 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
   }
 }
 
+/** What the resume had to do again, in words: never 0 when it was not, and "at most" when it is a bound. */
+function describeRework(summary: RunSummary): string {
+  if (summary.rework === 0) return 'nothing to redo: the run before stopped at its checkpoint';
+  const step = Math.max(...summary.shards.map((shard) => shard.reworkMarkStep ?? 0));
+  const count = summary.reworkAtMost ? `at most ${formatCount(summary.rework)}` : formatCount(summary.rework);
+  const bound = summary.reworkAtMost ? ` (a bound from the crashed run's last progress mark: at most ${formatCount(step)} above the true number)` : '';
+  return `redid ${count} records (${formatMs(summary.reworkMs)} of work) that an earlier run had done after the last checkpoint${bound}`;
+}
+
 /** The lines a person reads at the end of a run. */
 export function describeSummary(summary: RunSummary, quiet: boolean): string {
   const name = `${summary.job} ${formatParams(summary.params)}`.replace(/ -$/, '');
@@ -144,11 +161,10 @@ export function describeSummary(summary: RunSummary, quiet: boolean): string {
   if (summary.deadLetters > 0) {
     lines.push(`  skipped   ${formatCount(summary.deadLetters)} records to dead letters after their retries; see ckpt dlq ${summary.job}`);
   }
-  const resumed = summary.shards.filter((shard) => shard.resumedFrom !== null);
+  const resumed = summary.shards.filter((shard) => shard.resumedFrom !== null || shard.rework > 0);
   if (resumed.length > 0) {
-    lines.push(
-      `  resumed   from ${resumed.map((shard) => formatPosition(shard.resumedFrom)).join(', ')}; reworked ${formatCount(summary.rework)} records (${formatMs(summary.reworkMs)} of work) a crashed run had done after its last checkpoint`,
-    );
+    const from = resumed.map((shard) => formatPosition(shard.resumedFrom)).join(', ');
+    lines.push(`  resumed   from ${from}; ${describeRework(summary)}`);
   }
   return lines.join('\n');
 }

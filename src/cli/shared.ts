@@ -16,10 +16,10 @@ export function setIo(io: CliIo): void {
   currentIo = io;
 }
 
-/** The store URL: --store, else CKPT_STORE, else a postgres:// DATABASE_URL, else the embedded default. */
+/** The store URL: --store, else CKPT_STORE, else a postgres:// or mysql:// DATABASE_URL, else the embedded default. */
 export function storeUrl(flag: string | undefined): string {
   const env = currentIo?.env ?? {};
-  const database = env.DATABASE_URL !== undefined && /^postgres(ql)?:\/\//.test(env.DATABASE_URL) ? env.DATABASE_URL : undefined;
+  const database = env.DATABASE_URL !== undefined && /^(postgres(ql)?|mysql):\/\//.test(env.DATABASE_URL) ? env.DATABASE_URL : undefined;
   return flag ?? env.CKPT_STORE ?? database ?? DEFAULT_STORE_URL;
 }
 

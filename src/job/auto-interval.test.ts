@@ -126,13 +126,24 @@ describe('auto policy in words', () => {
     policy.observe({ records: 100, workMs: 10, checkpointMs: 5 });
     assert.equal(policy.interval().reason, 'rework-over-overhead');
     assert.equal(policy.interval().ms, 10);
-    assert.match(policy.describe(), /rework bound 10 ms won over the 1\.00 % overhead bound, costing ~33\.33 %/);
+    assert.match(
+      policy.describe(),
+      /capped so a crash loses at most 10 ms of work, although checkpoints then take ~33\.33 % of the run, over the 1\.00 % target/,
+    );
   });
-  it("names Young's optimum with the measured C and M", () => {
+  it("explains Young's optimum in words: the measured cost and the crashes expected", () => {
     const policy = checkpointPolicy({ auto: { mtbfMs: 3_600_000 } });
     policy.observe({ records: 1000, workMs: 100, checkpointMs: 2 });
     assert.equal(policy.interval().reason, 'young');
     assert.equal(policy.interval().records, Math.floor(Math.sqrt(2 * 2 * 3_600_000) * 10));
-    assert.match(policy.describe(), /^auto: every ~37,947 records \/ 3\.8 s \(√\(2·C·M\), C 2\.00 ms, M 60 min\)$/);
+    assert.equal(
+      policy.describe(),
+      "auto: every ~37,947 records / 3.8 s (balances each checkpoint's measured cost, 2.00 ms, against the work a crash would lose, expecting a crash every 60 min (mtbfMs))",
+    );
+    const learned = checkpointPolicy('auto');
+    learned.useHistory({ runningMs: 600_000, crashed: 2 });
+    learned.observe({ records: 1000, workMs: 100, checkpointMs: 2 });
+    assert.match(learned.describe(), /expecting a crash every 23 min \(2 crashes in 10 min of running, plus one assumed per hour\)/);
+    assert.doesNotMatch(learned.describe(), /C |M |√/);
   });
 });

@@ -51,7 +51,7 @@ export class RecordContext<Params, State extends JsonObject> implements JobConte
 
   get tx(): TxHandle {
     this.#handle ??= this.#sql();
-    if (this.#handle === undefined) throw new Error('ctx.tx needs a SQL store (sqlite: or postgres:); this store has no SQL');
+    if (this.#handle === undefined) throw new Error('ctx.tx needs a SQL store (sqlite:, postgres:// or mysql://); this store has no SQL');
     return this.#handle;
   }
 

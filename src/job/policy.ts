@@ -115,6 +115,7 @@ class AutoPolicy implements CheckpointPolicy {
   readonly #cost = new MovingAverage();
   readonly #rate = new MovingAverage();
   #current: IntervalChoice;
+  #history: FailureHistory | undefined;
 
   constructor(spec: CheckpointSpec, bounds: AutoBounds) {
     this.spec = spec;
@@ -136,6 +137,7 @@ class AutoPolicy implements CheckpointPolicy {
   }
 
   useHistory(history: FailureHistory): void {
+    this.#history = history;
     if (this.#fixedMtbf === undefined) this.#mtbfMs = estimateMtbf(history);
     this.#current = this.#choose();
   }
@@ -160,15 +162,24 @@ class AutoPolicy implements CheckpointPolicy {
     const every = `${records === undefined ? '' : `~${Math.round(records).toLocaleString('en-US')} records / `}${formatInterval(ms)}`;
     const why =
       reason === 'rework-over-overhead'
-        ? `rework bound ${formatInterval(this.#maxReworkMs)} won over the ${pct(this.#maxOverhead)} overhead bound, costing ~${pct(overhead)}`
+        ? `capped so a crash loses at most ${formatInterval(this.#maxReworkMs)} of work, although checkpoints then take ~${pct(overhead)} of the run, over the ${pct(this.#maxOverhead)} target`
         : reason === 'young'
-          ? `√(2·C·M), C ${this.#cost.value?.toFixed(2)} ms, M ${formatInterval(this.#mtbfMs)}`
+          ? `balances each checkpoint's measured cost, ${this.#cost.value?.toFixed(2)} ms, against the work a crash would lose, ${this.#crashWords()}`
           : reason === 'overhead'
-            ? `raised to keep overhead ≤ ${pct(this.#maxOverhead)}`
+            ? `lengthened so checkpoints take at most ${pct(this.#maxOverhead)} of the run`
             : reason === 'rework'
-              ? `capped at the ${formatInterval(this.#maxReworkMs)} rework bound`
-              : `C not measured yet, ${ASSUMED_COST_MS} ms assumed, M ${formatInterval(this.#mtbfMs)}`;
+              ? `capped so a crash loses at most ${formatInterval(this.#maxReworkMs)} of work`
+              : `a first guess: no checkpoint timed yet, so one is assumed to take ${ASSUMED_COST_MS} ms; ${this.#crashWords()}`;
     return `auto: every ${every} (${why})`;
+  }
+
+  /** How often a crash is expected, and where that number comes from. */
+  #crashWords(): string {
+    const every = `expecting a crash every ${formatInterval(this.#mtbfMs)}`;
+    if (this.#fixedMtbf !== undefined) return `${every} (mtbfMs)`;
+    const crashed = this.#history?.crashed ?? 0;
+    if (crashed === 0) return `${every} (no crash seen yet; one an hour is assumed until history says otherwise)`;
+    return `${every} (${crashed} crash${crashed === 1 ? '' : 'es'} in ${formatInterval(this.#history?.runningMs ?? 0)} of running, plus one assumed per hour)`;
   }
 }
 

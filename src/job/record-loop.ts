@@ -2,6 +2,7 @@ import type { JsonObject, JsonValue } from '../json.ts';
 import type { SourceCursor } from '../source/source.ts';
 import type { CheckpointBoundary } from './checkpoint-boundary.ts';
 import { RecordContext } from './context.ts';
+import type { ProgressMarker } from './progress-mark.ts';
 import { isThenable, needsSavepoint, processRecord, RecordAbandoned, type RecordRunInput } from './record-run.ts';
 import { RecordTx, type TxHandle } from './record-tx.ts';
 
@@ -13,6 +14,8 @@ const MAX_STRIDE = 1024;
 export interface RecordLoopInput extends RecordRunInput {
   cursor: SourceCursor<unknown, unknown>;
   boundary: CheckpointBoundary;
+  /** No record past its durable ceiling is dispatched (so a crash's rework is bounded). */
+  marker: ProgressMarker;
   concurrency: number;
   /** Aborts the run (`signal` is its signal). */
   stop: AbortController;
@@ -76,7 +79,7 @@ export class RecordLoop {
   }
 
   async run(): Promise<void> {
-    const { cursor, boundary, concurrency, signal } = this.#input;
+    const { cursor, boundary, concurrency, signal, marker } = this.#input;
     // Records until the next look at the clock, and how many apart the looks are.
     let stride = 1;
     let untilLook = 0;
@@ -124,6 +127,11 @@ export class RecordLoop {
           this.#fail(new Error(`${misplaced}; a source must yield JSON positions in increasing order, strictly after the one it was given`), position);
           return;
         }
+      }
+      const count = this.processed + this.inFlight + 1;
+      if (marker.needsMark(count)) {
+        await marker.raise(count);
+        if (signal.aborted) return;
       }
       previous = position as JsonValue;
       this.dispatched = previous;

@@ -56,8 +56,10 @@ export interface RunSummary {
   checkpointMs: number;
   /** Checkpoint time as a percentage of the run's time. */
   overheadPct: number;
-  /** Records processed again because a crashed run had done them after its last checkpoint. */
+  /** Records processed again because an earlier run had done them after its last checkpoint. */
   rework: number;
+  /** `rework` is a bound from a crashed run's progress mark: at most that many, and no more than one mark step over. */
+  reworkAtMost: boolean;
   /** Records this process sent to dead letters. */
   deadLetters: number;
   /** Time spent redoing them, ms. */
@@ -94,8 +96,8 @@ export function isDeadLocalWorker(worker: string): boolean {
 export async function reapDeadWorkers(store: Store, instanceId: number): Promise<RunInfo[]> {
   const reaped = await store.reapCrashed(instanceId, isDeadLocalWorker);
   for (const run of reaped) {
-    const data = { shard: run.shard, worker: run.worker, runId: run.id, processed: run.markProcessed };
-    await store.appendEvents(instanceId, run.generation, [{ type: 'run:crashed', at: Date.now(), runId: run.id, shard: run.shard, data }]);
+    const { type, data } = reapedEvent(run);
+    await store.appendEvents(instanceId, run.generation, [{ type, at: Date.now(), runId: run.id, shard: run.shard, data: data as unknown as JsonObject }]);
   }
   return reaped;
 }
@@ -148,6 +150,10 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   };
 
   onRetry = (info) => void emit('store:retry', info);
+  const emitReaped = (run: RunInfo): Promise<void> => {
+    const reaped = reapedEvent(run);
+    return reaped.type === 'run:end' ? emit('run:end', reaped.data, run.id) : emit('run:crashed', reaped.data, run.id);
+  };
 
   const summary = (outcome: RunJobOutcome, shards: ShardResult[], error?: string): RunSummary => {
     const durationMs = performance.now() - started;
@@ -166,6 +172,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
       checkpointMs,
       overheadPct: durationMs > 0 ? (100 * checkpointMs) / durationMs : 0,
       rework: shards.reduce((sum, shard) => sum + shard.rework, 0),
+      reworkAtMost: shards.some((shard) => shard.reworkAtMost === true),
       deadLetters: shards.reduce((sum, shard) => sum + (shard.deadLetters ?? 0), 0),
       reworkMs: shards.reduce((sum, shard) => sum + shard.reworkMs, 0),
       policy: policy.describe(),
@@ -177,9 +184,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
 
   if (options.rerun) {
     // A killed process is no holder: reap it first, or --rerun right after a crash is refused in its name.
-    for (const run of await store.reapCrashed(instance.id, isDeadLocalWorker)) {
-      await emit('run:crashed', { shard: run.shard, worker: run.worker, runId: run.id, processed: run.markProcessed }, run.id);
-    }
+    for (const run of await store.reapCrashed(instance.id, isDeadLocalWorker)) await emitReaped(run);
     await refuseIfHeld(store, job.name, instance, 'rerun');
     // Conditional: if another process started a new generation at the same moment, this run joins
     // that one (and is refused if it is already held) instead of starting yet another.
@@ -199,9 +204,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   for (;;) {
     if (options.signal?.aborted) return summary('interrupted', results);
     const crashed = await store.reapCrashed(instance.id, isDeadLocalWorker);
-    for (const run of crashed) {
-      await emit('run:crashed', { shard: run.shard, worker: run.worker, runId: run.id, processed: run.markProcessed }, run.id);
-    }
+    for (const run of crashed) await emitReaped(run);
     if (crashed.length > 0) policy.useHistory(await store.failureHistory(instance.id));
     const lease = await store.claim(instance, worker, leaseMs);
     if (lease !== null) {
@@ -267,6 +270,13 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     }
     await sleep(pollMs, undefined, { signal: options.signal }).catch(() => undefined);
   }
+}
+
+/** A reaped run is logged as crashed, or as ended by an interruption if it said so before exiting. */
+function reapedEvent(run: RunInfo): { type: 'run:crashed'; data: EventMap['run:crashed'] } | { type: 'run:end'; data: EventMap['run:end'] } {
+  const processed = Math.max(run.markProcessed, run.markCeiling ?? 0);
+  if (run.outcome === 'interrupted') return { type: 'run:end', data: { shard: run.shard, runId: run.id, outcome: 'interrupted', processed, position: null } };
+  return { type: 'run:crashed', data: { shard: run.shard, worker: run.worker, runId: run.id, processed, ...(run.markStep ? { atMost: true } : {}) } };
 }
 
 async function refuseIfHeld(store: Store, job: string, instance: InstanceInfo, what: string): Promise<void> {

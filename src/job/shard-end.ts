@@ -2,6 +2,7 @@ import { FencedError, firstLine, StoreUnavailableError } from '../errors.ts';
 import type { JsonValue } from '../json.ts';
 import type { RunProgress } from '../store/store.ts';
 import type { CheckpointBoundary } from './checkpoint-boundary.ts';
+import type { Rework } from './progress-mark.ts';
 import type { RecordLoop } from './record-loop.ts';
 import type { ShardResult, ShardRunInput } from './shard-run.ts';
 
@@ -12,7 +13,10 @@ export interface ShardEndInput {
   loop: RecordLoop;
   resumedFrom: JsonValue | null;
   rework: number;
+  redo: Rework;
   reworkMs: number;
+  /** Unregisters the run's last words (its exact progress, written if the process exits at once). */
+  forgetLastWords: () => void;
   /** Records this run sent to dead letters. */
   deadLetters: number;
   /** Set when another worker took the shard (a heartbeat said so, or a commit was fenced). */
@@ -29,7 +33,9 @@ export interface ShardEndInput {
 export async function endShard(end: ShardEndInput): Promise<ShardResult> {
   const { input, shard, boundary, loop } = end;
   const { store, lease, emit, policy } = input;
+  // Every way out builds its result once the run's row is final: from then on no last words.
   const result = (outcome: ShardResult['outcome'], error?: string): ShardResult => {
+    end.forgetLastWords();
     const chosen = policy.interval();
     return {
       shard,
@@ -39,6 +45,7 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
       position: boundary.position,
       resumedFrom: end.resumedFrom,
       rework: end.rework,
+      ...(end.rework > 0 ? { reworkAtMost: end.redo.atMost, reworkMarkStep: end.redo.markStep } : {}),
       reworkMs: end.reworkMs,
       interval: { ms: Number.isFinite(chosen.ms) ? chosen.ms : null, records: chosen.records ?? null, reason: chosen.reason },
       checkpoints: boundary.checkpoints,

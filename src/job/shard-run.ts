@@ -11,10 +11,12 @@ import type { AnyJob } from './define.ts';
 import { checkDrift, type OnDrift, RestartForDrift } from './drift.ts';
 import { Effects } from './effects.ts';
 import type { CheckpointPolicy } from './policy.ts';
+import { ProgressMarker, reworkAfter } from './progress-mark.ts';
 import { RecordLoop } from './record-loop.ts';
 import type { Emit } from './record-run.ts';
 import type { RetryPolicy } from './retry.ts';
 import { endShard } from './shard-end.ts';
+import { onStopAtOnce } from './stop-at-once.ts';
 
 export interface ShardResult {
   shard: string;
@@ -27,6 +29,9 @@ export interface ShardResult {
   position: JsonValue | null;
   resumedFrom: JsonValue | null;
   rework: number;
+  /** `rework` is a ceiling from a crashed run's progress mark: the truth is at most `reworkMarkStep` less. */
+  reworkAtMost?: boolean;
+  reworkMarkStep?: number;
   /** Time this run spent redoing the rework records, ms (checkpoint time excluded). */
   reworkMs: number;
   /** The checkpoint interval in force at the end: ms of work and records (auto: chosen from measurements). */
@@ -131,8 +136,11 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   });
   const deadLetters = { count: await store.countDeadLetters(lease) };
   const deadLettersBefore = deadLetters.count;
-  const previous = await store.previousRun(lease);
-  const rework = checkpoint !== undefined && previous?.outcome === 'crashed' ? Math.max(0, previous.markProcessed - checkpoint.processed) : 0;
+  const earlier = (await store.listRuns(lease.instanceId, { limit: 1000 })).filter(
+    (run) => run.shard === shard && run.generation === lease.generation && run.id < lease.runId,
+  );
+  const redo = reworkAfter(earlier, checkpoint?.processed ?? 0);
+  const rework = redo.records;
 
   const state = (checkpoint?.state ?? job.initialState?.({ params: input.params, shard }) ?? {}) as JsonObject;
   const resumed = { position: checkpoint?.position ?? null, processed: checkpoint?.processed ?? 0 };
@@ -148,19 +156,20 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
       intervalMs: Number.isFinite(chosen.ms) ? chosen.ms : null,
       intervalRecords: chosen.records ?? null,
       intervalReason: chosen.reason,
-      ...(rework > 0 ? { reworkMs: reworkMs ?? null } : {}),
+      ...(rework > 0 ? { reworkMs: reworkMs ?? null, reworkAtMost: redo.atMost, reworkMarkStep: redo.markStep, reworkFromRun: redo.fromRun } : {}),
     };
   };
 
   // Not retried: if the store is unreachable now, the first commit finds out and ends the run.
-  await store.heartbeat(lease, { resumedFrom, rework, markProcessed: resumed.processed }).catch((error: unknown) => {
+  // With the stats: a run killed before its first periodic heartbeat still says whose work it redid.
+  await store.heartbeat(lease, { resumedFrom, rework, markProcessed: resumed.processed, stats: runStats() }).catch((error: unknown) => {
     if (!isTransientStoreError(error)) throw error;
   });
   if (checkpoint === undefined) await emit('run:start', { shard, worker: lease.worker, runId: lease.runId, total }, lease.runId);
   else
     await emit(
       'run:resume',
-      { shard, worker: lease.worker, runId: lease.runId, position: resumedFrom, processed: resumed.processed, rework, total },
+      { shard, worker: lease.worker, runId: lease.runId, position: resumedFrom, processed: resumed.processed, rework, reworkAtMost: redo.atMost, total },
       lease.runId,
     );
 
@@ -182,6 +191,9 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   // Opened only now: a source that fails before this point must leave neither a transaction open
   // nor a timer keeping the process alive and the lease renewed.
   const boundary = await CheckpointBoundary.open({ store, lease, policy, emit, baton, runStats }, resumed);
+  // Marks five times per heartbeat: a crash's rework is then known to within ~1/5 s of records.
+  const fixedRecords = policy.interval().reason === 'fixed' ? policy.interval().records : undefined;
+  const marker = new ProgressMarker(store, lease, resumed.processed, Math.max(10, input.heartbeatMs / 5), fixedRecords);
   let lastProgress = 0;
   const loop = new RecordLoop(
     {
@@ -197,6 +209,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
       chunk: boundary,
       boundary,
       cursor,
+      marker,
       concurrency: input.concurrency,
       effects,
       retry: input.retry,
@@ -218,6 +231,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
       reworkMs = performance.now() - started - boundary.checkpointMs;
     });
   }
+  const forgetLastWords = onStopAtOnce(() => marker.final(loop.processed + loop.inFlight));
   const heartbeat = setInterval(() => {
     loop.wakeIfDue();
     store.heartbeat(lease, { processed: loop.records, markProcessed: loop.processed + loop.inFlight, stats: runStats() }).then(
@@ -241,5 +255,18 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     await cursor.close();
   }
   if (reworkMs === undefined) reworkMs = performance.now() - started - boundary.checkpointMs;
-  return endShard({ input, shard, boundary, loop, resumedFrom, rework, reworkMs, deadLetters: deadLetters.count - deadLettersBefore, lostReason, runStats });
+  return endShard({
+    input,
+    shard,
+    boundary,
+    loop,
+    resumedFrom,
+    rework,
+    redo,
+    forgetLastWords,
+    reworkMs,
+    deadLetters: deadLetters.count - deadLettersBefore,
+    lostReason,
+    runStats,
+  });
 }

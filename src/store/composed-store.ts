@@ -77,6 +77,9 @@ export class ComposedStore implements Store {
   async claim(...args: Parameters<LeaseStore['claim']>) {
     return this.#live().leases.claim(...args);
   }
+  async markProgress(...args: Parameters<LeaseStore['markProgress']>) {
+    return this.#live().leases.markProgress(...args);
+  }
   async holders(...args: Parameters<LeaseStore['holders']>) {
     return this.#live().leases.holders(...args);
   }

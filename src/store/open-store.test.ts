@@ -7,7 +7,9 @@ test('store URLs', () => {
   assert.deepEqual(parseStoreUrl('sqlite:///abs/path.db'), { kind: 'sqlite', path: '/abs/path.db' });
   assert.deepEqual(parseStoreUrl('memory:'), { kind: 'sqlite', path: ':memory:' });
   assert.deepEqual(parseStoreUrl('postgres://u:p@localhost:5432/db'), { kind: 'postgres', url: 'postgres://u:p@localhost:5432/db' });
-  for (const bad of ['', 'sqlite:', 'mysql://x/y', 'postgres://', 'ckpt.db']) assert.throws(() => parseStoreUrl(bad), { name: 'UsageError' });
+  assert.deepEqual(parseStoreUrl('mysql://u:p@localhost:3306/db?prefix=x_'), { kind: 'mysql', url: 'mysql://u:p@localhost:3306/db?prefix=x_' });
+  for (const bad of ['', 'sqlite:', 'mysql://', 'mysql://host', 'mysql://host/', 'mysql://u:p@/db', 'postgres://', 'ckpt.db'])
+    assert.throws(() => parseStoreUrl(bad), { name: 'UsageError' });
 });
 
 test('a store URL written twice is refused, not turned into a folder named "sqlite:"', () => {

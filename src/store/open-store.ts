@@ -3,15 +3,15 @@ import type { Store } from './store.ts';
 
 export const DEFAULT_STORE_URL = 'sqlite:.ckpt/ckpt.db';
 
-/** What a store URL names: `sqlite:PATH`, `sqlite://PATH`, `postgres://…`; `memory:` is SQLite's `:memory:`. */
-export type StoreTarget = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
+/** What a store URL names: `sqlite:PATH`, `sqlite://PATH`, `postgres://…`, `mysql://…`; `memory:` is SQLite's `:memory:`. */
+export type StoreTarget = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string } | { kind: 'mysql'; url: string };
 
 /** A "path" that is itself a store URL (`sqlite:sqlite:/x.db`) would become a folder named `sqlite:`. */
 const URL_AS_PATH = /^(sqlite|postgres|postgresql|mysql|mariadb|memory|file):/i;
 
 export function parseStoreUrl(url: string): StoreTarget {
   const text = url.trim();
-  const hint = 'use sqlite:PATH (e.g. sqlite:.ckpt/ckpt.db), postgres://user@host/db or memory:';
+  const hint = 'use sqlite:PATH (e.g. sqlite:.ckpt/ckpt.db), postgres://user@host/db, mysql://user@host/db or memory:';
   if (text === '') throw new UsageError(`the store URL is empty; ${hint}`);
   // Nothing survives the process: for trying a job out, and for tests.
   if (text === 'memory:' || text === 'memory://') return { kind: 'sqlite', path: ':memory:' };
@@ -35,6 +35,19 @@ export function parseStoreUrl(url: string): StoreTarget {
     }
     return { kind: 'postgres', url: text };
   }
+  if (/^mysql:\/\//.test(text)) {
+    let parsed: URL;
+    try {
+      parsed = new URL(text);
+    } catch {
+      throw new UsageError(`the store URL ${redactUrl(url)} is not a valid MySQL URL; ${hint}`);
+    }
+    // The store's tables live in the URL's database: without one there is nowhere to put them.
+    if (parsed.hostname === '' || parsed.pathname.replace(/^\//, '') === '') {
+      throw new UsageError(`the store URL ${redactUrl(url)} names no ${parsed.hostname === '' ? 'host' : 'database'}; use mysql://user:password@host:3306/db`);
+    }
+    return { kind: 'mysql', url: text };
+  }
   throw new UsageError(`the store URL ${JSON.stringify(redactUrl(url))} is not understood; ${hint}`);
 }
 
@@ -47,11 +60,13 @@ export function redactUrl(url: string): string {
 export async function openStore(url: string = DEFAULT_STORE_URL): Promise<Store> {
   const target = parseStoreUrl(url);
   // A backend's module (and so its driver) is imported only for a URL that names it: importing
-  // 'checkpointed' loads no database driver, and a SQLite user never needs `pg` installed.
+  // 'checkpointed' loads no database driver, and a SQLite user never needs `pg` or `mysql2` installed.
   let store: Store;
   if (target.kind === 'sqlite') {
     const { SqliteStore } = await import('./sqlite/sqlite-store.ts');
     store = new SqliteStore(target.path);
+  } else if (target.kind === 'mysql') {
+    store = await openMysql(target.url);
   } else {
     store = await openPostgres(target.url);
   }
@@ -71,4 +86,11 @@ async function openPostgres(url: string): Promise<Store> {
   const schema = parsed.searchParams.get('schema') ?? undefined;
   parsed.searchParams.delete('schema');
   return new PostgresStore({ connectionString: parsed.toString(), schema, location: redactUrl(url) });
+}
+
+/** `?prefix=NAME` names the store's tables in the URL's database; the rest of the URL goes to `mysql2`. */
+async function openMysql(url: string): Promise<Store> {
+  const { MysqlStore, parseMysqlUrl } = await import('../mysql.ts');
+  const { driverUrl, prefix, database } = parseMysqlUrl(url);
+  return new MysqlStore({ url: driverUrl, prefix, database, location: redactUrl(url) });
 }

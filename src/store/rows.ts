@@ -48,11 +48,19 @@ export function deadLetterValues(lease: Lease, letter: NewDeadLetter): (string |
 export const RUN_PROGRESS_COLUMNS: readonly (readonly [keyof RunProgress, string])[] = [
   ['processed', 'processed'],
   ['markProcessed', 'mark_processed'],
+  ['markCeiling', 'mark_ceiling'],
+  ['markStep', 'mark_step'],
   ['rework', 'rework'],
   ['checkpoints', 'checkpoints'],
   ['checkpointMs', 'checkpoint_ms'],
   ['error', 'error'],
 ];
+
+/**
+ * What a reaped run's outcome is: a run whose last mark is exact (step 0) stopped on purpose,
+ * at once (a second Ctrl-C), and is 'interrupted'; any other found dead is 'crashed'.
+ */
+export const REAPED_OUTCOME_SQL = "CASE WHEN mark_step = 0 THEN 'interrupted' ELSE 'crashed' END";
 
 export function parseJson(text: unknown): JsonValue {
   if (text === null || text === undefined) return null;
@@ -121,6 +129,8 @@ export function toRun(row: Row): RunInfo {
     startProcessed: Number(row.start_processed),
     processed: Number(row.processed),
     markProcessed: Number(row.mark_processed),
+    markCeiling: row.mark_ceiling === null || row.mark_ceiling === undefined ? null : Number(row.mark_ceiling),
+    markStep: row.mark_step === null || row.mark_step === undefined ? null : Number(row.mark_step),
     rework: row.rework === null ? null : Number(row.rework),
     checkpoints: Number(row.checkpoints),
     checkpointMs: Number(row.checkpoint_ms),

@@ -76,6 +76,16 @@ export interface DeadLetter {
 
 export type NewDeadLetter = Pick<DeadLetter, 'position' | 'record' | 'error' | 'attempts'>;
 
+/**
+ * A run's durable promise about its progress: it starts no record past shard total `ceiling`
+ * before it writes a higher mark. `step` is how many records the mark allowed past the previous
+ * one; 0 says `ceiling` is the exact count, written by a run stopping at once on purpose.
+ */
+export interface ProgressMark {
+  ceiling: number;
+  step: number;
+}
+
 /** A time-limited claim of one shard by one worker; `token` fences every write it makes. */
 export interface Lease {
   instanceId: number;
@@ -119,8 +129,15 @@ export interface RunInfo {
   startProcessed: number;
   /** Records this run finished. */
   processed: number;
-  /** Shard total at the last progress mark: how far a crashed run got. */
+  /** Shard total at the last heartbeat: how far a crashed run got, at least. */
   markProcessed: number;
+  /**
+   * The shard total this run promised not to pass without writing a higher mark (see
+   * `markProgress`): how far a crashed run got, at most. Null before its first mark.
+   */
+  markCeiling: number | null;
+  /** Records between two marks when the last was written (0: the ceiling is the exact count). */
+  markStep: number | null;
   rework: number | null;
   checkpoints: number;
   checkpointMs: number;
@@ -132,6 +149,8 @@ export interface RunInfo {
 export interface RunProgress {
   processed?: number;
   markProcessed?: number;
+  markCeiling?: number;
+  markStep?: number;
   rework?: number;
   resumedFrom?: JsonValue | null;
   checkpoints?: number;
@@ -162,8 +181,8 @@ export interface NewEvent {
 /** The SQL a job runs through `ctx.tx`: inside the transaction that commits its checkpoint. */
 export interface SqlHandle {
   /** Which SQL this is, for jobs that run on either store (placeholders, DDL). */
-  readonly dialect: 'sqlite' | 'postgres';
-  /** Runs one statement; `?` placeholders on SQLite, `$1` on PostgreSQL. */
+  readonly dialect: 'sqlite' | 'postgres' | 'mysql';
+  /** Runs one statement; `?` placeholders on SQLite and MySQL, `$1` on PostgreSQL. */
   query<Row = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: Row[]; rowCount: number }>;
 }
 

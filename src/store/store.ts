@@ -12,6 +12,7 @@ import type {
   Lease,
   NewDeadLetter,
   NewEvent,
+  ProgressMark,
   RunInfo,
   RunOutcome,
   RunProgress,
@@ -57,7 +58,10 @@ export interface InstanceStore {
 
 /** Leases on shards, and the fencing tokens they carry. */
 export interface LeaseStore {
-  /** Mark crashed (and free the shard of) every running run whose lease expired or whose worker `isDead`; returns them. */
+  /**
+   * Mark crashed (and free the shard of) every running run whose lease expired or whose worker
+   * `isDead` (interrupted, if its last progress mark is exact: it stopped at once on purpose); returns them.
+   */
   reapCrashed(instanceId: number, isDead: (worker: string) => boolean): Promise<RunInfo[]>;
   /** Claim an unfinished shard that is free or whose lease expired: new token, new run row. */
   claim(instance: InstanceInfo, worker: string, leaseMs: number): Promise<Lease | null>;
@@ -65,6 +69,12 @@ export interface LeaseStore {
   holders(instanceId: number): Promise<HolderInfo[]>;
   /** Extend the lease and record progress; false: the lease is lost (another token), stop. */
   heartbeat(lease: Lease, progress: RunProgress): Promise<boolean>;
+  /**
+   * Durably record the run's progress mark, at once and apart from any open tx (a SIGKILL must
+   * not take it with the chunk): after a crash the records to redo are known to be at most
+   * `ceiling` minus the checkpoint's count.
+   */
+  markProgress(lease: Lease, mark: ProgressMark): Promise<void>;
   /** The run that held the shard before this lease, if any. */
   previousRun(lease: Lease): Promise<RunInfo | undefined>;
   /** End the run with an outcome and free the shard's lease (if this lease still holds it). */

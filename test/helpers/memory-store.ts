@@ -15,6 +15,7 @@ import type {
   Lease,
   NewDeadLetter,
   NewEvent,
+  ProgressMark,
   RunInfo,
   RunOutcome,
   RunProgress,
@@ -167,7 +168,7 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
       const shard = this.#shards.find((row) => row.leaseOwner !== null && row.id === this.#runShard.get(run.id));
       const held = shard !== undefined && shard.leaseExpiresAt >= now && shard.leaseToken === this.#runToken.get(run.id);
       if (held && !isDead(run.worker)) continue;
-      run.outcome = 'crashed';
+      run.outcome = run.markStep === 0 ? 'interrupted' : 'crashed';
       run.endedAt = run.heartbeatAt;
       if (shard !== undefined && shard.leaseToken === this.#runToken.get(run.id)) {
         shard.leaseOwner = null;
@@ -188,7 +189,7 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
     if (shard === undefined) return null;
     for (const run of this.#runs) {
       if (this.#runShard.get(run.id) === shard.id && run.outcome === 'running') {
-        run.outcome = 'crashed';
+        run.outcome = run.markStep === 0 ? 'interrupted' : 'crashed';
         run.endedAt = run.heartbeatAt;
       }
     }
@@ -210,6 +211,8 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
       startProcessed: shard.processed,
       processed: 0,
       markProcessed: shard.processed,
+      markCeiling: null,
+      markStep: null,
       rework: null,
       checkpoints: 0,
       checkpointMs: 0,
@@ -242,7 +245,18 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
     const run = this.#run(runId);
     const now = Date.now();
     run.heartbeatAt = now;
-    for (const key of ['processed', 'markProcessed', 'rework', 'checkpoints', 'checkpointMs', 'error', 'resumedFrom', 'stats'] as const) {
+    for (const key of [
+      'processed',
+      'markProcessed',
+      'markCeiling',
+      'markStep',
+      'rework',
+      'checkpoints',
+      'checkpointMs',
+      'error',
+      'resumedFrom',
+      'stats',
+    ] as const) {
       if (progress[key] !== undefined) Object.assign(run, { [key]: progress[key] });
     }
     if (outcome !== undefined) {
@@ -257,6 +271,13 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
     if (shard.leaseToken !== lease.token) return false;
     shard.leaseExpiresAt = Date.now() + lease.leaseMs;
     return true;
+  }
+
+  async markProgress(lease: Lease, mark: ProgressMark): Promise<void> {
+    const run = this.#run(lease.runId);
+    if (run.outcome !== 'running') return;
+    run.markCeiling = mark.ceiling;
+    run.markStep = mark.step;
   }
 
   async latest(lease: Lease): Promise<LatestCheckpoint> {

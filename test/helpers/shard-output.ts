@@ -1,6 +1,8 @@
 // Reading back what the sharded test job (fixtures/shard-job.ts) left in a store: its output rows
-// and its run history, the same questions asked of a SQLite file or a PostgreSQL database.
+// and its run history, the same questions asked of a SQLite file, a PostgreSQL or a MySQL database.
 import { DatabaseSync } from 'node:sqlite';
+import { toResult } from '../../src/store/mysql/mysql-driver.ts';
+import { mysqlRows, withMysqlPool } from './mysql.ts';
 import { withPool } from './postgres.ts';
 
 export interface OutputCheck {
@@ -21,7 +23,7 @@ export interface RunRow {
 /** The store under test, seen from outside the workers. */
 export interface ShardStoreProbe {
   url: string;
-  sql: 'sqlite' | 'postgres';
+  sql: 'sqlite' | 'postgres' | 'mysql';
   createOutput(): Promise<void>;
   rowCount(): Promise<number>;
   output(): Promise<OutputCheck>;
@@ -32,6 +34,8 @@ export interface ShardStoreProbe {
 }
 
 const doubledSql = 'SELECT shard, n, count(*) AS copies FROM out GROUP BY shard, n HAVING count(*) <> 1 ORDER BY shard, n';
+/** `out` is a reserved word on MySQL. */
+const mysqlDoubledSql = doubledSql.replace('FROM out', 'FROM `out`');
 
 export function sqliteProbe(path: string): ShardStoreProbe {
   const read = <T>(work: (db: DatabaseSync) => T): T => {
@@ -112,6 +116,46 @@ export function postgresProbe(url: string, schema: string): ShardStoreProbe {
     },
     async shardStatuses() {
       return Object.fromEntries((await one(`SELECT status, count(*) AS c FROM ${schema}.shards GROUP BY status`)).map((row) => [row.status, Number(row.c)]));
+    },
+  };
+}
+
+/** `url` is the database; the store's tables are named `<prefix>…` in it, beside the job's `out` table. */
+export function mysqlProbe(url: string, prefix: string): ShardStoreProbe {
+  const storeUrl = `${url}${url.includes('?') ? '&' : '?'}prefix=${prefix}`;
+  const one = (sql: string) => mysqlRows(url, sql);
+  return {
+    url: storeUrl,
+    sql: 'mysql',
+    async createOutput() {
+      await one('CREATE TABLE `out` (shard VARCHAR(64) NOT NULL, n INTEGER NOT NULL, pid INTEGER NOT NULL)');
+    },
+    async rowCount() {
+      return Number((await one('SELECT count(*) AS c FROM `out`'))[0]?.c);
+    },
+    async output() {
+      return withMysqlPool(url, async (pool) => {
+        const rows = async (sql: string) => toResult(await pool.query(sql)).rows;
+        return {
+          rows: Number((await rows('SELECT count(*) AS c FROM `out`'))[0]?.c),
+          distinct: Number((await rows('SELECT count(*) AS c FROM (SELECT DISTINCT shard, n FROM `out`) d'))[0]?.c),
+          doubled: (await rows(mysqlDoubledSql)).map((row) => ({ shard: String(row.shard), n: Number(row.n), copies: Number(row.copies) })),
+        };
+      });
+    },
+    async runs() {
+      return (await one(`SELECT id, shard, worker, outcome FROM ${prefix}runs ORDER BY id`)).map((row) => ({
+        id: Number(row.id),
+        shard: String(row.shard),
+        worker: String(row.worker),
+        outcome: String(row.outcome),
+      }));
+    },
+    async holders() {
+      return (await one(`SELECT lease_owner FROM ${prefix}shards WHERE status = 'running' AND lease_owner IS NOT NULL`)).map((row) => String(row.lease_owner));
+    },
+    async shardStatuses() {
+      return Object.fromEntries((await one(`SELECT status, count(*) AS c FROM ${prefix}shards GROUP BY status`)).map((row) => [row.status, Number(row.c)]));
     },
   };
 }

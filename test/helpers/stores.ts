@@ -2,18 +2,25 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Store } from '../../src/index.ts';
+import { MysqlStore } from '../../src/mysql.ts';
 import { PostgresStore } from '../../src/postgres.ts';
 import { SqliteStore } from '../../src/sqlite.ts';
 import { MemoryStore } from './memory-store.ts';
+import { freshMysqlDatabase, mysqlRows, mysqlSkip } from './mysql.ts';
 import { freshDatabase } from './postgres.ts';
 
 /** One backend under test: how to make a fresh, migrated store, and its SQL dialect (if any). */
 export interface StoreFactory {
   name: string;
-  /** A fresh empty store; `dispose` removes whatever it left behind. */
-  create(): Promise<{ store: Store; dispose(): Promise<void> }>;
+  /**
+   * A fresh empty store; `dispose` removes whatever it left behind. `exec` runs SQL beside the
+   * store, outside any transaction: for DDL where it would end the job's transaction (MySQL).
+   */
+  create(): Promise<{ store: Store; dispose(): Promise<void>; exec?: (sql: string) => Promise<void> }>;
   /** `$n` placeholder of the backend's SQL, or undefined when it has no SQL (memory). */
   param?: (n: number) => string;
+  /** Why this backend cannot be tested here (no server), else false. */
+  skip?: () => Promise<string | false>;
 }
 
 export const storeFactories: StoreFactory[] = [
@@ -51,6 +58,25 @@ export const storeFactories: StoreFactory[] = [
       await store.migrate();
       return {
         store,
+        async dispose() {
+          await store.close();
+          await database.drop();
+        },
+      };
+    },
+  },
+  {
+    name: 'mysql',
+    param: () => '?',
+    skip: mysqlSkip,
+    async create() {
+      const database = await freshMysqlDatabase();
+      // A non-default prefix, so the contract also covers ?prefix= (every table name carries it).
+      const store = new MysqlStore({ url: database.url, prefix: 'contract_', database: database.name });
+      await store.migrate();
+      return {
+        store,
+        exec: (sql) => mysqlRows(database.url, sql).then(() => undefined),
         async dispose() {
           await store.close();
           await database.drop();

@@ -1,5 +1,5 @@
-import { type Row, RUN_PROGRESS_COLUMNS, toRun } from '../rows.ts';
-import type { HolderInfo, InstanceInfo, Lease, LeaseStore, RunInfo, RunOutcome, RunProgress } from '../store.ts';
+import { REAPED_OUTCOME_SQL, type Row, RUN_PROGRESS_COLUMNS, toRun } from '../rows.ts';
+import type { HolderInfo, InstanceInfo, Lease, LeaseStore, ProgressMark, RunInfo, RunOutcome, RunProgress } from '../store.ts';
 import { NOW, type PgQueryable, type PostgresDriver } from './postgres-driver.ts';
 
 /**
@@ -40,7 +40,7 @@ export class PostgresLeases implements LeaseStore {
   async #reapRun(tx: PgQueryable, candidate: Row, dead: boolean): Promise<RunInfo | undefined> {
     const s = this.#db.s;
     const runs = await tx.query(
-      `UPDATE ${s}runs r SET outcome = 'crashed', ended_at = r.heartbeat_at FROM ${s}shards sh
+      `UPDATE ${s}runs r SET outcome = ${REAPED_OUTCOME_SQL.replace('mark_step', 'r.mark_step')}, ended_at = r.heartbeat_at FROM ${s}shards sh
        WHERE r.id = $1 AND r.outcome = 'running' AND sh.id = r.shard_id AND (sh.lease_expires_at < ${NOW} OR sh.run_id IS DISTINCT FROM r.id OR $2::boolean)
        RETURNING r.*`,
       [candidate.id, dead],
@@ -71,7 +71,7 @@ export class PostgresLeases implements LeaseStore {
       const shardId = Number(shard.id);
       const token = Number(shard.lease_token);
       // A run still marked running on an expired lease is a crashed (or paused) worker: fenced from now on.
-      await tx.query(`UPDATE ${s}runs SET outcome = 'crashed', ended_at = heartbeat_at WHERE shard_id = $1 AND outcome = 'running'`, [shardId]);
+      await tx.query(`UPDATE ${s}runs SET outcome = ${REAPED_OUTCOME_SQL}, ended_at = heartbeat_at WHERE shard_id = $1 AND outcome = 'running'`, [shardId]);
       const run = await tx.query(
         `INSERT INTO ${s}runs (instance_id, generation, shard_id, shard, worker, token, started_at, heartbeat_at, start_processed, mark_processed)
          VALUES ($1, $2, $3, $4, $5, $6, ${NOW}, ${NOW}, $7, $7) RETURNING id`,
@@ -102,6 +102,15 @@ export class PostgresLeases implements LeaseStore {
     ]);
     await updateRun(this.#db.any, this.#db.s, lease.runId, progress);
     return held.length === 1;
+  }
+
+  /** On the pooled autocommit connection: durable before the run goes past it, whatever its transaction does. */
+  async markProgress(lease: Lease, mark: ProgressMark): Promise<void> {
+    await this.#db.query(`UPDATE ${this.#db.s}runs SET mark_ceiling = $1, mark_step = $2 WHERE id = $3 AND outcome = 'running'`, [
+      mark.ceiling,
+      mark.step,
+      lease.runId,
+    ]);
   }
 
   async previousRun(lease: Lease): Promise<RunInfo | undefined> {

@@ -157,4 +157,12 @@ export const postgresMigrations: readonly { id: number; name: string; sql: strin
       );
     `,
   },
+  {
+    id: 3,
+    name: 'progress marks: how far a run may have got',
+    sql: `
+      ALTER TABLE {schema}.runs ADD COLUMN mark_ceiling BIGINT;
+      ALTER TABLE {schema}.runs ADD COLUMN mark_step BIGINT;
+    `,
+  },
 ];

@@ -1,6 +1,7 @@
-import { type Row, RUN_PROGRESS_COLUMNS, toRun } from '../rows.ts';
-import type { HolderInfo, InstanceInfo, Lease, LeaseStore, RunInfo, RunOutcome, RunProgress } from '../store.ts';
+import { REAPED_OUTCOME_SQL, type Row, RUN_PROGRESS_COLUMNS, toRun } from '../rows.ts';
+import type { HolderInfo, InstanceInfo, Lease, LeaseStore, ProgressMark, RunInfo, RunOutcome, RunProgress } from '../store.ts';
 import type { SQLInputValue, SqliteDriver } from './sqlite-driver.ts';
+import { SqliteProgressMarks } from './sqlite-marks.ts';
 
 /**
  * Leases and fencing in a SQLite file, shared by the processes on one machine.
@@ -11,9 +12,21 @@ import type { SQLInputValue, SqliteDriver } from './sqlite-driver.ts';
  */
 export class SqliteLeases implements LeaseStore {
   readonly #db: SqliteDriver;
+  readonly #marks: SqliteProgressMarks;
 
   constructor(driver: SqliteDriver) {
     this.#db = driver;
+    this.#marks = new SqliteProgressMarks(driver);
+  }
+
+  async markProgress(lease: Lease, mark: ProgressMark): Promise<void> {
+    this.#marks.write(lease.runId, mark);
+  }
+
+  /** Copies a dead run's last progress mark from the side file into its row, before it is reaped. */
+  #foldMark(runId: number): void {
+    const mark = this.#marks.read(runId);
+    if (mark !== undefined) this.#db.run('UPDATE runs SET mark_ceiling = ?, mark_step = ? WHERE id = ?', mark.ceiling, mark.step, runId);
   }
 
   async reapCrashed(instanceId: number, isDead: (worker: string) => boolean): Promise<RunInfo[]> {
@@ -30,7 +43,11 @@ export class SqliteLeases implements LeaseStore {
     return this.#db.write(() => {
       const reaped: RunInfo[] = [];
       for (const row of candidates) {
-        const changed = this.#db.run("UPDATE runs SET outcome = 'crashed', ended_at = heartbeat_at WHERE id = ? AND outcome = 'running'", Number(row.id));
+        this.#foldMark(Number(row.id));
+        const changed = this.#db.run(
+          `UPDATE runs SET outcome = ${REAPED_OUTCOME_SQL}, ended_at = heartbeat_at WHERE id = ? AND outcome = 'running'`,
+          Number(row.id),
+        );
         if (changed === 0) continue;
         this.#db.run(
           "UPDATE shards SET lease_owner = NULL, lease_expires_at = 0, status = CASE WHEN status = 'completed' THEN status ELSE 'pending' END WHERE id = ? AND run_id = ?",
@@ -54,7 +71,8 @@ export class SqliteLeases implements LeaseStore {
       const shardId = Number(shard.id);
       const token = Number(shard.lease_token) + 1;
       // A run still marked running on an expired lease is a crashed (or paused) worker: fenced from now on.
-      this.#db.run("UPDATE runs SET outcome = 'crashed', ended_at = heartbeat_at WHERE shard_id = ? AND outcome = 'running'", shardId);
+      for (const dead of this.#db.all("SELECT id FROM runs WHERE shard_id = ? AND outcome = 'running'", shardId)) this.#foldMark(Number(dead.id));
+      this.#db.run(`UPDATE runs SET outcome = ${REAPED_OUTCOME_SQL}, ended_at = heartbeat_at WHERE shard_id = ? AND outcome = 'running'`, shardId);
       const run = this.#db
         .statement(
           'INSERT INTO runs (instance_id, generation, shard_id, shard, worker, token, started_at, heartbeat_at, start_processed, mark_processed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',

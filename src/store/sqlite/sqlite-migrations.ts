@@ -169,4 +169,12 @@ export const sqliteMigrations: readonly { id: number; name: string; sql: string 
       CREATE INDEX dead_letters_by_instance ON dead_letters (instance_id, generation, id);
     `,
   },
+  {
+    id: 4,
+    name: 'progress marks: how far a run may have got',
+    sql: `
+      ALTER TABLE runs ADD COLUMN mark_ceiling INTEGER;
+      ALTER TABLE runs ADD COLUMN mark_step INTEGER;
+    `,
+  },
 ];

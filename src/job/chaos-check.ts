@@ -1,0 +1,21 @@
+import type { RunInfo, StoredEvent } from '../store/store.ts';
+
+/**
+ * What `ckpt chaos` hands a job's `invariant` (or `verify`) export once the job has completed
+ * under its kills: enough to check the end state the job's side effects left behind.
+ */
+export interface ChaosCheckInput {
+  /** The job's parsed params. */
+  params: unknown;
+  /** The scratch directory the job was told to keep its own state in (`CKPT_CHAOS_DIR`). */
+  dir: string;
+  /** The scratch store's URL (`sqlite:PATH`): where rows written through `ctx.tx` are. */
+  store: string;
+  /** The instance's stored events, oldest first (`effect:in-doubt` among them). */
+  events: StoredEvent[];
+  /** Every run of the instance, newest first. */
+  runs: RunInfo[];
+}
+
+/** Throw, or return false or a message, to report a violation; anything else passes. */
+export type ChaosInvariant = (input: ChaosCheckInput) => unknown;

@@ -1,0 +1,285 @@
+import { StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
+import type { Row } from '../rows.ts';
+import { describeDriverError, isTransientStoreError } from '../transient.ts';
+import type { MysqlTx } from './mysql-tx.ts';
+
+/**
+ * The slice of the `mysql2` driver (its promise API) this store uses. Declared here so the core
+ * never depends on the driver's types: any pool with these methods works.
+ */
+export type MysqlRawResult = [unknown, unknown];
+
+export interface MysqlConnection {
+  query(sql: string, values?: unknown[]): Promise<MysqlRawResult>;
+  release(): void;
+  destroy(): void;
+}
+
+/** A connection as the pool's `connection` event hands it over: the callback API. */
+export interface MysqlCoreConnection {
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  query(sql: string, callback: (error: Error | null) => void): unknown;
+}
+
+export interface MysqlPool {
+  query(sql: string, values?: unknown[]): Promise<MysqlRawResult>;
+  getConnection(): Promise<MysqlConnection>;
+  end(): Promise<void>;
+  on(event: 'connection', listener: (connection: MysqlCoreConnection) => void): unknown;
+}
+
+/** One statement's result, the same shape for a SELECT and for a write. */
+export interface MysqlResult {
+  rows: Row[];
+  /** Rows a write matched (the driver connects with FOUND_ROWS), 0 for a SELECT. */
+  affectedRows: number;
+  insertId: number;
+  /** After a write: whether the session is still inside a transaction; undefined after a SELECT. */
+  inTransaction: boolean | undefined;
+}
+
+/** Something that runs one statement: the pool, a store transaction or the job's. */
+export interface MysqlQueryable {
+  query(sql: string, values?: unknown[]): Promise<MysqlResult>;
+}
+
+const SERVER_STATUS_IN_TRANS = 1;
+
+export function toResult([result]: MysqlRawResult): MysqlResult {
+  if (Array.isArray(result)) return { rows: result as Row[], affectedRows: 0, insertId: 0, inTransaction: undefined };
+  const header = (result ?? {}) as { affectedRows?: number; insertId?: number; serverStatus?: number };
+  return {
+    rows: [],
+    affectedRows: Number(header.affectedRows ?? 0),
+    insertId: Number(header.insertId ?? 0),
+    inTransaction: header.serverStatus === undefined ? undefined : (header.serverStatus & SERVER_STATUS_IN_TRANS) !== 0,
+  };
+}
+
+/**
+ * Now on the database's clock, in epoch ms: every lease is judged by one clock. Arithmetic on
+ * UTC_TIMESTAMP, not UNIX_TIMESTAMP(NOW()), so the session's time zone (and its DST hour) cannot
+ * shift it.
+ */
+export const NOW = `(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) DIV 1000)`;
+
+/** How long a transaction of ours may sit idle, its worker frozen, before the server ends the session. */
+export const FROZEN_SESSION_MS = 5000;
+
+/**
+ * Bound the session's idle wait (in whole seconds, at least 1): the server closes a connection
+ * that sends nothing for that long and rolls its transaction back, freeing its row locks.
+ * `wait_timeout` is the one setting MySQL 8 and MariaDB share for this (MariaDB's
+ * `idle_transaction_timeout` has no MySQL twin), so one tested path serves both; it applies out
+ * of a transaction too, so every user puts it back with RESTORE_WAIT.
+ */
+export function boundIdleWait(ms: number): string {
+  return `SET SESSION wait_timeout = ${Math.max(1, Math.ceil(ms / 1000))}`;
+}
+export const RESTORE_WAIT = 'SET SESSION wait_timeout = DEFAULT';
+
+export function quoteName(name: string): string {
+  return `\`${name.replaceAll('`', '``')}\``;
+}
+
+/**
+ * Errors that say "the server is not reachable right now", or "the transaction was rolled back
+ * whole, try again" (a deadlock; a lock wait past innodb_lock_wait_timeout, whose holder is a
+ * frozen session the server will end): retrying the same call later can succeed.
+ */
+const transientCodes = new Set([
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'ER_SERVER_SHUTDOWN', // 1053
+  'ER_CONNECTION_KILLED', // MariaDB 1927
+  'ER_CLIENT_INTERACTION_TIMEOUT', // MySQL 4031: the server closed an idle session
+  'ER_CON_COUNT_ERROR', // too many connections
+  'ER_LOCK_DEADLOCK', // 1213
+  'ER_LOCK_WAIT_TIMEOUT', // 1205
+  'ER_QUERY_INTERRUPTED', // 1317: the statement was killed (a shutdown in progress)
+  'ER_UNKNOWN_COM_ERROR',
+]);
+
+const transientMessages = /closed state|Connection lost|Pool is closed/i;
+
+export function isTransientMysqlError(error: unknown): boolean {
+  if (isTransientStoreError(error)) return true;
+  if (error === null || typeof error !== 'object') return false;
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (typeof code === 'string' && transientCodes.has(code)) return true;
+  return typeof message === 'string' && transientMessages.test(message);
+}
+
+/** A driver error that left the connection unusable (mysql2 marks those `fatal`). */
+export function isFatalMysqlError(error: unknown): boolean {
+  return error !== null && typeof error === 'object' && (error as { fatal?: unknown }).fatal === true;
+}
+
+/** Transient driver errors become StoreUnavailableError (retried by the runner); others pass through. */
+export function wrapMysqlError(error: unknown, location: string): unknown {
+  if (error instanceof StoreUnavailableError || !isTransientMysqlError(error)) return error;
+  return new StoreUnavailableError(
+    `the MySQL store ${location} is unreachable: ${describeDriverError(error)}; check that the server is up and the URL is right, then run again`,
+    { cause: error },
+  );
+}
+
+export interface MysqlUrlParts {
+  /** The URL for the driver: our own parameters taken out. */
+  driverUrl: string;
+  /** Prefix of the store's table names in the URL's database. */
+  prefix: string;
+  database: string;
+}
+
+export const DEFAULT_MYSQL_PREFIX = 'ckpt_';
+
+/** `mysql://user:password@host:port/db?prefix=ckpt_`: the store's tables live in `db`, named `<prefix>shards`, …. */
+export function parseMysqlUrl(url: string): MysqlUrlParts {
+  const parsed = new URL(url);
+  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
+  const prefix = parsed.searchParams.get('prefix') ?? DEFAULT_MYSQL_PREFIX;
+  if (!/^[A-Za-z0-9_]{0,32}$/.test(prefix)) {
+    throw new UsageError(`the table prefix ${JSON.stringify(prefix)} is not valid; use up to 32 letters, digits and '_' (e.g. ?prefix=ckpt_)`);
+  }
+  parsed.searchParams.delete('prefix');
+  return { driverUrl: parsed.toString(), prefix, database };
+}
+
+/** A `mysql2` promise pool for a URL. Imported on first use, so other stores' users never load the driver. */
+export async function createMysqlPool(config: { url: string; max: number }): Promise<MysqlPool> {
+  const specifier = 'mysql2/promise';
+  let mysql: { createPool(config: object): MysqlPool };
+  try {
+    mysql = await import(specifier);
+  } catch {
+    throw new UsageError('a mysql:// store needs the mysql2 package: npm install mysql2');
+  }
+  const pool = mysql.createPool({ uri: config.url, connectionLimit: config.max, enableKeepAlive: true, supportBigNumbers: false, dateStrings: false });
+  pool.on('connection', (connection) => {
+    // The driver may report a dead idle connection more than once; a second report with no
+    // listener would end the process. The pool drops such a connection by itself.
+    connection.on('error', () => undefined);
+    // READ COMMITTED, PostgreSQL's default: no gap locks, so workers committing checkpoints of
+    // neighbouring shards never wait on (or deadlock with) each other's index ranges. Sent before
+    // the pool hands the connection out, so it is queued ahead of the first statement.
+    connection.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', () => undefined);
+  });
+  return pool;
+}
+
+export interface MysqlStoreOptions {
+  /** A `mysql://` URL (without `?prefix=`); the store creates (and closes) its own pool. */
+  url?: string;
+  /** A ready `mysql2/promise` pool; the store uses it and leaves it open on close. */
+  pool?: MysqlPool;
+  /** The database holding the tables; names the migration lock (default: none, one lock per prefix). */
+  database?: string;
+  /** Prefix of the store's table names; default `ckpt_`. */
+  prefix?: string;
+  /** Connections in the pool the store creates; default 4 (job tx, heartbeat, runner, spare). */
+  maxConnections?: number;
+  /** Name for messages: the URL without its password. */
+  location?: string;
+}
+
+/**
+ * What every concern of the MySQL store shares: the pool, the table prefix, one-statement queries
+ * and short transactions with the store's error handling, and the open job transactions (so close
+ * can end them). Each `mysql-<concern>.ts` class takes this in its constructor.
+ */
+export class MysqlDriver {
+  readonly location: string;
+  /** Prefix of every table name. */
+  readonly p: string;
+  readonly database: string;
+  readonly openTxs = new Set<MysqlTx>();
+  readonly #options: MysqlStoreOptions;
+  #pool: Promise<MysqlPool> | undefined;
+  #ended = false;
+
+  constructor(options: MysqlStoreOptions) {
+    if (options.pool === undefined && options.url === undefined) throw new UsageError('a MySQL store needs a URL or a pool');
+    this.#options = options;
+    this.p = options.prefix ?? DEFAULT_MYSQL_PREFIX;
+    if (!/^[A-Za-z0-9_]{0,32}$/.test(this.p)) {
+      throw new UsageError(`the table prefix ${JSON.stringify(this.p)} is not valid; use up to 32 letters, digits and '_' (e.g. ?prefix=ckpt_)`);
+    }
+    this.database = options.database ?? '';
+    this.location = options.location ?? (options.pool ? `mysql (tables ${this.p}*)` : String(options.url));
+  }
+
+  /** The pool, created on first use; never again after close (a job's tx may still ask). */
+  pool = (): Promise<MysqlPool> => {
+    if (this.#ended) return Promise.reject(new StoreError(`the store ${this.location} is closed`));
+    this.#pool ??= (async () => this.#options.pool ?? createMysqlPool({ url: String(this.#options.url), max: this.#options.maxConnections ?? 4 }))();
+    return this.#pool;
+  };
+
+  /** One statement on any pooled connection (autocommit); driver errors become the store's. */
+  async query(sql: string, values?: unknown[]): Promise<MysqlResult> {
+    try {
+      return toResult(await (await this.pool()).query(sql, values));
+    } catch (error) {
+      throw this.wrap(error);
+    }
+  }
+
+  /** Rows of one statement on any pooled connection. */
+  async rows(sql: string, values?: unknown[]): Promise<Row[]> {
+    return (await this.query(sql, values)).rows;
+  }
+
+  readonly any: MysqlQueryable = { query: (sql, values) => this.query(sql, values) };
+
+  wrap(error: unknown): unknown {
+    return wrapMysqlError(error, this.location);
+  }
+
+  /** Runs `work` in its own short transaction on one connection. */
+  async transaction<T>(work: (tx: MysqlQueryable) => Promise<T>): Promise<T> {
+    let connection: MysqlConnection;
+    try {
+      connection = await (await this.pool()).getConnection();
+    } catch (error) {
+      throw this.wrap(error);
+    }
+    const on: MysqlQueryable = { query: async (sql, values) => toResult(await connection.query(sql, values)) };
+    let broken = false;
+    try {
+      // The store's own transactions are a few statements long; one frozen mid-way (its worker
+      // stopped) must not keep a shard row locked from every other worker for long.
+      await connection.query(boundIdleWait(FROZEN_SESSION_MS));
+      await connection.query('START TRANSACTION');
+      const result = await work(on);
+      await connection.query('COMMIT');
+      await connection.query(RESTORE_WAIT);
+      return result;
+    } catch (error) {
+      broken = isFatalMysqlError(error) || isTransientMysqlError(error);
+      if (!broken) {
+        await connection.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+        await connection.query(RESTORE_WAIT).catch(() => {
+          broken = true;
+        });
+      }
+      throw this.wrap(error);
+    } finally {
+      // A connection whose session failed is closed, never handed out again.
+      if (broken) connection.destroy();
+      else connection.release();
+    }
+  }
+
+  /** Roll back the job transactions still open, and end the pool if the store made it. */
+  async close(): Promise<void> {
+    for (const tx of this.openTxs) await tx.end(false).catch(() => undefined);
+    this.openTxs.clear();
+    this.#ended = true;
+    const pool = this.#pool;
+    this.#pool = undefined;
+    if (pool !== undefined && this.#options.pool === undefined) await (await pool.catch(() => undefined))?.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,57 @@
+import { createHash } from 'node:crypto';
+import type { JsonValue } from '../../json.ts';
+import { toEffect } from '../rows.ts';
+import type { EffectEntry, EffectJournal, EffectScope } from '../store.ts';
+import { type MysqlDriver, NOW } from './mysql-driver.ts';
+
+/** Effect keys are found by their sha256: a key can be longer than an index allows. */
+function keyHash(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
+
+/**
+ * The effect journal of a MySQL/MariaDB store, written on pooled connections in autocommit, never
+ * in the job's transaction: an intent is durable before the effect runs, whatever becomes of the
+ * chunk.
+ */
+export class MysqlJournal implements EffectJournal {
+  readonly #db: MysqlDriver;
+
+  constructor(driver: MysqlDriver) {
+    this.#db = driver;
+  }
+
+  async effect(scope: EffectScope, key: string): Promise<EffectEntry | undefined> {
+    const rows = await this.#db.rows(`SELECT * FROM ${this.#db.p}effects WHERE instance_id = ? AND generation = ? AND key_hash = ?`, [
+      scope.instanceId,
+      scope.generation,
+      keyHash(key),
+    ]);
+    const row = rows[0];
+    return row === undefined ? undefined : toEffect(key, row);
+  }
+
+  async effectIntent(scope: EffectScope, key: string): Promise<void> {
+    await this.#db.query(
+      `INSERT INTO ${this.#db.p}effects (instance_id, generation, key_hash, effect_key, status, attempts, updated_at) VALUES (?, ?, ?, ?, 'intent', 1, ${NOW})
+       ON DUPLICATE KEY UPDATE status = 'intent', attempts = attempts + 1, updated_at = ${NOW}`,
+      [scope.instanceId, scope.generation, keyHash(key), key],
+    );
+  }
+
+  async effectDone(scope: EffectScope, key: string, result: JsonValue | null): Promise<void> {
+    await this.#db.query(
+      `INSERT INTO ${this.#db.p}effects (instance_id, generation, key_hash, effect_key, status, result, attempts, updated_at) VALUES (?, ?, ?, ?, 'done', ?, 1, ${NOW})
+       ON DUPLICATE KEY UPDATE status = 'done', result = ?, updated_at = ${NOW}`,
+      [scope.instanceId, scope.generation, keyHash(key), key, JSON.stringify(result), JSON.stringify(result)],
+    );
+  }
+
+  async effectFailed(scope: EffectScope, key: string): Promise<void> {
+    await this.#db.query(`DELETE FROM ${this.#db.p}effects WHERE instance_id = ? AND generation = ? AND key_hash = ? AND status = 'intent'`, [
+      scope.instanceId,
+      scope.generation,
+      keyHash(key),
+    ]);
+  }
+}

@@ -1,0 +1,192 @@
+import { createHash } from 'node:crypto';
+import { SchemaTooNewError, StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
+import { describeDriverError } from '../transient.ts';
+import { isFatalMysqlError, type MysqlDriver, toResult } from './mysql-driver.ts';
+
+/**
+ * Numbered schema migrations of the MySQL/MariaDB store. Append only: a released migration is
+ * never edited; the store records the highest applied number and refuses a schema with a higher
+ * one. `{p}` is replaced by the table prefix. Times are epoch milliseconds (BIGINT) from the
+ * database's clock.
+ *
+ * MySQL commits every DDL statement by itself, so a migration cannot be one transaction: each
+ * statement is written to be re-run (IF NOT EXISTS), and one cut short by a crash is finished by
+ * the next migrate. No FOREIGN KEYs: InnoDB checks them with shared locks on the parent row held
+ * to the end of the transaction, so a dead letter written early in a long job transaction would
+ * hold its instance row against every other worker's update until the checkpoint. Columns that
+ * are unique keys are VARCHAR (InnoDB cannot index TEXT whole); the collation is binary, so names
+ * compare as exactly as on PostgreSQL and SQLite.
+ */
+const TABLE = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin';
+
+export const mysqlMigrations: readonly { id: number; name: string; statements: string[] }[] = [
+  {
+    id: 1,
+    name: 'instances, shards, checkpoints, runs, events, dead letters, effect journal',
+    statements: [
+      `CREATE TABLE IF NOT EXISTS {p}instances (
+        id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        job VARCHAR(255) NOT NULL,
+        params_hash VARCHAR(128) NOT NULL,
+        params LONGTEXT NOT NULL,
+        generation INT NOT NULL DEFAULT 1,
+        status VARCHAR(16) NOT NULL DEFAULT 'open',
+        version TEXT,
+        created_at BIGINT NOT NULL,
+        completed_at BIGINT,
+        UNIQUE KEY instance_key (job, params_hash)
+      ) ${TABLE}`,
+      `CREATE TABLE IF NOT EXISTS {p}shards (
+        id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        instance_id BIGINT NOT NULL,
+        generation INT NOT NULL,
+        name VARCHAR(512) NOT NULL,
+        status VARCHAR(16) NOT NULL DEFAULT 'pending',
+        lease_owner VARCHAR(255),
+        lease_token BIGINT NOT NULL DEFAULT 0,
+        lease_expires_at BIGINT NOT NULL DEFAULT 0,
+        run_id BIGINT,
+        checkpoint_seq BIGINT NOT NULL DEFAULT 0,
+        processed BIGINT NOT NULL DEFAULT 0,
+        fingerprint TEXT,
+        version TEXT,
+        params_hash VARCHAR(128),
+        updated_at BIGINT NOT NULL,
+        UNIQUE KEY shard_key (instance_id, generation, name),
+        KEY shards_claimable (instance_id, generation, id)
+      ) ${TABLE}`,
+      // position and state stay text: the checksum covers the exact JSON that was written.
+      `CREATE TABLE IF NOT EXISTS {p}checkpoints (
+        shard_id BIGINT NOT NULL,
+        seq BIGINT NOT NULL,
+        position LONGTEXT,
+        state LONGTEXT NOT NULL,
+        processed BIGINT NOT NULL,
+        run_id BIGINT,
+        created_at BIGINT NOT NULL,
+        checksum VARCHAR(128) NOT NULL,
+        PRIMARY KEY (shard_id, seq)
+      ) ${TABLE}`,
+      `CREATE TABLE IF NOT EXISTS {p}runs (
+        id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        instance_id BIGINT NOT NULL,
+        generation INT NOT NULL,
+        shard_id BIGINT NOT NULL,
+        shard VARCHAR(512) NOT NULL,
+        worker VARCHAR(255) NOT NULL,
+        token BIGINT NOT NULL,
+        started_at BIGINT NOT NULL,
+        ended_at BIGINT,
+        heartbeat_at BIGINT NOT NULL,
+        outcome VARCHAR(16) NOT NULL DEFAULT 'running',
+        resumed_from LONGTEXT,
+        start_processed BIGINT NOT NULL DEFAULT 0,
+        processed BIGINT NOT NULL DEFAULT 0,
+        mark_processed BIGINT NOT NULL DEFAULT 0,
+        rework BIGINT,
+        checkpoints INT NOT NULL DEFAULT 0,
+        checkpoint_ms DOUBLE NOT NULL DEFAULT 0,
+        stats LONGTEXT NOT NULL,
+        error TEXT,
+        KEY runs_by_instance (instance_id, id),
+        KEY runs_running (instance_id, outcome),
+        KEY runs_by_shard (shard_id, id)
+      ) ${TABLE}`,
+      `CREATE TABLE IF NOT EXISTS {p}events (
+        id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        instance_id BIGINT NOT NULL,
+        generation INT NOT NULL,
+        run_id BIGINT,
+        shard VARCHAR(512),
+        type VARCHAR(64) NOT NULL,
+        at BIGINT NOT NULL,
+        data LONGTEXT NOT NULL,
+        KEY events_by_instance (instance_id, id)
+      ) ${TABLE}`,
+      `CREATE TABLE IF NOT EXISTS {p}dead_letters (
+        id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        instance_id BIGINT NOT NULL,
+        generation INT NOT NULL,
+        shard_id BIGINT NOT NULL,
+        shard VARCHAR(512) NOT NULL,
+        position LONGTEXT,
+        record LONGTEXT NOT NULL,
+        error TEXT NOT NULL,
+        attempts INT NOT NULL,
+        run_id BIGINT,
+        created_at BIGINT NOT NULL,
+        KEY dead_letters_by_instance (instance_id, generation, id),
+        KEY dead_letters_by_shard (shard_id, generation)
+      ) ${TABLE}`,
+      // Keyed by the sha256 of the effect key: a key (shard, position, step name) can be longer
+      // than an index allows. Written in autocommit, never inside the job's transaction.
+      `CREATE TABLE IF NOT EXISTS {p}effects (
+        instance_id BIGINT NOT NULL,
+        generation INT NOT NULL,
+        key_hash CHAR(64) NOT NULL,
+        effect_key LONGTEXT NOT NULL,
+        status VARCHAR(16) NOT NULL,
+        result LONGTEXT,
+        attempts INT NOT NULL DEFAULT 0,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (instance_id, generation, key_hash)
+      ) ${TABLE}`,
+    ],
+  },
+  {
+    id: 2,
+    name: 'progress marks: how far a run may have got',
+    statements: ['ALTER TABLE {p}runs ADD COLUMN mark_ceiling BIGINT NULL, ADD COLUMN mark_step BIGINT NULL'],
+  },
+];
+
+/**
+ * Bring the tables up to the newest migration, or refuse a schema newer than this code knows
+ * (a newer checkpointed wrote it: writing to it could break what that version relies on). Many
+ * workers start at once: a named lock (GET_LOCK, held by this connection) lets one migrate while
+ * the others wait, then find it done.
+ */
+export async function migrateMysql(driver: MysqlDriver): Promise<void> {
+  try {
+    await migrateUnderLock(driver);
+  } catch (error) {
+    if (error instanceof SchemaTooNewError || error instanceof StoreError || error instanceof UsageError) throw error;
+    const wrapped = driver.wrap(error);
+    if (wrapped instanceof StoreUnavailableError) throw wrapped;
+    throw new StoreError(`cannot set up the MySQL store ${driver.location}: ${describeDriverError(error)}; check the URL, the user's rights and the database`, {
+      cause: error,
+    });
+  }
+}
+
+async function migrateUnderLock(driver: MysqlDriver): Promise<void> {
+  const supported = mysqlMigrations.at(-1)?.id ?? 0;
+  const p = driver.p;
+  const lockName = `ckpt:${createHash('sha256').update(`${driver.database}.${p}`).digest('hex').slice(0, 40)}`;
+  const connection = await (await driver.pool()).getConnection();
+  let broken = false;
+  try {
+    const locked = toResult(await connection.query('SELECT GET_LOCK(?, 60) AS locked', [lockName])).rows[0]?.locked;
+    if (Number(locked) !== 1) throw new Error(`another process held the migration lock ${lockName} for 60 s`);
+    try {
+      await connection.query(`CREATE TABLE IF NOT EXISTS ${p}schema (version INT NOT NULL) ${TABLE}`);
+      const current = Number(toResult(await connection.query(`SELECT max(version) AS version FROM ${p}schema`)).rows[0]?.version ?? 0);
+      if (current > supported) throw new SchemaTooNewError(current, supported, driver.location);
+      for (const migration of mysqlMigrations) {
+        if (migration.id <= current) continue;
+        for (const statement of migration.statements) await connection.query(statement.replaceAll('{p}', p));
+        await connection.query(`INSERT INTO ${p}schema (version) VALUES (?)`, [migration.id]);
+      }
+    } finally {
+      await connection.query('SELECT RELEASE_LOCK(?)', [lockName]).catch(() => {
+        broken = true;
+      });
+    }
+  } catch (error) {
+    broken ||= isFatalMysqlError(error);
+    throw error;
+  } finally {
+    if (broken) connection.destroy();
+    else connection.release();
+  }
+}

@@ -1,0 +1,71 @@
+// `ckpt chaos` on the two identity examples (must-show 4, with fewer kills to keep npm test short;
+// the README says what 25 kills printed) and on a job written to break.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { test } from 'node:test';
+import { fixture, isOneLineError, repoRoot, runCli } from './helpers/cli.ts';
+
+interface Report {
+  kills: { sigkills: number; sigstops: number };
+  runs: { byOutcome: { [outcome: string]: number } };
+  effects: { verifiedDone: number; verifiedNotDone: number; replayedWithoutVerify: number };
+  invariant: { source: string; ok: boolean; message: string };
+  violations: string[];
+  dir: string;
+}
+
+async function chaos(args: string[]): Promise<{ code: number | null; report: Report; stdout: string }> {
+  const json = await runCli(['chaos', ...args, '--json']);
+  assert.ok(json.stdout.trim().startsWith('{'), `${json.stdout}\n${json.stderr}`);
+  return { code: json.code, report: JSON.parse(json.stdout) as Report, stdout: json.stdout };
+}
+
+test('deprovisioning under 8 SIGKILLs: every account disabled and confirmed, none re-enabled, in-doubt disables settled by verify', {
+  timeout: 120_000,
+}, async () => {
+  const { code, report } = await chaos([`${repoRoot}/examples/deprovision-accounts.ts`, '--kills', '8', '--seed', '11']);
+  assert.deepEqual(report.violations, []);
+  assert.equal(code, 0);
+  assert.equal(report.kills.sigkills, 8);
+  assert.ok((report.runs.byOutcome.crashed ?? 0) >= 6, JSON.stringify(report.runs));
+  assert.deepEqual([report.invariant.source, report.invariant.ok], ['invariant export', true]);
+  assert.ok(!existsSync(report.dir), 'the scratch directory is removed when nothing was violated');
+});
+
+test('access-review export under 8 SIGKILLs: exactly one evidence row per (unit, user); the text report', { timeout: 120_000 }, async () => {
+  const result = await runCli(['chaos', `${repoRoot}/examples/access-review-export.ts`, '--kills', '8', '--seed', '12']);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.match(result.stdout, /^ckpt chaos: access-review-export .*seed 12 \(--seed 12 repeats this schedule\)\n/);
+  assert.match(result.stdout, /\n {2}kills {7}8 SIGKILLs of 8 asked/);
+  assert.match(result.stdout, /\n {2}rework {6}records each crashed run had done past its checkpoint/);
+  assert.match(result.stdout, /\n {2}invariant {3}ok \(invariant export\)\n {2}result {6}no violation\n$/);
+});
+
+test('a job with a non-idempotent effect and no verify: chaos exits 5 and names the violation', { timeout: 120_000 }, async () => {
+  const result = await runCli(['chaos', fixture('chaos-broken-job.ts'), '--kills', '6', '--seed', '3']);
+  assert.equal(result.code, 5, result.stdout + result.stderr);
+  assert.match(result.stdout, /\n {2}VIOLATION {3}invariant \(invariant export\): account-\d+ was notified [2-9] times \(exactly once expected\)\n/);
+  assert.match(result.stdout, /effects {5}\d+ in doubt after a kill: 0 settled by verify .* run again without verify/);
+  assert.match(result.stdout, /the scratch directory is kept/);
+});
+
+test('--stop-past-lease: a SIGSTOPped worker is fenced while a second one takes over, and the invariant still holds', { timeout: 120_000 }, async () => {
+  const { code, report } = await chaos([`${repoRoot}/examples/deprovision-accounts.ts`, '--kills', '5', '--seed', '5', '--stop-past-lease']);
+  assert.deepEqual(report.violations, []);
+  assert.equal(code, 0);
+  assert.equal(report.kills.sigstops, 1);
+  assert.equal(report.kills.sigkills, 4);
+  assert.ok(report.invariant.ok);
+});
+
+test('--check <script> instead of an invariant export; usage errors are one line, exit 2', async () => {
+  const missing = await runCli(['chaos', 'no-such-job.ts']);
+  assert.equal(missing.code, 2);
+  assert.ok(isOneLineError(missing.stderr), missing.stderr);
+  const badKills = await runCli(['chaos', fixture('count-job.ts'), '--kills', '0']);
+  assert.equal(badKills.code, 2);
+  assert.match(badKills.stderr, /^ckpt: .*--kills must be a whole number/);
+  const noCheck = await runCli(['chaos', fixture('count-job.ts'), '--kills', '2', '--check', 'no-such-script.mjs']);
+  assert.equal(noCheck.code, 2);
+  assert.match(noCheck.stderr, /^ckpt: --check script not found: no-such-script\.mjs\n$/);
+});

@@ -1,0 +1,81 @@
+// MySQL/MariaDB stopped for 5 s in the middle of a run and started again: the workers retry with
+// backoff, carry on from their checkpoints and finish; every row exactly once. This test stops a
+// server, so it starts a throwaway mariadbd of its own instead of sharing the suite's.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { after, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fixture, isOneLineError, spawnCli } from './helpers/cli.ts';
+import { mysqlRows, startThrowawayMariadb, type ThrowawayMariadb } from './helpers/mysql.ts';
+import { mysqlProbe } from './helpers/shard-output.ts';
+
+const SHARDS = 20;
+const RECORDS = 150;
+const MARIADBD = process.env.CKPT_TEST_MARIADBD ?? '/usr/sbin/mariadbd';
+const skip = existsSync(MARIADBD) ? false : `no ${MARIADBD} to start (and stop) a throwaway MariaDB with`;
+
+let server: ThrowawayMariadb | undefined;
+after(async () => {
+  await server?.destroy();
+});
+
+test('MariaDB stopped for 5 s mid-run: the workers carry on, output exactly once', { timeout: 180_000, skip }, async (t) => {
+  server = await startThrowawayMariadb();
+  const probe = mysqlProbe(server.url, 'ckpt_');
+  await probe.createOutput();
+  const env = { CKPT_TEST_SHARDS: String(SHARDS), CKPT_TEST_RECORDS: String(RECORDS), CKPT_TEST_SPIN_US: '1500' };
+  const args = ['run', fixture('shard-job.ts'), '--store', probe.url, '--lease-ms', '2000', '--store-retry-ms', '60000'];
+  const workers = [spawnCli(args, { env }), spawnCli(args, { env })];
+
+  const deadline = Date.now() + 60_000;
+  while ((await probe.rowCount()) < (SHARDS * RECORDS) / 4) {
+    assert.ok(Date.now() < deadline, 'the run did not get a quarter done in 60 s');
+    await sleep(50);
+  }
+  await server.stop();
+  const stoppedAt = Date.now();
+  await sleep(5000);
+  await server.start();
+  t.diagnostic(`MariaDB was down for ${Date.now() - stoppedAt} ms`);
+  const rowsAfterRestart = await probe.rowCount();
+  assert.ok(rowsAfterRestart < SHARDS * RECORDS, 'the outage came before the end of the run');
+
+  const results = await Promise.all(workers.map((worker) => worker.done));
+  for (const result of results) assert.equal(result.code, 0, `a worker failed: ${result.stderr}`);
+  const retries = results.flatMap((result) => result.stdout.split('\n').filter((line) => line.includes('"store:retry"')));
+  assert.ok(retries.length > 0, 'the workers noticed the outage and retried');
+  const lostToStore = results.flatMap((result) => result.stdout.split('\n').filter((line) => line.includes('"shard:lost"')));
+  t.diagnostic(`${retries.length} store retries, ${lostToStore.length} shard runs resumed after the outage`);
+
+  const output = await probe.output();
+  assert.deepEqual(output.doubled.slice(0, 5), [], `${output.doubled.length} records written twice`);
+  assert.equal(output.distinct, SHARDS * RECORDS);
+  assert.equal(output.rows, SHARDS * RECORDS);
+  assert.deepEqual(await probe.shardStatuses(), { completed: SHARDS });
+});
+
+test('MariaDB down longer than --store-retry-ms: exit 1 with one line, the rerun completes exactly once', { timeout: 120_000, skip }, async (t) => {
+  server ??= await startThrowawayMariadb();
+  const probe = mysqlProbe(server.url, 'ckpt_giveup_');
+  // The give-up test shares the server (and its `out` table) with the first one: start it empty.
+  await probe.createOutput().catch(() => undefined);
+  await mysqlRows(server.url, 'TRUNCATE `out`');
+  const env = { CKPT_TEST_SHARDS: '4', CKPT_TEST_RECORDS: '400', CKPT_TEST_SPIN_US: '1500' };
+  const args = ['run', fixture('shard-job.ts'), '--store', probe.url, '--lease-ms', '2000', '--store-retry-ms', '1500', '--quiet'];
+  const worker = spawnCli(args, { env });
+  while ((await probe.rowCount()) < 200) await sleep(50);
+  await server.stop();
+  const result = await worker.done;
+  await server.start();
+  assert.equal(result.code, 1, result.stderr);
+  assert.ok(isOneLineError(result.stderr), result.stderr);
+  t.diagnostic(result.stderr.trim());
+  assert.match(result.stderr, /stayed unreachable for \d+ s .*run again to resume/);
+
+  const rerun = await spawnCli(args, { env }).done;
+  assert.equal(rerun.code, 0, rerun.stderr);
+  const output = await probe.output();
+  assert.deepEqual(output.doubled.slice(0, 5), []);
+  assert.equal(output.distinct, 1600);
+  assert.equal(output.rows, 1600);
+});
