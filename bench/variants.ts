@@ -4,13 +4,13 @@ import { DatabaseSync } from 'node:sqlite';
 import { type CheckpointSpec, defineJob, openStore, range, runJob, type Store } from '../src/index.ts';
 import { concurrencyOf, digest, pool, type Workload, work } from './workloads.ts';
 
-export type Backend = 'sqlite' | 'postgres';
+export type Backend = 'sqlite' | 'postgres' | 'mysql';
 
 export interface VariantInput {
   workload: Workload;
   variant: string;
   records: number;
-  /** sqlite: a file path; postgres: a URL of a fresh database. */
+  /** sqlite: a file path; postgres, mysql: a URL of a fresh database. */
   target: string;
   backend: Backend;
 }
@@ -196,11 +196,11 @@ async function checkpointed(input: VariantInput, checkpoint: CheckpointSpec, sty
 }
 
 const insertSql = (backend: Backend) =>
-  backend === 'sqlite' ? 'INSERT INTO bench_out (id, digest) VALUES (?, ?)' : 'INSERT INTO bench_out (id, digest) VALUES ($1, $2)';
+  backend === 'postgres' ? 'INSERT INTO bench_out (id, digest) VALUES ($1, $2)' : 'INSERT INTO bench_out (id, digest) VALUES (?, ?)';
 
 function placeholders(backend: Backend, rows: number): string {
   const out: string[] = [];
-  for (let i = 0; i < rows; i++) out.push(backend === 'sqlite' ? '(?, ?)' : `($${2 * i + 1}, $${2 * i + 2})`);
+  for (let i = 0; i < rows; i++) out.push(backend === 'postgres' ? `($${2 * i + 1}, $${2 * i + 2})` : '(?, ?)');
   return out.join(', ');
 }
 
@@ -228,6 +228,10 @@ async function openSql({ backend, target }: VariantInput): Promise<Sql> {
       },
       close: async () => db.close(),
     };
+  }
+  if (backend === 'mysql') {
+    const { connectMysql } = (await importPeer('mysql-client.ts')) as { connectMysql: (url: string) => Promise<Sql> };
+    return connectMysql(target);
   }
   const { connectPg } = (await importPeer('pg-client.ts')) as { connectPg: (url: string) => Promise<Sql> };
   return connectPg(target);
