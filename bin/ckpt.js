@@ -1,5 +1,15 @@
 #!/usr/bin/env node
 // The `ckpt` command. Job files are TypeScript; Node 24 strips their types, so keep its notice quiet.
+
+// First, before anything that an older Node cannot load (node:sqlite, a .ts job file): say which
+// Node this is and what to do, instead of "No such built-in module: node:sqlite" later on.
+const NEED_MAJOR = 24;
+if (Number(process.versions.node.split('.')[0]) < NEED_MAJOR) {
+  process.stderr.write(
+    `ckpt: needs Node.js ${NEED_MAJOR} or later, this is ${process.version} (${process.execPath}); install Node ${NEED_MAJOR} and run again, or in a checkout of checkpointed run \`npm run ckpt -- <command>\`, which fetches it\n`,
+  );
+  process.exit(2);
+}
 process.removeAllListeners('warning');
 process.on('warning', (warning) => {
   if (warning.name === 'ExperimentalWarning') return;

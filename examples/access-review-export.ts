@@ -42,7 +42,7 @@ export default defineJob<Grant, Params>({
     const units = (raw.units ?? 'finance,engineering,sales,support,hr').split(',').filter((unit) => unit !== '');
     if (units.some((unit) => !/^[a-z][a-z0-9-]*$/.test(unit)))
       throw new Error(`units must be lowercase names separated by commas (got ${JSON.stringify(raw.units)})`);
-    const usersPerUnit = Number(raw.usersPerUnit ?? 40);
+    const usersPerUnit = Number(raw.usersPerUnit ?? 80);
     if (!Number.isSafeInteger(usersPerUnit) || usersPerUnit < 1)
       throw new Error(`usersPerUnit must be a whole number ≥ 1 (got ${JSON.stringify(raw.usersPerUnit)})`);
     const delayMs = Number(raw.delayMs ?? 5);

@@ -25,9 +25,9 @@ export default defineJob<string, Params>({
   name: 'deprovision-accounts',
   version: '1',
   params: (raw) => {
-    const accounts = Number(raw.accounts ?? 40);
+    const accounts = Number(raw.accounts ?? 300);
     if (!Number.isSafeInteger(accounts) || accounts < 1) throw new Error(`accounts must be a whole number ≥ 1 (got ${JSON.stringify(raw.accounts)})`);
-    const latencyMs = Number(raw.latencyMs ?? 20);
+    const latencyMs = Number(raw.latencyMs ?? 10);
     if (!(latencyMs >= 0)) throw new Error(`latencyMs must be a number ≥ 0 (got ${JSON.stringify(raw.latencyMs)})`);
     const home = process.env.CKPT_CHAOS_DIR ?? join(import.meta.dirname, 'data');
     return { accounts, latencyMs, directory: raw.directory ?? join(home, 'directory.db') };

@@ -19,6 +19,8 @@ export class FakeDirectory {
     this.#latencyMs = latencyMs;
     this.#db.exec('PRAGMA busy_timeout = 5000');
     this.#db.exec('PRAGMA journal_mode = WAL');
+    // A fake service: what matters is what survives our process being killed, not a power loss.
+    this.#db.exec('PRAGMA synchronous = NORMAL');
     this.#db.exec(`CREATE TABLE IF NOT EXISTS accounts (
       id TEXT PRIMARY KEY, status TEXT NOT NULL, confirmed_at INTEGER, request_id TEXT)`);
     this.#db.exec(`CREATE TABLE IF NOT EXISTS calls (

@@ -134,8 +134,6 @@ async function openTarget(to: string, table: string): Promise<ExternalTarget> {
 async function copy(row: ConfigRow, ctx: JobContext<Params, Copied>): Promise<void> {
   const { table, to } = ctx.params;
   if (to === 'store') {
-    // PostgreSQL and SQLite take DDL inside the transaction; MySQL would commit it by itself.
-    if (ctx.state.copied === 0 && ctx.tx.dialect !== 'mysql') await ctx.tx.query(createTarget(table));
     await ctx.tx.query(upsertSql(ctx.tx.dialect, table), [row.id, row.name, row.value]);
   } else {
     // Opened once per process; a failed open is not kept, so the next record tries again.
@@ -162,6 +160,11 @@ export default defineJob<ConfigRow, Params, Copied, number>({
   // The URLs may carry passwords: identity uses their hash, logs show [redacted].
   redact: ['from', 'to'],
   source: ({ params }) => configsFrom(params.from, params.table, params.seed),
+  async setup({ params, tx }) {
+    // The target table, in the transaction of the first checkpoint. PostgreSQL and SQLite take
+    // DDL inside a transaction; MySQL would commit it by itself, so there it is made beforehand.
+    if (params.to === 'store' && tx.dialect !== 'mysql') await tx.query(createTarget(params.table));
+  },
   initialState: () => ({ copied: 0 }),
   concurrency: 4,
   async process(row, ctx) {

@@ -21,16 +21,27 @@ export interface EventMap {
   'run:end': { shard: string; runId: number; outcome: string; processed: number; position: JsonValue | null; error?: string };
   checkpoint: { shard: string; seq: number; position: JsonValue | null; processed: number; records: number; ms: number };
   'checkpoint:corrupt': { shard: string; skipped: number[]; usedSeq: number | null };
-  progress: { shard: string; processed: number; total: number | undefined; rate: number; lastCheckpointAt: number };
+  /** `processed` counts the records in flight too (`inFlight` of them), so a bar never stalls on a slow record. */
+  progress: { shard: string; processed: number; inFlight: number; total: number | undefined; rate: number; lastCheckpointAt: number };
   'record:error': { shard: string; position: JsonValue; error: string };
   'record:retry': { shard: string; position: JsonValue; attempt: number; delayMs: number; error: string };
   'record:dead': { shard: string; position: JsonValue; attempts: number; error: string; deadLetters: number; limit: number };
+  /** `fn` of `ctx.once` is about to run (its intent is journaled in the same transaction). */
+  'effect:start': { shard: string; key: string; attempt: number };
+  /** `fn` returned; its completion is journaled in the same transaction. */
+  'effect:done': { shard: string; key: string };
+  /** `fn` threw: treated as not done, its intent is forgotten so a retry runs it again. */
+  'effect:failed': { shard: string; key: string; error: string };
   'effect:in-doubt': { shard: string; key: string; attempts: number; resolution: 'verified-done' | 'verified-not-done' | 'run-again' };
+  /** The effect's `verify` answered for a key in doubt: done (settled, not run again) or not (run again). */
+  'effect:verified': { shard: string; key: string; done: boolean };
   drift: { shard: string; changes: string[]; resolution: 'fail' | 'restart' | 'resume' };
   'dlq:retry': { shard: string; id: number; position: JsonValue; outcome: 'resolved' | 'failed'; error?: string };
   'shard:complete': { shard: string; processed: number };
   'shard:lost': { shard: string; token: number; reason: string };
   'instance:complete': { job: string; generation: number };
+  /** A new generation starts from the beginning: `ckpt reset`, `--rerun`, or `--on-drift restart`. */
+  'instance:reset': { from: number; generation: number; reason: 'reset' | 'rerun' | 'drift-restart'; by: string };
   /** The store was unreachable; the call is retried after `delayMs`. */
   'store:retry': { operation: string; attempt: number; delayMs: number; error: string };
   log: { shard: string; level: 'info' | 'warn' | 'error'; message: string; data?: JsonValue };
@@ -50,10 +61,34 @@ export const persistedEvents: ReadonlySet<EventType> = new Set<EventType>([
   'record:error',
   'record:retry',
   'record:dead',
+  'effect:start',
+  'effect:done',
+  'effect:failed',
   'effect:in-doubt',
+  'effect:verified',
   'drift',
   'dlq:retry',
   'shard:complete',
   'shard:lost',
   'instance:complete',
+  'instance:reset',
+]);
+
+/**
+ * The audit set: events that record a decision about a side effect or about what a run may
+ * redo. Each is durable in the store's chained event log before the job acts on the decision
+ * (every stored event is, on every store; these are the ones an auditor reads).
+ */
+export const auditEvents: ReadonlySet<EventType> = new Set<EventType>([
+  'effect:start',
+  'effect:done',
+  'effect:failed',
+  'effect:in-doubt',
+  'effect:verified',
+  'record:dead',
+  'dlq:retry',
+  'drift',
+  'instance:reset',
+  'shard:lost',
+  'run:crashed',
 ]);

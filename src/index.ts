@@ -1,6 +1,11 @@
-// The public API: what a job author and a program embedding runJob use. Store backends have
-// their own import paths ('checkpointed/sqlite', 'checkpointed/postgres'), so importing this
-// loads no database driver; openStore imports a backend only for a URL that names it.
+/**
+ * The public API: what a job author and a program embedding runJob use. Store backends have
+ * their own import paths ('checkpointed/sqlite', 'checkpointed/postgres'), so importing this
+ * loads no database driver; openStore imports a backend only for a URL that names it.
+ *
+ * @module checkpointed
+ */
+export type { ErrorContext } from './errors.ts';
 export {
   CheckpointedError,
   DriftError,
@@ -14,11 +19,13 @@ export {
   UsageError,
 } from './errors.ts';
 export type { EventListener, EventMap, EventType, RunEvent } from './events.ts';
+export type { AutoBounds, IntervalChoice, IntervalReason } from './job/auto-interval.ts';
 export type { ChaosCheckInput, ChaosInvariant } from './job/chaos-check.ts';
-export type { AnyJob, Job, JobContext, JobDefinition, JobLogger, OnceOptions, RetryOptions } from './job/define.ts';
+export type { AnyJob, Job, JobContext, JobDefinition, JobLogger, OnceOptions, RetryOptions, SetupInput, VerifyResult } from './job/define.ts';
 export { defineJob } from './job/define.ts';
 export type { OnDrift } from './job/drift.ts';
-export type { CheckpointPolicy, CheckpointSpec } from './job/policy.ts';
+export type { JobSql, SqlResult } from './job/job-sql.ts';
+export type { CheckpointPolicy, CheckpointSample, CheckpointSpec } from './job/policy.ts';
 export type { TxHandle } from './job/record-tx.ts';
 export type { RunJobOutcome, RunOptions, RunSummary } from './job/runner.ts';
 export { runJob } from './job/runner.ts';
@@ -27,9 +34,20 @@ export { shutdownOnSignals } from './job/shutdown.ts';
 export type { JsonObject, JsonValue } from './json.ts';
 export { isSecret, REDACTED, Secret, secret } from './secret.ts';
 export { fromArray } from './source/array.ts';
+export type { FromAsyncIterableOptions, IterableRecords } from './source/async-iterable.ts';
+export { fromAsyncIterable } from './source/async-iterable.ts';
+export type { CsvOptions, CsvRecord } from './source/csv.ts';
+export { csvFile } from './source/csv.ts';
+export type { HttpHeaderValues, HttpPagesOptions, PagePosition } from './source/http-pages.ts';
+export { HttpSourceError, httpPages } from './source/http-pages.ts';
+export type { HttpRetryInfo, HttpRetryOptions } from './source/http-retry.ts';
 export type { NdjsonOptions } from './source/ndjson.ts';
 export { ndjsonFile } from './source/ndjson.ts';
 export { range } from './source/range.ts';
 export type { Source, SourceCursor, SourceItem } from './source/source.ts';
+// sqlTable imports its database's driver only when it reads (a URL names which), so it sits here.
+export type { MysqlQuerier, PgQuerier, SqlConnection, SqlDialect } from './source/sql/sql-client.ts';
+export type { SqlKey, SqlKeyValue, SqlTableOptions } from './source/sql/sql-table.ts';
+export { sqlTable } from './source/sql/sql-table.ts';
 export { DEFAULT_STORE_URL, openStore } from './store/open-store.ts';
 export type * from './store/store.ts';

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CheckpointedError, ExitCode } from './errors.ts';
@@ -115,4 +115,22 @@ export function loadSecretKey(env: NodeJS.ProcessEnv, file: string | undefined):
     chmodSync(file, 0o600);
   }
   return createHash('sha256').update(readFileSync(file, 'utf8').trim()).digest();
+}
+
+/**
+ * The key of the event log's hash chain, derived from the store's secret key (CKPT_SECRET_KEY,
+ * else the `file` beside a SQLite store) when there is one, else undefined (plain SHA-256).
+ * Never creates the key file: a store that has sealed no secret has none. Derived, not the
+ * sealing key itself, so an HMAC published with the audit trail says nothing about that key.
+ */
+export function chainKeyFinder(env: NodeJS.ProcessEnv, file: string | undefined): () => Buffer | undefined {
+  let key: Buffer | undefined;
+  return () => {
+    if (key !== undefined) return key;
+    const fromEnv = env.CKPT_SECRET_KEY;
+    const haveKey = (fromEnv !== undefined && fromEnv !== '') || (file !== undefined && existsSync(file));
+    if (!haveKey) return undefined;
+    key = createHmac('sha256', loadSecretKey(env, file)).update('checkpointed audit chain v1').digest();
+    return key;
+  };
 }

@@ -66,7 +66,7 @@ test('a truncated store file → exit 2 saying it is damaged, file untouched', a
 
 for (const [kind, pattern] of [
   ['object', /record at position 2 failed: \{"status":429,"reason":"quota exceeded"\}/],
-  ['empty', /record at position 2 failed: TypeError;/],
+  ['empty', /record at position 2 failed: TypeError at \S*throw-job\.ts:\d+:\d+;/],
   ['null', /record at position 2 failed: null;/],
 ] as const) {
   test(`a record that throws ${kind === 'object' ? 'a plain object' : kind === 'empty' ? 'an Error without a message' : 'null'}: the failure says what was thrown`, async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,9 +69,20 @@ it('with auto, the rework a SIGKILL costs is within maxReworkMs of work', { time
   assert.ok(interval.ms <= maxReworkMs, `interval ${interval.ms} ms within the bound`);
   // Rework is counted up to the crashed run's last progress mark, and timed while it is redone.
   assert.ok(rework > 0, 'the kill fell after a progress mark past the last checkpoint, so there was work to redo');
-  // The work at risk: never more records than auto's interval holds (maxReworkMs of work at the
-  // measured rate), with a little slack for the rate moving between the two runs.
-  assert.ok(rework <= interval.records * 1.25, `reworked ${rework} records; auto's interval holds ${interval.records}`);
+  // The work at risk: never more records than auto's interval held in the crashed run (maxReworkMs
+  // of work at the rate that run measured), plus the one progress-mark step by which the reported
+  // count (a ceiling) may exceed the truth. The resumed run's own interval is no yardstick: on a
+  // loaded machine its cold start measured a third of the crashed run's rate (4,791 vs 13,284).
+  const runs = JSON.parse(
+    execFileSync(process.execPath, ['bin/ckpt.js', 'runs', 'auto-rework', '--store', `sqlite:${join(dir, 'ckpt.db')}`, '--json'], {
+      cwd: root,
+      encoding: 'utf8',
+    }),
+  ) as { outcome: string; stats: { intervalRecords?: number }; redone?: { records: number; markStep: number } }[];
+  const crashed = runs.find((run) => run.outcome === 'crashed');
+  const held = crashed?.stats.intervalRecords ?? 0;
+  assert.ok(crashed?.redone, 'the crashed run says how much of its work was redone');
+  assert.ok(rework <= held * 1.25 + crashed.redone.markStep, `reworked ${rework} records; the crashed run's interval held ${held}`);
   // Timed, the redo runs in a fresh process whose first records run before the JIT has warmed
   // up (seen: 21,916 records redone in 588 ms that took the warm crashed run under 300 ms).
   assert.ok(reworkMs <= maxReworkMs * 2.5, `reworked ${rework} records in ${reworkMs} ms; bound ${maxReworkMs} ms`);

@@ -8,14 +8,14 @@ import { fixture, isOneLineError, repoRoot, runCli } from './helpers/cli.ts';
 interface Report {
   kills: { sigkills: number; sigstops: number };
   runs: { byOutcome: { [outcome: string]: number } };
-  effects: { verifiedDone: number; verifiedNotDone: number; replayedWithoutVerify: number };
+  effects: { verifiedDone: number; verifiedNotDone: number; replayedWithoutVerify: number; replayedKeys: string[] };
   invariant: { source: string; ok: boolean; message: string };
   violations: string[];
   dir: string;
 }
 
-async function chaos(args: string[]): Promise<{ code: number | null; report: Report; stdout: string }> {
-  const json = await runCli(['chaos', ...args, '--json']);
+async function chaos(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; report: Report; stdout: string }> {
+  const json = await runCli(['chaos', ...args, '--json'], { env });
   assert.ok(json.stdout.trim().startsWith('{'), `${json.stdout}\n${json.stderr}`);
   return { code: json.code, report: JSON.parse(json.stdout) as Report, stdout: json.stdout };
 }
@@ -29,6 +29,13 @@ test('deprovisioning under 8 SIGKILLs: every account disabled and confirmed, non
   assert.equal(report.kills.sigkills, 8);
   assert.ok((report.runs.byOutcome.crashed ?? 0) >= 6, JSON.stringify(report.runs));
   assert.deepEqual([report.invariant.source, report.invariant.ok], ['invariant export', true]);
+  // Kills land while disables are in flight (10 ms each, 4 at a time): the next run asks the directory.
+  assert.ok(report.effects.verifiedDone + report.effects.verifiedNotDone >= 1, JSON.stringify(report.effects));
+  // Only the confirmation step (idempotent, no verify) is ever run again blind; a disable never.
+  assert.deepEqual(
+    report.effects.replayedKeys.filter((key) => !key.endsWith(':confirm')),
+    [],
+  );
   assert.ok(!existsSync(report.dir), 'the scratch directory is removed when nothing was violated');
 });
 
@@ -58,7 +65,22 @@ test('--stop-past-lease: a SIGSTOPped worker is fenced while a second one takes 
   assert.ok(report.invariant.ok);
 });
 
-test('--check <script> instead of an invariant export; usage errors are one line, exit 2', async () => {
+test('--check <script> instead of an invariant export: its exit code decides, its last line is the message', { timeout: 120_000 }, async () => {
+  const env = { CKPT_TEST_RECORDS: '20000', CKPT_TEST_SPIN_US: '20' };
+  const holds = await chaos([fixture('count-job.ts'), '--kills', '2', '--seed', '7', '--check', fixture('chaos-check.mjs')], {
+    ...env,
+    CHAOS_CHECK_EXPECT: '20000',
+  });
+  assert.equal(holds.code, 0, holds.stdout);
+  assert.deepEqual([holds.report.invariant.source, holds.report.invariant.ok, holds.report.invariant.message], ['check script', true, 'counted 20000 records']);
+  const fails = await runCli(['chaos', fixture('count-job.ts'), '--kills', '2', '--seed', '7', '--check', fixture('chaos-check.mjs')], {
+    env: { ...env, CHAOS_CHECK_EXPECT: '20001' },
+  });
+  assert.equal(fails.code, 5, fails.stdout);
+  assert.match(fails.stdout, /\n {2}VIOLATION {3}invariant \(check script\): .*chaos-check\.mjs exited 1: counted 20000 records, expected 20001\n/);
+});
+
+test('usage errors are one line, exit 2', async () => {
   const missing = await runCli(['chaos', 'no-such-job.ts']);
   assert.equal(missing.code, 2);
   assert.ok(isOneLineError(missing.stderr), missing.stderr);

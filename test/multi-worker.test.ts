@@ -1,11 +1,12 @@
 // Must-show 2 and 5: four `ckpt run` processes share one instance of 200 shards; two are
 // SIGKILLed mid-way and never restarted; the other two reclaim the dead ones' shards and finish
-// every one. Each record writes one row through ctx.tx: every row is there exactly once.
+// every one. Each record writes one row through ctx.tx: every row is there exactly once. The
+// four appended to one event log at once, and it is still one intact hash chain.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fixture, spawnCli, tempDir } from './helpers/cli.ts';
+import { fixture, runCli, spawnCli, tempDir } from './helpers/cli.ts';
 import { freshMysqlDatabase, mysqlSkip } from './helpers/mysql.ts';
 import { freshDatabase } from './helpers/postgres.ts';
 import { mysqlProbe, postgresProbe, type ShardStoreProbe, sqliteProbe } from './helpers/shard-output.ts';
@@ -71,6 +72,12 @@ async function fourWorkersTwoKilled(probe: ShardStoreProbe, leaseMs: number): Pr
     const later = runs.find((other) => other.shard === run.shard && other.id > run.id && other.outcome === 'completed');
     assert.ok(later && !killedPids.includes(later.worker.split(':').at(-1) ?? ''), `shard ${run.shard} was not finished by a survivor`);
   }
+
+  // Four workers appended to one instance's event log at once: still one valid chain.
+  const audit = await runCli(['audit', 'shards', '--store', probe.url, '--verify']);
+  assert.equal(audit.code, 0, audit.stderr);
+  const chained = Number(/: ([\d,]+) events, chain intact/.exec(audit.stdout)?.[1]?.replaceAll(',', ''));
+  assert.ok(chained >= 2 * SHARDS, `${audit.stdout.trim()}: a start and an end at least per shard`);
 }
 
 describe('four workers, two SIGKILLed, 200 shards', () => {

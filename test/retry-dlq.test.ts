@@ -28,14 +28,18 @@ test('flaky record retried, poison records dead-lettered, ckpt dlq lists them an
     .map((line) => JSON.parse(line) as { type: string; data: { position?: number; error?: string; attempt?: number } });
   const retries = events.filter((event) => event.type === 'record:retry');
   assert.ok(
-    retries.some((event) => event.data.position === 5 && event.data.attempt === 1 && event.data.error === 'flaky: connection reset'),
+    retries.some(
+      (event) =>
+        event.data.position === 5 && event.data.attempt === 1 && /^flaky: connection reset at test\/fixtures\/flaky\.ts:\d+:\d+$/.test(event.data.error ?? ''),
+    ),
     'record 5 was retried after its flaky failure',
   );
   assert.deepEqual(
-    events.filter((event) => event.type === 'record:dead').map((event) => [event.data.position, event.data.error]),
+    // The error says where in the job's file it was thrown.
+    events.filter((event) => event.type === 'record:dead').map((event) => [event.data.position, event.data.error?.replace(/:\d+:\d+$/, ':L:C')]),
     [
-      [13, 'poison record 13'],
-      [27, 'poison record 27'],
+      [13, 'poison record 13 at test/fixtures/flaky.ts:L:C'],
+      [27, 'poison record 27 at test/fixtures/flaky.ts:L:C'],
     ],
   );
   assert.deepEqual(outRows(dbPath), without(13, 27), 'every other record wrote exactly once; failed attempts left nothing');
@@ -71,7 +75,7 @@ test('past the skip limit the run exits 1 at the last good checkpoint; after a f
   assert.equal(failed.code, 1, failed.stderr);
   assert.match(
     failed.stderr,
-    /^failed flaky: record at position 41 failed: poison record 41 \(skip limit of 2 dead letters reached\); the checkpoint stays at 39/,
+    /^failed flaky: record at position 41 failed: poison record 41 at test\/fixtures\/flaky\.ts:\d+:\d+ \(skip limit of 2 dead letters reached\); the checkpoint stays at 39/,
   );
   assert.doesNotMatch(failed.stderr, /\n\s+at /, 'no stack trace');
   assert.deepEqual(

@@ -34,10 +34,10 @@ test('retries with backoff, then dead letters up to the skip limit, concurrently
   const [instance] = await store.listInstances('retrying');
   const letters = await store.listDeadLetters(instance?.id ?? 0);
   assert.deepEqual(
-    letters.map((letter) => [letter.position, letter.error, letter.attempts]),
+    letters.map((letter) => [letter.position, letter.error.replace(/ at test\/runner-effects\.test\.ts:\d+:\d+$/, ' at L:C'), letter.attempts]),
     [
-      [11, 'poison 11', 3],
-      [29, 'poison 29', 3],
+      [11, 'poison 11 at L:C', 3],
+      [29, 'poison 29 at L:C', 3],
     ],
   );
 });

@@ -167,6 +167,24 @@ for (const factory of selectedStoreFactories()) {
       assert.ok(await store.claim(instance, 'w2', 60_000));
     });
 
+    test('a progress mark survives the job transaction it was written beside; an exact one reaps as interrupted', async () => {
+      const instance = await freshInstance(['a', 'b']);
+      const crashed = await store.claim(instance, 'dead-a', 60_000);
+      assert.ok(crashed);
+      // The job's transaction is open (and, on SQLite, holds the file): the mark must not wait for it or die with it.
+      const tx = await store.begin(crashed);
+      await tx.savepoint('ckpt_record');
+      await store.markProgress(crashed, { ceiling: 40, step: 16 });
+      await store.markProgress(crashed, { ceiling: 56, step: 16 });
+      await store.rollback(tx);
+      const stopped = await store.claim(instance, 'dead-b', 60_000);
+      assert.ok(stopped);
+      await store.markProgress(stopped, { ceiling: 7, step: 0 });
+      const reaped = await store.reapCrashed(instance.id, (worker) => worker.startsWith('dead-'));
+      const byShard = Object.fromEntries(reaped.map((run) => [run.shard, [run.outcome, run.markCeiling, run.markStep]]));
+      assert.deepEqual(byShard, { a: ['crashed', 56, 16], b: ['interrupted', 7, 0] });
+    });
+
     test('an expired lease is reaped without any help from isDead', async () => {
       const instance = await freshInstance();
       assert.ok(await store.claim(instance, 'slow', 1));

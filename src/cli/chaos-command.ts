@@ -69,7 +69,9 @@ export async function chaosCommand(file: string, options: ChaosOptions, io: CliI
   const violations: string[] = [];
 
   // A clean run on its own scratch store and directory times the job, so the kills can be spread
-  // over it: each lands within (clean time / kills) of a run beginning, and all land before the end.
+  // over it: each lands within a window after a run begins that is short enough for all of them to
+  // land before the end (half the clean time over the kills), yet spans two checkpoint intervals,
+  // so runs get past checkpoints and the kills fall all along the job, not all in its first chunk.
   const cleanDir = join(dir, 'clean');
   mkdirSync(join(cleanDir, 'job'), { recursive: true });
   const clean = startWorker(ckptBin, args(`sqlite:${join(cleanDir, 'store.db')}`), envFor(join(cleanDir, 'job')));
@@ -81,7 +83,8 @@ export async function chaosCommand(file: string, options: ChaosOptions, io: CliI
   }
   const cleanRunMs = Date.now() - (clean.beganAt ?? clean.spawnedAt);
   const startUpMs = (clean.beganAt ?? Date.now()) - clean.spawnedAt;
-  const windowMs = Math.max(5, Math.round(cleanRunMs / options.kills));
+  const checkpointEveryMs = cleanRunMs / Math.max(1, clean.checkpoints);
+  const windowMs = Math.max(5, Math.round(Math.max(cleanRunMs / (2 * options.kills), 2 * checkpointEveryMs)));
   rmSync(cleanDir, { recursive: true, force: true });
 
   const kills: ChaosKill[] = [];

@@ -147,7 +147,7 @@ export function describeChaos(report: ChaosReport): string {
     lines.push(
       `  rework      records each crashed run had done past its checkpoint, redone after it (policy ${rework.policy || 'unknown'}; "≤": a bound from the progress mark):`,
       `              ${counts.join(' ')}`,
-      `              largest ${largest?.atMost ? 'at most ' : ''}${formatCount(largest?.records ?? 0)} (run ${largest?.run}), bound ${largest?.bound}: ${rework.perCrash.every((crash) => crash.within) ? 'every crash within it' : 'BREACHED (marked !)'}`,
+      `              largest ${largest?.atMost ? 'at most ' : ''}${formatCount(largest?.records ?? 0)} (run ${largest?.run}${largest?.atMost ? `; the truth is at most one progress-mark step, ${formatCount(largest.markStep)}, less` : ''}), bound ${largest?.bound}: ${rework.perCrash.every((crash) => crash.within) ? 'every crash within it' : 'BREACHED (marked !)'}`,
     );
   }
   const settled = effects.verifiedDone + effects.verifiedNotDone;

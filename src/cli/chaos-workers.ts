@@ -10,6 +10,7 @@ export interface ChaosWorker {
   beganAt: number | undefined;
   /** When its last checkpoint committed, if it wrote one. */
   lastCheckpointAt: number | undefined;
+  checkpoints: number;
   /** Why its run failed, from its summary line (with --json, failures are reported on stdout). */
   failure: string | undefined;
   /** Resolves true once it begins processing, false if it exits first. */
@@ -41,6 +42,7 @@ export function startWorker(ckptBin: string, args: string[], env: NodeJS.Process
     spawnedAt: Date.now(),
     beganAt: undefined,
     lastCheckpointAt: undefined,
+    checkpoints: 0,
     failure: undefined,
     began,
     exit,
@@ -52,7 +54,10 @@ export function startWorker(ckptBin: string, args: string[], env: NodeJS.Process
         worker.beganAt = Date.now();
         markBegan(true);
       }
-      if (type === 'checkpoint') worker.lastCheckpointAt = Date.now();
+      if (type === 'checkpoint') {
+        worker.lastCheckpointAt = Date.now();
+        worker.checkpoints++;
+      }
       if (type === 'summary') {
         const error = (JSON.parse(line) as { error?: unknown }).error;
         if (typeof error === 'string') worker.failure = error;

@@ -1,7 +1,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { firstLine, UsageError } from '../errors.ts';
+import { UsageError } from '../errors.ts';
+import { checkSyntax, describeJobError } from '../job/code-location.ts';
 import { isJob, type Job } from '../job/define.ts';
 
 /** Import a job file and return its default-exported job, or say plainly what is wrong. */
@@ -13,7 +14,13 @@ export async function loadJob(file: string): Promise<Job> {
   try {
     module = (await import(pathToFileURL(path).href)) as { default?: unknown };
   } catch (error) {
-    throw new UsageError(`cannot load job file ${file}: ${firstLine(error)}`, { cause: error });
+    // A syntax error (or a throw while the module runs) names the file:line:col it comes from.
+    let described = describeJobError(error, path);
+    if (error instanceof SyntaxError && !/ at \S+:\d+(:\d+)?$/.test(described)) {
+      const where = checkSyntax(path);
+      if (where !== undefined) described = `${described} at ${where}`;
+    }
+    throw new UsageError(`cannot load job file ${file}: ${described}`, { cause: error });
   }
   if (!isJob(module.default)) {
     throw new UsageError(`${file} does not default-export a job; end it with: export default defineJob({ name, source, process })`);

@@ -1,5 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { CheckpointedError, ExitCode, firstLine } from '../errors.ts';
+import { auditCommand } from './audit-command.ts';
 import { chaosCommand } from './chaos-command.ts';
 import { dlqCommand } from './dlq-command.ts';
 import { eventsCommand, resetCommand, runsCommand, statusCommand } from './query-commands.ts';
@@ -23,6 +24,12 @@ const wholeNumber = (name: string) => (value: string) => {
 };
 /** The longest delay a Node timer takes (about 24.8 days); a longer one would fire at once. */
 const MAX_MS = 2_147_483_647;
+
+const port = (name: string) => (value: string) => {
+  const number = Number(value);
+  if (!/^\d+$/.test(value.trim()) || number > 65_535) throw new InvalidArgumentError(`${name} must be a port number from 0 (any free port) to 65535`);
+  return number;
+};
 
 const percent = (name: string) => (value: string) => {
   const number = Number(value.replace(/%$/, ''));
@@ -92,6 +99,10 @@ function program(io: CliIo, exit: { code: number }): Command {
         .choices(['fail', 'restart', 'resume'])
         .default('fail'),
     )
+    .addOption(
+      new Option('--metrics-port <port>', 'serve Prometheus metrics of this worker at /metrics on this port while it runs').argParser(port('--metrics-port')),
+    )
+    .addOption(new Option('--metrics-host <host>', 'address the metrics listen on (default 127.0.0.1)'))
     .action(async (file: string, options) => {
       exit.code = await runCommand(file, options, io);
     });
@@ -106,6 +117,18 @@ function program(io: CliIo, exit: { code: number }): Command {
     .option('--retry', 'process every dead letter again; those that succeed are removed')
     .action(async (job: string, options) => {
       exit.code = await dlqCommand(job, options, io);
+    });
+
+  root
+    .command('dashboard')
+    .description('serve a live, read-only web page (and /metrics) for every job on the store')
+    .addOption(storeOption())
+    .addOption(new Option('--port <port>', 'port to listen on (0: any free port)').argParser(port('--port')).default(8765))
+    .addOption(new Option('--host <host>', 'address to listen on; any but loopback needs a token').default('127.0.0.1'))
+    .addOption(new Option('--token <token>', 'require this token on every request (default: $CKPT_DASHBOARD_TOKEN)'))
+    .action(async (options) => {
+      const { dashboardCommand } = await import('./dashboard/dashboard-command.ts');
+      exit.code = await dashboardCommand(options, io);
     });
 
   root
@@ -139,7 +162,7 @@ function program(io: CliIo, exit: { code: number }): Command {
     .description('crash-test a job: run it on a scratch store, SIGKILL it at random moments, resume until it completes, check its invariant')
     .argument('<job-file>', 'a file that default-exports defineJob({...}); an exported invariant(input) checks the end state')
     .addOption(paramOption())
-    .addOption(new Option('--kills <n>', 'how many SIGKILLs (default 10)').argParser(positiveInteger('--kills', 10_000)).default(10))
+    .addOption(new Option('--kills <n>', 'how many SIGKILLs').argParser(positiveInteger('--kills', 10_000)).default(10))
     .addOption(
       new Option('--seed <n>', 'seed of the kill schedule (printed in the report; the same seed gives the same schedule)').argParser(wholeNumber('--seed')),
     )
@@ -149,6 +172,21 @@ function program(io: CliIo, exit: { code: number }): Command {
     .addOption(jsonOption())
     .action(async (file: string, options) => {
       exit.code = await chaosCommand(file, options, io);
+    });
+
+  root
+    .command('audit')
+    .description(
+      "check a job's hash-chained event log (--verify), or export it as evidence (--export): who ran what, when, which effects, which verify settled",
+    )
+    .argument('<job>', 'job name')
+    .addOption(storeOption())
+    .addOption(paramOption())
+    .option('--verify', 'check the chain: exit 0 if intact, 1 naming the first bad event')
+    .addOption(new Option('--export <format>', 'write every event with its link, secrets redacted').choices(['ndjson', 'csv']))
+    .option('--out <file>', 'with --export: write to FILE instead of stdout')
+    .action(async (job: string, options) => {
+      exit.code = await auditCommand(job, options, io);
     });
 
   root
@@ -177,13 +215,14 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       if (error.code === 'commander.executeSubCommandAsync') return 1;
       const message = error.message.replace(/^error: /, '');
       const command = argv.find((arg) => !arg.startsWith('-'));
-      const known = ['run', 'status', 'runs', 'events', 'reset', 'dlq', 'chaos'];
+      const known = ['run', 'status', 'runs', 'events', 'reset', 'dlq', 'chaos', 'dashboard', 'audit'];
       const help = command && known.includes(command) ? `ckpt ${command} --help` : 'ckpt --help';
       io.stderr.write(`ckpt: ${firstLine(message)}; see ${help}\n`);
       return ExitCode.usage;
     }
     if (error instanceof CheckpointedError) {
       io.stderr.write(`ckpt: ${firstLine(error.message)}\n`);
+      if (io.env.CKPT_DEBUG && error.cause instanceof Error && error.cause.stack) io.stderr.write(`${error.cause.stack}\n`);
       return error.exitCode;
     }
     if (/database is locked|SQLITE_BUSY/i.test(firstLine(error))) {

@@ -1,6 +1,6 @@
 import { LeaseHeldError, UsageError } from '../errors.ts';
 import { lostWorkByRun, reachedBy } from '../job/progress-mark.ts';
-import { reapDeadWorkers } from '../job/runner.ts';
+import { defaultWorker, reapDeadWorkers } from '../job/runner.ts';
 import type { InstanceInfo, RunInfo, Store } from '../store/store.ts';
 import { formatAge, formatCount, formatInterval, formatMs, formatParams, formatPosition, formatTime } from './format.ts';
 import { parseParams } from './load-job.ts';
@@ -142,6 +142,8 @@ export async function resetCommand(job: string, options: QueryOptions, io: CliIo
         '',
       );
     }
+    const data = { from: instance.generation, generation: reset.generation, reason: 'reset', by: defaultWorker() };
+    await store.appendEvents(reset.id, reset.generation, [{ type: 'instance:reset', data }]);
     io.stdout.write(
       `reset ${label(reset)}: generation ${reset.generation} starts from the beginning on its next run (history of generation ${instance.generation} kept)\n`,
     );

@@ -31,6 +31,9 @@ export interface RunCommandOptions {
   json?: boolean;
   quiet?: boolean;
   onDrift?: OnDrift;
+  /** Serve Prometheus metrics of this worker on this port (0: any free port) while it runs. */
+  metricsPort?: number;
+  metricsHost?: string;
 }
 
 /** How long past the drain deadline a stopping run may take to save and report. */
@@ -82,20 +85,25 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
     },
   });
   let store: Store | undefined;
+  let metrics: { onEvent: (event: RunEvent) => void; close(): Promise<void> } | undefined;
   try {
     const job = await loadJob(file);
+    // prom-client is loaded only by the runs that serve metrics.
+    if (options.metricsPort !== undefined) metrics = await (await import('../metrics/worker-metrics.ts')).startWorkerMetrics(options, io.stderr);
     store = await openCliStore(options.store);
     return await runLoaded(job, store);
   } finally {
     progress?.clear();
     shutdown.dispose();
     await store?.close();
+    await metrics?.close();
   }
 
   async function runLoaded(job: AnyJob, store: Store): Promise<number> {
     const interactive = io.stderr.isTTY === true && !options.json && !options.quiet;
     progress = interactive ? new ProgressBar(io.stderr, job.name) : undefined;
     const onEvent = (event: RunEvent) => {
+      metrics?.onEvent(event);
       if (options.quiet) return;
       if (progress) progress.onEvent(event);
       else io.stdout.write(`${JSON.stringify(event)}\n`);
@@ -120,6 +128,8 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
     if (options.json) io.stdout.write(`${JSON.stringify({ type: 'summary', ...summary })}\n`);
     else if (!io.stdout.isTTY && !options.quiet) io.stdout.write(`${JSON.stringify({ type: 'summary', ...summary })}\n`);
     if (!options.json) io.stderr.write(`${describeSummary(summary, options.quiet === true)}\n`);
+    // The failure line names the job's file:line:col; the whole stack is for whoever debugs it.
+    if (io.env.CKPT_DEBUG && summary.stack !== undefined) io.stderr.write(`${summary.stack}\n`);
     return summary.exitCode;
   }
 }

@@ -50,12 +50,12 @@ export async function openCliStore(flag: string | undefined, options: { existing
  * The instances of a job whose params include every `--param` given. Identifying an instance by
  * name needs no job file; a job whose params have defaults is matched on what was stored.
  */
-export async function findInstances(store: Store, job: string, params: { [key: string]: string }): Promise<InstanceInfo[]> {
+export async function findInstances(store: Store, job: string, params: { [key: string]: string }, options: { reap?: boolean } = {}): Promise<InstanceInfo[]> {
   const instances = await store.listInstances(job);
   if (instances.length === 0) throw new UsageError(`no job named ${job} has run on this store (${store.location}); see ckpt status`);
   const matching = instances.filter((instance) => Object.entries(params).every(([key, value]) => String(instance.params[key]) === value));
   if (matching.length === 0) throw new UsageError(`no instance of ${job} has params ${JSON.stringify(params)}; see ckpt status`);
-  for (const instance of matching) await reapDeadWorkers(store, instance.id);
+  if (options.reap !== false) for (const instance of matching) await reapDeadWorkers(store, instance.id);
   return matching;
 }
 

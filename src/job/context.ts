@@ -55,12 +55,12 @@ export class RecordContext<Params, State extends JsonObject> implements JobConte
     return this.#handle;
   }
 
-  once<T>(key: string, fn: () => T | Promise<T>, options?: OnceOptions): Promise<T | undefined> {
+  once<T>(key: string, fn: () => T | Promise<T>, options?: OnceOptions<T>): Promise<T | undefined> {
     return this.#effects.once(key, fn, options);
   }
 
-  step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
-    return this.#effects.step(this.position, name, fn);
+  step<T>(name: string, fn: () => T | Promise<T>, options?: OnceOptions<T>): Promise<T> {
+    return this.#effects.step(this.position, name, fn, options);
   }
 
   idempotencyKey(name: string): string {

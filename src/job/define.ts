@@ -1,6 +1,8 @@
 import type { EventListener } from '../events.ts';
 import type { JsonObject } from '../json.ts';
 import type { Source } from '../source/source.ts';
+import { callerFile } from './code-location.ts';
+import type { JobSql } from './job-sql.ts';
 import type { CheckpointSpec } from './policy.ts';
 import type { TxHandle } from './record-tx.ts';
 
@@ -30,25 +32,55 @@ export interface JobContext<Params, State extends JsonObject> {
    * writes sit in their own savepoint: a failed attempt's writes are rolled back with it.
    * `insert`/`upsert`/`delete` are buffered and sent as multi-row statements before the next
    * `query` or the checkpoint's commit; a failed attempt's buffered writes are dropped.
+   * `` ctx.tx.sql`… ${value}` `` binds values with the store's placeholders.
    */
   readonly tx: TxHandle;
   /**
-   * Run an external effect at most once per key (per instance generation): its intent is made
-   * durable before `fn` runs and its JSON result as soon as it returns. A key recorded done
-   * returns its stored result without calling `fn`; a key in doubt (intent, no completion: a
-   * crash fell in between) asks `verify` — true: the effect happened, `undefined` is returned;
+   * Run an external effect at most once per key (per instance generation, or per instance with
+   * `scope: 'instance'`): its intent is made durable before `fn` runs and its JSON result as soon
+   * as it returns. A key recorded done returns its stored result without calling `fn`; a key in
+   * doubt (intent, no completion: a crash fell in between) asks `verify` — `{ result }`: it
+   * happened, `result` is recorded and returned; true: it happened, `undefined` is returned;
    * false: `fn` runs — and without `verify` runs `fn` again, with an `effect:in-doubt` event.
    */
-  once<T>(key: string, fn: () => T | Promise<T>, options?: OnceOptions): Promise<T | undefined>;
-  /** A memoised step of this record's work: once finished, a replay returns its recorded result. */
-  step<T>(name: string, fn: () => T | Promise<T>): Promise<T>;
+  once<T>(key: string, fn: () => T | Promise<T>, options?: OnceOptions<T>): Promise<T | undefined>;
+  /**
+   * A memoised step of this record's work (an effect keyed by the record's position and `name`):
+   * once finished, a replay returns its recorded result. `verify` settles a step left in doubt
+   * as for `once`; return `{ result }` when later steps need the step's result.
+   */
+  step<T>(name: string, fn: () => T | Promise<T>, options?: OnceOptions<T>): Promise<T>;
   /** A stable key for (instance, generation, shard, position, name) to give APIs that accept one. */
   idempotencyKey(name: string): string;
 }
 
-export interface OnceOptions {
-  /** After a crash between the effect and its record: did it happen? */
-  verify?: () => boolean | Promise<boolean>;
+export interface OnceOptions<T = unknown> {
+  /**
+   * After a crash between the effect and its record: did it happen? `false`: no, run `fn`;
+   * `true`: yes (the call returns `undefined`); `{ result }`: yes, and this is what it returned
+   * (recorded, and returned as `fn`'s result would have been).
+   */
+  verify?: () => VerifyResult<T> | Promise<VerifyResult<T>>;
+  /**
+   * How long the key's record lasts. `'generation'` (the default): until `--rerun` or
+   * `ckpt reset` starts the instance over, after which the effect runs again with the records.
+   * `'instance'`: for the instance's whole life, across reruns and resets — for effects that
+   * must never repeat, such as a welcome email or a charge.
+   */
+  scope?: 'generation' | 'instance';
+}
+
+/** What `verify` answers: whether the effect happened, and optionally what it returned. */
+export type VerifyResult<T> = boolean | { result: T };
+
+/** What `setup` gets: the shard's params, name and state, and SQL in the shard's transaction. */
+export interface SetupInput<Params, State extends JsonObject> {
+  readonly params: Params;
+  readonly shard: string;
+  /** The shard's state as this run starts (restored from the checkpoint, or the initial state). */
+  readonly state: State;
+  /** SQL in the transaction the shard's next checkpoint commits (throws on a store without SQL). */
+  readonly tx: JobSql;
 }
 
 export interface RetryOptions {
@@ -71,6 +103,13 @@ export interface JobDefinition<Record, Params, State extends JsonObject, Positio
   shards?: (input: { params: Params }) => string[] | Promise<string[]>;
   /** The state a shard starts from; default `{}`. */
   initialState?: (input: { params: Params; shard: string }) => State;
+  /**
+   * Runs at the start of every shard run — the first and every resume, on each worker that
+   * claims a shard — before its first record, inside the transaction that the shard's next
+   * checkpoint commits: create tables (`CREATE TABLE IF NOT EXISTS`), load lookups into state.
+   * Write it to run again safely. A throw fails the shard run (exit 1), nothing committed.
+   */
+  setup?: (input: SetupInput<Params, State>) => unknown;
   checkpoint?: CheckpointSpec;
   /** Records in flight at once in one process; default 1. */
   concurrency?: number;
@@ -83,6 +122,8 @@ export interface JobDefinition<Record, Params, State extends JsonObject, Positio
 }
 
 const jobBrand = Symbol.for('checkpointed.job');
+/** The file that called defineJob: errors are located by their first frame in it. */
+const jobFile = Symbol.for('checkpointed.job-file');
 
 export type Job<Record = unknown, Params = unknown, State extends JsonObject = JsonObject, Position = unknown> = Readonly<
   JobDefinition<Record, Params, State, Position>
@@ -105,7 +146,13 @@ export function defineJob<Record, Params = { [key: string]: string }, State exte
   if (definition.concurrency !== undefined && !(Number.isInteger(definition.concurrency) && definition.concurrency >= 1)) {
     throw new TypeError(`defineJob(${definition.name}): concurrency must be a whole number ≥ 1`);
   }
-  return Object.freeze({ ...definition, [jobBrand]: true as const });
+  return Object.freeze({ ...definition, [jobBrand]: true as const, [jobFile]: callerFile() });
+}
+
+/** The job's file (where `defineJob` was called), if its stack said. */
+export function jobFileOf(job: Job): string | undefined {
+  const file = (job as { [jobFile]?: unknown })[jobFile];
+  return typeof file === 'string' ? file : undefined;
 }
 
 export function isJob(value: unknown): value is Job {

@@ -1,14 +1,16 @@
-import { firstLine, LeaseHeldError, UsageError } from '../errors.ts';
+import { LeaseHeldError, UsageError } from '../errors.ts';
 import type { EventMap, EventType, RunEvent } from '../events.ts';
 import type { JsonObject } from '../json.ts';
 import { lazySecretKey } from '../secret.ts';
 import type { DeadLetter, InstanceInfo, Lease, Store } from '../store/store.ts';
 import { Baton } from './baton.ts';
+import { describeJobError } from './code-location.ts';
 import { eventLogger, RecordContext } from './context.ts';
-import type { Job } from './define.ts';
+import { type Job, jobFileOf } from './define.ts';
 import { Effects } from './effects.ts';
 import { dialectOf, RecordTx } from './record-tx.ts';
 import { defaultWorker, reapDeadWorkers, resolveParams } from './runner.ts';
+import { runSetup } from './setup.ts';
 import { WriteBuffer } from './write-buffer.ts';
 
 export interface DlqRetryResult {
@@ -41,8 +43,11 @@ export async function retryDeadLetters(
       holders[0]?.worker ?? '',
     );
   }
-  const emit = async <K extends EventType>(type: K, data: EventMap[K]) => {
+  const notify = <K extends EventType>(type: K, data: EventMap[K]) => {
     options.onEvent?.({ type, at: Date.now(), job: job.name, instanceId: instance.id, data } as RunEvent);
+  };
+  const emit = async <K extends EventType>(type: K, data: EventMap[K]) => {
+    notify(type, data);
     const shard = (data as { shard?: string }).shard ?? null;
     await store.appendEvents(instance.id, instance.generation, [{ type, shard, data: data as unknown as JsonObject }]);
   };
@@ -67,8 +72,9 @@ export async function retryDeadLetters(
       scope: { instanceId: instance.id, generation: instance.generation },
       job: job.name,
       shard: letter.shard,
+      runId: null,
       secretKey,
-      emitInDoubt: (data) => emit('effect:in-doubt', data),
+      notify,
     });
     const tx = await store.begin(lease);
     // ctx.tx as in a run: buffered writes are sent before the letter is resolved, in the same commit.
@@ -90,6 +96,8 @@ export async function retryDeadLetters(
         },
         effects,
       });
+      // A letter is processed in a transaction of its own: it gets what setup() prepares too.
+      await runSetup(job, { params, shard: letter.shard, state: ctx.state, tx });
       await job.process(letter.record, ctx);
       await recordTx?.finish(true);
       if (tx.sql !== undefined) await chunk.buffer.flush(tx.sql);
@@ -102,9 +110,10 @@ export async function retryDeadLetters(
     } catch (error) {
       await recordTx?.finish(false).catch(() => undefined);
       await store.rollback(tx).catch(() => undefined);
-      await store.noteDeadLetterRetry(letter.id, firstLine(error));
-      result.failed.push({ letter, error: firstLine(error) });
-      await emit('dlq:retry', { shard: letter.shard, id: letter.id, position: letter.position, outcome: 'failed', error: firstLine(error) });
+      const described = describeJobError(error, jobFileOf(job));
+      await store.noteDeadLetterRetry(letter.id, described);
+      result.failed.push({ letter, error: described });
+      await emit('dlq:retry', { shard: letter.shard, id: letter.id, position: letter.position, outcome: 'failed', error: described });
     }
   }
   return result;

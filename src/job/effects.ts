@@ -1,7 +1,8 @@
-import type { EventMap } from '../events.ts';
-import { type JsonValue, sha256 } from '../json.ts';
+import { firstLine } from '../errors.ts';
+import type { EventMap, EventType } from '../events.ts';
+import { type JsonObject, type JsonValue, sha256 } from '../json.ts';
 import { sealSecrets, unsealSecrets } from '../secret.ts';
-import type { EffectScope, Store } from '../store/store.ts';
+import type { EffectScope, NewEvent, Store } from '../store/store.ts';
 import type { OnceOptions } from './define.ts';
 
 export interface EffectsInput {
@@ -9,17 +10,27 @@ export interface EffectsInput {
   scope: EffectScope;
   job: string;
   shard: string;
+  /** The run the events are recorded under (null: a dead-letter retry, which has none). */
+  runId: number | null;
   secretKey: () => Buffer;
-  emitInDoubt: (data: EventMap['effect:in-doubt']) => Promise<void>;
+  /** Tells the run's listeners of an event the journal has just stored (they are not stored again). */
+  notify: <K extends EventType>(type: K, data: EventMap[K]) => void;
   /** True once another worker took the shard: a fenced-out worker must start no effect. */
   leaseLost?: () => boolean;
 }
+
+/** The generation number of instance-scoped effect keys: one no generation of a run has. */
+const INSTANCE_GENERATION = 0;
 
 /**
  * `ctx.once`, `ctx.step` and `ctx.idempotencyKey` of one shard run, over the store's effect
  * journal. The journal is written outside the chunk transaction and durably at once (intent
  * before `fn`, completion right after), so a crash that rolls the chunk back never forgets
  * that an effect ran: the only window of doubt is between `fn` returning and its completion.
+ * Every decision (start, done, failed, in doubt, verify's answer) is appended to the audit chain
+ * in the same transaction as the journal entry it leads to, so no crash can separate the two:
+ * an `fn` never runs without its `effect:start` stored, and a key in doubt is never acted on
+ * before its `effect:in-doubt` is.
  */
 export class Effects {
   readonly #input: EffectsInput;
@@ -30,63 +41,101 @@ export class Effects {
     this.#input = input;
   }
 
-  async once<T>(key: string, fn: () => T | Promise<T>, options: OnceOptions = {}): Promise<T | undefined> {
+  async once<T>(key: string, fn: () => T | Promise<T>, options: OnceOptions<T> = {}): Promise<T | undefined> {
     if (typeof key !== 'string' || key === '') throw new TypeError('ctx.once needs a non-empty string key');
-    for (let busy = this.#running.get(key); busy !== undefined; busy = this.#running.get(key)) await busy.catch(() => undefined);
+    if (options.scope !== undefined && options.scope !== 'generation' && options.scope !== 'instance') {
+      throw new TypeError(`ctx.once: scope must be 'generation' or 'instance' (got ${JSON.stringify(options.scope)})`);
+    }
+    // Instance-scoped keys share one name space with generation-scoped ones only through the
+    // scope's generation number, so keep them apart in the in-process lock too.
+    const lockKey = `${options.scope ?? 'generation'}:${key}`;
+    for (let busy = this.#running.get(lockKey); busy !== undefined; busy = this.#running.get(lockKey)) await busy.catch(() => undefined);
     const work = this.#once(key, fn, options);
-    this.#running.set(key, work);
+    this.#running.set(lockKey, work);
     try {
       return await work;
     } finally {
-      this.#running.delete(key);
+      this.#running.delete(lockKey);
     }
   }
 
-  async #once<T>(key: string, fn: () => T | Promise<T>, options: OnceOptions): Promise<T | undefined> {
-    const { store, scope, secretKey } = this.#input;
+  async #once<T>(key: string, fn: () => T | Promise<T>, options: OnceOptions<T>): Promise<T | undefined> {
+    const { store, secretKey, shard } = this.#input;
+    // An instance-scoped key lives in generation 0, which no run ever has (generations count
+    // from 1): `--rerun` and `reset` start generation n+1 and never reach it. Its events are
+    // chained with its journal entries, so they too are recorded under generation 0.
+    const scope = options.scope === 'instance' ? { instanceId: this.#input.scope.instanceId, generation: INSTANCE_GENERATION } : this.#input.scope;
     const entry = await store.effect(scope, key);
     if (entry?.status === 'done') return unsealSecrets(entry.result, secretKey) as T | undefined;
+    const decided = new Decisions(this.#input);
     if (entry?.status === 'intent') {
       // A crash fell between the effect and its record: never replay blindly when we can ask.
       if (options.verify) {
-        const happened = (await options.verify()) === true;
-        await this.#input.emitInDoubt({
-          shard: this.#input.shard,
-          key,
-          attempts: entry.attempts,
-          resolution: happened ? 'verified-done' : 'verified-not-done',
-        });
+        const answer = await options.verify();
+        const happened = answer === true || (answer !== null && typeof answer === 'object' && 'result' in answer);
+        decided.add('effect:in-doubt', { shard, key, attempts: entry.attempts, resolution: happened ? 'verified-done' : 'verified-not-done' });
+        decided.add('effect:verified', { shard, key, done: happened });
         if (happened) {
-          await store.effectDone(scope, key, null);
-          return undefined;
+          // The verified result is recorded like fn's, so later replays return it too.
+          const result = typeof answer === 'object' ? answer.result : undefined;
+          const sealed = result === undefined ? null : sealSecrets(result, secretKey);
+          await decided.store((events) => store.effectDone(scope, key, sealed, events));
+          return result;
         }
       } else {
-        await this.#input.emitInDoubt({ shard: this.#input.shard, key, attempts: entry.attempts, resolution: 'run-again' });
+        decided.add('effect:in-doubt', { shard, key, attempts: entry.attempts, resolution: 'run-again' });
       }
     }
-    if (this.#input.leaseLost?.()) throw new Error(`effect ${key} not started: this worker lost its lease on shard ${this.#input.shard}`);
-    await store.effectIntent(scope, key);
+    if (this.#input.leaseLost?.()) {
+      await decided.store((events) => store.appendEvents(scope.instanceId, scope.generation, events));
+      throw new Error(`effect ${key} not started: this worker lost its lease on shard ${shard}`);
+    }
+    decided.add('effect:start', { shard, key, attempt: (entry?.attempts ?? 0) + 1 });
+    await decided.store((events) => store.effectIntent(scope, key, events));
     let result: T;
     try {
       result = await fn();
     } catch (error) {
       // fn reported failure: treated as "did not happen", so a retry runs it again.
-      await store.effectFailed(scope, key);
+      const failed = new Decisions(this.#input).add('effect:failed', { shard, key, error: firstLine(error) });
+      await failed.store((events) => store.effectFailed(scope, key, events));
       throw error;
     }
-    await store.effectDone(scope, key, sealSecrets(result, secretKey));
+    const sealed = sealSecrets(result, secretKey);
+    await new Decisions(this.#input).add('effect:done', { shard, key }).store((events) => store.effectDone(scope, key, sealed, events));
     return result;
   }
 
   /** A step is an effect keyed by the record's position and the step's name. */
-  async step<T>(position: unknown, name: string, fn: () => T | Promise<T>): Promise<T> {
+  async step<T>(position: unknown, name: string, fn: () => T | Promise<T>, options?: OnceOptions<T>): Promise<T> {
     if (typeof name !== 'string' || name === '') throw new TypeError('ctx.step needs a non-empty name');
-    return (await this.once(`step:${this.#input.shard}:${JSON.stringify(position)}:${name}`, fn)) as T;
+    return (await this.once(`step:${this.#input.shard}:${JSON.stringify(position)}:${name}`, fn, options)) as T;
   }
 
   idempotencyKey(position: unknown, name: string): string {
     const { job, scope, shard } = this.#input;
     const identity: JsonValue = [job, scope.instanceId, scope.generation, shard, JSON.stringify(position) ?? null, name];
     return `ckpt-${sha256(JSON.stringify(identity)).slice(0, 32)}`;
+  }
+}
+
+/** Events to store with one journal write; listeners hear of them once it is durable. */
+class Decisions {
+  readonly #input: EffectsInput;
+  readonly #events: { type: EventType; data: EventMap[EventType]; at: number }[] = [];
+
+  constructor(input: EffectsInput) {
+    this.#input = input;
+  }
+
+  add<K extends EventType>(type: K, data: EventMap[K]): this {
+    this.#events.push({ type, data, at: Date.now() });
+    return this;
+  }
+
+  async store(write: (events: NewEvent[]) => Promise<void>): Promise<void> {
+    const { runId, shard } = this.#input;
+    await write(this.#events.map(({ type, data, at }) => ({ type, at, runId, shard, data: data as unknown as JsonObject })));
+    for (const { type, data } of this.#events) this.#input.notify(type, data);
   }
 }

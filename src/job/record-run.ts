@@ -5,8 +5,9 @@ import type { JsonObject, JsonValue } from '../json.ts';
 import type { SourceItem } from '../source/source.ts';
 import type { Lease, Store } from '../store/store.ts';
 import type { Baton } from './baton.ts';
+import { describeJobError } from './code-location.ts';
 import { RecordContext, toJson } from './context.ts';
-import type { Job, JobLogger } from './define.ts';
+import { type Job, type JobLogger, jobFileOf } from './define.ts';
 import type { Effects } from './effects.ts';
 import { type ChunkWrites, RecordTx } from './record-tx.ts';
 import { backoffDelay, type RetryPolicy } from './retry.ts';
@@ -79,10 +80,12 @@ export async function processRecord(item: SourceItem<unknown, unknown>, input: R
       if (error instanceof StoreUnavailableError) throw error;
       if (input.signal.aborted) throw new RecordAbandoned(firstLine(error), { cause: error });
       const position = (toJson(item.position) ?? null) as JsonValue;
+      // Where in the job's code it failed, for the retry event and the dead letter.
+      const described = describeJobError(error, jobFileOf(job));
       // A record the source could not decode fails the same way every time: no retry.
       if (item.error === undefined && attempt < retry.attempts) {
         const delayMs = backoffDelay(retry, attempt);
-        await input.emit('record:retry', { shard: lease.shard, position, attempt, delayMs, error: firstLine(error) }, lease.runId);
+        await input.emit('record:retry', { shard: lease.shard, position, attempt, delayMs, error: described }, lease.runId);
         try {
           await sleep(delayMs, undefined, { signal: input.signal });
         } catch {
@@ -93,7 +96,7 @@ export async function processRecord(item: SourceItem<unknown, unknown>, input: R
       // Check and count in one synchronous step, so concurrent records cannot overshoot the limit.
       if (input.deadLetters.count >= input.skipLimit) throw error;
       input.deadLetters.count++;
-      await deadLetter(input, item, position, attempt, firstLine(error));
+      await deadLetter(input, item, position, attempt, described);
       return;
     }
   }

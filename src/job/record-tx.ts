@@ -1,12 +1,13 @@
 import type { SqlDialect } from '../store/batch-sql.ts';
 import type { SqlHandle, Tx } from '../store/store.ts';
 import type { Baton } from './baton.ts';
+import { type JobSql, type SqlResult, sqlQuery } from './job-sql.ts';
 import { checkWrite, type StagedWrite, type WriteBuffer } from './write-buffer.ts';
 
 const SAVEPOINT = 'ckpt_record';
 
 /** `ctx.tx`: SQL in the transaction that commits with the checkpoint covering the record. */
-export interface TxHandle extends SqlHandle {
+export interface TxHandle extends JobSql {
   /**
    * Buffers an INSERT of one row (column → value); it is sent with others as one multi-row
    * statement before the next `query` or the checkpoint's commit, in the same transaction.
@@ -64,6 +65,11 @@ export class RecordTx implements TxHandle {
       await this.#chunk.buffer.flush(this.#sql);
     }
     return this.#sql.query<Row>(text, params);
+  }
+
+  sql<Row = Record<string, unknown>>(strings: TemplateStringsArray, ...values: unknown[]): Promise<SqlResult<Row>> {
+    const { text, params } = sqlQuery(this.dialect, strings, values);
+    return this.query<Row>(text, params);
   }
 
   insert(table: string, row: { readonly [column: string]: unknown }): void {

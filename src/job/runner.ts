@@ -70,6 +70,8 @@ export interface RunSummary {
   interval: { ms: number | null; records: number | null; reason: string };
   shards: ShardResult[];
   error?: string;
+  /** The failure's full stack, for debugging (the CLI prints it under CKPT_DEBUG=1). */
+  stack?: string;
 }
 
 export const defaultWorker = (): string => `${hostname()}:${process.pid}`;
@@ -135,18 +137,28 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   const secretKey = lazySecretKey(process.env, options.secretKeyFile);
   let instance = await store.instance(job.name, paramsHash, { params: displayParams, version: job.version ?? null });
 
-  const emit = <K extends EventType>(type: K, data: EventMap[K], runId?: number): Promise<void> => {
-    const event = { type, at: Date.now(), job: job.name, instanceId: instance.id, data } as RunEvent;
-    if (options.onEvent) {
-      try {
-        options.onEvent(event);
-      } catch (error) {
-        process.emitWarning(`an event listener of job ${job.name} threw: ${firstLine(error)}`);
-      }
+  /** Tells the listeners (CLI, onEvent); a listener's error is the user's, reported, never ours. */
+  const notify = <K extends EventType>(type: K, data: EventMap[K], at = Date.now()): void => {
+    if (!options.onEvent) return;
+    try {
+      options.onEvent({ type, at, job: job.name, instanceId: instance.id, data } as RunEvent);
+    } catch (error) {
+      process.emitWarning(`an event listener of job ${job.name} threw: ${firstLine(error)}`);
     }
+  };
+  /** Tells the listeners, and appends a persisted event to the store's chained log: durable when it resolves. */
+  const emit = <K extends EventType>(type: K, data: EventMap[K], runId?: number): Promise<void> => {
+    const at = Date.now();
+    notify(type, data, at);
     if (!persistedEvents.has(type)) return Promise.resolve();
     const shard = (data as { shard?: string }).shard ?? null;
-    return store.appendEvents(instance.id, instance.generation, [{ type, at: event.at, runId: runId ?? null, shard, data: data as unknown as JsonObject }]);
+    return store.appendEvents(instance.id, instance.generation, [{ type, at, runId: runId ?? null, shard, data: data as unknown as JsonObject }]);
+  };
+  /** A new generation: the reset is recorded in the new generation's log, where its runs follow. */
+  const resetTo = async (reason: EventMap['instance:reset']['reason']) => {
+    const from = instance.generation;
+    instance = await store.resetInstance(instance.id, from);
+    if (instance.generation !== from) await emit('instance:reset', { from, generation: instance.generation, reason, by: worker });
   };
 
   onRetry = (info) => void emit('store:retry', info);
@@ -179,6 +191,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
       interval: intervalOf(policy),
       shards,
       ...(error === undefined ? {} : { error }),
+      ...(outcome === 'failed' && shards.some((shard) => shard.stack) ? { stack: shards.find((shard) => shard.stack)?.stack } : {}),
     };
   };
 
@@ -188,7 +201,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     await refuseIfHeld(store, job.name, instance, 'rerun');
     // Conditional: if another process started a new generation at the same moment, this run joins
     // that one (and is refused if it is already held) instead of starting yet another.
-    instance = await store.resetInstance(instance.id, instance.generation);
+    await resetTo('rerun');
   } else if (instance.status === 'completed') {
     return summary('already-complete', []);
   }
@@ -221,6 +234,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
           drainMs: options.drainMs ?? 10_000,
           signal: options.signal,
           emit,
+          notify,
           paramsHash,
           onDrift,
           retry,
@@ -231,7 +245,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
         if (!(error instanceof RestartForDrift)) throw error;
         // --on-drift restart: a new generation from the beginning (the old one's history stays).
         await refuseIfHeld(store, job.name, instance, 'restart');
-        instance = await store.resetInstance(instance.id, instance.generation);
+        await resetTo('drift-restart');
         await store.ensureShards(instance, shardNames, { version: job.version ?? null });
         results.length = 0;
         continue;

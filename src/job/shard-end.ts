@@ -2,6 +2,8 @@ import { FencedError, firstLine, StoreUnavailableError } from '../errors.ts';
 import type { JsonValue } from '../json.ts';
 import type { RunProgress } from '../store/store.ts';
 import type { CheckpointBoundary } from './checkpoint-boundary.ts';
+import { describeJobError } from './code-location.ts';
+import { jobFileOf } from './define.ts';
 import type { Rework } from './progress-mark.ts';
 import type { RecordLoop } from './record-loop.ts';
 import type { ShardResult, ShardRunInput } from './shard-run.ts';
@@ -34,7 +36,7 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
   const { input, shard, boundary, loop } = end;
   const { store, lease, emit, policy } = input;
   // Every way out builds its result once the run's row is final: from then on no last words.
-  const result = (outcome: ShardResult['outcome'], error?: string): ShardResult => {
+  const result = (outcome: ShardResult['outcome'], error?: string, cause?: unknown): ShardResult => {
     end.forgetLastWords();
     const chosen = policy.interval();
     return {
@@ -52,9 +54,10 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
       checkpointMs: boundary.checkpointMs,
       deadLetters: end.deadLetters,
       ...(error === undefined ? {} : { error }),
+      ...(cause instanceof Error && cause.stack !== undefined ? { stack: cause.stack } : {}),
     };
   };
-  const release = async (outcome: ShardResult['outcome'], error?: string): Promise<ShardResult> => {
+  const release = async (outcome: ShardResult['outcome'], error?: string, cause?: unknown): Promise<ShardResult> => {
     await boundary.rollback();
     const { checkpoints, checkpointMs } = boundary;
     await store.release(lease, outcome, {
@@ -71,8 +74,9 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
       { shard, runId: lease.runId, outcome, processed: boundary.committed, position, ...(error === undefined ? {} : { error }) },
       lease.runId,
     );
-    return result(outcome, error);
+    return result(outcome, error, cause);
   };
+  const describe = (error: unknown) => describeJobError(error, jobFileOf(input.job));
   /** Lets the other records in flight settle, but no longer than the drain deadline. */
   const settleInFlight = () => Promise.race([loop.drain(), sleepFor(input.drainMs)]);
   const lose = async (reason: string): Promise<ShardResult> => {
@@ -102,13 +106,14 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
       // error is logged, so the event log keeps it.
       await boundary.rollback();
       const where = loop.failedPosition ?? loop.dispatched;
-      await emit('record:error', { shard, position: where, error: firstLine(failure) }, lease.runId);
+      const described = describe(failure);
+      await emit('record:error', { shard, position: where, error: described }, lease.runId);
       const limit = input.skipLimit > 0 ? ` (skip limit of ${input.skipLimit} dead letters reached)` : '';
-      return await release('failed', `record at position ${JSON.stringify(where)} failed: ${firstLine(failure)}${limit}`);
+      return await release('failed', `record at position ${JSON.stringify(where)} failed: ${described}${limit}`, failure);
     }
     const drainStarted = performance.now();
     if (loop.exhausted && (await loop.drainUnlessStopped())) {
-      if (loop.failure !== undefined) return await release('failed', firstLine(loop.failure));
+      if (loop.failure !== undefined) return await release('failed', describe(loop.failure), loop.failure);
       if (loop.abandoned) return await release('interrupted');
       await boundary.commit(loop.progress(), true, drainStarted);
       await emit('shard:complete', { shard, processed: loop.processed }, lease.runId);
@@ -122,7 +127,7 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
   } catch (error) {
     if (error instanceof FencedError) return await lose(error.message);
     if (error instanceof StoreUnavailableError) return await loseToStore(error);
-    return await release('failed', firstLine(error));
+    return await release('failed', describe(error), error);
   }
 }
 

@@ -1,13 +1,14 @@
-import { DriftError, FencedError, firstLine, UsageError } from '../errors.ts';
-import { persistedEvents } from '../events.ts';
+import { DriftError, FencedError, UsageError } from '../errors.ts';
+import type { EventMap, EventType } from '../events.ts';
 import type { JsonObject, JsonValue } from '../json.ts';
 import { openCursor } from '../source/cursor.ts';
 import type { Lease, RunOutcome, Store } from '../store/store.ts';
 import { isTransientStoreError } from '../store/transient.ts';
 import { Baton } from './baton.ts';
 import { CheckpointBoundary } from './checkpoint-boundary.ts';
+import { describeJobError } from './code-location.ts';
 import { eventLogger } from './context.ts';
-import type { AnyJob } from './define.ts';
+import { type AnyJob, jobFileOf } from './define.ts';
 import { checkDrift, type OnDrift, RestartForDrift } from './drift.ts';
 import { Effects } from './effects.ts';
 import type { CheckpointPolicy } from './policy.ts';
@@ -15,6 +16,7 @@ import { ProgressMarker, reworkAfter } from './progress-mark.ts';
 import { RecordLoop } from './record-loop.ts';
 import type { Emit } from './record-run.ts';
 import type { RetryPolicy } from './retry.ts';
+import { runSetup } from './setup.ts';
 import { endShard } from './shard-end.ts';
 import { onStopAtOnce } from './stop-at-once.ts';
 
@@ -41,6 +43,8 @@ export interface ShardResult {
   /** Records this run sent to dead letters (committed ones only count once the chunk commits). */
   deadLetters?: number;
   error?: string;
+  /** The failure's full stack, for CKPT_DEBUG=1 (never stored). */
+  stack?: string;
   /** The run ended because the store was unreachable (its lease is released or will expire). */
   storeUnavailable?: boolean;
 }
@@ -56,6 +60,8 @@ export interface ShardRunInput {
   drainMs: number;
   signal: AbortSignal | undefined;
   emit: Emit;
+  /** Listeners only: for events the effect journal stores itself. */
+  notify: <K extends EventType>(type: K, data: EventMap[K]) => void;
   paramsHash: string;
   onDrift: OnDrift;
   retry: RetryPolicy;
@@ -77,7 +83,7 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
     // Reached only when the shard could not start (its source or the store failed before the
     // record loop) or could not end cleanly: release it so no live process keeps it held.
     const { store, lease, emit } = input;
-    const message = `shard ${lease.shard}: ${firstLine(error)}`;
+    const message = `shard ${lease.shard}: ${describeJobError(error, jobFileOf(input.job))}`;
     const outcome = error instanceof FencedError ? 'lost' : 'failed';
     await store.release(lease, outcome, { error: message }).catch(() => undefined);
     await emit('run:end', { shard: lease.shard, runId: lease.runId, outcome, processed: 0, position: null, error: message }, lease.runId).catch(
@@ -100,6 +106,7 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
       checkpoints: 0,
       checkpointMs: 0,
       error: message,
+      ...(error instanceof Error && error.stack !== undefined ? { stack: error.stack } : {}),
     };
   }
 }
@@ -107,17 +114,11 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
 async function processShard(input: ShardRunInput): Promise<ShardResult> {
   const { job, store, lease, policy } = input;
   const shard = lease.shard;
-  // Persisted events written while a record holds its savepoint would vanish with its rollback:
-  // they wait until the baton is put down and then join the chunk's transaction.
-  const queued: (() => Promise<void>)[] = [];
-  const baton = new Baton(() => {
-    for (const write of queued.splice(0)) void write();
-  });
-  const emit: Emit = (type, data, runId) => {
-    if (!baton.held || !persistedEvents.has(type)) return input.emit(type, data, runId);
-    queued.push(() => input.emit(type, data, runId));
-    return Promise.resolve();
-  };
+  // Stored events never join the chunk's transaction (every store appends them on their own
+  // connection or file, durably at once), so a savepoint rollback cannot erase them and nothing
+  // waits for the baton to be put down before the log has them.
+  const baton = new Baton();
+  const emit: Emit = input.emit;
   const source = await job.source({ params: input.params, shard });
   const total = await Promise.resolve(source.size?.()).catch(() => undefined);
   const latest = await store.latest(lease);
@@ -183,17 +184,33 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     scope: { instanceId: lease.instanceId, generation: lease.generation },
     job: job.name,
     shard,
+    runId: lease.runId,
     secretKey: input.secretKey,
-    emitInDoubt: (data) => emit('effect:in-doubt', data, lease.runId),
+    notify: input.notify,
     leaseLost: () => lostReason !== undefined,
   });
   const cursor = openCursor(source, resumed.position ?? undefined, { signal: stop.signal });
   // Opened only now: a source that fails before this point must leave neither a transaction open
   // nor a timer keeping the process alive and the lease renewed.
   const boundary = await CheckpointBoundary.open({ store, lease, policy, emit, baton, runStats }, resumed);
+  try {
+    await runSetup(job, { params: input.params, shard, state, tx: boundary.tx() });
+  } catch (error) {
+    await boundary.rollback();
+    await cursor.close();
+    throw error;
+  }
   // Marks five times per heartbeat: a crash's rework is then known to within ~1/5 s of records.
-  const fixedRecords = policy.interval().reason === 'fixed' ? policy.interval().records : undefined;
-  const marker = new ProgressMarker(store, lease, resumed.processed, Math.max(10, input.heartbeatMs / 5), fixedRecords);
+  // Under `every: N` a crash loses at most N anyway: marks finer than that say nothing more, and
+  // no finer than 16, so `every: 1` pays one mark per 16 records, not a second write per record.
+  const everyRecords = policy.interval().reason === 'fixed' ? policy.interval().records : undefined;
+  const marker = new ProgressMarker(
+    store,
+    lease,
+    resumed.processed,
+    Math.max(10, input.heartbeatMs / 5),
+    everyRecords === undefined ? undefined : Math.max(16, everyRecords),
+  );
   let lastProgress = 0;
   const loop = new RecordLoop(
     {
@@ -221,7 +238,14 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
         if (now - lastProgress < PROGRESS_EVERY_MS) return;
         lastProgress = now;
         const rate = loop.records / Math.max(1e-3, (now - started) / 1000);
-        void emit('progress', { shard, processed: loop.processed + loop.inFlight, total, rate, lastCheckpointAt: boundary.lastCheckpointAt });
+        void emit('progress', {
+          shard,
+          processed: loop.processed + loop.inFlight,
+          inFlight: loop.inFlight,
+          total,
+          rate,
+          lastCheckpointAt: boundary.lastCheckpointAt,
+        });
       },
     },
     resumed,

@@ -1,6 +1,4 @@
-import { createHash } from 'node:crypto';
-import { open, stat } from 'node:fs/promises';
-import { UsageError } from '../errors.ts';
+import { inputFile } from './input-file.ts';
 import type { Source, SourceItem } from './source.ts';
 
 export interface NdjsonOptions {
@@ -16,9 +14,11 @@ export interface NdjsonOptions {
  */
 export function ndjsonFile<R = unknown>(path: string, options: NdjsonOptions = {}): Source<R, number> {
   const chunkBytes = options.chunkBytes ?? 1 << 16;
+  const input = inputFile(path, 'an NDJSON file');
+  const { openInput, statInput } = input;
   return {
     async *read(after, { signal }) {
-      const handle = await openInput(path);
+      const handle = await openInput();
       try {
         let fileOffset = after ?? 0;
         let pending = Buffer.alloc(0);
@@ -49,9 +49,9 @@ export function ndjsonFile<R = unknown>(path: string, options: NdjsonOptions = {
     },
     async size() {
       // Counting lines is cheap for files of a few tens of megabytes; past that, no ETA.
-      const info = await statInput(path);
+      const info = await statInput();
       if (info.size > 64 * 1024 * 1024) return undefined;
-      const handle = await openInput(path);
+      const handle = await openInput();
       try {
         const data = await handle.readFile();
         let lines = 0;
@@ -62,18 +62,7 @@ export function ndjsonFile<R = unknown>(path: string, options: NdjsonOptions = {
         await handle.close();
       }
     },
-    async fingerprint() {
-      const info = await statInput(path);
-      const handle = await openInput(path);
-      try {
-        const head = Buffer.alloc(Math.min(4096, info.size));
-        await handle.read(head, 0, head.length, 0);
-        const digest = createHash('sha256').update(head).digest('hex').slice(0, 16);
-        return `ndjson:size=${info.size}:mtime=${Math.floor(info.mtimeMs)}:head=${digest}`;
-      } finally {
-        await handle.close();
-      }
-    },
+    fingerprint: () => input.fingerprint('ndjson'),
   };
 }
 
@@ -84,37 +73,5 @@ function parseLine<R>(line: string, path: string, position: number): SourceItem<
   } catch (error) {
     const reason = new SyntaxError(`${path}: the line ending at byte ${position} is not JSON (${(error as Error).message})`);
     return { position, record: line as R, error: reason };
-  }
-}
-
-/** A missing or unreadable input is the operator's to fix (exit 2), not a failed record. */
-function inputError(path: string, error: unknown): unknown {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return new UsageError(`input file not found: ${path}`, { cause: error });
-  if (code === 'EISDIR') return new UsageError(`input is a directory, not an NDJSON file: ${path}`, { cause: error });
-  if (code === 'EACCES') return new UsageError(`input file is not readable: ${path}`, { cause: error });
-  return error;
-}
-
-async function openInput(path: string) {
-  try {
-    const handle = await open(path, 'r');
-    if ((await handle.stat()).isDirectory()) {
-      await handle.close();
-      throw Object.assign(new Error(`EISDIR: ${path}`), { code: 'EISDIR' });
-    }
-    return handle;
-  } catch (error) {
-    throw inputError(path, error);
-  }
-}
-
-async function statInput(path: string) {
-  try {
-    const info = await stat(path);
-    if (info.isDirectory()) throw Object.assign(new Error(`EISDIR: ${path}`), { code: 'EISDIR' });
-    return info;
-  } catch (error) {
-    throw inputError(path, error);
   }
 }

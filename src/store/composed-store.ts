@@ -141,6 +141,9 @@ export class ComposedStore implements Store {
   async listEvents(...args: Parameters<HistoryStore['listEvents']>) {
     return this.#live().history.listEvents(...args);
   }
+  async chainHead(...args: Parameters<HistoryStore['chainHead']>) {
+    return this.#live().history.chainHead(...args);
+  }
   async failureHistory(...args: Parameters<HistoryStore['failureHistory']>) {
     return this.#live().history.failureHistory(...args);
   }

@@ -164,6 +164,10 @@ export function toEvent(row: Row): StoredEvent {
     type: String(row.type),
     at: Number(row.at),
     data: JSON.parse(String(row.data)) as JsonObject,
+    chain:
+      row.seq === null || row.seq === undefined
+        ? null
+        : { seq: Number(row.seq), prevHash: String(row.prev_hash), hash: String(row.hash), keyed: row.keyed === true || Number(row.keyed) === 1 },
   };
 }
 

@@ -168,6 +168,26 @@ export interface StoredEvent {
   type: string;
   at: number;
   data: JsonObject;
+  /** Its link in the instance's audit chain; null for an event written before the store had one. */
+  chain: ChainLink | null;
+}
+
+/** An event's place in its instance's hash chain (see audit-chain.ts). */
+export interface ChainLink {
+  /** Position in the chain: 1, 2, … per instance, across generations. */
+  seq: number;
+  /** Hash of the event before it (64 zeros for the first). */
+  prevHash: string;
+  /** Hash of this event: its fields, `seq` and `prevHash`. */
+  hash: string;
+  /** HMAC with the store's secret key (true) or plain SHA-256 (false). */
+  keyed: boolean;
+}
+
+/** The last link of an instance's chain, kept apart so that deleting the last events shows. */
+export interface ChainHead {
+  seq: number;
+  hash: string;
 }
 
 export interface NewEvent {

@@ -1,5 +1,6 @@
 import type { JsonObject, JsonValue } from '../json.ts';
 import type {
+  ChainHead,
   Checkpoint,
   DeadLetter,
   EffectEntry,
@@ -93,16 +94,20 @@ export interface CheckpointStore {
   rollback(tx: Tx): Promise<void>;
 }
 
-/** The effect journal behind `ctx.once`: durable at once, apart from any open tx. */
+/**
+ * The effect journal behind `ctx.once`: durable at once, apart from any open tx. Each write
+ * appends `events` to the instance's event log in the same transaction, so the journal and the
+ * audit trail never disagree, whatever moment a crash picks.
+ */
 export interface EffectJournal {
   /** The effect journal entry of `key`, if any. */
   effect(scope: EffectScope, key: string): Promise<EffectEntry | undefined>;
   /** Durably record that `key`'s effect is about to run. */
-  effectIntent(scope: EffectScope, key: string): Promise<void>;
+  effectIntent(scope: EffectScope, key: string, events?: NewEvent[]): Promise<void>;
   /** Durably record that `key`'s effect ran, and its JSON result. */
-  effectDone(scope: EffectScope, key: string, result: JsonValue | null): Promise<void>;
+  effectDone(scope: EffectScope, key: string, result: JsonValue | null, events?: NewEvent[]): Promise<void>;
   /** Durably forget an intent whose effect failed without effect, so a retry runs it again. */
-  effectFailed(scope: EffectScope, key: string): Promise<void>;
+  effectFailed(scope: EffectScope, key: string, events?: NewEvent[]): Promise<void>;
 }
 
 /** Records that exhausted their retries. */
@@ -121,10 +126,12 @@ export interface DeadLetterStore {
 
 /** What happened: the event log, runs, and the summaries behind `ckpt status/runs/events`. */
 export interface HistoryStore {
-  /** Append to the instance's event log. */
+  /** Append to the instance's event log, linked into its hash chain; durable when it resolves, never part of the job's open tx. */
   appendEvents(instanceId: number, generation: number, events: NewEvent[]): Promise<void>;
-  /** The instance's events, oldest first, after `afterId`. */
+  /** The instance's events, oldest first (by id, the chain's order), after `afterId`. */
   listEvents(instanceId: number, options?: { afterId?: number; limit?: number }): Promise<StoredEvent[]>;
+  /** The last link of the instance's event chain, if it has one. */
+  chainHead(instanceId: number): Promise<ChainHead | undefined>;
   /** Running time and crashed runs of the instance over all its runs (feeds the auto interval's MTBF). */
   failureHistory(instanceId: number): Promise<FailureHistory>;
   /** Runs of the instance (all generations), newest first. */

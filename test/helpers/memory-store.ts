@@ -1,8 +1,10 @@
 import { FencedError, StoreError } from '../../src/errors.ts';
 import type { JsonObject, JsonValue } from '../../src/json.ts';
+import { chainEvents } from '../../src/store/audit-chain.ts';
 import { CHECKPOINT_HISTORY, checkpointChecksum } from '../../src/store/checksum.ts';
 import { ComposedStore } from '../../src/store/composed-store.ts';
 import type {
+  ChainHead,
   Checkpoint,
   DeadLetter,
   EffectEntry,
@@ -60,6 +62,7 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
   #checkpoints = new Map<number, StoredCheckpoint[]>();
   #runs: RunInfo[] = [];
   #events: StoredEvent[] = [];
+  #chainHeads = new Map<number, ChainHead>();
   #openTx = new Set<Tx>();
   #effects = new Map<string, EffectEntry>();
   #deadLetters: DeadLetter[] = [];
@@ -363,11 +366,13 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
     const entry = this.#effects.get(this.#effectKey(scope, key));
     return entry === undefined ? undefined : structuredClone(entry);
   }
-  async effectIntent(scope: EffectScope, key: string): Promise<void> {
+  async effectIntent(scope: EffectScope, key: string, events: NewEvent[] = []): Promise<void> {
+    await this.appendEvents(scope.instanceId, scope.generation, events);
     const previous = this.#effects.get(this.#effectKey(scope, key));
     this.#effects.set(this.#effectKey(scope, key), { key, status: 'intent', result: null, attempts: (previous?.attempts ?? 0) + 1, updatedAt: Date.now() });
   }
-  async effectDone(scope: EffectScope, key: string, result: JsonValue | null): Promise<void> {
+  async effectDone(scope: EffectScope, key: string, result: JsonValue | null, events: NewEvent[] = []): Promise<void> {
+    await this.appendEvents(scope.instanceId, scope.generation, events);
     const previous = this.#effects.get(this.#effectKey(scope, key));
     this.#effects.set(this.#effectKey(scope, key), {
       key,
@@ -377,7 +382,8 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
       updatedAt: Date.now(),
     });
   }
-  async effectFailed(scope: EffectScope, key: string): Promise<void> {
+  async effectFailed(scope: EffectScope, key: string, events: NewEvent[] = []): Promise<void> {
+    await this.appendEvents(scope.instanceId, scope.generation, events);
     if (this.#effects.get(this.#effectKey(scope, key))?.status === 'intent') this.#effects.delete(this.#effectKey(scope, key));
   }
 
@@ -445,17 +451,26 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
     return true;
   }
 
+  async chainHead(instanceId: number): Promise<ChainHead | undefined> {
+    const head = this.#chainHeads.get(instanceId);
+    return head === undefined ? undefined : { ...head };
+  }
+
   async appendEvents(instanceId: number, generation: number, events: NewEvent[]): Promise<void> {
-    for (const event of events) {
+    if (events.length === 0) return;
+    const chained = chainEvents(instanceId, generation, this.#chainHeads.get(instanceId), events, undefined);
+    this.#chainHeads.set(instanceId, chained.head);
+    for (const row of chained.rows) {
       this.#events.push({
         id: this.#events.length + 1,
         instanceId,
         generation,
-        runId: event.runId ?? null,
-        shard: event.shard ?? null,
-        type: event.type,
-        at: event.at ?? Date.now(),
-        data: structuredClone(event.data),
+        runId: row.runId,
+        shard: row.shard,
+        type: row.type,
+        at: row.at,
+        data: JSON.parse(row.data) as JsonObject,
+        chain: row.link,
       });
     }
   }

@@ -1,4 +1,5 @@
 import { StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
+import { chainKeyFinder } from '../../secret.ts';
 import type { Row } from '../rows.ts';
 import { describeDriverError, isTransientStoreError } from '../transient.ts';
 import type { MysqlTx } from './mysql-tx.ts';
@@ -97,7 +98,7 @@ const transientCodes = new Set([
   'ER_LOCK_DEADLOCK', // 1213
   'ER_LOCK_WAIT_TIMEOUT', // 1205
   'ER_QUERY_INTERRUPTED', // 1317: the statement was killed (a shutdown in progress)
-  'ER_UNKNOWN_COM_ERROR',
+  'ER_UNKNOWN_COM_ERROR', // 1047: a Galera node not ready for clients yet
 ]);
 
 const transientMessages = /closed state|Connection lost|Pool is closed/i;
@@ -155,7 +156,8 @@ export async function createMysqlPool(config: { url: string; max: number }): Pro
   } catch {
     throw new UsageError('a mysql:// store needs the mysql2 package: npm install mysql2');
   }
-  const pool = mysql.createPool({ uri: config.url, connectionLimit: config.max, enableKeepAlive: true, supportBigNumbers: false, dateStrings: false });
+  // BIGINT columns come back as numbers (epoch ms and ids stay far below 2^53).
+  const pool = mysql.createPool({ uri: config.url, connectionLimit: config.max, enableKeepAlive: true, supportBigNumbers: false });
   pool.on('connection', (connection) => {
     // The driver may report a dead idle connection more than once; a second report with no
     // listener would end the process. The pool drops such a connection by itself.
@@ -181,6 +183,8 @@ export interface MysqlStoreOptions {
   maxConnections?: number;
   /** Name for messages: the URL without its password. */
   location?: string;
+  /** The key of the event log's hash chain; default: from CKPT_SECRET_KEY, if set. */
+  chainKey?: () => Buffer | undefined;
 }
 
 /**
@@ -194,6 +198,7 @@ export class MysqlDriver {
   readonly p: string;
   readonly database: string;
   readonly openTxs = new Set<MysqlTx>();
+  readonly chainKey: () => Buffer | undefined;
   readonly #options: MysqlStoreOptions;
   #pool: Promise<MysqlPool> | undefined;
   #ended = false;
@@ -206,6 +211,7 @@ export class MysqlDriver {
       throw new UsageError(`the table prefix ${JSON.stringify(this.p)} is not valid; use up to 32 letters, digits and '_' (e.g. ?prefix=ckpt_)`);
     }
     this.database = options.database ?? '';
+    this.chainKey = options.chainKey ?? chainKeyFinder(process.env, undefined);
     this.location = options.location ?? (options.pool ? `mysql (tables ${this.p}*)` : String(options.url));
   }
 
@@ -253,7 +259,10 @@ export class MysqlDriver {
       await connection.query('START TRANSACTION');
       const result = await work(on);
       await connection.query('COMMIT');
-      await connection.query(RESTORE_WAIT);
+      // After the COMMIT: a failure here leaves the work done; the connection is closed instead.
+      await connection.query(RESTORE_WAIT).catch(() => {
+        broken = true;
+      });
       return result;
     } catch (error) {
       broken = isFatalMysqlError(error) || isTransientMysqlError(error);

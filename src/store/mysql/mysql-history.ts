@@ -1,8 +1,40 @@
+import { chainEvents, GENESIS } from '../audit-chain.ts';
 import { type Row, toEvent, toInstance, toRun, toStatus } from '../rows.ts';
-import type { FailureHistory, HistoryStore, InstanceStatus, InstanceStore, LeaseStore, NewEvent, RunInfo, StoredEvent } from '../store.ts';
-import type { MysqlDriver } from './mysql-driver.ts';
+import type { ChainHead, FailureHistory, HistoryStore, InstanceStatus, InstanceStore, LeaseStore, NewEvent, RunInfo, StoredEvent } from '../store.ts';
+import type { MysqlDriver, MysqlQueryable } from './mysql-driver.ts';
 
-/** The event log, runs and status of a MySQL/MariaDB store. */
+/**
+ * Link `events` into the instance's chain and insert them, inside the caller's transaction on
+ * `on`. The chain head's row lock (taken by the upsert, held to COMMIT) serialises the appends of
+ * every worker on the instance, so ids and chain positions ascend together.
+ */
+export async function appendChained(db: MysqlDriver, on: MysqlQueryable, instanceId: number, generation: number, events: readonly NewEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  const p = db.p;
+  await on.query(`INSERT INTO ${p}chain_heads (instance_id, seq, hash) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE seq = seq`, [instanceId, GENESIS]);
+  const head = (await on.query(`SELECT seq, hash FROM ${p}chain_heads WHERE instance_id = ? FOR UPDATE`, [instanceId])).rows[0] as Row;
+  const chained = chainEvents(instanceId, generation, { seq: Number(head.seq), hash: String(head.hash) }, events, db.chainKey());
+  // One multi-row insert: ids follow the events' order.
+  await on.query(
+    `INSERT INTO ${p}events (instance_id, generation, run_id, shard, type, at, data, seq, prev_hash, hash, keyed) VALUES ${chained.rows.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+    chained.rows.flatMap((row) => [
+      instanceId,
+      generation,
+      row.runId,
+      row.shard,
+      row.type,
+      row.at,
+      row.data,
+      row.link.seq,
+      row.link.prevHash,
+      row.link.hash,
+      row.link.keyed ? 1 : 0,
+    ]),
+  );
+  await on.query(`UPDATE ${p}chain_heads SET seq = ?, hash = ? WHERE instance_id = ?`, [chained.head.seq, chained.head.hash, instanceId]);
+}
+
+/** The event log (hash-chained, written in its own short transactions), runs and status of a MySQL/MariaDB store. */
 export class MysqlHistory implements HistoryStore {
   readonly #db: MysqlDriver;
   readonly #instances: Pick<InstanceStore, 'listShards'>;
@@ -16,19 +48,7 @@ export class MysqlHistory implements HistoryStore {
 
   async appendEvents(instanceId: number, generation: number, events: NewEvent[]): Promise<void> {
     if (events.length === 0) return;
-    // One multi-row insert: ids follow the events' order.
-    await this.#db.query(
-      `INSERT INTO ${this.#db.p}events (instance_id, generation, run_id, shard, type, at, data) VALUES ${events.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
-      events.flatMap((event) => [
-        instanceId,
-        generation,
-        event.runId ?? null,
-        event.shard ?? null,
-        event.type,
-        event.at ?? Date.now(),
-        JSON.stringify(event.data),
-      ]),
-    );
+    await this.#db.transaction((on) => appendChained(this.#db, on, instanceId, generation, events));
   }
 
   async listEvents(instanceId: number, options: { afterId?: number; limit?: number } = {}): Promise<StoredEvent[]> {
@@ -37,6 +57,11 @@ export class MysqlHistory implements HistoryStore {
       options.afterId ?? 0,
     ]);
     return rows.map(toEvent);
+  }
+
+  async chainHead(instanceId: number): Promise<ChainHead | undefined> {
+    const row = (await this.#db.rows(`SELECT seq, hash FROM ${this.#db.p}chain_heads WHERE instance_id = ?`, [instanceId]))[0];
+    return row === undefined ? undefined : { seq: Number(row.seq), hash: String(row.hash) };
   }
 
   async failureHistory(instanceId: number): Promise<FailureHistory> {

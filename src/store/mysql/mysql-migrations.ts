@@ -10,8 +10,8 @@ import { isFatalMysqlError, type MysqlDriver, toResult } from './mysql-driver.ts
  * database's clock.
  *
  * MySQL commits every DDL statement by itself, so a migration cannot be one transaction: each
- * statement is written to be re-run (IF NOT EXISTS), and one cut short by a crash is finished by
- * the next migrate. No FOREIGN KEYs: InnoDB checks them with shared locks on the parent row held
+ * statement can run again (CREATE … IF NOT EXISTS; an ALTER that finds its column already there
+ * counts as done), and one cut short by a crash is finished by the next migrate. No FOREIGN KEYs: InnoDB checks them with shared locks on the parent row held
  * to the end of the transaction, so a dead letter written early in a long job transaction would
  * hold its instance row against every other worker's update until the checkpoint. Columns that
  * are unique keys are VARCHAR (InnoDB cannot index TEXT whole); the collation is binary, so names
@@ -138,6 +138,22 @@ export const mysqlMigrations: readonly { id: number; name: string; statements: s
     name: 'progress marks: how far a run may have got',
     statements: ['ALTER TABLE {p}runs ADD COLUMN mark_ceiling BIGINT NULL, ADD COLUMN mark_step BIGINT NULL'],
   },
+  {
+    id: 3,
+    name: 'hash chain of the event log',
+    // Events already stored keep NULL links: shown, and reported by `ckpt audit` as predating the
+    // chain. chain_heads holds each instance's last link; appends lock its row, so concurrent
+    // workers make one chain, and deleting the last events shows. The ALTER is one atomic DDL
+    // statement; re-run after a crash it meets its own columns (see alreadyApplied).
+    statements: [
+      'ALTER TABLE {p}events ADD COLUMN seq BIGINT NULL, ADD COLUMN prev_hash VARCHAR(64) NULL, ADD COLUMN hash VARCHAR(64) NULL, ADD COLUMN keyed TINYINT NULL',
+      `CREATE TABLE IF NOT EXISTS {p}chain_heads (
+        instance_id BIGINT NOT NULL PRIMARY KEY,
+        seq BIGINT NOT NULL,
+        hash VARCHAR(64) NOT NULL
+      ) ${TABLE}`,
+    ],
+  },
 ];
 
 /**
@@ -159,6 +175,15 @@ export async function migrateMysql(driver: MysqlDriver): Promise<void> {
   }
 }
 
+/**
+ * MySQL has no `ADD COLUMN IF NOT EXISTS` (MariaDB has): an ALTER that a crash cut off from its
+ * version row finds its column or index there when it runs again, and that is success.
+ */
+function alreadyApplied(error: unknown): void {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code !== 'ER_DUP_FIELDNAME' && code !== 'ER_DUP_KEYNAME') throw error;
+}
+
 async function migrateUnderLock(driver: MysqlDriver): Promise<void> {
   const supported = mysqlMigrations.at(-1)?.id ?? 0;
   const p = driver.p;
@@ -174,7 +199,7 @@ async function migrateUnderLock(driver: MysqlDriver): Promise<void> {
       if (current > supported) throw new SchemaTooNewError(current, supported, driver.location);
       for (const migration of mysqlMigrations) {
         if (migration.id <= current) continue;
-        for (const statement of migration.statements) await connection.query(statement.replaceAll('{p}', p));
+        for (const statement of migration.statements) await connection.query(statement.replaceAll('{p}', p)).catch(alreadyApplied);
         await connection.query(`INSERT INTO ${p}schema (version) VALUES (?)`, [migration.id]);
       }
     } finally {

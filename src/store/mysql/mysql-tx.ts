@@ -112,11 +112,16 @@ export class MysqlTx implements Tx, MysqlQueryable {
     try {
       if (commit && this.#broken !== undefined) throw this.#broken;
       await connection.query(commit ? 'COMMIT' : 'ROLLBACK');
-      if (this.boundWait) await connection.query(RESTORE_WAIT);
     } catch (error) {
       this.#broken ??= error as Error;
       if (commit) throw this.wrap(error);
     } finally {
+      // After the COMMIT: a failure here leaves the commit standing; the connection is closed.
+      if (this.boundWait && this.#broken === undefined) {
+        await connection.query(RESTORE_WAIT).catch((error: Error) => {
+          this.#broken = error;
+        });
+      }
       // A connection whose transaction or session failed is closed, never handed out again.
       if (this.#broken === undefined) connection.release();
       else connection.destroy();

@@ -1,5 +1,7 @@
 import { StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
+import { chainKeyFinder } from '../../secret.ts';
 import type { Row } from '../rows.ts';
+import type { ChainHead } from '../store-types.ts';
 import { describeDriverError, isTransientStoreError } from '../transient.ts';
 import type { PostgresTx } from './postgres-tx.ts';
 
@@ -40,6 +42,8 @@ export interface PostgresStoreOptions {
   maxConnections?: number;
   /** Name for messages: the URL without its password. */
   location?: string;
+  /** The key of the event log's hash chain; default: from CKPT_SECRET_KEY, if set. */
+  chainKey?: () => Buffer | undefined;
 }
 
 export const DEFAULT_PG_SCHEMA = 'checkpointed';
@@ -80,6 +84,9 @@ export class PostgresDriver {
   /** `"schema".` — prefix of every table name. */
   readonly s: string;
   readonly openTxs = new Set<PostgresTx>();
+  readonly chainKey: () => Buffer | undefined;
+  /** The chain head this process last wrote, per instance: the fast path of appendChained. */
+  readonly chainHeads = new Map<number, ChainHead>();
   readonly #options: PostgresStoreOptions;
   #pool: Promise<PgPool> | undefined;
   #ended = false;
@@ -92,6 +99,7 @@ export class PostgresDriver {
       throw new UsageError(`the schema name ${JSON.stringify(this.schema)} is not valid; use letters, digits and '_' (e.g. ?schema=checkpointed)`);
     }
     this.s = `${quoteName(this.schema)}.`;
+    this.chainKey = options.chainKey ?? chainKeyFinder(process.env, undefined);
     this.location = options.location ?? (options.pool ? `postgres (schema ${this.schema})` : String(options.connectionString));
   }
 

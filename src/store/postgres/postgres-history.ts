@@ -1,8 +1,95 @@
+import { type ChainedRow, chainEvents, GENESIS } from '../audit-chain.ts';
 import { type Row, toEvent, toInstance, toRun, toStatus } from '../rows.ts';
-import type { FailureHistory, HistoryStore, InstanceStatus, InstanceStore, LeaseStore, NewEvent, RunInfo, StoredEvent } from '../store.ts';
+import type { ChainHead, FailureHistory, HistoryStore, InstanceStatus, InstanceStore, LeaseStore, NewEvent, RunInfo, StoredEvent } from '../store.ts';
 import type { PostgresDriver } from './postgres-driver.ts';
 
-/** The event log, runs and status of a PostgreSQL store. */
+/** A journal write that joins an append: its SQL numbers its placeholders from `first` and runs only where `gate` (an SQL condition) holds. */
+export interface JoinedWrite {
+  sql: (first: number, gate: string) => string;
+  values: unknown[];
+}
+
+/**
+ * Link `events` into the instance's chain and insert them, with `joined` (a journal write) in the
+ * same commit. Two ways, one outcome:
+ * - fast: one autocommit statement that moves the head from the link this process last wrote
+ *   (cached) and inserts the events and the journal write only if the head was still there;
+ *   the usual case for a shard's worker, and as cheap as the journal write alone;
+ * - locked: when nothing is cached or another worker moved the head, a short transaction that
+ *   takes the head row's lock first (held to COMMIT), links from what it reads, and writes.
+ * Either way the head row's lock orders the appends of every worker on the instance, so ids and
+ * chain positions ascend together.
+ */
+export async function appendChained(
+  db: PostgresDriver,
+  instanceId: number,
+  generation: number,
+  events: readonly NewEvent[],
+  joined?: JoinedWrite,
+): Promise<void> {
+  const s = db.s;
+  const key = db.chainKey();
+  const cached = db.chainHeads.get(instanceId);
+  if (cached !== undefined) {
+    const chained = chainEvents(instanceId, generation, cached, events, key);
+    const values = [...eventValues(instanceId, generation, chained.rows), chained.head.seq, chained.head.hash, cached.seq, cached.hash];
+    const gate = 'EXISTS (SELECT 1 FROM head)';
+    const inserted = await db.query(
+      `WITH head AS (UPDATE ${s}chain_heads SET seq = $12, hash = $13 WHERE instance_id = $1 AND seq = $14 AND hash = $15 RETURNING 1)
+       ${joined === undefined ? '' : `, journal AS (${joined.sql(16, gate)})`}
+       ${insertEvents(s, gate)} RETURNING 1`,
+      [...values, ...(joined?.values ?? [])],
+    );
+    if (inserted.length === events.length) {
+      db.chainHeads.set(instanceId, chained.head);
+      return;
+    }
+  }
+  await db.transaction(async (client) => {
+    const head = (
+      await client.query(
+        `INSERT INTO ${s}chain_heads (instance_id, seq, hash) VALUES ($1, 0, $2)
+         ON CONFLICT (instance_id) DO UPDATE SET seq = ${s}chain_heads.seq RETURNING seq, hash`,
+        [instanceId, GENESIS],
+      )
+    ).rows[0] as Row;
+    const chained = chainEvents(instanceId, generation, { seq: Number(head.seq), hash: String(head.hash) }, events, key);
+    if (joined !== undefined) await client.query(joined.sql(1, 'true'), joined.values);
+    await client.query(`WITH added AS (${insertEvents(s, 'true')}) UPDATE ${s}chain_heads SET seq = $12, hash = $13 WHERE instance_id = $1`, [
+      ...eventValues(instanceId, generation, chained.rows),
+      chained.head.seq,
+      chained.head.hash,
+    ]);
+    db.chainHeads.set(instanceId, chained.head);
+  });
+}
+
+/** The events' insert, $1–$11 (see eventValues), only where `gate` holds. */
+function insertEvents(s: string, gate: string): string {
+  return `INSERT INTO ${s}events (instance_id, generation, run_id, shard, type, at, data, seq, prev_hash, hash, keyed)
+    SELECT $1, $2, run_id, shard, type, at, data, seq, prev_hash, hash, keyed
+    FROM unnest($3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::boolean[])
+      WITH ORDINALITY AS e(run_id, shard, type, at, data, seq, prev_hash, hash, keyed, n)
+    WHERE ${gate} ORDER BY n`;
+}
+
+function eventValues(instanceId: number, generation: number, rows: readonly ChainedRow[]): unknown[] {
+  return [
+    instanceId,
+    generation,
+    rows.map((row) => row.runId),
+    rows.map((row) => row.shard),
+    rows.map((row) => row.type),
+    rows.map((row) => row.at),
+    rows.map((row) => row.data),
+    rows.map((row) => row.link.seq),
+    rows.map((row) => row.link.prevHash),
+    rows.map((row) => row.link.hash),
+    rows.map((row) => row.link.keyed),
+  ];
+}
+
+/** The event log (hash-chained, written in its own short transactions), runs and status of a PostgreSQL store. */
 export class PostgresHistory implements HistoryStore {
   readonly #db: PostgresDriver;
   readonly #instances: Pick<InstanceStore, 'listShards'>;
@@ -16,20 +103,7 @@ export class PostgresHistory implements HistoryStore {
 
   async appendEvents(instanceId: number, generation: number, events: NewEvent[]): Promise<void> {
     if (events.length === 0) return;
-    await this.#db.query(
-      `INSERT INTO ${this.#db.s}events (instance_id, generation, run_id, shard, type, at, data)
-       SELECT $1, $2, run_id, shard, type, at, data FROM unnest($3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[])
-         WITH ORDINALITY AS e(run_id, shard, type, at, data, n) ORDER BY n`,
-      [
-        instanceId,
-        generation,
-        events.map((event) => event.runId ?? null),
-        events.map((event) => event.shard ?? null),
-        events.map((event) => event.type),
-        events.map((event) => event.at ?? Date.now()),
-        events.map((event) => JSON.stringify(event.data)),
-      ],
-    );
+    await appendChained(this.#db, instanceId, generation, events);
   }
 
   async listEvents(instanceId: number, options: { afterId?: number; limit?: number } = {}): Promise<StoredEvent[]> {
@@ -39,6 +113,11 @@ export class PostgresHistory implements HistoryStore {
       options.limit ?? null,
     ]);
     return rows.map(toEvent);
+  }
+
+  async chainHead(instanceId: number): Promise<ChainHead | undefined> {
+    const row = (await this.#db.query(`SELECT seq, hash FROM ${this.#db.s}chain_heads WHERE instance_id = $1`, [instanceId]))[0];
+    return row === undefined ? undefined : { seq: Number(row.seq), hash: String(row.hash) };
   }
 
   async failureHistory(instanceId: number): Promise<FailureHistory> {

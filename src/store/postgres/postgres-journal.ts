@@ -1,11 +1,13 @@
 import type { JsonValue } from '../../json.ts';
 import { toEffect } from '../rows.ts';
-import type { EffectEntry, EffectJournal, EffectScope } from '../store.ts';
+import type { EffectEntry, EffectJournal, EffectScope, NewEvent } from '../store.ts';
 import { NOW, type PostgresDriver } from './postgres-driver.ts';
+import { appendChained, type JoinedWrite } from './postgres-history.ts';
 
 /**
- * The effect journal of a PostgreSQL store, written on pooled connections in autocommit: an
- * intent is durable before the effect runs, whatever becomes of the job's open transaction.
+ * The effect journal of a PostgreSQL store, written on pooled connections, never in the job's
+ * transaction: an intent is durable before the effect runs, whatever becomes of the chunk. An
+ * entry and the events recording it commit together (see appendChained).
  */
 export class PostgresJournal implements EffectJournal {
   readonly #db: PostgresDriver;
@@ -24,28 +26,38 @@ export class PostgresJournal implements EffectJournal {
     return row === undefined ? undefined : toEffect(key, row);
   }
 
-  async effectIntent(scope: EffectScope, key: string): Promise<void> {
+  /** The write alone in autocommit, or with `events` appended to the chain in the same commit. */
+  async #write(scope: EffectScope, events: NewEvent[], write: JoinedWrite): Promise<void> {
+    if (events.length === 0) await this.#db.query(write.sql(1, 'true'), write.values);
+    else await appendChained(this.#db, scope.instanceId, scope.generation, events, write);
+  }
+
+  async effectIntent(scope: EffectScope, key: string, events: NewEvent[] = []): Promise<void> {
     const s = this.#db.s;
-    await this.#db.query(
-      `INSERT INTO ${s}effects (instance_id, generation, key, status, attempts, updated_at) VALUES ($1, $2, $3, 'intent', 1, ${NOW})
-       ON CONFLICT (instance_id, generation, key) DO UPDATE SET status = 'intent', attempts = ${s}effects.attempts + 1, updated_at = excluded.updated_at`,
-      [scope.instanceId, scope.generation, key],
-    );
+    await this.#write(scope, events, {
+      sql: (n, gate) =>
+        `INSERT INTO ${s}effects (instance_id, generation, key, status, attempts, updated_at)
+         SELECT $${n}::bigint, $${n + 1}::int, $${n + 2}::text, 'intent', 1, ${NOW} WHERE ${gate}
+         ON CONFLICT (instance_id, generation, key) DO UPDATE SET status = 'intent', attempts = ${s}effects.attempts + 1, updated_at = excluded.updated_at`,
+      values: [scope.instanceId, scope.generation, key],
+    });
   }
 
-  async effectDone(scope: EffectScope, key: string, result: JsonValue | null): Promise<void> {
-    await this.#db.query(
-      `INSERT INTO ${this.#db.s}effects (instance_id, generation, key, status, result, attempts, updated_at) VALUES ($1, $2, $3, 'done', $4, 1, ${NOW})
-       ON CONFLICT (instance_id, generation, key) DO UPDATE SET status = 'done', result = excluded.result, updated_at = excluded.updated_at`,
-      [scope.instanceId, scope.generation, key, JSON.stringify(result)],
-    );
+  async effectDone(scope: EffectScope, key: string, result: JsonValue | null, events: NewEvent[] = []): Promise<void> {
+    await this.#write(scope, events, {
+      sql: (n, gate) =>
+        `INSERT INTO ${this.#db.s}effects (instance_id, generation, key, status, result, attempts, updated_at)
+         SELECT $${n}::bigint, $${n + 1}::int, $${n + 2}::text, 'done', $${n + 3}::text, 1, ${NOW} WHERE ${gate}
+         ON CONFLICT (instance_id, generation, key) DO UPDATE SET status = 'done', result = excluded.result, updated_at = excluded.updated_at`,
+      values: [scope.instanceId, scope.generation, key, JSON.stringify(result)],
+    });
   }
 
-  async effectFailed(scope: EffectScope, key: string): Promise<void> {
-    await this.#db.query(`DELETE FROM ${this.#db.s}effects WHERE instance_id = $1 AND generation = $2 AND key = $3 AND status = 'intent'`, [
-      scope.instanceId,
-      scope.generation,
-      key,
-    ]);
+  async effectFailed(scope: EffectScope, key: string, events: NewEvent[] = []): Promise<void> {
+    await this.#write(scope, events, {
+      sql: (n, gate) =>
+        `DELETE FROM ${this.#db.s}effects WHERE instance_id = $${n} AND generation = $${n + 1} AND key = $${n + 2} AND status = 'intent' AND ${gate}`,
+      values: [scope.instanceId, scope.generation, key],
+    });
   }
 }

@@ -165,4 +165,19 @@ export const postgresMigrations: readonly { id: number; name: string; sql: strin
       ALTER TABLE {schema}.runs ADD COLUMN mark_step BIGINT;
     `,
   },
+  {
+    id: 4,
+    name: 'hash chain of the event log',
+    // Events already stored keep NULL links: shown, and reported by `ckpt audit` as predating
+    // the chain. chain_heads holds each instance's last link; appends lock its row, so
+    // concurrent workers make one chain, and deleting the last events shows.
+    sql: `
+      ALTER TABLE {schema}.events ADD COLUMN seq BIGINT, ADD COLUMN prev_hash TEXT, ADD COLUMN hash TEXT, ADD COLUMN keyed BOOLEAN;
+      CREATE TABLE {schema}.chain_heads (
+        instance_id BIGINT PRIMARY KEY REFERENCES {schema}.instances (id),
+        seq BIGINT NOT NULL,
+        hash TEXT NOT NULL
+      );
+    `,
+  },
 ];

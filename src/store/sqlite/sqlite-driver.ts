@@ -2,7 +2,9 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { firstLine, StoreError } from '../../errors.ts';
+import { chainKeyFinder } from '../../secret.ts';
 import type { Row } from '../rows.ts';
+import { migrateSqliteSide } from './sqlite-migrations.ts';
 import type { PreparedStatement, SqliteTx } from './sqlite-tx.ts';
 
 export type { SQLInputValue } from 'node:sqlite';
@@ -10,6 +12,8 @@ export type { SQLInputValue } from 'node:sqlite';
 export interface SqliteStoreOptions {
   /** How long a write waits for another process's lock before it fails, in ms. */
   busyTimeoutMs?: number;
+  /** The key of the event log's hash chain; default: from CKPT_SECRET_KEY or the `<store>.key` file, if either exists. */
+  chainKey?: () => Buffer | undefined;
 }
 
 /**
@@ -33,13 +37,21 @@ export class SqliteDriver {
   readonly jobStatements = new Map<string, PreparedStatement>();
   /** The job's open transaction: one at a time per store (the file has one write lock). */
   openTx: SqliteTx | undefined;
-  /** Called on close, before the connection goes (the effect journal's file). */
+  /** Called on close, before the connection goes. */
   readonly onClose: (() => void)[] = [];
+  /** The side file, `<store>.effects` (a second database for `:memory:`). */
+  readonly sidePath: string;
+  #side: DatabaseSync | undefined;
+  #storeId: string | undefined;
+  readonly #sideStatements = new Map<string, StatementSync>();
+  readonly chainKey: () => Buffer | undefined;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.path = path === ':memory:' ? path : resolve(path);
     this.location = path;
     this.#options = options;
+    this.sidePath = this.path === ':memory:' ? ':memory:' : `${this.path}.effects`;
+    this.chainKey = options.chainKey ?? chainKeyFinder(process.env, this.path === ':memory:' ? undefined : `${this.path}.key`);
   }
 
   /** The connection, opened on first use; never again after close. */
@@ -128,8 +140,70 @@ export class SqliteDriver {
     }
   }
 
+  /** The main file's random id: a side file left beside a deleted and recreated store never answers for it. */
+  get storeId(): string {
+    this.#storeId ??= String(this.get("SELECT value FROM ckpt_meta WHERE key = 'store_id'")?.value ?? 'unknown');
+    return this.#storeId;
+  }
+
+  /**
+   * The side file's connection, opened (and its schema brought up to date) on first use. Why a
+   * second file: the effect journal and the event log must be durable at once, but the main
+   * file's one connection is usually inside the job's open transaction, which holds the file's
+   * write lock until the next checkpoint: a write there would commit with half a chunk or be lost
+   * with it, and a second connection to the main file would wait on our own lock. The side file
+   * has its own lock and WAL; each write is a short transaction with synchronous=FULL, durable
+   * when the call returns, whatever the main file is doing.
+   */
+  get side(): DatabaseSync {
+    if (this.#side !== undefined) return this.#side;
+    if (this.#ended) throw new StoreError(`the store ${this.location} is closed`);
+    const storeId = this.storeId;
+    let db: DatabaseSync;
+    try {
+      db = new DatabaseSync(this.sidePath);
+      db.exec(`PRAGMA busy_timeout = ${this.#options.busyTimeoutMs ?? 10_000}`);
+      if (this.sidePath !== ':memory:') db.exec('PRAGMA journal_mode = WAL');
+      db.exec('PRAGMA synchronous = FULL');
+      migrateSqliteSide(db, this, storeId);
+    } catch (error) {
+      if (error instanceof StoreError) throw error;
+      throw new StoreError(`cannot open ${this.sidePath} (the store's effect journal and event log): ${firstLine(error)}; check that it is writable`, {
+        cause: error,
+      });
+    }
+    this.#side = db;
+    return db;
+  }
+
+  sideStatement(sql: string): StatementSync {
+    let statement = this.#sideStatements.get(sql);
+    if (statement === undefined) {
+      statement = this.side.prepare(sql);
+      this.#sideStatements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  /** Runs `work` in one short write transaction on the side file: durable when it returns. */
+  sideWrite<T>(work: () => T): T {
+    const db = this.side;
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = work();
+      db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      if (db.isTransaction) db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
   close(): void {
     this.#ended = true;
+    this.#sideStatements.clear();
+    this.#side?.close();
+    this.#side = undefined;
     const db = this.#db;
     this.#db = undefined;
     this.#statements.clear();

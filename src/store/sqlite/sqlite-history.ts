@@ -1,8 +1,36 @@
+import { chainEvents } from '../audit-chain.ts';
 import { type Row, toEvent, toInstance, toRun, toStatus } from '../rows.ts';
-import type { FailureHistory, HistoryStore, InstanceStatus, InstanceStore, LeaseStore, NewEvent, RunInfo, StoredEvent } from '../store.ts';
+import type { ChainHead, FailureHistory, HistoryStore, InstanceStatus, InstanceStore, LeaseStore, NewEvent, RunInfo, StoredEvent } from '../store.ts';
 import type { SqliteDriver } from './sqlite-driver.ts';
 
-/** The event log, runs and status of a SQLite store. */
+/**
+ * Link `events` into the instance's chain and insert them, in the side file's open write
+ * transaction: its lock (one writer per file, across processes) is what makes concurrent
+ * appends one chain.
+ */
+export function appendChained(db: SqliteDriver, instanceId: number, generation: number, events: readonly NewEvent[]): void {
+  if (events.length === 0) return;
+  const head = db.sideStatement('SELECT seq, hash FROM chain_heads WHERE store_id = ? AND instance_id = ?').get(db.storeId, instanceId);
+  const chained = chainEvents(
+    instanceId,
+    generation,
+    head === undefined ? undefined : { seq: Number(head.seq), hash: String(head.hash) },
+    events,
+    db.chainKey(),
+  );
+  const insert = db.sideStatement(
+    'INSERT INTO events (store_id, instance_id, generation, run_id, shard, type, at, data, seq, prev_hash, hash, keyed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  );
+  for (const row of chained.rows) {
+    const { seq, prevHash, hash, keyed } = row.link;
+    insert.run(db.storeId, instanceId, generation, row.runId, row.shard, row.type, row.at, row.data, seq, prevHash, hash, keyed ? 1 : 0);
+  }
+  db.sideStatement(
+    'INSERT INTO chain_heads (store_id, instance_id, seq, hash) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET seq = excluded.seq, hash = excluded.hash',
+  ).run(db.storeId, instanceId, chained.head.seq, chained.head.hash);
+}
+
+/** The event log (in the side file, hash-chained), runs and status of a SQLite store. */
 export class SqliteHistory implements HistoryStore {
   readonly #db: SqliteDriver;
   readonly #instances: Pick<InstanceStore, 'listShards'>;
@@ -16,18 +44,20 @@ export class SqliteHistory implements HistoryStore {
 
   async appendEvents(instanceId: number, generation: number, events: NewEvent[]): Promise<void> {
     if (events.length === 0) return;
-    this.#db.write(() => {
-      const insert = this.#db.statement('INSERT INTO events (instance_id, generation, run_id, shard, type, at, data) VALUES (?, ?, ?, ?, ?, ?, ?)');
-      for (const event of events) {
-        insert.run(instanceId, generation, event.runId ?? null, event.shard ?? null, event.type, event.at ?? Date.now(), JSON.stringify(event.data));
-      }
-    });
+    this.#db.sideWrite(() => appendChained(this.#db, instanceId, generation, events));
   }
 
   async listEvents(instanceId: number, options: { afterId?: number; limit?: number } = {}): Promise<StoredEvent[]> {
-    return this.#db
-      .all('SELECT * FROM events WHERE instance_id = ? AND id > ? ORDER BY id LIMIT ?', instanceId, options.afterId ?? 0, options.limit ?? -1)
-      .map(toEvent);
+    return (
+      this.#db
+        .sideStatement('SELECT * FROM events WHERE store_id = ? AND instance_id = ? AND id > ? ORDER BY id LIMIT ?')
+        .all(this.#db.storeId, instanceId, options.afterId ?? 0, options.limit ?? -1) as Row[]
+    ).map(toEvent);
+  }
+
+  async chainHead(instanceId: number): Promise<ChainHead | undefined> {
+    const row = this.#db.sideStatement('SELECT seq, hash FROM chain_heads WHERE store_id = ? AND instance_id = ?').get(this.#db.storeId, instanceId);
+    return row === undefined ? undefined : { seq: Number(row.seq), hash: String(row.hash) };
   }
 
   async failureHistory(instanceId: number): Promise<FailureHistory> {

@@ -1,3 +1,4 @@
+import type { DatabaseSync } from 'node:sqlite';
 import { SchemaTooNewError } from '../../errors.ts';
 import type { SqliteDriver } from './sqlite-driver.ts';
 
@@ -175,6 +176,109 @@ export const sqliteMigrations: readonly { id: number; name: string; sql: string 
     sql: `
       ALTER TABLE runs ADD COLUMN mark_ceiling INTEGER;
       ALTER TABLE runs ADD COLUMN mark_step INTEGER;
+    `,
+  },
+  {
+    id: 5,
+    name: 'the event log moves to the side file',
+    // Events are now written to `<store>.effects`, durably at once and hash-chained (see
+    // migrateSqliteSide). The old rows stay here, under a name no code writes to, until the side
+    // file copies them in; a checkpointed older than this refuses the file instead of writing
+    // events nobody would read.
+    sql: `
+      ALTER TABLE events RENAME TO events_before_audit;
+    `,
+  },
+];
+
+/**
+ * Bring the side file (`<store>.effects`: effect journal and event log) up to date. Its version
+ * is its `user_version`; a side file from a newer checkpointed is refused like a newer store.
+ * Then, once per store, the events an older checkpointed kept in the main file are copied in,
+ * oldest first, before any new one: shown by `ckpt events`, outside the chain (they predate it).
+ */
+export function migrateSqliteSide(side: DatabaseSync, driver: SqliteDriver, storeId: string): void {
+  const supported = sqliteSideMigrations.at(-1)?.id ?? 0;
+  const version = () => Number(side.prepare('PRAGMA user_version').get()?.user_version ?? 0);
+  if (version() > supported) throw new SchemaTooNewError(version(), supported, driver.sidePath);
+  const imported = () => version() >= 2 && side.prepare("SELECT 1 FROM side_meta WHERE store_id = ? AND key = 'legacy_events'").get(storeId) !== undefined;
+  if (version() === supported && imported()) return;
+  side.exec('BEGIN IMMEDIATE');
+  try {
+    const current = version();
+    if (current > supported) throw new SchemaTooNewError(current, supported, driver.sidePath);
+    for (const migration of sqliteSideMigrations) {
+      if (migration.id <= current) continue;
+      side.exec(migration.sql);
+      side.exec(`PRAGMA user_version = ${migration.id}`);
+    }
+    if (!imported()) {
+      const legacy = driver.get("SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = 'events_before_audit'") !== undefined;
+      const insert = side.prepare('INSERT INTO events (store_id, instance_id, generation, run_id, shard, type, at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+      for (const row of legacy ? driver.all('SELECT * FROM events_before_audit ORDER BY id') : []) {
+        insert.run(
+          storeId,
+          Number(row.instance_id),
+          Number(row.generation),
+          row.run_id === null ? null : Number(row.run_id),
+          row.shard === null ? null : String(row.shard),
+          String(row.type),
+          Number(row.at),
+          String(row.data),
+        );
+      }
+      side.prepare("INSERT INTO side_meta (store_id, key, value) VALUES (?, 'legacy_events', ?)").run(storeId, String(Date.now()));
+    }
+    side.exec('COMMIT');
+  } catch (error) {
+    if (side.isTransaction) side.exec('ROLLBACK');
+    throw error;
+  }
+}
+
+/** Numbered migrations of the side file. Append only, like the main file's. */
+export const sqliteSideMigrations: readonly { id: number; name: string; sql: string }[] = [
+  {
+    id: 1,
+    name: 'effect journal',
+    // Side files written before migrations were numbered have this table already.
+    sql: `
+      CREATE TABLE IF NOT EXISTS effects (
+        store_id TEXT NOT NULL, instance_id INTEGER NOT NULL, generation INTEGER NOT NULL, key TEXT NOT NULL,
+        status TEXT NOT NULL, result TEXT, attempts INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL,
+        PRIMARY KEY (store_id, instance_id, generation, key)
+      );
+    `,
+  },
+  {
+    id: 2,
+    name: 'event log with its hash chain',
+    // ids never reused: the chain is checked in id order, and a reused id would hide a deletion.
+    sql: `
+      CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        store_id TEXT NOT NULL,
+        instance_id INTEGER NOT NULL,
+        generation INTEGER NOT NULL,
+        run_id INTEGER,
+        shard TEXT,
+        type TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        seq INTEGER,
+        prev_hash TEXT,
+        hash TEXT,
+        keyed INTEGER
+      );
+      CREATE INDEX events_by_instance ON events (store_id, instance_id, id);
+      CREATE TABLE chain_heads (
+        store_id TEXT NOT NULL,
+        instance_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (store_id, instance_id)
+      );
+      CREATE TABLE side_meta (store_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (store_id, key));
     `,
   },
 ];

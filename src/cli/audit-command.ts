@@ -1,0 +1,180 @@
+import { writeFileSync } from 'node:fs';
+import { CheckpointedError, ExitCode, UsageError } from '../errors.ts';
+import { auditEvents, type EventType } from '../events.ts';
+import type { JsonValue } from '../json.ts';
+import { chainKeyFinder, REDACTED } from '../secret.ts';
+import { type ChainReport, verifyChain } from '../store/audit-chain.ts';
+import type { InstanceInfo, Store, StoredEvent } from '../store/store.ts';
+import { formatCount, formatParams } from './format.ts';
+import { parseParams } from './load-job.ts';
+import { type CliIo, findInstances, openCliStore, secretKeyFileFor } from './shared.ts';
+
+interface AuditOptions {
+  store?: string;
+  param: string[];
+  verify?: boolean;
+  export?: 'ndjson' | 'csv';
+  out?: string;
+}
+
+/** One exported event: what an auditor asks (who, when, which effect, how it was settled) and its link. */
+interface AuditRow {
+  job: string;
+  params: string;
+  generation: number;
+  seq: number | null;
+  id: number;
+  at: string;
+  type: string;
+  decision: boolean;
+  shard: string | null;
+  run: number | null;
+  worker: string | null;
+  key: string | null;
+  outcome: string | null;
+  details: string;
+  prevHash: string | null;
+  hash: string | null;
+  keyed: boolean | null;
+}
+
+const COLUMNS: (keyof AuditRow)[] = [
+  'job',
+  'params',
+  'generation',
+  'seq',
+  'id',
+  'at',
+  'type',
+  'decision',
+  'shard',
+  'run',
+  'worker',
+  'key',
+  'outcome',
+  'details',
+  'prevHash',
+  'hash',
+  'keyed',
+];
+
+/**
+ * `ckpt audit <job> --verify | --export ndjson|csv`: check each matching instance's event chain
+ * (exit 0 intact, 1 naming the first bad event), or write its events as evidence. Read-only: it
+ * reaps no dead worker, so auditing never adds to the log it audits.
+ */
+export async function auditCommand(job: string, options: AuditOptions, io: CliIo): Promise<number> {
+  if (!options.verify && options.export === undefined) throw new UsageError('say what to do: ckpt audit <job> --verify, or --export ndjson|csv [--out FILE]');
+  if (options.out !== undefined && options.export === undefined) throw new UsageError('--out needs --export ndjson|csv');
+  const key = chainKeyFinder(io.env, secretKeyFileFor(options.store))();
+  const store = await openCliStore(options.store, { existing: true });
+  try {
+    const instances = await findInstances(store, job, parseParams(options.param), { reap: false });
+    const checked: { instance: InstanceInfo; events: StoredEvent[]; report: ChainReport }[] = [];
+    for (const instance of instances) {
+      const events = await store.listEvents(instance.id);
+      checked.push({ instance, events, report: verifyChain(events, await store.chainHead(instance.id), key) });
+    }
+    if (options.export !== undefined) {
+      const rows: AuditRow[] = [];
+      for (const { instance, events } of checked) rows.push(...(await exportRows(store, instance, events)));
+      const text = options.export === 'csv' ? toCsv(rows) : rows.map((row) => JSON.stringify(row)).join('\n') + (rows.length > 0 ? '\n' : '');
+      if (options.out === undefined) io.stdout.write(text);
+      else {
+        writeFileSync(options.out, text);
+        io.stdout.write(`wrote ${rows.length} events of ${job} to ${options.out} (${options.export})\n`);
+      }
+    }
+    for (const { instance, report } of checked) {
+      const label = `${instance.job} ${formatParams(instance.params)}`.replace(/ -$/, '');
+      if (!report.ok) {
+        const where = report.event === undefined ? 'the log is empty' : describe(report.event);
+        const message = `audit of ${label}: ${where}: ${report.problem}`;
+        if (report.needsKey) throw new UsageError(message);
+        throw new CheckpointedError(`${message}; the event log is not intact`, ExitCode.failed, { job });
+      }
+      if (options.verify) io.stdout.write(`${label}: ${intact(report)}\n`);
+    }
+    return ExitCode.completed;
+  } finally {
+    await store.close();
+  }
+}
+
+function describe(event: StoredEvent): string {
+  const where = [event.type, event.shard === null ? undefined : `shard ${event.shard}`, event.chain === null ? undefined : `chain position ${event.chain.seq}`];
+  return `event ${event.id} (${where.filter((part) => part !== undefined).join(', ')})`;
+}
+
+function intact(report: Extract<ChainReport, { ok: true }>): string {
+  const parts = [`${formatCount(report.chained)} events, chain intact`];
+  if (report.chained > 0) {
+    parts.push(
+      report.keyed === report.chained
+        ? "keyed with the store's secret key"
+        : report.keyed === 0
+          ? 'not keyed (no secret key; set CKPT_SECRET_KEY so that whoever can write the store cannot rebuild the chain)'
+          : `${formatCount(report.keyed)} of them keyed with the store's secret key`,
+    );
+  }
+  if (report.legacy > 0) parts.push(`${formatCount(report.legacy)} earlier events predate the chain and are not covered`);
+  if (report.head !== undefined) parts.push(`head ${report.head.hash.slice(0, 16)}…`);
+  return parts.join('; ');
+}
+
+async function exportRows(store: Store, instance: InstanceInfo, events: StoredEvent[]): Promise<AuditRow[]> {
+  const workers = new Map((await store.listRuns(instance.id)).map((run) => [run.id, run.worker]));
+  return events.map((event) => {
+    const data = redactSealed(event.data) as { [key: string]: JsonValue };
+    const { shard: _shard, key, ...details } = data;
+    const by = typeof data.by === 'string' ? data.by : typeof data.worker === 'string' ? data.worker : null;
+    return {
+      job: instance.job,
+      params: JSON.stringify(instance.params),
+      generation: event.generation,
+      seq: event.chain?.seq ?? null,
+      id: event.id,
+      at: new Date(event.at).toISOString(),
+      type: event.type,
+      decision: auditEvents.has(event.type as EventType),
+      shard: event.shard,
+      run: event.runId,
+      worker: (event.runId === null ? undefined : workers.get(event.runId)) ?? by,
+      key: typeof key === 'string' ? key : null,
+      outcome: outcomeOf(event),
+      details: JSON.stringify(details),
+      prevHash: event.chain?.prevHash ?? null,
+      hash: event.chain?.hash ?? null,
+      keyed: event.chain?.keyed ?? null,
+    };
+  });
+}
+
+/** The decision an event records, in a word or two; "settled by verify" where verify said done. */
+function outcomeOf(event: StoredEvent): string | null {
+  const data = event.data;
+  if (event.type === 'effect:verified') return data.done === true ? 'done: settled by verify, not run again' : 'not done: run again';
+  for (const field of ['resolution', 'outcome']) if (typeof data[field] === 'string') return data[field];
+  if (event.type === 'effect:start') return 'started';
+  if (event.type === 'effect:done') return 'done';
+  if (event.type === 'effect:failed') return 'failed: will run again';
+  return null;
+}
+
+/** Secrets sealed in stored values are never exported, not even encrypted. */
+function redactSealed(value: JsonValue): JsonValue {
+  if (Array.isArray(value)) return value.map(redactSealed);
+  if (value !== null && typeof value === 'object') {
+    if ('$ckptSealed' in value) return REDACTED;
+    return Object.fromEntries(Object.entries(value).map(([name, entry]) => [name, redactSealed(entry)]));
+  }
+  return value;
+}
+
+function toCsv(rows: AuditRow[]): string {
+  const cell = (value: unknown) => {
+    const text = value === null || value === undefined ? '' : String(value);
+    return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  };
+  return [COLUMNS.join(','), ...rows.map((row) => COLUMNS.map((column) => cell(row[column])).join(','))].join('\n') + '\n';
+}

@@ -1,0 +1,36 @@
+import { REDACTED } from '../../secret.ts';
+import { DEFAULT_STORE_URL } from '../../store/open-store.ts';
+import type { InstanceInfo } from '../../store/store.ts';
+
+/**
+ * The CLI commands an operator copies from the page: the page itself changes nothing, so every
+ * action (reset, rerun, dead-letter retry) stays a command run by someone who can run the job.
+ */
+export function commandsFor(instance: InstanceInfo, location: string) {
+  const params = Object.entries(instance.params).map(([key, value]) => {
+    // A redacted param cannot be shown: the operator types its value.
+    const text = value === REDACTED ? `<${key}>` : typeof value === 'string' ? value : JSON.stringify(value);
+    return `--param ${shellQuote(`${key}=${text}`)}`;
+  });
+  const store = location === DEFAULT_STORE_URL.replace(/^sqlite:/, '') ? [] : [`--store ${shellQuote(storeArgument(location))}`];
+  const tail = [...params, ...store].join(' ');
+  const line = (...words: string[]) => [...words, tail].filter((word) => word !== '').join(' ');
+  return {
+    resume: line('ckpt run', '<job-file>'),
+    rerun: line('ckpt run', '<job-file>', '--rerun'),
+    reset: line('ckpt reset', shellQuote(instance.job)),
+    dlqList: line('ckpt dlq', shellQuote(instance.job)),
+    dlqRetry: line('ckpt dlq', '<job-file>', '--retry'),
+    runs: line('ckpt runs', shellQuote(instance.job)),
+    events: line('ckpt events', shellQuote(instance.job)),
+  };
+}
+
+/** A store location as a --store value: SQLite paths need their scheme back; URLs keep `***` for the password. */
+function storeArgument(location: string): string {
+  return /^[a-z]+:\/\//.test(location) ? location : `sqlite:${location}`;
+}
+
+function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}

@@ -1,0 +1,43 @@
+import { UsageError } from '../../errors.ts';
+import { type CliIo, openCliStore } from '../shared.ts';
+import { isLoopback } from './access.ts';
+import { startDashboard } from './server.ts';
+
+export interface DashboardCommandOptions {
+  store?: string;
+  port: number;
+  host: string;
+  token?: string;
+}
+
+/** `ckpt dashboard`: serve the page until SIGINT or SIGTERM, then exit 0. */
+export async function dashboardCommand(options: DashboardCommandOptions, io: CliIo): Promise<number> {
+  const token = options.token ?? (io.env.CKPT_DASHBOARD_TOKEN || undefined);
+  // Checked before anything is opened: the page shows every job's params, workers and errors.
+  if (!isLoopback(options.host) && token === undefined) {
+    throw new UsageError(
+      `--host ${options.host} serves the dashboard beyond this machine: give --token T (or set $CKPT_DASHBOARD_TOKEN) so every request must carry it`,
+    );
+  }
+  if (token !== undefined && token.length < 12) throw new UsageError('the dashboard token must be at least 12 characters; e.g. openssl rand -hex 16');
+  const store = await openCliStore(options.store, { existing: true });
+  try {
+    const server = await startDashboard({ store, port: options.port, host: options.host, token });
+    io.stdout.write(
+      `ckpt dashboard on ${server.url}/ for ${store.location} (read-only; metrics at /metrics)${token === undefined ? '' : '; requests need the token: open /?token=… once, or send Authorization: Bearer …'}; Ctrl-C to stop\n`,
+    );
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        resolve();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+    await server.close();
+    return 0;
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,52 @@
+import type { FileHandle } from 'node:fs/promises';
+
+/** One CSV record's bytes, its terminator included, and the offset just past it. */
+export interface RawRecord {
+  bytes: Buffer;
+  end: number;
+}
+
+const NEWLINE = 10;
+
+/**
+ * Split a file into CSV records from byte `start`: a record ends at a newline outside quotes.
+ * Quotes are counted, not interpreted (an escaped `""` toggles twice), so a malformed field does
+ * not derail the split: the record it sits in fails to parse alone and the next one starts
+ * clean. A stray quote makes its record run on to the next quote, as in any CSV reader; the text
+ * up to there is then one failing record. The bytes of the last record are yielded even without
+ * a final newline (or with a quote left open).
+ */
+export async function* splitRecords(handle: FileHandle, start: number, quote: number, chunkBytes: number): AsyncGenerator<RawRecord> {
+  const buffer = Buffer.allocUnsafe(chunkBytes);
+  let fileOffset = start;
+  let pending = Buffer.alloc(0);
+  let pendingStart = start;
+  let scanned = 0; // bytes of `pending` already scanned, so a long quoted record is scanned once
+  let inQuotes = false;
+  for (;;) {
+    const { bytesRead } = await handle.read(buffer, 0, chunkBytes, fileOffset);
+    if (bytesRead === 0) break;
+    fileOffset += bytesRead;
+    const data = pending.length === 0 ? buffer.subarray(0, bytesRead) : Buffer.concat([pending, buffer.subarray(0, bytesRead)]);
+    let recordStart = 0;
+    for (let at = scanned; at < data.length; at++) {
+      const byte = data[at];
+      if (byte === quote) inQuotes = !inQuotes;
+      else if (byte === NEWLINE && !inQuotes) {
+        // Copied: the read buffer is reused for the next chunk while the caller holds this record.
+        yield { bytes: Buffer.from(data.subarray(recordStart, at + 1)), end: pendingStart + at + 1 };
+        recordStart = at + 1;
+      }
+    }
+    pending = Buffer.from(data.subarray(recordStart));
+    pendingStart += recordStart;
+    scanned = pending.length;
+  }
+  if (pending.length > 0) yield { bytes: pending, end: pendingStart + pending.length };
+}
+
+/** A line of nothing but a line ending (or spaces): no record. */
+export function isBlank(bytes: Buffer): boolean {
+  for (const byte of bytes) if (byte !== 10 && byte !== 13 && byte !== 32 && byte !== 9) return false;
+  return true;
+}

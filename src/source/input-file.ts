@@ -1,0 +1,54 @@
+import { createHash } from 'node:crypto';
+import { open, stat } from 'node:fs/promises';
+import { UsageError } from '../errors.ts';
+
+/**
+ * Open and stat a file source's input. A missing or unreadable input is the operator's to fix
+ * (exit 2, one line), not a failed record.
+ */
+export function inputFile(path: string, kind: string) {
+  const inputError = (error: unknown): unknown => {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return new UsageError(`input file not found: ${path}`, { cause: error });
+    if (code === 'EISDIR') return new UsageError(`input is a directory, not ${kind}: ${path}`, { cause: error });
+    if (code === 'EACCES') return new UsageError(`input file is not readable: ${path}`, { cause: error });
+    return error;
+  };
+  const input = {
+    async openInput() {
+      try {
+        const handle = await open(path, 'r');
+        if ((await handle.stat()).isDirectory()) {
+          await handle.close();
+          throw Object.assign(new Error(`EISDIR: ${path}`), { code: 'EISDIR' });
+        }
+        return handle;
+      } catch (error) {
+        throw inputError(error);
+      }
+    },
+    async statInput() {
+      try {
+        const info = await stat(path);
+        if (info.isDirectory()) throw Object.assign(new Error(`EISDIR: ${path}`), { code: 'EISDIR' });
+        return info;
+      } catch (error) {
+        throw inputError(error);
+      }
+    },
+    /** Size, mtime and a hash of the first 4 KiB: a rewritten, grown or truncated file changes it. */
+    async fingerprint(prefix: string): Promise<string> {
+      const info = await input.statInput();
+      const handle = await input.openInput();
+      try {
+        const head = Buffer.alloc(Math.min(4096, info.size));
+        await handle.read(head, 0, head.length, 0);
+        const digest = createHash('sha256').update(head).digest('hex').slice(0, 16);
+        return `${prefix}:size=${info.size}:mtime=${Math.floor(info.mtimeMs)}:head=${digest}`;
+      } finally {
+        await handle.close();
+      }
+    },
+  };
+  return input;
+}

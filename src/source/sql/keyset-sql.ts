@@ -1,0 +1,79 @@
+import type { SqlDialect } from './sql-client.ts';
+
+/** What a keyset query reads: a table or a query, filtered, ordered by a unique key. */
+export interface KeysetShape {
+  dialect: SqlDialect;
+  /** Quoted `schema.table`, or `(query) AS ckpt_keyset`. */
+  from: string;
+  /** Quoted columns, or `*`. */
+  columns: string;
+  key: readonly string[];
+  /** The user's filter in the dialect's own placeholders (`?`, or `$1`… on PostgreSQL). */
+  where?: string;
+  params: readonly unknown[];
+}
+
+export interface Statement {
+  sql: string;
+  params: unknown[];
+}
+
+/** Quote an identifier, `schema.table` part by part. Names with the quote character are refused. */
+export function quoteName(dialect: SqlDialect, name: string): string {
+  const quote = dialect === 'mysql' ? '`' : '"';
+  return name
+    .split('.')
+    .map((part) => {
+      if (part === '' || part.includes(quote) || part.includes('\0')) throw new TypeError(`not a usable SQL name: ${JSON.stringify(name)}`);
+      return `${quote}${part}${quote}`;
+    })
+    .join('.');
+}
+
+/**
+ * The page strictly after `after` (the last key read), `pageSize` rows in key order. Never OFFSET:
+ * each page seeks through the key's index, so page 10,000 costs what page 1 costs.
+ *
+ * PostgreSQL and SQLite compare row values, `(k1, k2) > ($1, $2)`, and both scan the key's index
+ * for it. MySQL and MariaDB use only the first column of an index for a row-value comparison, so
+ * there it is expanded to `k1 >= ? AND (k1 > ? OR (k1 = ? AND k2 > ?))`, the form their manuals
+ * recommend (the leading `>=` gives the optimizer its range).
+ */
+export function pageStatement(shape: KeysetShape, after: readonly unknown[] | undefined, pageSize: number): Statement {
+  const params: unknown[] = [...shape.params];
+  const placeholder = (value: unknown) => {
+    params.push(value);
+    return shape.dialect === 'postgres' ? `$${params.length}` : '?';
+  };
+  const keys = shape.key.map((name) => quoteName(shape.dialect, name));
+  const conditions: string[] = [];
+  if (shape.where !== undefined) conditions.push(`(${shape.where})`);
+  if (after !== undefined) conditions.push(afterCondition(shape.dialect, keys, after, placeholder));
+  const where = conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : '';
+  const sql = `SELECT ${shape.columns} FROM ${shape.from}${where} ORDER BY ${keys.join(', ')} LIMIT ${pageSize}`;
+  return { sql, params };
+}
+
+function afterCondition(dialect: SqlDialect, keys: string[], after: readonly unknown[], placeholder: (value: unknown) => string): string {
+  if (keys.length === 1) return `${keys[0]} > ${placeholder(after[0])}`;
+  if (dialect !== 'mysql') return `(${keys.join(', ')}) > (${after.map(placeholder).join(', ')})`;
+  const expand = (index: number): string => {
+    const greater = `${keys[index]} > ${placeholder(after[index])}`;
+    if (index === keys.length - 1) return greater;
+    return `${greater} OR (${keys[index]} = ${placeholder(after[index])} AND (${expand(index + 1)}))`;
+  };
+  return `${keys[0]} >= ${placeholder(after[0])} AND (${expand(0)})`;
+}
+
+export function countStatement(shape: KeysetShape): Statement {
+  const where = shape.where === undefined ? '' : ` WHERE (${shape.where})`;
+  return { sql: `SELECT COUNT(*) AS n FROM ${shape.from}${where}`, params: [...shape.params] };
+}
+
+/** The first (`ASC`) or last (`DESC`) key: with the count, what the fingerprint is made of. */
+export function endStatement(shape: KeysetShape, direction: 'ASC' | 'DESC'): Statement {
+  const keys = shape.key.map((name) => quoteName(shape.dialect, name));
+  const where = shape.where === undefined ? '' : ` WHERE (${shape.where})`;
+  const order = keys.map((key) => `${key} ${direction}`).join(', ');
+  return { sql: `SELECT ${keys.join(', ')} FROM ${shape.from}${where} ORDER BY ${order} LIMIT 1`, params: [...shape.params] };
+}

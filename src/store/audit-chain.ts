@@ -1,0 +1,159 @@
+import { createHash, createHmac } from 'node:crypto';
+import type { ChainHead, ChainLink, NewEvent, StoredEvent } from './store-types.ts';
+
+// The event log of an instance is one hash chain: each stored event carries its place in the
+// chain (`seq`, 1, 2, …, across generations) and the hash of the event before it, and its own
+// hash covers both and every field shown. A deleted, edited or reordered row then breaks a link
+// that `ckpt audit --verify` finds. With the store's secret key the hash is an HMAC, so whoever
+// can write the store but lacks the key cannot rebuild a chain that verifies; without a key it is
+// sha256, which catches mistakes and careless edits but not someone who recomputes the chain.
+// Every backend calls `chainEvents` while it holds the instance's chain head (a row lock or the
+// file's write lock), so concurrent writers still make one chain.
+
+/** The `prevHash` of an instance's first event. */
+export const GENESIS = '0'.repeat(64);
+
+/** What a backend stores for one new event: the event, its data as JSON text, and its link. */
+export interface ChainedRow {
+  runId: number | null;
+  shard: string | null;
+  type: string;
+  at: number;
+  data: string;
+  link: ChainLink;
+}
+
+interface LinkFields {
+  instanceId: number;
+  generation: number;
+  runId: number | null;
+  shard: string | null;
+  type: string;
+  at: number;
+  /** The event's data as JSON text. */
+  data: string;
+  seq: number;
+  prevHash: string;
+}
+
+/** The hash of one link: HMAC-SHA256 with `key`, else SHA-256. */
+export function linkHash(fields: LinkFields, key: Buffer | undefined): string {
+  const text = JSON.stringify([
+    fields.instanceId,
+    fields.seq,
+    fields.prevHash,
+    fields.generation,
+    fields.runId,
+    fields.shard,
+    fields.type,
+    fields.at,
+    fields.data,
+  ]);
+  return key === undefined ? createHash('sha256').update(text).digest('hex') : createHmac('sha256', key).update(text).digest('hex');
+}
+
+/** Links `events` after `head` (undefined: the chain starts here); the rows to store and the new head. */
+export function chainEvents(
+  instanceId: number,
+  generation: number,
+  head: ChainHead | undefined,
+  events: readonly NewEvent[],
+  key: Buffer | undefined,
+  now: number = Date.now(),
+): { rows: ChainedRow[]; head: ChainHead } {
+  let seq = head?.seq ?? 0;
+  let prevHash = head?.hash ?? GENESIS;
+  const rows = events.map((event): ChainedRow => {
+    seq++;
+    const row = { runId: event.runId ?? null, shard: event.shard ?? null, type: event.type, at: event.at ?? now, data: JSON.stringify(event.data) };
+    const hash = linkHash({ instanceId, generation, ...row, seq, prevHash }, key);
+    const link = { seq, prevHash, hash, keyed: key !== undefined };
+    prevHash = hash;
+    return { ...row, link };
+  });
+  return { rows, head: { seq, hash: prevHash } };
+}
+
+export type ChainReport =
+  | { ok: true; events: number; chained: number; keyed: number; legacy: number; head: ChainHead | undefined }
+  | { ok: false; event: StoredEvent | undefined; problem: string; needsKey?: boolean };
+
+/**
+ * Check an instance's events (in the order the store keeps them: by id) against their links and
+ * the chain head. The first problem found is reported with the event it was found at.
+ */
+export function verifyChain(events: readonly StoredEvent[], head: ChainHead | undefined, key: Buffer | undefined): ChainReport {
+  const seqs = new Set(events.flatMap((event) => (event.chain === null ? [] : [event.chain.seq])));
+  let previous: StoredEvent | undefined;
+  let keyedSeen = false;
+  let legacy = 0;
+  let chained = 0;
+  let keyed = 0;
+  for (const event of events) {
+    const link = event.chain;
+    if (link === null) {
+      // Written before this store had an audit chain (an upgraded store): shown, not covered.
+      if (previous === undefined) {
+        legacy++;
+        continue;
+      }
+      return { ok: false, event, problem: 'it is not linked into the chain: added to the store by hand, or its link was erased' };
+    }
+    if (link.keyed && key === undefined) {
+      return {
+        ok: false,
+        event,
+        needsKey: true,
+        problem: "it is keyed with the store's secret key, which is not available here: set CKPT_SECRET_KEY (or keep the <store>.key file beside the store)",
+      };
+    }
+    const expectedSeq = (previous?.chain?.seq ?? 0) + 1;
+    const expectedPrev = previous?.chain?.hash ?? GENESIS;
+    const fields = { ...event, data: JSON.stringify(event.data), seq: link.seq, prevHash: link.prevHash };
+    if (linkHash(fields, link.keyed ? key : undefined) !== link.hash) {
+      return {
+        ok: false,
+        event,
+        problem: 'its content does not match its hash: it was edited after it was written (or the secret key is not the one it was written with)',
+      };
+    }
+    if (link.seq !== expectedSeq) {
+      if (link.seq < expectedSeq || seqs.has(expectedSeq)) {
+        return { ok: false, event, problem: `it is out of order: chain position ${link.seq} where ${expectedSeq} belongs (rows reordered)` };
+      }
+      const missing = link.seq - expectedSeq;
+      return {
+        ok: false,
+        event,
+        problem: `${missing === 1 ? 'the event' : `${missing} events`} before it (chain position ${missing === 1 ? expectedSeq : `${expectedSeq}–${link.seq - 1}`}) ${missing === 1 ? 'is' : 'are'} missing: deleted`,
+      };
+    }
+    if (link.prevHash !== expectedPrev) {
+      return { ok: false, event, problem: 'it does not link to the event before it: that event was replaced' };
+    }
+    if (key !== undefined && !link.keyed && keyedSeen) {
+      return { ok: false, event, problem: 'it is not keyed although the events before it are: the chain was rebuilt from here without the secret key' };
+    }
+    keyedSeen ||= link.keyed;
+    if (link.keyed) keyed++;
+    chained++;
+    previous = event;
+  }
+  const last = previous?.chain ?? undefined;
+  if (head === undefined && last !== undefined) return { ok: false, event: previous, problem: "the chain's head record is missing: it was deleted" };
+  if (head !== undefined && (last?.seq ?? 0) !== head.seq) {
+    if ((last?.seq ?? 0) < head.seq) {
+      const missing = head.seq - (last?.seq ?? 0);
+      return {
+        ok: false,
+        event: previous,
+        problem: `${missing === 1 ? 'the event' : `${missing} events`} after it ${missing === 1 ? 'is' : 'are'} missing: the chain's head is at position ${head.seq}, the log ends at ${last?.seq ?? 0} (deleted)`,
+      };
+    }
+    return { ok: false, event: previous, problem: `the chain's head (position ${head.seq}) is behind the log: the head record was edited` };
+  }
+  if (head !== undefined && last !== undefined && head.hash !== last.hash) {
+    return { ok: false, event: previous, problem: "the chain's head does not match the last event: one of them was replaced" };
+  }
+  return { ok: true, events: events.length, chained, keyed, legacy, head };
+}

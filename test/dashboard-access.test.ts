@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { existsSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { after, before, it } from 'node:test';
+import { fixture, isOneLineError, runCli, spawnCli, tempDir, waitForOutput } from './helpers/cli.ts';
+
+const dir = tempDir('ckpt-dashboard-access-');
+const store = `sqlite:${join(dir, 'ckpt.db')}`;
+const token = 'test-token-0123456789';
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+before(async () => {
+  const run = await runCli(['run', fixture('dashboard-job.ts'), '--store', store, '--quiet', '--param', 'apiToken=hunter2-in-clear'], {
+    env: { CKPT_TEST_SHARDS: '1', CKPT_TEST_RECORDS: '10', CKPT_TEST_DELAY_MS: '0' },
+  });
+  assert.equal(run.code, 0, run.stderr);
+});
+
+/** Start `ckpt dashboard` and resolve to its base URL once it listens. */
+async function startDashboard(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const dashboard = spawnCli(['dashboard', '--store', store, '--port', '0', ...args], { env });
+  const line = await waitForOutput(dashboard.child, (out) => /on http:\/\/\S+\//.test(out));
+  const url = (/on (http:\/\/\S+?)\/ /.exec(line) as RegExpExecArray)[1] as string;
+  const stop = () => {
+    dashboard.child.kill('SIGTERM');
+    return dashboard.done;
+  };
+  return { url, stop };
+}
+
+/** A GET with chosen headers (fetch would not let a test set Host). */
+function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    request(url, { headers }, (response) => {
+      let body = '';
+      response.setEncoding('utf8').on('data', (chunk: string) => {
+        body += chunk;
+      });
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+it('--host beyond loopback without a token exits 2 with one line', async () => {
+  const result = await runCli(['dashboard', '--store', store, '--host', '0.0.0.0']);
+  assert.equal(result.code, 2);
+  assert.ok(isOneLineError(result.stderr), result.stderr);
+  assert.match(result.stderr, /--token/);
+});
+
+it('a store path with no store exits 2 with one line, creating nothing', async () => {
+  const result = await runCli(['dashboard', '--store', `sqlite:${join(dir, 'nothing-here.db')}`]);
+  assert.equal(result.code, 2);
+  assert.ok(isOneLineError(result.stderr), result.stderr);
+  assert.ok(!existsSync(join(dir, 'nothing-here.db')));
+});
+
+it('a port in use exits 2 with one line', async () => {
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  try {
+    const port = (taken.address() as AddressInfo).port;
+    const result = await runCli(['dashboard', '--store', store, '--port', String(port)]);
+    assert.equal(result.code, 2);
+    assert.ok(isOneLineError(result.stderr), result.stderr);
+    assert.match(result.stderr, /in use; choose another with --port/);
+  } finally {
+    taken.close();
+  }
+});
+
+it('with a token, every request without it gets 401; the bearer header, ?token= (then its cookie) get in', async () => {
+  const dashboard = await startDashboard(['--host', '0.0.0.0'], { CKPT_DASHBOARD_TOKEN: token });
+  try {
+    const local = dashboard.url.replace('0.0.0.0', '127.0.0.1');
+    for (const path of ['/', '/app.js', '/api/overview', '/api/instances/1', '/metrics', '/nowhere']) {
+      assert.equal((await get(local + path)).status, 401, `${path} without the token`);
+      assert.equal((await get(local + path, { authorization: 'Bearer wrong-token-xxxxxxxx' })).status, 401, `${path} with a wrong token`);
+    }
+    assert.equal((await get(`${local}/api/overview?token=nope`)).status, 401);
+    const withBearer = await get(`${local}/api/overview`, { authorization: `Bearer ${token}` });
+    assert.equal(withBearer.status, 200);
+    const overview = JSON.parse(withBearer.body) as { instances: { job: string; params: { apiToken: string } }[] };
+    assert.equal(overview.instances[0]?.job, 'dashboard-demo');
+    assert.equal(overview.instances[0]?.params.apiToken, '[redacted]');
+    assert.equal((await get(`${local}/metrics`, { authorization: `Bearer ${token}` })).status, 200);
+
+    const opened = await get(`${local}/?token=${token}`);
+    assert.equal(opened.status, 303, 'the token leaves the address bar');
+    const cookie = String(opened.headers['set-cookie']).split(';')[0] as string;
+    assert.match(String(opened.headers['set-cookie']), /HttpOnly/);
+    const page = await get(`${local}/`, { cookie });
+    assert.equal(page.status, 200);
+    assert.match(page.body, /ckpt dashboard/);
+    assert.ok(!page.body.includes(token), 'the page never shows the token');
+  } finally {
+    await dashboard.stop();
+  }
+});
+
+it('on loopback without a token: read-only, and no other Host (DNS rebinding) is served', async () => {
+  const dashboard = await startDashboard([]);
+  try {
+    assert.equal((await get(`${dashboard.url}/api/overview`)).status, 200);
+    assert.equal((await get(`${dashboard.url}/api/overview`, { host: 'attacker.example' })).status, 403);
+    const post = await new Promise<number>((resolve, reject) => {
+      request(`${dashboard.url}/api/overview`, { method: 'POST' }, (response) => resolve(response.statusCode ?? 0))
+        .on('error', reject)
+        .end();
+    });
+    assert.equal(post, 405);
+    const view = JSON.parse((await get(`${dashboard.url}/api/instances/1`)).body) as { commands: { reset: string }; instance: { params: object } };
+    assert.ok(!JSON.stringify(view).includes('hunter2-in-clear'), 'the redacted param never reaches the page');
+    assert.match(view.commands.reset, /^ckpt reset dashboard-demo --param region=eu --param 'apiToken=<apiToken>' --store sqlite:/);
+  } finally {
+    const result = await dashboard.stop();
+    assert.equal(result.code, 0, 'SIGTERM stops the dashboard cleanly');
+  }
+});
