@@ -2,6 +2,7 @@ import type { JsonObject, JsonValue } from '../json.ts';
 import type { SourceCursor } from '../source/source.ts';
 import type { CheckpointBoundary } from './checkpoint-boundary.ts';
 import { RecordContext } from './context.ts';
+import { isJsonScalar, positionProblem } from './positions.ts';
 import type { ProgressMarker } from './progress-mark.ts';
 import { isThenable, needsSavepoint, processRecord, RecordAbandoned, type RecordRunInput } from './record-run.ts';
 import { RecordTx, type TxHandle } from './record-tx.ts';
@@ -299,20 +300,4 @@ export class RecordLoop {
     });
     return result;
   }
-}
-
-function isJsonScalar(value: unknown): value is JsonValue {
-  return value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
-}
-
-/** Why `next` cannot follow `previous` as a position, if it cannot (only numbers are compared). */
-function positionProblem(previous: JsonValue | null, next: unknown): string | undefined {
-  if (next === undefined || typeof next === 'function' || typeof next === 'symbol' || typeof next === 'bigint') {
-    return `the source yielded a position that is not JSON (${typeof next})`;
-  }
-  if (typeof next === 'number' && !Number.isFinite(next)) return `the source yielded position ${next}, which JSON cannot hold`;
-  if (typeof next === 'number' && typeof previous === 'number' && !(next > previous)) {
-    return `the source yielded position ${next} after ${previous}`;
-  }
-  return undefined;
 }
