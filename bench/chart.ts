@@ -13,7 +13,14 @@ export function drawChart(results: BenchResults): Buffer {
   for (const cell of results.cells) {
     const baseline = baselineOf(results.cells, cell);
     if (!baseline || cell.runs.length === 0 || baseline.runs.length === 0) continue;
-    const store = cell.variant.startsWith('seed') || (cell.workload !== 'c' && cell.variant === 'plain') ? '' : cell.backend === 'sqlite' ? ' SQLITE' : ' PG';
+    const store =
+      cell.variant.startsWith('seed') || (cell.workload !== 'c' && cell.variant.startsWith('plain'))
+        ? ''
+        : cell.backend === 'sqlite'
+          ? ' SQLITE'
+          : cell.backend === 'mysql'
+            ? ' MYSQL'
+            : ' PG';
     const label = `(${cell.workload}) ${(variantNames[cell.variant] ?? cell.variant).replace(', no checkpoint', '').replace('checkpointed ', 'ckpt ')}${store}`;
     rows.push({ label, ratio: perRun(cell, results.records) / perRun(baseline, results.records), workload: cell.workload, ours: cell.variant === 'ckpt-auto' });
   }

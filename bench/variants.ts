@@ -2,15 +2,15 @@
 // that no variant inherits another's heap, caches or open connections.
 import { DatabaseSync } from 'node:sqlite';
 import { type CheckpointSpec, defineJob, openStore, range, runJob, type Store } from '../src/index.ts';
-import { concurrencyOf, pool, type Workload, work } from './workloads.ts';
+import { concurrencyOf, digest, pool, type Workload, work } from './workloads.ts';
 
-export type Backend = 'sqlite' | 'postgres';
+export type Backend = 'sqlite' | 'postgres' | 'mysql';
 
 export interface VariantInput {
   workload: Workload;
   variant: string;
   records: number;
-  /** sqlite: a file path; postgres: a URL of a fresh database. */
+  /** sqlite: a file path; postgres, mysql: a URL of a fresh database. */
   target: string;
   backend: Backend;
 }
@@ -28,6 +28,7 @@ export interface VariantResult {
 /** The variants in the order the tables show them. */
 export const variantNames: Record<string, string> = {
   plain: 'plain loop, no checkpoint',
+  'plain-async': 'plain `for await` over the async source, no checkpoint',
   batched: 'plain batched inserts (500 rows), no checkpoint',
   'seed-1': 'seed pattern, offset saved every 1',
   'seed-500': 'seed pattern, every 500',
@@ -35,6 +36,8 @@ export const variantNames: Record<string, string> = {
   'ckpt-1': 'checkpointed every: 1',
   'ckpt-500': 'checkpointed every: 500',
   'ckpt-auto': "checkpointed 'auto'",
+  'ckpt-async': "checkpointed 'auto', async process",
+  'ckpt-query': "checkpointed 'auto', one ctx.tx.query per record",
   'dbos-step': 'DBOS, one step per record',
   'dbos-tx': 'DBOS, one transaction per record',
 };
@@ -44,8 +47,11 @@ const outputTable = 'CREATE TABLE IF NOT EXISTS bench_out (id BIGINT PRIMARY KEY
 export async function runVariant(input: VariantInput): Promise<VariantResult> {
   const { variant } = input;
   if (variant === 'plain') return input.workload === 'c' ? plainRows(input, false) : plainLoop(input);
+  if (variant === 'plain-async') return plainForAwait(input);
   if (variant === 'batched') return plainRows(input, true);
   if (variant.startsWith('seed-')) return seedPattern(input, Number(variant.slice(5)));
+  if (variant === 'ckpt-async') return checkpointed(input, 'auto', 'async');
+  if (variant === 'ckpt-query') return checkpointed(input, 'auto', 'query');
   if (variant.startsWith('ckpt-')) {
     const every = variant.slice(5);
     return checkpointed(input, every === 'auto' ? 'auto' : { every: Number(every) });
@@ -57,9 +63,21 @@ export async function runVariant(input: VariantInput): Promise<VariantResult> {
   throw new Error(`unknown variant ${variant}`);
 }
 
+/** (a): the synchronous loop a user would write; (b): the same pool of awaited records as ours. */
 async function plainLoop({ workload, records }: VariantInput): Promise<VariantResult> {
   const started = performance.now();
-  await pool(records, concurrencyOf(workload), (n) => work(workload, n));
+  if (workload === 'a') {
+    let length = 0;
+    for (let n = 0; n < records; n++) length += digest(n).length;
+    if (length === 0) throw new Error('no work done');
+  } else await pool(records, concurrencyOf(workload), (n) => work(workload, n));
+  return { ms: performance.now() - started };
+}
+
+/** `for await` over the same source our async variant reads (range's async generator), awaiting the same work. */
+async function plainForAwait({ workload, records }: VariantInput): Promise<VariantResult> {
+  const started = performance.now();
+  for await (const { record } of range(0, records).read(undefined, { signal: new AbortController().signal })) await work(workload, record);
   return { ms: performance.now() - started };
 }
 
@@ -131,7 +149,7 @@ async function seedPattern({ workload, records, target }: VariantInput, interval
   return { ms };
 }
 
-async function checkpointed(input: VariantInput, checkpoint: CheckpointSpec): Promise<VariantResult> {
+async function checkpointed(input: VariantInput, checkpoint: CheckpointSpec, style: 'default' | 'async' | 'query' = 'default'): Promise<VariantResult> {
   const { workload, records, backend } = input;
   let store: Store;
   try {
@@ -145,16 +163,30 @@ async function checkpointed(input: VariantInput, checkpoint: CheckpointSpec): Pr
     await sql.close();
   }
   const insert = insertSql(backend);
-  const job = defineJob<number, unknown>({
-    name: `bench-${workload}`,
-    source: () => range(0, records),
-    concurrency: concurrencyOf(workload),
-    checkpoint,
-    async process(n: number, ctx) {
-      const result = await work(workload, n);
-      if (workload === 'c') await ctx.tx.query(insert, [n, result]);
-    },
-  });
+  // (a) cheap records are synchronous work, so the job is synchronous (an async job is its own
+  // variant); (c) writes its row buffered (`ctx.tx.insert`), or as one query per record.
+  const job =
+    workload === 'a' && style === 'default'
+      ? defineJob<number, unknown>({
+          name: 'bench-a',
+          source: () => range(0, records),
+          checkpoint,
+          process(n: number) {
+            digest(n);
+          },
+        })
+      : defineJob<number, unknown>({
+          name: `bench-${workload}`,
+          source: () => range(0, records),
+          concurrency: concurrencyOf(workload),
+          checkpoint,
+          async process(n: number, ctx) {
+            const result = await work(workload, n);
+            if (workload !== 'c') return;
+            if (style === 'query') await ctx.tx.query(insert, [n, result]);
+            else ctx.tx.insert('bench_out', { id: n, digest: result });
+          },
+        });
   const started = performance.now();
   const summary = await runJob(job, { store });
   const ms = performance.now() - started;
@@ -164,11 +196,11 @@ async function checkpointed(input: VariantInput, checkpoint: CheckpointSpec): Pr
 }
 
 const insertSql = (backend: Backend) =>
-  backend === 'sqlite' ? 'INSERT INTO bench_out (id, digest) VALUES (?, ?)' : 'INSERT INTO bench_out (id, digest) VALUES ($1, $2)';
+  backend === 'postgres' ? 'INSERT INTO bench_out (id, digest) VALUES ($1, $2)' : 'INSERT INTO bench_out (id, digest) VALUES (?, ?)';
 
 function placeholders(backend: Backend, rows: number): string {
   const out: string[] = [];
-  for (let i = 0; i < rows; i++) out.push(backend === 'sqlite' ? '(?, ?)' : `($${2 * i + 1}, $${2 * i + 2})`);
+  for (let i = 0; i < rows; i++) out.push(backend === 'postgres' ? `($${2 * i + 1}, $${2 * i + 2})` : '(?, ?)');
   return out.join(', ');
 }
 
@@ -196,6 +228,10 @@ async function openSql({ backend, target }: VariantInput): Promise<Sql> {
       },
       close: async () => db.close(),
     };
+  }
+  if (backend === 'mysql') {
+    const { connectMysql } = (await importPeer('mysql-client.ts')) as { connectMysql: (url: string) => Promise<Sql> };
+    return connectMysql(target);
   }
   const { connectPg } = (await importPeer('pg-client.ts')) as { connectPg: (url: string) => Promise<Sql> };
   return connectPg(target);

@@ -26,6 +26,7 @@ export { defineJob } from './job/define.ts';
 export type { OnDrift } from './job/drift.ts';
 export type { JobSql, SqlResult } from './job/job-sql.ts';
 export type { CheckpointPolicy, CheckpointSample, CheckpointSpec } from './job/policy.ts';
+export type { TxHandle } from './job/record-tx.ts';
 export type { RunJobOutcome, RunOptions, RunSummary } from './job/runner.ts';
 export { runJob } from './job/runner.ts';
 export type { ShardResult } from './job/shard-run.ts';
@@ -43,7 +44,7 @@ export type { HttpRetryInfo, HttpRetryOptions } from './source/http-retry.ts';
 export type { NdjsonOptions } from './source/ndjson.ts';
 export { ndjsonFile } from './source/ndjson.ts';
 export { range } from './source/range.ts';
-export type { Source, SourceItem } from './source/source.ts';
+export type { Source, SourceCursor, SourceItem } from './source/source.ts';
 // sqlTable imports its database's driver only when it reads (a URL names which), so it sits here.
 export type { MysqlQuerier, PgQuerier, SqlConnection, SqlDialect } from './source/sql/sql-client.ts';
 export type { SqlKey, SqlKeyValue, SqlTableOptions } from './source/sql/sql-table.ts';

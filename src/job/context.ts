@@ -1,21 +1,23 @@
 import type { EventMap } from '../events.ts';
 import type { JsonObject, JsonValue } from '../json.ts';
-import type { SqlHandle } from '../store/store.ts';
 import type { JobContext, JobLogger, OnceOptions } from './define.ts';
 import type { Effects } from './effects.ts';
-import { type JobSql, jobSql } from './job-sql.ts';
+import type { TxHandle } from './record-tx.ts';
 
-/** The `ctx` of one record attempt; `tx` writes into the transaction its checkpoint will commit. */
+/**
+ * The `ctx` of one record attempt; `tx` writes into the transaction its checkpoint will commit.
+ * Records that finish synchronously share one, moved on with `reuse` (no object per record).
+ */
 export class RecordContext<Params, State extends JsonObject> implements JobContext<Params, State> {
   readonly job: string;
   readonly params: Params;
   readonly shard: string;
-  readonly position: unknown;
+  position: unknown;
   readonly state: State;
   readonly signal: AbortSignal;
   readonly log: JobLogger;
-  readonly #sql: () => SqlHandle | undefined;
-  #handle: JobSql | undefined;
+  readonly #sql: () => TxHandle | undefined;
+  #handle: TxHandle | undefined;
   readonly #effects: Effects;
 
   constructor(init: {
@@ -27,7 +29,7 @@ export class RecordContext<Params, State extends JsonObject> implements JobConte
     signal: AbortSignal;
     log: JobLogger;
     /** Opens the record's share of the transaction on first use; undefined: the store has no SQL. */
-    sql: () => SqlHandle | undefined;
+    sql: () => TxHandle | undefined;
     effects: Effects;
   }) {
     this.job = init.job;
@@ -41,12 +43,15 @@ export class RecordContext<Params, State extends JsonObject> implements JobConte
     this.#effects = init.effects;
   }
 
-  get tx(): JobSql {
-    if (this.#handle === undefined) {
-      const handle = this.#sql();
-      if (handle === undefined) throw new Error('ctx.tx needs a SQL store (sqlite:, postgres:// or mysql://); this store has no SQL');
-      this.#handle = jobSql(handle);
-    }
+  /** The next record's turn of a shared context (the previous one has finished). */
+  reuse(position: unknown): void {
+    this.position = position;
+    this.#handle = undefined;
+  }
+
+  get tx(): TxHandle {
+    this.#handle ??= this.#sql();
+    if (this.#handle === undefined) throw new Error('ctx.tx needs a SQL store (sqlite:, postgres:// or mysql://); this store has no SQL');
     return this.#handle;
   }
 

@@ -4,6 +4,7 @@ import type { Source } from '../source/source.ts';
 import { callerFile } from './code-location.ts';
 import type { JobSql } from './job-sql.ts';
 import type { CheckpointSpec } from './policy.ts';
+import type { TxHandle } from './record-tx.ts';
 
 export interface JobLogger {
   info(message: string, data?: unknown): void;
@@ -29,9 +30,11 @@ export interface JobContext<Params, State extends JsonObject> {
   /**
    * SQL inside the transaction that commits with the checkpoint covering this record. A record's
    * writes sit in their own savepoint: a failed attempt's writes are rolled back with it.
+   * `insert`/`upsert`/`delete` are buffered and sent as multi-row statements before the next
+   * `query` or the checkpoint's commit; a failed attempt's buffered writes are dropped.
    * `` ctx.tx.sql`… ${value}` `` binds values with the store's placeholders.
    */
-  readonly tx: JobSql;
+  readonly tx: TxHandle;
   /**
    * Run an external effect at most once per key (per instance generation, or per instance with
    * `scope: 'instance'`): its intent is made durable before `fn` runs and its JSON result as soon

@@ -3,12 +3,15 @@ import type { EventMap, EventType, RunEvent } from '../events.ts';
 import type { JsonObject } from '../json.ts';
 import { lazySecretKey } from '../secret.ts';
 import type { DeadLetter, InstanceInfo, Lease, Store } from '../store/store.ts';
+import { Baton } from './baton.ts';
 import { describeJobError } from './code-location.ts';
 import { eventLogger, RecordContext } from './context.ts';
 import { type Job, jobFileOf } from './define.ts';
 import { Effects } from './effects.ts';
+import { dialectOf, RecordTx } from './record-tx.ts';
 import { defaultWorker, reapDeadWorkers, resolveParams } from './runner.ts';
 import { runSetup } from './setup.ts';
+import { WriteBuffer } from './write-buffer.ts';
 
 export interface DlqRetryResult {
   instance: InstanceInfo;
@@ -74,6 +77,9 @@ export async function retryDeadLetters(
       notify,
     });
     const tx = await store.begin(lease);
+    // ctx.tx as in a run: buffered writes are sent before the letter is resolved, in the same commit.
+    const chunk = { tx: () => tx, buffer: new WriteBuffer(dialectOf(tx.sql)) };
+    let recordTx: RecordTx | undefined;
     try {
       const ctx = new RecordContext({
         job: job.name,
@@ -83,12 +89,18 @@ export async function retryDeadLetters(
         state: structuredClone(job.initialState?.({ params, shard: letter.shard }) ?? {}) as JsonObject,
         signal: new AbortController().signal,
         log: eventLogger(letter.shard, (data) => options.onEvent?.({ type: 'log', at: Date.now(), job: job.name, instanceId: instance.id, data })),
-        sql: () => tx.sql,
+        sql: () => {
+          if (tx.sql === undefined) return undefined;
+          recordTx ??= new RecordTx(new Baton(), chunk, tx.sql, false);
+          return recordTx;
+        },
         effects,
       });
       // A letter is processed in a transaction of its own: it gets what setup() prepares too.
       await runSetup(job, { params, shard: letter.shard, state: ctx.state, tx });
       await job.process(letter.record, ctx);
+      await recordTx?.finish(true);
+      if (tx.sql !== undefined) await chunk.buffer.flush(tx.sql);
       if (!(await store.resolveDeadLetter(tx, letter.id))) {
         result.alreadyResolved.push(letter);
         continue;
@@ -96,6 +108,7 @@ export async function retryDeadLetters(
       result.resolved.push(letter);
       await emit('dlq:retry', { shard: letter.shard, id: letter.id, position: letter.position, outcome: 'resolved' });
     } catch (error) {
+      await recordTx?.finish(false).catch(() => undefined);
       await store.rollback(tx).catch(() => undefined);
       const described = describeJobError(error, jobFileOf(job));
       await store.noteDeadLetterRetry(letter.id, described);

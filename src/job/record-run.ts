@@ -3,13 +3,13 @@ import { firstLine, StoreUnavailableError } from '../errors.ts';
 import type { EventMap, EventType } from '../events.ts';
 import type { JsonObject, JsonValue } from '../json.ts';
 import type { SourceItem } from '../source/source.ts';
-import type { Lease, Store, Tx } from '../store/store.ts';
+import type { Lease, Store } from '../store/store.ts';
 import type { Baton } from './baton.ts';
 import { describeJobError } from './code-location.ts';
 import { RecordContext, toJson } from './context.ts';
 import { type Job, type JobLogger, jobFileOf } from './define.ts';
 import type { Effects } from './effects.ts';
-import { RecordTx } from './record-tx.ts';
+import { type ChunkWrites, RecordTx } from './record-tx.ts';
 import { backoffDelay, type RetryPolicy } from './retry.ts';
 
 export type Emit = <K extends EventType>(type: K, data: EventMap[K], runId?: number) => Promise<void>;
@@ -27,8 +27,8 @@ export interface RecordRunInput {
   /** Aborted when the run stops. */
   signal: AbortSignal;
   baton: Baton;
-  /** The shard's open transaction (it changes only at checkpoints, when no record is in flight). */
-  tx: () => Tx;
+  /** The shard's open transaction and its unsent writes (they change only at checkpoints, when no record is in flight). */
+  chunk: ChunkWrites;
   effects: Effects;
   retry: RetryPolicy;
   skipLimit: number;
@@ -43,16 +43,15 @@ export interface RecordRunInput {
  * transaction, so exactly once) while the skip limit allows, else the error is thrown and the
  * run fails with its checkpoint at the last good boundary.
  */
-export async function processRecord(item: SourceItem<unknown, unknown>, input: RecordRunInput): Promise<void> {
+export async function processRecord(item: SourceItem<unknown, unknown>, input: RecordRunInput, firstFailure?: { error: unknown }): Promise<void> {
   const { job, lease, retry } = input;
-  // A record's own savepoint is needed only to survive its failure (a retry, a dead letter).
-  // Without either, a failure fails the run and rolls back the whole chunk anyway.
-  const savepoint = retry.attempts > 1 || input.skipLimit > 0;
+  const savepoint = needsSavepoint(input);
   for (let attempt = 1; ; attempt++) {
-    // Created on the record's first `ctx.tx` use only: most records of most jobs never need one,
-    // and this loop runs once per record.
+    // Created on the record's first `ctx.tx` use only: most records of most jobs never need one.
     let recordTx: RecordTx | undefined;
     try {
+      // The record loop ran the first attempt itself (and ended its ctx.tx): only its error is left.
+      if (attempt === 1 && firstFailure !== undefined) throw firstFailure.error;
       if (item.error) throw item.error;
       const ctx = new RecordContext({
         job: job.name,
@@ -63,8 +62,10 @@ export async function processRecord(item: SourceItem<unknown, unknown>, input: R
         signal: input.signal,
         log: input.log,
         sql: () => {
-          recordTx ??= new RecordTx(input.baton, input.tx(), savepoint);
-          return recordTx.handle();
+          const sql = input.chunk.tx().sql;
+          if (sql === undefined) return undefined;
+          recordTx ??= new RecordTx(input.baton, input.chunk, sql, savepoint);
+          return recordTx;
         },
         effects: input.effects,
       });
@@ -101,7 +102,15 @@ export async function processRecord(item: SourceItem<unknown, unknown>, input: R
   }
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
+/**
+ * A record's own savepoint is needed only to survive its failure (a retry, a dead letter).
+ * Without either, a failure fails the run and rolls back the whole chunk anyway.
+ */
+export function needsSavepoint(input: { retry: RetryPolicy; skipLimit: number }): boolean {
+  return input.retry.attempts > 1 || input.skipLimit > 0;
+}
+
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 }
 
@@ -109,7 +118,7 @@ async function deadLetter(input: RecordRunInput, item: SourceItem<unknown, unkno
   const { lease } = input;
   const release = await input.baton.acquire();
   try {
-    await input.store.addDeadLetter(input.tx(), { position, record: toJson(item.record), error, attempts });
+    await input.store.addDeadLetter(input.chunk.tx(), { position, record: toJson(item.record), error, attempts });
   } finally {
     release();
   }

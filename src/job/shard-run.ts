@@ -1,10 +1,11 @@
-import { DriftError, FencedError, firstLine, StoreUnavailableError, UsageError } from '../errors.ts';
+import { DriftError, FencedError, UsageError } from '../errors.ts';
 import type { EventMap, EventType } from '../events.ts';
 import type { JsonObject, JsonValue } from '../json.ts';
-import type { SourceItem } from '../source/source.ts';
-import type { Lease, RunOutcome, Store, Tx } from '../store/store.ts';
-import { asStoreError, isTransientStoreError } from '../store/transient.ts';
+import { openCursor } from '../source/cursor.ts';
+import type { Lease, RunOutcome, Store } from '../store/store.ts';
+import { isTransientStoreError } from '../store/transient.ts';
 import { Baton } from './baton.ts';
+import { CheckpointBoundary } from './checkpoint-boundary.ts';
 import { describeJobError } from './code-location.ts';
 import { eventLogger } from './context.ts';
 import { type AnyJob, jobFileOf } from './define.ts';
@@ -12,9 +13,11 @@ import { checkDrift, type OnDrift, RestartForDrift } from './drift.ts';
 import { Effects } from './effects.ts';
 import type { CheckpointPolicy } from './policy.ts';
 import { ProgressMarker, reworkAfter } from './progress-mark.ts';
-import { type Emit, processRecord, RecordAbandoned } from './record-run.ts';
+import { RecordLoop } from './record-loop.ts';
+import type { Emit } from './record-run.ts';
 import type { RetryPolicy } from './retry.ts';
 import { runSetup } from './setup.ts';
+import { endShard } from './shard-end.ts';
 import { onStopAtOnce } from './stop-at-once.ts';
 
 export interface ShardResult {
@@ -66,8 +69,6 @@ export interface ShardRunInput {
   secretKey: () => Buffer;
 }
 
-/** How long the record loop may run before it lets timers (heartbeat, signals) in. */
-const YIELD_EVERY_MS = 15;
 const PROGRESS_EVERY_MS = 200;
 
 /**
@@ -111,7 +112,7 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
 }
 
 async function processShard(input: ShardRunInput): Promise<ShardResult> {
-  const { job, store, lease, policy, concurrency } = input;
+  const { job, store, lease, policy } = input;
   const shard = lease.shard;
   // Stored events never join the chunk's transaction (every store appends them on their own
   // connection or file, durably at once), so a savepoint rollback cannot erase them and nothing
@@ -143,18 +144,11 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   const rework = redo.records;
 
   const state = (checkpoint?.state ?? job.initialState?.({ params: input.params, shard }) ?? {}) as JsonObject;
-  let position: JsonValue | null = checkpoint?.position ?? null;
-  const resumedFrom = position;
-  let processed = checkpoint?.processed ?? 0;
-  /** Shard total covered by the last committed checkpoint. */
-  let committed = processed;
-  let records = 0;
+  const resumed = { position: checkpoint?.position ?? null, processed: checkpoint?.processed ?? 0 };
+  const resumedFrom = resumed.position;
   const started = performance.now();
-  let checkpoints = 0;
-  let checkpointMs = 0;
-  let lastCheckpointAt = Date.now();
   // Rework is timed until the shard total passes where the crashed run got to.
-  const reworkUntil = processed + rework;
+  const reworkUntil = resumed.processed + rework;
   let reworkMs: number | undefined = rework > 0 ? undefined : 0;
   const runStats = () => {
     const chosen = policy.interval();
@@ -169,30 +163,22 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
 
   // Not retried: if the store is unreachable now, the first commit finds out and ends the run.
   // With the stats: a run killed before its first periodic heartbeat still says whose work it redid.
-  await store.heartbeat(lease, { resumedFrom, rework, markProcessed: processed, stats: runStats() }).catch((error: unknown) => {
+  await store.heartbeat(lease, { resumedFrom, rework, markProcessed: resumed.processed, stats: runStats() }).catch((error: unknown) => {
     if (!isTransientStoreError(error)) throw error;
   });
   if (checkpoint === undefined) await emit('run:start', { shard, worker: lease.worker, runId: lease.runId, total }, lease.runId);
   else
-    await emit('run:resume', { shard, worker: lease.worker, runId: lease.runId, position, processed, rework, reworkAtMost: redo.atMost, total }, lease.runId);
+    await emit(
+      'run:resume',
+      { shard, worker: lease.worker, runId: lease.runId, position: resumedFrom, processed: resumed.processed, rework, reworkAtMost: redo.atMost, total },
+      lease.runId,
+    );
 
   const stop = new AbortController();
   const onExternalStop = () => stop.abort('interrupted');
   if (input.signal?.aborted) onExternalStop();
   input.signal?.addEventListener('abort', onExternalStop, { once: true });
   let lostReason: string | undefined;
-  let failure: unknown;
-  let failedPosition: JsonValue | null = null;
-  /** A record was given up mid-way by a stop: the open chunk must not be committed. */
-  let abandoned = false;
-
-  let wakeIfDue: () => void = () => undefined;
-  const log = eventLogger(shard, (data) => void emit('log', data));
-  const inFlight = new Set<Promise<void>>();
-  let sinceRecords = 0;
-  let sinceStart = performance.now();
-  let dispatchedPosition: JsonValue | null = position;
-
   const effects = new Effects({
     store,
     scope: { instanceId: lease.instanceId, generation: lease.generation },
@@ -203,128 +189,15 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     notify: input.notify,
     leaseLost: () => lostReason !== undefined,
   });
-  const recordInput = {
-    job,
-    params: input.params,
-    store,
-    lease,
-    state,
-    log,
-    signal: stop.signal,
-    baton,
-    tx: () => tx,
-    effects,
-    retry: input.retry,
-    skipLimit: input.skipLimit,
-    deadLetters,
-    emit,
-  };
-  const dispatch = (item: SourceItem<unknown, unknown>): Promise<void> => {
-    const work: Promise<void> = processRecord(item, recordInput).then(
-      () => {
-        inFlight.delete(work);
-        records++;
-        processed++;
-        if (reworkMs === undefined && processed >= reworkUntil) reworkMs = performance.now() - started - checkpointMs;
-      },
-      (error: unknown) => {
-        inFlight.delete(work);
-        if (error instanceof RecordAbandoned) {
-          abandoned = true;
-          return;
-        }
-        if (failure === undefined) {
-          failure = error;
-          failedPosition = item.position as JsonValue;
-        }
-        stop.abort('failed');
-      },
-    );
-    inFlight.add(work);
-    return work;
-  };
-  const drain = async () => {
-    while (inFlight.size > 0) await Promise.all(inFlight);
-  };
-  // A record that never settles must not outlast a stop: every wait on records in flight also
-  // ends when the run is stopped, and the stop path below bounds the rest by the drain deadline.
-  // Racing each wait against one long-lived "stopped" promise would leave a reaction on it per
-  // record (gigabytes over ten million records): each wait registers itself and leaves instead.
-  const stopWaiters = new Set<() => void>();
-  stop.signal.addEventListener('abort', () => {
-    for (const wake of [...stopWaiters]) wake();
-  });
-  const untilStopped = (promise: Promise<unknown>): Promise<void> => {
-    if (stop.signal.aborted) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        stopWaiters.delete(done);
-        resolve();
-      };
-      stopWaiters.add(done);
-      promise.then(done, done);
-    });
-  };
-  /** Drains unless stopped first; true when nothing is left in flight. */
-  const drainUnlessStopped = async (): Promise<boolean> => {
-    await untilStopped(drain());
-    return inFlight.size === 0;
-  };
-  const commit = async (complete: boolean, drainStarted: number) => {
-    const saved = await store
-      .commit(
-        tx,
-        { position: dispatchedPosition, state, processed },
-        { processed: records, markProcessed: processed, checkpoints: checkpoints + 1, checkpointMs, stats: runStats(), complete },
-      )
-      .catch((error: unknown) => {
-        throw asStoreError(error, store.location);
-      });
-    const ms = performance.now() - drainStarted;
-    checkpoints++;
-    checkpointMs += ms;
-    position = saved.position;
-    committed = saved.processed;
-    lastCheckpointAt = saved.createdAt;
-    await emit('checkpoint', { shard, seq: saved.seq, position, processed, records: sinceRecords, ms });
-    sinceRecords = 0;
-    sinceStart = performance.now();
-    if (!complete) tx = await store.begin(lease);
-    return ms;
-  };
-
-  let exhausted = false;
-  let lastYield = performance.now();
-  let lastProgress = 0;
-  const iterator = source.read(position ?? undefined, { signal: stop.signal })[Symbol.asyncIterator]();
-  // A quiet source must hold up neither a stop nor the time-based checkpoint of work already
-  // done: waiting for the next record races a wake-up from the stop signal and the heartbeat.
-  let pending: Promise<IteratorResult<SourceItem<unknown, unknown>>> | undefined;
-  let waiter: ((result: undefined) => void) | undefined;
-  stop.signal.addEventListener('abort', () => waiter?.(undefined), { once: true });
-  wakeIfDue = () => {
-    if (waiter !== undefined && inFlight.size === 0 && sinceRecords > 0 && policy.due(sinceRecords, performance.now() - sinceStart)) waiter(undefined);
-  };
-  /** The next record, or undefined when woken (stopped, or a checkpoint fell due) first. */
-  const nextOrWake = async (): Promise<IteratorResult<SourceItem<unknown, unknown>> | undefined> => {
-    pending ??= iterator.next();
-    const next = pending;
-    const result = await new Promise<IteratorResult<SourceItem<unknown, unknown>> | undefined>((resolve, reject) => {
-      waiter = resolve;
-      next.then(resolve, reject);
-      if (stop.signal.aborted) resolve(undefined);
-    });
-    waiter = undefined;
-    if (result !== undefined) pending = undefined;
-    return result;
-  };
+  const cursor = openCursor(source, resumed.position ?? undefined, { signal: stop.signal });
   // Opened only now: a source that fails before this point must leave neither a transaction open
   // nor a timer keeping the process alive and the lease renewed.
-  let tx: Tx = await store.begin(lease);
+  const boundary = await CheckpointBoundary.open({ store, lease, policy, emit, baton, runStats }, resumed);
   try {
-    await runSetup(job, { params: input.params, shard, state, tx });
+    await runSetup(job, { params: input.params, shard, state, tx: boundary.tx() });
   } catch (error) {
-    await store.rollback(tx).catch(() => undefined);
+    await boundary.rollback();
+    await cursor.close();
     throw error;
   }
   // Marks five times per heartbeat: a crash's rework is then known to within ~1/5 s of records.
@@ -334,14 +207,58 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   const marker = new ProgressMarker(
     store,
     lease,
-    processed,
+    resumed.processed,
     Math.max(10, input.heartbeatMs / 5),
     everyRecords === undefined ? undefined : Math.max(16, everyRecords),
   );
-  const forgetLastWords = onStopAtOnce(() => marker.final(processed + inFlight.size));
+  let lastProgress = 0;
+  const loop = new RecordLoop(
+    {
+      job,
+      params: input.params,
+      store,
+      lease,
+      state,
+      log: eventLogger(shard, (data) => void emit('log', data)),
+      signal: stop.signal,
+      stop,
+      baton,
+      chunk: boundary,
+      boundary,
+      cursor,
+      marker,
+      concurrency: input.concurrency,
+      effects,
+      retry: input.retry,
+      skipLimit: input.skipLimit,
+      deadLetters,
+      emit,
+      onYield: () => {
+        const now = performance.now();
+        if (now - lastProgress < PROGRESS_EVERY_MS) return;
+        lastProgress = now;
+        const rate = loop.records / Math.max(1e-3, (now - started) / 1000);
+        void emit('progress', {
+          shard,
+          processed: loop.processed + loop.inFlight,
+          inFlight: loop.inFlight,
+          total,
+          rate,
+          lastCheckpointAt: boundary.lastCheckpointAt,
+        });
+      },
+    },
+    resumed,
+  );
+  if (reworkMs === undefined) {
+    loop.at(reworkUntil, () => {
+      reworkMs = performance.now() - started - boundary.checkpointMs;
+    });
+  }
+  const forgetLastWords = onStopAtOnce(() => marker.final(loop.processed + loop.inFlight));
   const heartbeat = setInterval(() => {
-    wakeIfDue();
-    store.heartbeat(lease, { processed: records, markProcessed: processed + inFlight.size, stats: runStats() }).then(
+    loop.wakeIfDue();
+    store.heartbeat(lease, { processed: loop.records, markProcessed: loop.processed + loop.inFlight, stats: runStats() }).then(
       (held) => {
         if (!held && lostReason === undefined) {
           lostReason = 'the lease was taken by another worker';
@@ -352,173 +269,28 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     );
   }, input.heartbeatMs);
   try {
-    for (;;) {
-      if (stop.signal.aborted) break;
-      const next = await nextOrWake();
-      if (next === undefined) {
-        if (stop.signal.aborted) break;
-        const drainStarted = performance.now();
-        if (!(await drainUnlessStopped())) break;
-        if (failure !== undefined || abandoned) break;
-        policy.observe({ records: sinceRecords, workMs: drainStarted - sinceStart, checkpointMs: await commit(false, drainStarted) });
-        continue;
-      }
-      if (next.done) {
-        exhausted = true;
-        break;
-      }
-      if (stop.signal.aborted) break;
-      // The boundary is checked when the next record arrives, so a source that ends right at a
-      // boundary gets one checkpoint (the completing one), not two.
-      if (sinceRecords > 0 && policy.due(sinceRecords, performance.now() - sinceStart)) {
-        const drainStarted = performance.now();
-        if (!(await drainUnlessStopped())) break;
-        if (failure !== undefined || abandoned) break;
-        policy.observe({ records: sinceRecords, workMs: drainStarted - sinceStart, checkpointMs: await commit(false, drainStarted) });
-      }
-      // A position that is not JSON, or a numeric one that does not increase, would make a resume
-      // (strictly after the checkpoint's position) skip or redo records: fail before it is used.
-      const misplaced = positionProblem(dispatchedPosition, next.value.position);
-      if (misplaced !== undefined) {
-        failure = new Error(`${misplaced}; a source must yield JSON positions in increasing order, strictly after the one it was given`);
-        failedPosition = isJsonScalar(next.value.position) ? next.value.position : null;
-        stop.abort('failed');
-        break;
-      }
-      const count = processed + inFlight.size + 1;
-      if (marker.needsMark(count)) await marker.raise(count);
-      const work = dispatch(next.value);
-      dispatchedPosition = next.value.position as JsonValue;
-      sinceRecords++;
-      if (concurrency === 1) await untilStopped(work);
-      else while (inFlight.size >= concurrency && !stop.signal.aborted) await untilStopped(Promise.race(inFlight));
-      if (failure !== undefined) break;
-      const now = performance.now();
-      if (now - lastYield > YIELD_EVERY_MS) {
-        await new Promise((resolve) => setImmediate(resolve));
-        lastYield = performance.now();
-        if (lastYield - lastProgress > PROGRESS_EVERY_MS) {
-          lastProgress = lastYield;
-          const rate = records / Math.max(1e-3, (lastYield - started) / 1000);
-          void emit('progress', { shard, processed: processed + inFlight.size, inFlight: inFlight.size, total, rate, lastCheckpointAt });
-        }
-      }
-    }
+    await loop.run();
   } catch (error) {
     if (error instanceof FencedError) lostReason = error.message;
-    else if (failure === undefined) failure = error;
+    else if (loop.failure === undefined) loop.failure = error;
   } finally {
     clearInterval(heartbeat);
     input.signal?.removeEventListener('abort', onExternalStop);
-    // An async generator queues return() behind a next() still running: do not wait on that one.
-    const closing = Promise.resolve(iterator.return?.()).catch(() => undefined);
-    if (pending === undefined) await closing;
+    await cursor.close();
   }
-
-  if (reworkMs === undefined) reworkMs = performance.now() - started - checkpointMs;
-  const chosen = policy.interval();
-  // Every way out builds its result once the run's row is final: from then on no last words.
-  const result = (outcome: ShardResult['outcome'], error?: string, cause?: unknown): ShardResult => {
-    forgetLastWords();
-    return {
-      shard,
-      outcome,
-      records,
-      processed: committed,
-      position,
-      resumedFrom,
-      rework,
-      ...(rework > 0 ? { reworkAtMost: redo.atMost, reworkMarkStep: redo.markStep } : {}),
-      reworkMs: reworkMs ?? 0,
-      interval: { ms: Number.isFinite(chosen.ms) ? chosen.ms : null, records: chosen.records ?? null, reason: chosen.reason },
-      checkpoints,
-      checkpointMs,
-      deadLetters: deadLetters.count - deadLettersBefore,
-      ...(error === undefined ? {} : { error }),
-      ...(cause instanceof Error && cause.stack !== undefined ? { stack: cause.stack } : {}),
-    };
-  };
-  const end = async (outcome: ShardResult['outcome'], error?: string, cause?: unknown): Promise<ShardResult> => {
-    await store.rollback(tx).catch(() => undefined);
-    await store.release(lease, outcome, { processed: records, markProcessed: processed, checkpoints, checkpointMs, stats: runStats(), error: error ?? null });
-    await emit('run:end', { shard, runId: lease.runId, outcome, processed: committed, position, ...(error === undefined ? {} : { error }) }, lease.runId);
-    return result(outcome, error, cause);
-  };
-
-  try {
-    if (lostReason !== undefined) return await lose(lostReason);
-    if (failure instanceof StoreUnavailableError) return await loseToStore(failure);
-    if (failure !== undefined) {
-      await settleInFlight();
-      // The chunk is rolled back (the checkpoint stays at the last good boundary) before the
-      // error is logged, so the event log keeps it.
-      await store.rollback(tx).catch(() => undefined);
-      const where = failedPosition ?? dispatchedPosition;
-      const described = describeJobError(failure, jobFileOf(job));
-      await emit('record:error', { shard, position: where, error: described }, lease.runId);
-      const limit = input.skipLimit > 0 ? ` (skip limit of ${input.skipLimit} dead letters reached)` : '';
-      return await end('failed', `record at position ${JSON.stringify(where)} failed: ${described}${limit}`, failure);
-    }
-    const drainStarted = performance.now();
-    if (exhausted && (await drainUnlessStopped())) {
-      if (failure !== undefined) return await end('failed', describeJobError(failure, jobFileOf(job)), failure);
-      if (abandoned) return await end('interrupted');
-      await commit(true, drainStarted);
-      await emit('shard:complete', { shard, processed }, lease.runId);
-      await emit('run:end', { shard, runId: lease.runId, outcome: 'completed', processed, position }, lease.runId);
-      return result('completed');
-    }
-    // Stopped from outside: let records in flight finish, then save where we are.
-    const drained = await Promise.race([drain().then(() => true), sleepFor(input.drainMs).then(() => false)]);
-    if (drained && failure === undefined && !abandoned && sinceRecords > 0) await commit(false, drainStarted);
-    return await end('interrupted');
-  } catch (error) {
-    if (error instanceof FencedError) return await lose(error.message);
-    if (error instanceof StoreUnavailableError) return await loseToStore(error);
-    return await end('failed', describeJobError(error, jobFileOf(job)), error);
-  }
-
-  /** Lets the other records in flight settle, but no longer than the drain deadline. */
-  async function settleInFlight(): Promise<void> {
-    await Promise.race([Promise.allSettled(inFlight), sleepFor(input.drainMs)]);
-  }
-
-  async function lose(reason: string): Promise<ShardResult> {
-    await settleInFlight();
-    await store.rollback(tx).catch(() => undefined);
-    await store.release(lease, 'lost', { processed: records, error: reason }).catch(() => undefined);
-    await emit('shard:lost', { shard, token: lease.token, reason }, lease.runId).catch(() => undefined);
-    return result('lost', reason);
-  }
-
-  /**
-   * The store failed under this run (connection lost mid-chunk or mid-commit). The chunk's ctx.tx
-   * writes went with the connection, or were committed with their checkpoint: either way the next
-   * claim resumes from the checkpoint the store holds, so no record is lost or doubled.
-   */
-  async function loseToStore(error: unknown): Promise<ShardResult> {
-    const lost = await lose(`the store was unreachable (${firstLine(error)}); the shard is resumed from its last checkpoint`);
-    return { ...lost, storeUnavailable: true };
-  }
-}
-
-function sleepFor(ms: number): Promise<void> {
-  // A Node timer longer than 2^31-1 ms fires at once (with a warning): cap it instead.
-  return new Promise((resolve) => setTimeout(resolve, Math.min(ms, 2_147_483_647)).unref());
-}
-
-function isJsonScalar(value: unknown): value is JsonValue {
-  return value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
-}
-
-/** Why `next` cannot follow `previous` as a position, if it cannot (only numbers are compared). */
-function positionProblem(previous: JsonValue | null, next: unknown): string | undefined {
-  if (next === undefined || typeof next === 'function' || typeof next === 'symbol' || typeof next === 'bigint') {
-    return `the source yielded a position that is not JSON (${typeof next})`;
-  }
-  if (typeof next === 'number' && !Number.isFinite(next)) return `the source yielded position ${next}, which JSON cannot hold`;
-  if (typeof next === 'number' && typeof previous === 'number' && !(next > previous)) {
-    return `the source yielded position ${next} after ${previous}`;
-  }
-  return undefined;
+  if (reworkMs === undefined) reworkMs = performance.now() - started - boundary.checkpointMs;
+  return endShard({
+    input,
+    shard,
+    boundary,
+    loop,
+    resumedFrom,
+    rework,
+    redo,
+    forgetLastWords,
+    reworkMs,
+    deadLetters: deadLetters.count - deadLettersBefore,
+    lostReason,
+    runStats,
+  });
 }

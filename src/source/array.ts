@@ -1,4 +1,5 @@
 import { hashJson } from '../json.ts';
+import { countingCursor } from './cursor.ts';
 import type { Source } from './source.ts';
 
 /** The items of an array; the position is the index. */
@@ -9,6 +10,9 @@ export function fromArray<R>(items: readonly R[]): Source<R, number> {
         if (signal.aborted) return;
         yield { position: index, record: items[index] as R };
       }
+    },
+    cursor(after, { signal }) {
+      return countingCursor(after === undefined ? 0 : after + 1, items.length, (index) => items[index] as R, signal);
     },
     async size() {
       return items.length;

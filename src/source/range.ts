@@ -1,3 +1,4 @@
+import { countingCursor } from './cursor.ts';
 import type { Source } from './source.ts';
 
 /** The integers `from` ≤ n < `to`; the position is the number itself. */
@@ -11,6 +12,9 @@ export function range(from: number, to: number): Source<number, number> {
         if (signal.aborted) return;
         yield { position: n, record: n };
       }
+    },
+    cursor(after, { signal }) {
+      return countingCursor(after === undefined ? from : after + 1, to, (n) => n, signal);
     },
     async size() {
       return Math.max(0, to - from);

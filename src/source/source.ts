@@ -13,8 +13,31 @@ export interface SourceItem<R, P> {
 export interface Source<R, P = unknown> {
   /** Records strictly after `after` (undefined: from the start), in position order. */
   read(after: P | undefined, opts: { signal: AbortSignal }): AsyncIterable<SourceItem<R, P>>;
+  /**
+   * Optional fast path: the same records as `read`, walked without a promise or an object per
+   * record (sources that hold records in memory: a range, an array, a page already fetched).
+   */
+  cursor?(after: P | undefined, opts: { signal: AbortSignal }): SourceCursor<R, P>;
   /** Total records, when cheap to know (progress bar, ETA). */
   size?(): Promise<number | undefined>;
   /** Identity of the data the positions point into (file size + mtime + head hash, …). */
   fingerprint?(): Promise<string>;
+}
+
+/**
+ * Records the runner takes one by one without waiting while they are at hand, and waits for only
+ * when they are not. `record`, `position` and `error` describe the record `next` moved to; they
+ * are overwritten by the next call, so the runner reads them at once.
+ */
+export interface SourceCursor<R, P> {
+  /** Moves to the next record at hand: true, it is in `record`/`position`; false, none at hand now (call `more`). */
+  next(): boolean;
+  readonly record: R;
+  readonly position: P;
+  /** Set when the source could not decode this record (it fails like a record that throws). */
+  readonly error?: Error | undefined;
+  /** Resolves true once `next` has records again, false when the source is exhausted. */
+  more(): Promise<boolean>;
+  /** Stops reading early (releases files, connections). */
+  close(): Promise<void> | void;
 }

@@ -1,0 +1,152 @@
+import { StoreUnavailableError } from '../errors.ts';
+import { type BatchKind, type BatchShape, batchStatement, rowsPerStatement, type SqlDialect } from '../store/batch-sql.ts';
+import type { SqlHandle } from '../store/store.ts';
+
+/** One buffered `ctx.tx.insert/upsert/delete`, as a record stages it until it succeeds. */
+export interface StagedWrite {
+  kind: BatchKind;
+  table: string;
+  row: { readonly [column: string]: unknown };
+  key: readonly string[];
+}
+
+interface Group extends BatchShape {
+  values: unknown[];
+  rows: number;
+  /** upsert: key values → row index, so one statement never touches a key twice (PostgreSQL refuses that). */
+  keys?: Map<string, number>;
+}
+
+const NO_KEY: readonly string[] = [];
+
+/**
+ * The writes of the open chunk that need no answer, waiting to be sent as multi-row statements
+ * before the next `ctx.tx.query` or the checkpoint's commit, inside the same transaction, so the
+ * exactly-once guarantee is the one `query` has. Only writes of records that succeeded get here.
+ *
+ * Order: writes to one table keep their order exactly (a row joins the table's last batch only if
+ * it has the same shape, else a new batch starts); batches of different tables are sent in the
+ * order each first appeared, so parent rows inserted before their children still come first.
+ */
+export class WriteBuffer {
+  readonly #dialect: SqlDialect;
+  #groups: Group[] = [];
+  readonly #lastByTable = new Map<string, Group>();
+  #size = 0;
+  /** Set when a send failed: part of the buffer may be lost, so the chunk must never commit. */
+  #failure: Error | undefined;
+
+  constructor(dialect: SqlDialect) {
+    this.#dialect = dialect;
+  }
+
+  /** Rows waiting to be sent. */
+  get size(): number {
+    return this.#size;
+  }
+
+  add(kind: BatchKind, table: string, row: StagedWrite['row'], key: readonly string[] = NO_KEY): void {
+    let group = this.#lastByTable.get(table);
+    if (group === undefined || group.kind !== kind || !sameKey(group.key, key) || !sameColumns(group.columns, row)) {
+      group = { kind, table, columns: Object.keys(row), key, values: [], rows: 0 };
+      if (kind === 'upsert') group.keys = new Map();
+      this.#groups.push(group);
+      this.#lastByTable.set(table, group);
+    }
+    const width = group.columns.length;
+    if (group.keys !== undefined) {
+      const identity = JSON.stringify(key.map((column) => row[column]));
+      const at = group.keys.get(identity);
+      if (at !== undefined) {
+        // The same key again: the later values win, as they would have row after row.
+        for (let column = 0; column < width; column++) group.values[at * width + column] = row[group.columns[column] as string];
+        return;
+      }
+      group.keys.set(identity, group.rows);
+    }
+    for (const column of group.columns) group.values.push(row[column]);
+    group.rows++;
+    this.#size++;
+  }
+
+  append(writes: readonly StagedWrite[]): void {
+    for (const write of writes) this.add(write.kind, write.table, write.row, write.key);
+  }
+
+  /** Sends every buffered write through `sql` (the chunk's transaction) and empties the buffer. */
+  async flush(sql: SqlHandle): Promise<void> {
+    if (this.#failure !== undefined) throw this.#failure;
+    if (this.#size === 0) return;
+    const groups = this.#groups;
+    this.#forget();
+    for (const group of groups) {
+      const perStatement = rowsPerStatement(this.#dialect, group);
+      const width = group.columns.length;
+      const full = group.rows >= perStatement ? batchStatement(this.#dialect, group, perStatement) : '';
+      for (let from = 0; from < group.rows; from += perStatement) {
+        const rows = Math.min(perStatement, group.rows - from);
+        const text = rows === perStatement ? full : batchStatement(this.#dialect, group, rows);
+        const params = from === 0 && rows === group.rows ? group.values : group.values.slice(from * width, (from + rows) * width);
+        try {
+          await sql.query(text, params);
+        } catch (error) {
+          // A lost connection stays what it is: the run resumes from its checkpoint elsewhere.
+          this.#failure =
+            error instanceof StoreUnavailableError
+              ? error
+              : new Error(`a buffered ctx.tx.${group.kind} into ${group.table} failed when sent with the chunk: ${(error as Error).message}`, {
+                  cause: error,
+                });
+          throw this.#failure;
+        }
+      }
+    }
+  }
+
+  /** Forgets every buffered write and any failure to send (the chunk was rolled back). */
+  clear(): void {
+    this.#failure = undefined;
+    this.#forget();
+  }
+
+  #forget(): void {
+    this.#groups = [];
+    this.#lastByTable.clear();
+    this.#size = 0;
+  }
+}
+
+function sameKey(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Whether `row` has exactly `columns`, in that order (no array built per row). */
+function sameColumns(columns: readonly string[], row: StagedWrite['row']): boolean {
+  let i = 0;
+  for (const column in row) {
+    if (columns[i] !== column) return false;
+    i++;
+  }
+  return i === columns.length;
+}
+
+/** Checks a write's arguments where the job made it, so a mistake names its call, not a later flush. */
+export function checkWrite(kind: BatchKind, table: unknown, row: unknown, key?: unknown): readonly string[] {
+  const call = `ctx.tx.${kind}`;
+  if (typeof table !== 'string' || table === '') throw new TypeError(`${call} needs a table name`);
+  if (row === null || typeof row !== 'object' || Array.isArray(row)) throw new TypeError(`${call}(${table}, …) needs a row object of column values`);
+  let columns = 0;
+  for (const column in row) {
+    if ((row as { [column: string]: unknown })[column] === undefined) throw new TypeError(`${call}(${table}, …): column ${column} is undefined`);
+    columns++;
+  }
+  if (columns === 0) throw new TypeError(`${call}(${table}, …) needs at least one column`);
+  if (kind !== 'upsert') return NO_KEY;
+  if (!Array.isArray(key) || key.length === 0 || key.some((column) => typeof column !== 'string' || !(column in row))) {
+    throw new TypeError(`${call}(${table}, row, { key }) needs key: the columns of a unique key, each one of the row's columns`);
+  }
+  return key as string[];
+}

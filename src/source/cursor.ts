@@ -1,0 +1,82 @@
+import type { Source, SourceCursor, SourceItem } from './source.ts';
+
+/** The source's own cursor when it has one, else one over its `read` (a promise per record). */
+export function openCursor<R, P>(source: Source<R, P>, after: P | undefined, opts: { signal: AbortSignal }): SourceCursor<R, P> {
+  return source.cursor?.(after, opts) ?? new IteratorCursor(source.read(after, opts)[Symbol.asyncIterator]());
+}
+
+/** A cursor over integers `first` ≤ n < `end` (range, array indexes); `at(n)` gives the record. */
+export function countingCursor<R>(first: number, end: number, at: (n: number) => R, signal: AbortSignal): SourceCursor<R, number> {
+  return new CountingCursor(first, end, at, signal);
+}
+
+class CountingCursor<R> implements SourceCursor<R, number> {
+  record!: R;
+  position: number;
+  readonly #end: number;
+  readonly #at: (n: number) => R;
+  readonly #signal: AbortSignal;
+
+  constructor(first: number, end: number, at: (n: number) => R, signal: AbortSignal) {
+    this.position = first - 1;
+    this.#end = end;
+    this.#at = at;
+    this.#signal = signal;
+  }
+
+  next(): boolean {
+    const n = this.position + 1;
+    if (n >= this.#end || this.#signal.aborted) return false;
+    this.position = n;
+    this.record = this.#at(n);
+    return true;
+  }
+
+  async more(): Promise<boolean> {
+    return false;
+  }
+
+  close(): void {}
+}
+
+/** Adapts an async iterator: one record at hand after each `more`. */
+class IteratorCursor<R, P> implements SourceCursor<R, P> {
+  record!: R;
+  position!: P;
+  error: Error | undefined;
+  readonly #iterator: AsyncIterator<SourceItem<R, P>>;
+  #held: SourceItem<R, P> | undefined;
+  #pending: Promise<IteratorResult<SourceItem<R, P>>> | undefined;
+
+  constructor(iterator: AsyncIterator<SourceItem<R, P>>) {
+    this.#iterator = iterator;
+  }
+
+  next(): boolean {
+    const item = this.#held;
+    if (item === undefined) return false;
+    this.#held = undefined;
+    this.record = item.record;
+    this.position = item.position;
+    this.error = item.error;
+    return true;
+  }
+
+  async more(): Promise<boolean> {
+    // A `more` abandoned by the runner (woken by a stop or a due checkpoint) is picked up again.
+    this.#pending ??= this.#iterator.next();
+    const pending = this.#pending;
+    const result = await pending;
+    if (this.#pending === pending) {
+      this.#pending = undefined;
+      if (!result.done) this.#held = result.value;
+    }
+    return result.done !== true;
+  }
+
+  async close(): Promise<void> {
+    // An async generator queues return() behind a next() still running: do not wait on that one.
+    const closing = Promise.resolve(this.#iterator.return?.()).catch(() => undefined);
+    if (this.#pending === undefined) await closing;
+  }
+}
