@@ -6,7 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ExitCode, firstLine, UsageError } from '../errors.ts';
 import type { ChaosCheckInput, ChaosInvariant } from '../job/chaos-check.ts';
 import { type AnyJob, isJob } from '../job/define.ts';
-import { resolveParams } from '../job/runner.ts';
+import { resolveParams } from '../job/params.ts';
 import { openStore } from '../store/open-store.ts';
 import type { RunInfo, StoredEvent } from '../store/store.ts';
 import { type ChaosKill, chaosReport, describeChaos, type InvariantResult } from './chaos-report.ts';

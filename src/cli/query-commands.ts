@@ -1,6 +1,6 @@
 import { LeaseHeldError, UsageError } from '../errors.ts';
 import { lostWorkByRun, reachedBy } from '../job/progress-mark.ts';
-import { defaultWorker, reapDeadWorkers } from '../job/runner.ts';
+import { defaultWorker, reapDeadWorkers } from '../job/workers.ts';
 import type { InstanceInfo, RunInfo, Store } from '../store/store.ts';
 import { formatAge, formatCount, formatInterval, formatMs, formatParams, formatPosition, formatTime } from './format.ts';
 import { parseParams } from './load-job.ts';

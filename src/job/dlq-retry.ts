@@ -8,9 +8,10 @@ import { describeJobError } from './code-location.ts';
 import { eventLogger, RecordContext } from './context.ts';
 import { type Job, jobFileOf } from './define.ts';
 import { Effects } from './effects.ts';
+import { resolveParams } from './params.ts';
 import { dialectOf, RecordTx } from './record-tx.ts';
-import { defaultWorker, reapDeadWorkers, resolveParams } from './runner.ts';
 import { runSetup } from './setup.ts';
+import { defaultWorker, reapDeadWorkers } from './workers.ts';
 import { WriteBuffer } from './write-buffer.ts';
 
 export interface DlqRetryResult {

@@ -1,16 +1,17 @@
-import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CheckpointedError, ExitCode, firstLine, LeaseHeldError, UsageError } from '../errors.ts';
 import { type EventListener, type EventMap, type EventType, persistedEvents, type RunEvent } from '../events.ts';
-import { hashJson, type JsonObject, type JsonValue, sha256 } from '../json.ts';
-import { isSecret, lazySecretKey, REDACTED } from '../secret.ts';
+import type { JsonObject } from '../json.ts';
+import { lazySecretKey } from '../secret.ts';
 import { retryingStore } from '../store/retrying-store.ts';
 import type { InstanceInfo, RunInfo, Store } from '../store/store.ts';
 import type { AnyJob } from './define.ts';
 import { type OnDrift, RestartForDrift } from './drift.ts';
+import { resolveParams } from './params.ts';
 import { type CheckpointPolicy, type CheckpointSpec, checkpointPolicy } from './policy.ts';
 import { retryPolicy } from './retry.ts';
 import { runShard, type ShardResult } from './shard-run.ts';
+import { defaultWorker, isDeadLocalWorker, reapedEvent } from './workers.ts';
 
 export interface RunOptions {
   store: Store;
@@ -72,36 +73,6 @@ export interface RunSummary {
   error?: string;
   /** The failure's full stack, for debugging (the CLI prints it under CKPT_DEBUG=1). */
   stack?: string;
-}
-
-export const defaultWorker = (): string => `${hostname()}:${process.pid}`;
-
-/** A worker on this host whose process is gone: its runs crashed, no need to wait for the lease. */
-export function isDeadLocalWorker(worker: string): boolean {
-  const match = /^(.*):(\d+)$/.exec(worker);
-  if (match === null || match[1] !== hostname()) return false;
-  const pid = Number(match[2]);
-  if (pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-}
-
-/**
- * Mark the runs of dead workers crashed (their pid on this host is gone, or their lease expired),
- * freeing their shards, and log each as a run starting would: so `ckpt status`, `reset` and
- * `dlq --retry` right after a SIGKILL neither show nor refuse for a holder that no longer exists.
- */
-export async function reapDeadWorkers(store: Store, instanceId: number): Promise<RunInfo[]> {
-  const reaped = await store.reapCrashed(instanceId, isDeadLocalWorker);
-  for (const run of reaped) {
-    const { type, data } = reapedEvent(run);
-    await store.appendEvents(instanceId, run.generation, [{ type, at: Date.now(), runId: run.id, shard: run.shard, data: data as unknown as JsonObject }]);
-  }
-  return reaped;
 }
 
 /** Claim → resume → process → checkpoint → complete, for every shard this process can claim. */
@@ -286,13 +257,6 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   }
 }
 
-/** A reaped run is logged as crashed, or as ended by an interruption if it said so before exiting. */
-function reapedEvent(run: RunInfo): { type: 'run:crashed'; data: EventMap['run:crashed'] } | { type: 'run:end'; data: EventMap['run:end'] } {
-  const processed = Math.max(run.markProcessed, run.markCeiling ?? 0);
-  if (run.outcome === 'interrupted') return { type: 'run:end', data: { shard: run.shard, runId: run.id, outcome: 'interrupted', processed, position: null } };
-  return { type: 'run:crashed', data: { shard: run.shard, worker: run.worker, runId: run.id, processed, ...(run.markStep ? { atMost: true } : {}) } };
-}
-
 async function refuseIfHeld(store: Store, job: string, instance: InstanceInfo, what: string): Promise<void> {
   const holders = await store.holders(instance.id);
   const first = holders[0];
@@ -321,51 +285,9 @@ async function listShardNames(job: AnyJob, params: unknown): Promise<string[]> {
   return names as string[];
 }
 
-/** Parse raw params with the job's parser; what identifies the instance and what is shown. */
-export function resolveParams(job: AnyJob, raw: { [key: string]: string }): { params: unknown; displayParams: JsonObject; paramsHash: string } {
-  let params: unknown;
-  try {
-    params = job.params ? job.params({ ...raw }) : { ...raw };
-  } catch (error) {
-    throw new UsageError(`job ${job.name} rejected its params: ${firstLine(error)}`, { job: job.name, cause: error });
-  }
-  try {
-    const { display, identity } = splitParams(params, job.redact ?? []);
-    return { params, displayParams: display, paramsHash: hashJson(identity ?? {}) };
-  } catch (error) {
-    // A BigInt, a cycle…: the params could be neither stored nor hashed into the instance's identity.
-    throw new UsageError(`job ${job.name}: params() must return plain JSON (strings, numbers, booleans, objects, arrays): ${firstLine(error)}`, {
-      job: job.name,
-      cause: error,
-    });
-  }
-}
-
-/**
- * The params as shown (redacted names and Secrets as "[redacted]") and as identified (redacted
- * names by the hash of their value, so a changed secret is another instance, yet never stored).
- */
-function splitParams(params: unknown, redact: string[]): { display: JsonObject; identity: unknown } {
-  if (params === null || typeof params !== 'object' || Array.isArray(params)) return { display: toJsonObject(params), identity: params };
-  const display: { [key: string]: unknown } = { ...params };
-  const identity: { [key: string]: unknown } = { ...params };
-  for (const name of redact) {
-    if (!(name in display)) continue;
-    const value = display[name];
-    identity[name] = `sha256:${sha256(JSON.stringify(isSecret(value) ? value.reveal() : value) ?? '')}`;
-    display[name] = REDACTED;
-  }
-  return { display: toJsonObject(display), identity };
-}
-
 function intervalOf(policy: CheckpointPolicy): RunSummary['interval'] {
   const chosen = policy.interval();
   return { ms: Number.isFinite(chosen.ms) ? chosen.ms : null, records: chosen.records ?? null, reason: chosen.reason };
-}
-
-function toJsonObject(value: unknown): JsonObject {
-  const json = JSON.parse(JSON.stringify(value ?? {})) as JsonValue;
-  return json !== null && typeof json === 'object' && !Array.isArray(json) ? json : { value: json };
 }
 
 export { CheckpointedError };

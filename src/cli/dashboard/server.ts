@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { firstLine } from '../../errors.ts';
-import { isDeadLocalWorker } from '../../job/runner.ts';
+import { isDeadLocalWorker } from '../../job/workers.ts';
 import { type ListeningServer, listen } from '../../metrics/metrics-server.ts';
 import type { RunInfo, ShardInfo, Store } from '../../store/store.ts';
 import { formatMs } from '../format.ts';
