@@ -1,4 +1,5 @@
 // Who a worker is (host:pid) and what becomes of the runs of workers that are gone.
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { EventMap } from '../events.ts';
 import type { JsonObject } from '../json.ts';
@@ -14,9 +15,23 @@ export function isDeadLocalWorker(worker: string): boolean {
   if (pid === process.pid) return false;
   try {
     process.kill(pid, 0);
-    return false;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+  return isZombie(pid);
+}
+
+/**
+ * A killed process whose parent has not reaped it yet (a container whose PID 1 does not reap
+ * orphans, say) still answers kill(pid, 0), but it will never run again: on Linux its state in
+ * /proc is Z. Elsewhere, or when /proc cannot be read, it counts as alive and its lease decides.
+ */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
   }
 }
 
