@@ -3,6 +3,7 @@ import type { JsonObject, JsonValue } from '../../src/json.ts';
 import { chainEvents } from '../../src/store/audit-chain.ts';
 import { CHECKPOINT_HISTORY, checkpointChecksum } from '../../src/store/checksum.ts';
 import { ComposedStore } from '../../src/store/composed-store.ts';
+import { toStatus } from '../../src/store/rows.ts';
 import type {
   ChainHead,
   Checkpoint,
@@ -500,16 +501,6 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
     const instance = { ...this.#instanceRow(instanceId) };
     const shards = this.#currentShards(instanceId);
     const times = shards.flatMap((shard) => (this.#checkpoints.get(shard.id) ?? []).map((saved) => saved.createdAt));
-    return {
-      instance,
-      shards: {
-        total: shards.length,
-        completed: shards.filter((shard) => shard.status === 'completed').length,
-        running: shards.filter((shard) => shard.status === 'running').length,
-      },
-      processed: shards.reduce((sum, shard) => sum + shard.processed, 0),
-      lastCheckpointAt: times.length === 0 ? null : Math.max(...times),
-      holders: await this.holders(instanceId),
-    };
+    return toStatus(instance, shards, times.length === 0 ? null : Math.max(...times), await this.holders(instanceId));
   }
 }

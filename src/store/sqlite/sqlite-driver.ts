@@ -128,16 +128,7 @@ export class SqliteDriver {
    */
   write<T>(work: () => T): T {
     const db = this.conn;
-    if (db.isTransaction) return work();
-    db.exec('BEGIN IMMEDIATE');
-    try {
-      const result = work();
-      db.exec('COMMIT');
-      return result;
-    } catch (error) {
-      if (db.isTransaction) db.exec('ROLLBACK');
-      throw error;
-    }
+    return db.isTransaction ? work() : inWriteTransaction(db, work);
   }
 
   /** The main file's random id: a side file left beside a deleted and recreated store never answers for it. */
@@ -187,16 +178,7 @@ export class SqliteDriver {
 
   /** Runs `work` in one short write transaction on the side file: durable when it returns. */
   sideWrite<T>(work: () => T): T {
-    const db = this.side;
-    db.exec('BEGIN IMMEDIATE');
-    try {
-      const result = work();
-      db.exec('COMMIT');
-      return result;
-    } catch (error) {
-      if (db.isTransaction) db.exec('ROLLBACK');
-      throw error;
-    }
+    return inWriteTransaction(this.side, work);
   }
 
   close(): void {
@@ -212,5 +194,18 @@ export class SqliteDriver {
     if (db === undefined) return;
     if (db.isTransaction) db.exec('ROLLBACK');
     db.close();
+  }
+}
+
+/** `work` in one BEGIN IMMEDIATE … COMMIT on `db`, rolled back if it throws. */
+function inWriteTransaction<T>(db: DatabaseSync, work: () => T): T {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const result = work();
+    db.exec('COMMIT');
+    return result;
+  } catch (error) {
+    if (db.isTransaction) db.exec('ROLLBACK');
+    throw error;
   }
 }
