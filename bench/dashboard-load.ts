@@ -9,14 +9,14 @@
 // measured cold: a fresh dashboard server (so nothing is cached), a fresh browser page, from
 // navigation to the instance's shards, runs and events rendered.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import { startDashboard } from '../src/cli/dashboard/server.ts';
 import { defineJob, range, runJob } from '../src/index.ts';
 import { PostgresStore } from '../src/postgres.ts';
 import { createPgPool } from '../src/store/postgres/postgres-driver.ts';
+import { chromiumPath, launchChromium } from '../test/helpers/chromium.ts';
 
 const shards = Number(process.env.BENCH_SHARDS ?? 10_000);
 const adminUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -80,24 +80,10 @@ for (const table of ['shards', 'runs', 'events', 'checkpoints']) {
 await stats.end();
 log(`rows: ${JSON.stringify(rows)}`);
 
-const chromiumPath = process.env.CKPT_CHROMIUM ?? '/usr/bin/chromium';
 // Debian's wrapper script prints a shell warning on stderr here; the version is on stdout.
 const chromiumVersion = execFileSync(chromiumPath, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-const profile = mkdtempSync(join(tmpdir(), 'ckpt-bench-chromium-'));
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: chromiumPath,
-  headless: true,
-  viewport: { width: 1440, height: 1000 },
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
+const chromium = await launchChromium('ckpt-bench-chromium-');
+const browser = chromium.context;
 const cold: number[] = [];
 const warm: number[] = [];
 const api: number[] = [];
@@ -128,8 +114,7 @@ try {
     log(`load ${round + 1}: cold ${cold.at(-1)?.toFixed(0)} ms, warm ${warm.at(-1)?.toFixed(0)} ms, JSON from a cold server ${api.at(-1)?.toFixed(0)} ms`);
   }
 } finally {
-  await browser.close();
-  rmSync(profile, { recursive: true, force: true });
+  await chromium.close();
   await store.close();
   if (!keep) await admin.query(`DROP DATABASE IF EXISTS ${database}`);
   await admin.end();

@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { chromiumPath, launchChromium } from './helpers/chromium.ts';
 import { fixture, repoRoot, spawnCli, tempDir, waitForOutput } from './helpers/cli.ts';
 
 // Debian's chromium (or CKPT_CHROMIUM), driven by playwright-core; no browser is downloaded.
-const chromiumPath = process.env.CKPT_CHROMIUM ?? '/usr/bin/chromium';
 const noChromium = existsSync(chromiumPath) ? false : `no Chromium at ${chromiumPath}: apt-get install chromium, or set CKPT_CHROMIUM`;
 // The README's picture is refreshed on demand only, so a test run leaves the work tree clean.
 const screenshot = process.env.CKPT_UPDATE_SCREENSHOT === '1' ? join(repoRoot, 'docs', 'dashboard.png') : undefined;
@@ -42,29 +41,13 @@ it('the dashboard in Chromium: progress advances, a SIGKILLed worker is shown de
   skip: noChromium,
   timeout: 120_000,
 }, async (t) => {
-  const { chromium } = await import('playwright-core');
   const first = spawnCli(jobArgs, { env });
   await waitForOutput(first.child, (out) => out.includes('"type":"checkpoint"'));
   const dashboard = spawnCli(['dashboard', '--store', store, '--port', '0']);
   const url = (/on (http:\/\/\S+?)\/ /.exec(await waitForOutput(dashboard.child, (out) => / for /.test(out))) as RegExpExecArray)[1] as string;
 
-  const profile = mkdtempSync(join(tmpdir(), 'ckpt-chromium-'));
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: chromiumPath,
-    headless: true,
-    viewport: { width: 1440, height: 1000 },
-    // Without the background-networking flags Chromium dials out, and on a closed network its
-    // refused connections slow everything down.
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const chromium = await launchChromium('ckpt-chromium-');
+  const browser = chromium.context;
   try {
     const page = await browser.newPage();
     page.setDefaultTimeout(30_000);
@@ -102,8 +85,7 @@ it('the dashboard in Chromium: progress advances, a SIGKILLed worker is shown de
     if (!screenshot) await page.screenshot({ path: join(dir, 'dashboard.png'), fullPage: true });
     t.diagnostic(screenshot ? `screenshot saved to ${screenshot}` : 'set CKPT_UPDATE_SCREENSHOT=1 to refresh docs/dashboard.png');
   } finally {
-    await browser.close();
-    rmSync(profile, { recursive: true, force: true });
+    await chromium.close();
     dashboard.child.kill('SIGTERM');
     await dashboard.done;
   }
