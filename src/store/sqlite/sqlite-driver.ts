@@ -4,6 +4,7 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlit
 import { firstLine, StoreError } from '../../errors.ts';
 import { chainKeyFinder } from '../../secret.ts';
 import type { Row } from '../rows.ts';
+import { isTransientStoreError } from '../transient.ts';
 import { migrateSqliteSide } from './sqlite-migrations.ts';
 import type { PreparedStatement, SqliteTx } from './sqlite-tx.ts';
 
@@ -78,16 +79,26 @@ export class SqliteDriver {
     } catch (error) {
       throw new StoreError(`cannot open the store ${this.location}: ${firstLine(error)}; check that the path is writable`, { cause: error });
     }
-    try {
-      db.exec(`PRAGMA busy_timeout = ${this.#options.busyTimeoutMs ?? 10_000}`);
-      db.exec('PRAGMA journal_mode = WAL');
-      db.exec('PRAGMA synchronous = FULL');
-      db.exec('PRAGMA foreign_keys = ON');
-    } catch (error) {
-      db.close();
-      throw this.unusable(error, 'use');
+    // `PRAGMA journal_mode` can answer SQLITE_BUSY at once, without the busy handler, while
+    // another process recovers the WAL a SIGKILLed one left: that is a wait, not an unusable file.
+    const busyTimeoutMs = this.#options.busyTimeoutMs ?? 10_000;
+    const deadline = Date.now() + busyTimeoutMs;
+    for (;;) {
+      try {
+        db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
+        db.exec('PRAGMA journal_mode = WAL');
+        db.exec('PRAGMA synchronous = FULL');
+        db.exec('PRAGMA foreign_keys = ON');
+        return db;
+      } catch (error) {
+        if (isTransientStoreError(error) && Date.now() < deadline) {
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+          continue;
+        }
+        db.close();
+        throw this.unusable(error, 'use');
+      }
     }
-    return db;
   }
 
   /** What to tell the user when the file cannot serve as a store. */
