@@ -82,10 +82,15 @@ export class CheckpointBoundary implements ChunkWrites {
     return this.#every !== undefined && this.sinceRecords >= this.#every;
   }
 
+  /** Buffered writes have piled up: `flushIfFull` would send them (a size check, per record). */
+  get full(): boolean {
+    return this.buffer.size >= FLUSH_AT_ROWS;
+  }
+
   /** Sends buffered writes early when they pile up; waits for the baton so no record's savepoint is open. */
   async flushIfFull(): Promise<void> {
     const sql = this.#tx.sql;
-    if (this.buffer.size < FLUSH_AT_ROWS || sql === undefined) return;
+    if (!this.full || sql === undefined) return;
     const release = await this.#input.baton.acquire();
     try {
       await this.buffer.flush(sql);

@@ -1,8 +1,8 @@
-import type { SqlDialect } from '../store/batch-sql.ts';
+import type { BatchKind, SqlDialect } from '../store/batch-sql.ts';
 import type { SqlHandle, Tx } from '../store/store.ts';
 import type { Baton } from './baton.ts';
 import { type JobSql, type SqlResult, sqlQuery } from './job-sql.ts';
-import { checkWrite, type StagedWrite, type WriteBuffer } from './write-buffer.ts';
+import { checkWrite, type WriteBuffer } from './write-buffer.ts';
 
 const SAVEPOINT = 'ckpt_record';
 
@@ -33,15 +33,23 @@ export interface ChunkWrites {
  * cannot undo them), opens the record's savepoint, then sends the record's own staged writes, so
  * the query sees them. `finish` releases the savepoint (the writes join the chunk) or rolls back to
  * it, then hands the baton on. Only the baton holder has a savepoint open, so one name never nests.
+ *
+ * The record loop keeps one per context and `renew`s it for the context's next record (after the
+ * last one finished), so a record that writes rows allocates nothing of ours but its staging.
  */
 export class RecordTx implements TxHandle {
   readonly dialect: SqlHandle['dialect'];
   readonly #baton: Baton;
   readonly #chunk: ChunkWrites;
-  readonly #tx: Tx;
-  readonly #sql: SqlHandle;
+  #tx: Tx;
+  #sql: SqlHandle;
   readonly #savepoint: boolean;
-  #staged: StagedWrite[] | undefined;
+  /** The attempt's staged writes, as parallel arrays (kept between records, emptied by length). */
+  readonly #kinds: BatchKind[] = [];
+  readonly #tables: string[] = [];
+  readonly #rows: { readonly [column: string]: unknown }[] = [];
+  readonly #keys: (readonly string[])[] = [];
+  #staged = 0;
   #release: (() => void) | undefined;
   #entering: Promise<void> | undefined;
   #finished = false;
@@ -56,12 +64,21 @@ export class RecordTx implements TxHandle {
     this.#savepoint = savepoint;
   }
 
+  /** The same handle for the context's next record, on the chunk's current transaction. */
+  renew(sql: SqlHandle): this {
+    this.#tx = this.#chunk.tx();
+    this.#sql = sql;
+    this.#staged = 0;
+    this.#release = undefined;
+    this.#entering = undefined;
+    this.#finished = false;
+    return this;
+  }
+
   async query<Row = Record<string, unknown>>(text: string, params?: unknown[]): Promise<{ rows: Row[]; rowCount: number }> {
     await this.#enter();
-    const staged = this.#staged;
-    if (staged !== undefined && staged.length > 0) {
-      this.#staged = undefined;
-      this.#chunk.buffer.append(staged);
+    if (this.#staged > 0) {
+      this.#unstage(true);
       await this.#chunk.buffer.flush(this.#sql);
     }
     return this.#sql.query<Row>(text, params);
@@ -73,21 +90,42 @@ export class RecordTx implements TxHandle {
   }
 
   insert(table: string, row: { readonly [column: string]: unknown }): void {
-    this.#stage({ kind: 'insert', table, row, key: checkWrite('insert', table, row) });
+    this.#stage('insert', table, row, checkWrite('insert', table, row));
   }
 
   upsert(table: string, row: { readonly [column: string]: unknown }, options: { key: readonly string[] }): void {
-    this.#stage({ kind: 'upsert', table, row, key: checkWrite('upsert', table, row, options?.key) });
+    this.#stage('upsert', table, row, checkWrite('upsert', table, row, options?.key));
   }
 
   delete(table: string, match: { readonly [column: string]: unknown }): void {
-    this.#stage({ kind: 'delete', table, row: match, key: checkWrite('delete', table, match) });
+    this.#stage('delete', table, match, checkWrite('delete', table, match));
   }
 
-  #stage(write: StagedWrite): void {
-    if (this.#finished) throw new Error(`ctx.tx.${write.kind} was called after its record finished; call it inside process()`);
-    if (this.#staged === undefined) this.#staged = [write];
-    else this.#staged.push(write);
+  #stage(kind: BatchKind, table: string, row: { readonly [column: string]: unknown }, key: readonly string[]): void {
+    if (this.#finished) throw new Error(`ctx.tx.${kind} was called after its record finished; call it inside process()`);
+    const at = this.#staged++;
+    this.#kinds[at] = kind;
+    this.#tables[at] = table;
+    this.#rows[at] = row;
+    this.#keys[at] = key;
+  }
+
+  /** Hands the staged writes to the chunk's buffer (`keep`) or drops them; either way none stay staged. */
+  #unstage(keep: boolean): void {
+    const count = this.#staged;
+    this.#staged = 0;
+    if (keep) {
+      const buffer = this.#chunk.buffer;
+      for (let at = 0; at < count; at++)
+        buffer.add(
+          this.#kinds[at] as BatchKind,
+          this.#tables[at] as string,
+          this.#rows[at] as { readonly [column: string]: unknown },
+          this.#keys[at] as readonly string[],
+        );
+    }
+    // Rows are the job's objects: not kept alive past their record.
+    this.#rows.fill(EMPTY_ROW, 0, count);
   }
 
   #enter(): Promise<void> {
@@ -108,8 +146,7 @@ export class RecordTx implements TxHandle {
   finishSync(succeeded: boolean): boolean {
     if (this.#entering !== undefined) return false;
     this.#finished = true;
-    if (succeeded && this.#staged !== undefined) this.#chunk.buffer.append(this.#staged);
-    this.#staged = undefined;
+    if (this.#staged > 0) this.#unstage(succeeded);
     return true;
   }
 
@@ -122,13 +159,15 @@ export class RecordTx implements TxHandle {
         if (succeeded) await this.#tx.releaseSavepoint(SAVEPOINT);
         else await this.#tx.rollbackToSavepoint(SAVEPOINT);
       }
-      if (succeeded && this.#staged !== undefined) this.#chunk.buffer.append(this.#staged);
+      if (succeeded && this.#staged > 0) this.#unstage(true);
     } finally {
-      this.#staged = undefined;
+      if (this.#staged > 0) this.#unstage(false);
       this.#release?.();
     }
   }
 }
+
+const EMPTY_ROW: { readonly [column: string]: unknown } = Object.freeze({});
 
 /** The dialect of the chunk's SQL, for its write buffer. */
 export function dialectOf(sql: SqlHandle | undefined): SqlDialect {

@@ -2,13 +2,8 @@ import { StoreUnavailableError } from '../errors.ts';
 import { type BatchKind, type BatchShape, batchStatement, rowsPerStatement, type SqlDialect } from '../store/batch-sql.ts';
 import type { SqlHandle } from '../store/store.ts';
 
-/** One buffered `ctx.tx.insert/upsert/delete`, as a record stages it until it succeeds. */
-export interface StagedWrite {
-  kind: BatchKind;
-  table: string;
-  row: { readonly [column: string]: unknown };
-  key: readonly string[];
-}
+/** The row of a buffered `ctx.tx.insert/upsert` (column → value), or a delete's match. */
+export type WriteRow = { readonly [column: string]: unknown };
 
 interface Group extends BatchShape {
   values: unknown[];
@@ -32,6 +27,8 @@ export class WriteBuffer {
   readonly #dialect: SqlDialect;
   #groups: Group[] = [];
   readonly #lastByTable = new Map<string, Group>();
+  /** The group the last row joined: most jobs write one table, so no map lookup per row. */
+  #last: Group | undefined;
   #size = 0;
   /** Set when a send failed: part of the buffer may be lost, so the chunk must never commit. */
   #failure: Error | undefined;
@@ -45,14 +42,16 @@ export class WriteBuffer {
     return this.#size;
   }
 
-  add(kind: BatchKind, table: string, row: StagedWrite['row'], key: readonly string[] = NO_KEY): void {
-    let group = this.#lastByTable.get(table);
+  add(kind: BatchKind, table: string, row: WriteRow, key: readonly string[] = NO_KEY): void {
+    let group = this.#last;
+    if (group === undefined || group.table !== table) group = this.#lastByTable.get(table);
     if (group === undefined || group.kind !== kind || !sameKey(group.key, key) || !sameColumns(group.columns, row)) {
       group = { kind, table, columns: Object.keys(row), key, values: [], rows: 0 };
       if (kind === 'upsert') group.keys = new Map();
       this.#groups.push(group);
       this.#lastByTable.set(table, group);
     }
+    this.#last = group;
     const width = group.columns.length;
     if (group.keys !== undefined) {
       const identity = JSON.stringify(key.map((column) => row[column]));
@@ -64,13 +63,10 @@ export class WriteBuffer {
       }
       group.keys.set(identity, group.rows);
     }
-    for (const column of group.columns) group.values.push(row[column]);
+    const { columns, values } = group;
+    for (let column = 0; column < width; column++) values.push(row[columns[column] as string]);
     group.rows++;
     this.#size++;
-  }
-
-  append(writes: readonly StagedWrite[]): void {
-    for (const write of writes) this.add(write.kind, write.table, write.row, write.key);
   }
 
   /** Sends every buffered write through `sql` (the chunk's transaction) and empties the buffer. */
@@ -112,6 +108,7 @@ export class WriteBuffer {
   #forget(): void {
     this.#groups = [];
     this.#lastByTable.clear();
+    this.#last = undefined;
     this.#size = 0;
   }
 }
@@ -124,7 +121,7 @@ function sameKey(a: readonly string[], b: readonly string[]): boolean {
 }
 
 /** Whether `row` has exactly `columns`, in that order (no array built per row). */
-function sameColumns(columns: readonly string[], row: StagedWrite['row']): boolean {
+function sameColumns(columns: readonly string[], row: WriteRow): boolean {
   let i = 0;
   for (const column in row) {
     if (columns[i] !== column) return false;

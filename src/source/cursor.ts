@@ -16,17 +16,24 @@ class CountingCursor<R> implements SourceCursor<R, number> {
   readonly #end: number;
   readonly #at: (n: number) => R;
   readonly #signal: AbortSignal;
+  /** The signal's state as a field: `aborted` is a getter, and next() runs per record. */
+  #stopped: boolean;
+  readonly #onAbort = () => {
+    this.#stopped = true;
+  };
 
   constructor(first: number, end: number, at: (n: number) => R, signal: AbortSignal) {
     this.position = first - 1;
     this.#end = end;
     this.#at = at;
     this.#signal = signal;
+    this.#stopped = signal.aborted;
+    signal.addEventListener('abort', this.#onAbort, { once: true });
   }
 
   next(): boolean {
     const n = this.position + 1;
-    if (n >= this.#end || this.#signal.aborted) return false;
+    if (n >= this.#end || this.#stopped) return false;
     this.position = n;
     this.record = this.#at(n);
     return true;
@@ -36,7 +43,9 @@ class CountingCursor<R> implements SourceCursor<R, number> {
     return false;
   }
 
-  close(): void {}
+  close(): void {
+    this.#signal.removeEventListener('abort', this.#onAbort);
+  }
 }
 
 /** Adapts an async iterator: one record at hand after each `more`. */
