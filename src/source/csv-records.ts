@@ -17,6 +17,11 @@ const NEWLINE = 10;
  * a final newline (or with a quote left open).
  */
 export async function* splitRecords(handle: FileHandle, start: number, quote: number, chunkBytes: number): AsyncGenerator<RawRecord> {
+  for await (const records of splitRecordPages(handle, start, quote, chunkBytes)) yield* records;
+}
+
+/** `splitRecords` a chunk at a time: the records that end in each chunk read (some chunks have none). */
+export async function* splitRecordPages(handle: FileHandle, start: number, quote: number, chunkBytes: number): AsyncGenerator<RawRecord[]> {
   const buffer = Buffer.allocUnsafe(chunkBytes);
   let fileOffset = start;
   let pending = Buffer.alloc(0);
@@ -29,20 +34,22 @@ export async function* splitRecords(handle: FileHandle, start: number, quote: nu
     fileOffset += bytesRead;
     const data = pending.length === 0 ? buffer.subarray(0, bytesRead) : Buffer.concat([pending, buffer.subarray(0, bytesRead)]);
     let recordStart = 0;
+    const records: RawRecord[] = [];
     for (let at = scanned; at < data.length; at++) {
       const byte = data[at];
       if (byte === quote) inQuotes = !inQuotes;
       else if (byte === NEWLINE && !inQuotes) {
         // Copied: the read buffer is reused for the next chunk while the caller holds this record.
-        yield { bytes: Buffer.from(data.subarray(recordStart, at + 1)), end: pendingStart + at + 1 };
+        records.push({ bytes: Buffer.from(data.subarray(recordStart, at + 1)), end: pendingStart + at + 1 });
         recordStart = at + 1;
       }
     }
+    yield records;
     pending = Buffer.from(data.subarray(recordStart));
     pendingStart += recordStart;
     scanned = pending.length;
   }
-  if (pending.length > 0) yield { bytes: pending, end: pendingStart + pending.length };
+  if (pending.length > 0) yield [{ bytes: pending, end: pendingStart + pending.length }];
 }
 
 /** A line of nothing but a line ending (or spaces): no record. */

@@ -1,5 +1,6 @@
 import { parse } from 'csv-parse/sync';
-import { isBlank, splitRecords } from './csv-records.ts';
+import { isBlank, splitRecordPages, splitRecords } from './csv-records.ts';
+import { paged } from './cursor.ts';
 import { inputFile } from './input-file.ts';
 import type { Source, SourceItem } from './source.ts';
 
@@ -95,19 +96,21 @@ export function csvFile<R extends CsvRecord = Record<string, string>>(path: stri
   });
 
   return {
-    async *read(after, { signal }) {
+    // The records of a chunk are one page: the runner walks them without a promise per record.
+    ...paged<R, number>(async function* (after, { signal }) {
       const { names, dataStart } = await readHeader();
       const handle = await input.openInput();
       try {
-        for await (const raw of splitRecords(handle, Math.max(after ?? 0, dataStart), quoteByte, chunkBytes)) {
+        for await (const raws of splitRecordPages(handle, Math.max(after ?? 0, dataStart), quoteByte, chunkBytes)) {
           if (signal.aborted) return;
-          if (isBlank(raw.bytes)) continue;
-          yield toItem(raw.bytes, raw.end, names);
+          const page: SourceItem<R, number>[] = [];
+          for (const raw of raws) if (!isBlank(raw.bytes)) page.push(toItem(raw.bytes, raw.end, names));
+          yield page;
         }
       } finally {
         await handle.close();
       }
-    },
+    }),
     async size() {
       // Splitting is cheap for files of a few tens of megabytes; past that, no ETA.
       if ((await input.statInput()).size > 64 * 1024 * 1024) return undefined;

@@ -1,5 +1,28 @@
 import type { Source, SourceCursor, SourceItem } from './source.ts';
 
+/**
+ * `read` and `cursor` of a source that fetches its records a page at a time (a query's rows, an
+ * API page, a file chunk's lines): the cursor hands out a page's records without a promise per
+ * record, and awaits only for the next page.
+ */
+export function paged<R, P>(
+  pages: (after: P | undefined, opts: { signal: AbortSignal }) => AsyncIterable<readonly SourceItem<R, P>[]>,
+): Pick<Required<Source<R, P>>, 'read' | 'cursor'> {
+  return {
+    async *read(after, opts) {
+      for await (const page of pages(after, opts)) {
+        for (const item of page) {
+          if (opts.signal.aborted) return;
+          yield item;
+        }
+      }
+    },
+    cursor(after, opts) {
+      return new PageCursor(pages(after, opts)[Symbol.asyncIterator]());
+    },
+  };
+}
+
 /** The source's own cursor when it has one, else one over its `read` (a promise per record). */
 export function openCursor<R, P>(source: Source<R, P>, after: P | undefined, opts: { signal: AbortSignal }): SourceCursor<R, P> {
   return source.cursor?.(after, opts) ?? new IteratorCursor(source.read(after, opts)[Symbol.asyncIterator]());
@@ -86,6 +109,51 @@ class IteratorCursor<R, P> implements SourceCursor<R, P> {
   async close(): Promise<void> {
     // An async generator queues return() behind a next() still running: do not wait on that one.
     const closing = Promise.resolve(this.#iterator.return?.()).catch(() => undefined);
+    if (this.#pending === undefined) await closing;
+  }
+}
+
+/** Adapts an async iterator of pages: the records of the page at hand, then `more` for the next. */
+class PageCursor<R, P> implements SourceCursor<R, P> {
+  record!: R;
+  position!: P;
+  error: Error | undefined;
+  readonly #pages: AsyncIterator<readonly SourceItem<R, P>[]>;
+  #page: readonly SourceItem<R, P>[] = [];
+  #at = 0;
+  #pending: Promise<IteratorResult<readonly SourceItem<R, P>[]>> | undefined;
+
+  constructor(pages: AsyncIterator<readonly SourceItem<R, P>[]>) {
+    this.#pages = pages;
+  }
+
+  next(): boolean {
+    if (this.#at >= this.#page.length) return false;
+    const item = this.#page[this.#at++] as SourceItem<R, P>;
+    this.record = item.record;
+    this.position = item.position;
+    this.error = item.error;
+    return true;
+  }
+
+  async more(): Promise<boolean> {
+    // As IteratorCursor: a `more` abandoned by the runner is picked up again.
+    this.#pending ??= this.#pages.next();
+    const pending = this.#pending;
+    const result = await pending;
+    if (this.#pending === pending) {
+      this.#pending = undefined;
+      if (!result.done) {
+        this.#page = result.value;
+        this.#at = 0;
+      }
+    }
+    // An empty page is not the end: the runner calls `more` again.
+    return result.done !== true;
+  }
+
+  async close(): Promise<void> {
+    const closing = Promise.resolve(this.#pages.return?.()).catch(() => undefined);
     if (this.#pending === undefined) await closing;
   }
 }

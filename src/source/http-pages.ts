@@ -1,6 +1,7 @@
 import { isSecret, type Secret } from '../secret.ts';
+import { paged } from './cursor.ts';
 import { backoffMs, describeUrl, type HttpRetryInfo, type HttpRetryOptions, isRetryableStatus, parseRetryAfter, pause } from './http-retry.ts';
-import type { Source } from './source.ts';
+import type { Source, SourceItem } from './source.ts';
 
 /** Where a record sits in a paged API: the cursor that fetched its page (null: the first page) and its index there. */
 export interface PagePosition {
@@ -111,17 +112,17 @@ export function httpPages<R, Page = unknown>(options: HttpPagesOptions<R, Page>)
   };
 
   return {
-    async *read(after, { signal }) {
+    // A fetched page's records are walked without a promise per record.
+    ...paged<R, PagePosition>(async function* (after, { signal }) {
       let cursor = after?.cursor ?? undefined;
       let from = after === undefined ? 0 : after.index + 1;
       for (;;) {
         const fetched = await fetchPage(cursor, signal);
         if (fetched === undefined) return;
         const items = options.items(fetched.page);
-        for (let index = from; index < items.length; index++) {
-          if (signal.aborted) return;
-          yield { position: { cursor: cursor ?? null, index }, record: items[index] as R };
-        }
+        const page: SourceItem<R, PagePosition>[] = [];
+        for (let index = from; index < items.length; index++) page.push({ position: { cursor: cursor ?? null, index }, record: items[index] as R });
+        yield page;
         const next = options.next(fetched.page, fetched.response);
         if (next === undefined || next === null || next === '') return;
         if (next === cursor)
@@ -129,7 +130,7 @@ export function httpPages<R, Page = unknown>(options: HttpPagesOptions<R, Page>)
         cursor = next;
         from = 0;
       }
-    },
+    }),
     ...(options.fingerprint === undefined ? {} : { fingerprint: options.fingerprint }),
   };
 }

@@ -1,3 +1,4 @@
+import { paged } from './cursor.ts';
 import { inputFile } from './input-file.ts';
 import type { Source, SourceItem } from './source.ts';
 
@@ -17,7 +18,8 @@ export function ndjsonFile<R = unknown>(path: string, options: NdjsonOptions = {
   const input = inputFile(path, 'an NDJSON file');
   const { openInput, statInput } = input;
   return {
-    async *read(after, { signal }) {
+    // The lines of a chunk are one page: the runner walks them without a promise per record.
+    ...paged<R, number>(async function* (after, { signal }) {
       const handle = await openInput();
       try {
         let fileOffset = after ?? 0;
@@ -30,23 +32,24 @@ export function ndjsonFile<R = unknown>(path: string, options: NdjsonOptions = {
           if (bytesRead === 0) break;
           fileOffset += bytesRead;
           const data = pending.length === 0 ? buffer.subarray(0, bytesRead) : Buffer.concat([pending, buffer.subarray(0, bytesRead)]);
+          const page: SourceItem<R, number>[] = [];
           let lineStart = 0;
           for (let newline = data.indexOf(10, lineStart); newline !== -1; newline = data.indexOf(10, lineStart)) {
             const line = data.toString('utf8', lineStart, newline).trim();
             lineStart = newline + 1;
             if (line === '') continue;
-            yield parseLine<R>(line, path, pendingStart + lineStart);
-            if (signal.aborted) return;
+            page.push(parseLine<R>(line, path, pendingStart + lineStart));
           }
+          yield page;
           pending = Buffer.from(data.subarray(lineStart));
           pendingStart += lineStart;
         }
         const last = pending.toString('utf8').trim();
-        if (last !== '') yield parseLine<R>(last, path, pendingStart + pending.length);
+        if (last !== '') yield [parseLine<R>(last, path, pendingStart + pending.length)];
       } finally {
         await handle.close();
       }
-    },
+    }),
     async size() {
       // Counting lines is cheap for files of a few tens of megabytes; past that, no ETA.
       const info = await statInput();

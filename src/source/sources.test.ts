@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fromArray } from './array.ts';
+import { csvFile } from './csv.ts';
+import { openCursor } from './cursor.ts';
 import { ndjsonFile } from './ndjson.ts';
 import { range } from './range.ts';
 import type { Source } from './source.ts';
@@ -13,6 +15,48 @@ async function collect<R, P>(source: Source<R, P>, after?: P) {
   for await (const item of source.read(after, { signal: new AbortController().signal })) items.push(item);
   return items;
 }
+
+/** The same walk through the source's cursor, as the runner does it: `next` while records are at hand, else `more`. */
+async function walk<R, P>(source: Source<R, P>, after?: P) {
+  const cursor = openCursor(source, after, { signal: new AbortController().signal });
+  const items: { position: P; record: R; error?: Error | undefined }[] = [];
+  let mores = 0;
+  for (;;) {
+    if (cursor.next()) items.push({ position: cursor.position, record: cursor.record, ...(cursor.error ? { error: cursor.error } : {}) });
+    else if (!(await cursor.more())) break;
+    else mores++;
+  }
+  await cursor.close();
+  return { items, mores };
+}
+
+test('paged sources: the cursor walks the records `read` yields, a page per `more`, pages that end mid-record included', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ckpt-paged-'));
+  const ndjson = join(dir, 'in.ndjson');
+  writeFileSync(ndjson, Array.from({ length: 50 }, (_, n) => JSON.stringify({ n, pad: 'x'.repeat(n % 7) })).join('\n'));
+  const csv = join(dir, 'in.csv');
+  writeFileSync(csv, `a,b\n${Array.from({ length: 50 }, (_, n) => (n === 20 ? '"multi\nline",20' : `v${n},${n}`)).join('\n')}\nbroken,1,2\n`);
+  for (const [name, source] of [
+    ['ndjson', ndjsonFile(ndjson, { chunkBytes: 64 })],
+    ['csv', csvFile(csv, { chunkBytes: 64 })],
+  ] as const) {
+    const read = await collect(source as Source<unknown, number>);
+    const walked = await walk(source as Source<unknown, number>);
+    assert.deepEqual(
+      walked.items.map((item) => [item.position, item.record, item.error?.message]),
+      read.map((item) => [item.position, item.record, item.error?.message]),
+      name,
+    );
+    // Fewer awaits than records: a page's records come without one each.
+    assert.ok(walked.mores < read.length, `${name}: ${walked.mores} awaits for ${read.length} records`);
+    const middle = read[17]?.position as number;
+    assert.deepEqual(
+      (await walk(source as Source<unknown, number>, middle)).items.map((item) => item.position),
+      read.slice(18).map((item) => item.position),
+      `${name} resumed`,
+    );
+  }
+});
 
 test('range and fromArray read strictly after a position', async () => {
   assert.deepEqual(

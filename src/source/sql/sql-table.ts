@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Source } from '../source.ts';
+import { paged } from '../cursor.ts';
+import type { Source, SourceItem } from '../source.ts';
 import { countStatement, endStatement, type KeysetShape, pageStatement, quoteName } from './keyset-sql.ts';
 import { dialectOf, openReader, type SqlConnection, type SqlReader } from './sql-client.ts';
 
@@ -53,7 +54,8 @@ export function sqlTable<R = Record<string, unknown>>(options: SqlTableOptions):
     });
 
   return {
-    async *read(after, { signal }) {
+    // A page of rows per query; the runner walks a page without a promise per row.
+    ...paged<R, SqlKey>(async function* (after, { signal }) {
       let last = after === undefined ? undefined : toKeyArray(after, keys.length);
       const reader = await openReader(options.connection);
       try {
@@ -61,17 +63,18 @@ export function sqlTable<R = Record<string, unknown>>(options: SqlTableOptions):
           if (signal.aborted) return;
           const statement = pageStatement(shape, last, pageSize);
           const rows = await reader.all(statement.sql, statement.params);
+          const page: SourceItem<R, SqlKey>[] = [];
           for (const row of rows) {
             last = keyOf(row);
-            yield { position: composite ? last : (last[0] as SqlKeyValue), record: row as R };
-            if (signal.aborted) return;
+            page.push({ position: composite ? last : (last[0] as SqlKeyValue), record: row as R });
           }
+          yield page;
           if (rows.length < pageSize) return;
         }
       } finally {
         await reader.close();
       }
-    },
+    }),
     async size() {
       return withReader(options.connection, async (reader) => {
         const statement = countStatement(shape);
