@@ -1,124 +1,33 @@
 import type { JsonObject, JsonValue } from '../json.ts';
-import type { SourceCursor } from '../source/source.ts';
-import type { CheckpointBoundary } from './checkpoint-boundary.ts';
-import { RecordContext } from './context.ts';
-import { isJsonScalar, positionProblem } from './positions.ts';
-import type { ProgressMarker } from './progress-mark.ts';
-import { isThenable, needsSavepoint, processRecord, RecordAbandoned, type RecordRunInput } from './record-run.ts';
-import { RecordTx, type TxHandle } from './record-tx.ts';
+import { needsSavepoint, processRecord, RecordAbandoned } from './record-run.ts';
+import type { Slot } from './record-slots.ts';
+import { AWAIT_RECORD, CHECKPOINT, FLUSH, MARK, type RecordLoopInput, RecordSteps, SOURCE, WAIT_SLOT, YIELD } from './record-steps.ts';
 
-/** `#runOne`'s answers other than a promise: finished synchronously, or to be finished the slow way. */
-const DONE = Symbol('done');
-const SLOW = Symbol('slow');
-
-/** What `#step` asks the loop's asynchronous half to await. */
-type Step = number;
-const STOP = 0;
-const AWAIT_RECORD = 1;
-const WAIT_SLOT = 2;
-const FLUSH = 3;
-const SOURCE = 4;
-const YIELD = 5;
-const CHECKPOINT = 6;
-const MARK = 7;
-
-/** Phases of the record at hand: none at hand; look at the clock; checkpoint due?; position and mark; dispatch. */
-const IDLE = 0;
-const LOOK = 1;
-const DUE = 2;
-const POSITION = 3;
-const DISPATCH = 4;
-
-/** How long the loop may run before it lets timers (heartbeat, signals) in. */
-const YIELD_EVERY_MS = 15;
-/** Records between two looks at the clock and the stop signal: adapted so a look comes every ~0.2–1 ms. */
-const MAX_STRIDE = 1024;
-
-export interface RecordLoopInput extends RecordRunInput {
-  cursor: SourceCursor<unknown, unknown>;
-  boundary: CheckpointBoundary;
-  /** No record past its durable ceiling is dispatched (so a crash's rework is bounded). */
-  marker: ProgressMarker;
-  concurrency: number;
-  /** Aborts the run (`signal` is its signal). */
-  stop: AbortController;
-  /** Called at each yield to the event loop (progress events). */
-  onYield: () => void;
-}
-
-/** One record's share of a context: its `ctx.tx`, made on first use. */
-interface Slot {
-  ctx: RecordContext<unknown, JsonObject>;
-  /** The record's `ctx.tx`, once it used it. */
-  tx: RecordTx | undefined;
-  /** This context's `ctx.tx` handle, renewed for each of its records that uses one. */
-  kept: RecordTx | undefined;
-}
+export type { RecordLoopInput } from './record-steps.ts';
 
 /**
- * The record loop of one shard run. Records at hand (the source's cursor says so) whose `process`
- * returns a non-promise run in a tight synchronous loop, with one shared context and no promise
- * or object of ours per record; the boundary, the stop signal and the clock are looked at every
- * `stride` records. A record whose `process` returns a promise is in flight: at concurrency 1
- * the loop awaits that promise itself (no promise of ours); above it, up to `concurrency` are in
- * flight at once, each costing one promise of ours, plus a wake-up when the loop waits for a
- * free slot. A record that throws goes the slow way (retries, dead letters). Every record
- * dispatched is finished, failed or given up before the loop returns.
+ * The record loop of one shard run: the asynchronous half, which awaits what `RecordSteps.step`
+ * (the synchronous half, where records run) asks for. Records at hand whose `process` returns a
+ * non-promise run without a promise or object of ours; at concurrency 1 the loop awaits a
+ * record's own promise; above it, up to `concurrency` are in flight, each costing one promise of
+ * ours, plus a wake-up when the loop waits for a free slot. A record that throws goes the slow
+ * way (retries, dead letters). Every record dispatched is finished, failed or given up before the
+ * loop returns.
  */
-export class RecordLoop {
-  readonly #input: RecordLoopInput;
-  readonly #savepoint: boolean;
-  #slot: Slot;
-  /** Records finished by this run, and the shard total (records done, as the next checkpoint will say). */
-  records = 0;
-  processed: number;
-  inFlight = 0;
-  /** Position of the last record dispatched: the next checkpoint's position once drained. */
-  dispatched: JsonValue | null;
-  failure: unknown;
-  failedPosition: JsonValue | null = null;
+export class RecordLoop extends RecordSteps {
   /** A record was given up mid-way by a stop: the open chunk must not be committed. */
   abandoned = false;
   exhausted = false;
-  /** Called when the shard total reaches `#mark` (rework timing). */
-  #onReached: (processed: number) => void = () => undefined;
-  #mark = -1;
-  /** Contexts of asynchronous records that have settled, ready for the next ones. */
-  readonly #spare: Slot[] = [];
   #waiters: (() => void)[] = [];
   /** Set while waiting for the source: wakes that wait (a stop, or a checkpoint fell due). */
   #wakeSource: ((result: undefined) => void) | undefined;
-  /** Concurrency 1: the loop awaits each record's own promise. */
-  readonly #direct: boolean;
   /** Set while the loop awaits a record itself: a stop returns from `run` at once (the record still finishes, and `drain` waits for it). */
   #breakOut: (() => void) | undefined;
-  /** The stop signal, as a field (an AbortSignal's `aborted` is a getter with a brand check, read per record). */
-  #stopped: boolean;
-  /** Where the record at hand is in its phases (see `#step`). */
-  #phase = IDLE;
-  /** Records until the next look at the clock, and how many apart the looks are. */
-  #untilLook = 0;
-  #stride = 1;
-  #lastLook = performance.now();
-  #lastYield = this.#lastLook;
-  /** The shard total a progress mark must cover before the record at hand is dispatched. */
-  #markAt = 0;
-  /** The record the loop awaits (concurrency 1): its promise, and what a slow finish needs. */
-  #pending: PromiseLike<unknown> | undefined;
-  #record: unknown;
-  #position: unknown;
-  #error: Error | undefined;
 
   constructor(input: RecordLoopInput, resumed: { position: JsonValue | null; processed: number }) {
-    this.#input = input;
-    this.#savepoint = needsSavepoint(input);
-    this.#direct = input.concurrency === 1;
-    this.#stopped = input.signal.aborted;
-    this.processed = resumed.processed;
-    this.dispatched = resumed.position;
-    this.#slot = this.#newSlot();
+    super(input, resumed, needsSavepoint(input));
     input.signal.addEventListener('abort', () => {
-      this.#stopped = true;
+      this.stopped = true;
       this.#wakeSource?.(undefined);
       this.#breakOut?.();
       this.#wakeAll();
@@ -127,7 +36,7 @@ export class RecordLoop {
 
   /** Wakes a wait for a quiet source when a time-based checkpoint falls due (called by the heartbeat). */
   wakeIfDue(): void {
-    if (this.#wakeSource !== undefined && this.inFlight === 0 && this.#input.boundary.due(performance.now())) this.#wakeSource(undefined);
+    if (this.#wakeSource !== undefined && this.inFlight === 0 && this.input.boundary.due(performance.now())) this.#wakeSource(undefined);
   }
 
   /**
@@ -137,7 +46,7 @@ export class RecordLoop {
    */
   run(): Promise<void> {
     const looping = this.#loop();
-    if (!this.#direct) return looping;
+    if (!this.direct) return looping;
     return new Promise<void>((resolve, reject) => {
       looping.then(resolve, reject);
       this.#breakOut = () => {
@@ -148,59 +57,59 @@ export class RecordLoop {
   }
 
   /**
-   * The loop's asynchronous half: it only awaits what `#step` (synchronous, where the records
+   * The loop's asynchronous half: it only awaits what `step` (synchronous, where the records
    * run) asks for. Kept small on purpose: an async function resumed after every record runs
    * unoptimised for long in a fresh process, a plain method called per step does not.
    */
   async #loop(): Promise<void> {
-    const { boundary, concurrency, marker } = this.#input;
+    const { boundary, concurrency, marker } = this.input;
     for (;;) {
-      switch (this.#step()) {
+      switch (this.step()) {
         case AWAIT_RECORD: {
-          const slot = this.#slot;
+          const slot = this.slot;
           let failed: { error: unknown } | undefined;
           try {
-            await this.#pending;
+            await this.pending;
           } catch (caught) {
             failed = { error: caught };
           }
-          this.#pending = undefined;
-          if (!this.#settledDirect(slot, failed)) {
-            this.#slot = this.#newSlot();
-            await this.#settle(slot, this.#record, this.#position, this.#error, failed);
+          this.pending = undefined;
+          if (!this.settledDirect(slot, failed)) {
+            this.slot = this.slots.take();
+            await this.settle(slot, this.pendingRecord, this.pendingPosition, this.pendingError, failed);
           }
-          if (this.failure !== undefined || this.#stopped) return;
+          if (this.failure !== undefined || this.stopped) return;
           if (boundary.full) await boundary.flushIfFull();
           break;
         }
         case WAIT_SLOT:
-          while (this.inFlight >= concurrency && !this.#stopped) await this.#changed();
-          if (this.failure !== undefined || this.#stopped) return;
+          while (this.inFlight >= concurrency && !this.stopped) await this.#changed();
+          if (this.failure !== undefined || this.stopped) return;
           if (boundary.full) await boundary.flushIfFull();
           break;
         case FLUSH:
           await boundary.flushIfFull();
           break;
         case SOURCE: {
-          const more = await this.#untilWoken(this.#input.cursor.more());
+          const more = await this.#untilWoken(this.input.cursor.more());
           if (more === false) {
             this.exhausted = true;
             return;
           }
-          if (more === undefined && (this.#stopped || !(await this.#checkpoint()))) return;
+          if (more === undefined && (this.stopped || !(await this.#checkpoint()))) return;
           break;
         }
         case YIELD:
           await new Promise((resolve) => setImmediate(resolve));
-          this.#lastYield = performance.now();
-          this.#input.onYield();
+          this.lastYield = performance.now();
+          this.input.onYield();
           break;
         case CHECKPOINT:
           if (!(await this.#checkpoint())) return;
           break;
         case MARK:
-          await marker.raise(this.#markAt);
-          if (this.#stopped) return;
+          await marker.raise(this.markAt);
+          if (this.stopped) return;
           break;
         default:
           return;
@@ -209,141 +118,11 @@ export class RecordLoop {
   }
 
   /**
-   * Runs records until one needs awaiting, and says what (a record's promise, a free slot, the
-   * source, a yield to timers, a checkpoint, a progress mark, a flush), or STOP. A record at hand
-   * goes through its phases in order (look at the clock, checkpoint, position, mark, dispatch);
-   * an await between two phases resumes at the next.
-   */
-  #step(): Step {
-    const { cursor, boundary, concurrency, marker } = this.#input;
-    for (;;) {
-      if (this.#stopped) return STOP;
-      if (this.#phase === IDLE) {
-        if (!cursor.next()) return SOURCE;
-        // A record is at hand. The boundary is checked now, so a source that ends right at a
-        // boundary gets one checkpoint (the completing one), not two.
-        this.#phase = --this.#untilLook <= 0 || boundary.countDue() ? LOOK : POSITION;
-      }
-      if (this.#phase === LOOK) {
-        const now = performance.now();
-        // About one look every half millisecond of work: often enough for time-based checkpoints
-        // and for letting timers in, rarely enough to cost nothing on cheap records.
-        // Past 1 ms the stride is cut to about half a millisecond's worth at once, so records that
-        // turn slow hold timers up for one stride at most.
-        const took = now - this.#lastLook;
-        if (took < 0.25) this.#stride = Math.min(MAX_STRIDE, this.#stride * 2);
-        else if (took > 1) this.#stride = Math.max(1, Math.floor((this.#stride * 0.5) / took));
-        this.#untilLook = this.#stride;
-        this.#lastLook = now;
-        this.#phase = DUE;
-        if (now - this.#lastYield > YIELD_EVERY_MS) return YIELD;
-      }
-      if (this.#phase === DUE) {
-        this.#phase = POSITION;
-        if (boundary.due(performance.now())) return CHECKPOINT;
-      }
-      const position = cursor.position;
-      const previous = this.dispatched;
-      if (this.#phase === POSITION) {
-        // A position that is not JSON, or a numeric one that does not increase, would make a resume
-        // (strictly after the checkpoint's position) skip or redo records: fail before it is used.
-        if (!(typeof position === 'number' && typeof previous === 'number' && position > previous && position !== Number.POSITIVE_INFINITY)) {
-          const misplaced = positionProblem(previous, position);
-          if (misplaced !== undefined) {
-            this.#fail(new Error(`${misplaced}; a source must yield JSON positions in increasing order, strictly after the one it was given`), position);
-            return STOP;
-          }
-        }
-        this.#phase = DISPATCH;
-        const count = this.processed + this.inFlight + 1;
-        if (marker.needsMark(count)) {
-          this.#markAt = count;
-          return MARK;
-        }
-      }
-      // DISPATCH
-      this.#phase = IDLE;
-      this.dispatched = position as JsonValue;
-      boundary.sinceRecords++;
-      const record = cursor.record;
-      const error = cursor.error;
-      const slot = this.#slot;
-      const result = this.#runOne(slot, record, position, error);
-      if (result === DONE) {
-        this.records++;
-        if (++this.processed === this.#mark) this.#onReached(this.processed);
-        if (boundary.full) return FLUSH;
-        continue;
-      }
-      this.inFlight++;
-      if (result === SLOW) {
-        // Failed at once (or its ctx.tx needs awaiting): retries and dead letters, in flight like any async record.
-        this.#slot = this.#newSlot();
-        void this.#settle(slot, record, position, error, this.#thrown);
-        this.#thrown = undefined;
-      } else if (this.#direct) {
-        // Concurrency 1: the loop awaits the record's own promise; its context is the next one's.
-        this.#pending = result;
-        this.#record = record;
-        this.#position = position;
-        this.#error = error;
-        return AWAIT_RECORD;
-      } else {
-        // This record keeps its context until it settles; the next one gets another.
-        this.#slot = this.#newSlot();
-        void this.#settle(slot, record, position, error, undefined, result);
-      }
-      if (this.inFlight >= concurrency) return WAIT_SLOT;
-      if (boundary.full) return FLUSH;
-    }
-  }
-
-  /** Counts a record the loop awaited itself, when it succeeded and its ctx.tx (if any) ends without waiting; false otherwise. */
-  #settledDirect(slot: Slot, failed: { error: unknown } | undefined): boolean {
-    const tx = slot.tx;
-    if (failed !== undefined || (tx !== undefined && !tx.finishSync(true))) return false;
-    slot.tx = undefined;
-    this.#record = undefined;
-    this.inFlight--;
-    this.records++;
-    if (++this.processed === this.#mark) this.#onReached(this.processed);
-    if (this.#waiters.length > 0) this.#wakeAll();
-    return true;
-  }
-
-  /** The error of the record `#runOne` answered SLOW for, when it threw. */
-  #thrown: { error: unknown } | undefined;
-
-  /**
-   * Runs one record's first attempt in `slot`: DONE when it finished synchronously; the promise
-   * `process` returned; or SLOW when it threw (`#thrown`) or its `ctx.tx` must be awaited.
-   */
-  #runOne(slot: Slot, record: unknown, position: unknown, error: Error | undefined): PromiseLike<unknown> | typeof DONE | typeof SLOW {
-    slot.ctx.reuse(position);
-    let result: unknown;
-    try {
-      if (error !== undefined) throw error;
-      result = this.#input.job.process(record, slot.ctx);
-    } catch (thrown) {
-      this.#thrown = { error: thrown };
-      return SLOW;
-    }
-    if (isThenable(result)) return result;
-    const tx = slot.tx;
-    if (tx === undefined) return DONE;
-    if (tx.finishSync(true)) {
-      slot.tx = undefined;
-      return DONE;
-    }
-    return SLOW;
-  }
-
-  /**
    * Finishes an asynchronous record (its retries included) and counts it; records a failure
    * instead of throwing; never rejects. `result` is the promise of its first attempt, if still
    * to be awaited; `failed`, that attempt's error.
    */
-  async #settle(
+  protected async settle(
     slot: Slot,
     record: unknown,
     position: unknown,
@@ -362,68 +141,21 @@ export class RecordLoop {
       }
       if (failed !== undefined) {
         if (slot.tx !== undefined) await slot.tx.finish(false);
-        await processRecord({ position, record, ...(error === undefined ? {} : { error }) }, this.#input, failed);
+        await processRecord({ position, record, ...(error === undefined ? {} : { error }) }, this.input, failed);
       }
-      this.#finished(1);
+      this.finished(1);
     } catch (caught) {
       if (caught instanceof RecordAbandoned) this.abandoned = true;
-      else this.#fail(caught, position);
+      else this.fail(caught, position);
     } finally {
-      slot.tx = undefined;
-      this.#spare.push(slot);
+      this.slots.give(slot);
       this.inFlight--;
       this.#wakeAll();
     }
   }
 
-  /** Calls `onReached` when the shard total reaches `mark` (from the record that gets it there). */
-  at(mark: number, onReached: (processed: number) => void): void {
-    this.#mark = mark;
-    this.#onReached = onReached;
-  }
-
-  #finished(count: number): void {
-    this.records += count;
-    this.processed += count;
-    if (this.processed === this.#mark) this.#onReached(this.processed);
-  }
-
-  #fail(error: unknown, position: unknown): void {
-    if (this.failure === undefined) {
-      this.failure = error;
-      this.failedPosition = isJsonScalar(position) ? position : null;
-    }
-    this.#input.stop.abort('failed');
-  }
-
-  #newSlot(): Slot {
-    const spare = this.#spare.pop();
-    if (spare !== undefined) return spare;
-    const input = this.#input;
-    const slot: Slot = {
-      tx: undefined,
-      kept: undefined,
-      ctx: new RecordContext({
-        job: input.job.name,
-        params: input.params,
-        shard: input.lease.shard,
-        position: undefined,
-        state: input.state,
-        signal: input.signal,
-        log: input.log,
-        sql: () => {
-          const sql = input.boundary.tx().sql;
-          if (sql === undefined) return undefined;
-          if (slot.tx === undefined) {
-            slot.tx = slot.kept === undefined ? new RecordTx(input.baton, input.boundary, sql, this.#savepoint) : slot.kept.renew(sql);
-            slot.kept = slot.tx;
-          }
-          return slot.tx as TxHandle;
-        },
-        effects: input.effects,
-      }),
-    };
-    return slot;
+  protected onSettled(): void {
+    if (this.#waiters.length > 0) this.#wakeAll();
   }
 
   /** Stops intake, drains, commits at an interval boundary; false when the run must end instead. */
@@ -431,12 +163,12 @@ export class RecordLoop {
     const drainStarted = performance.now();
     if (!(await this.drainUnlessStopped())) return false;
     if (this.failure !== undefined || this.abandoned) return false;
-    await this.#input.boundary.interval(this.progress(), drainStarted);
+    await this.input.boundary.interval(this.progress(), drainStarted);
     return true;
   }
 
   progress(): { position: JsonValue | null; state: JsonObject; processed: number; records: number } {
-    return { position: this.dispatched, state: this.#input.state, processed: this.processed, records: this.records };
+    return { position: this.dispatched, state: this.input.state, processed: this.processed, records: this.records };
   }
 
   /** Resolves at the next record that settles, or at a stop. */
@@ -458,7 +190,7 @@ export class RecordLoop {
 
   /** Drains unless stopped first; true when nothing is left in flight. */
   async drainUnlessStopped(): Promise<boolean> {
-    while (this.inFlight > 0 && !this.#stopped) await this.#changed();
+    while (this.inFlight > 0 && !this.stopped) await this.#changed();
     return this.inFlight === 0;
   }
 
@@ -467,7 +199,7 @@ export class RecordLoop {
    * checkpoint due while the source is quiet): a quiet source holds up neither.
    */
   async #untilWoken(more: Promise<boolean>): Promise<boolean | undefined> {
-    if (this.#stopped) return undefined;
+    if (this.stopped) return undefined;
     const result = await new Promise<boolean | undefined>((resolve, reject) => {
       this.#wakeSource = resolve;
       more.then(resolve, reject);
