@@ -178,6 +178,11 @@ export class SqliteDriver {
     return db;
   }
 
+  /** Opens (and migrates) the side file now rather than at its first use. */
+  openSide(): void {
+    void this.side;
+  }
+
   sideStatement(sql: string): StatementSync {
     let statement = this.#sideStatements.get(sql);
     if (statement === undefined) {

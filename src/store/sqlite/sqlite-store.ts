@@ -24,7 +24,15 @@ export class SqliteStore extends ComposedStore {
     const instances = new SqliteInstances(driver);
     const leases = new SqliteLeases(driver);
     super(driver.location, {
-      lifecycle: { migrate: () => migrateSqlite(driver), close: async () => driver.close() },
+      lifecycle: {
+        // The side file too: a run writes its events there from its first step, and a side file
+        // from a newer checkpointed is refused at open, like a newer store.
+        migrate: async () => {
+          await migrateSqlite(driver);
+          driver.openSide();
+        },
+        close: async () => driver.close(),
+      },
       instances,
       leases,
       checkpoints: new SqliteCheckpoints(driver),
