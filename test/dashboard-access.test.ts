@@ -4,7 +4,9 @@ import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, before, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fixture, isOneLineError, runCli, spawnCli, tempDir, waitForOutput } from './helpers/cli.ts';
 
 const dir = tempDir('ckpt-dashboard-access-');
@@ -120,5 +122,79 @@ it('on loopback without a token: read-only, and no other Host (DNS rebinding) is
   } finally {
     const result = await dashboard.stop();
     assert.equal(result.code, 0, 'SIGTERM stops the dashboard cleanly');
+  }
+});
+
+/** An instance's audit chain as the dashboard shows it, once its background check has answered. */
+async function chainOf(url: string, id: number): Promise<{ state: string; chained?: number; eventId?: number; where?: string; problem?: string }> {
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(100)) {
+    const view = JSON.parse((await get(`${url}/api/instances/${id}`)).body) as { chain: { state: string } };
+    if (view.chain.state !== 'checking') return view.chain;
+  }
+  assert.fail(`instance ${id}: the chain was still being checked after 30 s`);
+}
+
+it('the audit chain per instance: intact with its event count; an edited event row broken, naming it; a keyed chain without the key unverifiable', {
+  timeout: 90_000,
+}, async () => {
+  const runRegion = async (region: string, env: NodeJS.ProcessEnv = {}) => {
+    const run = await runCli(['run', fixture('dashboard-job.ts'), '--store', store, '--quiet', '--param', `region=${region}`], {
+      env: { CKPT_TEST_SHARDS: '2', CKPT_TEST_RECORDS: '10', CKPT_TEST_DELAY_MS: '0', ...env },
+    });
+    assert.equal(run.code, 0, run.stderr);
+  };
+  await runRegion('tampered');
+  await runRegion('keyed', { CKPT_SECRET_KEY: 'dashboard-chain-key' });
+  // The events live in the SQLite store's side file; one row edited by plain SQL, as test/audit-tamper.test.ts does.
+  const side = new DatabaseSync(`${join(dir, 'ckpt.db')}.effects`);
+  const main = new DatabaseSync(join(dir, 'ckpt.db'), { readOnly: true });
+  let ids: { intact: number; tampered: number; keyed: number };
+  let edited: { id: number; type: string; seq: number };
+  try {
+    const idOf = (region: string) => Number((main.prepare('SELECT id FROM instances WHERE params LIKE ?').get(`%"region":"${region}"%`) as { id: number }).id);
+    ids = {
+      intact: Number((main.prepare('SELECT min(id) AS id FROM instances').get() as { id: number }).id),
+      tampered: idOf('tampered'),
+      keyed: idOf('keyed'),
+    };
+    const row = side.prepare('SELECT id, type, seq FROM events WHERE instance_id = ? ORDER BY id LIMIT 1 OFFSET 3').get(ids.tampered) as {
+      id: number;
+      type: string;
+      seq: number;
+    };
+    edited = { id: Number(row.id), type: row.type, seq: Number(row.seq) };
+    side.prepare('UPDATE events SET at = at + 1 WHERE id = ?').run(edited.id);
+  } finally {
+    side.close();
+    main.close();
+  }
+  const verify = await runCli(['audit', 'dashboard-demo', '--store', store, '--param', 'region=tampered', '--verify']);
+  assert.equal(verify.code, 1, 'ckpt audit --verify finds the edit too');
+
+  const dashboard = await startDashboard([]);
+  try {
+    const intact = await chainOf(dashboard.url, ids.intact);
+    assert.equal(intact.state, 'intact', JSON.stringify(intact));
+    assert.ok((intact.chained ?? 0) > 0, 'with its event count');
+
+    const broken = await chainOf(dashboard.url, ids.tampered);
+    assert.equal(broken.state, 'broken', JSON.stringify(broken));
+    assert.equal(broken.eventId, edited.id);
+    assert.match(broken.where ?? '', new RegExp(`^event ${edited.id} \\(${edited.type}, .*chain position ${edited.seq}\\)$`));
+    assert.match(broken.problem ?? '', /its content does not match its hash/);
+    assert.ok(verify.stderr.includes(`${broken.where}: ${broken.problem}`), `the page names it as ckpt audit --verify does: ${verify.stderr}`);
+
+    const keyed = await chainOf(dashboard.url, ids.keyed);
+    assert.equal(keyed.state, 'unverifiable', JSON.stringify(keyed));
+    assert.match(keyed.problem ?? '', /CKPT_SECRET_KEY/);
+  } finally {
+    await dashboard.stop();
+  }
+  // With the key, the keyed chain verifies.
+  const withKey = await startDashboard([], { CKPT_SECRET_KEY: 'dashboard-chain-key' });
+  try {
+    assert.equal((await chainOf(withKey.url, ids.keyed)).state, 'intact');
+  } finally {
+    await withKey.stop();
   }
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromiumPath, launchChromium } from './helpers/chromium.ts';
@@ -84,6 +85,40 @@ it('the dashboard in Chromium: progress advances, a SIGKILLed worker is shown de
     assert.ok((await page.locator('#dead-letters tr').count()) > 1, 'dead letters are listed');
     if (!screenshot) await page.screenshot({ path: join(dir, 'dashboard.png'), fullPage: true });
     t.diagnostic(screenshot ? `screenshot saved to ${screenshot}` : 'set CKPT_UPDATE_SCREENSHOT=1 to refresh docs/dashboard.png');
+
+    // The audit chain of the instance shown: intact, with its event count.
+    await page.locator('#chain[data-chain="intact"]').waitFor();
+    assert.match((await page.locator('#chain').textContent()) ?? '', /intact\d[\d,]* events/);
+  } finally {
+    await chromium.close();
+    dashboard.child.kill('SIGTERM');
+    await dashboard.done;
+  }
+});
+
+it('the dashboard in Chromium: an event row edited by plain SQL shows the audit chain broken, naming the event', {
+  skip: noChromium,
+  timeout: 60_000,
+}, async () => {
+  // The store the first test completed; one of its event rows (in the SQLite side file) edited.
+  const side = new DatabaseSync(`${join(dir, 'ckpt.db')}.effects`);
+  let edited: number;
+  try {
+    edited = Number((side.prepare('SELECT id FROM events ORDER BY id LIMIT 1 OFFSET 5').get() as { id: number }).id);
+    side.prepare('UPDATE events SET at = at + 1 WHERE id = ?').run(edited);
+  } finally {
+    side.close();
+  }
+  const dashboard = spawnCli(['dashboard', '--store', store, '--port', '0']);
+  const url = (/on (http:\/\/\S+?)\/ /.exec(await waitForOutput(dashboard.child, (out) => / for /.test(out))) as RegExpExecArray)[1] as string;
+  const chromium = await launchChromium('ckpt-chromium-');
+  try {
+    const page = await chromium.context.newPage();
+    page.setDefaultTimeout(30_000);
+    await page.goto(`${url}/`);
+    await page.locator('#chain[data-chain="broken"]').waitFor();
+    const text = (await page.locator('#chain').textContent()) ?? '';
+    assert.match(text, new RegExp(`event ${edited} \\(.*\\): its content does not match its hash`));
   } finally {
     await chromium.close();
     dashboard.child.kill('SIGTERM');

@@ -88,7 +88,7 @@ export async function auditCommand(job: string, options: AuditOptions, io: CliIo
     for (const { instance, report } of checked) {
       const label = `${instance.job} ${formatParams(instance.params)}`.replace(/ -$/, '');
       if (!report.ok) {
-        const where = report.event === undefined ? 'the log is empty' : describe(report.event);
+        const where = report.event === undefined ? 'the log is empty' : describeEvent(report.event);
         const message = `audit of ${label}: ${where}: ${report.problem}`;
         if (report.needsKey) throw new UsageError(message);
         throw new CheckpointedError(`${message}; the event log is not intact`, ExitCode.failed, { job });
@@ -101,7 +101,8 @@ export async function auditCommand(job: string, options: AuditOptions, io: CliIo
   }
 }
 
-function describe(event: StoredEvent): string {
+/** An event as `ckpt audit --verify` (and the dashboard) names it: id, type, shard, chain position. */
+export function describeEvent(event: StoredEvent): string {
   const where = [event.type, event.shard === null ? undefined : `shard ${event.shard}`, event.chain === null ? undefined : `chain position ${event.chain.seq}`];
   return `event ${event.id} (${where.filter((part) => part !== undefined).join(', ')})`;
 }

@@ -116,6 +116,11 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
       if (loop.failure !== undefined) return await release('failed', describe(loop.failure), loop.failure);
       if (loop.abandoned) return await release('interrupted');
       await boundary.commit(loop.progress(), true, drainStarted);
+      // The commit ended the run with the checkpoint time before its own (a commit cannot write
+      // how long it takes): the release writes the total, so the row agrees with the summary. The
+      // shard is already complete: a store failing here costs only that figure, not the outcome.
+      const { checkpoints, checkpointMs } = boundary;
+      await store.release(lease, 'completed', { checkpoints, checkpointMs }).catch(() => undefined);
       await emit('shard:complete', { shard, processed: loop.processed }, lease.runId);
       await emit('run:end', { shard, runId: lease.runId, outcome: 'completed', processed: loop.processed, position: boundary.position }, lease.runId);
       return result('completed');

@@ -1,5 +1,6 @@
 import { UsageError } from '../../errors.ts';
-import { type CliIo, openCliStore } from '../shared.ts';
+import { chainKeyFinder } from '../../secret.ts';
+import { type CliIo, openCliStore, secretKeyFileFor } from '../shared.ts';
 import { isLoopback } from './access.ts';
 import { startDashboard } from './server.ts';
 
@@ -22,7 +23,8 @@ export async function dashboardCommand(options: DashboardCommandOptions, io: Cli
   if (token !== undefined && token.length < 12) throw new UsageError('the dashboard token must be at least 12 characters; e.g. openssl rand -hex 16');
   const store = await openCliStore(options.store, { existing: true });
   try {
-    const server = await startDashboard({ store, port: options.port, host: options.host, token });
+    const chainKey = chainKeyFinder(io.env, secretKeyFileFor(options.store));
+    const server = await startDashboard({ store, port: options.port, host: options.host, token, chainKey });
     io.stdout.write(
       `ckpt dashboard on ${server.url}/ for ${store.location} (read-only; metrics at /metrics)${token === undefined ? '' : '; requests need the token: open /?token=… once, or send Authorization: Bearer …'}; Ctrl-C to stop\n`,
     );

@@ -44,6 +44,21 @@ export const PAGE_SCRIPT = String.raw`'use strict';
     return '<div class="card"><div class="label">' + esc(label) + '</div><div class="value">' + value + '</div>' + (extra ? '<div class="muted">' + extra + '</div>' : '') + '</div>';
   }
 
+  // The audit chain, as ckpt audit --verify would judge it (verified by the server in the background).
+  function chainCard(c, now) {
+    var value, extra;
+    if (!c || c.state === 'checking') { value = 'checking…'; extra = 'verifying the event log'; }
+    else if (c.state === 'intact') {
+      value = badge('intact', 'completed');
+      extra = count(c.chained) + ' events' + (c.chained > 0 ? (c.keyed === c.chained ? ', keyed' : c.keyed === 0 ? ', not keyed' : ', ' + count(c.keyed) + ' keyed') : '') +
+        (c.legacy ? '; ' + count(c.legacy) + ' earlier events predate the chain' : '') + '; checked ' + age(c.checkedAt, now);
+    } else if (c.state === 'broken') { value = badge('broken', 'failed'); extra = esc(c.where + ': ' + c.problem) + '; checked ' + age(c.checkedAt, now); }
+    else if (c.state === 'unverifiable') { value = badge('unverifiable', 'interrupted'); extra = esc(c.where + ': ' + c.problem); }
+    else { value = badge('not checked', 'interrupted'); extra = esc(c.problem); }
+    return '<div class="card" id="chain" data-chain="' + esc(c ? c.state : 'checking') + '"><div class="label">audit chain</div><div class="value">' + value + '</div>' +
+      '<div class="muted">' + extra + '</div></div>';
+  }
+
   async function get(url) {
     var response = await fetch(url, { credentials: 'same-origin', cache: 'no-store' });
     var text = await response.text();
@@ -85,7 +100,7 @@ export const PAGE_SCRIPT = String.raw`'use strict';
       card('last checkpoint', age(s.lastCheckpointAt, now), s.interval ? 'interval ' + interval(s.interval) : '') +
       card('checkpoint policy', esc(s.interval && s.interval.policy ? s.interval.policy.replace(/^auto: .*/, 'auto') : '–'), esc(s.interval && s.interval.reason ? s.interval.reason : '')) +
       card('crashes', count(s.crashed), s.presumedDead ? s.presumedDead + ' run(s) dead, not reaped yet' : '') +
-      card('dead letters', count(s.deadLetters)) + '</div>';
+      card('dead letters', count(s.deadLetters)) + chainCard(v.chain, now) + '</div>';
 
     var sh = v.shards;
     $('shard-count').textContent = '(' + count(sh.matching) + ' matching of ' + count(s.shards.total) + ')';

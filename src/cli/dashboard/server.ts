@@ -5,6 +5,7 @@ import { type ListeningServer, listen } from '../../metrics/metrics-server.ts';
 import type { RunInfo, ShardInfo, Store } from '../../store/store.ts';
 import { formatMs } from '../format.ts';
 import { hostHeaderIsLoopback, presentedToken, TOKEN_COOKIE, tokenMatches } from './access.ts';
+import { ChainChecker } from './chain-check.ts';
 import { instanceView, type Liveness, type ShardQuery } from './instance-view.ts';
 import { overviewView } from './overview-view.ts';
 import { PAGE_HTML } from './page-html.ts';
@@ -17,6 +18,8 @@ export interface DashboardOptions {
   host: string;
   /** Required on every request when set. */
   token: string | undefined;
+  /** The audit chain's key (as `ckpt audit` finds it); without one a keyed chain shows unverifiable. */
+  chainKey?: () => Buffer | undefined;
 }
 
 /**
@@ -41,6 +44,7 @@ const SECURITY_HEADERS = {
 /** The dashboard's HTTP server: the page, its JSON, and /metrics for every instance on the store. */
 export async function startDashboard(options: DashboardOptions): Promise<ListeningServer> {
   const reader = new StoreReader(options.store);
+  const chains = new ChainChecker(options.store, options.chainKey ?? (() => undefined));
   const server = createServer((request, response) => {
     handle(request, response).catch((error: unknown) => {
       if (!response.headersSent) send(response, 503, 'application/json', JSON.stringify({ error: `the store could not be read: ${firstLine(error)}` }));
@@ -86,7 +90,11 @@ export async function startDashboard(options: DashboardOptions): Promise<Listeni
       const id = instance[1] === 'default' ? await reader.defaultInstanceId() : Number(instance[1]);
       const data = id === undefined ? undefined : await reader.instance(id);
       if (data === undefined) return send(response, 404, 'application/json', JSON.stringify({ error: 'no such instance on this store' }));
-      return sendJson(response, instanceView(data, shardQuery(url), liveness, options.store.location));
+      // The audit chain only here, for the instance shown: verified in the background, cached by its head.
+      return sendJson(response, {
+        ...instanceView(data, shardQuery(url), liveness, options.store.location),
+        chain: chains.status(data.instance, data.chainHead),
+      });
     }
     if (url.pathname === '/metrics') {
       const { storeMetrics } = await import('./store-metrics.ts');

@@ -1,4 +1,4 @@
-import type { DeadLetter, InstanceInfo, InstanceStatus, RunInfo, ShardInfo, Store, StoredEvent } from '../../store/store.ts';
+import type { ChainHead, DeadLetter, InstanceInfo, InstanceStatus, RunInfo, ShardInfo, Store, StoredEvent } from '../../store/store.ts';
 
 /** Everything the page and /metrics show about one instance, as read at `readAt`. */
 export interface InstanceData {
@@ -12,6 +12,8 @@ export interface InstanceData {
   events: StoredEvent[];
   /** Records in each shard's source (from its runs' start events), by `generation:shard`; absent when unknown. */
   totals: ReadonlyMap<string, number>;
+  /** The head of its audit chain (undefined: no chained event yet); the chain check is cached by it. */
+  chainHead: ChainHead | undefined;
   readAt: number;
 }
 
@@ -114,13 +116,14 @@ export class StoreReader {
   }
 
   async #readInstance(instance: InstanceInfo): Promise<InstanceData> {
-    const [shards, runs, deadLetters, index] = await Promise.all([
+    const [shards, runs, deadLetters, index, chainHead] = await Promise.all([
       this.#store.listShards(instance.id),
       this.#store.listRuns(instance.id),
       this.#store.listDeadLetters(instance.id),
       this.#readEvents(instance.id),
+      this.#store.chainHead(instance.id),
     ]);
-    return { instance, shards, runs, deadLetters, events: [...index.recent].reverse(), totals: index.totals, readAt: Date.now() };
+    return { instance, shards, runs, deadLetters, events: [...index.recent].reverse(), totals: index.totals, chainHead, readAt: Date.now() };
   }
 
   async #readEvents(instanceId: number): Promise<EventIndex> {
