@@ -10,6 +10,9 @@ import { fixture, runCli, spawnCli, tempDir } from './helpers/cli.ts';
 import { freshMysqlDatabase, mysqlRows, mysqlSkip } from './helpers/mysql.ts';
 import { freshDatabase, withPool } from './helpers/postgres.ts';
 
+/** The fixture's six extra columns (its rows are 8 wide, so 5,000 of them fill the write buffer). */
+const WIDE = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6'].map((column) => `${column} INTEGER`).join(', ');
+
 const cleanups: (() => Promise<void>)[] = [];
 after(async () => {
   for (const cleanup of cleanups) await cleanup();
@@ -33,7 +36,7 @@ const backends: Backend[] = [
     async prepare() {
       const path = join(tempDir(), 'store.db');
       const setup = new DatabaseSync(path);
-      setup.exec('CREATE TABLE out (n INTEGER NOT NULL, shard TEXT)');
+      setup.exec(`CREATE TABLE out (n INTEGER NOT NULL, shard TEXT, ${WIDE})`);
       setup.close();
       return {
         store: `sqlite:${path}`,
@@ -59,7 +62,7 @@ const backends: Backend[] = [
     async prepare() {
       const database = await freshDatabase();
       cleanups.push(database.drop);
-      await withPool(database.url, (pool) => pool.query('CREATE TABLE out (n INTEGER NOT NULL, shard TEXT)'));
+      await withPool(database.url, (pool) => pool.query(`CREATE TABLE out (n INTEGER NOT NULL, shard TEXT, ${WIDE})`));
       return {
         store: `${database.url}?schema=ckpt`,
         check: () =>
@@ -82,7 +85,7 @@ const backends: Backend[] = [
     async prepare() {
       const database = await freshMysqlDatabase();
       cleanups.push(database.drop);
-      await mysqlRows(database.url, 'CREATE TABLE `out` (n INTEGER NOT NULL, shard VARCHAR(64))');
+      await mysqlRows(database.url, `CREATE TABLE \`out\` (n INTEGER NOT NULL, shard VARCHAR(64), ${WIDE})`);
       return {
         store: `${database.url}?prefix=ckpt_`,
         async check() {

@@ -7,8 +7,11 @@ import type { Emit } from './record-run.ts';
 import { type ChunkWrites, dialectOf } from './record-tx.ts';
 import { WriteBuffer } from './write-buffer.ts';
 
-/** Buffered writes past this many rows are sent before the checkpoint, so memory stays flat. */
-const FLUSH_AT_ROWS = 5000;
+/**
+ * Buffered writes past this many column values (20,000 rows of 2 columns, 2,000 of 20) are sent
+ * before the checkpoint, so memory stays flat; fewer, larger sends cost less per row.
+ */
+const FLUSH_AT_VALUES = 40_000;
 
 export interface BoundaryInput {
   store: Store;
@@ -84,7 +87,7 @@ export class CheckpointBoundary implements ChunkWrites {
 
   /** Buffered writes have piled up: `flushIfFull` would send them (a size check, per record). */
   get full(): boolean {
-    return this.buffer.size >= FLUSH_AT_ROWS;
+    return this.buffer.values >= FLUSH_AT_VALUES;
   }
 
   /** Sends buffered writes early when they pile up; waits for the baton so no record's savepoint is open. */

@@ -30,6 +30,8 @@ export class WriteBuffer {
   /** The group the last row joined: most jobs write one table, so no map lookup per row. */
   #last: Group | undefined;
   #size = 0;
+  /** Column values held (rows × their columns): what the buffer's memory grows with. */
+  #values = 0;
   /** Set when a send failed: part of the buffer may be lost, so the chunk must never commit. */
   #failure: Error | undefined;
 
@@ -40,6 +42,11 @@ export class WriteBuffer {
   /** Rows waiting to be sent. */
   get size(): number {
     return this.#size;
+  }
+
+  /** Column values waiting to be sent. */
+  get values(): number {
+    return this.#values;
   }
 
   add(kind: BatchKind, table: string, row: WriteRow, key: readonly string[] = NO_KEY): void {
@@ -67,6 +74,7 @@ export class WriteBuffer {
     for (let column = 0; column < width; column++) values.push(row[columns[column] as string]);
     group.rows++;
     this.#size++;
+    this.#values += width;
   }
 
   /** Sends every buffered write through `sql` (the chunk's transaction) and empties the buffer. */
@@ -110,6 +118,7 @@ export class WriteBuffer {
     this.#lastByTable.clear();
     this.#last = undefined;
     this.#size = 0;
+    this.#values = 0;
   }
 }
 
