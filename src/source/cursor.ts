@@ -25,7 +25,7 @@ export function paged<R, P>(
 
 /** The source's own cursor when it has one, else one over its `read` (a promise per record). */
 export function openCursor<R, P>(source: Source<R, P>, after: P | undefined, opts: { signal: AbortSignal }): SourceCursor<R, P> {
-  return source.cursor?.(after, opts) ?? new IteratorCursor(source.read(after, opts)[Symbol.asyncIterator]());
+  return source.cursor?.(after, opts) ?? new PageCursor(source.read(after, opts)[Symbol.asyncIterator]());
 }
 
 /** A cursor over integers `first` ≤ n < `end` (range, array indexes); `at(n)` gives the record. */
@@ -71,59 +71,20 @@ class CountingCursor<R> implements SourceCursor<R, number> {
   }
 }
 
-/** Adapts an async iterator: one record at hand after each `more`. */
-class IteratorCursor<R, P> implements SourceCursor<R, P> {
-  record!: R;
-  position!: P;
-  error: Error | undefined;
-  readonly #iterator: AsyncIterator<SourceItem<R, P>>;
-  #held: SourceItem<R, P> | undefined;
-  #pending: Promise<IteratorResult<SourceItem<R, P>>> | undefined;
-
-  constructor(iterator: AsyncIterator<SourceItem<R, P>>) {
-    this.#iterator = iterator;
-  }
-
-  next(): boolean {
-    const item = this.#held;
-    if (item === undefined) return false;
-    this.#held = undefined;
-    this.record = item.record;
-    this.position = item.position;
-    this.error = item.error;
-    return true;
-  }
-
-  async more(): Promise<boolean> {
-    // A `more` abandoned by the runner (woken by a stop or a due checkpoint) is picked up again.
-    this.#pending ??= this.#iterator.next();
-    const pending = this.#pending;
-    const result = await pending;
-    if (this.#pending === pending) {
-      this.#pending = undefined;
-      if (!result.done) this.#held = result.value;
-    }
-    return result.done !== true;
-  }
-
-  async close(): Promise<void> {
-    // An async generator queues return() behind a next() still running: do not wait on that one.
-    const closing = Promise.resolve(this.#iterator.return?.()).catch(() => undefined);
-    if (this.#pending === undefined) await closing;
-  }
-}
-
-/** Adapts an async iterator of pages: the records of the page at hand, then `more` for the next. */
+/**
+ * Adapts an async iterator of pages, or of single records (a source with only `read`): the
+ * records of the page at hand, then `more` for the next.
+ */
 class PageCursor<R, P> implements SourceCursor<R, P> {
   record!: R;
   position!: P;
   error: Error | undefined;
-  readonly #pages: AsyncIterator<readonly SourceItem<R, P>[]>;
+  readonly #pages: AsyncIterator<readonly SourceItem<R, P>[] | SourceItem<R, P>>;
   #page: readonly SourceItem<R, P>[] = [];
   #at = 0;
-  #pending: Promise<IteratorResult<readonly SourceItem<R, P>[]>> | undefined;
+  #pending: Promise<IteratorResult<readonly SourceItem<R, P>[] | SourceItem<R, P>>> | undefined;
 
-  constructor(pages: AsyncIterator<readonly SourceItem<R, P>[]>) {
+  constructor(pages: AsyncIterator<readonly SourceItem<R, P>[] | SourceItem<R, P>>) {
     this.#pages = pages;
   }
 
@@ -137,14 +98,15 @@ class PageCursor<R, P> implements SourceCursor<R, P> {
   }
 
   async more(): Promise<boolean> {
-    // As IteratorCursor: a `more` abandoned by the runner is picked up again.
+    // A `more` abandoned by the runner (woken by a stop or a due checkpoint) is picked up again.
     this.#pending ??= this.#pages.next();
     const pending = this.#pending;
     const result = await pending;
     if (this.#pending === pending) {
       this.#pending = undefined;
       if (!result.done) {
-        this.#page = result.value;
+        // A record is an object, never an array: a single record is a page of one.
+        this.#page = Array.isArray(result.value) ? result.value : [result.value as SourceItem<R, P>];
         this.#at = 0;
       }
     }
@@ -153,6 +115,7 @@ class PageCursor<R, P> implements SourceCursor<R, P> {
   }
 
   async close(): Promise<void> {
+    // An async generator queues return() behind a next() still running: do not wait on that one.
     const closing = Promise.resolve(this.#pages.return?.()).catch(() => undefined);
     if (this.#pending === undefined) await closing;
   }
