@@ -50,7 +50,8 @@ const fmtRatio = (ratio: number) => (!Number.isFinite(ratio) ? '-' : ratio >= 10
 const pct = (value: number) => (Number.isFinite(value) ? `${value.toFixed(2)} %` : '-');
 
 export function baselineOf(cells: Cell[], cell: Cell): Cell | undefined {
-  const variant = cell.workload === 'c' ? 'batched' : cell.variant.endsWith('-async') ? 'plain-async' : 'plain';
+  const variant =
+    cell.workload === 'c' ? (cell.variant.endsWith('-again') ? 'batched-again' : 'batched') : cell.variant.endsWith('-async') ? 'plain-async' : 'plain';
   const backend = cell.workload === 'c' ? cell.backend : 'sqlite';
   return cells.find((other) => other.workload === cell.workload && other.variant === variant && other.backend === backend);
 }

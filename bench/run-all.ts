@@ -106,6 +106,10 @@ async function main() {
     if (workload === 'a') add('ckpt-async', 'sqlite');
     if (workload === 'c') add('ckpt-query', 'sqlite');
     if (workload === 'c') {
+      add('batched-again', 'sqlite');
+      add('ckpt-again', 'sqlite');
+    }
+    if (workload === 'c') {
       add('plain', 'postgres');
       add('batched', 'postgres');
     }
