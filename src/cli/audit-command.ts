@@ -3,7 +3,7 @@ import { CheckpointedError, ExitCode, UsageError } from '../errors.ts';
 import { auditEvents, type EventType } from '../events.ts';
 import type { JsonValue } from '../json.ts';
 import { chainKeyFinder, REDACTED } from '../secret.ts';
-import { type ChainReport, verifyChain } from '../store/audit-chain.ts';
+import { type ChainReport, readChain, verifyChain } from '../store/audit-chain.ts';
 import type { InstanceInfo, Store, StoredEvent } from '../store/store.ts';
 import { formatCount, formatParams } from './format.ts';
 import { parseParams } from './load-job.ts';
@@ -72,8 +72,9 @@ export async function auditCommand(job: string, options: AuditOptions, io: CliIo
     const instances = await findInstances(store, job, parseParams(options.param), { reap: false });
     const checked: { instance: InstanceInfo; events: StoredEvent[]; report: ChainReport }[] = [];
     for (const instance of instances) {
-      const events = await store.listEvents(instance.id);
-      checked.push({ instance, events, report: verifyChain(events, await store.chainHead(instance.id), key) });
+      // One snapshot even while a job appends: the head, the log up to it.
+      const { head, events } = await readChain(store, instance.id);
+      checked.push({ instance, events, report: verifyChain(events, head, key) });
     }
     if (options.export !== undefined) {
       const rows: AuditRow[] = [];

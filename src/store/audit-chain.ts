@@ -1,6 +1,37 @@
 import { createHash, createHmac } from 'node:crypto';
 import type { ChainHead, ChainLink, NewEvent, StoredEvent } from './store-types.ts';
 
+/** What reading a chain needs of a store. */
+interface ChainSource {
+  chainHead(instanceId: number): Promise<ChainHead | undefined>;
+  listEvents(instanceId: number, options?: { afterId?: number; limit?: number }): Promise<StoredEvent[]>;
+}
+
+const EVENT_BATCH = 20_000;
+
+/**
+ * An instance's chain as one consistent snapshot, while a job may be appending to it: the head
+ * first (every event up to it is committed with it, so the log read next holds them all), then
+ * the log; if the head moved meanwhile, the events past the first head are left out rather than
+ * taken for rows the head does not cover (which `verifyChain` would report as tampering).
+ */
+export async function readChain(store: ChainSource, instanceId: number): Promise<{ head: ChainHead | undefined; events: StoredEvent[] }> {
+  const head = await store.chainHead(instanceId);
+  const events: StoredEvent[] = [];
+  for (let afterId = 0; ; ) {
+    const batch = await store.listEvents(instanceId, { afterId, limit: EVENT_BATCH });
+    events.push(...batch);
+    if (batch.length < EVENT_BATCH) break;
+    afterId = (batch.at(-1) as StoredEvent).id;
+  }
+  const now = await store.chainHead(instanceId);
+  if (now?.seq !== head?.seq || now?.hash !== head?.hash) {
+    const covered = head?.seq ?? 0;
+    while (events.length > 0 && (events.at(-1)?.chain?.seq ?? 0) > covered) events.pop();
+  }
+  return { head, events };
+}
+
 // The event log of an instance is one hash chain: each stored event carries its place in the
 // chain (`seq`, 1, 2, …, across generations) and the hash of the event before it, and its own
 // hash covers both and every field shown. A deleted, edited or reordered row then breaks a link

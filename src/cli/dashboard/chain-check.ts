@@ -1,6 +1,6 @@
 import { firstLine } from '../../errors.ts';
-import { verifyChain } from '../../store/audit-chain.ts';
-import type { ChainHead, InstanceInfo, Store, StoredEvent } from '../../store/store.ts';
+import { readChain, verifyChain } from '../../store/audit-chain.ts';
+import type { ChainHead, InstanceInfo, Store } from '../../store/store.ts';
 import { describeEvent } from '../audit-command.ts';
 
 /** An instance's audit chain as the dashboard last verified it (what `ckpt audit --verify` would say). */
@@ -15,7 +15,6 @@ export type ChainStatus =
 const MOVED_RECHECK_MS = 10_000;
 /** A chain whose head stands still is checked again this often: an old row edited leaves the head alone. */
 const STILL_RECHECK_MS = 60_000;
-const EVENT_BATCH = 20_000;
 
 interface Entry {
   /** The head the status was verified against ('' before the first check ends). */
@@ -76,21 +75,7 @@ export class ChainChecker {
   }
 
   async #check(instanceId: number): Promise<{ head: string; status: ChainStatus }> {
-    // The head first: every event up to it is committed with it, so the log read next holds them
-    // all. Events appended while the log is read lie past it; if the head moved meanwhile, those
-    // are left for the next check rather than taken for rows the head does not cover.
-    const head = await this.#store.chainHead(instanceId);
-    const events: StoredEvent[] = [];
-    for (let afterId = 0; ; ) {
-      const batch = await this.#store.listEvents(instanceId, { afterId, limit: EVENT_BATCH });
-      events.push(...batch);
-      if (batch.length < EVENT_BATCH) break;
-      afterId = batch.at(-1)!.id;
-    }
-    if (headKey(await this.#store.chainHead(instanceId)) !== headKey(head)) {
-      const covered = head?.seq ?? 0;
-      while (events.length > 0 && (events.at(-1)?.chain?.seq ?? 0) > covered) events.pop();
-    }
+    const { head, events } = await readChain(this.#store, instanceId);
     const checkedAt = Date.now();
     const key = headKey(head);
     let secret: Buffer | undefined;
