@@ -143,7 +143,7 @@ export class RecordLoop extends RecordSteps {
         if (slot.tx !== undefined) await slot.tx.finish(false);
         await processRecord({ position, record, ...(error === undefined ? {} : { error }) }, this.input, failed);
       }
-      this.finished(1);
+      this.finished();
     } catch (caught) {
       if (caught instanceof RecordAbandoned) this.abandoned = true;
       else this.fail(caught, position);

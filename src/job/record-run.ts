@@ -3,13 +3,13 @@ import { firstLine, StoreUnavailableError } from '../errors.ts';
 import type { EventMap, EventType } from '../events.ts';
 import type { JsonObject, JsonValue } from '../json.ts';
 import type { SourceItem } from '../source/source.ts';
-import type { Lease, Store } from '../store/store.ts';
+import type { Lease, SqlHandle, Store } from '../store/store.ts';
 import type { Baton } from './baton.ts';
 import { describeJobError } from './code-location.ts';
 import { RecordContext, toJson } from './context.ts';
 import { type Job, type JobLogger, jobFileOf } from './define.ts';
 import type { Effects } from './effects.ts';
-import { type ChunkWrites, RecordTx } from './record-tx.ts';
+import { type ChunkWrites, RecordTx, type TxHandle } from './record-tx.ts';
 import { backoffDelay, type RetryPolicy } from './retry.ts';
 
 export type Emit = <K extends EventType>(type: K, data: EventMap[K], runId?: number) => Promise<void>;
@@ -53,21 +53,9 @@ export async function processRecord(item: SourceItem<unknown, unknown>, input: R
       // The record loop ran the first attempt itself (and ended its ctx.tx): only its error is left.
       if (attempt === 1 && firstFailure !== undefined) throw firstFailure.error;
       if (item.error) throw item.error;
-      const ctx = new RecordContext({
-        job: job.name,
-        params: input.params,
-        shard: lease.shard,
-        position: item.position,
-        state: input.state,
-        signal: input.signal,
-        log: input.log,
-        sql: () => {
-          const sql = input.chunk.tx().sql;
-          if (sql === undefined) return undefined;
-          recordTx ??= new RecordTx(input.baton, input.chunk, sql, savepoint);
-          return recordTx;
-        },
-        effects: input.effects,
+      const ctx = recordContext(input, item.position, (sql) => {
+        recordTx ??= new RecordTx(input.baton, input.chunk, sql, savepoint);
+        return recordTx;
       });
       const result = job.process(item.record, ctx);
       if (isThenable(result)) await result;
@@ -100,6 +88,24 @@ export async function processRecord(item: SourceItem<unknown, unknown>, input: R
       return;
     }
   }
+}
+
+/** A record's `ctx` in a run; `open` gives its `ctx.tx` on first use (not called when the store has no SQL). */
+export function recordContext(input: RecordRunInput, position: unknown, open: (sql: SqlHandle) => TxHandle): RecordContext<unknown, JsonObject> {
+  return new RecordContext({
+    job: input.job.name,
+    params: input.params,
+    shard: input.lease.shard,
+    position,
+    state: input.state,
+    signal: input.signal,
+    log: input.log,
+    sql: () => {
+      const sql = input.chunk.tx().sql;
+      return sql === undefined ? undefined : open(sql);
+    },
+    effects: input.effects,
+  });
 }
 
 /**

@@ -1,7 +1,8 @@
 import type { JsonObject } from '../json.ts';
-import { RecordContext } from './context.ts';
+import type { RecordContext } from './context.ts';
+import { recordContext } from './record-run.ts';
 import type { RecordLoopInput } from './record-steps.ts';
-import { RecordTx, type TxHandle } from './record-tx.ts';
+import { RecordTx } from './record-tx.ts';
 
 /** One record's share of a context: its `ctx`, and its `ctx.tx` once used. */
 export interface Slot {
@@ -35,24 +36,12 @@ export class SlotPool {
     const slot: Slot = {
       tx: undefined,
       kept: undefined,
-      ctx: new RecordContext({
-        job: input.job.name,
-        params: input.params,
-        shard: input.lease.shard,
-        position: undefined,
-        state: input.state,
-        signal: input.signal,
-        log: input.log,
-        sql: () => {
-          const sql = input.boundary.tx().sql;
-          if (sql === undefined) return undefined;
-          if (slot.tx === undefined) {
-            slot.tx = slot.kept === undefined ? new RecordTx(input.baton, input.boundary, sql, this.#savepoint) : slot.kept.renew(sql);
-            slot.kept = slot.tx;
-          }
-          return slot.tx as TxHandle;
-        },
-        effects: input.effects,
+      ctx: recordContext(input, undefined, (sql) => {
+        if (slot.tx === undefined) {
+          slot.tx = slot.kept === undefined ? new RecordTx(input.baton, input.chunk, sql, this.#savepoint) : slot.kept.renew(sql);
+          slot.kept = slot.tx;
+        }
+        return slot.tx;
       }),
     };
     return slot;

@@ -169,8 +169,7 @@ export abstract class RecordSteps {
       const slot = this.slot;
       const result = this.runOne(slot, record, position, error);
       if (result === DONE) {
-        this.records++;
-        if (++this.processed === this.mark) this.onReached(this.processed);
+        this.finished();
         if (boundary.full) return FLUSH;
         continue;
       }
@@ -204,8 +203,7 @@ export abstract class RecordSteps {
     slot.tx = undefined;
     this.pendingRecord = undefined;
     this.inFlight--;
-    this.records++;
-    if (++this.processed === this.mark) this.onReached(this.processed);
+    this.finished();
     this.onSettled();
     return true;
   }
@@ -243,10 +241,10 @@ export abstract class RecordSteps {
     this.onReached = onReached;
   }
 
-  protected finished(count: number): void {
-    this.records += count;
-    this.processed += count;
-    if (this.processed === this.mark) this.onReached(this.processed);
+  /** Counts one record finished by this run. */
+  protected finished(): void {
+    this.records++;
+    if (++this.processed === this.mark) this.onReached(this.processed);
   }
 
   protected fail(error: unknown, position: unknown): void {

@@ -29,19 +29,13 @@ export class WriteBuffer {
   readonly #lastByTable = new Map<string, Group>();
   /** The group the last row joined: most jobs write one table, so no map lookup per row. */
   #last: Group | undefined;
-  #size = 0;
-  /** Column values held (rows × their columns): what the buffer's memory grows with. */
+  /** Column values held (rows × their columns; every row has one at least): what the buffer's memory grows with. */
   #values = 0;
   /** Set when a send failed: part of the buffer may be lost, so the chunk must never commit. */
   #failure: Error | undefined;
 
   constructor(dialect: SqlDialect) {
     this.#dialect = dialect;
-  }
-
-  /** Rows waiting to be sent. */
-  get size(): number {
-    return this.#size;
   }
 
   /** Column values waiting to be sent. */
@@ -73,14 +67,13 @@ export class WriteBuffer {
     const { columns, values } = group;
     for (let column = 0; column < width; column++) values.push(row[columns[column] as string]);
     group.rows++;
-    this.#size++;
     this.#values += width;
   }
 
   /** Sends every buffered write through `sql` (the chunk's transaction) and empties the buffer. */
   async flush(sql: SqlHandle): Promise<void> {
     if (this.#failure !== undefined) throw this.#failure;
-    if (this.#size === 0) return;
+    if (this.#values === 0) return;
     const groups = this.#groups;
     this.#forget();
     for (const group of groups) {
@@ -117,7 +110,6 @@ export class WriteBuffer {
     this.#groups = [];
     this.#lastByTable.clear();
     this.#last = undefined;
-    this.#size = 0;
     this.#values = 0;
   }
 }
