@@ -7,12 +7,6 @@ import type { Emit } from './record-run.ts';
 import { type ChunkWrites, dialectOf } from './record-tx.ts';
 import { WriteBuffer } from './write-buffer.ts';
 
-/**
- * Buffered writes past this many column values (20,000 rows of 2 columns, 2,000 of 20) are sent
- * before the checkpoint, so memory stays flat; fewer, larger sends cost less per row.
- */
-const FLUSH_AT_VALUES = 40_000;
-
 export interface BoundaryInput {
   store: Store;
   lease: Lease;
@@ -85,12 +79,12 @@ export class CheckpointBoundary implements ChunkWrites {
     return this.#every !== undefined && this.sinceRecords >= this.#every;
   }
 
-  /** Buffered writes have piled up: `flushIfFull` would send them (a size check, per record). */
+  /** Buffered writes fill a statement: `flushIfFull` would send them (a field read, per record). */
   get full(): boolean {
-    return this.buffer.values >= FLUSH_AT_VALUES;
+    return this.buffer.full;
   }
 
-  /** Sends buffered writes early when they pile up; waits for the baton so no record's savepoint is open. */
+  /** Sends buffered writes as soon as they fill a statement; waits for the baton so no record's savepoint is open. */
   async flushIfFull(): Promise<void> {
     const sql = this.#tx.sql;
     if (!this.full || sql === undefined) return;

@@ -8,11 +8,17 @@ export type WriteRow = { readonly [column: string]: unknown };
 interface Group extends BatchShape {
   values: unknown[];
   rows: number;
+  /** The statement of a full batch (`perStatement` rows), built at the first send and kept with the group. */
+  perStatement: number;
+  full: string | undefined;
   /** upsert: key values → row index, so one statement never touches a key twice (PostgreSQL refuses that). */
   keys?: Map<string, number>;
 }
 
 const NO_KEY: readonly string[] = [];
+
+/** Column values held past which the buffer is sent, whatever its batches (many tables, few rows each). */
+const MAX_VALUES = 40_000;
 
 /**
  * The writes of the open chunk that need no answer, waiting to be sent as multi-row statements
@@ -31,6 +37,7 @@ export class WriteBuffer {
   #last: Group | undefined;
   /** Column values held (rows × their columns; every row has one at least): what the buffer's memory grows with. */
   #values = 0;
+  #full = false;
   /** Set when a send failed: part of the buffer may be lost, so the chunk must never commit. */
   #failure: Error | undefined;
 
@@ -38,19 +45,30 @@ export class WriteBuffer {
     this.#dialect = dialect;
   }
 
-  /** Column values waiting to be sent. */
-  get values(): number {
-    return this.#values;
+  /**
+   * Worth sending now: a table's batch fills a whole statement (500 rows on SQLite, 1,000 on
+   * PostgreSQL and MySQL, fewer for wide rows), or the buffer holds `MAX_VALUES` column values.
+   * Sent that early, a row lives for a few hundred records: it dies young, where rows held until
+   * the checkpoint would be copied by every minor GC until then. The number of statements is
+   * the same either way.
+   */
+  get full(): boolean {
+    return this.#full;
   }
 
   add(kind: BatchKind, table: string, row: WriteRow, key: readonly string[] = NO_KEY): void {
     let group = this.#last;
     if (group === undefined || group.table !== table) group = this.#lastByTable.get(table);
     if (group === undefined || group.kind !== kind || !sameKey(group.key, key) || !sameColumns(group.columns, row)) {
-      group = { kind, table, columns: Object.keys(row), key, values: [], rows: 0 };
+      const columns = Object.keys(row);
+      group = { kind, table, columns, key, values: [], rows: 0, perStatement: 0, full: undefined };
+      group.perStatement = rowsPerStatement(this.#dialect, group);
       if (kind === 'upsert') group.keys = new Map();
       this.#groups.push(group);
       this.#lastByTable.set(table, group);
+    } else if (group.rows === 0) {
+      // A table's batch sent earlier, of the same shape: it starts again (its statement is kept).
+      this.#groups.push(group);
     }
     this.#last = group;
     const width = group.columns.length;
@@ -66,8 +84,8 @@ export class WriteBuffer {
     }
     const { columns, values } = group;
     for (let column = 0; column < width; column++) values.push(row[columns[column] as string]);
-    group.rows++;
     this.#values += width;
+    if (++group.rows >= group.perStatement || this.#values >= MAX_VALUES) this.#full = true;
   }
 
   /** Sends every buffered write through `sql` (the chunk's transaction) and empties the buffer. */
@@ -75,15 +93,22 @@ export class WriteBuffer {
     if (this.#failure !== undefined) throw this.#failure;
     if (this.#values === 0) return;
     const groups = this.#groups;
-    this.#forget();
+    this.#groups = [];
+    this.#values = 0;
+    this.#full = false;
     for (const group of groups) {
-      const perStatement = rowsPerStatement(this.#dialect, group);
+      const { perStatement, values } = group;
+      const count = group.rows;
+      // The group stays the table's last batch, empty: the next rows of its shape join it again.
+      group.values = [];
+      group.rows = 0;
+      group.keys?.clear();
       const width = group.columns.length;
-      const full = group.rows >= perStatement ? batchStatement(this.#dialect, group, perStatement) : '';
-      for (let from = 0; from < group.rows; from += perStatement) {
-        const rows = Math.min(perStatement, group.rows - from);
-        const text = rows === perStatement ? full : batchStatement(this.#dialect, group, rows);
-        const params = from === 0 && rows === group.rows ? group.values : group.values.slice(from * width, (from + rows) * width);
+      if (count >= perStatement) group.full ??= batchStatement(this.#dialect, group, perStatement);
+      for (let from = 0; from < count; from += perStatement) {
+        const rows = Math.min(perStatement, count - from);
+        const text = rows === perStatement ? (group.full as string) : batchStatement(this.#dialect, group, rows);
+        const params = from === 0 && rows === count ? values : values.slice(from * width, (from + rows) * width);
         try {
           await sql.query(text, params);
         } catch (error) {
@@ -111,6 +136,7 @@ export class WriteBuffer {
     this.#lastByTable.clear();
     this.#last = undefined;
     this.#values = 0;
+    this.#full = false;
   }
 }
 
