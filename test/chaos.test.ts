@@ -56,6 +56,17 @@ test('a job with a non-idempotent effect and no verify: chaos exits 5 and names 
   assert.match(result.stdout, /the scratch directory is kept/);
 });
 
+test('a short job whose only checkpoint is its last is still killed mid-run; its ctx.tx rows stay exactly once', { timeout: 120_000 }, async () => {
+  const { code, report } = await chaos([fixture('chaos-short-tx-job.ts'), '--kills', '6', '--seed', '4']);
+  assert.deepEqual(report.violations, []);
+  assert.equal(code, 0);
+  // The clean run (about a tenth of a second) checkpoints once, at its end: a kill window of two
+  // checkpoint intervals would let the job finish before any kill.
+  assert.ok(report.kills.sigkills >= 4, JSON.stringify(report.kills));
+  assert.ok((report.runs.byOutcome.crashed ?? 0) >= 4, JSON.stringify(report.runs));
+  assert.deepEqual([report.invariant.source, report.invariant.ok], ['invariant export', true]);
+});
+
 // Whether the second worker takes over depends on where the SIGSTOP lands: this job writes its
 // effect journal (the `.effects` file) several times per record, so a worker frozen inside one of
 // those writes holds that file's lock (SQLite has one writer) and the second one waits for it; the

@@ -71,7 +71,9 @@ export async function chaosCommand(file: string, options: ChaosOptions, io: CliI
   // A clean run on its own scratch store and directory times the job, so the kills can be spread
   // over it: each lands within a window after a run begins that is short enough for all of them to
   // land before the end (half the clean time over the kills), yet spans two checkpoint intervals,
-  // so runs get past checkpoints and the kills fall all along the job, not all in its first chunk.
+  // so runs get past checkpoints and the kills fall all along the job, not all in its first chunk;
+  // never past half the clean run, so a short job whose only checkpoint is its last (the auto
+  // policy's first interval outlasts it) is still killed mid-run rather than after it completed.
   const cleanDir = join(dir, 'clean');
   mkdirSync(join(cleanDir, 'job'), { recursive: true });
   const clean = startWorker(ckptBin, args(`sqlite:${join(cleanDir, 'store.db')}`), envFor(join(cleanDir, 'job')));
@@ -84,7 +86,7 @@ export async function chaosCommand(file: string, options: ChaosOptions, io: CliI
   const cleanRunMs = Date.now() - (clean.beganAt ?? clean.spawnedAt);
   const startUpMs = (clean.beganAt ?? Date.now()) - clean.spawnedAt;
   const checkpointEveryMs = cleanRunMs / Math.max(1, clean.checkpoints);
-  const windowMs = Math.max(5, Math.round(Math.max(cleanRunMs / (2 * options.kills), 2 * checkpointEveryMs)));
+  const windowMs = Math.max(5, Math.round(Math.min(cleanRunMs / 2, Math.max(cleanRunMs / (2 * options.kills), 2 * checkpointEveryMs))));
   rmSync(cleanDir, { recursive: true, force: true });
 
   const kills: ChaosKill[] = [];
