@@ -48,6 +48,18 @@ test('unknown flags, commands and bad numbers → exit 2', async () => {
   await expectUserError(['run'], 2, /missing required argument/);
 });
 
+test('no command: the help on stderr and exit 2; asked for, the help on stdout and exit 0', async () => {
+  const bare = await runCli([], { env });
+  assert.equal(bare.code, 2, bare.stderr);
+  assert.match(bare.stderr, /^Usage: ckpt/);
+  assert.equal(bare.stdout, '');
+  for (const args of [['--help'], ['help'], ['run', '--help']]) {
+    const asked = await runCli(args, { env });
+    assert.equal(asked.code, 0, `ckpt ${args.join(' ')}: ${asked.stderr}`);
+    assert.match(asked.stdout, /^Usage: ckpt/);
+  }
+});
+
 test('a store directory that cannot be created → exit 2; a missing one is created', async () => {
   const dir = tempDir();
   const file = join(dir, 'a-file');

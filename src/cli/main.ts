@@ -211,7 +211,9 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     return exit.code;
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return 0;
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return 0;
+      // The help shown because no command was given (on stderr): a usage error, not a success.
+      if (error.code === 'commander.help') return error.exitCode === 0 ? 0 : ExitCode.usage;
       if (error.code === 'commander.executeSubCommandAsync') return 1;
       const message = error.message.replace(/^error: /, '');
       const command = argv.find((arg) => !arg.startsWith('-'));
