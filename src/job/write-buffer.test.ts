@@ -4,10 +4,10 @@ import { test } from 'node:test';
 import type { SqlHandle } from '../store/store.ts';
 import { WriteBuffer } from './write-buffer.ts';
 
-/** A real in-memory SQLite behind the handle, recording each statement sent. */
 /** Rows as plain objects (node:sqlite gives null-prototype ones). */
 const plain = (rows: unknown) => (rows as object[]).map((row) => ({ ...row }));
 
+/** A real in-memory SQLite behind the handle, recording each statement sent. */
 function recordingSql(): { sql: SqlHandle; sent: { text: string; rows: number }[]; db: DatabaseSync } {
   const db = new DatabaseSync(':memory:');
   db.exec('CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE b (id INTEGER PRIMARY KEY, v TEXT)');

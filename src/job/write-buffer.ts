@@ -8,9 +8,10 @@ export type WriteRow = { readonly [column: string]: unknown };
 interface Group extends BatchShape {
   values: unknown[];
   rows: number;
-  /** The statement of a full batch (`perStatement` rows), built at the first send and kept with the group. */
+  /** Rows a statement takes in this shape and dialect: a batch with that many is worth sending. */
   perStatement: number;
-  full: string | undefined;
+  /** The statement of `perStatement` rows, built at the first send of a full one and kept with the group. */
+  fullStatement: string | undefined;
   /** upsert: key values → row index, so one statement never touches a key twice (PostgreSQL refuses that). */
   keys?: Map<string, number>;
 }
@@ -61,7 +62,7 @@ export class WriteBuffer {
     if (group === undefined || group.table !== table) group = this.#lastByTable.get(table);
     if (group === undefined || group.kind !== kind || !sameKey(group.key, key) || !sameColumns(group.columns, row)) {
       const columns = Object.keys(row);
-      group = { kind, table, columns, key, values: [], rows: 0, perStatement: 0, full: undefined };
+      group = { kind, table, columns, key, values: [], rows: 0, perStatement: 0, fullStatement: undefined };
       group.perStatement = rowsPerStatement(this.#dialect, group);
       if (kind === 'upsert') group.keys = new Map();
       this.#groups.push(group);
@@ -93,9 +94,7 @@ export class WriteBuffer {
     if (this.#failure !== undefined) throw this.#failure;
     if (this.#values === 0) return;
     const groups = this.#groups;
-    this.#groups = [];
-    this.#values = 0;
-    this.#full = false;
+    this.#empty();
     for (const group of groups) {
       const { perStatement, values } = group;
       const count = group.rows;
@@ -104,10 +103,11 @@ export class WriteBuffer {
       group.rows = 0;
       group.keys?.clear();
       const width = group.columns.length;
-      if (count >= perStatement) group.full ??= batchStatement(this.#dialect, group, perStatement);
+      if (count >= perStatement) group.fullStatement ??= batchStatement(this.#dialect, group, perStatement);
+      const full = group.fullStatement ?? '';
       for (let from = 0; from < count; from += perStatement) {
         const rows = Math.min(perStatement, count - from);
-        const text = rows === perStatement ? (group.full as string) : batchStatement(this.#dialect, group, rows);
+        const text = rows === perStatement ? full : batchStatement(this.#dialect, group, rows);
         const params = from === 0 && rows === count ? values : values.slice(from * width, (from + rows) * width);
         try {
           await sql.query(text, params);
@@ -131,10 +131,16 @@ export class WriteBuffer {
     this.#forget();
   }
 
+  /** Forgets the batches too, so the next rows start new ones. */
   #forget(): void {
-    this.#groups = [];
+    this.#empty();
     this.#lastByTable.clear();
     this.#last = undefined;
+  }
+
+  /** No rows held; each table's last batch is remembered (with its statement) for the next. */
+  #empty(): void {
+    this.#groups = [];
     this.#values = 0;
     this.#full = false;
   }
