@@ -8,7 +8,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { after, test } from 'node:test';
 import type { Source } from '../src/source/source.ts';
 import { pageStatement } from '../src/source/sql/keyset-sql.ts';
-import type { SqlConnection } from '../src/source/sql/sql-client.ts';
+import type { MysqlQuerier, PgQuerier, SqlConnection } from '../src/source/sql/sql-client.ts';
 import { sqlTable } from '../src/source/sql/sql-table.ts';
 import { createMysqlPool } from '../src/store/mysql/mysql-driver.ts';
 import { createPgPool } from '../src/store/postgres/postgres-driver.ts';
@@ -105,7 +105,7 @@ const engines: Array<[string, () => Promise<Engine | string>]> = [
   ],
 ];
 
-/** The engine's own driver object, as a user would hand it in. */
+/** The engine's own driver object, as a user would hand it in (the store's pool types declare only what the store calls). */
 async function readyClient(engine: Engine): Promise<{ connection: SqlConnection; close(): Promise<void> }> {
   if (engine.name === 'sqlite') {
     const db = new DatabaseSync(engine.url.slice('sqlite:'.length));
@@ -113,10 +113,10 @@ async function readyClient(engine: Engine): Promise<{ connection: SqlConnection;
   }
   if (engine.name === 'postgres') {
     const pool = await createPgPool({ connectionString: engine.url, max: 2 });
-    return { connection: { postgres: pool }, close: () => pool.end() };
+    return { connection: { postgres: pool as unknown as PgQuerier }, close: () => pool.end() };
   }
   const pool = await createMysqlPool({ url: engine.url, max: 2 });
-  return { connection: { mysql: pool }, close: () => pool.end() };
+  return { connection: { mysql: pool as unknown as MysqlQuerier }, close: () => pool.end() };
 }
 
 for (const [engineName, makeEngine] of engines) {

@@ -3,14 +3,21 @@ import { UsageError } from '../../errors.ts';
 
 export type SqlDialect = 'sqlite' | 'postgres' | 'mysql';
 
-/** The slice of `pg` a source uses: a `pg.Client`, a `pg.Pool` or anything with this method. */
-export interface PgQuerier {
-  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
+/** A query as `pg` takes it: `queryMode: 'extended'` sends it as one prepared statement. */
+export interface PgQueryConfig {
+  text: string;
+  values: unknown[];
+  queryMode: 'extended';
 }
 
-/** The slice of `mysql2/promise` a source uses: a connection or a pool. */
+/** The slice of `pg` a source uses: a `pg.Client`, a `pg.Pool` or anything with this method. */
+export interface PgQuerier {
+  query(config: PgQueryConfig): Promise<{ rows: Record<string, unknown>[] }>;
+}
+
+/** The slice of `mysql2/promise` a source uses: a connection or a pool (prepared statements). */
 export interface MysqlQuerier {
-  query(text: string, values?: unknown[]): Promise<[unknown, unknown]>;
+  execute(text: string, values?: unknown[]): Promise<[unknown, unknown]>;
 }
 
 /**
@@ -51,18 +58,39 @@ export async function openReader(connection: SqlConnection): Promise<SqlReader> 
   return openMysql(connection.replace(/^mariadb:/, 'mysql:'));
 }
 
+/*
+ * One statement per read, always: `where` and `query` are the caller's SQL, and a filter such as
+ * `1=1); DROP TABLE t; SELECT (1` must fail, not run three statements. Each database is asked in
+ * the form that takes exactly one: PostgreSQL's extended protocol (a parse message holds one
+ * statement; pg uses the simple protocol, which runs several, when there are no values unless told
+ * otherwise), MySQL's prepared statements (`execute`, whatever `multipleStatements` says), and
+ * SQLite's prepare, which compiles the first statement and silently drops the rest: refused here.
+ */
+function pgAll(client: PgQuerier): SqlReader['all'] {
+  return async (sql, params) => (await client.query({ text: sql, values: [...params], queryMode: 'extended' })).rows;
+}
+
+function mysqlAll(client: MysqlQuerier): SqlReader['all'] {
+  return async (sql, params) => (await client.execute(sql, [...params]))[0] as Record<string, unknown>[];
+}
+
+function sqliteAll(db: Pick<DatabaseSync, 'prepare'>): SqlReader['all'] {
+  return async (sql, params) => {
+    const statement = db.prepare(sql);
+    // sourceSQL is the statement SQLite compiled: shorter than the text when more statements follow.
+    const compiled: unknown = statement.sourceSQL;
+    if (typeof compiled === 'string' && compiled.trim().replace(/;$/, '') !== sql.trim()) {
+      throw new UsageError('a SQL source runs one statement: its where or query holds more than one (a ; ends a statement)');
+    }
+    return statement.all(...(params as never[])) as Record<string, unknown>[];
+  };
+}
+
 function borrowedReader(connection: Exclude<SqlConnection, string>): SqlReader {
   const close = async () => undefined;
-  if ('sqlite' in connection) {
-    const db = connection.sqlite;
-    return { dialect: 'sqlite', close, all: async (sql, params) => db.prepare(sql).all(...(params as never[])) as Record<string, unknown>[] };
-  }
-  if ('postgres' in connection) {
-    const client = connection.postgres;
-    return { dialect: 'postgres', close, all: async (sql, params) => (await client.query(sql, [...params])).rows };
-  }
-  const client = connection.mysql;
-  return { dialect: 'mysql', close, all: async (sql, params) => (await client.query(sql, [...params]))[0] as Record<string, unknown>[] };
+  if ('sqlite' in connection) return { dialect: 'sqlite', close, all: sqliteAll(connection.sqlite) };
+  if ('postgres' in connection) return { dialect: 'postgres', close, all: pgAll(connection.postgres) };
+  return { dialect: 'mysql', close, all: mysqlAll(connection.mysql) };
 }
 
 async function openSqlite(path: string): Promise<SqlReader> {
@@ -77,7 +105,7 @@ async function openSqlite(path: string): Promise<SqlReader> {
   }
   return {
     dialect: 'sqlite',
-    all: async (sql, params) => db.prepare(sql).all(...(params as never[])) as Record<string, unknown>[],
+    all: sqliteAll(db),
     close: async () => {
       if (db.isOpen) db.close();
     },
@@ -111,24 +139,60 @@ async function openPostgres(url: string): Promise<SqlReader> {
   await client.connect();
   return {
     dialect: 'postgres',
-    all: async (sql, params) => (await client.query(sql, [...params])).rows,
+    all: pgAll(client),
     close: () => client.end().catch(() => undefined),
   };
 }
 
 interface MysqlConnection extends MysqlQuerier {
+  query(text: string): Promise<unknown>;
   end(): Promise<void>;
+}
+
+/** What the source sets on a connection it opens from a URL; the URL's own options come first. */
+interface MysqlSourceConfig {
+  uri: string;
+  dateStrings?: boolean;
+  timezone?: string;
+}
+
+/**
+ * A `mysql://` URL's connection settings. DATETIME, DATE and TIMESTAMP values come back as the
+ * server's text (`dateStrings`), so no process time zone shifts a row being copied; a URL may
+ * still ask for `Date` objects (`?dateStrings=false`). `?timezone=+02:00` (or `Z`) sets the time
+ * zone of the session too, so TIMESTAMP columns are rendered in it, and mysql2 reads dates in it.
+ * `multipleStatements` is dropped: reads are prepared statements, one each, in any case.
+ */
+export function mysqlSourceConfig(url: string): MysqlSourceConfig & { sessionTimeZone?: string } {
+  const parsed = new URL(url);
+  parsed.searchParams.delete('multipleStatements');
+  const config: MysqlSourceConfig & { sessionTimeZone?: string } = { uri: parsed.href };
+  if (!parsed.searchParams.has('dateStrings')) config.dateStrings = true;
+  const zone = parsed.searchParams.get('timezone');
+  if (zone !== null && zone !== 'local') {
+    const offset = zone === 'Z' ? '+00:00' : zone;
+    if (!/^[+-]\d{2}:\d{2}$/.test(offset)) throw new UsageError(`a mysql:// source's timezone must be Z, local or ±HH:MM (got ${JSON.stringify(zone)})`);
+    config.sessionTimeZone = offset;
+  }
+  return config;
 }
 
 async function openMysql(url: string): Promise<SqlReader> {
   const specifier = 'mysql2/promise';
-  type Mysql = { createConnection(config: { uri: string }): Promise<MysqlConnection> };
+  type Mysql = { createConnection(config: MysqlSourceConfig): Promise<MysqlConnection> };
   const module = await importDriver<Mysql & { default?: Mysql }>(specifier, 'a mysql:// source needs the mysql2 package: npm install mysql2');
+  const { sessionTimeZone, ...config } = mysqlSourceConfig(url);
   // mysql2 is CommonJS: its functions sit on the default export, and on the module when Node can see them.
-  const connection = await (module.default ?? module).createConnection({ uri: url });
+  const connection = await (module.default ?? module).createConnection(config);
+  try {
+    if (sessionTimeZone !== undefined) await connection.query(`SET time_zone = '${sessionTimeZone}'`);
+  } catch (error) {
+    await connection.end().catch(() => undefined);
+    throw error;
+  }
   return {
     dialect: 'mysql',
-    all: async (sql, params) => (await connection.query(sql, [...params]))[0] as Record<string, unknown>[],
+    all: mysqlAll(connection),
     close: () => connection.end().catch(() => undefined),
   };
 }
