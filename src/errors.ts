@@ -117,6 +117,8 @@ export function firstLine(error: unknown): string {
 
 /** An Error's message (its name when it has none); a thrown plain object as JSON, not "[object Object]". */
 function describe(error: unknown): string {
+  // `reject()` and `throw undefined` still fail: say so rather than print a bare "undefined".
+  if (error === undefined) return 'undefined (thrown or rejected with no reason)';
   if (error instanceof Error) return error.message === '' ? error.name : error.message;
   const text = String(error);
   if (text !== '[object Object]') return text;
