@@ -78,6 +78,16 @@ export class SchemaTooNewError extends CheckpointedError {
   }
 }
 
+/**
+ * The store lost its checkpoints but kept its effect journal or event log (a zeroed or deleted
+ * file, an emptied table): taken for a new store, it would start over and run effects again. Exit 4.
+ */
+export class StoreIdentityError extends CheckpointedError {
+  constructor(message: string) {
+    super(message, ExitCode.refused);
+  }
+}
+
 /** Every unfinished shard is leased by a live worker. Exit 4. */
 export class LeaseHeldError extends CheckpointedError {
   readonly holder: string;
