@@ -78,6 +78,16 @@ export class SchemaTooNewError extends CheckpointedError {
   }
 }
 
+/**
+ * The store lost its checkpoints but kept its effect journal or event log (a zeroed or deleted
+ * file, an emptied table): taken for a new store, it would start over and run effects again. Exit 4.
+ */
+export class StoreIdentityError extends CheckpointedError {
+  constructor(message: string) {
+    super(message, ExitCode.refused);
+  }
+}
+
 /** Every unfinished shard is leased by a live worker. Exit 4. */
 export class LeaseHeldError extends CheckpointedError {
   readonly holder: string;
@@ -117,6 +127,8 @@ export function firstLine(error: unknown): string {
 
 /** An Error's message (its name when it has none); a thrown plain object as JSON, not "[object Object]". */
 function describe(error: unknown): string {
+  // `reject()` and `throw undefined` still fail: say so rather than print a bare "undefined".
+  if (error === undefined) return 'undefined (thrown or rejected with no reason)';
   if (error instanceof Error) return error.message === '' ? error.name : error.message;
   const text = String(error);
   if (text !== '[object Object]') return text;

@@ -15,6 +15,7 @@ export {
   LeaseHeldError,
   SchemaTooNewError,
   StoreError,
+  StoreIdentityError,
   StoreUnavailableError,
   UsageError,
 } from './errors.ts';

@@ -78,13 +78,13 @@ export class RecordLoop extends RecordSteps {
             this.slot = this.slots.take();
             await this.settle(slot, this.pendingRecord, this.pendingPosition, this.pendingError, failed);
           }
-          if (this.failure !== undefined || this.stopped) return;
+          if (this.failed || this.stopped) return;
           if (boundary.full) await boundary.flushIfFull();
           break;
         }
         case WAIT_SLOT:
           while (this.inFlight >= concurrency && !this.stopped) await this.#changed();
-          if (this.failure !== undefined || this.stopped) return;
+          if (this.failed || this.stopped) return;
           if (boundary.full) await boundary.flushIfFull();
           break;
         case FLUSH:
@@ -162,7 +162,7 @@ export class RecordLoop extends RecordSteps {
   async #checkpoint(): Promise<boolean> {
     const drainStarted = performance.now();
     if (!(await this.drainUnlessStopped())) return false;
-    if (this.failure !== undefined || this.abandoned) return false;
+    if (this.failed || this.abandoned) return false;
     await this.input.boundary.interval(this.progress(), drainStarted);
     return true;
   }

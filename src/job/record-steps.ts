@@ -60,6 +60,8 @@ export abstract class RecordSteps {
   inFlight = 0;
   /** Position of the last record dispatched: the next checkpoint's position once drained. */
   dispatched: JsonValue | null;
+  /** Set by the first failure, whatever its value: a record may reject with `undefined`, which is still a failure. */
+  failed = false;
   failure: unknown;
   failedPosition: JsonValue | null = null;
   /** The stop signal, as a field (an AbortSignal's `aborted` is a getter with a brand check, read per record). */
@@ -248,7 +250,8 @@ export abstract class RecordSteps {
   }
 
   protected fail(error: unknown, position: unknown): void {
-    if (this.failure === undefined) {
+    if (!this.failed) {
+      this.failed = true;
       this.failure = error;
       this.failedPosition = isJsonScalar(position) ? position : null;
     }

@@ -100,7 +100,7 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
     if (end.lostReason !== undefined) return await lose(end.lostReason);
     const failure = loop.failure;
     if (failure instanceof StoreUnavailableError) return await loseToStore(failure);
-    if (failure !== undefined) {
+    if (loop.failed) {
       await settleInFlight();
       // The chunk is rolled back (the checkpoint stays at the last good boundary) before the
       // error is logged, so the event log keeps it.
@@ -113,7 +113,7 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
     }
     const drainStarted = performance.now();
     if (loop.exhausted && (await loop.drainUnlessStopped())) {
-      if (loop.failure !== undefined) return await release('failed', describe(loop.failure), loop.failure);
+      if (loop.failed) return await release('failed', describe(loop.failure), loop.failure);
       if (loop.abandoned) return await release('interrupted');
       await boundary.commit(loop.progress(), true, drainStarted);
       // The commit ended the run with the checkpoint time before its own (a commit cannot write
@@ -127,7 +127,7 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
     }
     // Stopped from outside: let records in flight finish, then save where we are.
     const drained = await Promise.race([loop.drain().then(() => true), sleepFor(input.drainMs).then(() => false)]);
-    if (drained && loop.failure === undefined && !loop.abandoned && boundary.sinceRecords > 0) await boundary.commit(loop.progress(), false, drainStarted);
+    if (drained && !loop.failed && !loop.abandoned && boundary.sinceRecords > 0) await boundary.commit(loop.progress(), false, drainStarted);
     return await release('interrupted');
   } catch (error) {
     if (error instanceof FencedError) return await lose(error.message);

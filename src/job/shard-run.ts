@@ -272,7 +272,10 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     await loop.run();
   } catch (error) {
     if (error instanceof FencedError) lostReason = error.message;
-    else if (loop.failure === undefined) loop.failure = error;
+    else if (!loop.failed) {
+      loop.failed = true;
+      loop.failure = error;
+    }
   } finally {
     clearInterval(heartbeat);
     input.signal?.removeEventListener('abort', onExternalStop);

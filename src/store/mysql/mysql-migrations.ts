@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { SchemaTooNewError, StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
+import { SchemaTooNewError, StoreError, StoreIdentityError, StoreUnavailableError, UsageError } from '../../errors.ts';
+import { missingInstancesError } from '../store-identity.ts';
 import { describeDriverError } from '../transient.ts';
 import { isFatalMysqlError, type MysqlDriver, toResult } from './mysql-driver.ts';
 
@@ -166,7 +167,7 @@ export async function migrateMysql(driver: MysqlDriver): Promise<void> {
   try {
     await migrateUnderLock(driver);
   } catch (error) {
-    if (error instanceof SchemaTooNewError || error instanceof StoreError || error instanceof UsageError) throw error;
+    if (error instanceof SchemaTooNewError || error instanceof StoreIdentityError || error instanceof StoreError || error instanceof UsageError) throw error;
     const wrapped = driver.wrap(error);
     if (wrapped instanceof StoreUnavailableError) throw wrapped;
     throw new StoreError(`cannot set up the MySQL store ${driver.location}: ${describeDriverError(error)}; check the URL, the user's rights and the database`, {
@@ -201,6 +202,21 @@ async function migrateUnderLock(driver: MysqlDriver): Promise<void> {
         if (migration.id <= current) continue;
         for (const statement of migration.statements) await connection.query(statement.replaceAll('{p}', p)).catch(alreadyApplied);
         await connection.query(`INSERT INTO ${p}schema (version) VALUES (?)`, [migration.id]);
+      }
+      // The store-identity rule (store-identity.ts): a chain head whose instance is gone. MySQL
+      // tables have no foreign keys here, so the instances can be emptied while the log stays.
+      const missing = toResult(
+        await connection.query(
+          `SELECT h.instance_id FROM ${p}chain_heads h WHERE NOT EXISTS (SELECT 1 FROM ${p}instances i WHERE i.id = h.instance_id) ORDER BY h.instance_id LIMIT 6`,
+        ),
+      ).rows;
+      if (missing.length > 0) {
+        const ids = missing.map((row) => Number(row.instance_id));
+        throw missingInstancesError(
+          driver.location,
+          ids,
+          `restore the ${p}* tables from a backup, or drop them all to start over (every effect would run again)`,
+        );
       }
     } finally {
       await connection.query('SELECT RELEASE_LOCK(?)', [lockName]).catch(() => {

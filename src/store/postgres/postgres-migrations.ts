@@ -1,4 +1,5 @@
-import { SchemaTooNewError, StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
+import { SchemaTooNewError, StoreError, StoreIdentityError, StoreUnavailableError, UsageError } from '../../errors.ts';
+import { missingInstancesError } from '../store-identity.ts';
 import { describeDriverError } from '../transient.ts';
 import { type PostgresDriver, quoteName } from './postgres-driver.ts';
 
@@ -22,9 +23,24 @@ export async function migratePostgres(driver: PostgresDriver): Promise<void> {
         await client.query(migration.sql.replaceAll('{schema}.', s));
         await client.query(`INSERT INTO ${s}ckpt_schema (version) VALUES ($1)`, [migration.id]);
       }
+      // The store-identity rule (store-identity.ts): a chain head whose instance is gone.
+      const missing = await client.query(
+        `SELECT h.instance_id FROM ${s}chain_heads h WHERE NOT EXISTS (SELECT 1 FROM ${s}instances i WHERE i.id = h.instance_id) ORDER BY h.instance_id LIMIT 6`,
+      );
+      if (missing.rows.length > 0) {
+        const ids = missing.rows.map((row) => Number(row.instance_id));
+        throw missingInstancesError(driver.location, ids, 'restore the schema from a backup, or drop it whole to start over (every effect would run again)');
+      }
     });
   } catch (error) {
-    if (error instanceof SchemaTooNewError || error instanceof StoreError || error instanceof StoreUnavailableError || error instanceof UsageError) throw error;
+    if (
+      error instanceof SchemaTooNewError ||
+      error instanceof StoreIdentityError ||
+      error instanceof StoreError ||
+      error instanceof StoreUnavailableError ||
+      error instanceof UsageError
+    )
+      throw error;
     throw new StoreError(
       `cannot set up the PostgreSQL store ${driver.location}: ${describeDriverError(error)}; check the URL, the user's rights and the schema`,
       { cause: error },

@@ -1,5 +1,7 @@
-import type { DatabaseSync } from 'node:sqlite';
-import { SchemaTooNewError } from '../../errors.ts';
+import { existsSync } from 'node:fs';
+import { DatabaseSync } from 'node:sqlite';
+import { firstLine, SchemaTooNewError, StoreError, StoreIdentityError } from '../../errors.ts';
+import { missingInstancesError } from '../store-identity.ts';
 import type { SqliteDriver } from './sqlite-driver.ts';
 
 /**
@@ -19,6 +21,7 @@ export async function migrateSqlite(driver: SqliteDriver): Promise<void> {
   }
   if (current !== undefined && current > supported) throw new SchemaTooNewError(current, supported, driver.location);
   if (current === supported) return;
+  if (current === undefined) refuseOrphanedSide(driver);
   try {
     db.exec('CREATE TABLE IF NOT EXISTS ckpt_schema (version INTEGER NOT NULL)');
   } catch (error) {
@@ -33,6 +36,51 @@ export async function migrateSqlite(driver: SqliteDriver): Promise<void> {
       driver.run('INSERT INTO ckpt_schema (version) VALUES (?)', migration.id);
     }
   });
+}
+
+const restoreAdvice = (driver: SqliteDriver) =>
+  `restore ${driver.location} from a backup, or, to start over on purpose (every effect would run again), move ${driver.sidePath} away too`;
+
+/**
+ * The store-identity rule, for a main file with no schema (new, deleted, or zeroed): if the side
+ * file beside it holds events or journal entries, the checkpoints are what went missing, and a new
+ * store here would start every job at record 0 and run every effect again, `scope: 'instance'`
+ * ones included (the journal is keyed by the old file's store id, so it would never answer).
+ * Checked before anything is written, so a refused open leaves the file as it found it.
+ */
+function refuseOrphanedSide(driver: SqliteDriver): void {
+  if (driver.sidePath === ':memory:' || !existsSync(driver.sidePath)) return;
+  let found: { events: number; effects: number };
+  try {
+    const side = new DatabaseSync(driver.sidePath);
+    try {
+      const has = (table: string) => side.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
+      const count = (table: string) => (has(table) ? Number(side.prepare(`SELECT count(*) AS n FROM ${table}`).get()?.n ?? 0) : 0);
+      found = { events: count('events'), effects: count('effects') };
+    } finally {
+      side.close();
+    }
+  } catch (error) {
+    throw new StoreError(`cannot read ${driver.sidePath} (the store's effect journal and event log): ${firstLine(error)}`, { cause: error });
+  }
+  if (found.events === 0 && found.effects === 0) return;
+  throw new StoreIdentityError(
+    `the store ${driver.location} has no checkpoints, but its effect journal and event log ${driver.sidePath} hold ${found.events} events and ${found.effects} effects: ` +
+      `the store file was emptied, deleted or replaced, and starting afresh would run those effects again; ${restoreAdvice(driver)}`,
+  );
+}
+
+/**
+ * The same rule for a main file that has its schema: an instance whose event chain is in the side
+ * file must still be in the main file. One read of each file, per open.
+ */
+export function refuseMissingInstances(driver: SqliteDriver): void {
+  const heads = driver.side.prepare('SELECT instance_id FROM chain_heads WHERE store_id = ?').all(driver.storeId);
+  if (heads.length === 0) return;
+  const known = new Set(driver.all('SELECT id FROM instances').map((row) => Number(row.id)));
+  const missing = heads.map((row) => Number(row.instance_id)).filter((id) => !known.has(id));
+  if (missing.length === 0) return;
+  throw missingInstancesError(driver.location, missing, restoreAdvice(driver));
 }
 
 /**

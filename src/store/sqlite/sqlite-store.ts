@@ -6,7 +6,7 @@ import { SqliteHistory } from './sqlite-history.ts';
 import { SqliteInstances } from './sqlite-instances.ts';
 import { SqliteJournal } from './sqlite-journal.ts';
 import { SqliteLeases } from './sqlite-leases.ts';
-import { migrateSqlite } from './sqlite-migrations.ts';
+import { migrateSqlite, refuseMissingInstances } from './sqlite-migrations.ts';
 
 export type { SqliteStoreOptions } from './sqlite-driver.ts';
 
@@ -26,10 +26,12 @@ export class SqliteStore extends ComposedStore {
     super(driver.location, {
       lifecycle: {
         // The side file too: a run writes its events there from its first step, and a side file
-        // from a newer checkpointed is refused at open, like a newer store.
+        // from a newer checkpointed is refused at open, like a newer store; and a side file
+        // that knows instances the main file lost is refused (the store-identity rule).
         migrate: async () => {
           await migrateSqlite(driver);
           driver.openSide();
+          refuseMissingInstances(driver);
         },
         close: async () => driver.close(),
       },
