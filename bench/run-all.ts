@@ -4,7 +4,7 @@
 //   BENCH_ROUNDS=N  rounds per table (default 3)
 //   BENCH_ONLY=e,c1m  only these parts (a, b, c, c1m, e, resume, rss); the others keep the
 //                   figures results.json has from an earlier run, and results.md says which run
-//   BENCH_VARIANTS=plain,ckpt-auto  only these variants in the tables run
+//   BENCH_VARIANTS=plain,ckpt-auto  only these variants in the tables run (writes results-variants.*)
 //   DATABASE_URL    use this PostgreSQL instead of starting an embedded one
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -252,8 +252,9 @@ async function main() {
   };
   await postgres?.stop();
   rmSync(dir, { recursive: true, force: true });
-  // A quick run never overwrites the published figures; a run of some parts updates only theirs.
-  const name = quick ? 'results-quick' : 'results';
+  // A quick run, or one of some variants only, never overwrites the published figures (a table
+  // there always has all its variants from one run); a run of some parts updates only theirs.
+  const name = quick ? 'results-quick' : onlyVariants !== undefined ? 'results-variants' : 'results';
   const earlier = join(here, `${name}.json`);
   const results =
     only !== undefined && existsSync(earlier) ? mergeResults(JSON.parse(readFileSync(earlier, 'utf8')) as BenchResults, measured, only) : measured;
