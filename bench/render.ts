@@ -7,5 +7,5 @@ import { type BenchResults, renderResults } from './report.ts';
 
 const here = import.meta.dirname;
 const results = JSON.parse(readFileSync(join(here, 'results.json'), 'utf8')) as BenchResults;
-writeFileSync(join(here, 'results.md'), renderResults(results));
+writeFileSync(join(here, 'results.md'), renderResults(results, readFileSync(join(here, 'results.md'), 'utf8')));
 writeFileSync(join(here, 'results.png'), drawChart(results));

@@ -1,6 +1,6 @@
 // Turns the measurements of one bench run into bench/results.md: medians, ratios and targets.
-import { type Backend, type VariantResult, variantNames } from './variants.ts';
-import { type Workload, workloadNames } from './workloads.ts';
+import { type Backend, effectConcurrency, type VariantResult, variantNames } from './variants.ts';
+import { type Workload, workloadNames, writesRows } from './workloads.ts';
 
 export interface Cell {
   workload: Workload;
@@ -27,6 +27,39 @@ export interface BenchResults {
   cells: Cell[];
   resume: { system: string; done: number; ms: number; fromOpenMs?: number; fromOpenCpuMs?: number }[];
   rss: { records: number; ms: number; maxRssMb: number; checkpoints: number; policy: string };
+  /** Parts measured again later by `BENCH_ONLY` runs (the rest are from the run above), oldest first. */
+  remeasured?: Remeasured[];
+}
+
+export interface Remeasured {
+  parts: string[];
+  date: string;
+  rounds: number;
+  machine: BenchResults['machine'];
+}
+
+/**
+ * An earlier run's results with the parts `only` names replaced by a later run's: each table
+ * keeps its ratios within one run, and `remeasured` says which run each part comes from.
+ */
+export function mergeResults(earlier: BenchResults, later: BenchResults, only: string[]): BenchResults {
+  const workloads = new Set<string>(only);
+  const remeasured = (earlier.remeasured ?? [])
+    .map((entry) => ({ ...entry, parts: entry.parts.filter((part) => !workloads.has(part)) }))
+    .filter((entry) => entry.parts.length > 0);
+  remeasured.push({ parts: only, date: later.date, rounds: later.rounds, machine: later.machine });
+  const workloadRecords = { ...later.workloadRecords, ...earlier.workloadRecords } as Record<Workload, number>;
+  for (const part of only)
+    if (later.workloadRecords && part in later.workloadRecords) workloadRecords[part as Workload] = later.workloadRecords[part as Workload];
+  return {
+    ...earlier,
+    workloadRecords,
+    cells: [...earlier.cells.filter((cell) => !workloads.has(cell.workload)), ...later.cells],
+    resume: workloads.has('resume') ? later.resume : earlier.resume,
+    rss: workloads.has('rss') ? later.rss : earlier.rss,
+    ...(later.mysql === undefined ? {} : { mysql: later.mysql }),
+    remeasured,
+  };
 }
 
 export const median = (values: number[]): number => {
@@ -50,9 +83,18 @@ const fmtRatio = (ratio: number) => (!Number.isFinite(ratio) ? '-' : ratio >= 10
 const pct = (value: number) => (Number.isFinite(value) ? `${value.toFixed(2)} %` : '-');
 
 export function baselineOf(cells: Cell[], cell: Cell): Cell | undefined {
+  const rows = writesRows(cell.workload);
   const variant =
-    cell.workload === 'c' ? (cell.variant.endsWith('-again') ? 'batched-again' : 'batched') : cell.variant.endsWith('-async') ? 'plain-async' : 'plain';
-  const backend = cell.workload === 'c' ? cell.backend : 'sqlite';
+    cell.workload === 'e'
+      ? `hand-c${effectConcurrency(cell.variant)}`
+      : rows
+        ? cell.variant.endsWith('-again')
+          ? 'batched-again'
+          : 'batched'
+        : cell.variant.endsWith('-async')
+          ? 'plain-async'
+          : 'plain';
+  const backend = rows ? cell.backend : 'sqlite';
   return cells.find((other) => other.workload === cell.workload && other.variant === variant && other.backend === backend);
 }
 
@@ -62,7 +104,7 @@ const checkpointMs = (run: VariantResult) => ((run.overheadPct ?? Number.NaN) * 
 function table(results: BenchResults, workload: Workload): string[] {
   const cells = results.cells.filter((cell) => cell.workload === workload);
   const records = recordsOf(results, workload);
-  const base = workload === 'c' ? 'batched inserts (same backend)' : workload === 'a' ? 'plain loop (async variants: plain `for await`)' : 'plain loop';
+  const base = writesRows(workload) ? 'batched inserts (same backend)' : workload === 'a' ? 'plain loop (async variants: plain `for await`)' : 'plain loop';
   const lines = [
     `### ${workloadNames[workload]}`,
     '',
@@ -73,7 +115,7 @@ function table(results: BenchResults, workload: Workload): string[] {
     const name = variantNames[cell.variant] ?? cell.variant;
     const store = cell.variant.startsWith('seed')
       ? 'SQLite (one-row table)'
-      : cell.workload !== 'c' && cell.variant.startsWith('plain')
+      : !writesRows(cell.workload) && cell.variant.startsWith('plain')
         ? '-'
         : backendNames[cell.backend];
     if (cell.unavailable || cell.runs.length === 0) {
@@ -146,6 +188,25 @@ function targets(results: BenchResults): string[] {
         : `| (c) ${label}: exactly-once writes ≥ ${100 * target} % of plain batched INSERTs | not measured${backend === 'mysql' && results.mysql !== undefined ? ` (${results.mysql})` : ''} | not measured |`,
     );
   }
+  const million = recordsOf(results, 'c1m');
+  for (const [label, backend] of shares) {
+    const writes = ratio('c1m', 'ckpt-auto', 'batched', backend);
+    lines.push(
+      writes
+        ? `| (c) ${label}: exactly-once writes (\`ctx.tx.insert\` from an async process, ${million.toLocaleString('en-US')} records) ≥ 90 % of plain 500-row batched INSERTs | ${pct((100 * writes.base) / writes.ours)} of their throughput (${fmtMs(writes.ours)} against ${fmtMs(writes.base)}) | ${mark(writes.base / writes.ours >= 0.9)} |`
+        : `| (c) ${label}: exactly-once writes at 1,000,000 rows ≥ 90 % of plain batched INSERTs | - | not measured |`,
+    );
+  }
+  for (const [concurrency, label, backend, target] of effectTargets) {
+    const ours = find(results, 'e', `job-c${concurrency}`, backend);
+    const hand = find(results, 'e', `hand-c${concurrency}`, 'sqlite');
+    const share = ours && hand ? median(hand.runs.map((run) => run.ms)) / median(ours.runs.map((run) => run.ms)) : Number.NaN;
+    lines.push(
+      ours && hand
+        ? `| (e) ${label}, concurrency ${concurrency}: ≥ ${100 * target} % of the hand-written loop's throughput (${ours.records.toLocaleString('en-US')} records, two 10 ms effects each) | ${pct(100 * share)} (${fmtMs(median(ours.runs.map((run) => run.ms)))} against ${fmtMs(median(hand.runs.map((run) => run.ms)))}) | ${mark(share >= target)} |`
+        : `| (e) ${label}, concurrency ${concurrency}: ≥ ${100 * target} % of the hand-written loop | - | not measured |`,
+    );
+  }
   const dbosTx = find(results, 'c', 'dbos-tx', 'postgres');
   const autoPg = find(results, 'c', 'ckpt-auto', 'postgres');
   if (dbosTx && autoPg) {
@@ -155,7 +216,9 @@ function targets(results: BenchResults): string[] {
     );
   } else lines.push('| (c) ≥ 100× DBOS one transaction per record | - | not measured |');
   lines.push(
-    `| peak RSS of a ${results.rss.records.toLocaleString('en-US')}-record range job through \`ckpt run\`, no flags, ≤ 150 MB | ${results.rss.maxRssMb.toFixed(0)} MB | ${mark(results.rss.records >= 10_000_000 ? results.rss.maxRssMb <= 150 : undefined)} |`,
+    results.rss.records > 0
+      ? `| peak RSS of a ${results.rss.records.toLocaleString('en-US')}-record range job through \`ckpt run\`, no flags, ≤ 150 MB | ${results.rss.maxRssMb.toFixed(0)} MB | ${mark(results.rss.records >= 10_000_000 ? results.rss.maxRssMb <= 150 : undefined)} |`
+      : '| peak RSS of a 10,000,000-record range job through `ckpt run`, no flags, ≤ 150 MB | - | not measured |',
   );
   const ckptResume = results.resume.filter((row) => row.system.startsWith('checkpointed'));
   const most = Math.max(...ckptResume.map((row) => row.done));
@@ -166,6 +229,50 @@ function targets(results: BenchResults): string[] {
     const cpu = median(after.map((row) => row.fromOpenCpuMs ?? Number.NaN));
     lines.push(
       `| resume ≤ 50 ms from store open to first record after ${most.toLocaleString('en-US')} done | ${fmtMs(fromOpen)}, of which ${fmtMs(cpu)} CPU time (process start → first record: ${fmtMs(fromStart)}) | ${mark(most >= 1_000_000 ? fromOpen <= 50 : undefined)} |`,
+    );
+  }
+  return lines;
+}
+
+/** (e)'s targets: concurrency, store, share of the hand-written loop's throughput. */
+const effectTargets: [number, string, Backend, number][] = [
+  [32, 'SQLite', 'sqlite', 0.85],
+  [32, 'PostgreSQL', 'postgres', 0.85],
+  [32, 'MySQL', 'mysql', 0.85],
+  [1, 'SQLite', 'sqlite', 0.85],
+  [1, 'PostgreSQL', 'postgres', 0.8],
+  [1, 'MySQL', 'mysql', 0.8],
+];
+
+/** (e): each variant at its own records and concurrency, as a share of the hand-written loop's throughput at the same concurrency. */
+function effectTable(results: BenchResults): string[] {
+  const cells = results.cells.filter((cell) => cell.workload === 'e');
+  if (cells.length === 0) return [];
+  const lines = [
+    `### ${workloadNames.e}`,
+    '',
+    '| variant | store | in flight | records | median | range | throughput, share of the hand-written loop | records/s | extra run time per effect |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const cell of cells) {
+    const name = variantNames[cell.variant] ?? cell.variant;
+    const store = cell.variant.startsWith('hand-') ? '-' : backendNames[cell.backend];
+    const concurrency = effectConcurrency(cell.variant);
+    if (cell.unavailable || cell.runs.length === 0) {
+      lines.push(
+        `| ${name} | ${store} | ${concurrency} | ${cell.records.toLocaleString('en-US')} | ${cell.unavailable ? cell.unavailable.replace(/:.*$/, '') : 'no run'} | | | | |`,
+      );
+      continue;
+    }
+    const times = cell.runs.map((run) => run.ms);
+    const ms = median(times);
+    const baseline = baselineOf(results.cells, cell);
+    const baseMs = baseline && baseline.runs.length > 0 ? median(baseline.runs.map((run) => run.ms)) : Number.NaN;
+    // The run's time beyond the hand-written loop's, per effect (two a record): what the journal
+    // adds to the run for each, however many run at once.
+    const perEffect = cell.variant.startsWith('hand-') ? '-' : `${((ms - baseMs) / (2 * cell.records)).toFixed(2)} ms`;
+    lines.push(
+      `| ${name} | ${store} | ${concurrency} | ${cell.records.toLocaleString('en-US')} | ${fmtMs(ms)} | ${fmtMs(Math.min(...times))}–${fmtMs(Math.max(...times))} | ${pct((100 * baseMs) / ms)} | ${Math.round((1000 * cell.records) / ms).toLocaleString('en-US')} | ${perEffect} |`,
     );
   }
   return lines;
@@ -195,9 +302,26 @@ function unavailableNotes(results: BenchResults): string[] {
   return reasons.length === 0 ? [] : [...reasons.map((reason) => `Cells marked "not available yet": ${reason.replace(/^not available yet: /, '')}.`), ''];
 }
 
-export function renderResults(results: BenchResults): string {
+/** The hand-written reading of an earlier results.md (its "## Reading" section), kept when the tables are written again. */
+function readingOf(markdown: string | undefined): string[] {
+  if (markdown === undefined) return [];
+  const start = markdown.indexOf('\n## Reading');
+  if (start < 0) return [];
+  const end = markdown.indexOf('\n## ', start + 1);
+  return [markdown.slice(start + 1, end < 0 ? undefined : end).trimEnd(), ''];
+}
+
+const partNames: Record<string, string> = { a: '(a)', b: '(b)', c: '(c)', c1m: '(c) at 1,000,000 rows', e: '(e)', resume: 'resume latency', rss: 'memory' };
+
+/** `previous`: the results.md being replaced, whose hand-written reading is kept. */
+export function renderResults(results: BenchResults, previous?: string): string {
   const { machine } = results;
   const load = (values: number[]) => values.map((value) => value.toFixed(2)).join(' / ');
+  const remeasured = (results.remeasured ?? []).flatMap((entry) => [
+    `Measured again ${entry.date.slice(0, 16).replace('T', ' ')} UTC by \`BENCH_ONLY=${entry.parts.join(',')} npm run bench\` (${entry.rounds} rounds): ${entry.parts.map((part) => partNames[part] ?? part).join(', ')}. ` +
+      `Load average ${load(entry.machine.loadBefore)} before and ${load(entry.machine.loadAfter)} after; that run took ${entry.machine.minutes.toFixed(1)} min. These parts' tables and targets come from that run, their ratios within it.`,
+    '',
+  ]);
   return [
     '# Benchmark results',
     '',
@@ -210,18 +334,27 @@ export function renderResults(results: BenchResults): string {
     `PostgreSQL: ${results.postgres}. Variants that commit once per record (seed and checkpointed every 1, DBOS) run ${results.scaledRecords.toLocaleString('en-US')} records, ` +
       `since 100,000 such commits take minutes per round; their times are scaled to the table's records and marked "scaled". Workload (a) runs ${recordsOf(results, 'a').toLocaleString('en-US')} records, (b) and (c) ${results.records.toLocaleString('en-US')}.`,
     '',
+    ...remeasured,
     ...unavailableNotes(results),
+    ...readingOf(previous),
     ...targets(results),
     '',
     '## Throughput',
     '',
-    ...(['a', 'b', 'c'] as Workload[]).flatMap((workload) => [...table(results, workload), '']),
-    ...resumeTable(results),
+    ...(['a', 'b', 'c', 'c1m'] as Workload[]).flatMap((workload) =>
+      results.cells.some((cell) => cell.workload === workload) ? [...table(results, workload), ''] : [],
+    ),
+    ...effectTable(results),
     '',
-    '## Memory',
-    '',
-    `A ${results.rss.records.toLocaleString('en-US')}-record \`range\` job (a sum per record, so the figure is the runner's own footprint; default policy, SQLite) run by \`ckpt run\` with no flags: peak RSS ${results.rss.maxRssMb.toFixed(0)} MB, ${fmtMs(results.rss.ms)} from process start to exit, ${results.rss.checkpoints} checkpoints (${results.rss.policy}).`,
-    '',
+    ...(results.resume.length > 0 ? [...resumeTable(results), ''] : []),
+    ...(results.rss.records > 0
+      ? [
+          '## Memory',
+          '',
+          `A ${results.rss.records.toLocaleString('en-US')}-record \`range\` job (a sum per record, so the figure is the runner's own footprint; default policy, SQLite) run by \`ckpt run\` with no flags: peak RSS ${results.rss.maxRssMb.toFixed(0)} MB, ${fmtMs(results.rss.ms)} from process start to exit, ${results.rss.checkpoints} checkpoints (${results.rss.policy}).`,
+          '',
+        ]
+      : []),
     '![time per variant, relative to the baseline](results.png)',
     '',
   ].join('\n');

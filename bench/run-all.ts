@@ -1,17 +1,20 @@
 // `npm run bench`: every measurement of bench/README.md in one run, variants alternated round by
 // round, each in a fresh process; writes results.md, results.json and results.png.
-//   BENCH_QUICK=1   fewer records and rounds, for developing the bench
+//   BENCH_QUICK=1   fewer records, for developing the bench (writes results-quick.*)
 //   BENCH_ROUNDS=N  rounds per table (default 3)
+//   BENCH_ONLY=e,c1m  only these parts (a, b, c, c1m, e, resume, rss); the others keep the
+//                   figures results.json has from an earlier run, and results.md says which run
+//   BENCH_VARIANTS=plain,ckpt-auto  only these variants in the tables run (writes results-variants.*)
 //   DATABASE_URL    use this PostgreSQL instead of starting an embedded one
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { openStore } from '../src/index.ts';
 import { drawChart } from './chart.ts';
-import { type BenchResults, type Cell, renderResults } from './report.ts';
-import { type Backend, importPeer, type VariantInput, type VariantResult } from './variants.ts';
+import { type BenchResults, type Cell, mergeResults, renderResults } from './report.ts';
+import { type Backend, effectConcurrency, importPeer, type VariantInput, type VariantResult } from './variants.ts';
 import type { Workload } from './workloads.ts';
 
 const run = promisify(execFile);
@@ -19,8 +22,19 @@ const here = import.meta.dirname;
 const quick = process.env.BENCH_QUICK === '1';
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const records = quick ? 10_000 : 100_000;
-/** Records per workload: (a) cheap records run a million, so the runner's fixed costs weigh what they do in a real job. */
-const workloadRecords: Record<Workload, number> = { a: records * 10, b: records, c: records };
+/**
+ * Records per workload: (a) cheap records run a million, so the runner's fixed costs weigh what
+ * they do in a real job, as (c1m) does for buffered writes; (e) runs 2,000 records at
+ * concurrency 32 (its variants at concurrency 1 run `effectRecordsAtOne`), 20 ms of calls each.
+ */
+const workloadRecords: Record<Workload, number> = { a: records * 10, b: records, c: records, c1m: records * 10, e: records / 50 };
+const effectRecordsAtOne = records / 500;
+const parts = ['a', 'b', 'c', 'c1m', 'e', 'resume', 'rss'];
+const only = process.env.BENCH_ONLY?.split(',').map((part) => part.trim());
+const unknownPart = only?.find((part) => !parts.includes(part));
+if (unknownPart !== undefined) throw new Error(`BENCH_ONLY: unknown part ${unknownPart} (parts: ${parts.join(', ')})`);
+const runs = (part: string) => only === undefined || only.includes(part);
+const onlyVariants = process.env.BENCH_VARIANTS?.split(',').map((variant) => variant.trim());
 /**
  * Variants that commit once per record (every: 1, DBOS) cost milliseconds a record: 100,000 of
  * them take minutes a round, so they run 10,000 records and their time is scaled (the
@@ -44,7 +58,7 @@ async function child(script: string, args: string[], timeoutMs = 900_000): Promi
 async function main() {
   const started = Date.now();
   const loadBefore = loadavg();
-  log(`bench: ${records} records, ${rounds} rounds${quick ? ' (quick)' : ''}; temp ${dir}`);
+  log(`bench: ${records} records, ${rounds} rounds${quick ? ' (quick)' : ''}${only ? `, only ${only.join(', ')}` : ''}; temp ${dir}`);
 
   let postgres: Postgres | undefined;
   let postgresNote = '';
@@ -93,7 +107,29 @@ async function main() {
 
   const variantsOf = (workload: Workload): { variant: string; backend: Backend; records: number }[] => {
     const list: { variant: string; backend: Backend; records: number }[] = [];
-    const add = (variant: string, backend: Backend, count = workloadRecords[workload]) => list.push({ variant, backend, records: count });
+    const add = (variant: string, backend: Backend, count = workloadRecords[workload]) => {
+      if (onlyVariants === undefined || onlyVariants.includes(variant)) list.push({ variant, backend, records: count });
+    };
+    const backends: Backend[] = mysqlNote === undefined ? ['sqlite', 'postgres', 'mysql'] : ['sqlite', 'postgres'];
+    if (workload === 'c1m') {
+      // Buffered writes at 1,000,000 rows against hand-batched INSERTs, on every store.
+      for (const backend of backends) {
+        add('batched', backend);
+        add('ckpt-auto', backend);
+      }
+      return list;
+    }
+    if (workload === 'e') {
+      // Each store's job against the hand-written loop with the same records in flight; DBOS on the same PostgreSQL.
+      add('hand-c32', 'sqlite');
+      add('hand-c1', 'sqlite', effectRecordsAtOne);
+      for (const backend of backends) {
+        add('job-c32', backend);
+        add('job-c1', backend, effectRecordsAtOne);
+      }
+      add('dbos-c32', 'postgres');
+      return list;
+    }
     add('plain', 'sqlite');
     if (workload === 'a') add('plain-async', 'sqlite');
     if (workload === 'c') add('batched', 'sqlite');
@@ -135,12 +171,13 @@ async function main() {
   };
 
   const cells: Cell[] = [];
-  for (const workload of ['a', 'b', 'c'] as Workload[]) {
+  for (const workload of ['a', 'b', 'c', 'c1m', 'e'] as Workload[]) {
+    if (!runs(workload)) continue;
     const variants = variantsOf(workload);
     const byKey = new Map<string, Cell>();
     for (const { variant, backend, records: count } of variants) {
       const cell: Cell = { workload, variant, backend, records: count, runs: [] };
-      const isCheckpointedPg = backend === 'postgres' && variant.startsWith('ckpt-');
+      const isCheckpointedPg = backend === 'postgres' && (variant.startsWith('ckpt-') || variant.startsWith('job-'));
       if (backend === 'postgres' && !postgres) cell.unavailable = postgresNote;
       else if (isCheckpointedPg && !checkpointedPostgres) cell.unavailable = checkpointedPostgresNote;
       byKey.set(`${variant}/${backend}`, cell);
@@ -156,7 +193,8 @@ async function main() {
         const result = (await child('variant-child.ts', [JSON.stringify(input)])) as unknown as VariantResult;
         if (result.unavailable) cell.unavailable = result.unavailable;
         else cell.runs.push(result);
-        log(`(${workload}) round ${round + 1} ${variant}/${backend}: ${result.unavailable ?? `${Math.round(result.ms)} ms`}`);
+        const concurrency = workload === 'e' ? ` c=${effectConcurrency(variant)}` : '';
+        log(`(${workload}) round ${round + 1} ${variant}/${backend}${concurrency}: ${result.unavailable ?? `${Math.round(result.ms)} ms`}`);
         if (backend === 'sqlite') rmSync(input.target, { force: true });
         if (backend === 'mysql') await mysql.dropMysqlDatabase(input.target).catch(() => undefined);
       }
@@ -167,7 +205,7 @@ async function main() {
   const resume: BenchResults['resume'] = [];
   const ckptDone = quick ? [1_000, 100_000] : [1_000, 100_000, 1_000_000];
   const dbosDone = quick ? [100, 1_000] : [100, 1_000, 10_000];
-  for (let round = 0; round < rounds; round++) {
+  for (let round = 0; round < (runs('resume') ? rounds : 0); round++) {
     for (const done of ckptDone) {
       const file = await target('sqlite');
       await child('resume-child.ts', ['ckpt', 'prepare', String(done), file]);
@@ -186,10 +224,12 @@ async function main() {
   }
 
   const rssRecords = quick ? 1_000_000 : 10_000_000;
-  const rss = await child('rss-child.ts', [String(rssRecords), await target('sqlite')], 1_800_000);
-  log(`rss: ${JSON.stringify(rss)}`);
+  const rss = runs('rss')
+    ? await child('rss-child.ts', [String(rssRecords), await target('sqlite')], 1_800_000)
+    : { records: 0, ms: Number.NaN, maxRssMb: Number.NaN, checkpoints: 0, policy: '' };
+  if (runs('rss')) log(`rss: ${JSON.stringify(rss)}`);
 
-  const results: BenchResults = {
+  const measured: BenchResults = {
     date: new Date().toISOString(),
     quick,
     rounds,
@@ -212,10 +252,18 @@ async function main() {
   };
   await postgres?.stop();
   rmSync(dir, { recursive: true, force: true });
-  writeFileSync(join(here, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(join(here, 'results.md'), renderResults(results));
-  writeFileSync(join(here, 'results.png'), drawChart(results));
-  log('wrote bench/results.md, bench/results.json, bench/results.png');
+  // A quick run, or one of some variants only, never overwrites the published figures (a table
+  // there always has all its variants from one run); a run of some parts updates only theirs.
+  const name = quick ? 'results-quick' : onlyVariants !== undefined ? 'results-variants' : 'results';
+  const earlier = join(here, `${name}.json`);
+  const results =
+    only !== undefined && existsSync(earlier) ? mergeResults(JSON.parse(readFileSync(earlier, 'utf8')) as BenchResults, measured, only) : measured;
+  const markdown = join(here, `${name}.md`);
+  const reading = existsSync(markdown) ? readFileSync(markdown, 'utf8') : undefined;
+  writeFileSync(earlier, `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(markdown, renderResults(results, reading));
+  writeFileSync(join(here, `${name}.png`), drawChart(results));
+  log(`wrote bench/${name}.md, bench/${name}.json, bench/${name}.png`);
 }
 
 await main();

@@ -1,8 +1,8 @@
 // One measured run of one variant of one workload. run-all.ts starts each in a fresh process so
 // that no variant inherits another's heap, caches or open connections.
 import { DatabaseSync } from 'node:sqlite';
-import { type CheckpointSpec, defineJob, openStore, range, runJob, type Store } from '../src/index.ts';
-import { concurrencyOf, digest, pool, type Workload, work } from './workloads.ts';
+import { type CheckpointSpec, defineJob, type Job, openStore, range, runJob, type Store } from '../src/index.ts';
+import { concurrencyOf, digest, FakeApi, pool, type Workload, work, writesRows } from './workloads.ts';
 
 export type Backend = 'sqlite' | 'postgres' | 'mysql';
 
@@ -42,13 +42,22 @@ export const variantNames: Record<string, string> = {
   'ckpt-again': "checkpointed 'auto', second run in the same process",
   'dbos-step': 'DBOS, one step per record',
   'dbos-tx': 'DBOS, one transaction per record',
+  'hand-c32': 'hand-written loop, 32 records in flight, no journal',
+  'hand-c1': 'hand-written loop, one record at a time, no journal',
+  'job-c32': "checkpointed 'auto', concurrency 32",
+  'job-c1': "checkpointed 'auto', concurrency 1",
+  'dbos-c32': 'DBOS, a workflow per record (two steps), 32 at once',
 };
+
+/** Records in flight of an (e) variant, from its name (`…-c32`). */
+export const effectConcurrency = (variant: string): number => Number(variant.slice(variant.lastIndexOf('-c') + 2));
 
 const outputTable = 'CREATE TABLE IF NOT EXISTS bench_out (id BIGINT PRIMARY KEY, digest TEXT NOT NULL)';
 
 export async function runVariant(input: VariantInput): Promise<VariantResult> {
   const { variant } = input;
-  if (variant === 'plain') return input.workload === 'c' ? plainRows(input, false) : plainLoop(input);
+  if (input.workload === 'e') return variant.startsWith('dbos-') ? runPeer('dbos.ts', 'runDbosEffects', input) : effects(input);
+  if (variant === 'plain') return writesRows(input.workload) ? plainRows(input, false) : plainLoop(input);
   if (variant === 'plain-async') return plainForAwait(input);
   if (variant === 'batched') return plainRows(input, true);
   // The same run measured a second time in its process, the first (on a store and table of its
@@ -68,11 +77,45 @@ export async function runVariant(input: VariantInput): Promise<VariantResult> {
     const every = variant.slice(5);
     return checkpointed(input, every === 'auto' ? 'auto' : { every: Number(every) });
   }
-  if (variant.startsWith('dbos-')) {
-    const { runDbos } = (await importPeer('dbos.ts')) as { runDbos: (input: VariantInput) => Promise<VariantResult> };
-    return runDbos(input);
-  }
+  if (variant.startsWith('dbos-')) return runPeer('dbos.ts', 'runDbos', input);
   throw new Error(`unknown variant ${variant}`);
+}
+
+async function runPeer(file: string, name: string, input: VariantInput): Promise<VariantResult> {
+  const peer = (await importPeer(file)) as Record<string, (input: VariantInput) => Promise<VariantResult>>;
+  return (peer[name] as (input: VariantInput) => Promise<VariantResult>)(input);
+}
+
+/**
+ * (e): per record a `ctx.once` with `verify` and a `ctx.step`, each awaiting the fake API's 10 ms
+ * call, through the effect journal; or the same two calls per record written by hand, with the
+ * same records in flight and no journal (what a user would write instead).
+ */
+async function effects(input: VariantInput): Promise<VariantResult> {
+  const concurrency = effectConcurrency(input.variant);
+  const api = new FakeApi();
+  if (input.variant.startsWith('hand-')) {
+    const started = performance.now();
+    await pool(input.records, concurrency, async (n) => {
+      await api.call(`disable-${n}`);
+      await api.call(`notify-${n}`);
+    });
+    return { ms: performance.now() - started };
+  }
+  const job = defineJob<number, unknown>({
+    name: 'bench-e',
+    source: () => range(0, input.records),
+    concurrency,
+    checkpoint: 'auto',
+    async process(n: number, ctx) {
+      const key = `disable-${n}`;
+      await ctx.once(key, () => api.call(key), { verify: () => api.happened(key) });
+      await ctx.step('notify', () => api.call(`notify-${n}`));
+    },
+  });
+  const result = await runCheckpointed(input, job);
+  if (!result.unavailable && api.calls.size !== 2 * input.records) throw new Error(`(e) made ${api.calls.size} calls, not ${2 * input.records}`);
+  return result;
 }
 
 /** (a): the synchronous loop a user would write; (b): the same pool of awaited records as ours. */
@@ -105,14 +148,14 @@ async function plainRows(input: VariantInput, batched: boolean): Promise<Variant
     const batch = 500;
     for (let from = 0; from < input.records; from += batch) {
       const rows: unknown[] = [];
-      for (let n = from; n < Math.min(input.records, from + batch); n++) rows.push(n, await work('c', n));
+      for (let n = from; n < Math.min(input.records, from + batch); n++) rows.push(n, await work(input.workload, n));
       await sql.exec('BEGIN');
       await sql.run(`INSERT INTO bench_out (id, digest) VALUES ${placeholders(input.backend, rows.length / 2)}`, rows);
       await sql.exec('COMMIT');
     }
   } else {
     await sql.exec('BEGIN');
-    for (let n = 0; n < input.records; n++) await sql.run(insertSql(input.backend), [n, await work('c', n)]);
+    for (let n = 0; n < input.records; n++) await sql.run(insertSql(input.backend), [n, await work(input.workload, n)]);
     await sql.exec('COMMIT');
   }
   const ms = performance.now() - started;
@@ -134,7 +177,7 @@ async function seedPattern({ workload, records, target }: VariantInput, interval
   const save = db.prepare('INSERT INTO checkpoint (job_id, position) VALUES (?, ?) ON CONFLICT (job_id) DO UPDATE SET position = excluded.position');
   const insert = db.prepare('INSERT INTO bench_out (id, digest) VALUES (?, ?)');
   const started = performance.now();
-  if (workload === 'c') db.exec('BEGIN');
+  if (writesRows(workload)) db.exec('BEGIN');
   const row = db.prepare('SELECT position FROM checkpoint WHERE job_id = ?').get('seed') as { position: number } | undefined;
   const startFrom = row === undefined ? 0 : row.position + 1;
   // With concurrency (workload b) the offset saved is the last one dispatched, as the loop knows
@@ -144,18 +187,18 @@ async function seedPattern({ workload, records, target }: VariantInput, interval
     concurrencyOf(workload),
     async (i) => {
       const result = await work(workload, startFrom + i);
-      if (workload === 'c') insert.run(startFrom + i, result);
+      if (writesRows(workload)) insert.run(startFrom + i, result);
     },
     (i) => {
       const offset = startFrom + i;
       if (offset % interval === 0) {
         save.run('seed', offset);
-        if (workload === 'c') db.exec('COMMIT; BEGIN');
+        if (writesRows(workload)) db.exec('COMMIT; BEGIN');
       }
     },
   );
   db.prepare('DELETE FROM checkpoint WHERE job_id = ?').run('seed');
-  if (workload === 'c') db.exec('COMMIT');
+  if (writesRows(workload)) db.exec('COMMIT');
   const ms = performance.now() - started;
   db.close();
   return { ms };
@@ -163,17 +206,7 @@ async function seedPattern({ workload, records, target }: VariantInput, interval
 
 async function checkpointed(input: VariantInput, checkpoint: CheckpointSpec, style: 'default' | 'async' | 'query' = 'default'): Promise<VariantResult> {
   const { workload, records, backend } = input;
-  let store: Store;
-  try {
-    store = await openStore(backend === 'sqlite' ? sqliteUrl(input.target) : input.target);
-  } catch (error) {
-    return { ms: Number.NaN, unavailable: `not available yet (${String((error as Error).message).split('\n')[0]})` };
-  }
-  if (workload === 'c') {
-    const sql = await openSql(input);
-    await sql.exec(outputTable);
-    await sql.close();
-  }
+  const rows = writesRows(workload);
   const insert = insertSql(backend);
   // (a) cheap records are synchronous work, so the job is synchronous (an async job is its own
   // variant); (c) writes its row buffered (`ctx.tx.insert`), or as one query per record.
@@ -194,11 +227,28 @@ async function checkpointed(input: VariantInput, checkpoint: CheckpointSpec, sty
           checkpoint,
           async process(n: number, ctx) {
             const result = await work(workload, n);
-            if (workload !== 'c') return;
+            if (!rows) return;
             if (style === 'query') await ctx.tx.query(insert, [n, result]);
             else ctx.tx.insert('bench_out', { id: n, digest: result });
           },
         });
+  return runCheckpointed(input, job);
+}
+
+/** Opens the variant's store (and (c)'s output table), runs `job` on it and reports the run. */
+async function runCheckpointed(input: VariantInput, job: Job<number, unknown>): Promise<VariantResult> {
+  const { workload, backend } = input;
+  let store: Store;
+  try {
+    store = await openStore(backend === 'sqlite' ? sqliteUrl(input.target) : input.target);
+  } catch (error) {
+    return { ms: Number.NaN, unavailable: `not available yet (${String((error as Error).message).split('\n')[0]})` };
+  }
+  if (writesRows(workload)) {
+    const sql = await openSql(input);
+    await sql.exec(outputTable);
+    await sql.close();
+  }
   const started = performance.now();
   const summary = await runJob(job, { store });
   const ms = performance.now() - started;

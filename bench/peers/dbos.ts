@@ -1,9 +1,9 @@
-// DBOS Transact variants of workload (c), and DBOS's side of the resume-latency measurement.
+// DBOS Transact variants of workloads (c) and (e), and DBOS's side of the resume-latency measurement.
 // DBOS keeps a row per completed step in its system database; these runs put that beside
 // checkpointed's one cursor row per interval.
 import { createRequire } from 'node:module';
 import type { VariantInput, VariantResult } from '../variants.ts';
-import { digest } from '../workloads.ts';
+import { digest, FakeApi, pool } from '../workloads.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -52,6 +52,30 @@ export async function runDbos(input: VariantInput): Promise<VariantResult> {
   const ms = performance.now() - started;
   await DBOS.shutdown();
   await pool.end();
+  return { ms };
+}
+
+/**
+ * Workload (e) on DBOS: a workflow per record whose two steps each await the fake API's 10 ms
+ * call (DBOS records each step's completion in its system database), 32 workflows at once.
+ */
+export async function runDbosEffects(input: VariantInput): Promise<VariantResult> {
+  const DBOS = await loadDbos(input.target);
+  const api = new FakeApi();
+  const workflow = DBOS.registerWorkflow(
+    async (n: number) => {
+      await DBOS.runStep(() => api.call(`disable-${n}`), { name: 'disable' });
+      await DBOS.runStep(() => api.call(`notify-${n}`), { name: 'notify' });
+      return n;
+    },
+    { name: 'effectsWorkflow' },
+  );
+  await DBOS.launch();
+  const started = performance.now();
+  await pool(input.records, 32, (n) => workflow(n));
+  const ms = performance.now() - started;
+  await DBOS.shutdown();
+  if (api.calls.size !== 2 * input.records) throw new Error(`DBOS (e) made ${api.calls.size} calls, not ${2 * input.records}`);
   return { ms };
 }
 
