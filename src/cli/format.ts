@@ -1,6 +1,7 @@
+import { formatCount } from '../count.ts';
 import type { JsonValue } from '../json.ts';
 
-export const formatCount = (n: number): string => Math.round(n).toLocaleString('en-US');
+export { formatCount };
 
 export function formatMs(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)} ms`;

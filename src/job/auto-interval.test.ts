@@ -146,4 +146,12 @@ describe('auto policy in words', () => {
     assert.match(learned.describe(), /expecting a crash every 23 min \(2 crashes in 10 min of running, plus one assumed per hour\)/);
     assert.doesNotMatch(learned.describe(), /C |M |√/);
   });
+  it('describes an interval in records without Intl (its first use costs a run ~30 ms of CPU)', (t) => {
+    t.mock.method(Number.prototype, 'toLocaleString', () => {
+      throw new Error('toLocaleString called');
+    });
+    const policy = checkpointPolicy({ auto: { mtbfMs: 3_600_000 } });
+    policy.observe({ records: 1000, workMs: 100, checkpointMs: 2 });
+    assert.match(policy.describe(), /^auto: every ~37,947 records \/ 3\.8 s /);
+  });
 });

@@ -1,3 +1,4 @@
+import { formatCount } from '../count.ts';
 import type { FailureHistory } from '../store/store.ts';
 import { type AutoBounds, chooseInterval, defaultMaxOverhead, defaultMaxReworkMs, estimateMtbf, type IntervalChoice, MovingAverage } from './auto-interval.ts';
 
@@ -159,7 +160,7 @@ class AutoPolicy implements CheckpointPolicy {
 
   describe(): string {
     const { ms, records, reason, overhead } = this.#current;
-    const every = `${records === undefined ? '' : `~${Math.round(records).toLocaleString('en-US')} records / `}${formatInterval(ms)}`;
+    const every = `${records === undefined ? '' : `~${formatCount(records)} records / `}${formatInterval(ms)}`;
     const why =
       reason === 'rework-over-overhead'
         ? `capped so a crash loses at most ${formatInterval(this.#maxReworkMs)} of work, although checkpoints then take ~${pct(overhead)} of the run, over the ${pct(this.#maxOverhead)} target`
