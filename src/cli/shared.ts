@@ -10,6 +10,8 @@ export interface CliIo {
   stdout: NodeJS.WriteStream;
   stderr: NodeJS.WriteStream;
   env: NodeJS.ProcessEnv;
+  /** Where an export's bytes go (`ckpt audit --export` without `--out`): stdout as it is, unless a terminal. */
+  dataOut?: NodeJS.WriteStream;
 }
 
 let currentIo: CliIo | undefined;

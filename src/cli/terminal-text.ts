@@ -28,7 +28,11 @@ function guarded(stream: NodeJS.WriteStream): NodeJS.WriteStream {
   });
 }
 
-/** Everything the CLI prints, tables, JSON, progress and errors alike, goes out through `printable`. */
+/**
+ * Everything the CLI prints, tables, JSON, progress and errors alike, goes out through `printable`;
+ * an export redirected to a file or a pipe is data, written byte for byte (`dataOut`).
+ */
 export function guardedIo(io: CliIo): CliIo {
-  return { ...io, stdout: guarded(io.stdout), stderr: guarded(io.stderr) };
+  const stdout = guarded(io.stdout);
+  return { ...io, stdout, stderr: guarded(io.stderr), dataOut: io.stdout.isTTY ? stdout : io.stdout };
 }
