@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { CheckpointedError, ExitCode, UsageError } from '../errors.ts';
+import { CheckpointedError, ExitCode, firstLine, UsageError } from '../errors.ts';
 import { auditEvents, type EventType } from '../events.ts';
 import type { JsonValue } from '../json.ts';
 import { chainKeyFinder, REDACTED } from '../secret.ts';
@@ -80,9 +80,9 @@ export async function auditCommand(job: string, options: AuditOptions, io: CliIo
       const rows: AuditRow[] = [];
       for (const { instance, events } of checked) rows.push(...(await exportRows(store, instance, events)));
       const text = options.export === 'csv' ? toCsv(rows) : rows.map((row) => JSON.stringify(row)).join('\n') + (rows.length > 0 ? '\n' : '');
-      if (options.out === undefined) io.stdout.write(text);
+      if (options.out === undefined) (io.dataOut ?? io.stdout).write(text);
       else {
-        writeFileSync(options.out, text);
+        writeOut(options.out, text);
         io.stdout.write(`wrote ${rows.length} events of ${job} to ${options.out} (${options.export})\n`);
       }
     }
@@ -99,6 +99,24 @@ export async function auditCommand(job: string, options: AuditOptions, io: CliIo
     return ExitCode.completed;
   } finally {
     await store.close();
+  }
+}
+
+/** The export file: a path that cannot be written (no such directory, no right) is the user's to fix, exit 2. */
+function writeOut(path: string, text: string): void {
+  try {
+    writeFileSync(path, text);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'its directory does not exist'
+        : code === 'EACCES' || code === 'EPERM'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'it is a directory'
+            : firstLine(error);
+    throw new UsageError(`cannot write --out ${path}: ${why}`, { cause: error });
   }
 }
 
@@ -173,10 +191,18 @@ function redactSealed(value: JsonValue): JsonValue {
   return value;
 }
 
+/**
+ * A text cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) gets a `'`
+ * in front, OWASP's rule for CSV injection: a shard name, an effect key or an error written by a
+ * job must not become `=HYPERLINK(…)` in the auditor's sheet. Numbers and booleans are ours.
+ */
+export function csvCell(value: unknown): string {
+  if (value === null || value === undefined) return '';
+  const text = typeof value === 'string' && /^[=+\-@\t\r]/.test(value) ? `'${value}` : String(value);
+  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
 function toCsv(rows: AuditRow[]): string {
-  const cell = (value: unknown) => {
-    const text = value === null || value === undefined ? '' : String(value);
-    return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-  };
+  const cell = csvCell;
   return [COLUMNS.join(','), ...rows.map((row) => COLUMNS.map((column) => cell(row[column])).join(','))].join('\n') + '\n';
 }

@@ -1,11 +1,13 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { CheckpointedError, ExitCode, firstLine } from '../errors.ts';
+import { CheckpointedError, ExitCode, firstLine as errorLine } from '../errors.ts';
+import { redactText } from '../redact.ts';
 import { auditCommand } from './audit-command.ts';
 import { chaosCommand } from './chaos-command.ts';
 import { dlqCommand } from './dlq-command.ts';
 import { eventsCommand, resetCommand, runsCommand, statusCommand } from './query-commands.ts';
 import { runCommand } from './run-command.ts';
 import { type CliIo, setIo } from './shared.ts';
+import { guardedIo } from './terminal-text.ts';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -202,8 +204,11 @@ function program(io: CliIo, exit: { code: number }): Command {
 }
 
 /** Run the CLI; resolves to the exit code. User errors print one line, never a stack trace. */
-export async function main(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+export async function main(argv: string[], given: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+  const io = guardedIo(given);
   setIo(io);
+  // An error line may quote a driver's or a job's message, URL and all: passwords are masked as store URLs are.
+  const firstLine = (error: unknown) => redactText(errorLine(error), '***');
   const exit = { code: 0 };
   const root = program(io, exit);
   try {

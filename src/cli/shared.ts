@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UsageError } from '../errors.ts';
 import { reapDeadWorkers } from '../job/workers.ts';
+import { redactText } from '../redact.ts';
 import { DEFAULT_STORE_URL, openStore, parseStoreUrl } from '../store/open-store.ts';
 import type { InstanceInfo, Store } from '../store/store.ts';
 
@@ -9,6 +10,8 @@ export interface CliIo {
   stdout: NodeJS.WriteStream;
   stderr: NodeJS.WriteStream;
   env: NodeJS.ProcessEnv;
+  /** Where an export's bytes go (`ckpt audit --export` without `--out`): stdout as it is, unless a terminal. */
+  dataOut?: NodeJS.WriteStream;
 }
 
 let currentIo: CliIo | undefined;
@@ -53,7 +56,10 @@ export async function openCliStore(flag: string | undefined, options: { existing
 export async function findInstances(store: Store, job: string, params: { [key: string]: string }, options: { reap?: boolean } = {}): Promise<InstanceInfo[]> {
   const instances = await store.listInstances(job);
   if (instances.length === 0) throw new UsageError(`no job named ${job} has run on this store (${store.location}); see ckpt status`);
-  const matching = instances.filter((instance) => Object.entries(params).every(([key, value]) => String(instance.params[key]) === value));
+  // A param is stored with a URL's password redacted: the value typed in full matches it too.
+  const matching = instances.filter((instance) =>
+    Object.entries(params).every(([key, value]) => [value, redactText(value)].includes(String(instance.params[key]))),
+  );
   if (matching.length === 0) throw new UsageError(`no instance of ${job} has params ${JSON.stringify(params)}; see ckpt status`);
   if (options.reap !== false) for (const instance of matching) await reapDeadWorkers(store, instance.id);
   return matching;

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { firstLine } from '../errors.ts';
+import { redactText } from '../redact.ts';
 
 /**
  * Where an error in a job's own code happened, as `file:line:column`, so the one line a user
@@ -101,9 +102,13 @@ function display(file: string): string {
 /** Errors that mean a bug in the code, whose name says more than the message alone. */
 const NAMED = new Set(['TypeError', 'ReferenceError', 'RangeError', 'SyntaxError']);
 
-/** One line for an error raised by a job's code: `TypeError: x is not a function at jobs/x.ts:12:7`. */
+/**
+ * One line for an error raised by a job's code: `TypeError: x is not a function at jobs/x.ts:12:7`.
+ * It is stored (dead letters, runs, events) and printed: a URL's password or an `?api_key=` that
+ * the error quotes (fetch's errors quote the whole URL) is redacted here, before either.
+ */
 export function describeJobError(error: unknown, jobFile?: string): string {
-  const message = firstLine(error);
+  const message = redactText(firstLine(error));
   const named = error instanceof Error && NAMED.has(error.name) && !message.startsWith(error.name) ? `${error.name}: ${message}` : message;
   const where = errorLocation(error, jobFile);
   return where === undefined ? named : `${named} at ${where}`;

@@ -114,6 +114,36 @@ test('httpPages: an answer such as 404 fails at once, without the query or heade
   assert.equal(down.seen.length, 3);
 });
 
+test('httpPages: a URL with user:password@ fails at once as not transient, and no message or retry carries a credential', async () => {
+  const server = await startServer();
+  const withCredentials = server.url.replace('http://', 'http://svc:pw-HUNTER2@').replace('token=sekrit', 'api_key=KEY-99');
+  const retries: HttpRetryInfo[] = [];
+  const started = Date.now();
+  const error = await collect(pages(withCredentials, { onRetry: (info) => retries.push(info) })).then(
+    () => undefined,
+    (failure: unknown) => failure,
+  );
+  assert.ok(error instanceof HttpSourceError, String(error));
+  assert.match(error.message, /holds credentials/);
+  assert.doesNotMatch(error.message, /HUNTER2|KEY-99/);
+  assert.equal(retries.length, 0, 'not retried: no try can succeed');
+  assert.ok(Date.now() - started < 1000);
+
+  // A network error that quotes the URL (query and all) is retried, and shown redacted.
+  const quoting: typeof fetch = async (input) => {
+    throw new TypeError(`fetch failed for ${String(input)}`, { cause: { code: 'ECONNRESET' } });
+  };
+  const keyed = server.url.replace('token=sekrit', 'api_key=KEY-99&page_size=5');
+  const failure = await collect(pages(keyed, { fetch: quoting, onRetry: (info) => retries.push(info), retry: { attempts: 2, baseMs: 1, maxMs: 2 } })).then(
+    () => undefined,
+    (reason: unknown) => reason,
+  );
+  assert.ok(failure instanceof HttpSourceError);
+  assert.match(failure.message, /api_key=\[redacted\]&page_size=5 \(ECONNRESET\)/);
+  assert.equal(retries.length, 1);
+  for (const text of [failure.message, JSON.stringify(retries)]) assert.doesNotMatch(text, /KEY-99|sekrit/);
+});
+
 test('httpPages: the run signal stops a backoff sleep at once', async () => {
   const { url } = await startServer((_request, response) => {
     response.writeHead(503, { 'retry-after': '60' }).end();

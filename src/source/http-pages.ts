@@ -1,3 +1,4 @@
+import { redactText } from '../redact.ts';
 import { isSecret, type Secret } from '../secret.ts';
 import { paged } from './cursor.ts';
 import { backoffMs, describeUrl, type HttpRetryInfo, type HttpRetryOptions, isRetryableStatus, parseRetryAfter, pause } from './http-retry.ts';
@@ -81,6 +82,13 @@ export function httpPages<R, Page = unknown>(options: HttpPagesOptions<R, Page>)
   const fetchPage = async (cursor: string | undefined, signal: AbortSignal): Promise<{ page: Page; response: Response } | undefined> => {
     const url = urlFor(cursor);
     const where = `${options.init?.method ?? 'GET'} ${describeUrl(url)}`;
+    // fetch refuses such a URL, naming it whole in its error: no try can succeed, and none may leak it.
+    if (url.username !== '' || url.password !== '') {
+      throw new HttpSourceError(
+        `${where}: the URL holds credentials (user:password@), which fetch refuses; send them in a header, e.g. Authorization`,
+        undefined,
+      );
+    }
     let last = '';
     for (let attempt = 1; attempt <= attempts; attempt++) {
       if (signal.aborted) return undefined;
@@ -100,7 +108,8 @@ export function httpPages<R, Page = unknown>(options: HttpPagesOptions<R, Page>)
         if (signal.aborted) return undefined;
         if (error instanceof HttpSourceError) throw error;
         // A body that is not what `parse` expects is an answer too; a connection cut mid-body is not.
-        if (error instanceof SyntaxError) throw new HttpSourceError(`${where}: the page could not be read (${error.message})`, status, { cause: error });
+        if (error instanceof SyntaxError)
+          throw new HttpSourceError(`${where}: the page could not be read (${redactText(error.message)})`, status, { cause: error });
         last = (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : errorText(error);
       }
       if (attempt === attempts) break;
@@ -135,9 +144,12 @@ export function httpPages<R, Page = unknown>(options: HttpPagesOptions<R, Page>)
   };
 }
 
-/** A network error's own words: undici puts the useful part (ECONNRESET, …) in its cause. */
+/**
+ * A network error's own words: undici puts the useful part (ECONNRESET, …) in its cause. They may
+ * quote the URL, query and all, and go into retries' info and the stored error: redacted.
+ */
 function errorText(error: unknown): string {
   const message = (error as Error).message ?? String(error);
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code !== undefined ? `${message} (${cause.code})` : message;
+  return redactText(cause?.code !== undefined ? `${message} (${cause.code})` : message);
 }

@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.ts';
+import { redactText } from '../redact.ts';
 import type { Store } from './store.ts';
 
 export const DEFAULT_STORE_URL = 'sqlite:.ckpt/ckpt.db';
@@ -26,6 +27,7 @@ export function parseStoreUrl(url: string): StoreTarget {
     }
     return { kind: 'sqlite', path };
   }
+  if (/^(postgres(ql)?|mysql):\/\//.test(text)) refuseRawPassword(text);
   if (/^postgres(ql)?:\/\//.test(text)) {
     try {
       const parsed = new URL(text);
@@ -51,9 +53,22 @@ export function parseStoreUrl(url: string): StoreTarget {
   throw new UsageError(`the store URL ${JSON.stringify(redactUrl(url))} is not understood; ${hint}`);
 }
 
-/** The URL with any password replaced, for messages. */
+/** The URL with any password (and secret-named query parameter) replaced by `***`, for messages. */
 export function redactUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]+:)[^@/]*@/, '$1***@');
+  return redactText(url, '***');
+}
+
+/**
+ * A password holding a raw `@` or `/` makes a URL ambiguous: the driver would take part of it for
+ * the host (and say so in its error, password and all). Asked to percent-encode instead.
+ */
+function refuseRawPassword(text: string): void {
+  const authority = text.replace(/^[a-z]+:\/\//i, '').split(/[?#]/, 1)[0] ?? '';
+  const userinfo = authority.slice(0, Math.max(0, authority.lastIndexOf('@')));
+  const password = userinfo.includes(':') ? userinfo.slice(userinfo.indexOf(':') + 1) : '';
+  if (/[@/]/.test(password)) {
+    throw new UsageError(`the store URL ${redactUrl(text)} has a password with a raw @ or /; percent-encode them (%40, %2F)`);
+  }
 }
 
 /** Open (and migrate) the store a URL names. */

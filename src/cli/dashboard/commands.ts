@@ -1,6 +1,8 @@
+import { SECRET_NAME } from '../../redact.ts';
 import { REDACTED } from '../../secret.ts';
 import { DEFAULT_STORE_URL } from '../../store/open-store.ts';
 import type { InstanceInfo } from '../../store/store.ts';
+import { redactJson } from './redact.ts';
 
 /**
  * The CLI commands an operator copies from the page: the page itself changes nothing, so every
@@ -8,9 +10,11 @@ import type { InstanceInfo } from '../../store/store.ts';
  */
 export function commandsFor(instance: InstanceInfo, location: string) {
   const params = Object.entries(instance.params).map(([key, value]) => {
-    // A redacted param cannot be shown: the operator types its value.
-    const text = value === REDACTED ? `<${key}>` : typeof value === 'string' ? value : JSON.stringify(value);
-    return `--param ${shellQuote(`${key}=${text}`)}`;
+    const text = typeof value === 'string' ? value : JSON.stringify(value);
+    // What the page shows as [redacted] (a redacted param, a secret-named one, a URL's password, a
+    // key in a query) cannot be in its commands either: the operator types that value.
+    const hidden = value === REDACTED || SECRET_NAME.test(key) || JSON.stringify(redactJson(value)) !== JSON.stringify(value);
+    return `--param ${shellQuote(`${key}=${hidden ? `<${key}>` : text}`)}`;
   });
   const store = location === DEFAULT_STORE_URL.replace(/^sqlite:/, '') ? [] : [`--store ${shellQuote(storeArgument(location))}`];
   const tail = [...params, ...store].join(' ');
