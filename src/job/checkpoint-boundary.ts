@@ -15,6 +15,8 @@ export interface BoundaryInput {
   baton: Baton;
   /** The run's statistics written with each commit (policy, interval, rework). */
   runStats: () => RunProgress['stats'];
+  /** The source's `committed` hook: told each committed position, so it acknowledges upstream only what is durable. */
+  committed?: ((position: JsonValue) => Promise<void> | void) | undefined;
 }
 
 /** What the record loop has done, as the boundary commits it. */
@@ -125,6 +127,9 @@ export class CheckpointBoundary implements ChunkWrites {
     this.committed = saved.processed;
     this.lastCheckpointAt = saved.createdAt;
     await emit('checkpoint', { shard: lease.shard, seq: saved.seq, position: this.position, processed: progress.processed, records: this.sinceRecords, ms });
+    // After the commit, never before it; a failed acknowledgement is repeated by the next run, which
+    // acknowledges everything up to the checkpoint it resumes from.
+    if (this.#input.committed !== undefined && saved.position !== null) await Promise.resolve(this.#input.committed(saved.position)).catch(() => undefined);
     this.sinceRecords = 0;
     this.sinceStart = performance.now();
     if (!complete) this.#tx = await store.begin(lease);

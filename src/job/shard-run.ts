@@ -192,7 +192,8 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   const cursor = openCursor(source, resumed.position ?? undefined, { signal: stop.signal });
   // Opened only now: a source that fails before this point must leave neither a transaction open
   // nor a timer keeping the process alive and the lease renewed.
-  const boundary = await CheckpointBoundary.open({ store, lease, policy, emit, baton, runStats }, resumed);
+  const committed = source.committed === undefined ? undefined : (position: JsonValue) => source.committed?.(position);
+  const boundary = await CheckpointBoundary.open({ store, lease, policy, emit, baton, runStats, committed }, resumed);
   try {
     await runSetup(job, { params: input.params, shard, state, tx: boundary.tx() });
   } catch (error) {
