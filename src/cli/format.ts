@@ -1,3 +1,4 @@
+import type { EventMap } from '../events.ts';
 import type { JsonValue } from '../json.ts';
 
 export const formatCount = (n: number): string => Math.round(n).toLocaleString('en-US');
@@ -40,4 +41,11 @@ export function formatInterval(interval: { ms: number | null; records: number | 
   if (interval.records !== null) parts.push(`${formatCount(interval.records)} records`);
   if (interval.ms !== null) parts.push(formatMs(interval.ms));
   return parts.join(' / ') || '-';
+}
+
+/** A checkpoint passed over for failing its checksum, in words. */
+export function describeCorrupt(data: EventMap['checkpoint:corrupt']): string {
+  const skipped = `checkpoint ${data.skipped.join(', ')} of shard ${data.shard} failed its checksum`;
+  if (data.refused === true) return `${skipped}; its chunk wrote through ctx.tx: not resumed`;
+  return `${skipped}; resuming from ${data.usedSeq === null ? 'the start' : `checkpoint ${data.usedSeq}`}: the records after it are done again`;
 }

@@ -38,6 +38,8 @@ export class CheckpointBoundary implements ChunkWrites {
   readonly #input: BoundaryInput;
   #tx: Tx;
   buffer: WriteBuffer;
+  /** A record of the open chunk used `ctx.tx` (stored with its checkpoint: see `CorruptCheckpointError`). */
+  wroteTx = false;
   /** Records dispatched since the last checkpoint. */
   sinceRecords = 0;
   /** When the work since the last checkpoint began (performance.now()). */
@@ -114,7 +116,7 @@ export class CheckpointBoundary implements ChunkWrites {
       complete,
     };
     const saved = await store
-      .commit(this.#tx, { position: progress.position, state: progress.state, processed: progress.processed }, run)
+      .commit(this.#tx, { position: progress.position, state: progress.state, processed: progress.processed, wroteTx: this.wroteTx }, run)
       .catch((error: unknown) => {
         throw asStoreError(error, store.location);
       });
@@ -127,6 +129,7 @@ export class CheckpointBoundary implements ChunkWrites {
     await emit('checkpoint', { shard: lease.shard, seq: saved.seq, position: this.position, processed: progress.processed, records: this.sinceRecords, ms });
     this.sinceRecords = 0;
     this.sinceStart = performance.now();
+    this.wroteTx = false;
     if (!complete) this.#tx = await store.begin(lease);
     return ms;
   }
