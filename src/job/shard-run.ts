@@ -11,6 +11,7 @@ import { eventLogger } from './context.ts';
 import { type AnyJob, jobFileOf } from './define.ts';
 import { checkDrift, type OnDrift, RestartForDrift } from './drift.ts';
 import { Effects } from './effects.ts';
+import { codeIdentity } from './job-identity.ts';
 import type { CheckpointPolicy } from './policy.ts';
 import { ProgressMarker, reworkAfter } from './progress-mark.ts';
 import { RecordLoop } from './record-loop.ts';
@@ -151,6 +152,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     job: job.name,
     version: job.version ?? null,
     paramsHash: input.paramsHash,
+    code: codeIdentity(job, input.params, shard),
     source,
     resuming: checkpoint !== undefined,
     onDrift: input.onDrift,
