@@ -104,6 +104,16 @@ export class FencedError extends CheckpointedError {
   }
 }
 
+/**
+ * The newest checkpoint fails its checksum and the chunk behind it wrote through `ctx.tx`: those
+ * rows are committed, so resuming from the checkpoint before would write them again. Exit 4.
+ */
+export class CorruptCheckpointError extends CheckpointedError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super(message, ExitCode.refused, context);
+  }
+}
+
 /** The checkpoint no longer matches its inputs (params, job version, source fingerprint). Exit 4. */
 export class DriftError extends CheckpointedError {
   readonly changes: string[];

@@ -20,7 +20,8 @@ export interface EventMap {
   'run:crashed': { shard: string; worker: string; runId: number; processed: number; atMost?: boolean };
   'run:end': { shard: string; runId: number; outcome: string; processed: number; position: JsonValue | null; error?: string };
   checkpoint: { shard: string; seq: number; position: JsonValue | null; processed: number; records: number; ms: number };
-  'checkpoint:corrupt': { shard: string; skipped: number[]; usedSeq: number | null };
+  /** `wroteTx`: those of `skipped` whose chunk wrote through ctx.tx; unless `--on-drift resume`, the run is then `refused`. */
+  'checkpoint:corrupt': { shard: string; skipped: number[]; usedSeq: number | null; wroteTx?: number[]; refused?: boolean };
   /** `processed` counts the records in flight too (`inFlight` of them), so a bar never stalls on a slow record. */
   progress: { shard: string; processed: number; inFlight: number; total: number | undefined; rate: number; lastCheckpointAt: number };
   'record:error': { shard: string; position: JsonValue; error: string };

@@ -1,4 +1,5 @@
 import { formatCount } from '../count.ts';
+import type { EventMap } from '../events.ts';
 import type { JsonValue } from '../json.ts';
 
 export { formatCount };
@@ -41,4 +42,11 @@ export function formatInterval(interval: { ms: number | null; records: number | 
   if (interval.records !== null) parts.push(`${formatCount(interval.records)} records`);
   if (interval.ms !== null) parts.push(formatMs(interval.ms));
   return parts.join(' / ') || '-';
+}
+
+/** A checkpoint passed over for failing its checksum, in words. */
+export function describeCorrupt(data: EventMap['checkpoint:corrupt']): string {
+  const skipped = `checkpoint ${data.skipped.join(', ')} of shard ${data.shard} failed its checksum`;
+  if (data.refused === true) return `${skipped}; its chunk wrote through ctx.tx: not resumed`;
+  return `${skipped}; resuming from ${data.usedSeq === null ? 'the start' : `checkpoint ${data.usedSeq}`}: the records after it are done again`;
 }

@@ -1,5 +1,5 @@
 import type { RunEvent } from '../events.ts';
-import { formatAge, formatCount, formatMs } from './format.ts';
+import { describeCorrupt, formatAge, formatCount, formatMs } from './format.ts';
 
 /**
  * A one-line progress bar on a terminal: count, rate, ETA when the source knows its size, and
@@ -47,9 +47,7 @@ export class ProgressBar {
         this.#print(`found run ${event.data.runId} of ${event.data.worker} crashed (shard ${event.data.shard})`);
         break;
       case 'checkpoint:corrupt':
-        this.#print(
-          `checkpoint ${event.data.skipped.join(', ')} of ${event.data.shard} failed its checksum; using ${event.data.usedSeq ?? 'none (start over)'}`,
-        );
+        this.#print(describeCorrupt(event.data));
         break;
       case 'shard:lost':
         this.#print(`lost shard ${event.data.shard}: ${event.data.reason}`);

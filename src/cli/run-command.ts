@@ -7,7 +7,7 @@ import { type RunSummary, runJob } from '../job/runner.ts';
 import { shutdownOnSignals } from '../job/shutdown.ts';
 import { recordStopAtOnce } from '../job/stop-at-once.ts';
 import type { Store } from '../store/store.ts';
-import { formatCount, formatMs, formatParams, formatPosition } from './format.ts';
+import { describeCorrupt, formatCount, formatMs, formatParams, formatPosition } from './format.ts';
 import { loadJob, parseParams } from './load-job.ts';
 import { ProgressBar } from './progress.ts';
 import { type CliIo, openCliStore, secretKeyFileFor } from './shared.ts';
@@ -104,6 +104,11 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
     progress = interactive ? new ProgressBar(io.stderr, job.name) : undefined;
     const onEvent = (event: RunEvent) => {
       metrics?.onEvent(event);
+      // A fallback redoes work the store had saved: said on stderr whatever the output mode (the
+      // progress bar prints it on a terminal; --json has the event itself). A refusal says it in its error line.
+      if (event.type === 'checkpoint:corrupt' && !interactive && !options.json && event.data.refused !== true) {
+        io.stderr.write(`${describeCorrupt(event.data)}\n`);
+      }
       if (options.quiet) return;
       if (progress) progress.onEvent(event);
       else io.stdout.write(`${JSON.stringify(event)}\n`);

@@ -40,6 +40,8 @@ export class CheckpointBoundary implements ChunkWrites {
   readonly #input: BoundaryInput;
   #tx: Tx;
   buffer: WriteBuffer;
+  /** A record of the open chunk used `ctx.tx` (stored with its checkpoint: see `CorruptCheckpointError`). */
+  wroteTx = false;
   /** Records dispatched since the last checkpoint. */
   sinceRecords = 0;
   /** When the work since the last checkpoint began (performance.now()). */
@@ -116,7 +118,7 @@ export class CheckpointBoundary implements ChunkWrites {
       complete,
     };
     const saved = await store
-      .commit(this.#tx, { position: progress.position, state: progress.state, processed: progress.processed }, run)
+      .commit(this.#tx, { position: progress.position, state: progress.state, processed: progress.processed, wroteTx: this.wroteTx }, run)
       .catch((error: unknown) => {
         throw asStoreError(error, store.location);
       });
@@ -132,6 +134,7 @@ export class CheckpointBoundary implements ChunkWrites {
     if (this.#input.committed !== undefined && saved.position !== null) await Promise.resolve(this.#input.committed(saved.position)).catch(() => undefined);
     this.sinceRecords = 0;
     this.sinceStart = performance.now();
+    this.wroteTx = false;
     if (!complete) this.#tx = await store.begin(lease);
     return ms;
   }

@@ -1,6 +1,8 @@
 import { DriftError } from '../errors.ts';
 import type { Source } from '../source/source.ts';
-import type { Lease, ShardInputs, Store } from '../store/store.ts';
+import type { InstanceInfo, Lease, ShardInputs, Store } from '../store/store.ts';
+import type { AnyJob } from './define.ts';
+import { type CodeIdentity, codeChanges, codeIdentity, codeText } from './job-identity.ts';
 import type { Emit } from './record-run.ts';
 
 /** What to do when a checkpoint no longer matches its inputs. */
@@ -10,8 +12,8 @@ export type OnDrift = 'fail' | 'restart' | 'resume';
 export class RestartForDrift extends Error {}
 
 /**
- * Compare the inputs a shard's checkpoint was made from (params hash, job version, source
- * fingerprint) with today's; a resume from a checkpoint over other data would skip or repeat
+ * Compare the inputs a shard's checkpoint was made from (params hash, job version, the job's code
+ * identity, source fingerprint) with today's; a resume from a checkpoint over other data would skip or repeat
  * records silently, so a change stops the run unless the operator chose otherwise.
  */
 export async function checkDrift(input: {
@@ -20,6 +22,7 @@ export async function checkDrift(input: {
   job: string;
   version: string | null;
   paramsHash: string;
+  code: CodeIdentity;
   source: Source<unknown, unknown>;
   resuming: boolean;
   onDrift: OnDrift;
@@ -27,7 +30,7 @@ export async function checkDrift(input: {
 }): Promise<void> {
   const { store, lease } = input;
   const fingerprint = input.source.fingerprint ? await input.source.fingerprint() : null;
-  const inputs: ShardInputs = { fingerprint, version: input.version, paramsHash: input.paramsHash };
+  const inputs: ShardInputs = { fingerprint, version: input.version, paramsHash: input.paramsHash, code: codeText(input.code) };
   if (input.resuming) {
     const shard = (await store.listShards(lease.instanceId)).find((row) => row.id === lease.shardId);
     const changes: string[] = [];
@@ -37,6 +40,8 @@ export async function checkDrift(input: {
     if (shard !== undefined && (shard.version ?? null) !== inputs.version) {
       changes.push(`job version changed from ${shard.version ?? '(none)'} to ${inputs.version ?? '(none)'}`);
     }
+    // Another job file of the same name, or this one with another state: not the code that made the checkpoint.
+    if (shard !== undefined) changes.push(...codeChanges(shard.code, input.code));
     if (shard?.fingerprint != null && shard.fingerprint !== inputs.fingerprint) {
       changes.push(`source changed: fingerprint ${shard.fingerprint} is now ${inputs.fingerprint ?? '(none)'}`);
     }
@@ -54,4 +59,26 @@ export async function checkDrift(input: {
     }
   }
   await store.setInputs(lease, inputs);
+}
+
+/**
+ * A completed instance answers "already complete" only to the code that completed it: another job
+ * file of the same name and params (or this one with another state) is refused, or it would
+ * take the other job's work for its own.
+ */
+export async function checkCompletedBy(input: { store: Store; job: AnyJob; params: unknown; instance: InstanceInfo; onDrift: OnDrift }): Promise<void> {
+  if (input.onDrift !== 'fail') return;
+  const { job, instance } = input;
+  const changes = new Set<string>();
+  for (const shard of await input.store.listShards(instance.id)) {
+    for (const change of codeChanges(shard.code, codeIdentity(job, input.params, shard.name))) changes.add(change);
+  }
+  if (changes.size === 0) return;
+  const list = [...changes];
+  throw new DriftError(
+    `job ${job.name} ${JSON.stringify(instance.params)} was completed by other code: ${list.join('; ')}. ` +
+      'Run with --rerun to run this job from the start, or --on-drift resume to accept it as complete',
+    list,
+    { job: job.name },
+  );
 }

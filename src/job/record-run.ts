@@ -102,7 +102,9 @@ export function recordContext(input: RecordRunInput, position: unknown, open: (s
     log: input.log,
     sql: () => {
       const sql = input.chunk.tx().sql;
-      return sql === undefined ? undefined : open(sql);
+      if (sql === undefined) return undefined;
+      input.chunk.wroteTx = true;
+      return open(sql);
     },
     effects: input.effects,
   });

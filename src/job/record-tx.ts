@@ -23,6 +23,8 @@ export interface TxHandle extends JobSql {
 export interface ChunkWrites {
   tx(): Tx;
   buffer: WriteBuffer;
+  /** Set when a record of the chunk uses `ctx.tx`: its checkpoint says so, and a resume never passes over it silently. */
+  wroteTx?: boolean;
 }
 
 /**

@@ -6,7 +6,7 @@ import { lazySecretKey } from '../secret.ts';
 import { retryingStore } from '../store/retrying-store.ts';
 import type { InstanceInfo, RunInfo, Store } from '../store/store.ts';
 import type { AnyJob } from './define.ts';
-import { type OnDrift, RestartForDrift } from './drift.ts';
+import { checkCompletedBy, type OnDrift, RestartForDrift } from './drift.ts';
 import { resolveParams } from './params.ts';
 import { type CheckpointPolicy, type CheckpointSpec, checkpointPolicy } from './policy.ts';
 import { retryPolicy } from './retry.ts';
@@ -174,6 +174,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     // that one (and is refused if it is already held) instead of starting yet another.
     await resetTo('rerun');
   } else if (instance.status === 'completed') {
+    await checkCompletedBy({ store, job, params, instance, onDrift });
     return summary('already-complete', []);
   }
 

@@ -1,4 +1,4 @@
-import { DriftError, FencedError, UsageError } from '../errors.ts';
+import { CorruptCheckpointError, DriftError, FencedError, UsageError } from '../errors.ts';
 import type { EventMap, EventType } from '../events.ts';
 import type { JsonObject, JsonValue } from '../json.ts';
 import { openCursor } from '../source/cursor.ts';
@@ -11,6 +11,7 @@ import { eventLogger } from './context.ts';
 import { type AnyJob, jobFileOf } from './define.ts';
 import { checkDrift, type OnDrift, RestartForDrift } from './drift.ts';
 import { Effects } from './effects.ts';
+import { codeIdentity } from './job-identity.ts';
 import type { CheckpointPolicy } from './policy.ts';
 import { ProgressMarker, reworkAfter } from './progress-mark.ts';
 import { RecordLoop } from './record-loop.ts';
@@ -90,7 +91,7 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
       () => undefined,
     );
     // Drift is the operator's decision, not a failed shard: the runner reports or restarts.
-    if (error instanceof DriftError || error instanceof RestartForDrift) throw error;
+    if (error instanceof DriftError || error instanceof RestartForDrift || error instanceof CorruptCheckpointError) throw error;
     // So is an input that is not there (exit 2): nothing about the shard failed.
     if (error instanceof UsageError) throw error;
     return {
@@ -123,13 +124,35 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   const total = await Promise.resolve(source.size?.()).catch(() => undefined);
   const latest = await store.latest(lease);
   const checkpoint = latest.checkpoint;
-  if (latest.corrupt.length > 0) await emit('checkpoint:corrupt', { shard, skipped: latest.corrupt, usedSeq: checkpoint?.seq ?? null }, lease.runId);
+  if (latest.corruptWroteTx.length > 0 && input.onDrift !== 'resume') {
+    // That chunk's ctx.tx rows are committed: resuming from the checkpoint before would write them again.
+    await emit(
+      'checkpoint:corrupt',
+      { shard, skipped: latest.corrupt, usedSeq: checkpoint?.seq ?? null, wroteTx: latest.corruptWroteTx, refused: true },
+      lease.runId,
+    );
+    const seqs = latest.corruptWroteTx.join(', ');
+    throw new CorruptCheckpointError(
+      `shard ${shard}: checkpoint ${seqs} fails its checksum, and the chunk behind it wrote through ctx.tx; resuming from ` +
+        `${checkpoint === undefined ? 'the start' : `checkpoint ${checkpoint.seq}`} would write those rows again. ` +
+        'Restore the store from a backup, or run with --on-drift resume to fall back anyway',
+      { job: job.name, shard },
+    );
+  }
+  if (latest.corrupt.length > 0) {
+    await emit(
+      'checkpoint:corrupt',
+      { shard, skipped: latest.corrupt, usedSeq: checkpoint?.seq ?? null, ...(latest.corruptWroteTx.length > 0 ? { wroteTx: latest.corruptWroteTx } : {}) },
+      lease.runId,
+    );
+  }
   await checkDrift({
     store,
     lease,
     job: job.name,
     version: job.version ?? null,
     paramsHash: input.paramsHash,
+    code: codeIdentity(job, input.params, shard),
     source,
     resuming: checkpoint !== undefined,
     onDrift: input.onDrift,

@@ -13,12 +13,15 @@ export function checkpointChecksum(shardId: number, seq: number, position: JsonV
 /** The newest of a shard's checkpoint rows (newest first) whose checksum verifies, and the newer ones passed over. */
 export function newestVerifying(shardId: number, rows: Row[]): LatestCheckpoint {
   const corrupt: number[] = [];
+  const corruptWroteTx: number[] = [];
   for (const row of rows) {
     const checkpoint = parseCheckpoint(row);
     if (checkpoint && checkpointChecksum(shardId, checkpoint.seq, checkpoint.position, checkpoint.state, checkpoint.processed) === row.checksum) {
-      return { checkpoint, corrupt };
+      return { checkpoint, corrupt, corruptWroteTx };
     }
     corrupt.push(Number(row.seq));
+    // 1 on SQLite and MySQL, true on PostgreSQL; NULL for a checkpoint written before the flag existed.
+    if (row.wrote_tx === true || Number(row.wrote_tx) === 1) corruptWroteTx.push(Number(row.seq));
   }
-  return { checkpoint: undefined, corrupt };
+  return { checkpoint: undefined, corrupt, corruptWroteTx };
 }

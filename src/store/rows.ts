@@ -110,6 +110,7 @@ export function toShard(row: Row): ShardInfo {
     fingerprint: row.fingerprint === null ? null : String(row.fingerprint),
     version: row.version === null ? null : String(row.version),
     paramsHash: row.params_hash === null || row.params_hash === undefined ? null : String(row.params_hash),
+    code: row.code === null || row.code === undefined ? null : String(row.code),
     updatedAt: Number(row.updated_at),
   };
 }

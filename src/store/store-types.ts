@@ -34,6 +34,8 @@ export interface ShardInfo {
   version: string | null;
   /** Hash of the params the shard's checkpoints were made with. */
   paramsHash: string | null;
+  /** What identified the job's code when its checkpoints were made (`job/job-identity.ts`); null before it was recorded. */
+  code: string | null;
   updatedAt: number;
 }
 
@@ -42,6 +44,8 @@ export interface ShardInputs {
   fingerprint: string | null;
   version: string | null;
   paramsHash: string;
+  /** The job's code identity (its file and its state's shape): another job of the same name must not take these checkpoints over. */
+  code?: string | null;
 }
 
 /** Which effect journal an effect key belongs to: one per instance generation. */
@@ -107,11 +111,19 @@ export interface Checkpoint {
   createdAt: number;
 }
 
+/** What a commit writes: the checkpoint, and whether its chunk wrote through `ctx.tx`. */
+export type CheckpointWrite = Omit<Checkpoint, 'seq' | 'createdAt'> & {
+  /** The chunk behind it sent writes through `ctx.tx`: a resume from an older checkpoint would write them again. */
+  wroteTx?: boolean;
+};
+
 export interface LatestCheckpoint {
   /** Newest checkpoint whose checksum verifies; undefined: start from the beginning. */
   checkpoint: Checkpoint | undefined;
   /** Newer checkpoints that failed their checksum and were passed over. */
   corrupt: number[];
+  /** Those of `corrupt` whose chunk wrote through `ctx.tx` (its rows are committed: falling back would write them twice). */
+  corruptWroteTx: number[];
 }
 
 export interface RunInfo {

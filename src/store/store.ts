@@ -2,6 +2,7 @@ import type { JsonObject, JsonValue } from '../json.ts';
 import type {
   ChainHead,
   Checkpoint,
+  CheckpointWrite,
   DeadLetter,
   EffectEntry,
   EffectScope,
@@ -89,7 +90,7 @@ export interface CheckpointStore {
   /** Open the transaction that `ctx.tx` writes into and the next checkpoint commits. */
   begin(lease: Lease): Promise<Tx>;
   /** Commit checkpoint + run progress + the tx's writes atomically (`complete`: the shard too); FencedError, nothing committed, on a stale token. */
-  commit(tx: Tx, checkpoint: Omit<Checkpoint, 'seq' | 'createdAt'>, run: RunProgress & { complete?: boolean }): Promise<Checkpoint>;
+  commit(tx: Tx, checkpoint: CheckpointWrite, run: RunProgress & { complete?: boolean }): Promise<Checkpoint>;
   /** Discard everything written through the tx since the last commit. */
   rollback(tx: Tx): Promise<void>;
 }

@@ -7,6 +7,7 @@ import { toStatus } from '../../src/store/rows.ts';
 import type {
   ChainHead,
   Checkpoint,
+  CheckpointWrite,
   DeadLetter,
   EffectEntry,
   EffectScope,
@@ -135,6 +136,7 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
         fingerprint: null,
         version: meta.version,
         paramsHash: null,
+        code: null,
         updatedAt: Date.now(),
       });
     }
@@ -162,6 +164,7 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
     shard.fingerprint = inputs.fingerprint;
     shard.version = inputs.version;
     shard.paramsHash = inputs.paramsHash;
+    shard.code = inputs.code ?? null;
   }
 
   async reapCrashed(instanceId: number, isDead: (worker: string) => boolean): Promise<RunInfo[]> {
@@ -290,11 +293,12 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
     for (const saved of history) {
       if (checkpointChecksum(lease.shardId, saved.seq, saved.position, saved.state, saved.processed) === saved.checksum) {
         const { checksum: _, ...checkpoint } = saved;
-        return { checkpoint: structuredClone(checkpoint), corrupt };
+        // No SQL here, so no chunk ever wrote through ctx.tx.
+        return { checkpoint: structuredClone(checkpoint), corrupt, corruptWroteTx: [] };
       }
       corrupt.push(saved.seq);
     }
-    return { checkpoint: undefined, corrupt };
+    return { checkpoint: undefined, corrupt, corruptWroteTx: [] };
   }
 
   async previousRun(lease: Lease): Promise<RunInfo | undefined> {
@@ -315,7 +319,7 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
     return tx;
   }
 
-  async commit(tx: Tx, checkpoint: Omit<Checkpoint, 'seq' | 'createdAt'>, run: RunProgress & { complete?: boolean }): Promise<Checkpoint> {
+  async commit(tx: Tx, checkpoint: CheckpointWrite, run: RunProgress & { complete?: boolean }): Promise<Checkpoint> {
     if (!this.#openTx.delete(tx)) throw new StoreError('this transaction is not open on this store');
     const { lease } = tx;
     const shard = this.#shard(lease.shardId);

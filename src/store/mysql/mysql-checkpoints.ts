@@ -1,6 +1,6 @@
 import { FencedError } from '../../errors.ts';
 import { CHECKPOINT_HISTORY, checkpointChecksum, newestVerifying } from '../checksum.ts';
-import type { Checkpoint, CheckpointStore, LatestCheckpoint, Lease, RunProgress, Tx } from '../store.ts';
+import type { Checkpoint, CheckpointStore, CheckpointWrite, LatestCheckpoint, Lease, RunProgress, Tx } from '../store.ts';
 import { boundIdleWait, FROZEN_SESSION_MS, type MysqlDriver, type MysqlQueryable, NOW } from './mysql-driver.ts';
 import { updateRun } from './mysql-leases.ts';
 import { finishTx, MysqlTx, ownTx } from './mysql-tx.ts';
@@ -32,7 +32,7 @@ export class MysqlCheckpoints implements CheckpointStore {
     return tx;
   }
 
-  commit(tx: Tx, checkpoint: Omit<Checkpoint, 'seq' | 'createdAt'>, run: RunProgress & { complete?: boolean }): Promise<Checkpoint> {
+  commit(tx: Tx, checkpoint: CheckpointWrite, run: RunProgress & { complete?: boolean }): Promise<Checkpoint> {
     return finishTx(this.#db, tx, async (on) => ({ result: await this.#write(on, ownTx(this.#db, tx), checkpoint, run), commit: true }));
   }
 
@@ -47,12 +47,7 @@ export class MysqlCheckpoints implements CheckpointStore {
    * first: the shard row's lock orders this commit against any claim, so a stale token rolls back
    * the checkpoint and the job's ctx.tx writes together.
    */
-  async #write(
-    tx: MysqlQueryable,
-    mysqlTx: MysqlTx,
-    checkpoint: Omit<Checkpoint, 'seq' | 'createdAt'>,
-    run: RunProgress & { complete?: boolean },
-  ): Promise<Checkpoint> {
+  async #write(tx: MysqlQueryable, mysqlTx: MysqlTx, checkpoint: CheckpointWrite, run: RunProgress & { complete?: boolean }): Promise<Checkpoint> {
     const p = this.#db.p;
     const { lease } = mysqlTx;
     // From here the shard row is locked until COMMIT. A worker frozen in this window (SIGSTOP, a
@@ -72,16 +67,20 @@ export class MysqlCheckpoints implements CheckpointStore {
     const seq = Number(shard.checkpoint_seq) + 1;
     const now = Number(shard.now);
     const checksum = checkpointChecksum(lease.shardId, seq, checkpoint.position, checkpoint.state, checkpoint.processed);
-    await tx.query(`INSERT INTO ${p}checkpoints (shard_id, seq, position, state, processed, run_id, created_at, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, [
-      lease.shardId,
-      seq,
-      JSON.stringify(checkpoint.position),
-      JSON.stringify(checkpoint.state),
-      checkpoint.processed,
-      lease.runId,
-      now,
-      checksum,
-    ]);
+    await tx.query(
+      `INSERT INTO ${p}checkpoints (shard_id, seq, position, state, processed, run_id, created_at, checksum, wrote_tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        lease.shardId,
+        seq,
+        JSON.stringify(checkpoint.position),
+        JSON.stringify(checkpoint.state),
+        checkpoint.processed,
+        lease.runId,
+        now,
+        checksum,
+        checkpoint.wroteTx === true ? 1 : 0,
+      ],
+    );
     await tx.query(`DELETE FROM ${p}checkpoints WHERE shard_id = ? AND seq <= ?`, [lease.shardId, seq - CHECKPOINT_HISTORY]);
     await tx.query(
       `UPDATE ${p}shards SET checkpoint_seq = ?, processed = ?, status = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ?

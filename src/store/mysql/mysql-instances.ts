@@ -63,10 +63,11 @@ export class MysqlInstances implements InstanceStore {
   }
 
   async setInputs(lease: Lease, inputs: ShardInputs): Promise<void> {
-    await this.#db.query(`UPDATE ${this.#db.p}shards SET fingerprint = ?, version = ?, params_hash = ? WHERE id = ? AND lease_token = ?`, [
+    await this.#db.query(`UPDATE ${this.#db.p}shards SET fingerprint = ?, version = ?, params_hash = ?, code = ? WHERE id = ? AND lease_token = ?`, [
       inputs.fingerprint,
       inputs.version,
       inputs.paramsHash,
+      inputs.code ?? null,
       lease.shardId,
       lease.token,
     ]);

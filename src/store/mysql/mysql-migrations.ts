@@ -155,6 +155,13 @@ export const mysqlMigrations: readonly { id: number; name: string; statements: s
       ) ${TABLE}`,
     ],
   },
+  {
+    id: 4,
+    name: "whose code made a shard's checkpoints, and which chunks wrote through ctx.tx",
+    // NULL for what an older checkpointed wrote (see the SQLite migration 6). One ALTER per
+    // table, each atomic; re-run after a crash, it meets its column (see alreadyApplied).
+    statements: ['ALTER TABLE {p}shards ADD COLUMN code TEXT NULL', 'ALTER TABLE {p}checkpoints ADD COLUMN wrote_tx TINYINT NULL'],
+  },
 ];
 
 /**

@@ -1,6 +1,6 @@
 import { FencedError } from '../../errors.ts';
 import { CHECKPOINT_HISTORY, checkpointChecksum, newestVerifying } from '../checksum.ts';
-import type { Checkpoint, CheckpointStore, LatestCheckpoint, Lease, RunProgress, Tx } from '../store.ts';
+import type { Checkpoint, CheckpointStore, CheckpointWrite, LatestCheckpoint, Lease, RunProgress, Tx } from '../store.ts';
 import { FROZEN_SESSION_MS, NOW, type PgQueryable, type PostgresDriver } from './postgres-driver.ts';
 import { updateRun } from './postgres-leases.ts';
 import { finishTx, ownTx, PostgresTx } from './postgres-tx.ts';
@@ -32,7 +32,7 @@ export class PostgresCheckpoints implements CheckpointStore {
     return tx;
   }
 
-  commit(tx: Tx, checkpoint: Omit<Checkpoint, 'seq' | 'createdAt'>, run: RunProgress & { complete?: boolean }): Promise<Checkpoint> {
+  commit(tx: Tx, checkpoint: CheckpointWrite, run: RunProgress & { complete?: boolean }): Promise<Checkpoint> {
     return finishTx(this.#db, tx, async (on) => ({ result: await this.#write(on, tx.lease, checkpoint, run), commit: true }));
   }
 
@@ -47,12 +47,7 @@ export class PostgresCheckpoints implements CheckpointStore {
    * first: the shard row's lock orders this commit against any claim, so a stale token rolls back
    * the checkpoint and the job's ctx.tx writes together.
    */
-  async #write(
-    tx: PgQueryable,
-    lease: Lease,
-    checkpoint: Omit<Checkpoint, 'seq' | 'createdAt'>,
-    run: RunProgress & { complete?: boolean },
-  ): Promise<Checkpoint> {
+  async #write(tx: PgQueryable, lease: Lease, checkpoint: CheckpointWrite, run: RunProgress & { complete?: boolean }): Promise<Checkpoint> {
     const s = this.#db.s;
     // From here the shard row is locked until COMMIT. A worker frozen in this window (SIGSTOP, a
     // paused VM) would keep it locked, and every other worker's claim would skip the shard for as
@@ -70,8 +65,18 @@ export class PostgresCheckpoints implements CheckpointStore {
     const now = Number(shard.now);
     const checksum = checkpointChecksum(lease.shardId, seq, checkpoint.position, checkpoint.state, checkpoint.processed);
     await tx.query(
-      `INSERT INTO ${s}checkpoints (shard_id, seq, position, state, processed, run_id, created_at, checksum) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-      [lease.shardId, seq, JSON.stringify(checkpoint.position), JSON.stringify(checkpoint.state), checkpoint.processed, lease.runId, now, checksum],
+      `INSERT INTO ${s}checkpoints (shard_id, seq, position, state, processed, run_id, created_at, checksum, wrote_tx) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [
+        lease.shardId,
+        seq,
+        JSON.stringify(checkpoint.position),
+        JSON.stringify(checkpoint.state),
+        checkpoint.processed,
+        lease.runId,
+        now,
+        checksum,
+        checkpoint.wroteTx === true,
+      ],
     );
     await tx.query(`DELETE FROM ${s}checkpoints WHERE shard_id = $1 AND seq <= $2`, [lease.shardId, seq - CHECKPOINT_HISTORY]);
     await tx.query(

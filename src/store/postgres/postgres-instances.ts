@@ -62,10 +62,11 @@ export class PostgresInstances implements InstanceStore {
   }
 
   async setInputs(lease: Lease, inputs: ShardInputs): Promise<void> {
-    await this.#db.query(`UPDATE ${this.#db.s}shards SET fingerprint = $1, version = $2, params_hash = $3 WHERE id = $4 AND lease_token = $5`, [
+    await this.#db.query(`UPDATE ${this.#db.s}shards SET fingerprint = $1, version = $2, params_hash = $3, code = $4 WHERE id = $5 AND lease_token = $6`, [
       inputs.fingerprint,
       inputs.version,
       inputs.paramsHash,
+      inputs.code ?? null,
       lease.shardId,
       lease.token,
     ]);

@@ -196,4 +196,13 @@ export const postgresMigrations: readonly { id: number; name: string; sql: strin
       );
     `,
   },
+  {
+    id: 5,
+    name: "whose code made a shard's checkpoints, and which chunks wrote through ctx.tx",
+    // NULL for what an older checkpointed wrote (see the SQLite migration 6).
+    sql: `
+      ALTER TABLE {schema}.shards ADD COLUMN code TEXT;
+      ALTER TABLE {schema}.checkpoints ADD COLUMN wrote_tx BOOLEAN;
+    `,
+  },
 ];

@@ -1,6 +1,6 @@
 import { FencedError, StoreError } from '../../errors.ts';
 import { CHECKPOINT_HISTORY, checkpointChecksum, newestVerifying } from '../checksum.ts';
-import type { Checkpoint, CheckpointStore, LatestCheckpoint, Lease, RunProgress, Tx } from '../store.ts';
+import type { Checkpoint, CheckpointStore, CheckpointWrite, LatestCheckpoint, Lease, RunProgress, Tx } from '../store.ts';
 import type { SqliteDriver } from './sqlite-driver.ts';
 import { updateRun } from './sqlite-leases.ts';
 import { finishTx, ownTx, SqliteTx } from './sqlite-tx.ts';
@@ -31,7 +31,7 @@ export class SqliteCheckpoints implements CheckpointStore {
     return tx;
   }
 
-  async commit(tx: Tx, checkpoint: Omit<Checkpoint, 'seq' | 'createdAt'>, run: RunProgress & { complete?: boolean }): Promise<Checkpoint> {
+  async commit(tx: Tx, checkpoint: CheckpointWrite, run: RunProgress & { complete?: boolean }): Promise<Checkpoint> {
     return finishTx(this.#db, tx, () => ({ result: this.#write(tx.lease, checkpoint, run), commit: true }));
   }
 
@@ -42,7 +42,7 @@ export class SqliteCheckpoints implements CheckpointStore {
   }
 
   /** The checkpoint's writes, fencing first: a stale token throws and the whole transaction rolls back. */
-  #write(lease: Lease, checkpoint: Omit<Checkpoint, 'seq' | 'createdAt'>, run: RunProgress & { complete?: boolean }): Checkpoint {
+  #write(lease: Lease, checkpoint: CheckpointWrite, run: RunProgress & { complete?: boolean }): Checkpoint {
     const db = this.#db;
     const now = Date.now();
     const shard = db.get('SELECT lease_token, checkpoint_seq FROM shards WHERE id = ?', lease.shardId);
@@ -55,7 +55,7 @@ export class SqliteCheckpoints implements CheckpointStore {
     const seq = Number(shard.checkpoint_seq) + 1;
     const checksum = checkpointChecksum(lease.shardId, seq, checkpoint.position, checkpoint.state, checkpoint.processed);
     db.run(
-      'INSERT INTO checkpoints (shard_id, seq, position, state, processed, run_id, created_at, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO checkpoints (shard_id, seq, position, state, processed, run_id, created_at, checksum, wrote_tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       lease.shardId,
       seq,
       JSON.stringify(checkpoint.position),
@@ -64,6 +64,7 @@ export class SqliteCheckpoints implements CheckpointStore {
       lease.runId,
       now,
       checksum,
+      checkpoint.wroteTx === true ? 1 : 0,
     );
     db.run('DELETE FROM checkpoints WHERE shard_id = ? AND seq <= ?', lease.shardId, seq - CHECKPOINT_HISTORY);
     db.run(

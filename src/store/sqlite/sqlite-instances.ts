@@ -74,10 +74,11 @@ export class SqliteInstances implements InstanceStore {
   async setInputs(lease: Lease, inputs: ShardInputs): Promise<void> {
     this.#db.write(() => {
       this.#db.run(
-        'UPDATE shards SET fingerprint = ?, version = ?, params_hash = ? WHERE id = ? AND lease_token = ?',
+        'UPDATE shards SET fingerprint = ?, version = ?, params_hash = ?, code = ? WHERE id = ? AND lease_token = ?',
         inputs.fingerprint,
         inputs.version,
         inputs.paramsHash,
+        inputs.code ?? null,
         lease.shardId,
         lease.token,
       );

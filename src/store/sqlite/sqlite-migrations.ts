@@ -237,6 +237,16 @@ export const sqliteMigrations: readonly { id: number; name: string; sql: string 
       ALTER TABLE events RENAME TO events_before_audit;
     `,
   },
+  {
+    id: 6,
+    name: "whose code made a shard's checkpoints, and which chunks wrote through ctx.tx",
+    // NULL for what an older checkpointed wrote: an unknown code identity is recorded at the next
+    // run, and an old corrupt checkpoint is passed over as before (whether its chunk wrote is unknown).
+    sql: `
+      ALTER TABLE shards ADD COLUMN code TEXT;
+      ALTER TABLE checkpoints ADD COLUMN wrote_tx INTEGER;
+    `,
+  },
 ];
 
 /**
