@@ -196,4 +196,14 @@ export const postgresMigrations: readonly { id: number; name: string; sql: strin
       );
     `,
   },
+  {
+    id: 5,
+    name: "where a run's worker runs: machine, PID namespace, process",
+    // A hostname is shared by host-network pods and cloned VMs; only a reaper on the same
+    // machine and PID namespace may judge a run by its pid (job/workers.ts). Older rows: NULL,
+    // judged by their lease alone.
+    sql: `
+      ALTER TABLE {schema}.runs ADD COLUMN worker_node TEXT;
+    `,
+  },
 ];
