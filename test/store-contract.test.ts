@@ -167,6 +167,33 @@ for (const factory of selectedStoreFactories()) {
       assert.ok(await store.claim(instance, 'w2', 60_000));
     });
 
+    test('a claim records where its worker runs (its node); holders and reapCrashed hand it back, so isDead judges the node, not the label', async () => {
+      const instance = await freshInstance(['a', 'b']);
+      const here = await store.claim(instance, 'node-a:43', 60_000, 'linux/boot-1/ns-1/43/100');
+      const old = await store.claim(instance, 'node-a:44', 60_000);
+      assert.ok(here && old);
+      assert.deepEqual(
+        (await store.holders(instance.id)).map((holder) => [holder.worker, holder.node]),
+        [
+          ['node-a:43', 'linux/boot-1/ns-1/43/100'],
+          ['node-a:44', null],
+        ],
+      );
+      const asked: [string, string | null][] = [];
+      const reaped = await store.reapCrashed(instance.id, (worker, node) => {
+        asked.push([worker, node]);
+        return node === 'linux/boot-1/ns-1/43/100';
+      });
+      assert.deepEqual(asked.sort(), [
+        ['node-a:43', 'linux/boot-1/ns-1/43/100'],
+        ['node-a:44', null],
+      ]);
+      assert.deepEqual(
+        reaped.map((run) => [run.worker, run.node]),
+        [['node-a:43', 'linux/boot-1/ns-1/43/100']],
+      );
+    });
+
     test('a progress mark survives the job transaction it was written beside; an exact one reaps as interrupted', async () => {
       const instance = await freshInstance(['a', 'b']);
       const crashed = await store.claim(instance, 'dead-a', 60_000);

@@ -11,7 +11,7 @@ import { resolveParams } from './params.ts';
 import { type CheckpointPolicy, type CheckpointSpec, checkpointPolicy } from './policy.ts';
 import { retryPolicy } from './retry.ts';
 import { runShard, type ShardResult } from './shard-run.ts';
-import { defaultWorker, isDeadLocalWorker, reapedEvent } from './workers.ts';
+import { defaultWorker, isDeadLocalWorker, localNode, reapedEvent } from './workers.ts';
 
 export interface RunOptions {
   store: Store;
@@ -191,7 +191,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     const crashed = await store.reapCrashed(instance.id, isDeadLocalWorker);
     for (const run of crashed) await emitReaped(run);
     if (crashed.length > 0) policy.useHistory(await store.failureHistory(instance.id));
-    const lease = await store.claim(instance, worker, leaseMs);
+    const lease = await store.claim(instance, worker, leaseMs, localNode());
     if (lease !== null) {
       let result: ShardResult;
       try {

@@ -122,6 +122,7 @@ export function toRun(row: Row): RunInfo {
     generation: Number(row.generation),
     shard: String(row.shard),
     worker: String(row.worker),
+    node: row.worker_node === null || row.worker_node === undefined ? null : String(row.worker_node),
     startedAt: Number(row.started_at),
     endedAt: row.ended_at === null ? null : Number(row.ended_at),
     heartbeatAt: Number(row.heartbeat_at),

@@ -132,6 +132,8 @@ export interface RunInfo {
   generation: number;
   shard: string;
   worker: string;
+  /** Where the worker ran (machine, PID namespace, process), as it proved at claim; null from before it was stored. */
+  node: string | null;
   startedAt: number;
   endedAt: number | null;
   heartbeatAt: number;
@@ -239,6 +241,8 @@ export interface FailureHistory {
 export interface HolderInfo {
   shard: string;
   worker: string;
+  /** The holding run's node (see RunInfo.node). */
+  node: string | null;
   expiresAt: number;
 }
 

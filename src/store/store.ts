@@ -62,11 +62,11 @@ export interface InstanceStore {
 export interface LeaseStore {
   /**
    * Mark crashed (and free the shard of) every running run whose lease expired or whose worker
-   * `isDead` (interrupted, if its last progress mark is exact: it stopped at once on purpose); returns them.
+   * `isDead` by its label and node (interrupted, if its last progress mark is exact: it stopped at once on purpose); returns them.
    */
-  reapCrashed(instanceId: number, isDead: (worker: string) => boolean): Promise<RunInfo[]>;
-  /** Claim an unfinished shard that is free or whose lease expired: new token, new run row. */
-  claim(instance: InstanceInfo, worker: string, leaseMs: number): Promise<Lease | null>;
+  reapCrashed(instanceId: number, isDead: (worker: string, node: string | null) => boolean): Promise<RunInfo[]>;
+  /** Claim an unfinished shard that is free or whose lease expired: new token, new run row (recording `node`, where the worker runs). */
+  claim(instance: InstanceInfo, worker: string, leaseMs: number, node?: string): Promise<Lease | null>;
   /** Unfinished shards held by a lease that has not expired. */
   holders(instanceId: number): Promise<HolderInfo[]>;
   /** Extend the lease and record progress; false: the lease is lost (another token), stop. */

@@ -167,14 +167,14 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
     shard.code = inputs.code ?? null;
   }
 
-  async reapCrashed(instanceId: number, isDead: (worker: string) => boolean): Promise<RunInfo[]> {
+  async reapCrashed(instanceId: number, isDead: (worker: string, node: string | null) => boolean): Promise<RunInfo[]> {
     const now = Date.now();
     const reaped: RunInfo[] = [];
     for (const run of this.#runs) {
       if (run.instanceId !== instanceId || run.outcome !== 'running') continue;
       const shard = this.#shards.find((row) => row.leaseOwner !== null && row.id === this.#runShard.get(run.id));
       const held = shard !== undefined && shard.leaseExpiresAt >= now && shard.leaseToken === this.#runToken.get(run.id);
-      if (held && !isDead(run.worker)) continue;
+      if (held && !isDead(run.worker, run.node)) continue;
       run.outcome = run.markStep === 0 ? 'interrupted' : 'crashed';
       run.endedAt = run.heartbeatAt;
       if (shard !== undefined && shard.leaseToken === this.#runToken.get(run.id)) {
@@ -190,7 +190,7 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
   #runShard = new Map<number, number>();
   #runToken = new Map<number, number>();
 
-  async claim(instance: InstanceInfo, worker: string, leaseMs: number): Promise<Lease | null> {
+  async claim(instance: InstanceInfo, worker: string, leaseMs: number, node?: string): Promise<Lease | null> {
     const now = Date.now();
     const shard = this.#currentShards(instance.id).find((row) => row.status !== 'completed' && (row.leaseOwner === null || row.leaseExpiresAt < now));
     if (shard === undefined) return null;
@@ -210,6 +210,7 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
       generation: instance.generation,
       shard: shard.name,
       worker,
+      node: node ?? null,
       startedAt: now,
       endedAt: null,
       heartbeatAt: now,
@@ -245,7 +246,12 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
     const now = Date.now();
     return this.#currentShards(instanceId)
       .filter((shard) => shard.status !== 'completed' && shard.leaseOwner !== null && shard.leaseExpiresAt >= now)
-      .map((shard) => ({ shard: shard.name, worker: shard.leaseOwner as string, expiresAt: shard.leaseExpiresAt }));
+      .map((shard) => ({
+        shard: shard.name,
+        worker: shard.leaseOwner as string,
+        node: this.#runs.findLast((run) => this.#runShard.get(run.id) === shard.id)?.node ?? null,
+        expiresAt: shard.leaseExpiresAt,
+      }));
   }
 
   #progress(runId: number, progress: RunProgress, outcome?: RunOutcome): void {

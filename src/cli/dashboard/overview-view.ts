@@ -4,7 +4,7 @@ import type { Overview } from './store-reader.ts';
 export type InstanceState = 'running' | 'stalled' | 'completed' | 'resumable' | 'pending';
 
 /** The JSON behind the list of instances: one line each, newest first. */
-export function overviewView(overview: Overview, isDeadWorker: (worker: string) => boolean) {
+export function overviewView(overview: Overview, isDeadWorker: (worker: string, node: string | null) => boolean) {
   return {
     now: overview.readAt,
     store: redactText(overview.location),
@@ -12,7 +12,7 @@ export function overviewView(overview: Overview, isDeadWorker: (worker: string) 
     instances: overview.statuses.map((status) => {
       const workers = new Map<string, { worker: string; shards: number; dead: boolean }>();
       for (const holder of status.holders) {
-        const entry = workers.get(holder.worker) ?? { worker: holder.worker, shards: 0, dead: isDeadWorker(holder.worker) };
+        const entry = workers.get(holder.worker) ?? { worker: holder.worker, shards: 0, dead: isDeadWorker(holder.worker, holder.node) };
         entry.shards++;
         workers.set(holder.worker, entry);
       }

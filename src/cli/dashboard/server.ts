@@ -28,7 +28,7 @@ export interface DashboardOptions {
  * it shows why the worker is presumed dead, by the same tests the reap uses.
  */
 export const liveness: Liveness = (run: RunInfo, shard: ShardInfo | undefined, now: number) => {
-  if (isDeadLocalWorker(run.worker)) return 'its process is gone (no such pid on this host)';
+  if (isDeadLocalWorker(run.worker, run.node)) return 'its process is gone (no such pid on this machine)';
   if (shard !== undefined && shard.leaseExpiresAt <= now) return `its lease expired ${formatMs(now - shard.leaseExpiresAt)} ago`;
   return null;
 };

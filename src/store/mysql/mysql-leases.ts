@@ -18,16 +18,16 @@ export class MysqlLeases implements LeaseStore {
     this.#db = driver;
   }
 
-  async reapCrashed(instanceId: number, isDead: (worker: string) => boolean): Promise<RunInfo[]> {
+  async reapCrashed(instanceId: number, isDead: (worker: string, node: string | null) => boolean): Promise<RunInfo[]> {
     const p = this.#db.p;
     const candidates = await this.#db.rows(
-      `SELECT r.id, r.worker, r.shard_id, sh.lease_expires_at < ${NOW} AS expired, NOT (sh.run_id <=> r.id) AS superseded
+      `SELECT r.id, r.worker, r.worker_node, r.shard_id, sh.lease_expires_at < ${NOW} AS expired, NOT (sh.run_id <=> r.id) AS superseded
        FROM ${p}runs r JOIN ${p}shards sh ON sh.id = r.shard_id WHERE r.instance_id = ? AND r.outcome = 'running'`,
       [instanceId],
     );
     const reaped: RunInfo[] = [];
     for (const candidate of candidates) {
-      const dead = isDead(String(candidate.worker));
+      const dead = isDead(String(candidate.worker), candidate.worker_node === null ? null : String(candidate.worker_node));
       if (!(Number(candidate.expired) === 1 || Number(candidate.superseded) === 1 || dead)) continue;
       const marked = await this.#db.transaction((tx) => this.#reapRun(tx, candidate, dead));
       if (marked) reaped.push(marked);
@@ -54,7 +54,7 @@ export class MysqlLeases implements LeaseStore {
     return run === undefined ? undefined : toRun(run);
   }
 
-  claim(instance: InstanceInfo, worker: string, leaseMs: number): Promise<Lease | null> {
+  claim(instance: InstanceInfo, worker: string, leaseMs: number, node?: string): Promise<Lease | null> {
     return this.#db.transaction(async (tx) => {
       const p = this.#db.p;
       // SKIP LOCKED: workers claiming at the same moment each take a different shard, none waits.
@@ -79,9 +79,9 @@ export class MysqlLeases implements LeaseStore {
       // A run still marked running on an expired lease is a crashed (or paused) worker: fenced from now on.
       await tx.query(`UPDATE ${p}runs SET outcome = ${REAPED_OUTCOME_SQL}, ended_at = heartbeat_at WHERE shard_id = ? AND outcome = 'running'`, [shardId]);
       const run = await tx.query(
-        `INSERT INTO ${p}runs (instance_id, generation, shard_id, shard, worker, token, started_at, heartbeat_at, start_processed, mark_processed, stats)
-         VALUES (?, ?, ?, ?, ?, ?, ${NOW}, ${NOW}, ?, ?, '{}')`,
-        [instance.id, instance.generation, shardId, shard.name, worker, token, shard.processed, shard.processed],
+        `INSERT INTO ${p}runs (instance_id, generation, shard_id, shard, worker, worker_node, token, started_at, heartbeat_at, start_processed, mark_processed, stats)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ${NOW}, ${NOW}, ?, ?, '{}')`,
+        [instance.id, instance.generation, shardId, shard.name, worker, node ?? null, token, shard.processed, shard.processed],
       );
       const runId = run.insertId;
       await tx.query(`UPDATE ${p}shards SET run_id = ? WHERE id = ?`, [runId, shardId]);
@@ -92,11 +92,16 @@ export class MysqlLeases implements LeaseStore {
   async holders(instanceId: number): Promise<HolderInfo[]> {
     const p = this.#db.p;
     const rows = await this.#db.rows(
-      `SELECT sh.name, sh.lease_owner, sh.lease_expires_at FROM ${p}shards sh JOIN ${p}instances i ON i.id = sh.instance_id AND i.generation = sh.generation
-       WHERE sh.instance_id = ? AND sh.status <> 'completed' AND sh.lease_owner IS NOT NULL AND sh.lease_expires_at >= ${NOW} ORDER BY sh.id`,
+      `SELECT sh.name, sh.lease_owner, sh.lease_expires_at, r.worker_node FROM ${p}shards sh JOIN ${p}instances i ON i.id = sh.instance_id AND i.generation = sh.generation
+       LEFT JOIN ${p}runs r ON r.id = sh.run_id WHERE sh.instance_id = ? AND sh.status <> 'completed' AND sh.lease_owner IS NOT NULL AND sh.lease_expires_at >= ${NOW} ORDER BY sh.id`,
       [instanceId],
     );
-    return rows.map((row) => ({ shard: String(row.name), worker: String(row.lease_owner), expiresAt: Number(row.lease_expires_at) }));
+    return rows.map((row) => ({
+      shard: String(row.name),
+      worker: String(row.lease_owner),
+      node: row.worker_node === null ? null : String(row.worker_node),
+      expiresAt: Number(row.lease_expires_at),
+    }));
   }
 
   /** Extend the lease if this token still holds it; record progress either way. */

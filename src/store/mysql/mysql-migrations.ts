@@ -162,6 +162,14 @@ export const mysqlMigrations: readonly { id: number; name: string; statements: s
     // table, each atomic; re-run after a crash, it meets its column (see alreadyApplied).
     statements: ['ALTER TABLE {p}shards ADD COLUMN code TEXT NULL', 'ALTER TABLE {p}checkpoints ADD COLUMN wrote_tx TINYINT NULL'],
   },
+  {
+    id: 5,
+    name: "where a run's worker runs: machine, PID namespace, process",
+    // A hostname is shared by host-network pods and cloned VMs; only a reaper on the same
+    // machine and PID namespace may judge a run by its pid (job/workers.ts). Older rows: NULL,
+    // judged by their lease alone.
+    statements: ['ALTER TABLE {p}runs ADD COLUMN worker_node VARCHAR(255) NULL'],
+  },
 ];
 
 /**

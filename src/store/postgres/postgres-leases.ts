@@ -18,16 +18,16 @@ export class PostgresLeases implements LeaseStore {
     this.#db = driver;
   }
 
-  async reapCrashed(instanceId: number, isDead: (worker: string) => boolean): Promise<RunInfo[]> {
+  async reapCrashed(instanceId: number, isDead: (worker: string, node: string | null) => boolean): Promise<RunInfo[]> {
     const s = this.#db.s;
     const candidates = await this.#db.query(
-      `SELECT r.id, r.worker, r.shard_id, sh.lease_expires_at < ${NOW} AS expired, sh.run_id IS DISTINCT FROM r.id AS superseded
+      `SELECT r.id, r.worker, r.worker_node, r.shard_id, sh.lease_expires_at < ${NOW} AS expired, sh.run_id IS DISTINCT FROM r.id AS superseded
        FROM ${s}runs r JOIN ${s}shards sh ON sh.id = r.shard_id WHERE r.instance_id = $1 AND r.outcome = 'running'`,
       [instanceId],
     );
     const reaped: RunInfo[] = [];
     for (const candidate of candidates) {
-      const dead = isDead(String(candidate.worker));
+      const dead = isDead(String(candidate.worker), candidate.worker_node === null ? null : String(candidate.worker_node));
       if (!(candidate.expired || candidate.superseded || dead)) continue;
       const marked = await this.#db.transaction((client) => this.#reapRun(client, candidate, dead));
       if (marked) reaped.push(marked);
@@ -54,7 +54,7 @@ export class PostgresLeases implements LeaseStore {
     return toRun(runs.rows[0] as Row);
   }
 
-  claim(instance: InstanceInfo, worker: string, leaseMs: number): Promise<Lease | null> {
+  claim(instance: InstanceInfo, worker: string, leaseMs: number, node?: string): Promise<Lease | null> {
     return this.#db.transaction(async (tx) => {
       const s = this.#db.s;
       // SKIP LOCKED: workers claiming at the same moment each take a different shard, none waits.
@@ -73,9 +73,9 @@ export class PostgresLeases implements LeaseStore {
       // A run still marked running on an expired lease is a crashed (or paused) worker: fenced from now on.
       await tx.query(`UPDATE ${s}runs SET outcome = ${REAPED_OUTCOME_SQL}, ended_at = heartbeat_at WHERE shard_id = $1 AND outcome = 'running'`, [shardId]);
       const run = await tx.query(
-        `INSERT INTO ${s}runs (instance_id, generation, shard_id, shard, worker, token, started_at, heartbeat_at, start_processed, mark_processed)
-         VALUES ($1, $2, $3, $4, $5, $6, ${NOW}, ${NOW}, $7, $7) RETURNING id`,
-        [instance.id, instance.generation, shardId, shard.name, worker, token, shard.processed],
+        `INSERT INTO ${s}runs (instance_id, generation, shard_id, shard, worker, worker_node, token, started_at, heartbeat_at, start_processed, mark_processed)
+         VALUES ($1, $2, $3, $4, $5, $8, $6, ${NOW}, ${NOW}, $7, $7) RETURNING id`,
+        [instance.id, instance.generation, shardId, shard.name, worker, token, shard.processed, node ?? null],
       );
       const runId = Number(run.rows[0]?.id);
       await tx.query(`UPDATE ${s}shards SET run_id = $1 WHERE id = $2`, [runId, shardId]);
@@ -86,11 +86,16 @@ export class PostgresLeases implements LeaseStore {
   async holders(instanceId: number): Promise<HolderInfo[]> {
     const s = this.#db.s;
     const rows = await this.#db.query(
-      `SELECT sh.name, sh.lease_owner, sh.lease_expires_at FROM ${s}shards sh JOIN ${s}instances i ON i.id = sh.instance_id AND i.generation = sh.generation
-       WHERE sh.instance_id = $1 AND sh.status <> 'completed' AND sh.lease_owner IS NOT NULL AND sh.lease_expires_at >= ${NOW} ORDER BY sh.id`,
+      `SELECT sh.name, sh.lease_owner, sh.lease_expires_at, r.worker_node FROM ${s}shards sh JOIN ${s}instances i ON i.id = sh.instance_id AND i.generation = sh.generation
+       LEFT JOIN ${s}runs r ON r.id = sh.run_id WHERE sh.instance_id = $1 AND sh.status <> 'completed' AND sh.lease_owner IS NOT NULL AND sh.lease_expires_at >= ${NOW} ORDER BY sh.id`,
       [instanceId],
     );
-    return rows.map((row) => ({ shard: String(row.name), worker: String(row.lease_owner), expiresAt: Number(row.lease_expires_at) }));
+    return rows.map((row) => ({
+      shard: String(row.name),
+      worker: String(row.lease_owner),
+      node: row.worker_node === null ? null : String(row.worker_node),
+      expiresAt: Number(row.lease_expires_at),
+    }));
   }
 
   /** Extend the lease if this token still holds it; record progress either way. */

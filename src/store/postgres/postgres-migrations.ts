@@ -205,4 +205,14 @@ export const postgresMigrations: readonly { id: number; name: string; sql: strin
       ALTER TABLE {schema}.checkpoints ADD COLUMN wrote_tx BOOLEAN;
     `,
   },
+  {
+    id: 6,
+    name: "where a run's worker runs: machine, PID namespace, process",
+    // A hostname is shared by host-network pods and cloned VMs; only a reaper on the same
+    // machine and PID namespace may judge a run by its pid (job/workers.ts). Older rows: NULL,
+    // judged by their lease alone.
+    sql: `
+      ALTER TABLE {schema}.runs ADD COLUMN worker_node TEXT;
+    `,
+  },
 ];

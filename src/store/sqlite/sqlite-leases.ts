@@ -31,7 +31,7 @@ export class SqliteLeases implements LeaseStore {
     if (mark !== undefined) this.#db.run('UPDATE runs SET mark_ceiling = ?, mark_step = ? WHERE id = ?', mark.ceiling, mark.step, runId);
   }
 
-  async reapCrashed(instanceId: number, isDead: (worker: string) => boolean): Promise<RunInfo[]> {
+  async reapCrashed(instanceId: number, isDead: (worker: string, node: string | null) => boolean): Promise<RunInfo[]> {
     const now = Date.now();
     // Read first: a healthy instance needs no write, so a second process never waits on the lock.
     const candidates = this.#db
@@ -40,7 +40,12 @@ export class SqliteLeases implements LeaseStore {
          WHERE r.instance_id = ? AND r.outcome = 'running'`,
         instanceId,
       )
-      .filter((row) => Number(row.lease_expires_at) < now || Number(row.shard_run) !== Number(row.id) || isDead(String(row.worker)));
+      .filter(
+        (row) =>
+          Number(row.lease_expires_at) < now ||
+          Number(row.shard_run) !== Number(row.id) ||
+          isDead(String(row.worker), row.worker_node === null ? null : String(row.worker_node)),
+      );
     if (candidates.length === 0) return [];
     return this.#db.write(() => {
       const reaped: RunInfo[] = [];
@@ -62,7 +67,7 @@ export class SqliteLeases implements LeaseStore {
     });
   }
 
-  async claim(instance: InstanceInfo, worker: string, leaseMs: number): Promise<Lease | null> {
+  async claim(instance: InstanceInfo, worker: string, leaseMs: number, node?: string): Promise<Lease | null> {
     const free = `SELECT * FROM shards WHERE instance_id = ? AND generation = ? AND status != 'completed' AND (lease_owner IS NULL OR lease_expires_at < ?) ORDER BY id LIMIT 1`;
     // Read first: nothing to claim takes no write lock. Then again under the lock.
     if (this.#db.get(free, instance.id, instance.generation, Date.now()) === undefined) return null;
@@ -77,9 +82,21 @@ export class SqliteLeases implements LeaseStore {
       this.#db.run(`UPDATE runs SET outcome = ${REAPED_OUTCOME_SQL}, ended_at = heartbeat_at WHERE shard_id = ? AND outcome = 'running'`, shardId);
       const run = this.#db
         .statement(
-          'INSERT INTO runs (instance_id, generation, shard_id, shard, worker, token, started_at, heartbeat_at, start_processed, mark_processed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          'INSERT INTO runs (instance_id, generation, shard_id, shard, worker, worker_node, token, started_at, heartbeat_at, start_processed, mark_processed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
         )
-        .run(instance.id, instance.generation, shardId, String(shard.name), worker, token, now, now, Number(shard.processed), Number(shard.processed));
+        .run(
+          instance.id,
+          instance.generation,
+          shardId,
+          String(shard.name),
+          worker,
+          node ?? null,
+          token,
+          now,
+          now,
+          Number(shard.processed),
+          Number(shard.processed),
+        );
       const runId = Number(run.lastInsertRowid);
       this.#db.run(
         "UPDATE shards SET lease_owner = ?, lease_token = ?, lease_expires_at = ?, run_id = ?, status = 'running', updated_at = ? WHERE id = ?",
@@ -97,12 +114,17 @@ export class SqliteLeases implements LeaseStore {
   async holders(instanceId: number): Promise<HolderInfo[]> {
     return this.#db
       .all(
-        `SELECT s.name, s.lease_owner, s.lease_expires_at FROM shards s JOIN instances i ON i.id = s.instance_id AND i.generation = s.generation
-         WHERE s.instance_id = ? AND s.status != 'completed' AND s.lease_owner IS NOT NULL AND s.lease_expires_at >= ? ORDER BY s.id`,
+        `SELECT s.name, s.lease_owner, s.lease_expires_at, r.worker_node FROM shards s JOIN instances i ON i.id = s.instance_id AND i.generation = s.generation
+         LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = ? AND s.status != 'completed' AND s.lease_owner IS NOT NULL AND s.lease_expires_at >= ? ORDER BY s.id`,
         instanceId,
         Date.now(),
       )
-      .map((row) => ({ shard: String(row.name), worker: String(row.lease_owner), expiresAt: Number(row.lease_expires_at) }));
+      .map((row) => ({
+        shard: String(row.name),
+        worker: String(row.lease_owner),
+        node: row.worker_node === null ? null : String(row.worker_node),
+        expiresAt: Number(row.lease_expires_at),
+      }));
   }
 
   async heartbeat(lease: Lease, progress: RunProgress): Promise<boolean> {

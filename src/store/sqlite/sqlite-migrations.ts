@@ -247,6 +247,16 @@ export const sqliteMigrations: readonly { id: number; name: string; sql: string 
       ALTER TABLE checkpoints ADD COLUMN wrote_tx INTEGER;
     `,
   },
+  {
+    id: 7,
+    name: "where a run's worker runs: machine, PID namespace, process",
+    // A hostname is shared by host-network pods and cloned VMs; only a reaper on the same
+    // machine and PID namespace may judge a run by its pid (job/workers.ts). Older rows: NULL,
+    // judged by their lease alone.
+    sql: `
+      ALTER TABLE runs ADD COLUMN worker_node TEXT;
+    `,
+  },
 ];
 
 /**
