@@ -3,16 +3,12 @@ import { UsageError } from '../../errors.ts';
 
 export type SqlDialect = 'sqlite' | 'postgres' | 'mysql';
 
-/** A query as `pg` takes it: `queryMode: 'extended'` sends it as one prepared statement. */
-export interface PgQueryConfig {
-  text: string;
-  values: unknown[];
-  queryMode: 'extended';
-}
-
-/** The slice of `pg` a source uses: a `pg.Client`, a `pg.Pool` or anything with this method. */
+/**
+ * The slice of `pg` a source uses: a `pg.Client`, a `pg.Pool` or anything with this method. The
+ * query comes as `pg` takes it: `queryMode: 'extended'` sends it as one prepared statement.
+ */
 export interface PgQuerier {
-  query(config: PgQueryConfig): Promise<{ rows: Record<string, unknown>[] }>;
+  query(config: { text: string; values: unknown[]; queryMode: 'extended' }): Promise<{ rows: Record<string, unknown>[] }>;
 }
 
 /** The slice of `mysql2/promise` a source uses: a connection or a pool (prepared statements). */
