@@ -125,6 +125,48 @@ for (const factory of selectedStoreFactories().filter((candidate) => candidate.p
     });
   }
 
+  for (const concurrency of [1, 4]) {
+    test(`${factory.name}: with no retry and no dead letters (rows go straight to the buffer), a query sees every row its record wrote, also after its first query, and a failed run commits no row past its last checkpoint (concurrency ${concurrency})`, {
+      skip,
+    }, async () => {
+      const { store, dispose, exec } = await factory.create();
+      try {
+        await createTables(store, exec);
+        const seen: number[] = [];
+        let failAt: number | undefined = 777;
+        const job = defineJob<number>({
+          name: 'batch-direct',
+          source: () => range(0, 1_000),
+          checkpoint: { every: 300 },
+          concurrency,
+          async process(n, ctx) {
+            ctx.tx.insert('batch_out', { n, label: 'a' });
+            if (n % 100 === 50) {
+              await ctx.tx.query(`SELECT count(*) AS c FROM batch_out WHERE n = ${p(1)}`, [n]);
+              // Written after the record's first query: its second one must still see it.
+              ctx.tx.insert('batch_out', { n: 10_000 + n, label: 'b' });
+              const { rows } = await ctx.tx.query<{ c: number | string }>(`SELECT count(*) AS c FROM batch_out WHERE n IN (${p(1)}, ${p(2)})`, [n, 10_000 + n]);
+              seen.push(Number(rows[0]?.c));
+            }
+            if (n === failAt) throw new Error('fails the run');
+            await new Promise((resolve) => setImmediate(resolve));
+          },
+        });
+        const failed = await runJob(job, { store });
+        assert.equal(failed.outcome, 'failed');
+        // The chunk holding record 777 (from 600) was rolled back, with the rows of records in flight beside it.
+        assert.deepEqual((await readRows(store, 'SELECT count(*) AS c, max(n) AS hi FROM batch_out WHERE n < 10000'))[0], { c: 600, hi: 599 });
+        failAt = undefined;
+        const summary = await runJob(job, { store });
+        assert.equal(summary.outcome, 'completed', summary.error);
+        assert.deepEqual((await readRows(store, 'SELECT count(*) AS c FROM batch_out'))[0], { c: 1_010 });
+        assert.ok(seen.length >= 10 && seen.every((count) => count === 2), `each record's second query saw both its rows: ${seen.join(', ')}`);
+      } finally {
+        await dispose();
+      }
+    });
+  }
+
   test(`${factory.name}: a buffered row the database refuses fails the chunk; the checkpoint stays at the last good boundary`, { skip }, async () => {
     const { store, dispose, exec } = await factory.create();
     try {

@@ -30,7 +30,8 @@ export interface ChunkWrites {
 /**
  * One attempt of one record at the shard's transaction (`ctx.tx`). Buffered writes are staged
  * here and reach the chunk's buffer only when the attempt succeeds, so a failed attempt that can
- * be retried or dead-lettered leaves no row behind. The first `query` takes the baton, sends the
+ * be retried or dead-lettered leaves no row behind; with no savepoint (nothing to retry or
+ * dead-letter: a failure fails the run and rolls the chunk back) they go to the buffer at once. The first `query` takes the baton, sends the
  * buffered writes of records already finished (outside this record's savepoint, so a rollback
  * cannot undo them), opens the record's savepoint, then sends the record's own staged writes, so
  * the query sees them. `finish` releases the savepoint (the writes join the chunk) or rolls back to
@@ -82,6 +83,9 @@ export class RecordTx implements TxHandle {
     if (this.#staged > 0) {
       this.#unstage(true);
       await this.#chunk.buffer.flush(this.#sql);
+    } else if (!this.#savepoint) {
+      // The record's writes went straight to the chunk's buffer (see #stage): sent first, so the query sees them.
+      await this.#chunk.buffer.flush(this.#sql);
     }
     return this.#sql.query<Row>(text, params);
   }
@@ -105,6 +109,14 @@ export class RecordTx implements TxHandle {
 
   #stage(kind: BatchKind, table: string, row: { readonly [column: string]: unknown }, key: readonly string[]): void {
     if (this.#finished) throw new Error(`ctx.tx.${kind} was called after its record finished; call it inside process()`);
+    if (!this.#savepoint) {
+      // Speed: with no savepoint a failed record fails the run, and the chunk is rolled back with
+      // every buffered row, so there is nothing to keep apart: the write joins the chunk's buffer
+      // at once, instead of being staged and copied there when the record ends (the default
+      // job's path: ~10 % of the CPU time of 1,000,000 buffered inserts).
+      this.#chunk.buffer.add(kind, table, row, key);
+      return;
+    }
     const at = this.#staged++;
     this.#kinds[at] = kind;
     this.#tables[at] = table;
@@ -116,18 +128,20 @@ export class RecordTx implements TxHandle {
   #unstage(keep: boolean): void {
     const count = this.#staged;
     this.#staged = 0;
-    if (keep) {
-      const buffer = this.#chunk.buffer;
-      for (let at = 0; at < count; at++)
+    const buffer = this.#chunk.buffer;
+    const rows = this.#rows;
+    for (let at = 0; at < count; at++) {
+      if (keep)
         buffer.add(
           this.#kinds[at] as BatchKind,
           this.#tables[at] as string,
-          this.#rows[at] as { readonly [column: string]: unknown },
+          rows[at] as { readonly [column: string]: unknown },
           this.#keys[at] as readonly string[],
         );
+      // Rows are the job's objects: not kept alive past their record (cleared here, not by
+      // Array#fill, a builtin call that cost more than the loop for the one row most records stage).
+      rows[at] = EMPTY_ROW;
     }
-    // Rows are the job's objects: not kept alive past their record.
-    this.#rows.fill(EMPTY_ROW, 0, count);
   }
 
   #enter(): Promise<void> {
