@@ -104,7 +104,14 @@ const NAMED = new Set(['TypeError', 'ReferenceError', 'RangeError', 'SyntaxError
 /** One line for an error raised by a job's code: `TypeError: x is not a function at jobs/x.ts:12:7`. */
 export function describeJobError(error: unknown, jobFile?: string): string {
   const message = firstLine(error);
-  const named = error instanceof Error && NAMED.has(error.name) && !message.startsWith(error.name) ? `${error.name}: ${message}` : message;
-  const where = errorLocation(error, jobFile);
+  let named = message;
+  let where: string | undefined;
+  // A hostile error (a getter that throws on name or stack) is described by its message alone.
+  try {
+    if (error instanceof Error && NAMED.has(error.name) && !message.startsWith(error.name)) named = `${error.name}: ${message}`;
+    where = errorLocation(error, jobFile);
+  } catch {
+    where = undefined;
+  }
   return where === undefined ? named : `${named} at ${where}`;
 }

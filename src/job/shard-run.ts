@@ -295,10 +295,8 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     await loop.run();
   } catch (error) {
     if (error instanceof FencedError) lostReason = error.message;
-    else if (!loop.failed) {
-      loop.failed = true;
-      loop.failure = error;
-    }
+    // The loop itself failed, not a record: the chunk's buffered writes, its commit, a progress mark.
+    else if (!loop.failed) loop.fail(error, loop.dispatched, 'checkpoint');
   } finally {
     clearInterval(heartbeat);
     input.signal?.removeEventListener('abort', onExternalStop);
