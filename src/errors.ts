@@ -139,12 +139,18 @@ export function firstLine(error: unknown): string {
 function describe(error: unknown): string {
   // `reject()` and `throw undefined` still fail: say so rather than print a bare "undefined".
   if (error === undefined) return 'undefined (thrown or rejected with no reason)';
-  if (error instanceof Error) return error.message === '' ? error.name : error.message;
-  const text = String(error);
-  if (text !== '[object Object]') return text;
+  // A message getter that throws, a toString that does: the error is still the record's, and is
+  // still described (and dead-lettered), not turned into a failure of the run.
   try {
-    return JSON.stringify(error) ?? text;
-  } catch {
-    return text;
+    if (error instanceof Error) return error.message === '' ? error.name : String(error.message);
+    const text = String(error);
+    if (text !== '[object Object]') return text;
+    try {
+      return JSON.stringify(error) ?? text;
+    } catch {
+      return text;
+    }
+  } catch (thrown) {
+    return `an error that cannot be read (reading it threw ${thrown instanceof Error ? thrown.name : typeof thrown})`;
   }
 }

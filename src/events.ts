@@ -18,7 +18,8 @@ export interface EventMap {
   };
   /** `processed`: how far the run got (with `atMost`, a bound from its progress mark). */
   'run:crashed': { shard: string; worker: string; runId: number; processed: number; atMost?: boolean };
-  'run:end': { shard: string; runId: number; outcome: string; processed: number; position: JsonValue | null; error?: string };
+  /** `recordedBy`: written by another worker, for a run that completed its shard and was gone before it said so. */
+  'run:end': { shard: string; runId: number; outcome: string; processed: number; position: JsonValue | null; error?: string; recordedBy?: string };
   checkpoint: { shard: string; seq: number; position: JsonValue | null; processed: number; records: number; ms: number };
   /** `wroteTx`: those of `skipped` whose chunk wrote through ctx.tx; unless `--on-drift resume`, the run is then `refused`. */
   'checkpoint:corrupt': { shard: string; skipped: number[]; usedSeq: number | null; wroteTx?: number[]; refused?: boolean };

@@ -19,8 +19,8 @@ function checkpointOf(store: string): unknown {
 }
 
 for (const [positions, pattern] of [
-  ['0,1,2,3,5,4,6,7', /record at position 4 failed: the source yielded position 4 after 5/],
-  ['0,1,2,3,3,4', /record at position 3 failed: the source yielded position 3 after 3/],
+  ['0,1,2,3,5,4,6,7', /the source failed after position 5: the source yielded position 4 after 5/],
+  ['0,1,2,3,3,4', /the source failed after position 3: the source yielded position 3 after 3/],
   ['0,1,2,3,undefined,5', /the source yielded a position that is not JSON \(undefined\)/],
   ['0,1,2,3,NaN,5', /the source yielded position NaN, which JSON cannot hold/],
 ] as const) {

@@ -132,7 +132,9 @@ for (const factory of selectedStoreFactories()) {
         await store.commit(tx, { position: 1, state: {}, processed: 1 }, { complete: true });
       }
       assert.equal(await store.claim(instance, 'w1', 60_000), null);
-      assert.equal(await store.completeIfDone(instance.id, instance.generation), true);
+      assert.equal(await store.completeIfDone(instance.id, instance.generation), 'now');
+      // Exactly one call completes it (and so records the completion); the others find it done.
+      assert.equal(await store.completeIfDone(instance.id, instance.generation), 'before');
       const [latest] = await store.listInstances(instance.job);
       assert.equal(latest?.status, 'completed');
       const status = await store.status(instance.id);

@@ -76,7 +76,7 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
           exitAtOnce();
         },
         Math.min((options.drainMs ?? 10_000) + STOP_GRACE_MS, 2_147_483_647),
-      ).unref();
+      );
     },
     onForce: (signal) => {
       progress?.clear();
@@ -86,6 +86,11 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
   });
   let store: Store | undefined;
   let metrics: { onEvent: (event: RunEvent) => void; close(): Promise<void> } | undefined;
+  // While the job runs, the process stays up even when all it waits for is a promise that holds
+  // nothing open (a record or a source() that never settles): Node would otherwise end it with
+  // exit 13 and "unsettled top-level await", the run left running, instead of stopping it by a
+  // signal within the drain deadline. The CLI exits by itself once the command returns.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   try {
     const job = await loadJob(file);
     // prom-client is loaded only by the runs that serve metrics.
@@ -93,6 +98,7 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
     store = await openCliStore(options.store);
     return await runLoaded(job, store);
   } finally {
+    clearInterval(keepAlive);
     progress?.clear();
     shutdown.dispose();
     await store?.close();

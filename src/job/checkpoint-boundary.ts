@@ -1,3 +1,4 @@
+import { JobFailedError } from '../errors.ts';
 import type { JsonObject, JsonValue } from '../json.ts';
 import type { Lease, RunProgress, Store, Tx } from '../store/store.ts';
 import { asStoreError } from '../store/transient.ts';
@@ -5,6 +6,7 @@ import type { Baton } from './baton.ts';
 import type { CheckpointPolicy } from './policy.ts';
 import type { Emit } from './record-run.ts';
 import { type ChunkWrites, dialectOf } from './record-tx.ts';
+import { stateProblem } from './state-check.ts';
 import { WriteBuffer } from './write-buffer.ts';
 
 export interface BoundaryInput {
@@ -107,6 +109,9 @@ export class CheckpointBoundary implements ChunkWrites {
    */
   async commit(progress: Progress, complete: boolean, drainStarted: number): Promise<number> {
     const { store, lease, emit } = this.#input;
+    // Before anything is sent: a state JSON would give back as another type fails the run here.
+    const problem = stateProblem(progress.state);
+    if (problem !== undefined) throw new JobFailedError(`${problem}; a checkpoint keeps the state as JSON`, { shard: lease.shard });
     const sql = this.#tx.sql;
     if (sql !== undefined) await this.buffer.flush(sql);
     const run = {

@@ -109,7 +109,14 @@ const NAMED = new Set(['TypeError', 'ReferenceError', 'RangeError', 'SyntaxError
  */
 export function describeJobError(error: unknown, jobFile?: string): string {
   const message = redactText(firstLine(error));
-  const named = error instanceof Error && NAMED.has(error.name) && !message.startsWith(error.name) ? `${error.name}: ${message}` : message;
-  const where = errorLocation(error, jobFile);
+  let named = message;
+  let where: string | undefined;
+  // A hostile error (a getter that throws on name or stack) is described by its message alone.
+  try {
+    if (error instanceof Error && NAMED.has(error.name) && !message.startsWith(error.name)) named = `${error.name}: ${message}`;
+    where = errorLocation(error, jobFile);
+  } catch {
+    where = undefined;
+  }
   return where === undefined ? named : `${named} at ${where}`;
 }

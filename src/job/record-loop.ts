@@ -91,7 +91,13 @@ export class RecordLoop extends RecordSteps {
           await boundary.flushIfFull();
           break;
         case SOURCE: {
-          const more = await this.#untilWoken(this.input.cursor.more());
+          let more: boolean | undefined;
+          try {
+            more = await this.#untilWoken(this.input.cursor.more());
+          } catch (error) {
+            this.fail(error, this.dispatched, 'source');
+            return;
+          }
           if (more === false) {
             this.exhausted = true;
             return;

@@ -6,6 +6,9 @@ import type { ProgressMarker } from './progress-mark.ts';
 import { isThenable, type RecordRunInput } from './record-run.ts';
 import { type Slot, SlotPool } from './record-slots.ts';
 
+/** Where a run's failure came from (the failure line says which). */
+export type FailedIn = 'record' | 'source' | 'checkpoint';
+
 /** What `step` asks the loop's asynchronous half to await. */
 export type Step = number;
 export const STOP = 0;
@@ -63,6 +66,8 @@ export abstract class RecordSteps {
   /** Set by the first failure, whatever its value: a record may reject with `undefined`, which is still a failure. */
   failed = false;
   failure: unknown;
+  /** What failed: a record, the source (an error, a misplaced position) or the chunk's checkpoint (its writes, its commit). */
+  failedIn: FailedIn = 'record';
   failedPosition: JsonValue | null = null;
   /** The stop signal, as a field (an AbortSignal's `aborted` is a getter with a brand check, read per record). */
   protected stopped: boolean;
@@ -151,7 +156,11 @@ export abstract class RecordSteps {
         if (!(typeof position === 'number' && typeof previous === 'number' && position > previous && position !== Number.POSITIVE_INFINITY)) {
           const misplaced = positionProblem(previous, position);
           if (misplaced !== undefined) {
-            this.fail(new Error(`${misplaced}; a source must yield JSON positions in increasing order, strictly after the one it was given`), position);
+            this.fail(
+              new Error(`${misplaced}; a source must yield JSON positions in increasing order, strictly after the one it was given`),
+              position,
+              'source',
+            );
             return STOP;
           }
         }
@@ -249,10 +258,11 @@ export abstract class RecordSteps {
     if (++this.processed === this.mark) this.onReached(this.processed);
   }
 
-  protected fail(error: unknown, position: unknown): void {
+  fail(error: unknown, position: unknown, failedIn: FailedIn = 'record'): void {
     if (!this.failed) {
       this.failed = true;
       this.failure = error;
+      this.failedIn = failedIn;
       this.failedPosition = isJsonScalar(position) ? position : null;
     }
     this.input.stop.abort('failed');

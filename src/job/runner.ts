@@ -7,6 +7,7 @@ import { retryingStore } from '../store/retrying-store.ts';
 import type { InstanceInfo, RunInfo, Store } from '../store/store.ts';
 import type { AnyJob } from './define.ts';
 import { checkCompletedBy, type OnDrift, RestartForDrift } from './drift.ts';
+import { recordInstanceEnd } from './instance-end.ts';
 import { resolveParams } from './params.ts';
 import { type CheckpointPolicy, type CheckpointSpec, checkpointPolicy } from './policy.ts';
 import { retryPolicy } from './retry.ts';
@@ -183,6 +184,8 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   await store.ensureShards(instance, shardNames, { version: job.version ?? null });
 
   const results: ShardResult[] = [];
+  /** This process's runs: they record their own ends. */
+  const ownRuns = new Set<number>();
   /** When shard runs began ending on store errors with no commit since: bounds a flapping store. */
   let unavailableSince: number | undefined;
   const pollMs = Math.min(1000, Math.max(20, Math.floor(leaseMs / 4)));
@@ -193,6 +196,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     if (crashed.length > 0) policy.useHistory(await store.failureHistory(instance.id));
     const lease = await store.claim(instance, worker, leaseMs, localNode());
     if (lease !== null) {
+      ownRuns.add(lease.runId);
       let result: ShardResult;
       try {
         result = await runShard({
@@ -237,8 +241,10 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
       } else if (result.checkpoints > 0) unavailableSince = undefined;
       continue;
     }
-    if (await store.completeIfDone(instance.id, instance.generation)) {
-      if (results.some((result) => result.outcome === 'completed')) await emit('instance:complete', { job: job.name, generation: instance.generation });
+    const completion = await store.completeIfDone(instance.id, instance.generation);
+    if (completion !== false) {
+      // Only the worker that completed it records it: one completion, one instance:complete.
+      if (completion === 'now') await recordInstanceEnd({ store, instance, job: job.name, ownRuns, worker, emit });
       return summary('completed', results);
     }
     // Every unfinished shard is held. Nothing done yet: another live process has this instance,

@@ -107,6 +107,7 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
       await boundary.rollback();
       const where = loop.failedPosition ?? loop.dispatched;
       const described = describe(failure);
+      if (loop.failedIn !== 'record') return await release('failed', `${failedWhere(loop.failedIn, loop.dispatched)}: ${described}`, failure);
       await emit('record:error', { shard, position: where, error: described }, lease.runId);
       const limit = input.skipLimit > 0 ? ` (skip limit of ${input.skipLimit} dead letters reached)` : '';
       return await release('failed', `record at position ${JSON.stringify(where)} failed: ${described}${limit}`, failure);
@@ -134,6 +135,13 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
     if (error instanceof StoreUnavailableError) return await loseToStore(error);
     return await release('failed', describe(error), error);
   }
+}
+
+/** What failed, when it was not a record, and the last position dispatched. */
+function failedWhere(failedIn: 'source' | 'checkpoint', dispatched: JsonValue | null): string {
+  if (failedIn === 'source')
+    return dispatched === null ? 'the source failed before its first record' : `the source failed after position ${JSON.stringify(dispatched)}`;
+  return `the checkpoint at position ${dispatched === null ? 'start' : JSON.stringify(dispatched)} failed`;
 }
 
 export function sleepFor(ms: number): Promise<void> {

@@ -78,9 +78,13 @@ const PROGRESS_EVERY_MS = 200;
  * outcome — never left held by a live process.
  */
 export async function runShard(input: ShardRunInput): Promise<ShardResult> {
+  // Until the record loop has its own last words: a stop at once while the job hangs before its
+  // first record (in source(), size(), setup()) still ends the run as interrupted, not running.
+  const forgetEarlyWords = onStopAtOnce(() => input.store.release(input.lease, 'interrupted', { processed: 0 }));
   try {
-    return await processShard(input);
+    return await processShard(input, forgetEarlyWords);
   } catch (error) {
+    forgetEarlyWords();
     // Reached only when the shard could not start (its source or the store failed before the
     // record loop) or could not end cleanly: release it so no live process keeps it held.
     const { store, lease, emit } = input;
@@ -112,7 +116,7 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
   }
 }
 
-async function processShard(input: ShardRunInput): Promise<ShardResult> {
+async function processShard(input: ShardRunInput, forgetEarlyWords: () => void): Promise<ShardResult> {
   const { job, store, lease, policy } = input;
   const shard = lease.shard;
   // Stored events never join the chunk's transaction (every store appends them on their own
@@ -279,6 +283,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
       reworkMs = performance.now() - started - boundary.checkpointMs;
     });
   }
+  forgetEarlyWords();
   const forgetLastWords = onStopAtOnce(() => marker.final(loop.processed + loop.inFlight));
   const heartbeat = setInterval(() => {
     loop.wakeIfDue();
@@ -296,10 +301,8 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     await loop.run();
   } catch (error) {
     if (error instanceof FencedError) lostReason = error.message;
-    else if (!loop.failed) {
-      loop.failed = true;
-      loop.failure = error;
-    }
+    // The loop itself failed, not a record: the chunk's buffered writes, its commit, a progress mark.
+    else if (!loop.failed) loop.fail(error, loop.dispatched, 'checkpoint');
   } finally {
     clearInterval(heartbeat);
     input.signal?.removeEventListener('abort', onExternalStop);

@@ -2,6 +2,9 @@ import type { JsonObject, JsonValue } from '../json.ts';
 
 // The values the Store contract (store.ts) takes and returns; kept apart so the contract reads in one screen.
 
+/** What `completeIfDone` found: completed by this call, completed before it, or not complete. */
+export type Completion = 'now' | 'before' | false;
+
 /** Outcome of one run (one attempt at a shard by one process). */
 export type RunOutcome = 'running' | 'completed' | 'failed' | 'interrupted' | 'crashed' | 'lost';
 

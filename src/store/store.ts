@@ -3,6 +3,7 @@ import type {
   ChainHead,
   Checkpoint,
   CheckpointWrite,
+  Completion,
   DeadLetter,
   EffectEntry,
   EffectScope,
@@ -54,8 +55,11 @@ export interface InstanceStore {
   listShards(instanceId: number): Promise<ShardInfo[]>;
   /** Record the inputs (fingerprint, version, params hash) the shard's checkpoints are made from. */
   setInputs(lease: Lease, inputs: ShardInputs): Promise<void>;
-  /** Mark the instance completed if every shard of its generation is. */
-  completeIfDone(instanceId: number, generation: number): Promise<boolean>;
+  /**
+   * Mark the instance completed if every shard of its generation is: 'now' for the one call that
+   * did (it alone records the completion), 'before' when it already was, false when shards remain.
+   */
+  completeIfDone(instanceId: number, generation: number): Promise<Completion>;
 }
 
 /** Leases on shards, and the fencing tokens they carry. */

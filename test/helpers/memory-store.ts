@@ -8,6 +8,7 @@ import type {
   ChainHead,
   Checkpoint,
   CheckpointWrite,
+  Completion,
   DeadLetter,
   EffectEntry,
   EffectScope,
@@ -452,14 +453,14 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
     this.#progress(lease.runId, run, outcome);
   }
 
-  async completeIfDone(instanceId: number, generation: number): Promise<boolean> {
+  async completeIfDone(instanceId: number, generation: number): Promise<Completion> {
     const instance = this.#instanceRow(instanceId);
     if (instance.generation !== generation) return false;
-    if (instance.status === 'completed') return true;
+    if (instance.status === 'completed') return 'before';
     if (this.#currentShards(instanceId).some((shard) => shard.status !== 'completed')) return false;
     instance.status = 'completed';
     instance.completedAt = Date.now();
-    return true;
+    return 'now';
   }
 
   async chainHead(instanceId: number): Promise<ChainHead | undefined> {

@@ -1,6 +1,6 @@
 import type { JsonObject } from '../../json.ts';
 import { type Row, toInstance, toShard } from '../rows.ts';
-import type { InstanceInfo, InstanceStore, Lease, ShardInfo, ShardInputs } from '../store.ts';
+import type { Completion, InstanceInfo, InstanceStore, Lease, ShardInfo, ShardInputs } from '../store.ts';
 import { type MysqlDriver, NOW } from './mysql-driver.ts';
 
 /** Job instances and their shards on MySQL/MariaDB. */
@@ -73,15 +73,15 @@ export class MysqlInstances implements InstanceStore {
     ]);
   }
 
-  async completeIfDone(instanceId: number, generation: number): Promise<boolean> {
+  async completeIfDone(instanceId: number, generation: number): Promise<Completion> {
     const p = this.#db.p;
     const changed = await this.#db.query(
       `UPDATE ${p}instances SET status = 'completed', completed_at = ${NOW} WHERE id = ? AND generation = ? AND status = 'open'
        AND NOT EXISTS (SELECT 1 FROM ${p}shards WHERE instance_id = ? AND generation = ? AND status <> 'completed')`,
       [instanceId, generation, instanceId, generation],
     );
-    if (changed.affectedRows > 0) return true;
+    if (changed.affectedRows > 0) return 'now';
     const rows = await this.#db.rows(`SELECT status FROM ${p}instances WHERE id = ?`, [instanceId]);
-    return rows[0]?.status === 'completed';
+    return rows[0]?.status === 'completed' ? 'before' : false;
   }
 }

@@ -1,6 +1,6 @@
 import type { JsonObject } from '../../json.ts';
 import { type Row, toInstance, toShard } from '../rows.ts';
-import type { InstanceInfo, InstanceStore, Lease, ShardInfo, ShardInputs } from '../store.ts';
+import type { Completion, InstanceInfo, InstanceStore, Lease, ShardInfo, ShardInputs } from '../store.ts';
 import { NOW, type PostgresDriver } from './postgres-driver.ts';
 
 /** Job instances and their shards on PostgreSQL. */
@@ -72,15 +72,15 @@ export class PostgresInstances implements InstanceStore {
     ]);
   }
 
-  async completeIfDone(instanceId: number, generation: number): Promise<boolean> {
+  async completeIfDone(instanceId: number, generation: number): Promise<Completion> {
     const s = this.#db.s;
     const changed = await this.#db.query(
       `UPDATE ${s}instances SET status = 'completed', completed_at = ${NOW} WHERE id = $1 AND generation = $2 AND status = 'open'
        AND NOT EXISTS (SELECT 1 FROM ${s}shards WHERE instance_id = $1 AND generation = $2 AND status <> 'completed') RETURNING id`,
       [instanceId, generation],
     );
-    if (changed.length > 0) return true;
+    if (changed.length > 0) return 'now';
     const rows = await this.#db.query(`SELECT status FROM ${s}instances WHERE id = $1`, [instanceId]);
-    return rows[0]?.status === 'completed';
+    return rows[0]?.status === 'completed' ? 'before' : false;
   }
 }

@@ -1,6 +1,6 @@
 import type { JsonObject } from '../../json.ts';
 import { type Row, toInstance, toShard } from '../rows.ts';
-import type { InstanceInfo, InstanceStore, Lease, ShardInfo, ShardInputs } from '../store.ts';
+import type { Completion, InstanceInfo, InstanceStore, Lease, ShardInfo, ShardInputs } from '../store.ts';
 import type { SqliteDriver } from './sqlite-driver.ts';
 
 /** Job instances and their shards in a SQLite store. */
@@ -85,7 +85,7 @@ export class SqliteInstances implements InstanceStore {
     });
   }
 
-  async completeIfDone(instanceId: number, generation: number): Promise<boolean> {
+  async completeIfDone(instanceId: number, generation: number): Promise<Completion> {
     return this.#db.write(() => {
       const changed = this.#db.run(
         `UPDATE instances SET status = 'completed', completed_at = ? WHERE id = ? AND generation = ? AND status = 'open'
@@ -97,7 +97,7 @@ export class SqliteInstances implements InstanceStore {
         generation,
       );
       const row = this.#db.get('SELECT status FROM instances WHERE id = ?', instanceId);
-      return changed > 0 || row?.status === 'completed';
+      return changed > 0 ? 'now' : row?.status === 'completed' ? 'before' : false;
     });
   }
 }
