@@ -55,6 +55,20 @@ it('--host beyond loopback without a token exits 2 with one line', async () => {
   assert.match(result.stderr, /--token/);
 });
 
+it('a blank, spaced or short token is refused with one line, exit 2 (dashboard and worker metrics alike)', async () => {
+  for (const bad of [' '.repeat(12), `${'a'.repeat(8)}    `, 'short', 'has a space in it']) {
+    const dashboard = await runCli(['dashboard', '--store', store, '--host', '0.0.0.0', '--token', bad]);
+    assert.equal(dashboard.code, 2, `dashboard --token ${JSON.stringify(bad)}: ${dashboard.stderr}`);
+    assert.ok(isOneLineError(dashboard.stderr), dashboard.stderr);
+    assert.match(dashboard.stderr, /at least 12 characters with no spaces/);
+    const env = { CKPT_DASHBOARD_TOKEN: bad };
+    assert.equal((await runCli(['dashboard', '--store', store], { env })).code, 2, `$CKPT_DASHBOARD_TOKEN=${JSON.stringify(bad)}`);
+    const metrics = await runCli(['run', fixture('dashboard-job.ts'), '--store', store, '--metrics-port', '0', '--metrics-token', bad]);
+    assert.equal(metrics.code, 2, `run --metrics-token ${JSON.stringify(bad)}: ${metrics.stderr}`);
+    assert.ok(isOneLineError(metrics.stderr), metrics.stderr);
+  }
+});
+
 it('a store path with no store exits 2 with one line, creating nothing', async () => {
   const result = await runCli(['dashboard', '--store', `sqlite:${join(dir, 'nothing-here.db')}`]);
   assert.equal(result.code, 2);

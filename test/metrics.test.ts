@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, it } from 'node:test';
@@ -11,7 +12,7 @@ import { runJob } from '../src/job/runner.ts';
 import { serveMetrics } from '../src/metrics/metrics-server.ts';
 import { RunMetrics } from '../src/metrics/run-metrics.ts';
 import { openStore } from '../src/store/open-store.ts';
-import { fixture, repoRoot, spawnCli, tempDir } from './helpers/cli.ts';
+import { fixture, isOneLineError, repoRoot, runCli, spawnCli, tempDir } from './helpers/cli.ts';
 
 const dir = tempDir('ckpt-metrics-');
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -145,6 +146,76 @@ it("a worker's metrics and the dashboard's /metrics agree with the run's summary
     await reopened.close();
   }
 });
+
+it("a worker's /metrics is guarded as the dashboard is: loopback Host only without a token, the token on every request with one", {
+  timeout: 60_000,
+}, async () => {
+  // Off loopback without a token: refused before anything runs, one line, exit 2.
+  const open = await runCli([
+    'run',
+    fixture('dashboard-job.ts'),
+    '--store',
+    `sqlite:${join(dir, 'guard.db')}`,
+    '--metrics-port',
+    '0',
+    '--metrics-host',
+    '0.0.0.0',
+  ]);
+  assert.equal(open.code, 2, open.stderr);
+  assert.ok(isOneLineError(open.stderr), open.stderr);
+  assert.match(open.stderr, /--metrics-token/);
+
+  const registry = new RunMetrics().registry;
+  const loopback = await serveMetrics(registry, 0, '127.0.0.1');
+  try {
+    assert.equal((await get(`${loopback.url}/metrics`)).status, 200);
+    assert.equal((await get(`${loopback.url}/metrics`, { host: 'attacker.example' })).status, 403, 'DNS rebinding: a foreign Host');
+  } finally {
+    await loopback.close();
+  }
+  const token = 'metrics-token-0123456789';
+  const guarded = await serveMetrics(registry, 0, '127.0.0.1', token);
+  try {
+    assert.equal((await get(`${guarded.url}/metrics`)).status, 401);
+    assert.equal((await get(`${guarded.url}/metrics`, { authorization: 'Bearer wrong-token-0123456789' })).status, 401);
+    assert.equal((await get(`${guarded.url}/metrics`, { authorization: `Bearer ${token}`, host: 'metrics.internal:9464' })).status, 200);
+  } finally {
+    await guarded.close();
+  }
+  // And from the CLI: the flag (or $CKPT_METRICS_TOKEN) makes the worker demand it.
+  const run = spawnCli(['run', fixture('dashboard-job.ts'), '--store', `sqlite:${join(dir, 'guard.db')}`, '--metrics-port', '0', '--json'], {
+    env: { ...jobEnv, CKPT_METRICS_TOKEN: token },
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    run.child.stderr?.on('data', (chunk: Buffer) => {
+      const found = /metrics on (http:\S+)/.exec(String(chunk));
+      if (found) resolve(found[1] as string);
+    });
+    run.child.on('exit', () => reject(new Error('the run ended before it served metrics')));
+  });
+  try {
+    assert.equal((await get(url)).status, 401);
+    assert.equal((await get(url, { authorization: `Bearer ${token}` })).status, 200);
+  } finally {
+    run.child.kill('SIGKILL');
+    await run.done;
+  }
+});
+
+/** A GET with chosen headers (fetch would not let a test set Host). */
+function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    request(url, { headers }, (response) => {
+      let body = '';
+      response.setEncoding('utf8').on('data', (chunk: string) => {
+        body += chunk;
+      });
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
 
 it("import 'checkpointed' loads neither prom-client nor the dashboard (only ckpt's metrics and dashboard paths do)", () => {
   const script = `import { registerHooks } from 'node:module';

@@ -104,7 +104,8 @@ function program(io: CliIo, exit: { code: number }): Command {
     .addOption(
       new Option('--metrics-port <port>', 'serve Prometheus metrics of this worker at /metrics on this port while it runs').argParser(port('--metrics-port')),
     )
-    .addOption(new Option('--metrics-host <host>', 'address the metrics listen on (default 127.0.0.1)'))
+    .addOption(new Option('--metrics-host <host>', 'address the metrics listen on (default 127.0.0.1); any but loopback needs a token'))
+    .addOption(new Option('--metrics-token <token>', 'require this token on every metrics request (default: $CKPT_METRICS_TOKEN)'))
     .action(async (file: string, options) => {
       exit.code = await runCommand(file, options, io);
     });

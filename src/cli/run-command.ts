@@ -6,6 +6,7 @@ import type { CheckpointSpec } from '../job/policy.ts';
 import { type RunSummary, runJob } from '../job/runner.ts';
 import { shutdownOnSignals } from '../job/shutdown.ts';
 import { recordStopAtOnce } from '../job/stop-at-once.ts';
+import { checkServeToken, METRICS_ACCESS } from '../metrics/http-access.ts';
 import type { Store } from '../store/store.ts';
 import { describeCorrupt, formatCount, formatMs, formatParams, formatPosition } from './format.ts';
 import { loadJob, parseParams } from './load-job.ts';
@@ -34,6 +35,7 @@ export interface RunCommandOptions {
   /** Serve Prometheus metrics of this worker on this port (0: any free port) while it runs. */
   metricsPort?: number;
   metricsHost?: string;
+  metricsToken?: string;
 }
 
 /** How long past the drain deadline a stopping run may take to save and report. */
@@ -92,9 +94,13 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
   // signal within the drain deadline. The CLI exits by itself once the command returns.
   const keepAlive = setInterval(() => undefined, 1 << 30);
   try {
+    const metricsToken = options.metricsToken ?? (io.env.CKPT_METRICS_TOKEN || undefined);
+    // Refused before the job is even loaded: a worker's metrics name its job, shards and errors.
+    if (options.metricsPort !== undefined) checkServeToken(options.metricsHost ?? '127.0.0.1', metricsToken, METRICS_ACCESS);
     const job = await loadJob(file);
     // prom-client is loaded only by the runs that serve metrics.
-    if (options.metricsPort !== undefined) metrics = await (await import('../metrics/worker-metrics.ts')).startWorkerMetrics(options, io.stderr);
+    if (options.metricsPort !== undefined)
+      metrics = await (await import('../metrics/worker-metrics.ts')).startWorkerMetrics({ ...options, metricsToken }, io.stderr);
     store = await openCliStore(options.store);
     return await runLoaded(job, store);
   } finally {

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { UsageError } from '../errors.ts';
+import { hostHeaderIsLoopback, presentedToken, tokenMatches } from './http-access.ts';
 
 export interface ListeningServer {
   /** Base URL, e.g. http://127.0.0.1:9464 (the port the OS chose when 0 was asked). */
@@ -32,10 +33,23 @@ export async function listen(server: Server, port: number, host: string, flag: s
   };
 }
 
-/** `GET /metrics` for one worker (`ckpt run --metrics-port`): the registry its events feed. */
-export function serveMetrics(registry: Registry, port: number, host: string): Promise<ListeningServer> {
+/**
+ * `GET /metrics` for one worker (`ckpt run --metrics-port`): the registry its events feed. Guarded
+ * as the dashboard is: with a token every request must carry it (`Authorization: Bearer`, or
+ * `?token=`); without one, a request whose Host is not loopback is refused (DNS rebinding).
+ */
+export function serveMetrics(registry: Registry, port: number, host: string, token?: string): Promise<ListeningServer> {
   const server = createServer((request, response) => {
-    if (request.method !== 'GET' || request.url?.split('?')[0] !== '/metrics') {
+    const url = new URL(request.url ?? '/', 'http://metrics.invalid');
+    if (token !== undefined ? !tokenMatches(presentedToken(request, url), token) : !hostHeaderIsLoopback(request)) {
+      const [status, text] =
+        token !== undefined
+          ? [401, 'a token is required: send Authorization: Bearer …']
+          : [403, 'served on loopback only; give --metrics-token to serve other hosts'];
+      response.writeHead(status, { 'content-type': 'text/plain' }).end(`ckpt metrics: ${text}\n`);
+      return;
+    }
+    if (request.method !== 'GET' || url.pathname !== '/metrics') {
       response.writeHead(404, { 'content-type': 'text/plain' }).end('not found: metrics are at /metrics\n');
       return;
     }

@@ -1,4 +1,5 @@
 import type { RunEvent } from '../events.ts';
+import { checkServeToken, METRICS_ACCESS } from './http-access.ts';
 import { serveMetrics } from './metrics-server.ts';
 import { RunMetrics } from './run-metrics.ts';
 
@@ -7,11 +8,13 @@ import { RunMetrics } from './run-metrics.ts';
  * printed on stderr (stdout carries the run's JSON lines), so `--metrics-port 0` can be found.
  */
 export async function startWorkerMetrics(
-  options: { metricsPort?: number; metricsHost?: string; quiet?: boolean },
+  options: { metricsPort?: number; metricsHost?: string; metricsToken?: string; quiet?: boolean },
   stderr: { write(text: string): unknown },
 ): Promise<{ onEvent: (event: RunEvent) => void; close(): Promise<void> }> {
+  const host = options.metricsHost ?? '127.0.0.1';
+  checkServeToken(host, options.metricsToken, METRICS_ACCESS);
   const metrics = new RunMetrics();
-  const server = await serveMetrics(metrics.registry, options.metricsPort ?? 0, options.metricsHost ?? '127.0.0.1');
+  const server = await serveMetrics(metrics.registry, options.metricsPort ?? 0, host, options.metricsToken);
   if (!options.quiet || options.metricsPort === 0) stderr.write(`metrics on ${server.url}/metrics\n`);
   return { onEvent: metrics.onEvent, close: () => server.close() };
 }

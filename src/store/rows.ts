@@ -29,6 +29,28 @@ export function toEffect(key: string, row: Row): EffectEntry {
   };
 }
 
+/** The most of an error a dead letter keeps, in UTF-8 bytes: half of MySQL's TEXT (65,535 bytes). */
+export const MAX_ERROR_BYTES = 32_768;
+
+/**
+ * An error text every backend can store. A letter that cannot be written blocks its job for good
+ * (the skip limit counts a failure no one can see, every rerun meets it again), so the text gives
+ * way instead: NUL, which PostgreSQL's TEXT refuses, is written `\0`; a lone surrogate becomes
+ * U+FFFD; past MAX_ERROR_BYTES the text is cut at a character and a marker says how long it was.
+ */
+export function storableError(text: string): string {
+  const clean = text.replaceAll('\0', '\\0').replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+  const bytes = Buffer.byteLength(clean);
+  if (bytes <= MAX_ERROR_BYTES) return clean;
+  const marker = ` … [truncated: ${bytes} bytes in all]`;
+  // A cut inside a character decodes to U+FFFD at the end: dropped, so the text ends on a whole one.
+  const head = Buffer.from(clean)
+    .subarray(0, MAX_ERROR_BYTES - Buffer.byteLength(marker))
+    .toString('utf8')
+    .replace(/\uFFFD$/, '');
+  return `${head}${marker}`;
+}
+
 /** The values of a new dead-letter row, in the column order both SQL stores insert them. */
 export function deadLetterValues(lease: Lease, letter: NewDeadLetter): (string | number | null)[] {
   return [
@@ -38,7 +60,7 @@ export function deadLetterValues(lease: Lease, letter: NewDeadLetter): (string |
     lease.shard,
     JSON.stringify(letter.position),
     JSON.stringify(letter.record),
-    letter.error,
+    storableError(letter.error),
     letter.attempts,
     lease.runId > 0 ? lease.runId : null,
   ];

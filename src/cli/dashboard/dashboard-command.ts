@@ -1,7 +1,6 @@
-import { UsageError } from '../../errors.ts';
+import { checkServeToken } from '../../metrics/http-access.ts';
 import { chainKeyFinder } from '../../secret.ts';
 import { type CliIo, openCliStore, secretKeyFileFor } from '../shared.ts';
-import { isLoopback } from './access.ts';
 import { startDashboard } from './server.ts';
 
 export interface DashboardCommandOptions {
@@ -15,12 +14,7 @@ export interface DashboardCommandOptions {
 export async function dashboardCommand(options: DashboardCommandOptions, io: CliIo): Promise<number> {
   const token = options.token ?? (io.env.CKPT_DASHBOARD_TOKEN || undefined);
   // Checked before anything is opened: the page shows every job's params, workers and errors.
-  if (!isLoopback(options.host) && token === undefined) {
-    throw new UsageError(
-      `--host ${options.host} serves the dashboard beyond this machine: give --token T (or set $CKPT_DASHBOARD_TOKEN) so every request must carry it`,
-    );
-  }
-  if (token !== undefined && token.length < 12) throw new UsageError('the dashboard token must be at least 12 characters; e.g. openssl rand -hex 16');
+  checkServeToken(options.host, token, { server: 'the dashboard', hostFlag: '--host', tokenFlag: '--token', tokenEnv: 'CKPT_DASHBOARD_TOKEN' });
   const store = await openCliStore(options.store, { existing: true });
   try {
     const chainKey = chainKeyFinder(io.env, secretKeyFileFor(options.store));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { isLoopback } from './access.ts';
+import { isLoopback } from '../../metrics/http-access.ts';
 import { redactJson, redactText } from './redact.ts';
 
 it('redacts secret-named fields at any depth and passwords in URLs, and leaves the rest', () => {

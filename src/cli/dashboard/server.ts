@@ -1,10 +1,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { firstLine } from '../../errors.ts';
 import { isDeadLocalWorker } from '../../job/workers.ts';
+import { hostHeaderIsLoopback, presentedToken, TOKEN_COOKIE, tokenMatches } from '../../metrics/http-access.ts';
 import { type ListeningServer, listen } from '../../metrics/metrics-server.ts';
 import type { RunInfo, ShardInfo, Store } from '../../store/store.ts';
 import { formatMs } from '../format.ts';
-import { hostHeaderIsLoopback, presentedToken, TOKEN_COOKIE, tokenMatches } from './access.ts';
 import { ChainChecker } from './chain-check.ts';
 import { instanceView, type Liveness, type ShardQuery } from './instance-view.ts';
 import { overviewView } from './overview-view.ts';

@@ -1,4 +1,4 @@
-import { deadLetterValues, toDeadLetter } from '../rows.ts';
+import { deadLetterValues, storableError, toDeadLetter } from '../rows.ts';
 import type { DeadLetter, DeadLetterStore, Lease, NewDeadLetter, Tx } from '../store.ts';
 import { type MysqlDriver, NOW } from './mysql-driver.ts';
 import { finishTx, ownTx } from './mysql-tx.ts';
@@ -49,6 +49,6 @@ export class MysqlDeadLetters implements DeadLetterStore {
   }
 
   async noteDeadLetterRetry(id: number, error: string): Promise<void> {
-    await this.#db.query(`UPDATE ${this.#db.p}dead_letters SET error = ?, attempts = attempts + 1 WHERE id = ?`, [error, id]);
+    await this.#db.query(`UPDATE ${this.#db.p}dead_letters SET error = ?, attempts = attempts + 1 WHERE id = ?`, [storableError(error), id]);
   }
 }

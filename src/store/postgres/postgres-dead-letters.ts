@@ -1,4 +1,4 @@
-import { deadLetterValues, toDeadLetter } from '../rows.ts';
+import { deadLetterValues, storableError, toDeadLetter } from '../rows.ts';
 import type { DeadLetter, DeadLetterStore, Lease, NewDeadLetter, Tx } from '../store.ts';
 import { NOW, type PostgresDriver } from './postgres-driver.ts';
 import { finishTx, inTx } from './postgres-tx.ts';
@@ -45,6 +45,6 @@ export class PostgresDeadLetters implements DeadLetterStore {
   }
 
   async noteDeadLetterRetry(id: number, error: string): Promise<void> {
-    await this.#db.query(`UPDATE ${this.#db.s}dead_letters SET error = $1, attempts = attempts + 1 WHERE id = $2`, [error, id]);
+    await this.#db.query(`UPDATE ${this.#db.s}dead_letters SET error = $1, attempts = attempts + 1 WHERE id = $2`, [storableError(error), id]);
   }
 }

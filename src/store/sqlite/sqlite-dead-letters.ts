@@ -1,4 +1,4 @@
-import { deadLetterValues, toDeadLetter } from '../rows.ts';
+import { deadLetterValues, storableError, toDeadLetter } from '../rows.ts';
 import type { DeadLetter, DeadLetterStore, Lease, NewDeadLetter, Tx } from '../store.ts';
 import type { SqliteDriver } from './sqlite-driver.ts';
 import { finishTx, ownTx } from './sqlite-tx.ts';
@@ -41,6 +41,6 @@ export class SqliteDeadLetters implements DeadLetterStore {
   }
 
   async noteDeadLetterRetry(id: number, error: string): Promise<void> {
-    this.#db.write(() => this.#db.run('UPDATE dead_letters SET error = ?, attempts = attempts + 1 WHERE id = ?', error, id));
+    this.#db.write(() => this.#db.run('UPDATE dead_letters SET error = ?, attempts = attempts + 1 WHERE id = ?', storableError(error), id));
   }
 }

@@ -1,6 +1,36 @@
+// Who may read what our HTTP servers serve (the dashboard, a worker's /metrics): one rule for both.
+// Without a token, loopback only, and only requests that name a loopback Host; with one, every
+// request carries it. The token is checked when the server starts, before anything is opened.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
+import { UsageError } from '../errors.ts';
+
+/** How `ckpt run --metrics-port` names its flags in the refusals of checkServeToken. */
+export const METRICS_ACCESS = { server: "the worker's metrics", hostFlag: '--metrics-host', tokenFlag: '--metrics-token', tokenEnv: 'CKPT_METRICS_TOKEN' };
+
+/** Fewer characters than this is a password, not a token; `openssl rand -hex 16` gives 32. */
+export const MIN_TOKEN_LENGTH = 12;
+
+/**
+ * The token a server is started with, or why not (one line, exit 2): required when `host` is not
+ * loopback; at least 12 characters, none of them white space (12 spaces is no token, and a
+ * token with spaces could not travel in a Bearer header intact).
+ */
+export function checkServeToken(
+  host: string,
+  token: string | undefined,
+  what: { server: string; hostFlag: string; tokenFlag: string; tokenEnv: string },
+): void {
+  if (!isLoopback(host) && token === undefined) {
+    throw new UsageError(
+      `${what.hostFlag} ${host} serves ${what.server} beyond this machine: give ${what.tokenFlag} T (or set $${what.tokenEnv}) so every request must carry it`,
+    );
+  }
+  if (token !== undefined && (token.length < MIN_TOKEN_LENGTH || /\s/.test(token))) {
+    throw new UsageError(`the ${what.server} token must be at least ${MIN_TOKEN_LENGTH} characters with no spaces; e.g. openssl rand -hex 16`);
+  }
+}
 
 /** 127.0.0.0/8, ::1 and localhost: the only addresses served without a token. */
 export function isLoopback(host: string): boolean {
