@@ -63,6 +63,14 @@ export class StoreUnavailableError extends CheckpointedError {
   }
 }
 
+/**
+ * A statement of the job's transaction waited past its bound (the lease, at least 5 s) for rows
+ * another session holds, most likely the shard's previous holder, cut off with its transaction
+ * open: the server ends that session within a lease of its silence. A lease matter, not an
+ * outage: the shard run ends, and the shard is claimed again and resumed from its checkpoint.
+ */
+export class RowsLockedError extends StoreUnavailableError {}
+
 /** A store written by a newer checkpointed: unsafe to continue. Exit 4. */
 export class SchemaTooNewError extends CheckpointedError {
   readonly found: number;

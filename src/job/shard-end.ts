@@ -1,4 +1,4 @@
-import { FencedError, firstLine, StoreUnavailableError } from '../errors.ts';
+import { FencedError, firstLine, RowsLockedError, StoreUnavailableError } from '../errors.ts';
 import type { JsonValue } from '../json.ts';
 import type { RunProgress } from '../store/store.ts';
 import type { CheckpointBoundary } from './checkpoint-boundary.ts';
@@ -92,6 +92,9 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
    * claim resumes from the checkpoint the store holds, so no record is lost or doubled.
    */
   const loseToStore = async (error: unknown): Promise<ShardResult> => {
+    // Rows held by a cut-off holder until the server ends its session: a lease matter, not an
+    // outage, so it does not count toward --store-retry-ms; the shard is claimed again.
+    if (error instanceof RowsLockedError) return await lose(`${firstLine(error)}; the shard is resumed from its last checkpoint`);
     const lost = await lose(`the store was unreachable (${firstLine(error)}); the shard is resumed from its last checkpoint`);
     return { ...lost, storeUnavailable: true };
   };

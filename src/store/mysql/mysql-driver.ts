@@ -77,7 +77,18 @@ export const FROZEN_SESSION_MS = 5000;
 export function boundIdleWait(ms: number): string {
   return `SET SESSION wait_timeout = ${Math.max(1, Math.ceil(ms / 1000))}`;
 }
-export const RESTORE_WAIT = 'SET SESSION wait_timeout = DEFAULT';
+/** Puts back what boundIdleWait and the job's transaction (boundTxSession) change. */
+export const RESTORE_WAIT = 'SET SESSION wait_timeout = DEFAULT, innodb_lock_wait_timeout = DEFAULT';
+
+/**
+ * The job's transaction, bounded by its lease (at least FROZEN_SESSION_MS): the server ends the
+ * session once it has sent nothing that long (its transaction rolled back, its row locks freed),
+ * and a statement waits for another session's row locks no longer.
+ */
+export function boundTxSession(leaseMs: number): string {
+  const seconds = Math.max(1, Math.ceil(Math.max(leaseMs, FROZEN_SESSION_MS) / 1000));
+  return `SET SESSION wait_timeout = ${seconds}, innodb_lock_wait_timeout = ${seconds}`;
+}
 
 export function quoteName(name: string): string {
   return `\`${name.replaceAll('`', '``')}\``;

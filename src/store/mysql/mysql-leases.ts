@@ -104,8 +104,9 @@ export class MysqlLeases implements LeaseStore {
     }));
   }
 
-  /** Extend the lease if this token still holds it; record progress either way. */
+  /** Extend the lease if this token still holds it; record progress either way; keep the run's open transaction from looking lost. */
   async heartbeat(lease: Lease, progress: RunProgress): Promise<boolean> {
+    for (const tx of this.#db.openTxs) if (tx.lease.runId === lease.runId) tx.touch();
     // Matched rows, not changed ones (the driver connects with FOUND_ROWS): two beats within one
     // millisecond still find their lease.
     const held = await this.#db.query(`UPDATE ${this.#db.p}shards SET lease_expires_at = ${NOW} + ? WHERE id = ? AND lease_token = ?`, [

@@ -1,7 +1,9 @@
-import { StoreError, StoreUnavailableError } from '../../errors.ts';
+import { RowsLockedError, StoreError, StoreUnavailableError } from '../../errors.ts';
 import type { Lease, SqlHandle, Tx } from '../store.ts';
 import { describeDriverError } from '../transient.ts';
 import {
+  boundTxSession,
+  FROZEN_SESSION_MS,
   isFatalMysqlError,
   isTransientMysqlError,
   type MysqlConnection,
@@ -24,6 +26,12 @@ import {
  * DDL or LOCK TABLES (committed): the session then carries on in autocommit, where later
  * `ctx.tx` writes would commit without their checkpoint. So every write's reply is checked for
  * the server's in-transaction flag, and a transaction that ended under us refuses all further use.
+ *
+ * Bounded by the lease, as on PostgreSQL (see postgres-tx.ts): the session's `wait_timeout` and
+ * `innodb_lock_wait_timeout` are the lease (at least FROZEN_SESSION_MS), so a worker cut off with
+ * its transaction open loses it a lease later, and its shard's next owner waits for its rows no
+ * longer than that (`RowsLockedError`: claimed again, not an outage); heartbeats `touch` an idle
+ * transaction so a live worker's is never ended.
  */
 export class MysqlTx implements Tx, MysqlQueryable {
   readonly lease: Lease;
@@ -33,8 +41,11 @@ export class MysqlTx implements Tx, MysqlQueryable {
   #connection: Promise<MysqlConnection> | undefined;
   /** Set when the connection or the transaction failed under us: nothing more runs on it. */
   #broken: Error | undefined;
-  /** The session's idle wait was shortened for the commit: put it back before reuse. */
+  /** The session's idle and lock waits were bounded: put them back before reuse. */
   boundWait = false;
+  /** Statements sent and not answered yet; a heartbeat's touch is needed only when there are none. */
+  #inFlight = 0;
+  #touching: Promise<unknown> | undefined;
   active = true;
 
   constructor(lease: Lease, pool: () => Promise<MysqlPool>, location: string) {
@@ -60,6 +71,8 @@ export class MysqlTx implements Tx, MysqlQueryable {
     this.#connection ??= (async () => {
       const connection = await (await this.#pool()).getConnection();
       try {
+        this.boundWait = true;
+        await connection.query(boundTxSession(this.lease.leaseMs));
         await connection.query('START TRANSACTION');
       } catch (error) {
         this.#broken = error as Error;
@@ -74,10 +87,14 @@ export class MysqlTx implements Tx, MysqlQueryable {
   async query(text: string, params: unknown[] = []): Promise<MysqlResult> {
     if (this.#broken !== undefined) throw this.wrap(this.#broken);
     let result: MysqlResult;
+    this.#inFlight++;
     try {
+      if (this.#touching !== undefined) await this.#touching;
       result = toResult(await (await this.connection()).query(text, params));
     } catch (error) {
       throw this.wrap(error);
+    } finally {
+      this.#inFlight--;
     }
     if (result.inTransaction === false) {
       this.#broken = new StoreError(
@@ -89,12 +106,31 @@ export class MysqlTx implements Tx, MysqlQueryable {
     return result;
   }
 
+  /** Called by each heartbeat: an idle transaction gets a `SELECT 1`, so its idle bound counts from the last heartbeat. */
+  touch(): void {
+    if (!this.active || this.#connection === undefined || this.#broken !== undefined || this.#inFlight > 0 || this.#touching !== undefined) return;
+    const connection = this.#connection;
+    this.#touching = (async () => (await connection).query('SELECT 1'))()
+      .catch(() => undefined)
+      .finally(() => {
+        this.#touching = undefined;
+      });
+  }
+
   /**
    * Errors that mean "connection gone" or "transaction rolled back whole" (a deadlock) become
    * StoreUnavailableError: the chunk is lost, the shard run ends and resumes from its checkpoint.
+   * A lock wait past its bound is a RowsLockedError: a lease matter, the shard is claimed again.
    */
   wrap(error: unknown): unknown {
     if (error instanceof StoreError || error instanceof StoreUnavailableError) return error;
+    if ((error as { code?: unknown } | null)?.code === 'ER_LOCK_WAIT_TIMEOUT') {
+      this.#broken ??= error as Error;
+      return new RowsLockedError(
+        `rows this shard writes stayed locked by another session for over ${Math.ceil(Math.max(this.lease.leaseMs, FROZEN_SESSION_MS) / 1000)} s (most likely its previous holder, cut off)`,
+        { cause: error },
+      );
+    }
     if (!isTransientMysqlError(error) && !isFatalMysqlError(error)) return error;
     this.#broken ??= error as Error;
     return new StoreUnavailableError(`lost the transaction on the MySQL store ${this.#location}: ${describeDriverError(error)}`, { cause: error });
@@ -109,6 +145,7 @@ export class MysqlTx implements Tx, MysqlQueryable {
     if (pending === undefined) return;
     const connection = await pending.catch(() => undefined);
     if (connection === undefined) return;
+    if (this.#touching !== undefined) await this.#touching;
     try {
       if (commit && this.#broken !== undefined) throw this.#broken;
       await connection.query(commit ? 'COMMIT' : 'ROLLBACK');

@@ -98,8 +98,9 @@ export class PostgresLeases implements LeaseStore {
     }));
   }
 
-  /** Extend the lease if this token still holds it; record progress either way. */
+  /** Extend the lease if this token still holds it; record progress either way; keep the run's open transaction from looking lost. */
   async heartbeat(lease: Lease, progress: RunProgress): Promise<boolean> {
+    for (const tx of this.#db.openTxs) if (tx.lease.runId === lease.runId) tx.touch();
     const held = await this.#db.query(`UPDATE ${this.#db.s}shards SET lease_expires_at = ${NOW} + $1 WHERE id = $2 AND lease_token = $3 RETURNING id`, [
       lease.leaseMs,
       lease.shardId,

@@ -1,12 +1,20 @@
-import { StoreError, StoreUnavailableError } from '../../errors.ts';
+import { RowsLockedError, StoreError, StoreUnavailableError } from '../../errors.ts';
 import type { Lease, SqlHandle, Tx } from '../store.ts';
 import { describeDriverError, isTransientStoreError } from '../transient.ts';
-import { type PgPool, type PgPoolClient, type PgQueryable, type PgResult, type PostgresDriver, quoteName } from './postgres-driver.ts';
+import { FROZEN_SESSION_MS, type PgPool, type PgPoolClient, type PgQueryable, type PgResult, type PostgresDriver, quoteName } from './postgres-driver.ts';
 
 /**
  * The job's unit of work on PostgreSQL: one pooled connection, checked out and `BEGIN`-ed on
  * first use and held until the checkpoint commits or rolls back. Heartbeats and the runner's
  * other calls use other connections of the pool, so they never wait behind the job's writes.
+ *
+ * Bounded by the lease, so a lost or partitioned worker cannot block its shard's next owner:
+ * the server ends the session once it has been idle in its transaction for a lease (at least
+ * FROZEN_SESSION_MS), rolling it back and freeing its row locks, and its TCP keepalives are
+ * shortened to match; each heartbeat `touch`es an idle transaction so a live worker's session,
+ * however long its records take, is never taken for a lost one. A statement waits for another
+ * session's row locks no longer than that bound either (`lock_timeout`): a `RowsLockedError`
+ * ends the shard run as a lease matter, and the shard is claimed again.
  */
 export class PostgresTx implements Tx {
   readonly lease: Lease;
@@ -16,6 +24,10 @@ export class PostgresTx implements Tx {
   #client: Promise<PgPoolClient> | undefined;
   /** Set when the connection failed under us: the client is destroyed, not reused. */
   #broken: Error | undefined;
+  /** Statements sent and not answered yet; a heartbeat's touch is needed only when there are none. */
+  #inFlight = 0;
+  /** The touch in flight: statements wait for it (a pg client runs one query at a time). */
+  #touching: Promise<unknown> | undefined;
   active = true;
 
   constructor(lease: Lease, pool: () => Promise<PgPool>, location: string) {
@@ -47,6 +59,14 @@ export class PostgresTx implements Tx {
       client.on('error', this.#onError);
       try {
         await client.query('BEGIN');
+        const boundMs = Math.max(this.lease.leaseMs, FROZEN_SESSION_MS);
+        const keepaliveS = String(Math.max(1, Math.ceil(boundMs / 3000)));
+        // LOCAL: each ends with the transaction, so the pooled connection goes back as it came.
+        await client.query(
+          `SELECT set_config('idle_in_transaction_session_timeout', $1, true), set_config('lock_timeout', $1, true),
+             set_config('tcp_keepalives_idle', $2, true), set_config('tcp_keepalives_interval', $2, true), set_config('tcp_keepalives_count', '3', true)`,
+          [String(boundMs), keepaliveS],
+        );
       } catch (error) {
         this.#broken = error as Error;
         this.#releaseClient(client);
@@ -58,15 +78,40 @@ export class PostgresTx implements Tx {
   }
 
   async query(text: string, params: unknown[] = []): Promise<PgResult> {
+    this.#inFlight++;
     try {
+      if (this.#touching !== undefined) await this.#touching;
       return await (await this.client()).query(text, params);
     } catch (error) {
       throw this.wrap(error);
+    } finally {
+      this.#inFlight--;
     }
+  }
+
+  /**
+   * Called by each heartbeat: a transaction begun and idle gets a `SELECT 1`, so the server's
+   * idle-in-transaction bound counts from the last heartbeat, not from the last record's write.
+   * A worker cut off from the server cannot touch it, and its session ends a lease later.
+   */
+  touch(): void {
+    if (!this.active || this.#client === undefined || this.#broken !== undefined || this.#inFlight > 0 || this.#touching !== undefined) return;
+    const client = this.#client;
+    this.#touching = (async () => (await client).query('SELECT 1'))()
+      .catch(() => undefined)
+      .finally(() => {
+        this.#touching = undefined;
+      });
   }
 
   /** Driver errors that mean "connection gone" become StoreUnavailableError (retried by the runner). */
   wrap(error: unknown): unknown {
+    if ((error as { code?: unknown } | null)?.code === '55P03') {
+      return new RowsLockedError(
+        `rows this shard writes stayed locked by another session for over ${Math.round(Math.max(this.lease.leaseMs, FROZEN_SESSION_MS) / 1000)} s (most likely its previous holder, cut off)`,
+        { cause: error },
+      );
+    }
     if (error instanceof StoreError || !isTransientStoreError(error)) return error;
     this.#broken ??= error as Error;
     return new StoreUnavailableError(`lost the connection to the PostgreSQL store ${this.#location}: ${describeDriverError(error)}`, { cause: error });
@@ -81,6 +126,7 @@ export class PostgresTx implements Tx {
     if (pending === undefined) return;
     const client = await pending.catch(() => undefined);
     if (client === undefined) return;
+    if (this.#touching !== undefined) await this.#touching;
     try {
       await client.query(commit ? 'COMMIT' : 'ROLLBACK');
     } catch (error) {
