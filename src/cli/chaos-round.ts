@@ -53,8 +53,9 @@ const FINISH_MS = 300_000;
  *
  * Each kill is scheduled against the job's progress, not the clock alone: its window is the
  * work still ahead (the records not yet committed by a checkpoint, at the pace this round's runs
- * went, or the clean run's if it was faster) over one more than the kills still to land, so the
- * kills spread over the whole job and the last one still finds work ahead of it.
+ * went, or the clean run's if it was faster) over the kills still to land, but at least two, so
+ * the kills spread over the whole job and the last one, at most half way through what is left,
+ * still finds work ahead of it.
  */
 export async function chaosRound(plan: RoundPlan): Promise<RoundOutcome> {
   const { random, timing } = plan;
@@ -88,9 +89,9 @@ export async function chaosRound(plan: RoundPlan): Promise<RoundOutcome> {
     current ??= start();
     const worker = current;
     const index = plan.firstIndex + kills.length;
-    // Over one more than the kills left, so even the last leaves work: a kill at the window's far
-    // end still finds the job short of its end, though this machine goes faster than it did.
-    const windowMs = Math.max(MIN_WINDOW_MS, workLeftMs(worker) / (plan.toLand - kills.length + 1));
+    // A run gets half its window's work done on average (less its rework), so the kills cover most
+    // of the job; at least two, so even the last one's far end leaves half the work left undone.
+    const windowMs = Math.max(MIN_WINDOW_MS, workLeftMs(worker) / Math.max(2, plan.toLand - kills.length));
     firstWindowMs ??= windowMs;
     const draw = random();
     const aim: ChaosAim = draw < START_UP_SHARE ? 'start-up' : draw < START_UP_SHARE + AFTER_CHECKPOINT_SHARE ? 'after-checkpoint' : 'mid-run';
