@@ -13,6 +13,8 @@ export const ExitCode = {
   refused: 4,
   /** `ckpt chaos` found a violation (named in its report). */
   violation: 5,
+  /** `ckpt chaos` could not land the kills asked on a running job (how many landed, and why, in its report). */
+  chaosShort: 6,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -21,7 +21,7 @@ export {
 } from './errors.ts';
 export type { EventListener, EventMap, EventType, RunEvent } from './events.ts';
 export type { AutoBounds, IntervalChoice, IntervalReason } from './job/auto-interval.ts';
-export type { ChaosCheckInput, ChaosInvariant } from './job/chaos-check.ts';
+export type { ChaosCheckInput, ChaosInvariant, ChaosPrepareInput, ChaosPrepareStore } from './job/chaos-check.ts';
 export type { AnyJob, Job, JobContext, JobDefinition, JobLogger, OnceOptions, RetryOptions, SetupInput, VerifyResult } from './job/define.ts';
 export { defineJob } from './job/define.ts';
 export type { OnDrift } from './job/drift.ts';

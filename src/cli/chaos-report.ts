@@ -3,14 +3,33 @@ import { type LostWork, lostWorkByRun } from '../job/progress-mark.ts';
 import type { RunInfo, StoredEvent } from '../store/store.ts';
 import { formatCount, formatMs } from './format.ts';
 
-/** A SIGKILL or SIGSTOP that `ckpt chaos` sent, and what the worker was doing then. */
+/** What a kill was scheduled to catch: the start-up, the moment after the next checkpoint, or a random moment of the run. */
+export type ChaosAim = 'start-up' | 'after-checkpoint' | 'mid-run';
+
+/**
+ * Where a kill fell, read from the worker's JSON lines up to its death: before its first
+ * run:start/run:resume; after its shard completed (shard:complete or run:end); within the
+ * near-checkpoint time of a checkpoint line; else mid-chunk.
+ */
+export type KillPlace = 'start-up' | 'after-checkpoint' | 'mid-chunk' | 'shard-done';
+
+/** A SIGKILL or SIGSTOP that `ckpt chaos` sent and that landed on a live worker of a job not yet complete. */
 export interface ChaosKill {
   kind: 'kill' | 'stop';
   pid: number;
-  /** 'start-up': before the worker began processing (loading, claiming, resuming). */
-  phase: 'start-up' | 'processing';
+  /** The chaos round (a fresh scratch store) it fell in. */
+  round: number;
+  aim: ChaosAim;
+  place: KillPlace;
+  /** Effects the worker had started and not reported done (effect:start with no effect:done): killed inside them. */
+  inEffect: string[];
+  /** The last event it printed, progress and log lines aside. */
+  lastEvent: string | null;
+  sinceCheckpointMs: number | null;
   /** Time since the worker's last checkpoint (or since it began): the work a kill put at risk. */
   atRiskMs: number | null;
+  /** The share of the clean run's records committed by checkpoints when it fell (0 to 1). */
+  progress: number;
 }
 
 /** The job's own check of its end state, and what it said. */
@@ -28,25 +47,43 @@ export interface ChaosReport {
   store: string;
   cleanRunMs: number;
   windowMs: number;
-  kills: { requested: number; sigkills: number; duringStartUp: number; sigstops: number };
+  nearCheckpointMs: number;
+  kills: {
+    requested: number;
+    /** SIGKILLs and SIGSTOPs that landed on a live worker of a job not yet complete. */
+    landed: number;
+    /** Kills sent that came after the job had committed its end, so tested nothing: not counted. */
+    late: number;
+    sigkills: number;
+    duringStartUp: number;
+    sigstops: number;
+    where: { [place in KillPlace]: number };
+    /** Kills that fell inside an effect. */
+    inEffect: number;
+    /** The lowest and highest share of the job committed when a kill fell. */
+    progress: { min: number; max: number } | null;
+    list: ChaosKill[];
+  };
+  /** Each round: a fresh scratch store, run until complete under its share of the kills. */
+  rounds: { round: number; dir: string; store: string; completed: boolean; kills: number }[];
   runs: { total: number; byOutcome: { [outcome: string]: number }; resumed: number };
-  rework: { policy: string; perCrash: (LostWork & { run: number; bound: string; within: boolean })[] };
+  rework: { policy: string; perCrash: (LostWork & { round: number; run: number; bound: string; within: boolean })[] };
   effects: { inDoubt: number; verifiedDone: number; verifiedNotDone: number; replayedWithoutVerify: number; replayedKeys: string[] };
   invariant: InvariantResult;
   completed: boolean;
+  /** Why fewer kills landed than were asked (exit 6), or null. */
+  shortfall: string | null;
   violations: string[];
 }
 
-export interface ChaosFacts {
-  job: string;
-  params: { [key: string]: unknown };
-  seed: number;
+/** One round as it happened: its kills, and its store's runs and events once it completed. */
+export interface ChaosRoundFacts {
+  round: number;
   dir: string;
   store: string;
-  cleanRunMs: number;
-  windowMs: number;
-  requestedKills: number;
   kills: ChaosKill[];
+  /** Kills that came after the job had committed its end (see `killsAfterTheEnd`): not counted. */
+  late: number;
   runs: RunInfo[];
   events: StoredEvent[];
   invariant: InvariantResult;
@@ -55,60 +92,87 @@ export interface ChaosFacts {
   violations: string[];
 }
 
+export interface ChaosFacts {
+  job: string;
+  params: { [key: string]: unknown };
+  seed: number;
+  dir: string;
+  cleanRunMs: number;
+  windowMs: number;
+  nearCheckpointMs: number;
+  requestedKills: number;
+  rounds: ChaosRoundFacts[];
+  shortfall: string | undefined;
+}
+
 /** Slack on a time bound: the boundary is checked when a record arrives, then drained and committed, on a busy machine. */
 const TIME_SLACK_MS = 1000;
 
-/** Reads the store's runs and events against what chaos did: rework per crash, effects settled, violations. */
-export function chaosReport(facts: ChaosFacts): ChaosReport {
-  const violations = [...facts.violations];
-  const lost = lostWorkByRun(facts.runs);
-  const killedByPid = new Map(facts.kills.map((kill) => [kill.pid, kill]));
-  const perCrash: ChaosReport['rework']['perCrash'] = [];
-  let policy = '';
-  for (const run of facts.runs.filter((candidate) => candidate.outcome === 'crashed').sort((a, b) => a.id - b.id)) {
-    const work = lost.get(run.id);
-    if (work === undefined) continue;
-    policy ||= typeof run.stats.policy === 'string' ? run.stats.policy : '';
-    const { intervalRecords, intervalMs } = run.stats;
-    const kill = killedByPid.get(Number(run.worker.split(':').at(-1)));
-    // The truth is at least the reported count minus the mark step: only that is a sure breach.
-    const sure = work.records - (work.atMost ? work.markStep : 0);
-    let bound = 'none known';
-    let within = true;
-    if (typeof intervalMs === 'number') {
-      bound = `${formatMs(intervalMs)} of work`;
-      const atRisk = kill?.atRiskMs ?? null;
-      within = atRisk === null || atRisk <= intervalMs + Math.max(TIME_SLACK_MS, intervalMs / 2);
-      if (!within) violations.push(`rework: run ${run.id} had ${formatMs(atRisk ?? 0)} of work at risk when killed; the policy bounds it to ${bound}`);
-    } else if (typeof intervalRecords === 'number') {
-      bound = `${formatCount(intervalRecords)} records`;
-      within = sure <= intervalRecords;
-      if (!within) violations.push(`rework: run ${run.id} lost at least ${formatCount(sure)} records past its checkpoint; the policy bounds it to ${bound}`);
-    }
-    perCrash.push({ ...work, run: run.id, bound, within });
-  }
+/** The pid in a run's worker name (`host:pid`). */
+function pidOf(worker: string): number {
+  return Number(worker.split(':').at(-1));
+}
 
-  const inDoubt = facts.events.filter((event) => event.type === 'effect:in-doubt');
+/**
+ * Kills that came after the job had committed its end though the worker had not printed it yet:
+ * the killed worker's last run completed, and no run began after it. They tested nothing.
+ */
+export function killsAfterTheEnd(kills: ChaosKill[], runs: RunInfo[]): Set<ChaosKill> {
+  const late = new Set<ChaosKill>();
+  const lastId = Math.max(0, ...runs.map((run) => run.id));
+  for (const kill of kills) {
+    const own = runs.filter((run) => pidOf(run.worker) === kill.pid).sort((a, b) => b.id - a.id)[0];
+    if (own !== undefined && own.outcome === 'completed' && own.id === lastId) late.add(kill);
+  }
+  return late;
+}
+
+/** Reads each round's runs and events against what chaos did: rework per crash, effects settled, violations. */
+export function chaosReport(facts: ChaosFacts): ChaosReport {
+  const violations: string[] = [];
+  const perCrash: ChaosReport['rework']['perCrash'] = [];
+  const byOutcome: { [outcome: string]: number } = {};
+  const inDoubt: StoredEvent[] = [];
+  let policy = '';
+  let invariant: InvariantResult | undefined;
+  for (const round of facts.rounds) {
+    violations.push(...round.violations.map((violation) => (facts.rounds.length > 1 ? `round ${round.round}: ${violation}` : violation)));
+    policy ||= reworkOfRound(round, perCrash, violations);
+    inDoubt.push(...round.events.filter((event) => event.type === 'effect:in-doubt'));
+    for (const run of round.runs) byOutcome[run.outcome] = (byOutcome[run.outcome] ?? 0) + 1;
+    if (invariant === undefined || (invariant.ok && !round.invariant.ok)) invariant = round.invariant;
+  }
+  invariant ??= { source: 'none', ok: true, message: '' };
+  if (!invariant.ok) violations.push(`invariant (${invariant.source}): ${invariant.message}`);
   const resolution = (name: string) => inDoubt.filter((event) => event.data.resolution === name);
   const replayed = resolution('run-again');
-  const byOutcome: { [outcome: string]: number } = {};
-  for (const run of facts.runs) byOutcome[run.outcome] = (byOutcome[run.outcome] ?? 0) + 1;
-  if (!facts.invariant.ok) violations.push(`invariant (${facts.invariant.source}): ${facts.invariant.message}`);
+  const kills = facts.rounds.flatMap((round) => round.kills);
+  const where: { [place in KillPlace]: number } = { 'start-up': 0, 'after-checkpoint': 0, 'mid-chunk': 0, 'shard-done': 0 };
+  for (const kill of kills) where[kill.place]++;
+  const runs = facts.rounds.flatMap((round) => round.runs);
   return {
     job: facts.job,
     params: facts.params,
     seed: facts.seed,
     dir: facts.dir,
-    store: facts.store,
+    store: facts.rounds[0]?.store ?? '',
     cleanRunMs: facts.cleanRunMs,
     windowMs: facts.windowMs,
+    nearCheckpointMs: facts.nearCheckpointMs,
     kills: {
       requested: facts.requestedKills,
-      sigkills: facts.kills.filter((kill) => kill.kind === 'kill').length,
-      duringStartUp: facts.kills.filter((kill) => kill.kind === 'kill' && kill.phase === 'start-up').length,
-      sigstops: facts.kills.filter((kill) => kill.kind === 'stop').length,
+      landed: kills.length,
+      late: facts.rounds.reduce((sum, round) => sum + round.late, 0),
+      sigkills: kills.filter((kill) => kill.kind === 'kill').length,
+      duringStartUp: kills.filter((kill) => kill.kind === 'kill' && kill.place === 'start-up').length,
+      sigstops: kills.filter((kill) => kill.kind === 'stop').length,
+      where,
+      inEffect: kills.filter((kill) => kill.inEffect.length > 0).length,
+      progress: kills.length === 0 ? null : { min: Math.min(...kills.map((kill) => kill.progress)), max: Math.max(...kills.map((kill) => kill.progress)) },
+      list: kills,
     },
-    runs: { total: facts.runs.length, byOutcome, resumed: facts.runs.filter((run) => run.resumedFrom !== null).length },
+    rounds: facts.rounds.map((round) => ({ round: round.round, dir: round.dir, store: round.store, completed: round.completed, kills: round.kills.length })),
+    runs: { total: runs.length, byOutcome, resumed: runs.filter((run) => run.resumedFrom !== null).length },
     rework: { policy, perCrash },
     effects: {
       inDoubt: inDoubt.length,
@@ -117,10 +181,42 @@ export function chaosReport(facts: ChaosFacts): ChaosReport {
       replayedWithoutVerify: replayed.length,
       replayedKeys: replayed.map((event) => String(event.data.key)),
     },
-    invariant: facts.invariant,
-    completed: facts.completed,
+    invariant,
+    completed: facts.rounds.length > 0 && facts.rounds.every((round) => round.completed),
+    shortfall: facts.shortfall ?? null,
     violations,
   };
+}
+
+/** Each crashed run's lost work against its policy's bound; returns the policy's description. */
+function reworkOfRound(round: ChaosRoundFacts, perCrash: ChaosReport['rework']['perCrash'], violations: string[]): string {
+  const lost = lostWorkByRun(round.runs);
+  const killedByPid = new Map(round.kills.map((kill) => [kill.pid, kill]));
+  const name = (run: RunInfo) => (round.round > 1 ? `round ${round.round} run ${run.id}` : `run ${run.id}`);
+  let policy = '';
+  for (const run of round.runs.filter((candidate) => candidate.outcome === 'crashed').sort((a, b) => a.id - b.id)) {
+    const work = lost.get(run.id);
+    if (work === undefined) continue;
+    policy ||= typeof run.stats.policy === 'string' ? run.stats.policy : '';
+    const { intervalRecords, intervalMs } = run.stats;
+    const kill = killedByPid.get(pidOf(run.worker));
+    // The truth is at least the reported count minus the mark step: only that is a sure breach.
+    const sure = work.records - (work.atMost ? work.markStep : 0);
+    let bound = 'none known';
+    let within = true;
+    if (typeof intervalMs === 'number') {
+      bound = `${formatMs(intervalMs)} of work`;
+      const atRisk = kill?.atRiskMs ?? null;
+      within = atRisk === null || atRisk <= intervalMs + Math.max(TIME_SLACK_MS, intervalMs / 2);
+      if (!within) violations.push(`rework: ${name(run)} had ${formatMs(atRisk ?? 0)} of work at risk when killed; the policy bounds it to ${bound}`);
+    } else if (typeof intervalRecords === 'number') {
+      bound = `${formatCount(intervalRecords)} records`;
+      within = sure <= intervalRecords;
+      if (!within) violations.push(`rework: ${name(run)} lost at least ${formatCount(sure)} records past its checkpoint; the policy bounds it to ${bound}`);
+    }
+    perCrash.push({ ...work, round: round.round, run: run.id, bound, within });
+  }
+  return policy;
 }
 
 /** The report a person reads. */
@@ -135,19 +231,35 @@ export function describeChaos(report: ChaosReport): string {
     (max, crash) => (max === undefined || crash.records > max.records ? crash : max),
     undefined,
   );
+  const percent = (share: number) => `${Math.round(share * 100)} %`;
   const lines = [
     `ckpt chaos: ${report.job}${params}, seed ${report.seed} (--seed ${report.seed} repeats this schedule)`,
-    `  scratch     ${report.dir} (store ${report.store}; the job's own state under CKPT_CHAOS_DIR=${report.dir}/job)`,
-    `  clean run   ${formatMs(report.cleanRunMs)} uncrashed, so kills land at random within ${formatMs(report.windowMs)} of a run beginning its records, or during its start-up (1 in 5)`,
-    `  kills       ${kills.sigkills} SIGKILLs of ${kills.requested} asked (${kills.duringStartUp} during start-up), ${kills.sigstops} SIGSTOPs past the lease with a second worker taking over${report.completed && kills.sigkills + kills.sigstops < kills.requested ? '; the job completed before the rest could land' : ''}`,
-    `  runs        ${runs.total}: ${outcomes}; ${runs.resumed} resumed from a checkpoint`,
+    `  scratch     ${report.dir} (store ${report.store}; the job's own state under CKPT_CHAOS_DIR=${report.rounds[0]?.dir ?? report.dir}/job)`,
+    `  clean run   ${formatMs(report.cleanRunMs)} uncrashed; each kill falls at random within the work left over the kills still to land (${formatMs(report.windowMs)} at first) of a run beginning its records, right after its next checkpoint (1 in 5), or during its start-up (1 in 5)`,
+    `  kills       ${kills.landed} of ${kills.requested} asked landed on a live worker of a job not yet complete: ${kills.sigkills} SIGKILLs (${kills.duringStartUp} during start-up), ${kills.sigstops} SIGSTOPs past the lease with a second worker taking over${kills.late > 0 ? `; ${kills.late} more came after the job had committed its end and are not counted` : ''}`,
   ];
+  if (kills.landed > 0) {
+    const progress = kills.progress === null ? '' : `; at ${percent(kills.progress.min)} to ${percent(kills.progress.max)} of the job committed`;
+    lines.push(
+      `  where       ${kills.where['start-up']} during start-up, ${kills.where['after-checkpoint']} right after a checkpoint (within ${formatMs(report.nearCheckpointMs)}), ${kills.where['mid-chunk']} mid-chunk, ${kills.where['shard-done']} after the shard completed; ${kills.inEffect} inside an effect (effect:start with no effect:done)${progress}`,
+    );
+  }
+  if (report.rounds.length > 1) {
+    lines.push(
+      `  rounds      ${report.rounds.length}: the job completed before all kills had landed, so it ran again from the start on a fresh scratch store (${report.rounds
+        .slice(1)
+        .map((round) => `round ${round.round}: ${round.kills} kills, ${round.store}`)
+        .join('; ')})`,
+    );
+  }
+  if (report.shortfall !== null) lines.push(`  SHORT       only ${kills.landed} of ${kills.requested} kills landed: ${report.shortfall}`);
+  lines.push(`  runs        ${runs.total}: ${outcomes}; ${runs.resumed} resumed from a checkpoint`);
   if (rework.perCrash.length === 0) lines.push('  rework      no crashed run had done work past its checkpoint');
   else {
     lines.push(
       `  rework      records each crashed run had done past its checkpoint, redone after it (policy ${rework.policy || 'unknown'}; "≤": a bound from the progress mark):`,
       `              ${counts.join(' ')}`,
-      `              largest ${largest?.atMost ? 'at most ' : ''}${formatCount(largest?.records ?? 0)} (run ${largest?.run}${largest?.atMost ? `; the truth is at most one progress-mark step, ${formatCount(largest.markStep)}, less` : ''}), bound ${largest?.bound}: ${rework.perCrash.every((crash) => crash.within) ? 'every crash within it' : 'BREACHED (marked !)'}`,
+      `              largest ${largest?.atMost ? 'at most ' : ''}${formatCount(largest?.records ?? 0)} (run ${largest?.run}${(largest?.round ?? 1) > 1 ? ` of round ${largest?.round}` : ''}${largest?.atMost ? `; the truth is at most one progress-mark step, ${formatCount(largest.markStep)}, less` : ''}), bound ${largest?.bound}: ${rework.perCrash.every((crash) => crash.within) ? 'every crash within it' : 'BREACHED (marked !)'}`,
     );
   }
   const settled = effects.verifiedDone + effects.verifiedNotDone;
@@ -160,10 +272,9 @@ export function describeChaos(report: ChaosReport): string {
     `  invariant   ${invariant.source === 'none' ? invariant.message : `${invariant.ok ? 'ok' : 'FAILED'} (${invariant.source})${invariant.message ? `: ${invariant.message}` : ''}`}`,
   );
   for (const violation of report.violations) lines.push(`  VIOLATION   ${firstLine(violation)}`);
-  lines.push(
-    report.violations.length === 0
-      ? '  result      no violation'
-      : `  result      ${report.violations.length} violation(s); the scratch directory is kept for a look`,
-  );
+  let result = `${report.violations.length} violation(s); the scratch directory is kept for a look`;
+  if (report.violations.length === 0)
+    result = report.shortfall === null ? 'no violation' : `no violation, but the job was not crashed as often as asked (exit 6)`;
+  lines.push(`  result      ${result}`);
   return lines.join('\n');
 }

@@ -6,17 +6,37 @@ export interface ChaosWorker {
   readonly child: ChildProcess;
   readonly pid: number;
   readonly spawnedAt: number;
-  /** When it began processing (its first run:start or run:resume), if it has. */
+  /** When it began processing (its first run:start or run:resume, by its own stamp), if it has. */
   beganAt: number | undefined;
-  /** When its last checkpoint committed, if it wrote one. */
+  /** The shard it began with, and the records that shard had committed then. */
+  beganShard: string | undefined;
+  beganProcessed: number;
+  /** When its last checkpoint committed (its own stamp), if it wrote one. */
   lastCheckpointAt: number | undefined;
   checkpoints: number;
+  /** The type of the last event it printed, progress and log lines aside. */
+  lastEvent: string | undefined;
+  /** Effects it started and has not reported done or failed: key → when it started. */
+  readonly openEffects: Map<string, number>;
+  /** Per shard, the records its last checkpoint committed (a shard's running count, across runs). */
+  readonly committed: Map<string, number>;
+  /** It finished the shard it last began (shard:complete or its run:end) and has begun no other. */
+  shardDone: boolean;
+  /** It saw the instance complete, or printed a successful summary: nothing is left to kill but its exit. */
+  finished: boolean;
+  /** Records its summary counted (a clean run's size). */
+  records: number | undefined;
   /** Why its run failed, from its summary line (with --json, failures are reported on stdout). */
   failure: string | undefined;
   /** Resolves true once it begins processing, false if it exits first. */
   readonly began: Promise<boolean>;
   readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
+  /** Called on each checkpoint line it prints, as the line is read. */
+  onCheckpoint: (() => void) | undefined;
 }
+
+/** Lines that say nothing about where the run is, only how fast it goes. */
+const QUIET_EVENTS = new Set(['progress', 'log', 'store:retry']);
 
 /** Starts `node <ckpt.js> run …` with the job's scratch environment. */
 export function startWorker(ckptBin: string, args: string[], env: NodeJS.ProcessEnv): ChaosWorker {
@@ -31,6 +51,7 @@ export function startWorker(ckptBin: string, args: string[], env: NodeJS.Process
     markBegan = resolve;
   });
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => {
+    // 'close' comes after stdout ended, so every line the child printed before it died has been read.
     child.on('close', (code, signal) => {
       markBegan(false);
       resolve({ code, signal, stderr });
@@ -41,30 +62,81 @@ export function startWorker(ckptBin: string, args: string[], env: NodeJS.Process
     pid: child.pid ?? -1,
     spawnedAt: Date.now(),
     beganAt: undefined,
+    beganShard: undefined,
+    beganProcessed: 0,
     lastCheckpointAt: undefined,
     checkpoints: 0,
+    lastEvent: undefined,
+    openEffects: new Map(),
+    committed: new Map(),
+    shardDone: false,
+    finished: false,
+    records: undefined,
     failure: undefined,
     began,
     exit,
+    onCheckpoint: undefined,
   };
-  if (child.stdout) {
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const type = /^\{"type":"([^"]+)"/.exec(line)?.[1];
-      if ((type === 'run:start' || type === 'run:resume') && worker.beganAt === undefined) {
-        worker.beganAt = Date.now();
+  if (child.stdout) createInterface({ input: child.stdout }).on('line', (line) => readLine(worker, line, markBegan));
+  return worker;
+}
+
+function readLine(worker: ChaosWorker, line: string, markBegan: (began: boolean) => void): void {
+  if (!line.startsWith('{"type":"')) return;
+  let event: { type: string; at?: number; data?: { [key: string]: unknown }; error?: unknown; records?: unknown; exitCode?: unknown };
+  try {
+    event = JSON.parse(line) as typeof event;
+  } catch {
+    return;
+  }
+  const at = typeof event.at === 'number' ? event.at : Date.now();
+  const data = event.data ?? {};
+  if (!QUIET_EVENTS.has(event.type)) worker.lastEvent = event.type;
+  switch (event.type) {
+    case 'run:start':
+    case 'run:resume':
+      worker.shardDone = false;
+      if (worker.beganAt === undefined) {
+        worker.beganAt = at;
+        worker.beganShard = String(data.shard);
+        worker.beganProcessed = typeof data.processed === 'number' ? data.processed : 0;
         markBegan(true);
       }
-      if (type === 'checkpoint') {
-        worker.lastCheckpointAt = Date.now();
-        worker.checkpoints++;
-      }
-      if (type === 'summary') {
-        const error = (JSON.parse(line) as { error?: unknown }).error;
-        if (typeof error === 'string') worker.failure = error;
-      }
-    });
+      break;
+    case 'checkpoint':
+      worker.lastCheckpointAt = at;
+      worker.checkpoints++;
+      if (typeof data.shard === 'string' && typeof data.processed === 'number') worker.committed.set(data.shard, data.processed);
+      worker.onCheckpoint?.();
+      break;
+    case 'effect:start':
+      worker.openEffects.set(String(data.key), at);
+      break;
+    case 'effect:done':
+    case 'effect:failed':
+      worker.openEffects.delete(String(data.key));
+      break;
+    case 'shard:complete':
+    case 'run:end':
+      worker.shardDone = true;
+      break;
+    case 'instance:complete':
+      worker.finished = true;
+      break;
+    case 'summary':
+      if (event.exitCode === 0) worker.finished = true;
+      if (typeof event.error === 'string') worker.failure = event.error;
+      if (typeof event.records === 'number') worker.records = event.records;
+      break;
   }
-  return worker;
+}
+
+/** How fast it went, from the first shard it began to that shard's last checkpoint; undefined before one. */
+export function msPerRecord(worker: ChaosWorker): number | undefined {
+  const shard = worker.beganShard;
+  if (shard === undefined || worker.beganAt === undefined || worker.lastCheckpointAt === undefined) return undefined;
+  const records = (worker.committed.get(shard) ?? 0) - worker.beganProcessed;
+  return records > 0 ? (worker.lastCheckpointAt - worker.beganAt) / records : undefined;
 }
 
 /** Resolves after `ms`, or as soon as the worker exits; true if it is still running. */
@@ -76,6 +148,21 @@ export async function stillRunningAfter(worker: ChaosWorker, ms: number): Promis
   const result = await Promise.race([slept, worker.exit.then(() => false)]);
   clearTimeout(timer);
   return result;
+}
+
+/**
+ * Resolves as the worker's next checkpoint line is read (so a kill can follow it at once), or
+ * after `ms` without one; true if it is still running.
+ */
+export async function nextCheckpointWithin(worker: ChaosWorker, ms: number): Promise<boolean> {
+  const seen = new Promise<boolean>((resolve) => {
+    worker.onCheckpoint = () => resolve(true);
+  });
+  try {
+    return await Promise.race([seen, stillRunningAfter(worker, ms)]);
+  } finally {
+    worker.onCheckpoint = undefined;
+  }
 }
 
 /** A small seeded generator (mulberry32): the same seed gives the same kill schedule. */

@@ -171,7 +171,21 @@ function program(io: CliIo, exit: { code: number }): Command {
     )
     .option('--stop-past-lease', 'also SIGSTOP the worker past its lease (about 1 kill in 5), let a second worker take over, then SIGCONT it')
     .option('--check <script>', 'a node script that checks the end state (exit 0: holds); CKPT_CHAOS_DIR, CKPT_CHAOS_STORE, CKPT_CHAOS_PARAMS tell it where')
-    .option('--keep', 'keep the scratch directory (it is always kept when a violation is found)')
+    .addOption(
+      new Option(
+        '--store <url>',
+        "the kind of store the job really uses: postgres://… (a scratch schema there, also the job's search_path) or mysql://… (a scratch database on that server), created and dropped; default a scratch SQLite file",
+      ),
+    )
+    .addOption(new Option('--every <n>', 'run the job checkpointing every N records').argParser(positiveInteger('--every')).conflicts('everyMs'))
+    .addOption(new Option('--every-ms <ms>', 'run the job checkpointing every T ms of work').argParser(positiveInteger('--every-ms', MAX_MS)))
+    .addOption(new Option('--concurrency <n>', 'records in flight at once in each run').argParser(positiveInteger('--concurrency')))
+    .addOption(
+      new Option('--lease-ms <ms>', 'lease length of each run (default: the run default; 1500 with --stop-past-lease)').argParser(
+        positiveInteger('--lease-ms', MAX_MS),
+      ),
+    )
+    .option('--keep', 'keep the scratch directory and store (they are always kept when a violation is found)')
     .addOption(jsonOption())
     .action(async (file: string, options) => {
       exit.code = await chaosCommand(file, options, io);

@@ -1,0 +1,197 @@
+import type { ChaosAim, ChaosKill, KillPlace } from './chaos-report.ts';
+import { type ChaosWorker, msPerRecord, nextCheckpointWithin, startWorker, stillRunningAfter } from './chaos-workers.ts';
+
+/** What the clean run taught about the job: how long it starts up and runs, how big it is. */
+export interface CleanTiming {
+  /** Spawn to its first run:start. */
+  startUpMs: number;
+  /** First run:start to exit: the work a crashed job still has before it, at the start. */
+  processMs: number;
+  /** Records it processed (0 when it could not say). */
+  records: number;
+  checkpointEveryMs: number;
+}
+
+export interface RoundPlan {
+  round: number;
+  ckptBin: string;
+  /** The `ckpt run …` arguments on this round's store. */
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  random: () => number;
+  timing: CleanTiming;
+  /** Kills (and SIGSTOPs) still to land; this round stops when they have, or when the job completes. */
+  toLand: number;
+  /** Index of this round's first kill in the whole schedule (SIGSTOPs are picked by it). */
+  firstIndex: number;
+  stopAt: ReadonlySet<number>;
+  leaseMs: number;
+  /** A kill this soon after a checkpoint counts as "right after" it. */
+  nearCheckpointMs: number;
+}
+
+export interface RoundOutcome {
+  kills: ChaosKill[];
+  completed: boolean;
+  violations: string[];
+  /** The first kill's window, for the report. */
+  firstWindowMs: number | undefined;
+}
+
+/** One kill in this many lands during start-up (loading, claiming, resuming), not while processing. */
+const START_UP_SHARE = 0.2;
+/** One kill in this many waits for the next checkpoint line and follows it at once. */
+const AFTER_CHECKPOINT_SHARE = 0.2;
+/** The shortest window: below it a kill would only ever catch the resume. */
+const MIN_WINDOW_MS = 5;
+/** How long the final run, and workers woken from SIGSTOP, may take to finish. */
+const FINISH_MS = 300_000;
+
+/**
+ * Kills runs of the job on one scratch store until `toLand` have landed on a live worker of a
+ * job not yet complete, or the job completes first; then runs it to completion.
+ *
+ * Each kill is scheduled against the job's progress, not the clock alone: its window is the
+ * work still ahead (the records not yet committed by a checkpoint, at the pace this round's runs
+ * went, or the clean run's if it was faster) over the kills still to land, but at least two, so
+ * the kills spread over the whole job and the last one, at most half way through what is left,
+ * still finds work ahead of it.
+ */
+export async function chaosRound(plan: RoundPlan): Promise<RoundOutcome> {
+  const { random, timing } = plan;
+  const kills: ChaosKill[] = [];
+  const violations: string[] = [];
+  const woken: ChaosWorker[] = [];
+  const committed = new Map<string, number>();
+  let completed = false;
+  let firstWindowMs: number | undefined;
+  let current: ChaosWorker | undefined;
+  const start = () => startWorker(plan.ckptBin, plan.args, plan.env);
+  const progress = (worker: ChaosWorker | undefined) => {
+    if (timing.records <= 0) return 0;
+    let done = 0;
+    for (const [shard, processed] of committed) done += Math.max(processed, worker?.committed.get(shard) ?? 0);
+    for (const [shard, processed] of worker?.committed ?? []) if (!committed.has(shard)) done += processed;
+    return Math.min(1, done / timing.records);
+  };
+  // The pace of this machine now, from the round's runs; the clean run's until one checkpointed.
+  const cleanMsPerRecord = timing.records > 0 ? timing.processMs / timing.records : undefined;
+  let pace = cleanMsPerRecord;
+  const merge = (worker: ChaosWorker) => {
+    for (const [shard, processed] of worker.committed) committed.set(shard, Math.max(processed, committed.get(shard) ?? 0));
+    const seen = msPerRecord(worker);
+    // The faster of the two: a window too short only makes progress slower, one too long lets the job finish first.
+    if (seen !== undefined && cleanMsPerRecord !== undefined) pace = Math.min(cleanMsPerRecord, seen);
+  };
+  const workLeftMs = (worker: ChaosWorker) => (pace === undefined ? timing.processMs : pace * timing.records * (1 - progress(worker)));
+
+  while (kills.length < plan.toLand && !completed && violations.length === 0) {
+    current ??= start();
+    const worker = current;
+    const index = plan.firstIndex + kills.length;
+    // A run gets half its window's work done on average (less its rework), so the kills cover most
+    // of the job; at least two, so even the last one's far end leaves half the work left undone.
+    const windowMs = Math.max(MIN_WINDOW_MS, workLeftMs(worker) / Math.max(2, plan.toLand - kills.length));
+    firstWindowMs ??= windowMs;
+    const draw = random();
+    const aim: ChaosAim = draw < START_UP_SHARE ? 'start-up' : draw < START_UP_SHARE + AFTER_CHECKPOINT_SHARE ? 'after-checkpoint' : 'mid-run';
+    let alive: boolean;
+    if (aim === 'start-up') alive = await stillRunningAfter(worker, random() * timing.startUpMs);
+    else if (!(await worker.began)) alive = false;
+    // Waits past a window shorter than the checkpoint interval, for it to see one; not past half
+    // the work left (a job that checkpoints only at its end is then killed mid-chunk instead).
+    else if (aim === 'after-checkpoint') {
+      alive = await nextCheckpointWithin(worker, Math.max(windowMs, Math.min(1.5 * timing.checkpointEveryMs, workLeftMs(worker) / 2)));
+    } else alive = await stillRunningAfter(worker, random() * windowMs);
+    const atProgress = progress(worker);
+    if (!alive || worker.finished) {
+      const exit = await worker.exit;
+      merge(worker);
+      if (exit.code === 0) completed = true;
+      else violations.push(`a run of the job exited ${exit.code ?? exit.signal} under chaos: ${why(worker, exit.stderr)}`);
+      current = undefined;
+      break;
+    }
+    if (plan.stopAt.has(index)) {
+      worker.child.kill('SIGSTOP');
+      kills.push(describeKill(worker, { kind: 'stop', aim, round: plan.round, at: Date.now(), progress: atProgress }, plan.nearCheckpointMs));
+      // A second worker takes the shard once the lease lapses; then the first wakes up, fenced.
+      current = start();
+      // Not past lease + 2 s: frozen inside a SQLite write, the first one holds the file's lock
+      // (and a job's own files' locks), and the second must not time out waiting for it.
+      const takenOver = await Promise.race([current.began, stillRunningAfter(current, plan.leaseMs + 2000).then(() => false)]);
+      if (takenOver) await stillRunningAfter(current, random() * Math.min(windowMs, 1000));
+      worker.child.kill('SIGCONT');
+      woken.push(worker);
+      continue;
+    }
+    const killedAt = Date.now();
+    worker.child.kill('SIGKILL');
+    const exit = await worker.exit;
+    merge(worker);
+    current = undefined;
+    // Read after its death: every line it printed before it is in, so the place is the truth.
+    if (exit.signal === 'SIGKILL' && !worker.finished && worker.failure === undefined) {
+      kills.push(describeKill(worker, { kind: 'kill', aim, round: plan.round, at: killedAt, progress: atProgress }, plan.nearCheckpointMs));
+    } else if (exit.code === 0 || (worker.finished && worker.failure === undefined)) {
+      // Too late: the job had completed; this kill tested nothing and is not counted.
+      completed = true;
+    } else {
+      violations.push(`a run of the job exited ${exit.code ?? exit.signal} under chaos: ${why(worker, exit.stderr)}`);
+    }
+  }
+  // Resume until complete: the last worker (or a new one) runs to the end, and so must any woken one.
+  if (!completed && violations.length === 0) {
+    current ??= start();
+    const exit = await finished(current);
+    if (exit.code === 0) completed = true;
+    else violations.push(`the job did not complete after the crashes: exit ${exit.code ?? exit.signal}: ${why(current, exit.stderr)}`);
+  } else if (current !== undefined) {
+    // A second worker started for a SIGSTOP the round ended on: it must not outlive the round.
+    await finished(current);
+  }
+  for (const worker of woken) {
+    const exit = await finished(worker);
+    if (exit.code !== 0) violations.push(`a worker woken after SIGSTOP exited ${exit.code ?? exit.signal}: ${why(worker, exit.stderr)}`);
+  }
+  return { kills, completed, violations, firstWindowMs };
+}
+
+/** Where a kill fell, from the worker's JSON lines: start-up, its shard done, right after a checkpoint, or mid-chunk. */
+function describeKill(
+  worker: ChaosWorker,
+  kill: { kind: 'kill' | 'stop'; aim: ChaosAim; round: number; at: number; progress: number },
+  nearCheckpointMs: number,
+): ChaosKill {
+  const sinceCheckpointMs = worker.lastCheckpointAt === undefined ? null : Math.max(0, kill.at - worker.lastCheckpointAt);
+  let place: KillPlace = 'mid-chunk';
+  if (worker.beganAt === undefined) place = 'start-up';
+  else if (worker.shardDone) place = 'shard-done';
+  else if (sinceCheckpointMs !== null && sinceCheckpointMs <= nearCheckpointMs) place = 'after-checkpoint';
+  const inEffect = [...worker.openEffects.keys()];
+  return {
+    kind: kill.kind,
+    pid: worker.pid,
+    round: kill.round,
+    aim: kill.aim,
+    place,
+    inEffect,
+    lastEvent: worker.lastEvent ?? null,
+    sinceCheckpointMs,
+    atRiskMs: worker.beganAt === undefined ? null : Math.max(0, kill.at - Math.max(worker.beganAt, worker.lastCheckpointAt ?? 0)),
+    progress: Math.round(kill.progress * 1000) / 1000,
+  };
+}
+
+async function finished(worker: ChaosWorker): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  if (await stillRunningAfter(worker, FINISH_MS)) worker.child.kill('SIGKILL');
+  return worker.exit;
+}
+
+export function why(worker: ChaosWorker, stderr: string): string {
+  return worker.failure ?? lastLine(stderr);
+}
+
+export function lastLine(text: string): string {
+  return text.trimEnd().split('\n').at(-1) ?? '';
+}
