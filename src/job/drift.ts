@@ -22,6 +22,8 @@ export async function checkDrift(input: {
   paramsHash: string;
   source: Source<unknown, unknown>;
   resuming: boolean;
+  /** The checkpoint was carried from the last generation (incremental): the source may have grown since, and says if it only grew. */
+  carried?: { position: unknown } | undefined;
   onDrift: OnDrift;
   emit: Emit;
 }): Promise<void> {
@@ -38,7 +40,14 @@ export async function checkDrift(input: {
       changes.push(`job version changed from ${shard.version ?? '(none)'} to ${inputs.version ?? '(none)'}`);
     }
     if (shard?.fingerprint != null && shard.fingerprint !== inputs.fingerprint) {
-      changes.push(`source changed: fingerprint ${shard.fingerprint} is now ${inputs.fingerprint ?? '(none)'}`);
+      const { carried, source } = input;
+      if (carried === undefined || source.continues === undefined) {
+        changes.push(`source changed: fingerprint ${shard.fingerprint} is now ${inputs.fingerprint ?? '(none)'}`);
+      } else if (!(await source.continues(shard.fingerprint, carried.position))) {
+        changes.push(
+          `source was rewritten, not added to, since the last generation ended: fingerprint ${shard.fingerprint} is now ${inputs.fingerprint ?? '(none)'}`,
+        );
+      }
     }
     if (changes.length > 0) {
       await input.emit('drift', { shard: lease.shard, changes, resolution: input.onDrift }, lease.runId);
