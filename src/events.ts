@@ -43,7 +43,7 @@ export interface EventMap {
   'shard:lost': { shard: string; token: number; reason: string };
   'instance:complete': { job: string; generation: number };
   /** A new generation starts from the beginning: `ckpt reset`, `--rerun`, or `--on-drift restart`. */
-  'instance:reset': { from: number; generation: number; reason: 'reset' | 'rerun' | 'drift-restart'; by: string };
+  'instance:reset': { from: number; generation: number; reason: 'reset' | 'rerun' | 'drift-restart' | 'incremental'; by: string };
   /** The store was unreachable; the call is retried after `delayMs`. */
   'store:retry': { operation: string; attempt: number; delayMs: number; error: string };
   log: { shard: string; level: 'info' | 'warn' | 'error'; message: string; data?: JsonValue };

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FencedError, type InstanceInfo, type Store, type Tx } from '../src/index.ts';
+import { FencedError, type InstanceInfo, type Lease, type Store, type Tx } from '../src/index.ts';
 import { selectedStoreFactories } from './helpers/stores.ts';
 
 for (const factory of selectedStoreFactories()) {
@@ -72,6 +72,39 @@ for (const factory of selectedStoreFactories()) {
       const second = await store.resetInstance(instance.id, instance.generation);
       assert.equal(first.generation, instance.generation + 1);
       assert.equal(second.generation, instance.generation + 1, 'the second finds the generation moved on and leaves it');
+    });
+
+    test('resetInstance with carry: each completed shard starts the new generation at its last checkpoint, count 0', async () => {
+      const instance = await freshInstance(['a', 'b']);
+      for (const position of [['k', 7], null]) {
+        const lease = await store.claim(instance, 'w1', 60_000);
+        assert.ok(lease);
+        await store.setInputs(lease, { fingerprint: `fp-${lease.shard}`, version: null, paramsHash: 'h' });
+        const tx = await store.begin(lease);
+        // Shard a completes at ['k', 7]; shard b is left unfinished and is not carried.
+        if (position === null) {
+          await store.commit(tx, { position: 3, state: { n: 3 }, processed: 3 }, {});
+          break;
+        }
+        await store.commit(tx, { position, state: { high: 'k7' }, processed: 9 }, { complete: true });
+      }
+      const next = await store.resetInstance(instance.id, instance.generation, { carry: true });
+      assert.equal(next.generation, instance.generation + 1);
+      const shards = await store.listShards(instance.id);
+      assert.deepEqual(
+        shards.map((shard) => [shard.name, shard.generation, shard.status, shard.processed, shard.fingerprint]),
+        [['a', next.generation, 'pending', 0, 'fp-a']],
+      );
+      await store.ensureShards(next, ['a', 'b'], { version: null });
+      const lease = await store.claim(next, 'w2', 60_000);
+      assert.equal(lease?.shard, 'a');
+      const { checkpoint } = await store.latest(lease as Lease);
+      assert.deepEqual(
+        { position: checkpoint?.position, state: checkpoint?.state, processed: checkpoint?.processed },
+        { position: ['k', 7], state: { high: 'k7' }, processed: 0 },
+      );
+      const other = await store.claim(next, 'w3', 60_000);
+      assert.equal((await store.latest(other as Lease)).checkpoint, undefined, 'shard b starts from the beginning');
     });
 
     test('a held shard cannot be claimed twice; holders name the worker', async () => {

@@ -202,6 +202,40 @@ test('jetStream fingerprint: a stream deleted and added again is drift (ckpt run
   await withJetStream(({ jsm }) => jsm.streams.delete(stream));
 });
 
+test('incremental runs over streams: each generation starts at the last one’s end and reads only what was added', { skip: redisDown || natsDown }, async () => {
+  const stream = `ckpt-test-incremental-${process.pid}`;
+  const subjectStream = `CKPT_INCREMENTAL_${process.pid}`;
+  await withRedis(async (client) => {
+    await client.sendCommand(['DEL', stream]);
+    await addEntries(client, stream, 30);
+  });
+  await freshJetStream(subjectStream, 30);
+  const env = { STREAM_ROWS_INCREMENTAL: '1' };
+  const dir = tempDir('ckpt-stream-incremental-');
+  const store = storeWithApplied(dir);
+  const run = async (kind: string, name: string, extra: string[] = []) => {
+    const result = await runCli(
+      ['run', fixture('stream-rows.ts'), '--store', store, '--param', `kind=${kind}`, '--param', `stream=${name}`, ...extra, '--json'],
+      { env },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const summary = JSON.parse(result.stdout.split('\n').find((line) => line.includes('"type":"summary"')) as string);
+    return [summary.generation, summary.records];
+  };
+  const redisArgs = ['--param', 'group=incremental'];
+  assert.deepEqual(await run('redis', stream, redisArgs), [1, 30]);
+  assert.deepEqual(await run('jetstream', subjectStream), [1, 30]);
+  await withRedis((client) => addEntries(client, stream, 7, 30));
+  await withJetStream(({ js }) => publish(js, subjectStream, 7, 30));
+  assert.deepEqual(await run('redis', stream, redisArgs), [2, 7]);
+  assert.deepEqual(await run('jetstream', subjectStream), [2, 7]);
+  assert.deepEqual(await run('redis', stream, redisArgs), [3, 0], 'nothing new');
+  const pending = await withRedis((client) => client.sendCommand(['XPENDING', stream, 'incremental']));
+  assert.equal((pending as unknown[])[0], 0, 'every entry acknowledged');
+  await withRedis((client) => client.sendCommand(['DEL', stream]));
+  await withJetStream(({ jsm }) => jsm.streams.delete(subjectStream));
+});
+
 test('jetStream: a missing stream is one line and exit 2', { skip: natsDown }, async () => {
   const dir = tempDir('ckpt-jetstream-missing-');
   const result = await runCli([

@@ -171,7 +171,9 @@ export function describeSummary(summary: RunSummary, quiet: boolean): string {
   );
   const head =
     summary.outcome === 'completed'
-      ? `completed ${name}`
+      ? summary.incremental?.nothingNew
+        ? `completed ${name}: nothing new since generation ${summary.incremental.from} ended`
+        : `completed ${name}`
       : summary.outcome === 'interrupted'
         ? `interrupted at ${positions.join(', ') || 'start'}; run again to resume`
         : `failed ${name}: ${summary.error ?? 'unknown error'}; the checkpoint stays at ${positions.join(', ') || 'start'}, fix the cause and run again to resume`;

@@ -111,6 +111,13 @@ export interface JobDefinition<Record, Params, State extends JsonObject, Positio
    */
   setup?: (input: SetupInput<Params, State>) => unknown;
   checkpoint?: CheckpointSpec;
+  /**
+   * `ckpt run` on a completed instance starts a new generation where the last one ended (each
+   * shard at its last checkpoint's position and state) instead of saying "already complete".
+   * For sources whose positions stay meaningful as data is added: a key that only grows, an
+   * appended file, a stream. `--rerun` still starts from the beginning.
+   */
+  incremental?: boolean;
   /** Records in flight at once in one process; default 1. */
   concurrency?: number;
   retry?: RetryOptions;

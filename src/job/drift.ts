@@ -25,6 +25,8 @@ export async function checkDrift(input: {
   code: CodeIdentity;
   source: Source<unknown, unknown>;
   resuming: boolean;
+  /** The checkpoint was carried from the last generation (incremental): the source may have grown since, and says if it only grew. */
+  carried?: { position: unknown } | undefined;
   onDrift: OnDrift;
   emit: Emit;
 }): Promise<void> {
@@ -43,7 +45,14 @@ export async function checkDrift(input: {
     // Another job file of the same name, or this one with another state: not the code that made the checkpoint.
     if (shard !== undefined) changes.push(...codeChanges(shard.code, input.code));
     if (shard?.fingerprint != null && shard.fingerprint !== inputs.fingerprint) {
-      changes.push(`source changed: fingerprint ${shard.fingerprint} is now ${inputs.fingerprint ?? '(none)'}`);
+      const { carried, source } = input;
+      if (carried === undefined || source.continues === undefined) {
+        changes.push(`source changed: fingerprint ${shard.fingerprint} is now ${inputs.fingerprint ?? '(none)'}`);
+      } else if (!(await source.continues(shard.fingerprint, carried.position))) {
+        changes.push(
+          `source was rewritten, not added to, since the last generation ended: fingerprint ${shard.fingerprint} is now ${inputs.fingerprint ?? '(none)'}`,
+        );
+      }
     }
     if (changes.length > 0) {
       await input.emit('drift', { shard: lease.shard, changes, resolution: input.onDrift }, lease.runId);

@@ -18,7 +18,7 @@ export interface RunOptions {
   store: Store;
   /** Raw `--param k=v` values, parsed by the job's `params`. */
   params?: { [key: string]: string };
-  /** Start a new generation from the beginning, even if the instance completed. */
+  /** Start a new generation from the beginning, even if the instance completed (an incremental job too). */
   rerun?: boolean;
   checkpoint?: CheckpointSpec;
   concurrency?: number;
@@ -71,6 +71,8 @@ export interface RunSummary {
   /** The interval in force at the end: ms of work and records (null where the policy has none). */
   interval: { ms: number | null; records: number | null; reason: string };
   shards: ShardResult[];
+  /** This run started an incremental generation where generation `from` ended; `nothingNew`: it found no record after it. */
+  incremental?: { from: number; nothingNew: boolean };
   error?: string;
   /** The failure's full stack, for debugging (the CLI prints it under CKPT_DEBUG=1). */
   stack?: string;
@@ -127,9 +129,9 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     return store.appendEvents(instance.id, instance.generation, [{ type, at, runId: runId ?? null, shard, data: data as unknown as JsonObject }]);
   };
   /** A new generation: the reset is recorded in the new generation's log, where its runs follow. */
-  const resetTo = async (reason: EventMap['instance:reset']['reason']) => {
+  const resetTo = async (reason: EventMap['instance:reset']['reason'], options?: { carry: boolean }) => {
     const from = instance.generation;
-    instance = await store.resetInstance(instance.id, from);
+    instance = await store.resetInstance(instance.id, from, options);
     if (instance.generation !== from) await emit('instance:reset', { from, generation: instance.generation, reason, by: worker });
   };
 
@@ -139,6 +141,8 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     return reaped.type === 'run:end' ? emit('run:end', reaped.data, run.id) : emit('run:crashed', reaped.data, run.id);
   };
 
+  /** The generation this run's incremental generation carried its positions from. */
+  let carriedFrom: number | undefined;
   const summary = (outcome: RunJobOutcome, shards: ShardResult[], error?: string): RunSummary => {
     const durationMs = performance.now() - started;
     const checkpointMs = shards.reduce((sum, shard) => sum + shard.checkpointMs, 0);
@@ -162,6 +166,9 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
       policy: policy.describe(),
       interval: intervalOf(policy),
       shards,
+      ...(carriedFrom === undefined
+        ? {}
+        : { incremental: { from: carriedFrom, nothingNew: outcome === 'completed' && shards.every((shard) => shard.records === 0) } }),
       ...(error === undefined ? {} : { error }),
       ...(outcome === 'failed' && shards.some((shard) => shard.stack) ? { stack: shards.find((shard) => shard.stack)?.stack } : {}),
     };
@@ -176,7 +183,11 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     await resetTo('rerun');
   } else if (instance.status === 'completed') {
     await checkCompletedBy({ store, job, params, instance, onDrift });
-    return summary('already-complete', []);
+    if (!job.incremental) return summary('already-complete', []);
+    // Conditional like --rerun: two runs at once start one generation, both carrying the same positions.
+    const from = instance.generation;
+    await resetTo('incremental', { carry: true });
+    carriedFrom = from;
   }
 
   policy.useHistory(await store.failureHistory(instance.id));

@@ -159,6 +159,8 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
     code: codeIdentity(job, input.params, shard),
     source,
     resuming: checkpoint !== undefined,
+    // A carried checkpoint (see resetInstance's carry) is the only first one with nothing counted.
+    carried: checkpoint !== undefined && checkpoint.seq === 1 && checkpoint.processed === 0 ? { position: checkpoint.position } : undefined,
     onDrift: input.onDrift,
     emit,
   });

@@ -125,5 +125,6 @@ export function csvFile<R extends CsvRecord = Record<string, string>>(path: stri
       }
     },
     fingerprint: () => input.fingerprint('csv'),
+    continues: (fingerprint, position) => input.continues(fingerprint, position),
   };
 }

@@ -49,6 +49,26 @@ export function inputFile(path: string, kind: string) {
         await handle.close();
       }
     },
+    /**
+     * The file was only appended to since `fingerprint` was taken: it is no shorter, and the bytes
+     * that fingerprint hashed (its first 4 KiB, or the whole file if smaller) are unchanged. A
+     * rewrite that keeps the head and grows is not seen.
+     */
+    async continues(fingerprint: string, position: number): Promise<boolean> {
+      const then = /:size=(\d+):mtime=\d+:head=([0-9a-f]+)$/.exec(fingerprint);
+      if (then === null) return false;
+      const size = Number(then[1]);
+      const info = await input.statInput();
+      if (info.size < size || position > info.size) return false;
+      const handle = await input.openInput();
+      try {
+        const head = Buffer.alloc(Math.min(4096, size));
+        await handle.read(head, 0, head.length, 0);
+        return createHash('sha256').update(head).digest('hex').slice(0, 16) === then[2];
+      } finally {
+        await handle.close();
+      }
+    },
   };
   return input;
 }

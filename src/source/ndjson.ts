@@ -66,6 +66,7 @@ export function ndjsonFile<R = unknown>(path: string, options: NdjsonOptions = {
       }
     },
     fingerprint: () => input.fingerprint('ndjson'),
+    continues: (fingerprint, position) => input.continues(fingerprint, position),
   };
 }
 

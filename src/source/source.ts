@@ -22,6 +22,8 @@ export interface Source<R, P = unknown> {
   size?(): Promise<number | undefined>;
   /** Identity of the data the positions point into (file size + mtime + head hash, …). */
   fingerprint?(): Promise<string>;
+  /** Whether the data still extends what `fingerprint` described up to `position` (an incremental run: appended, not rewritten). */
+  continues?(fingerprint: string, position: P): Promise<boolean>;
   /** Called by the runner after each checkpoint commits, with its position: acknowledge upstream only what is durable (XACK). */
   committed?(position: P): Promise<void> | void;
 }

@@ -45,8 +45,11 @@ export interface StoreLifecycle {
 export interface InstanceStore {
   /** Find or create the instance of (job, paramsHash). */
   instance(job: string, paramsHash: string, meta: { params: JsonObject; version: string | null }): Promise<InstanceInfo>;
-  /** New generation from the beginning (old history stays); with `fromGeneration`, only if still at it, so two resets make one. */
-  resetInstance(instanceId: number, fromGeneration?: number): Promise<InstanceInfo>;
+  /**
+   * New generation from the beginning (old history stays); with `fromGeneration`, only if still at it, so two resets make one;
+   * with `carry`, each completed shard starts the new generation at its last checkpoint (position, state, inputs; count 0).
+   */
+  resetInstance(instanceId: number, fromGeneration?: number, options?: { carry?: boolean }): Promise<InstanceInfo>;
   /** Instances of a job (every job when omitted), newest first. */
   listInstances(job?: string): Promise<InstanceInfo[]>;
   /** Create the shards of the instance's current generation that do not exist yet. */

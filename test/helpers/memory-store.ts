@@ -98,12 +98,31 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
     return row;
   }
 
-  async resetInstance(instanceId: number, fromGeneration?: number): Promise<InstanceInfo> {
+  async resetInstance(instanceId: number, fromGeneration?: number, options?: { carry?: boolean }): Promise<InstanceInfo> {
     const row = this.#instanceRow(instanceId);
     if (fromGeneration !== undefined && row.generation !== fromGeneration) return { ...row };
+    const olds = this.#currentShards(instanceId).filter((shard) => shard.status === 'completed');
     row.generation++;
     row.status = 'open';
     row.completedAt = null;
+    for (const old of options?.carry ? olds : []) {
+      const { checkpoint } = await this.latest({ shardId: old.id } as Lease);
+      if (checkpoint === undefined) continue;
+      const id = this.#shards.length + 1;
+      this.#shards.push({
+        ...old,
+        id,
+        generation: row.generation,
+        status: 'pending',
+        leaseOwner: null,
+        leaseExpiresAt: 0,
+        checkpointSeq: 1,
+        processed: 0,
+        updatedAt: Date.now(),
+      });
+      const seed = { seq: 1, position: checkpoint.position, state: checkpoint.state, processed: 0, createdAt: Date.now() };
+      this.#checkpoints.set(id, [{ ...seed, checksum: checkpointChecksum(id, 1, seed.position, seed.state, 0) }]);
+    }
     return { ...row };
   }
 

@@ -83,7 +83,7 @@ export function sqlTable<R = Record<string, unknown>>(options: SqlTableOptions):
       });
     },
     async fingerprint() {
-      const identity = [shape.dialect, shape.from, shape.columns, shape.where ?? '', JSON.stringify(keys), hashParams(shape.params)];
+      const identity = identityOf(shape);
       if (options.fingerprint !== 'shape') {
         const data = await withReader(options.connection, async (reader) => {
           const count = countStatement(shape);
@@ -107,9 +107,25 @@ export function sqlTable<R = Record<string, unknown>>(options: SqlTableOptions):
         });
         identity.push(...data);
       }
-      return `sql:${shape.dialect}:${createHash('sha256').update(identity.join('\n')).digest('hex').slice(0, 24)}`;
+      return fingerprintOf(shape, identity);
+    },
+    /**
+     * An incremental run's check. With `'shape'`, what is read must be the same; with `'rows'`,
+     * rows have been added by definition, and a key that only grows keeps every position
+     * meaningful: nothing is compared.
+     */
+    async continues(fingerprint) {
+      return options.fingerprint !== 'shape' || fingerprint === fingerprintOf(shape, identityOf(shape));
     },
   };
+}
+
+function identityOf(shape: KeysetShape): string[] {
+  return [shape.dialect, shape.from, shape.columns, shape.where ?? '', JSON.stringify(shape.key), hashParams(shape.params)];
+}
+
+function fingerprintOf(shape: KeysetShape, parts: string[]): string {
+  return `sql:${shape.dialect}:${createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 24)}`;
 }
 
 function shapeOf(options: SqlTableOptions): KeysetShape {

@@ -1,7 +1,8 @@
 import type { JsonObject } from '../../json.ts';
+import { CARRY_HISTORY, carriedShard, carryShardsSql, seedCheckpoint } from '../carry.ts';
 import { type Row, toInstance, toShard } from '../rows.ts';
 import type { Completion, InstanceInfo, InstanceStore, Lease, ShardInfo, ShardInputs } from '../store.ts';
-import { type MysqlDriver, NOW } from './mysql-driver.ts';
+import { type MysqlDriver, type MysqlQueryable, NOW } from './mysql-driver.ts';
 
 /** Job instances and their shards on MySQL/MariaDB. */
 export class MysqlInstances implements InstanceStore {
@@ -21,15 +22,42 @@ export class MysqlInstances implements InstanceStore {
     return toInstance((await this.#db.rows(`SELECT * FROM ${p}instances WHERE job = ? AND params_hash = ?`, [job, paramsHash]))[0] as Row);
   }
 
-  async resetInstance(instanceId: number, fromGeneration?: number): Promise<InstanceInfo> {
+  async resetInstance(instanceId: number, fromGeneration?: number, options?: { carry?: boolean }): Promise<InstanceInfo> {
     const p = this.#db.p;
     // No UPDATE … RETURNING on MySQL: update, then read. Another process that moved the
     // generation on first leaves nothing to update here, and the read says where it is.
-    await this.#db.query(
-      `UPDATE ${p}instances SET generation = generation + 1, status = 'open', completed_at = NULL WHERE id = ? AND (? IS NULL OR generation = ?)`,
-      [instanceId, fromGeneration ?? null, fromGeneration ?? null],
-    );
+    await this.#db.transaction(async (tx) => {
+      const updated = await tx.query(
+        `UPDATE ${p}instances SET generation = generation + 1, status = 'open', completed_at = NULL WHERE id = ? AND (? IS NULL OR generation = ?)`,
+        [instanceId, fromGeneration ?? null, fromGeneration ?? null],
+      );
+      if (updated.affectedRows > 0 && options?.carry) {
+        await this.#carry(tx, toInstance((await tx.query(`SELECT * FROM ${p}instances WHERE id = ?`, [instanceId])).rows[0] as Row));
+      }
+    });
     return toInstance((await this.#db.rows(`SELECT * FROM ${p}instances WHERE id = ?`, [instanceId]))[0] as Row);
+  }
+
+  /** Seeds the new generation's shards with the completed ones' last checkpoints (inside the reset's transaction). */
+  async #carry(tx: MysqlQueryable, instance: InstanceInfo): Promise<void> {
+    const p = this.#db.p;
+    const now = Date.now();
+    const olds = (await tx.query(carryShardsSql(`${p}shards`, ['?', '?']), [instance.id, instance.generation - 1])).rows;
+    for (const old of olds) {
+      const checkpoints = (await tx.query(`SELECT * FROM ${p}checkpoints WHERE shard_id = ? ORDER BY seq DESC LIMIT ?`, [old.id, CARRY_HISTORY])).rows;
+      const carried = carriedShard(old, checkpoints);
+      if (carried === undefined) continue;
+      const inserted = await tx.query(
+        `INSERT INTO ${p}shards (instance_id, generation, name, version, fingerprint, params_hash, checkpoint_seq, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?)`,
+        [instance.id, instance.generation, carried.name, carried.version, carried.fingerprint, carried.paramsHash, now],
+      );
+      const id = Number(inserted.insertId);
+      const seed = seedCheckpoint(id, carried);
+      await tx.query(
+        `INSERT INTO ${p}checkpoints (shard_id, seq, position, state, processed, run_id, created_at, checksum) VALUES (?, 1, ?, ?, 0, NULL, ?, ?)`,
+        [id, seed.position, seed.state, now, seed.checksum],
+      );
+    }
   }
 
   async listInstances(job?: string): Promise<InstanceInfo[]> {

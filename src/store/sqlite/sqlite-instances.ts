@@ -1,4 +1,5 @@
 import type { JsonObject } from '../../json.ts';
+import { CARRY_HISTORY, carriedShard, carryShardsSql, seedCheckpoint } from '../carry.ts';
 import { type Row, toInstance, toShard } from '../rows.ts';
 import type { Completion, InstanceInfo, InstanceStore, Lease, ShardInfo, ShardInputs } from '../store.ts';
 import type { SqliteDriver } from './sqlite-driver.ts';
@@ -25,16 +26,50 @@ export class SqliteInstances implements InstanceStore {
     });
   }
 
-  async resetInstance(instanceId: number, fromGeneration?: number): Promise<InstanceInfo> {
+  async resetInstance(instanceId: number, fromGeneration?: number, options?: { carry?: boolean }): Promise<InstanceInfo> {
     return this.#db.write(() => {
-      this.#db.run(
+      const changed = this.#db.run(
         "UPDATE instances SET generation = generation + 1, status = 'open', completed_at = NULL WHERE id = ? AND (? IS NULL OR generation = ?)",
         instanceId,
         fromGeneration ?? null,
         fromGeneration ?? null,
       );
-      return toInstance(this.#db.get('SELECT * FROM instances WHERE id = ?', instanceId) as Row);
+      const instance = toInstance(this.#db.get('SELECT * FROM instances WHERE id = ?', instanceId) as Row);
+      if (changed > 0 && options?.carry) this.#carry(instance);
+      return instance;
     });
+  }
+
+  /** Seeds the new generation's shards with the completed ones' last checkpoints (inside the reset's transaction). */
+  #carry(instance: InstanceInfo): void {
+    const db = this.#db;
+    const now = Date.now();
+    for (const old of db.all(carryShardsSql('shards', ['?', '?']), instance.id, instance.generation - 1)) {
+      const carried = carriedShard(old, db.all('SELECT * FROM checkpoints WHERE shard_id = ? ORDER BY seq DESC LIMIT ?', Number(old.id), CARRY_HISTORY));
+      if (carried === undefined) continue;
+      db.run(
+        'INSERT INTO shards (instance_id, generation, name, version, fingerprint, params_hash, checkpoint_seq, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?)',
+        instance.id,
+        instance.generation,
+        carried.name,
+        carried.version,
+        carried.fingerprint,
+        carried.paramsHash,
+        now,
+      );
+      const id = Number(
+        (db.get('SELECT id FROM shards WHERE instance_id = ? AND generation = ? AND name = ?', instance.id, instance.generation, carried.name) as Row).id,
+      );
+      const seed = seedCheckpoint(id, carried);
+      db.run(
+        'INSERT INTO checkpoints (shard_id, seq, position, state, processed, run_id, created_at, checksum) VALUES (?, 1, ?, ?, 0, NULL, ?, ?)',
+        id,
+        seed.position,
+        seed.state,
+        now,
+        seed.checksum,
+      );
+    }
   }
 
   async listInstances(job?: string): Promise<InstanceInfo[]> {
