@@ -58,6 +58,76 @@ for (const factory of selectedStoreFactories()) {
       assert.equal((await store.effect(scope, 'revoke'))?.status, 'done');
     });
 
+    test('journal batch: a claim writes an intent and its events only for a key with no entry, and answers the entry otherwise', async () => {
+      const { instance } = await claimed();
+      const scope = { instanceId: instance.id, generation: instance.generation };
+      const instanceScope = { instanceId: instance.id, generation: 0 };
+      const event = (type: string, key: string) => ({ type, runId: null, shard: 'main', data: { key } });
+      await store.effectDone(scope, 'paid', { receipt: 7 }, [event('effect:done', 'paid')]);
+      await store.effectIntent(scope, 'doubt', [event('effect:start', 'doubt')]);
+      const before = (await store.listEvents(instance.id)).length;
+      const outcomes = await store.journal(instance.id, [
+        { kind: 'claim', scope, key: 'new', events: [event('effect:start', 'new')] },
+        { kind: 'claim', scope, key: 'paid', events: [event('effect:start', 'paid')] },
+        { kind: 'claim', scope: instanceScope, key: 'once-ever', events: [event('effect:start', 'once-ever')] },
+        { kind: 'claim', scope, key: 'doubt', events: [event('effect:start', 'doubt')] },
+        { kind: 'done', scope, key: 'other', result: 'r', events: [event('effect:done', 'other')] },
+        { kind: 'events', scope, events: [event('effect:in-doubt', 'x')] },
+      ]);
+      assert.equal(outcomes.length, 6);
+      assert.equal(outcomes[0], undefined, 'a new key is claimed');
+      assert.deepEqual([outcomes[1]?.status, outcomes[1]?.result], ['done', { receipt: 7 }], 'a done key answers its result');
+      assert.equal(outcomes[2], undefined, 'an instance-scoped key is claimed in generation 0');
+      assert.deepEqual([outcomes[3]?.status, outcomes[3]?.attempts], ['intent', 1], 'a key in doubt answers its intent');
+      assert.deepEqual([outcomes[4], outcomes[5]], [undefined, undefined]);
+      assert.deepEqual([(await store.effect(scope, 'new'))?.status, (await store.effect(scope, 'new'))?.attempts], ['intent', 1]);
+      assert.equal((await store.effect(instanceScope, 'once-ever'))?.status, 'intent');
+      assert.equal(await store.effect(scope, 'once-ever'), undefined, 'generation 0 is its own journal');
+      assert.deepEqual((await store.effect(scope, 'paid'))?.result, { receipt: 7 }, 'a refused claim leaves the entry as it was');
+      assert.equal((await store.effect(scope, 'doubt'))?.attempts, 1);
+      assert.equal((await store.effect(scope, 'other'))?.status, 'done');
+      const added = (await store.listEvents(instance.id)).slice(before);
+      assert.deepEqual(
+        added.map((stored) => [stored.type, stored.data.key, stored.generation]),
+        [
+          ['effect:start', 'new', scope.generation],
+          ['effect:start', 'once-ever', 0],
+          ['effect:done', 'other', scope.generation],
+          ['effect:in-doubt', 'x', scope.generation],
+        ],
+        "refused claims record nothing; the batch's events are one append, in the writes' order, each under its write's generation",
+      );
+      const seqs = (await store.listEvents(instance.id)).map((stored) => stored.chain?.seq);
+      assert.deepEqual(
+        seqs,
+        seqs.map((_, i) => i + 1),
+        'one chain for both generations',
+      );
+      assert.equal((await store.chainHead(instance.id))?.seq, seqs.length);
+    });
+
+    test('journal batch: claim, done, failed and intent of different keys commit together', async () => {
+      const { instance } = await claimed();
+      const scope = { instanceId: instance.id, generation: instance.generation };
+      await store.effectIntent(scope, 'a');
+      await store.effectIntent(scope, 'b');
+      await store.effectIntent(scope, 'c');
+      const outcomes = await store.journal(instance.id, [
+        { kind: 'done', scope, key: 'a', result: [1, 2], events: [] },
+        { kind: 'failed', scope, key: 'b', events: [] },
+        { kind: 'intent', scope, key: 'c', events: [] },
+        { kind: 'claim', scope, key: 'd', events: [] },
+        { kind: 'claim', scope, key: 'e', events: [] },
+      ]);
+      assert.deepEqual(outcomes, [undefined, undefined, undefined, undefined, undefined]);
+      assert.deepEqual((await store.effect(scope, 'a'))?.result, [1, 2]);
+      assert.equal(await store.effect(scope, 'b'), undefined);
+      assert.equal((await store.effect(scope, 'c'))?.attempts, 2);
+      assert.equal((await store.effect(scope, 'd'))?.status, 'intent');
+      assert.equal((await store.effect(scope, 'e'))?.status, 'intent');
+      assert.deepEqual(await store.journal(instance.id, []), []);
+    });
+
     test('dead letters land with the commit of their tx, or never', async () => {
       const { instance, lease } = await claimed();
       const letter = { position: 7, record: { id: 7 }, error: 'poison', attempts: 3 };

@@ -1,14 +1,14 @@
 import type { EventMap } from '../events.ts';
 import type { JsonObject, JsonValue } from '../json.ts';
 import type { JobContext, JobLogger, OnceOptions } from './define.ts';
-import type { Effects } from './effects.ts';
+import type { DeferredWrites, Effects } from './effects.ts';
 import type { TxHandle } from './record-tx.ts';
 
 /**
  * The `ctx` of one record attempt; `tx` writes into the transaction its checkpoint will commit.
  * Records that finish synchronously share one, moved on with `reuse` (no object per record).
  */
-export class RecordContext<Params, State extends JsonObject> implements JobContext<Params, State> {
+export class RecordContext<Params, State extends JsonObject> implements JobContext<Params, State>, DeferredWrites {
   readonly job: string;
   readonly params: Params;
   readonly shard: string;
@@ -19,6 +19,8 @@ export class RecordContext<Params, State extends JsonObject> implements JobConte
   readonly #sql: () => TxHandle | undefined;
   #handle: TxHandle | undefined;
   readonly #effects: Effects;
+  /** Journal writes of this record's effects not yet known durable (completions queued by ctx.once). */
+  #deferred: Promise<unknown> | undefined;
 
   constructor(init: {
     job: string;
@@ -56,11 +58,28 @@ export class RecordContext<Params, State extends JsonObject> implements JobConte
   }
 
   once<T>(key: string, fn: () => T | Promise<T>, options?: OnceOptions<T>): Promise<T | undefined> {
-    return this.#effects.once(key, fn, options);
+    return this.#effects.once(key, fn, options, this);
   }
 
   step<T>(name: string, fn: () => T | Promise<T>, options?: OnceOptions<T>): Promise<T> {
-    return this.#effects.step(this.position, name, fn, options);
+    return this.#effects.step(this.position, name, fn, options, this);
+  }
+
+  defer(write: Promise<unknown>): void {
+    // Awaited by `durable`; until then a rejection is this record's failure, not an unhandled one.
+    write.catch(() => undefined);
+    this.#deferred = this.#deferred === undefined ? write : Promise.all([this.#deferred, write]);
+  }
+
+  /**
+   * Resolves when every journal write this record's effects deferred is durable (rejects if one
+   * failed), or undefined when there is none: whoever runs a record awaits it before counting the
+   * record as finished, so no checkpoint covers a record whose effect completion could be lost.
+   */
+  durable(): Promise<unknown> | undefined {
+    const deferred = this.#deferred;
+    this.#deferred = undefined;
+    return deferred;
   }
 
   idempotencyKey(name: string): string {

@@ -100,6 +100,7 @@ export async function retryDeadLetters(
       // A letter is processed in a transaction of its own: it gets what setup() prepares too.
       await runSetup(job, { params, shard: letter.shard, state: ctx.state, tx });
       await job.process(letter.record, ctx);
+      await ctx.durable();
       await recordTx?.finish(true);
       if (tx.sql !== undefined) await chunk.buffer.flush(tx.sql);
       if (!(await store.resolveDeadLetter(tx, letter.id))) {

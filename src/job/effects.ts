@@ -2,8 +2,9 @@ import { firstLine } from '../errors.ts';
 import type { EventMap, EventType } from '../events.ts';
 import { type JsonObject, type JsonValue, sha256 } from '../json.ts';
 import { sealSecrets, unsealSecrets } from '../secret.ts';
-import type { EffectScope, NewEvent, Store } from '../store/store.ts';
+import type { EffectEntry, EffectScope, JournalOutcome, JournalWrite, Store } from '../store/store.ts';
 import type { OnceOptions } from './define.ts';
+import { JournalQueue } from './journal-queue.ts';
 
 export interface EffectsInput {
   store: Store;
@@ -19,13 +20,19 @@ export interface EffectsInput {
   leaseLost?: () => boolean;
 }
 
+/** Where a record keeps the journal writes it must see durable before it counts as finished. */
+export interface DeferredWrites {
+  defer(write: Promise<unknown>): void;
+}
+
 /** The generation number of instance-scoped effect keys: one no generation of a run has. */
 const INSTANCE_GENERATION = 0;
 
 /**
  * `ctx.once`, `ctx.step` and `ctx.idempotencyKey` of one shard run, over the store's effect
- * journal. The journal is written outside the chunk transaction and durably at once (intent
- * before `fn`, completion right after), so a crash that rolls the chunk back never forgets
+ * journal. The journal is written outside the chunk transaction, in group commits
+ * (JournalQueue): an intent is durable before `fn` starts; a completion is durable before the
+ * record that made it counts as finished, so a crash that rolls the chunk back never forgets
  * that an effect ran: the only window of doubt is between `fn` returning and its completion.
  * Every decision (start, done, failed, in doubt, verify's answer) is appended to the audit chain
  * in the same transaction as the journal entry it leads to, so no crash can separate the two:
@@ -37,11 +44,20 @@ export class Effects {
   /** Keys being run in this process: a second caller waits, then reads the journal. */
   readonly #running = new Map<string, Promise<unknown>>();
 
+  /** Every journal write of this shard run goes through it: concurrent records' writes commit together. */
+  readonly #queue: JournalQueue;
+
   constructor(input: EffectsInput) {
     this.#input = input;
+    this.#queue = new JournalQueue(input.store, input.scope.instanceId);
   }
 
-  async once<T>(key: string, fn: () => T | Promise<T>, options: OnceOptions<T> = {}): Promise<T | undefined> {
+  /**
+   * `record`, when given, takes the completion's durability: `once` returns as soon as `fn` has
+   * and its completion is queued, and the record waits for it before it counts as finished (see
+   * RecordContext.durable). Without it, `once` returns when the completion is durable.
+   */
+  async once<T>(key: string, fn: () => T | Promise<T>, options: OnceOptions<T> = {}, record?: DeferredWrites): Promise<T | undefined> {
     if (typeof key !== 'string' || key === '') throw new TypeError('ctx.once needs a non-empty string key');
     if (options.scope !== undefined && options.scope !== 'generation' && options.scope !== 'instance') {
       throw new TypeError(`ctx.once: scope must be 'generation' or 'instance' (got ${JSON.stringify(options.scope)})`);
@@ -50,7 +66,7 @@ export class Effects {
     // scope's generation number, so keep them apart in the in-process lock too.
     const lockKey = `${options.scope ?? 'generation'}:${key}`;
     for (let busy = this.#running.get(lockKey); busy !== undefined; busy = this.#running.get(lockKey)) await busy.catch(() => undefined);
-    const work = this.#once(key, fn, options);
+    const work = this.#once(key, fn, options, record);
     this.#running.set(lockKey, work);
     try {
       return await work;
@@ -59,13 +75,35 @@ export class Effects {
     }
   }
 
-  async #once<T>(key: string, fn: () => T | Promise<T>, options: OnceOptions<T>): Promise<T | undefined> {
-    const { store, secretKey, shard } = this.#input;
+  async #once<T>(key: string, fn: () => T | Promise<T>, options: OnceOptions<T>, record: DeferredWrites | undefined): Promise<T | undefined> {
     // An instance-scoped key lives in generation 0, which no run ever has (generations count
     // from 1): `--rerun` and `reset` start generation n+1 and never reach it. Its events are
     // chained with its journal entries, so they too are recorded under generation 0.
     const scope = options.scope === 'instance' ? { instanceId: this.#input.scope.instanceId, generation: INSTANCE_GENERATION } : this.#input.scope;
-    const entry = await store.effect(scope, key);
+    const { shard } = this.#input;
+    if (this.#input.leaseLost?.()) {
+      // A fenced-out worker starts nothing, but still answers a key that is done.
+      const entry = await this.#input.store.effect(scope, key);
+      return this.#known(scope, key, fn, options, entry, record);
+    }
+    // The common case in one durable write: the intent, unless the key already has an entry
+    // (then nothing is written, and the entry decides, as below).
+    const start = new Decisions(this.#input).add('effect:start', { shard, key, attempt: 1 });
+    const entry = await start.write(this.#queue, { kind: 'claim', scope, key, events: [] });
+    if (entry === undefined) return this.#run(scope, key, fn, record);
+    return this.#known(scope, key, fn, options, entry, record);
+  }
+
+  /** A key that has an entry (or a fenced-out worker): done, in doubt, or never started. */
+  async #known<T>(
+    scope: EffectScope,
+    key: string,
+    fn: () => T | Promise<T>,
+    options: OnceOptions<T>,
+    entry: EffectEntry | undefined,
+    record: DeferredWrites | undefined,
+  ): Promise<T | undefined> {
+    const { secretKey, shard } = this.#input;
     if (entry?.status === 'done') return unsealSecrets(entry.result, secretKey) as T | undefined;
     const decided = new Decisions(this.#input);
     if (entry?.status === 'intent') {
@@ -79,7 +117,7 @@ export class Effects {
           // The verified result is recorded like fn's, so later replays return it too.
           const result = typeof answer === 'object' ? answer.result : undefined;
           const sealed = result === undefined ? null : sealSecrets(result, secretKey);
-          await decided.store((events) => store.effectDone(scope, key, sealed, events));
+          await decided.write(this.#queue, { kind: 'done', scope, key, result: sealed, events: [] });
           return result;
         }
       } else {
@@ -87,29 +125,40 @@ export class Effects {
       }
     }
     if (this.#input.leaseLost?.()) {
-      await decided.store((events) => store.appendEvents(scope.instanceId, scope.generation, events));
+      await decided.write(this.#queue, { kind: 'events', scope, events: [] });
       throw new Error(`effect ${key} not started: this worker lost its lease on shard ${shard}`);
     }
     decided.add('effect:start', { shard, key, attempt: (entry?.attempts ?? 0) + 1 });
-    await decided.store((events) => store.effectIntent(scope, key, events));
+    await decided.write(this.#queue, { kind: 'intent', scope, key, events: [] });
+    return this.#run(scope, key, fn, record);
+  }
+
+  /** Runs `fn`, its intent durable, and records how it ended. */
+  async #run<T>(scope: EffectScope, key: string, fn: () => T | Promise<T>, record: DeferredWrites | undefined): Promise<T> {
+    const { secretKey, shard } = this.#input;
     let result: T;
     try {
       result = await fn();
     } catch (error) {
       // fn reported failure: treated as "did not happen", so a retry runs it again.
       const failed = new Decisions(this.#input).add('effect:failed', { shard, key, error: firstLine(error) });
-      await failed.store((events) => store.effectFailed(scope, key, events));
+      await failed.write(this.#queue, { kind: 'failed', scope, key, events: [] });
       throw error;
     }
     const sealed = sealSecrets(result, secretKey);
-    await new Decisions(this.#input).add('effect:done', { shard, key }).store((events) => store.effectDone(scope, key, sealed, events));
+    const done = new Decisions(this.#input).add('effect:done', { shard, key }).write(this.#queue, { kind: 'done', scope, key, result: sealed, events: [] });
+    // The completion may travel with the record's next intent (one commit instead of two): the
+    // queue makes nothing written after it durable before it, and the record is not counted
+    // (no checkpoint covers it) until it is durable.
+    if (record !== undefined) record.defer(done);
+    else await done;
     return result;
   }
 
   /** A step is an effect keyed by the record's position and the step's name. */
-  async step<T>(position: unknown, name: string, fn: () => T | Promise<T>, options?: OnceOptions<T>): Promise<T> {
+  async step<T>(position: unknown, name: string, fn: () => T | Promise<T>, options?: OnceOptions<T>, record?: DeferredWrites): Promise<T> {
     if (typeof name !== 'string' || name === '') throw new TypeError('ctx.step needs a non-empty name');
-    return (await this.once(`step:${this.#input.shard}:${JSON.stringify(position)}:${name}`, fn, options)) as T;
+    return (await this.once(`step:${this.#input.shard}:${JSON.stringify(position)}:${name}`, fn, options, record)) as T;
   }
 
   idempotencyKey(position: unknown, name: string): string {
@@ -133,9 +182,12 @@ class Decisions {
     return this;
   }
 
-  async store(write: (events: NewEvent[]) => Promise<void>): Promise<void> {
+  /** Queues `write` with these events; a claim refused by an existing entry records none, so tells none. */
+  async write(queue: JournalQueue, write: JournalWrite): Promise<JournalOutcome> {
     const { runId, shard } = this.#input;
-    await write(this.#events.map(({ type, data, at }) => ({ type, at, runId, shard, data: data as unknown as JsonObject })));
-    for (const { type, data } of this.#events) this.#input.notify(type, data);
+    write.events = this.#events.map(({ type, data, at }) => ({ type, at, runId, shard, data: data as unknown as JsonObject }));
+    const outcome = await queue.write(write);
+    if (outcome === undefined) for (const { type, data } of this.#events) this.#input.notify(type, data);
+    return outcome;
   }
 }

@@ -74,16 +74,25 @@ export class RecordLoop extends RecordSteps {
             failed = { error: caught };
           }
           this.pending = undefined;
-          if (!this.settledDirect(slot, failed)) {
-            this.slot = this.slots.take();
-            await this.settle(slot, this.pendingRecord, this.pendingPosition, this.pendingError, failed);
+          const writes = slot.ctx.durable();
+          if (writes !== undefined && failed === undefined && slot.tx === undefined) {
+            // Its effects' completions become durable while the next record runs: with its
+            // first intent, in one commit.
+            this.pendingRecord = undefined;
+            void this.#finishing(writes, this.pendingPosition);
+          } else {
+            failed = await durableWrites(writes, failed);
+            if (!this.settledDirect(slot, failed)) {
+              this.slot = this.slots.take();
+              await this.settle(slot, this.pendingRecord, this.pendingPosition, this.pendingError, failed);
+            }
           }
           if (this.failed || this.stopped) return;
           if (boundary.full) await boundary.flushIfFull();
           break;
         }
         case WAIT_SLOT:
-          while (this.inFlight >= concurrency && !this.stopped) await this.#changed();
+          while (this.inFlight - this.finishing >= concurrency && !this.stopped) await this.#changed();
           if (this.failed || this.stopped) return;
           if (boundary.full) await boundary.flushIfFull();
           break;
@@ -136,10 +145,34 @@ export class RecordLoop extends RecordSteps {
     failed: { error: unknown } | undefined,
     result?: unknown,
   ): Promise<void> {
+    let given = false;
     try {
       if (failed === undefined) {
         try {
           await result;
+        } catch (caught) {
+          failed = { error: caught };
+        }
+      }
+      const writes = slot.ctx.durable();
+      if (writes !== undefined && failed === undefined && slot.tx === undefined) {
+        // The record's code is done: its place goes to the next record while its effects'
+        // completions become durable (with that record's first intent, in one commit).
+        given = true;
+        this.slots.give(slot);
+        this.finishing++;
+        this.#wakeAll();
+        try {
+          await writes;
+        } finally {
+          this.finishing--;
+        }
+        this.finished();
+        return;
+      }
+      failed = await durableWrites(writes, failed);
+      if (failed === undefined) {
+        try {
           if (slot.tx !== undefined) await slot.tx.finish(true);
         } catch (caught) {
           failed = { error: caught };
@@ -154,7 +187,27 @@ export class RecordLoop extends RecordSteps {
       if (caught instanceof RecordAbandoned) this.abandoned = true;
       else this.fail(caught, position);
     } finally {
-      this.slots.give(slot);
+      if (!given) this.slots.give(slot);
+      this.inFlight--;
+      this.#wakeAll();
+    }
+  }
+
+  /**
+   * A record the loop awaited itself (concurrency 1) whose code is done: counted once its
+   * effects' deferred journal writes are durable, while the loop runs the next record. A write
+   * that failed fails the run (the store is unreachable: the effect is left in doubt, and the
+   * record is not counted, so a resume runs it again and `verify` settles it).
+   */
+  async #finishing(writes: Promise<unknown>, position: unknown): Promise<void> {
+    this.finishing++;
+    try {
+      await writes;
+      this.finished();
+    } catch (caught) {
+      this.fail(caught, position);
+    } finally {
+      this.finishing--;
       this.inFlight--;
       this.#wakeAll();
     }
@@ -213,5 +266,21 @@ export class RecordLoop extends RecordSteps {
       this.#wakeSource = undefined;
     });
     return result;
+  }
+}
+
+/**
+ * Waits for the journal writes the record's effects deferred (their completions): a record
+ * counts as finished only once they are durable, and one that failed leaves none behind for the
+ * next record of its context. A write that failed fails the record (its retry finds the effect
+ * in doubt).
+ */
+async function durableWrites(writes: Promise<unknown> | undefined, failed: { error: unknown } | undefined): Promise<{ error: unknown } | undefined> {
+  if (writes === undefined) return failed;
+  try {
+    await writes;
+    return failed;
+  } catch (caught) {
+    return failed ?? { error: caught };
   }
 }

@@ -59,6 +59,7 @@ export async function processRecord(item: SourceItem<unknown, unknown>, input: R
       });
       const result = job.process(item.record, ctx);
       if (isThenable(result)) await result;
+      await ctx.durable();
       if (recordTx !== undefined) await recordTx.finish(true);
       return;
     } catch (error) {

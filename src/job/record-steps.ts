@@ -61,6 +61,12 @@ export abstract class RecordSteps {
   records = 0;
   processed: number;
   inFlight = 0;
+  /**
+   * Of `inFlight`, records whose code has returned and whose effects' deferred journal writes
+   * (completions) are not yet durable: not counted as finished, so no checkpoint covers them
+   * and drains wait for them, but they no longer take one of the `concurrency` places.
+   */
+  finishing = 0;
   /** Position of the last record dispatched: the next checkpoint's position once drained. */
   dispatched: JsonValue | null;
   /** Set by the first failure, whatever its value: a record may reject with `undefined`, which is still a failure. */
@@ -202,7 +208,7 @@ export abstract class RecordSteps {
         this.slot = this.slots.take();
         void this.settle(slot, record, position, error, undefined, result);
       }
-      if (this.inFlight >= concurrency) return WAIT_SLOT;
+      if (this.inFlight - this.finishing >= concurrency) return WAIT_SLOT;
       if (boundary.full) return FLUSH;
     }
   }

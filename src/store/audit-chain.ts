@@ -105,6 +105,32 @@ export function chainEvents(
   return { rows, head: { seq, hash: prevHash } };
 }
 
+/** An event of a journal batch, with the generation it is recorded under. */
+export interface GenerationEvent {
+  generation: number;
+  event: NewEvent;
+}
+
+/**
+ * Links events of several generations of one instance (a journal batch: instance-scoped keys
+ * live in generation 0, the run's own in its generation) after `head`, in the order given.
+ */
+export function chainGenerations(
+  instanceId: number,
+  head: ChainHead | undefined,
+  events: readonly GenerationEvent[],
+  key: Buffer | undefined,
+  now: number = Date.now(),
+): { rows: (ChainedRow & { generation: number })[]; head: ChainHead } {
+  let at = head;
+  const rows = events.map(({ generation, event }) => {
+    const chained = chainEvents(instanceId, generation, at, [event], key, now);
+    at = chained.head;
+    return { ...(chained.rows[0] as ChainedRow), generation };
+  });
+  return { rows, head: at ?? { seq: 0, hash: GENESIS } };
+}
+
 export type ChainReport =
   | { ok: true; events: number; chained: number; keyed: number; legacy: number; head: ChainHead | undefined }
   | { ok: false; event: StoredEvent | undefined; problem: string; needsKey?: boolean };

@@ -1,5 +1,18 @@
 import { StoreError } from '../errors.ts';
-import type { CheckpointStore, DeadLetterStore, EffectJournal, HistoryStore, InstanceStore, LeaseStore, Store, StoreLifecycle } from './store.ts';
+import type { JsonValue } from '../json.ts';
+import type {
+  CheckpointStore,
+  DeadLetterStore,
+  EffectJournal,
+  EffectJournalParts,
+  EffectScope,
+  HistoryStore,
+  InstanceStore,
+  LeaseStore,
+  NewEvent,
+  Store,
+  StoreLifecycle,
+} from './store.ts';
 
 /** What a backend provides: one object per concern, each from its `<backend>-<concern>.ts` file. */
 export interface StoreParts {
@@ -7,7 +20,7 @@ export interface StoreParts {
   instances: InstanceStore;
   leases: LeaseStore;
   checkpoints: CheckpointStore;
-  journal: EffectJournal;
+  journal: EffectJournalParts;
   deadLetters: DeadLetterStore;
   history: HistoryStore;
 }
@@ -109,14 +122,17 @@ export class ComposedStore implements Store {
   async effect(...args: Parameters<EffectJournal['effect']>) {
     return this.#live().journal.effect(...args);
   }
-  async effectIntent(...args: Parameters<EffectJournal['effectIntent']>) {
-    return this.#live().journal.effectIntent(...args);
+  async journal(...args: Parameters<EffectJournal['journal']>) {
+    return this.#live().journal.journal(...args);
   }
-  async effectDone(...args: Parameters<EffectJournal['effectDone']>) {
-    return this.#live().journal.effectDone(...args);
+  async effectIntent(scope: EffectScope, key: string, events: NewEvent[] = []) {
+    await this.journal(scope.instanceId, [{ kind: 'intent', scope, key, events }]);
   }
-  async effectFailed(...args: Parameters<EffectJournal['effectFailed']>) {
-    return this.#live().journal.effectFailed(...args);
+  async effectDone(scope: EffectScope, key: string, result: JsonValue | null, events: NewEvent[] = []) {
+    await this.journal(scope.instanceId, [{ kind: 'done', scope, key, result, events }]);
+  }
+  async effectFailed(scope: EffectScope, key: string, events: NewEvent[] = []) {
+    await this.journal(scope.instanceId, [{ kind: 'failed', scope, key, events }]);
   }
 
   async addDeadLetter(...args: Parameters<DeadLetterStore['addDeadLetter']>) {

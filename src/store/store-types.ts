@@ -67,6 +67,23 @@ export interface EffectEntry {
   updatedAt: number;
 }
 
+/**
+ * One write of a journal batch (EffectJournal.journal); `events` are appended to the instance's
+ * chain with it, under the write's `scope.generation`.
+ * - `claim`: the intent of a key's first run, written only if the key has no entry; a key that
+ *   has one keeps it, and nothing of the claim (not its events) is written;
+ * - `intent`: a new start of a key that has an entry (in doubt, or failed): attempts + 1;
+ * - `done`: the effect ran, with its JSON result; `failed`: forget an intent (not a done);
+ * - `events`: only the events.
+ */
+export type JournalWrite =
+  | { kind: 'claim' | 'intent' | 'failed'; scope: EffectScope; key: string; events: NewEvent[] }
+  | { kind: 'done'; scope: EffectScope; key: string; result: JsonValue | null; events: NewEvent[] }
+  | { kind: 'events'; scope: EffectScope; events: NewEvent[] };
+
+/** A `claim`'s answer: undefined when claimed, else the entry the key already had. Undefined for other writes. */
+export type JournalOutcome = EffectEntry | undefined;
+
 /** A record that exhausted its retries and was skipped. */
 export interface DeadLetter {
   id: number;

@@ -11,6 +11,8 @@ import type {
   HolderInfo,
   InstanceInfo,
   InstanceStatus,
+  JournalOutcome,
+  JournalWrite,
   LatestCheckpoint,
   Lease,
   NewDeadLetter,
@@ -104,19 +106,28 @@ export interface CheckpointStore {
 
 /**
  * The effect journal behind `ctx.once`: durable at once, apart from any open tx. Each write
- * appends `events` to the instance's event log in the same transaction, so the journal and the
- * audit trail never disagree, whatever moment a crash picks.
+ * appends its events to the instance's event log in the same transaction, so the journal and
+ * the audit trail never disagree, whatever moment a crash picks.
  */
 export interface EffectJournal {
   /** The effect journal entry of `key`, if any. */
   effect(scope: EffectScope, key: string): Promise<EffectEntry | undefined>;
-  /** Durably record that `key`'s effect is about to run. */
+  /**
+   * Durably apply `writes` (all of instance `instanceId`, no key twice) in one transaction, their
+   * events in one append to the instance's chain, in the writes' order; all or nothing. Answers
+   * one outcome per write (see JournalOutcome).
+   */
+  journal(instanceId: number, writes: readonly JournalWrite[]): Promise<JournalOutcome[]>;
+  /** Durably record that `key`'s effect is about to run (a one-write `intent` batch). */
   effectIntent(scope: EffectScope, key: string, events?: NewEvent[]): Promise<void>;
-  /** Durably record that `key`'s effect ran, and its JSON result. */
+  /** Durably record that `key`'s effect ran, and its JSON result (a one-write `done` batch). */
   effectDone(scope: EffectScope, key: string, result: JsonValue | null, events?: NewEvent[]): Promise<void>;
-  /** Durably forget an intent whose effect failed without effect, so a retry runs it again. */
+  /** Durably forget an intent whose effect failed without effect, so a retry runs it again (a one-write `failed` batch). */
   effectFailed(scope: EffectScope, key: string, events?: NewEvent[]): Promise<void>;
 }
+
+/** What a backend implements of the journal; the single writes are batches of one (composed-store.ts). */
+export type EffectJournalParts = Pick<EffectJournal, 'effect' | 'journal'>;
 
 /** Records that exhausted their retries. */
 export interface DeadLetterStore {

@@ -16,6 +16,8 @@ import type {
   HolderInfo,
   InstanceInfo,
   InstanceStatus,
+  JournalOutcome,
+  JournalWrite,
   LatestCheckpoint,
   Lease,
   NewDeadLetter,
@@ -396,6 +398,24 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
   async effect(scope: EffectScope, key: string): Promise<EffectEntry | undefined> {
     const entry = this.#effects.get(this.#effectKey(scope, key));
     return entry === undefined ? undefined : structuredClone(entry);
+  }
+  async journal(instanceId: number, writes: readonly JournalWrite[]): Promise<JournalOutcome[]> {
+    const outcomes: JournalOutcome[] = [];
+    for (const write of writes) {
+      if (write.scope.instanceId !== instanceId) throw new StoreError('a journal batch is of one instance');
+      if (write.kind === 'claim') {
+        const entry = await this.effect(write.scope, write.key);
+        outcomes.push(entry);
+        if (entry === undefined) await this.effectIntent(write.scope, write.key, write.events);
+        continue;
+      }
+      outcomes.push(undefined);
+      if (write.kind === 'intent') await this.effectIntent(write.scope, write.key, write.events);
+      else if (write.kind === 'done') await this.effectDone(write.scope, write.key, write.result, write.events);
+      else if (write.kind === 'failed') await this.effectFailed(write.scope, write.key, write.events);
+      else await this.appendEvents(instanceId, write.scope.generation, write.events);
+    }
+    return outcomes;
   }
   async effectIntent(scope: EffectScope, key: string, events: NewEvent[] = []): Promise<void> {
     await this.appendEvents(scope.instanceId, scope.generation, events);

@@ -1,21 +1,33 @@
 import { createHash } from 'node:crypto';
-import type { JsonValue } from '../../json.ts';
-import { toEffect } from '../rows.ts';
-import type { EffectEntry, EffectJournal, EffectScope, NewEvent } from '../store.ts';
+import { chainGenerations, GENESIS, type GenerationEvent } from '../audit-chain.ts';
+import { type Row, toEffect } from '../rows.ts';
+import type { EffectEntry, EffectJournalParts, EffectScope, JournalOutcome, JournalWrite } from '../store.ts';
 import { type MysqlDriver, type MysqlQueryable, NOW } from './mysql-driver.ts';
-import { appendChained } from './mysql-history.ts';
 
 /** Effect keys are found by their sha256: a key can be longer than an index allows. */
 function keyHash(key: string): string {
   return createHash('sha256').update(key).digest('hex');
 }
 
+type Keyed = Extract<JournalWrite, { key: string }>;
+
+/** `(generation, key_hash) IN (…)` for `writes`, and its values. */
+function keysIn(writes: readonly Keyed[]): { sql: string; values: unknown[] } {
+  return {
+    sql: `(generation, key_hash) IN (${writes.map(() => '(?, ?)').join(', ')})`,
+    values: writes.flatMap((write) => [write.scope.generation, keyHash(write.key)]),
+  };
+}
+
 /**
  * The effect journal of a MySQL/MariaDB store, written on pooled connections, never in the job's
- * transaction: an intent is durable before the effect runs, whatever becomes of the chunk. An
- * entry and the events recording it commit together in one short transaction.
+ * transaction: an intent is durable before the effect runs, whatever becomes of the chunk. A
+ * batch of writes is one short transaction (one commit, one redo-log flush) with multi-row
+ * statements, which first takes the instance's chain head row lock: every batch on the
+ * instance is ordered by it, so a claim never races another worker's claim of the same key,
+ * and ids and chain positions ascend together.
  */
-export class MysqlJournal implements EffectJournal {
+export class MysqlJournal implements EffectJournalParts {
   readonly #db: MysqlDriver;
 
   constructor(driver: MysqlDriver) {
@@ -32,45 +44,87 @@ export class MysqlJournal implements EffectJournal {
     return row === undefined ? undefined : toEffect(key, row);
   }
 
-  /** One statement in autocommit, or with `events` in a short transaction of its own. */
-  async #write(scope: EffectScope, events: NewEvent[], statement: (on: MysqlQueryable) => Promise<unknown>): Promise<void> {
-    if (events.length === 0) {
-      await statement(this.#db.any);
-      return;
-    }
-    await this.#db.transaction(async (on) => {
-      await statement(on);
-      await appendChained(this.#db, on, scope.instanceId, scope.generation, events);
+  async journal(instanceId: number, writes: readonly JournalWrite[]): Promise<JournalOutcome[]> {
+    const of = (kind: JournalWrite['kind']) => writes.filter((write): write is Keyed => write.kind === kind);
+    return this.#db.transaction(async (on) => {
+      const p = this.#db.p;
+      await on.query(`INSERT INTO ${p}chain_heads (instance_id, seq, hash) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE seq = seq`, [instanceId, GENESIS]);
+      const head = (await on.query(`SELECT seq, hash FROM ${p}chain_heads WHERE instance_id = ? FOR UPDATE`, [instanceId])).rows[0] as Row;
+      const existing = new Map<string, EffectEntry>();
+      const claims = of('claim');
+      if (claims.length > 0) {
+        const keys = keysIn(claims);
+        const rows = (await on.query(`SELECT * FROM ${p}effects WHERE instance_id = ? AND ${keys.sql}`, [instanceId, ...keys.values])).rows;
+        for (const row of rows) existing.set(`${row.generation}:${row.key_hash}`, toEffect(String(row.effect_key), row));
+      }
+      const outcomes = writes.map((write) => (write.kind === 'claim' ? existing.get(`${write.scope.generation}:${keyHash(write.key)}`) : undefined));
+      const fresh = claims.filter((write) => !existing.has(`${write.scope.generation}:${keyHash(write.key)}`));
+      if (fresh.length > 0) {
+        await insertRows(
+          on,
+          `INSERT INTO ${p}effects (instance_id, generation, key_hash, effect_key, status, attempts, updated_at) VALUES`,
+          `(?, ?, ?, ?, 'intent', 1, ${NOW})`,
+          fresh.map((write) => [instanceId, write.scope.generation, keyHash(write.key), write.key]),
+          '',
+        );
+      }
+      const done = writes.filter((write) => write.kind === 'done');
+      if (done.length > 0) {
+        await insertRows(
+          on,
+          `INSERT INTO ${p}effects (instance_id, generation, key_hash, effect_key, status, result, attempts, updated_at) VALUES`,
+          `(?, ?, ?, ?, 'done', ?, 1, ${NOW})`,
+          done.map((write) => [instanceId, write.scope.generation, keyHash(write.key), write.key, JSON.stringify(write.result)]),
+          ` ON DUPLICATE KEY UPDATE status = 'done', result = VALUES(result), updated_at = VALUES(updated_at)`,
+        );
+      }
+      const failed = of('failed');
+      if (failed.length > 0) {
+        const keys = keysIn(failed);
+        await on.query(`DELETE FROM ${p}effects WHERE instance_id = ? AND status = 'intent' AND ${keys.sql}`, [instanceId, ...keys.values]);
+      }
+      for (const write of of('intent')) {
+        await on.query(
+          `INSERT INTO ${p}effects (instance_id, generation, key_hash, effect_key, status, attempts, updated_at) VALUES (?, ?, ?, ?, 'intent', 1, ${NOW})
+           ON DUPLICATE KEY UPDATE status = 'intent', attempts = attempts + 1, updated_at = ${NOW}`,
+          [instanceId, write.scope.generation, keyHash(write.key), write.key],
+        );
+      }
+      const events: GenerationEvent[] = [];
+      // A claim that found an entry wrote nothing, so it records nothing either.
+      writes.forEach((write, i) => {
+        if (outcomes[i] === undefined) for (const event of write.events) events.push({ generation: write.scope.generation, event });
+      });
+      if (events.length > 0) {
+        const chained = chainGenerations(instanceId, { seq: Number(head.seq), hash: String(head.hash) }, events, this.#db.chainKey());
+        // One multi-row insert: ids follow the events' order.
+        await insertRows(
+          on,
+          `INSERT INTO ${p}events (instance_id, generation, run_id, shard, type, at, data, seq, prev_hash, hash, keyed) VALUES`,
+          '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          chained.rows.map((row) => [
+            instanceId,
+            row.generation,
+            row.runId,
+            row.shard,
+            row.type,
+            row.at,
+            row.data,
+            row.link.seq,
+            row.link.prevHash,
+            row.link.hash,
+            row.link.keyed ? 1 : 0,
+          ]),
+          '',
+        );
+        await on.query(`UPDATE ${p}chain_heads SET seq = ?, hash = ? WHERE instance_id = ?`, [chained.head.seq, chained.head.hash, instanceId]);
+      }
+      return outcomes;
     });
   }
+}
 
-  async effectIntent(scope: EffectScope, key: string, events: NewEvent[] = []): Promise<void> {
-    await this.#write(scope, events, (on) =>
-      on.query(
-        `INSERT INTO ${this.#db.p}effects (instance_id, generation, key_hash, effect_key, status, attempts, updated_at) VALUES (?, ?, ?, ?, 'intent', 1, ${NOW})
-       ON DUPLICATE KEY UPDATE status = 'intent', attempts = attempts + 1, updated_at = ${NOW}`,
-        [scope.instanceId, scope.generation, keyHash(key), key],
-      ),
-    );
-  }
-
-  async effectDone(scope: EffectScope, key: string, result: JsonValue | null, events: NewEvent[] = []): Promise<void> {
-    await this.#write(scope, events, (on) =>
-      on.query(
-        `INSERT INTO ${this.#db.p}effects (instance_id, generation, key_hash, effect_key, status, result, attempts, updated_at) VALUES (?, ?, ?, ?, 'done', ?, 1, ${NOW})
-       ON DUPLICATE KEY UPDATE status = 'done', result = ?, updated_at = ${NOW}`,
-        [scope.instanceId, scope.generation, keyHash(key), key, JSON.stringify(result), JSON.stringify(result)],
-      ),
-    );
-  }
-
-  async effectFailed(scope: EffectScope, key: string, events: NewEvent[] = []): Promise<void> {
-    await this.#write(scope, events, (on) =>
-      on.query(`DELETE FROM ${this.#db.p}effects WHERE instance_id = ? AND generation = ? AND key_hash = ? AND status = 'intent'`, [
-        scope.instanceId,
-        scope.generation,
-        keyHash(key),
-      ]),
-    );
-  }
+/** One multi-row statement: `head` VALUES `row`, `row`, … `tail`. */
+async function insertRows(on: MysqlQueryable, head: string, row: string, values: unknown[][], tail: string): Promise<void> {
+  await on.query(`${head} ${values.map(() => row).join(', ')}${tail}`, values.flat());
 }

@@ -3,30 +3,17 @@ import { type Row, toEvent, toInstance, toRun, toStatus } from '../rows.ts';
 import type { ChainHead, FailureHistory, HistoryStore, InstanceStatus, InstanceStore, LeaseStore, NewEvent, RunInfo, StoredEvent } from '../store.ts';
 import type { PostgresDriver } from './postgres-driver.ts';
 
-/** A journal write that joins an append: its SQL numbers its placeholders from `first` and runs only where `gate` (an SQL condition) holds. */
-export interface JoinedWrite {
-  sql: (first: number, gate: string) => string;
-  values: unknown[];
-}
-
 /**
- * Link `events` into the instance's chain and insert them, with `joined` (a journal write) in the
- * same commit. Two ways, one outcome:
+ * Link `events` into the instance's chain and insert them. Two ways, one outcome:
  * - fast: one autocommit statement that moves the head from the link this process last wrote
- *   (cached) and inserts the events and the journal write only if the head was still there;
- *   the usual case for a shard's worker, and as cheap as the journal write alone;
+ *   (cached) and inserts the events only if the head was still there; the usual case for a
+ *   shard's worker;
  * - locked: when nothing is cached or another worker moved the head, a short transaction that
  *   takes the head row's lock first (held to COMMIT), links from what it reads, and writes.
  * Either way the head row's lock orders the appends of every worker on the instance, so ids and
  * chain positions ascend together.
  */
-export async function appendChained(
-  db: PostgresDriver,
-  instanceId: number,
-  generation: number,
-  events: readonly NewEvent[],
-  joined?: JoinedWrite,
-): Promise<void> {
+export async function appendChained(db: PostgresDriver, instanceId: number, generation: number, events: readonly NewEvent[]): Promise<void> {
   const s = db.s;
   const key = db.chainKey();
   const cached = db.chainHeads.get(instanceId);
@@ -36,9 +23,8 @@ export async function appendChained(
     const gate = 'EXISTS (SELECT 1 FROM head)';
     const inserted = await db.query(
       `WITH head AS (UPDATE ${s}chain_heads SET seq = $12, hash = $13 WHERE instance_id = $1 AND seq = $14 AND hash = $15 RETURNING 1)
-       ${joined === undefined ? '' : `, journal AS (${joined.sql(16, gate)})`}
        ${insertEvents(s, gate)} RETURNING 1`,
-      [...values, ...(joined?.values ?? [])],
+      values,
     );
     if (inserted.length === events.length) {
       db.chainHeads.set(instanceId, chained.head);
@@ -54,7 +40,6 @@ export async function appendChained(
       )
     ).rows[0] as Row;
     const chained = chainEvents(instanceId, generation, { seq: Number(head.seq), hash: String(head.hash) }, events, key);
-    if (joined !== undefined) await client.query(joined.sql(1, 'true'), joined.values);
     await client.query(`WITH added AS (${insertEvents(s, 'true')}) UPDATE ${s}chain_heads SET seq = $12, hash = $13 WHERE instance_id = $1`, [
       ...eventValues(instanceId, generation, chained.rows),
       chained.head.seq,

@@ -1,4 +1,4 @@
-import { chainEvents } from '../audit-chain.ts';
+import { chainGenerations, type GenerationEvent } from '../audit-chain.ts';
 import { type Row, toEvent, toInstance, toRun, toStatus } from '../rows.ts';
 import type { ChainHead, FailureHistory, HistoryStore, InstanceStatus, InstanceStore, LeaseStore, NewEvent, RunInfo, StoredEvent } from '../store.ts';
 import type { SqliteDriver } from './sqlite-driver.ts';
@@ -9,21 +9,24 @@ import type { SqliteDriver } from './sqlite-driver.ts';
  * appends one chain.
  */
 export function appendChained(db: SqliteDriver, instanceId: number, generation: number, events: readonly NewEvent[]): void {
+  appendChainedGenerations(
+    db,
+    instanceId,
+    events.map((event) => ({ generation, event })),
+  );
+}
+
+/** appendChained for events of several generations of the instance (a journal batch), in their order. */
+export function appendChainedGenerations(db: SqliteDriver, instanceId: number, events: readonly GenerationEvent[]): void {
   if (events.length === 0) return;
   const head = db.sideStatement('SELECT seq, hash FROM chain_heads WHERE store_id = ? AND instance_id = ?').get(db.storeId, instanceId);
-  const chained = chainEvents(
-    instanceId,
-    generation,
-    head === undefined ? undefined : { seq: Number(head.seq), hash: String(head.hash) },
-    events,
-    db.chainKey(),
-  );
+  const chained = chainGenerations(instanceId, head === undefined ? undefined : { seq: Number(head.seq), hash: String(head.hash) }, events, db.chainKey());
   const insert = db.sideStatement(
     'INSERT INTO events (store_id, instance_id, generation, run_id, shard, type, at, data, seq, prev_hash, hash, keyed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
   for (const row of chained.rows) {
     const { seq, prevHash, hash, keyed } = row.link;
-    insert.run(db.storeId, instanceId, generation, row.runId, row.shard, row.type, row.at, row.data, seq, prevHash, hash, keyed ? 1 : 0);
+    insert.run(db.storeId, instanceId, row.generation, row.runId, row.shard, row.type, row.at, row.data, seq, prevHash, hash, keyed ? 1 : 0);
   }
   db.sideStatement(
     'INSERT INTO chain_heads (store_id, instance_id, seq, hash) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET seq = excluded.seq, hash = excluded.hash',
