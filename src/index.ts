@@ -46,7 +46,7 @@ export { ndjsonFile } from './source/ndjson.ts';
 export { range } from './source/range.ts';
 export type { Source, SourceCursor, SourceItem } from './source/source.ts';
 // sqlTable imports its database's driver only when it reads (a URL names which), so it sits here.
-export type { MysqlQuerier, PgQuerier, SqlConnection, SqlDialect } from './source/sql/sql-client.ts';
+export type { MysqlQuerier, PgQuerier, PgQueryConfig, SqlConnection, SqlDialect } from './source/sql/sql-client.ts';
 export type { SqlKey, SqlKeyValue, SqlTableOptions } from './source/sql/sql-table.ts';
 export { sqlTable } from './source/sql/sql-table.ts';
 export { DEFAULT_STORE_URL, openStore } from './store/open-store.ts';
