@@ -21,8 +21,3 @@ const SECRET_QUERY =
 export function redactText(text: string, marker: string = REDACTED): string {
   return text.replace(URL_PASSWORD, `$1${marker}@`).replace(SECRET_QUERY, `$1${marker}`);
 }
-
-/** Whether `text` holds something redactText would hide. */
-export function holdsSecret(text: string): boolean {
-  return redactText(text) !== text;
-}

@@ -1,11 +1,13 @@
 // Guarantee 8: errors a user can cause end in one line that says what to do, the documented exit
 // code, and no stack trace; nothing already in the store is lost.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { test } from 'node:test';
-import { fixture, isOneLineError, repoRoot, runCli, tempDir } from './helpers/cli.ts';
+import { fixture, isOneLineError, repoRoot, runCli, spawnCli, tempDir, waitForOutput } from './helpers/cli.ts';
+import { freshMysqlDatabase, mysqlSkip } from './helpers/mysql.ts';
 
 const job = fixture('count-job.ts');
 const env = { CKPT_TEST_RECORDS: '100' };
@@ -160,4 +162,90 @@ export default defineJob({ name: 'reads', source: () => ndjsonFile(${JSON.string
   writeFileSync(join(dir, 'input.ndjson'), '{"a":1}\n{"a":2}\n');
   const ok = await runCli(['run', jobFile, '--store', store, '--quiet'], { env });
   assert.equal(ok.code, 0, ok.stderr);
+});
+
+/** Make a store file read-only even for root (immutable), else by its mode; undefined when neither is possible. */
+function makeReadOnly(path: string): (() => void) | undefined {
+  if (process.getuid?.() === 0) {
+    const set = spawnSync('chattr', ['+i', path]);
+    if (set.status !== 0) return undefined;
+    return () => void spawnSync('chattr', ['-i', path]);
+  }
+  chmodSync(path, 0o444);
+  return () => chmodSync(path, 0o644);
+}
+
+test('a read-only store file → exit 2 with one line, for run, reset and a status that finds a crashed worker', async (t) => {
+  const dir = tempDir();
+  const path = join(dir, 'store.db');
+  const store = ['--store', `sqlite:${path}`];
+  // A worker SIGKILLed mid-run: the next status reaps it, which is a write.
+  const crashed = spawnCli(['run', job, ...store, '--every', '10'], { env: { CKPT_TEST_RECORDS: '100000', CKPT_TEST_SPIN_US: '200' } });
+  await waitForOutput(crashed.child, (out) => out.includes('"checkpoint"'));
+  crashed.child.kill('SIGKILL');
+  await crashed.done;
+  const undo = makeReadOnly(path);
+  if (undo === undefined) return t.skip('cannot make a file read-only here (no chattr)');
+  try {
+    await expectUserError(['status', ...store], 2, /read-only for this user/);
+    await expectUserError(['run', job, ...store], 2, /read-only for this user/);
+    await expectUserError(['reset', 'count', ...store], 2, /read-only for this user/);
+  } finally {
+    undo();
+  }
+});
+
+test('a shard name no store can hold (a NUL, over 512 characters) → exit 2 naming it, on every store', async (t) => {
+  const stores: string[] = [`sqlite:${join(tempDir(), 'store.db')}`];
+  if ((await mysqlSkip()) === false) {
+    const database = await freshMysqlDatabase('ckpt_shard_name');
+    t.after(() => database.drop());
+    stores.push(database.url);
+  }
+  for (const store of stores) {
+    for (const [kind, pattern] of [
+      ['nul', /the shard name "tenant\\u0000a" holds a NUL character/],
+      ['long', /the shard name "x{40}…" is 600 characters long; a shard name has at most 512 characters/],
+    ] as const) {
+      const result = await runCli(['run', fixture('shard-name-job.ts'), '--store', store], { env: { SHARD_NAME: kind } });
+      assert.equal(result.code, 2, `${store} ${kind}: ${result.stderr}`);
+      assert.ok(isOneLineError(result.stderr), result.stderr);
+      assert.match(result.stderr, pattern);
+    }
+  }
+});
+
+test('audit --out into a missing directory → exit 2 with one line', async () => {
+  const dir = tempDir();
+  const store = ['--store', `sqlite:${join(dir, 'store.db')}`];
+  assert.equal((await runCli(['run', job, ...store, '--quiet'], { env })).code, 0);
+  await expectUserError(
+    ['audit', 'count', ...store, '--export', 'csv', '--out', join(dir, 'no', 'such', 'dir', 'x.csv')],
+    2,
+    /cannot write --out .*: its directory does not exist/,
+  );
+});
+
+test('a side file (.effects) written by a newer schema → exit 4, as a newer store is', async () => {
+  const dir = tempDir();
+  const path = join(dir, 'store.db');
+  assert.equal((await runCli(['run', job, '--store', `sqlite:${path}`, '--quiet'], { env })).code, 0);
+  const side = new DatabaseSync(`${path}.effects`);
+  side.exec('PRAGMA user_version = 99');
+  side.close();
+  await expectUserError(['status', '--store', `sqlite:${path}`], 4, /store\.db\.effects has schema version 99, newer than version \d+/);
+  await expectUserError(['run', job, '--store', `sqlite:${path}`, '--rerun'], 4, /schema version 99/);
+});
+
+test('a lease too short to keep, or a heartbeat no shorter than the lease → exit 2 with one line', async () => {
+  const store = ['--store', `sqlite:${join(tempDir(), 'store.db')}`];
+  await expectUserError(['run', job, ...store, '--lease-ms', '1'], 2, /--lease-ms 1 is too short/);
+  await expectUserError(
+    ['run', job, ...store, '--lease-ms', '1000', '--heartbeat-ms', '5000'],
+    2,
+    /--heartbeat-ms 5000 is not shorter than the lease \(1000 ms\)/,
+  );
+  await expectUserError(['run', job, ...store, '--heartbeat-ms', '60000'], 2, /not shorter than the lease \(30000 ms, the default\)/);
+  const fine = await runCli(['run', job, ...store, '--lease-ms', '3000', '--heartbeat-ms', '1000', '--quiet'], { env });
+  assert.equal(fine.code, 0, fine.stderr);
 });

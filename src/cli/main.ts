@@ -247,6 +247,14 @@ export async function main(argv: string[], given: CliIo = { stdout: process.stdo
       if (io.env.CKPT_DEBUG && error.cause instanceof Error && error.cause.stack) io.stderr.write(`${error.cause.stack}\n`);
       return error.exitCode;
     }
+    // A store file (or its directory, or its side file) this user may not write: even a read-only
+    // command records what it finds (a crashed worker reaped), so it is a setting to fix, exit 2.
+    if (/attempt to write a readonly database|SQLITE_READONLY|readonly database/i.test(firstLine(error))) {
+      io.stderr.write(
+        "ckpt: the SQLite store is read-only for this user (the file, its -wal/-shm or .effects side files, or their directory); ckpt writes to it even for status (it records crashed workers it finds): make them writable, or run as the store's owner\n",
+      );
+      return ExitCode.usage;
+    }
     if (/database is locked|SQLITE_BUSY/i.test(firstLine(error))) {
       io.stderr.write(
         'ckpt: the SQLite store stayed locked by another process for too long (a job writing through ctx.tx holds its one write lock until each checkpoint); try again when it is done, or use a PostgreSQL store for concurrent jobs\n',

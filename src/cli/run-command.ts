@@ -1,4 +1,4 @@
-import { ExitCode } from '../errors.ts';
+import { ExitCode, UsageError } from '../errors.ts';
 import type { RunEvent } from '../events.ts';
 import type { AnyJob } from '../job/define.ts';
 import type { OnDrift } from '../job/drift.ts';
@@ -94,6 +94,7 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
   // signal within the drain deadline. The CLI exits by itself once the command returns.
   const keepAlive = setInterval(() => undefined, 1 << 30);
   try {
+    checkLeaseFlags(options, io.env);
     const metricsToken = options.metricsToken ?? (io.env.CKPT_METRICS_TOKEN || undefined);
     // Refused before the job is even loaded: a worker's metrics name its job, shards and errors.
     if (options.metricsPort !== undefined) checkServeToken(options.metricsHost ?? '127.0.0.1', metricsToken, METRICS_ACCESS);
@@ -152,6 +153,31 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
 }
 
 /** What the resume had to do again, in words: never 0 when it was not, and "at most" when it is a bound. */
+/** Below this a lease lapses between two round trips to the store: every worker would lose its shard. */
+const MIN_LEASE_MS = 100;
+/** The runner's default lease, for the message when only --heartbeat-ms is given. */
+const DEFAULT_LEASE_MS = 30_000;
+
+/**
+ * A lease the worker can keep, or one line (exit 2). A heartbeat no shorter than the lease lets it
+ * lapse between checkpoints, so a live worker's shard goes to another; crash tests that want
+ * exactly that (a worker that renews only by checkpoints) set CKPT_ALLOW_LAPSING_LEASE=1.
+ */
+function checkLeaseFlags(options: RunCommandOptions, env: NodeJS.ProcessEnv): void {
+  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  if (leaseMs < MIN_LEASE_MS) {
+    throw new UsageError(
+      `--lease-ms ${leaseMs} is too short: a lease under ${MIN_LEASE_MS} ms lapses between two round trips to the store; give at least ${MIN_LEASE_MS} (default ${DEFAULT_LEASE_MS})`,
+    );
+  }
+  if (options.heartbeatMs !== undefined && options.heartbeatMs >= leaseMs && env.CKPT_ALLOW_LAPSING_LEASE !== '1') {
+    const lease = `${leaseMs} ms${options.leaseMs === undefined ? ', the default' : ''}`;
+    throw new UsageError(
+      `--heartbeat-ms ${options.heartbeatMs} is not shorter than the lease (${lease}): between checkpoints the lease would lapse and another worker take the shard; use at most a third of the lease`,
+    );
+  }
+}
+
 function describeRework(summary: RunSummary): string {
   if (summary.rework === 0) return 'nothing to redo: the run before stopped at its checkpoint';
   const step = Math.max(...summary.shards.map((shard) => shard.reworkMarkStep ?? 0));

@@ -159,7 +159,7 @@ interface MysqlSourceConfig {
  * zone of the session too, so TIMESTAMP columns are rendered in it, and mysql2 reads dates in it.
  * `multipleStatements` is dropped: reads are prepared statements, one each, in any case.
  */
-export function mysqlSourceConfig(url: string): MysqlSourceConfig & { sessionTimeZone?: string } {
+function mysqlSourceConfig(url: string): MysqlSourceConfig & { sessionTimeZone?: string } {
   const parsed = new URL(url);
   parsed.searchParams.delete('multipleStatements');
   const config: MysqlSourceConfig & { sessionTimeZone?: string } = { uri: parsed.href };

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
-import { firstLine, StoreError } from '../../errors.ts';
+import { firstLine, SchemaTooNewError, StoreError } from '../../errors.ts';
 import { chainKeyFinder } from '../../secret.ts';
 import type { Row } from '../rows.ts';
 import { isTransientStoreError } from '../transient.ts';
@@ -169,7 +169,8 @@ export class SqliteDriver {
       db.exec('PRAGMA synchronous = FULL');
       migrateSqliteSide(db, this, storeId);
     } catch (error) {
-      if (error instanceof StoreError) throw error;
+      // A newer side file is refused as a newer store is (exit 4), not reported as unopenable.
+      if (error instanceof StoreError || error instanceof SchemaTooNewError) throw error;
       throw new StoreError(`cannot open ${this.sidePath} (the store's effect journal and event log): ${firstLine(error)}; check that it is writable`, {
         cause: error,
       });
