@@ -236,7 +236,7 @@ export function describeChaos(report: ChaosReport): string {
     `ckpt chaos: ${report.job}${params}, seed ${report.seed} (--seed ${report.seed} repeats this schedule)`,
     `  scratch     ${report.dir} (store ${report.store}; the job's own state under CKPT_CHAOS_DIR=${report.rounds[0]?.dir ?? report.dir}/job)`,
     `  clean run   ${formatMs(report.cleanRunMs)} uncrashed; each kill falls at random within the work left over the kills still to land (${formatMs(report.windowMs)} at first) of a run beginning its records, right after its next checkpoint (1 in 5), or during its start-up (1 in 5)`,
-    `  kills       ${kills.landed} of ${kills.requested} asked landed on a live worker of a job not yet complete: ${kills.sigkills} SIGKILLs (${kills.duringStartUp} during start-up), ${kills.sigstops} SIGSTOPs past the lease with a second worker taking over${kills.late > 0 ? `; ${kills.late} more came after the job had committed its end and are not counted` : ''}`,
+    `  kills       ${kills.landed} of ${kills.requested} asked landed on a live worker of a job not yet complete: ${kills.sigkills} SIGKILLs (${kills.duringStartUp} during start-up), ${kills.sigstops} SIGSTOPs past the lease with a second worker taking over${kills.late > 0 ? `; ${kills.late} more came after the job had committed its end (not counted)` : ''}`,
   ];
   if (kills.landed > 0) {
     const progress = kills.progress === null ? '' : `; at ${percent(kills.progress.min)} to ${percent(kills.progress.max)} of the job committed`;
