@@ -114,13 +114,14 @@ function pidOf(worker: string): number {
 }
 
 /**
- * Kills that came after the job had committed its end though the worker had not printed it yet:
+ * SIGKILLs that came after the job had committed its end though the worker had not printed it yet:
  * the killed worker's last run completed, and no run began after it. They tested nothing.
  */
 export function killsAfterTheEnd(kills: ChaosKill[], runs: RunInfo[]): Set<ChaosKill> {
   const late = new Set<ChaosKill>();
   const lastId = Math.max(0, ...runs.map((run) => run.id));
-  for (const kill of kills) {
+  // A SIGSTOPped worker that finishes the job once woken was stopped mid-job all the same.
+  for (const kill of kills.filter((candidate) => candidate.kind === 'kill')) {
     const own = runs.filter((run) => pidOf(run.worker) === kill.pid).sort((a, b) => b.id - a.id)[0];
     if (own !== undefined && own.outcome === 'completed' && own.id === lastId) late.add(kill);
   }

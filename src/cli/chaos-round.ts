@@ -65,8 +65,8 @@ const FINISH_MS = 300_000;
  * job not yet complete, or the job completes first; then runs it to completion.
  *
  * Each kill is scheduled against the job's progress, not the clock alone: its window is the
- * work still ahead (the records not yet committed by a checkpoint, at the pace this round's runs
- * went, or the clean run's if it was faster) over the kills still to land, but at least two, so
+ * work still ahead (the records not yet committed by a checkpoint, at the fastest `Pace` seen)
+ * over the kills still to land, but at least two, so
  * the kills spread over the whole job and the last one, at most half way through what is left,
  * still finds work ahead of it.
  */
