@@ -8,7 +8,7 @@ import { resolveParams } from '../job/params.ts';
 import { parseStoreUrl } from '../store/open-store.ts';
 import { checkInvariant, importJob, type JobModule, prepareStore, readHistory } from './chaos-invariant.ts';
 import { type ChaosRoundFacts, chaosReport, describeChaos, killsAfterTheEnd } from './chaos-report.ts';
-import { type CleanTiming, chaosRound, why } from './chaos-round.ts';
+import { type CleanTiming, chaosRound, type Pace, why } from './chaos-round.ts';
 import { type ScratchStore, scratchStore } from './chaos-scratch.ts';
 import { seededRandom, startWorker } from './chaos-workers.ts';
 import { formatMs } from './format.ts';
@@ -190,6 +190,7 @@ async function chaosRounds(
   let landed = 0;
   let barren = 0;
   let windowMs: number | undefined;
+  const pace: Pace = { msPerRecord: timing.records > 0 ? timing.processMs / timing.records : undefined, processMs: timing.processMs };
   while (landed < options.kills) {
     const round = rounds.length + 1;
     const home = round === 1 ? session.dir : join(session.dir, `round-${round}`);
@@ -202,6 +203,7 @@ async function chaosRounds(
       env,
       random,
       timing,
+      pace,
       toLand: options.kills - landed,
       firstIndex: landed,
       stopAt,

@@ -114,13 +114,14 @@ function pidOf(worker: string): number {
 }
 
 /**
- * Kills that came after the job had committed its end though the worker had not printed it yet:
+ * SIGKILLs that came after the job had committed its end though the worker had not printed it yet:
  * the killed worker's last run completed, and no run began after it. They tested nothing.
  */
 export function killsAfterTheEnd(kills: ChaosKill[], runs: RunInfo[]): Set<ChaosKill> {
   const late = new Set<ChaosKill>();
   const lastId = Math.max(0, ...runs.map((run) => run.id));
-  for (const kill of kills) {
+  // A SIGSTOPped worker that finishes the job once woken was stopped mid-job all the same.
+  for (const kill of kills.filter((candidate) => candidate.kind === 'kill')) {
     const own = runs.filter((run) => pidOf(run.worker) === kill.pid).sort((a, b) => b.id - a.id)[0];
     if (own !== undefined && own.outcome === 'completed' && own.id === lastId) late.add(kill);
   }
@@ -236,7 +237,7 @@ export function describeChaos(report: ChaosReport): string {
     `ckpt chaos: ${report.job}${params}, seed ${report.seed} (--seed ${report.seed} repeats this schedule)`,
     `  scratch     ${report.dir} (store ${report.store}; the job's own state under CKPT_CHAOS_DIR=${report.rounds[0]?.dir ?? report.dir}/job)`,
     `  clean run   ${formatMs(report.cleanRunMs)} uncrashed; each kill falls at random within the work left over the kills still to land (${formatMs(report.windowMs)} at first) of a run beginning its records, right after its next checkpoint (1 in 5), or during its start-up (1 in 5)`,
-    `  kills       ${kills.landed} of ${kills.requested} asked landed on a live worker of a job not yet complete: ${kills.sigkills} SIGKILLs (${kills.duringStartUp} during start-up), ${kills.sigstops} SIGSTOPs past the lease with a second worker taking over${kills.late > 0 ? `; ${kills.late} more came after the job had committed its end and are not counted` : ''}`,
+    `  kills       ${kills.landed} of ${kills.requested} asked landed on a live worker of a job not yet complete: ${kills.sigkills} SIGKILLs (${kills.duringStartUp} during start-up), ${kills.sigstops} SIGSTOPs past the lease with a second worker taking over${kills.late > 0 ? `; ${kills.late} more came after the job had committed its end (not counted)` : ''}`,
   ];
   if (kills.landed > 0) {
     const progress = kills.progress === null ? '' : `; at ${percent(kills.progress.min)} to ${percent(kills.progress.max)} of the job committed`;

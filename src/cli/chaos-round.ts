@@ -12,6 +12,18 @@ export interface CleanTiming {
   checkpointEveryMs: number;
 }
 
+/**
+ * How fast the job goes on this machine now, learnt over the session: the clean run's pace at
+ * first, then the fastest a chaos run showed (from its checkpoints, or from running to the end).
+ * Shared by the rounds, so a round after one the job finished too fast for is scheduled faster.
+ */
+export interface Pace {
+  /** Per record, when the clean run counted its records. */
+  msPerRecord: number | undefined;
+  /** The whole job from its start, for a job whose records are not counted. */
+  processMs: number;
+}
+
 export interface RoundPlan {
   round: number;
   ckptBin: string;
@@ -20,6 +32,7 @@ export interface RoundPlan {
   env: NodeJS.ProcessEnv;
   random: () => number;
   timing: CleanTiming;
+  pace: Pace;
   /** Kills (and SIGSTOPs) still to land; this round stops when they have, or when the job completes. */
   toLand: number;
   /** Index of this round's first kill in the whole schedule (SIGSTOPs are picked by it). */
@@ -52,8 +65,8 @@ const FINISH_MS = 300_000;
  * job not yet complete, or the job completes first; then runs it to completion.
  *
  * Each kill is scheduled against the job's progress, not the clock alone: its window is the
- * work still ahead (the records not yet committed by a checkpoint, at the pace this round's runs
- * went, or the clean run's if it was faster) over the kills still to land, but at least two, so
+ * work still ahead (the records not yet committed by a checkpoint, at the fastest `Pace` seen)
+ * over the kills still to land, but at least two, so
  * the kills spread over the whole job and the last one, at most half way through what is left,
  * still finds work ahead of it.
  */
@@ -66,7 +79,6 @@ export async function chaosRound(plan: RoundPlan): Promise<RoundOutcome> {
   let completed = false;
   let firstWindowMs: number | undefined;
   let current: ChaosWorker | undefined;
-  const start = () => startWorker(plan.ckptBin, plan.args, plan.env);
   const progress = (worker: ChaosWorker | undefined) => {
     if (timing.records <= 0) return 0;
     let done = 0;
@@ -74,16 +86,30 @@ export async function chaosRound(plan: RoundPlan): Promise<RoundOutcome> {
     for (const [shard, processed] of worker?.committed ?? []) if (!committed.has(shard)) done += processed;
     return Math.min(1, done / timing.records);
   };
-  // The pace of this machine now, from the round's runs; the clean run's until one checkpointed.
-  const cleanMsPerRecord = timing.records > 0 ? timing.processMs / timing.records : undefined;
-  let pace = cleanMsPerRecord;
+  const { pace } = plan;
+  const faster = (msPerRecord: number) => {
+    pace.msPerRecord = Math.min(pace.msPerRecord ?? msPerRecord, msPerRecord);
+  };
   const merge = (worker: ChaosWorker) => {
     for (const [shard, processed] of worker.committed) committed.set(shard, Math.max(processed, committed.get(shard) ?? 0));
     const seen = msPerRecord(worker);
-    // The faster of the two: a window too short only makes progress slower, one too long lets the job finish first.
-    if (seen !== undefined && cleanMsPerRecord !== undefined) pace = Math.min(cleanMsPerRecord, seen);
+    // The faster one: a window too short only slows the job's progress, one too long lets it finish first.
+    if (seen !== undefined && timing.records > 0) faster(seen);
   };
-  const workLeftMs = (worker: ChaosWorker) => (pace === undefined ? timing.processMs : pace * timing.records * (1 - progress(worker)));
+  /** A run that went to the end: the whole job's share it did, in the time it took. */
+  const learnFromEnd = (worker: ChaosWorker, shareAtStart: number) => {
+    if (worker.beganAt === undefined || worker.lastEventAt === undefined) return;
+    const ms = worker.lastEventAt - worker.beganAt;
+    if (timing.records > 0 && shareAtStart < 1) faster(ms / (timing.records * (1 - shareAtStart)));
+    else if (timing.records <= 0 && worker.beganProcessed === 0) pace.processMs = Math.min(pace.processMs, ms);
+  };
+  const shareAtStart = new Map<ChaosWorker, number>();
+  const start = () => {
+    const worker = startWorker(plan.ckptBin, plan.args, plan.env);
+    shareAtStart.set(worker, progress(undefined));
+    return worker;
+  };
+  const workLeftMs = (worker: ChaosWorker) => (pace.msPerRecord === undefined ? pace.processMs : pace.msPerRecord * timing.records * (1 - progress(worker)));
 
   while (kills.length < plan.toLand && !completed && violations.length === 0) {
     current ??= start();
@@ -107,8 +133,10 @@ export async function chaosRound(plan: RoundPlan): Promise<RoundOutcome> {
     if (!alive || worker.finished) {
       const exit = await worker.exit;
       merge(worker);
-      if (exit.code === 0) completed = true;
-      else violations.push(`a run of the job exited ${exit.code ?? exit.signal} under chaos: ${why(worker, exit.stderr)}`);
+      if (exit.code === 0) {
+        completed = true;
+        learnFromEnd(worker, shareAtStart.get(worker) ?? 0);
+      } else violations.push(`a run of the job exited ${exit.code ?? exit.signal} under chaos: ${why(worker, exit.stderr)}`);
       current = undefined;
       break;
     }
@@ -136,6 +164,7 @@ export async function chaosRound(plan: RoundPlan): Promise<RoundOutcome> {
     } else if (exit.code === 0 || (worker.finished && worker.failure === undefined)) {
       // Too late: the job had completed; this kill tested nothing and is not counted.
       completed = true;
+      learnFromEnd(worker, shareAtStart.get(worker) ?? 0);
     } else {
       violations.push(`a run of the job exited ${exit.code ?? exit.signal} under chaos: ${why(worker, exit.stderr)}`);
     }

@@ -14,8 +14,9 @@ export interface ChaosWorker {
   /** When its last checkpoint committed (its own stamp), if it wrote one. */
   lastCheckpointAt: number | undefined;
   checkpoints: number;
-  /** The type of the last event it printed, progress and log lines aside. */
+  /** The type of the last event it printed, progress and log lines aside, and its stamp. */
   lastEvent: string | undefined;
+  lastEventAt: number | undefined;
   /** Effects it started and has not reported done or failed: key → when it started. */
   readonly openEffects: Map<string, number>;
   /** Per shard, the records its last checkpoint committed (a shard's running count, across runs). */
@@ -67,6 +68,7 @@ export function startWorker(ckptBin: string, args: string[], env: NodeJS.Process
     lastCheckpointAt: undefined,
     checkpoints: 0,
     lastEvent: undefined,
+    lastEventAt: undefined,
     openEffects: new Map(),
     committed: new Map(),
     shardDone: false,
@@ -91,7 +93,10 @@ function readLine(worker: ChaosWorker, line: string, markBegan: (began: boolean)
   }
   const at = typeof event.at === 'number' ? event.at : Date.now();
   const data = event.data ?? {};
-  if (!QUIET_EVENTS.has(event.type)) worker.lastEvent = event.type;
+  if (!QUIET_EVENTS.has(event.type)) {
+    worker.lastEvent = event.type;
+    worker.lastEventAt = at;
+  }
   switch (event.type) {
     case 'run:start':
     case 'run:resume':
