@@ -14,6 +14,8 @@ export interface ShardEndInput {
   boundary: CheckpointBoundary;
   loop: RecordLoop;
   resumedFrom: JsonValue | null;
+  /** The shard total this run resumed from (its checkpoint's count). */
+  startProcessed: number;
   rework: number;
   redo: Rework;
   reworkMs: number;
@@ -117,11 +119,14 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
       if (loop.failed) return await release('failed', describe(loop.failure), loop.failure);
       if (loop.abandoned) return await release('interrupted');
       await boundary.commit(loop.progress(), true, drainStarted);
+      // The shard's size is known now: an earlier run cannot have done more past the checkpoint
+      // than there was, whatever its progress mark (a ceiling) said.
+      end.rework = Math.min(end.rework, Math.max(0, loop.processed - end.startProcessed));
       // The commit ended the run with the checkpoint time before its own (a commit cannot write
       // how long it takes): the release writes the total, so the row agrees with the summary. The
       // shard is already complete: a store failing here costs only that figure, not the outcome.
       const { checkpoints, checkpointMs } = boundary;
-      await store.release(lease, 'completed', { checkpoints, checkpointMs }).catch(() => undefined);
+      await store.release(lease, 'completed', { checkpoints, checkpointMs, rework: end.rework }).catch(() => undefined);
       await emit('shard:complete', { shard, processed: loop.processed }, lease.runId);
       await emit('run:end', { shard, runId: lease.runId, outcome: 'completed', processed: loop.processed, position: boundary.position }, lease.runId);
       return result('completed');

@@ -314,6 +314,7 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
     boundary,
     loop,
     resumedFrom,
+    startProcessed: resumed.processed,
     rework,
     redo,
     forgetLastWords,
