@@ -62,21 +62,33 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
   const release = async (outcome: ShardResult['outcome'], error?: string, cause?: unknown): Promise<ShardResult> => {
     await boundary.rollback();
     const { checkpoints, checkpointMs } = boundary;
-    await store.release(lease, outcome, {
-      processed: loop.records,
-      markProcessed: loop.processed,
-      checkpoints,
-      checkpointMs,
-      stats: end.runStats(),
-      error: error ?? null,
-    });
+    // The outcome is decided and what was committed is known: a store that cannot record the end
+    // (a full disk, a lost connection) must neither turn it into another failure nor lose those
+    // counts, or the summary would say "records 0, checkpoints 0" after committed checkpoints. An
+    // unreleased run is reaped later; the failure line says its end went unrecorded.
+    let unrecorded: unknown;
+    await store
+      .release(lease, outcome, {
+        processed: loop.records,
+        markProcessed: loop.processed,
+        checkpoints,
+        checkpointMs,
+        stats: end.runStats(),
+        error: error ?? null,
+      })
+      .catch((failure: unknown) => {
+        unrecorded = failure;
+      });
     const position = boundary.position;
     await emit(
       'run:end',
       { shard, runId: lease.runId, outcome, processed: boundary.committed, position, ...(error === undefined ? {} : { error }) },
       lease.runId,
-    );
-    return result(outcome, error, cause);
+    ).catch((failure: unknown) => {
+      unrecorded ??= failure;
+    });
+    const told = error === undefined || unrecorded === undefined ? error : `${error} (and its end could not be recorded: ${firstLine(unrecorded)})`;
+    return result(outcome, told, cause);
   };
   const describe = (error: unknown) => describeJobError(error, jobFileOf(input.job));
   /** Lets the other records in flight settle, but no longer than the drain deadline. */
