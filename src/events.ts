@@ -37,7 +37,8 @@ export interface EventMap {
   'effect:in-doubt': { shard: string; key: string; attempts: number; resolution: 'verified-done' | 'verified-not-done' | 'run-again' };
   /** The effect's `verify` answered for a key in doubt: done (settled, not run again) or not (run again). */
   'effect:verified': { shard: string; key: string; done: boolean };
-  drift: { shard: string; changes: string[]; resolution: 'fail' | 'restart' | 'resume' };
+  /** `migrate`: a new `version` whose `migrate` hook upgrades the checkpointed state (from `fromVersion`). */
+  drift: { shard: string; changes: string[]; resolution: 'fail' | 'restart' | 'resume' | 'migrate'; fromVersion?: string | null };
   'dlq:retry': { shard: string; id: number; position: JsonValue; outcome: 'resolved' | 'failed'; error?: string };
   'shard:complete': { shard: string; processed: number };
   'shard:lost': { shard: string; token: number; reason: string };

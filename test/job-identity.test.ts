@@ -35,7 +35,7 @@ test('a job whose initial state changed shape is refused on resume, naming both 
   const changed = await runCli(['run', fixture('identity-a.ts'), ...store], { env: { IDENTITY_STATE: 'v2' } });
   assert.equal(changed.code, 4, changed.stderr);
   assert.ok(isOneLineError(changed.stderr), changed.stderr);
-  assert.match(changed.stderr, /initial state's shape changed from \{count:number\} to \{counts:\{\}\}/);
+  assert.match(changed.stderr, /initial state's shape changed from \{count:number\} to \{counts:\{after:number,before:number\}\}/);
   assert.match(changed.stderr, /--on-drift restart/);
 });
 
@@ -52,4 +52,22 @@ test('a completed instance is not "already complete" to another job file of the 
   assert.match(other.stderr, /was completed by other code: job file changed from identity-a\.ts to identity-b\.ts\. Run with --rerun/);
   const rerun = await runCli(['run', fixture('identity-b.ts'), ...store, '--rerun']);
   assert.equal(rerun.code, 0, rerun.stderr);
+});
+
+test('a new version with a migrate hook resumes a half-done instance with its state carried over', { timeout: 60_000 }, async () => {
+  const store = storeArgs();
+  assert.equal((await runCli(['run', fixture('identity-a.ts'), ...store], { env: { CRASH_AT: '25' } })).signal, 'SIGKILL');
+  const upgraded = await runCli(['run', fixture('identity-a.ts'), ...store], { env: { IDENTITY_STATE: 'v2', JOB_VERSION: '2', IDENTITY_MIGRATE: '1' } });
+  assert.equal(upgraded.code, 0, upgraded.stderr);
+  const path = store[1]?.replace(/^sqlite:/, '') ?? '';
+  const db = new DatabaseSync(path);
+  const state = db.prepare('SELECT state FROM checkpoints ORDER BY seq DESC LIMIT 1').get() as { state: string };
+  db.close();
+  // Checkpointed at 20 by version (none); version 2 did the other 30.
+  assert.deepEqual(JSON.parse(state.state), { counts: { before: 20, after: 30 } });
+  const events = await runCli(['events', 'identity', '--store', store[1] ?? '', '--json']);
+  const drift = (JSON.parse(events.stdout) as { type: string; data: { resolution?: string; fromVersion?: string | null } }[]).find(
+    (event) => event.type === 'drift',
+  );
+  assert.deepEqual([drift?.data.resolution, drift?.data.fromVersion], ['migrate', null]);
 });

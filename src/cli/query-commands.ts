@@ -1,5 +1,5 @@
 import { LeaseHeldError, UsageError } from '../errors.ts';
-import { lostWorkByRun, reachedBy } from '../job/progress-mark.ts';
+import { completedTotals, lostWorkByRun, reachedBy, shardKey } from '../job/progress-mark.ts';
 import { defaultWorker, reapDeadWorkers } from '../job/workers.ts';
 import type { InstanceInfo, RunInfo, Store } from '../store/store.ts';
 import { formatAge, formatCount, formatInterval, formatMs, formatParams, formatPosition, formatTime } from './format.ts';
@@ -71,6 +71,7 @@ export async function runsCommand(job: string, options: QueryOptions, io: CliIo)
       );
       return 0;
     }
+    const totals = completedTotals(all.map(({ run }) => run));
     const rows = all.map(({ instance, run }) => {
       const elapsed = (run.endedAt ?? run.heartbeatAt) - run.startedAt;
       return [
@@ -82,7 +83,7 @@ export async function runsCommand(job: string, options: QueryOptions, io: CliIo)
         formatMs(Math.max(0, elapsed)),
         run.outcome,
         run.startProcessed > 0 || run.resumedFrom !== null ? formatPosition(run.resumedFrom) : 'start',
-        formatRecords(run),
+        formatRecords(run, totals.get(shardKey(run))),
         formatRework(run),
         formatCount(run.checkpoints),
         elapsed > 0 ? `${((100 * run.checkpointMs) / elapsed).toFixed(2)} %` : '-',
@@ -158,9 +159,9 @@ function intervalOf(run: RunInfo): { ms: number | null; records: number | null }
 }
 
 /** Records a run did; for one found dead, how far its progress mark says it may have got. */
-function formatRecords(run: RunInfo): string {
+function formatRecords(run: RunInfo, shardTotal: number | undefined): string {
   if (run.outcome !== 'crashed') return formatCount(run.processed);
-  const reached = reachedBy(run);
+  const reached = reachedBy(run, shardTotal);
   return `${reached.atMost ? '≤ ' : ''}${formatCount(reached.processed - run.startProcessed)}`;
 }
 

@@ -104,6 +104,13 @@ export interface JobDefinition<Record, Params, State extends JsonObject, Positio
   /** The state a shard starts from; default `{}`. */
   initialState?: (input: { params: Params; shard: string }) => State;
   /**
+   * Upgrades a state checkpointed by an earlier `version` of this job (`fromVersion`, null when
+   * it had none). With it, resuming a half-done instance under a new `version` is supported: the
+   * run continues from the checkpoint with the state this returns, even when the state's shape
+   * or the job file changed, instead of stopping as drift. Changed params or source are still drift.
+   */
+  migrate?: (state: JsonObject, fromVersion: string | null) => State;
+  /**
    * Runs at the start of every shard run — the first and every resume, on each worker that
    * claims a shard — before its first record, inside the transaction that the shard's next
    * checkpoint commits: create tables (`CREATE TABLE IF NOT EXISTS`), load lookups into state.

@@ -28,9 +28,12 @@ export async function checkDrift(input: {
   /** The checkpoint was carried from the last generation (incremental): the source may have grown since, and says if it only grew. */
   carried?: { position: unknown } | undefined;
   onDrift: OnDrift;
+  /** The job has a `migrate` hook: a new version (and the code changes that come with it) is an upgrade, not drift. */
+  migrates: boolean;
   emit: Emit;
-}): Promise<void> {
+}): Promise<{ migrateFrom: string | null } | undefined> {
   const { store, lease } = input;
+  let migrateFrom: { migrateFrom: string | null } | undefined;
   const fingerprint = input.source.fingerprint ? await input.source.fingerprint() : null;
   const inputs: ShardInputs = { fingerprint, version: input.version, paramsHash: input.paramsHash, code: codeText(input.code) };
   if (input.resuming) {
@@ -39,11 +42,6 @@ export async function checkDrift(input: {
     if (shard?.paramsHash != null && shard.paramsHash !== inputs.paramsHash) {
       changes.push(`params changed (hash ${shard.paramsHash.slice(0, 12)} → ${inputs.paramsHash.slice(0, 12)})`);
     }
-    if (shard !== undefined && (shard.version ?? null) !== inputs.version) {
-      changes.push(`job version changed from ${shard.version ?? '(none)'} to ${inputs.version ?? '(none)'}`);
-    }
-    // Another job file of the same name, or this one with another state: not the code that made the checkpoint.
-    if (shard !== undefined) changes.push(...codeChanges(shard.code, input.code));
     if (shard?.fingerprint != null && shard.fingerprint !== inputs.fingerprint) {
       const { carried, source } = input;
       if (carried === undefined || source.continues === undefined) {
@@ -54,6 +52,18 @@ export async function checkDrift(input: {
         );
       }
     }
+    const upgrade: string[] = [];
+    if (shard !== undefined && (shard.version ?? null) !== inputs.version) {
+      upgrade.push(`job version changed from ${shard.version ?? '(none)'} to ${inputs.version ?? '(none)'}`);
+    }
+    // Another job file of the same name, or this one with another state: not the code that made the checkpoint.
+    if (shard !== undefined) upgrade.push(...codeChanges(shard.code, input.code));
+    const versionChanged = shard !== undefined && (shard.version ?? null) !== inputs.version;
+    if (versionChanged && input.migrates && changes.length === 0) {
+      // The job says how to carry its state over from the version that made the checkpoint.
+      await input.emit('drift', { shard: lease.shard, changes: upgrade, resolution: 'migrate', fromVersion: shard.version ?? null }, lease.runId);
+      migrateFrom = { migrateFrom: shard.version ?? null };
+    } else changes.push(...upgrade);
     if (changes.length > 0) {
       await input.emit('drift', { shard: lease.shard, changes, resolution: input.onDrift }, lease.runId);
       if (input.onDrift === 'fail') {
@@ -68,6 +78,7 @@ export async function checkDrift(input: {
     }
   }
   await store.setInputs(lease, inputs);
+  return migrateFrom;
 }
 
 /**
@@ -80,6 +91,8 @@ export async function checkCompletedBy(input: { store: Store; job: AnyJob; param
   const { job, instance } = input;
   const changes = new Set<string>();
   for (const shard of await input.store.listShards(instance.id)) {
+    // Completed by an earlier version of this job, which says how its state carries over.
+    if (job.migrate !== undefined && (shard.version ?? null) !== (job.version ?? null)) continue;
     for (const change of codeChanges(shard.code, codeIdentity(job, input.params, shard.name))) changes.add(change);
   }
   if (changes.size === 0) return;

@@ -83,10 +83,22 @@ export function reworkAfter(earlier: RunInfo[], checkpointProcessed: number): Re
 }
 
 /** How far a run got: its exact count, or for one found dead the ceiling of its last progress mark. */
-export function reachedBy(run: RunInfo): { processed: number; atMost: boolean } {
+export function reachedBy(run: RunInfo, shardTotal?: number): { processed: number; atMost: boolean } {
   const marked = run.outcome === 'crashed' || (run.outcome === 'interrupted' && run.markStep === 0);
-  const ceiling = marked ? (run.markCeiling ?? 0) : 0;
+  // A shard whose size is known (it completed) bounds the ceiling: no run got past its end.
+  const ceiling = Math.min(marked ? (run.markCeiling ?? 0) : 0, shardTotal ?? Number.POSITIVE_INFINITY);
   return { processed: Math.max(run.markProcessed, ceiling), atMost: ceiling > run.markProcessed && (run.markStep ?? 0) > 0 };
+}
+
+/** The size of each shard whose run completed it (instance/generation/shard → records), the bound of every earlier run's reach. */
+export function completedTotals(runs: RunInfo[]): Map<string, number> {
+  const totals = new Map<string, number>();
+  for (const run of runs) if (run.outcome === 'completed') totals.set(shardKey(run), run.markProcessed);
+  return totals;
+}
+
+export function shardKey(run: RunInfo): string {
+  return `${run.instanceId}/${run.generation}/${run.shard}`;
 }
 
 /** The work a run lost: its records past the checkpoint that `next` (the shard's next run) resumed from. */
@@ -98,8 +110,8 @@ export interface LostWork {
   byRun: number;
 }
 
-export function lostWork(run: RunInfo, next: RunInfo): LostWork {
-  const reached = reachedBy(run);
+export function lostWork(run: RunInfo, next: RunInfo, shardTotal?: number): LostWork {
+  const reached = reachedBy(run, shardTotal);
   return {
     records: Math.max(0, reached.processed - next.startProcessed),
     atMost: reached.atMost,
@@ -115,8 +127,9 @@ export function lostWork(run: RunInfo, next: RunInfo): LostWork {
 export function lostWorkByRun(runs: RunInfo[]): Map<number, LostWork> {
   const lost = new Map<number, LostWork>();
   const byShard = new Map<string, RunInfo[]>();
+  const totals = completedTotals(runs);
   for (const run of runs) {
-    const key = `${run.instanceId}/${run.generation}/${run.shard}`;
+    const key = shardKey(run);
     const list = byShard.get(key) ?? [];
     list.push(run);
     byShard.set(key, list);
@@ -125,7 +138,7 @@ export function lostWorkByRun(runs: RunInfo[]): Map<number, LostWork> {
     shardRuns.sort((a, b) => a.id - b.id);
     for (const [index, run] of shardRuns.entries()) {
       const next = shardRuns[index + 1];
-      if (next !== undefined && run.outcome !== 'completed' && run.outcome !== 'running') lost.set(run.id, lostWork(run, next));
+      if (next !== undefined && run.outcome !== 'completed' && run.outcome !== 'running') lost.set(run.id, lostWork(run, next, totals.get(shardKey(run))));
     }
   }
   return lost;

@@ -14,6 +14,8 @@ export interface ShardEndInput {
   boundary: CheckpointBoundary;
   loop: RecordLoop;
   resumedFrom: JsonValue | null;
+  /** The shard total this run resumed from (its checkpoint's count). */
+  startProcessed: number;
   rework: number;
   redo: Rework;
   reworkMs: number;
@@ -60,21 +62,33 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
   const release = async (outcome: ShardResult['outcome'], error?: string, cause?: unknown): Promise<ShardResult> => {
     await boundary.rollback();
     const { checkpoints, checkpointMs } = boundary;
-    await store.release(lease, outcome, {
-      processed: loop.records,
-      markProcessed: loop.processed,
-      checkpoints,
-      checkpointMs,
-      stats: end.runStats(),
-      error: error ?? null,
-    });
+    // The outcome is decided and what was committed is known: a store that cannot record the end
+    // (a full disk, a lost connection) must neither turn it into another failure nor lose those
+    // counts, or the summary would say "records 0, checkpoints 0" after committed checkpoints. An
+    // unreleased run is reaped later; the failure line says its end went unrecorded.
+    let unrecorded: unknown;
+    await store
+      .release(lease, outcome, {
+        processed: loop.records,
+        markProcessed: loop.processed,
+        checkpoints,
+        checkpointMs,
+        stats: end.runStats(),
+        error: error ?? null,
+      })
+      .catch((failure: unknown) => {
+        unrecorded = failure;
+      });
     const position = boundary.position;
     await emit(
       'run:end',
       { shard, runId: lease.runId, outcome, processed: boundary.committed, position, ...(error === undefined ? {} : { error }) },
       lease.runId,
-    );
-    return result(outcome, error, cause);
+    ).catch((failure: unknown) => {
+      unrecorded ??= failure;
+    });
+    const told = error === undefined || unrecorded === undefined ? error : `${error} (and its end could not be recorded: ${firstLine(unrecorded)})`;
+    return result(outcome, told, cause);
   };
   const describe = (error: unknown) => describeJobError(error, jobFileOf(input.job));
   /** Lets the other records in flight settle, but no longer than the drain deadline. */
@@ -120,11 +134,14 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
       if (loop.failed) return await release('failed', describe(loop.failure), loop.failure);
       if (loop.abandoned) return await release('interrupted');
       await boundary.commit(loop.progress(), true, drainStarted);
+      // The shard's size is known now: an earlier run cannot have done more past the checkpoint
+      // than there was, whatever its progress mark (a ceiling) said.
+      end.rework = Math.min(end.rework, Math.max(0, loop.processed - end.startProcessed));
       // The commit ended the run with the checkpoint time before its own (a commit cannot write
       // how long it takes): the release writes the total, so the row agrees with the summary. The
       // shard is already complete: a store failing here costs only that figure, not the outcome.
       const { checkpoints, checkpointMs } = boundary;
-      await store.release(lease, 'completed', { checkpoints, checkpointMs }).catch(() => undefined);
+      await store.release(lease, 'completed', { checkpoints, checkpointMs, rework: end.rework }).catch(() => undefined);
       await emit('shard:complete', { shard, processed: loop.processed }, lease.runId);
       await emit('run:end', { shard, runId: lease.runId, outcome: 'completed', processed: loop.processed, position: boundary.position }, lease.runId);
       return result('completed');

@@ -150,7 +150,7 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
       lease.runId,
     );
   }
-  await checkDrift({
+  const drift = await checkDrift({
     store,
     lease,
     job: job.name,
@@ -162,6 +162,7 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
     // A carried checkpoint (see resetInstance's carry) is the only first one with nothing counted.
     carried: checkpoint !== undefined && checkpoint.seq === 1 && checkpoint.processed === 0 ? { position: checkpoint.position } : undefined,
     onDrift: input.onDrift,
+    migrates: job.migrate !== undefined,
     emit,
   });
   const deadLetters = { count: await store.countDeadLetters(lease) };
@@ -172,7 +173,14 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
   const redo = reworkAfter(earlier, checkpoint?.processed ?? 0);
   const rework = redo.records;
 
-  const state = (checkpoint?.state ?? job.initialState?.({ params: input.params, shard }) ?? {}) as JsonObject;
+  let state = (checkpoint?.state ?? job.initialState?.({ params: input.params, shard }) ?? {}) as JsonObject;
+  if (drift !== undefined && checkpoint !== undefined && job.migrate !== undefined) {
+    const migrated: unknown = job.migrate(state, drift.migrateFrom);
+    if (migrated === null || typeof migrated !== 'object' || Array.isArray(migrated)) {
+      throw new Error(`migrate() must return the state as a plain object (got ${Array.isArray(migrated) ? 'an array' : typeof migrated})`);
+    }
+    state = migrated as JsonObject;
+  }
   const resumed = { position: checkpoint?.position ?? null, processed: checkpoint?.processed ?? 0 };
   const resumedFrom = resumed.position;
   const started = performance.now();
@@ -317,6 +325,7 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
     boundary,
     loop,
     resumedFrom,
+    startProcessed: resumed.processed,
     rework,
     redo,
     forgetLastWords,
