@@ -67,6 +67,8 @@ export interface ShardRunInput {
   retry: RetryPolicy;
   skipLimit: number;
   secretKey: () => Buffer;
+  /** Read past the source's head, waiting for more (follow mode). */
+  follow?: boolean;
 }
 
 const PROGRESS_EVERY_MS = 200;
@@ -191,7 +193,7 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     notify: input.notify,
     leaseLost: () => lostReason !== undefined,
   });
-  const cursor = openCursor(source, resumed.position ?? undefined, { signal: stop.signal });
+  const cursor = openCursor(source, resumed.position ?? undefined, { signal: stop.signal, ...(input.follow ? { follow: true } : {}) });
   // Opened only now: a source that fails before this point must leave neither a transaction open
   // nor a timer keeping the process alive and the lease renewed.
   const committed = source.committed === undefined ? undefined : (position: JsonValue) => source.committed?.(position);
