@@ -8,7 +8,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ExitCode } from '../src/errors.ts';
-import { fixture, spawnCli, tempDir } from './helpers/cli.ts';
+import { fixture, runCli, spawnCli, tempDir } from './helpers/cli.ts';
 import { addEntries, freshJetStream, natsSkip, publish, redisSkip, withJetStream, withRedis } from './helpers/stream-servers.ts';
 
 function appliedCount(path: string): number {
@@ -110,3 +110,35 @@ for (const stream of streams) {
     await stream.drop(stream.name);
   });
 }
+
+test('ckpt status --json shows a follower’s lag: entries behind the head while it works through them, 0 once caught up', {
+  skip: streams[0]?.skip,
+  timeout: 90_000,
+}, async () => {
+  const name = `ckpt-lag-${process.pid}`;
+  await withRedis((client) => client.sendCommand(['DEL', name]));
+  const dir = tempDir('ckpt-lag-');
+  const store = join(dir, 'store.db');
+  const db = new DatabaseSync(store);
+  db.exec('CREATE TABLE applied (id TEXT PRIMARY KEY)');
+  db.close();
+  const args = ['run', fixture('stream-rows.ts'), '--store', `sqlite:${store}`, '--param', 'kind=redis', '--param', `stream=${name}`, '--follow', '--quiet'];
+  // 20 ms per entry: 200 entries take 4 s, long enough to be seen behind.
+  const follower = spawnCli(args, { env: { CKPT_TEST_SPIN_US: '20000' } });
+  await until('the follower at work', async () => /"holders": \[\s*\{/.test((await runCli(['status', '--json', '--store', `sqlite:${store}`])).stdout));
+  await withRedis((client) => addEntries(client, name, 200));
+  const lags: number[] = [];
+  const lagNow = async () => {
+    const [status] = JSON.parse((await runCli(['status', '--json', '--store', `sqlite:${store}`])).stdout) as { lag?: { records: number }[] }[];
+    const records = status?.lag?.[0]?.records;
+    if (records !== undefined) lags.push(records);
+    return records;
+  };
+  await until('a lag above 0', async () => ((await lagNow()) ?? 0) > 0);
+  await until('all 200 applied', () => appliedCount(store) === 200);
+  await until('the lag back at 0', async () => (await lagNow()) === 0);
+  follower.child.kill('SIGTERM');
+  assert.equal((await follower.done).code, ExitCode.interrupted);
+  assert.ok(Math.max(...lags) > 0 && lags.at(-1) === 0, `lags seen: ${lags.join(', ')}`);
+  await withRedis((client) => client.sendCommand(['DEL', name]));
+});

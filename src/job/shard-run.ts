@@ -72,6 +72,8 @@ export interface ShardRunInput {
 }
 
 const PROGRESS_EVERY_MS = 200;
+/** How often a follower asks its source how far behind the head it is (a round trip to the server). */
+const LAG_EVERY_MS = 1000;
 
 /**
  * Processes one claimed shard until its source is exhausted, the run is stopped, a record fails
@@ -154,9 +156,12 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
   // Rework is timed until the shard total passes where the crashed run got to.
   const reworkUntil = resumed.processed + rework;
   let reworkMs: number | undefined = rework > 0 ? undefined : 0;
+  /** A follower's lag as last measured, reported with the heartbeat's stats (`ckpt status --json`). */
+  let lag: { records: number; ms?: number; at: number } | undefined;
   const runStats = () => {
     const chosen = policy.interval();
     return {
+      ...(lag === undefined ? {} : { lag }),
       policy: policy.describe(),
       intervalMs: Number.isFinite(chosen.ms) ? chosen.ms : null,
       intervalRecords: chosen.records ?? null,
@@ -261,8 +266,23 @@ async function processShard(input: ShardRunInput): Promise<ShardResult> {
     });
   }
   const forgetLastWords = onStopAtOnce(() => marker.final(loop.processed + loop.inFlight));
+  let lagAsked = 0;
+  let lagPending = false;
   const heartbeat = setInterval(() => {
     loop.wakeIfDue();
+    if (input.follow && source.behind !== undefined && !lagPending && Date.now() - lagAsked >= LAG_EVERY_MS) {
+      lagPending = true;
+      lagAsked = Date.now();
+      source
+        .behind(loop.progress().position ?? undefined)
+        .then((measured) => {
+          lag = { ...measured, at: Date.now() };
+        })
+        .catch(() => undefined)
+        .finally(() => {
+          lagPending = false;
+        });
+    }
     store.heartbeat(lease, { processed: loop.records, markProcessed: loop.processed + loop.inFlight, stats: runStats() }).then(
       (held) => {
         if (!held && lostReason === undefined) {

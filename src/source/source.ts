@@ -12,6 +12,12 @@ export interface ReadOptions {
   follow?: boolean;
 }
 
+/** How far a position is behind its source's head: records, and time where the source knows it. */
+export interface Lag {
+  records: number;
+  ms?: number;
+}
+
 /**
  * Where a shard's records come from. Positions are JSON-serialisable and ordered: a resume asks
  * for the records strictly after the position of the last record whose work is done.
@@ -30,6 +36,8 @@ export interface Source<R, P = unknown> {
   fingerprint?(): Promise<string>;
   /** Whether the data still extends what `fingerprint` described up to `position` (an incremental run: appended, not rewritten). */
   continues?(fingerprint: string, position: P): Promise<boolean>;
+  /** How far `position` is behind the source's head now (a follower's lag, in `ckpt status --json`). */
+  behind?(position: P | undefined): Promise<Lag>;
   /** Called by the runner after each checkpoint commits, with its position: acknowledge upstream only what is durable (XACK). */
   committed?(position: P): Promise<void> | void;
 }

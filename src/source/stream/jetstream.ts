@@ -94,6 +94,17 @@ export function jetStream<D = string>(options: JetStreamOptions<D>): Source<JetS
       }
     },
 
+    /** Messages stored after `position` (on every subject of the stream). */
+    async behind(position) {
+      const { connection, api } = await openNats(options.servers);
+      try {
+        const info = await streamInfo(api, connection, options.stream);
+        return { records: Math.max(0, info.state.last_seq - (position ?? info.state.first_seq - 1)) };
+      } finally {
+        await connection.close();
+      }
+    },
+
     /** The stream's creation time: a stream deleted and added again is other data (drift, exit 4). */
     async fingerprint() {
       const { connection, api } = await openNats(options.servers);

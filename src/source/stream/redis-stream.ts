@@ -157,6 +157,20 @@ export function redisStream(options: RedisStreamOptions): Source<RedisStreamEntr
       }
     },
 
+    /** Entries after `position` (counted up to 10,000), and the time between its ID and the newest one's. */
+    async behind(position) {
+      const link = await openRedis(options.url);
+      try {
+        const [newest] = toEntries(await link.send(['XREVRANGE', stream, '+', '-', 'COUNT', '1']));
+        if (newest === undefined || (position !== undefined && compareStreamIds(newest.id, position) <= 0)) return { records: 0, ms: 0 };
+        const after = toEntries(await link.send(['XRANGE', stream, position === undefined ? '-' : `(${position}`, newest.id, 'COUNT', '10000']));
+        const ms = (id: StreamId) => Number(id.split('-')[0]);
+        return { records: after.length, ms: position === undefined ? 0 : Math.max(0, ms(newest.id) - ms(position)) };
+      } finally {
+        await link.close();
+      }
+    },
+
     async committed(position) {
       if (group === undefined) return;
       let through = 0;
