@@ -21,7 +21,7 @@ export interface RedisStreamOptions {
 }
 
 /** The consumer group that carries the stream's identity (see `fingerprint`); it reads nothing. */
-export const IDENTITY_GROUP = 'ckpt-identity';
+const IDENTITY_GROUP = 'ckpt-identity';
 
 /**
  * The entries of a Redis stream in ID order; the position is the entry ID. A resume reads from the
