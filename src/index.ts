@@ -45,7 +45,7 @@ export type { HttpRetryInfo, HttpRetryOptions } from './source/http-retry.ts';
 export type { NdjsonOptions } from './source/ndjson.ts';
 export { ndjsonFile } from './source/ndjson.ts';
 export { range } from './source/range.ts';
-export type { Source, SourceCursor, SourceItem } from './source/source.ts';
+export type { Lag, ReadOptions, Source, SourceCursor, SourceItem } from './source/source.ts';
 // sqlTable imports its database's driver only when it reads (a URL names which), so it sits here.
 export type { MysqlQuerier, PgQuerier, SqlConnection, SqlDialect } from './source/sql/sql-client.ts';
 export type { SqlKey, SqlKeyValue, SqlTableOptions } from './source/sql/sql-table.ts';

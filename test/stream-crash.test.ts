@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fixture, tempDir } from './helpers/cli.ts';
+import { fixture, spawnCli, tempDir } from './helpers/cli.ts';
 import { killUntilComplete } from './helpers/kill-loop.ts';
 import { addEntries, freshJetStream, natsSkip, redisSkip, withJetStream, withRedis } from './helpers/stream-servers.ts';
 
@@ -22,6 +22,14 @@ function store(dir: string): { url: string; path: string } {
   db.exec('PRAGMA journal_mode = WAL; CREATE TABLE applied (id TEXT PRIMARY KEY)');
   db.close();
   return { url: `sqlite:${path}`, path };
+}
+
+async function until(what: string, check: () => boolean, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
 }
 
 function applied(path: string): Set<string> {
@@ -92,6 +100,43 @@ test(`redisStream with a consumer group: ${KILLS} SIGKILLs, every entry applied 
   t.diagnostic(
     `${result.kills} SIGKILLs (${result.midRunKills} mid-run); ${sampler.samples} samples of the group, ${sampler.ackedSeen} acknowledged entries checked`,
   );
+  await withRedis((client) => client.sendCommand(['DEL', stream]));
+});
+
+test('redisStream with a consumer group and 2 workers: one SIGKILLed for good, the other takes its shard and claims its pending entries', {
+  skip: await redisSkip(),
+  timeout: 120_000,
+}, async () => {
+  const stream = `ckpt-pair-redis-${process.pid}`;
+  const group = 'pair';
+  const ids = await withRedis(async (client) => {
+    await client.sendCommand(['DEL', stream]);
+    return addEntries(client, stream, 5000);
+  });
+  const dir = tempDir('ckpt-redis-pair-');
+  const { url, path } = store(dir);
+  const sideFile = join(dir, 'done.txt');
+  const args = ['run', fixture('stream-rows.ts'), '--store', url, '--param', 'kind=redis', '--param', `stream=${stream}`, '--param', `group=${group}`];
+  const workerArgs = [...args, '--every', '100', '--lease-ms', '2000', '--wait', '--quiet'];
+  const first = spawnCli(workerArgs, { env: { ...env, CKPT_TEST_OUT: sideFile } });
+  await until('the first worker at work', () => applied(path).size >= 300);
+  const second = spawnCli(workerArgs, { env });
+  await sleep(300);
+  first.child.kill('SIGKILL');
+  assert.equal((await first.done).signal, 'SIGKILL');
+  const pendingAtKill = (await withRedis((client) => client.sendCommand(['XPENDING', stream, group]))) as unknown[];
+  const result = await second.done;
+  assert.equal(result.code, 0, result.stderr);
+  const rows = applied(path);
+  assert.deepEqual(
+    ids.filter((id) => !rows.has(id)),
+    [],
+    'every entry applied',
+  );
+  assert.equal(rows.size, ids.length, 'and only once');
+  assert.ok(Number(pendingAtKill[0]) > 0, 'the killed worker left entries pending');
+  const pendingAtEnd = (await withRedis((client) => client.sendCommand(['XPENDING', stream, group]))) as unknown[];
+  assert.equal(pendingAtEnd[0], 0, 'the second worker claimed them, applied them and acknowledged them');
   await withRedis((client) => client.sendCommand(['DEL', stream]));
 });
 

@@ -84,6 +84,7 @@ function program(io: CliIo, exit: { code: number }): Command {
     .addOption(new Option('--drain-ms <ms>', 'on SIGINT/SIGTERM, how long to wait for records in flight').argParser(positiveInteger('--drain-ms', MAX_MS)))
     .addOption(new Option('--lease-ms <ms>', 'lease length; a worker silent this long is presumed dead').argParser(positiveInteger('--lease-ms', MAX_MS)))
     .option('--wait', 'if live workers hold every unfinished shard, wait to take over or see them finish instead of exiting 4')
+    .option('--follow', 'follow the source (a stream) at its head instead of completing; stop with SIGINT/SIGTERM (exit 3)')
     .addOption(
       new Option('--heartbeat-ms <ms>', 'how often the lease is renewed between checkpoints (default: a third of the lease, at most 1 s)').argParser(
         positiveInteger('--heartbeat-ms', MAX_MS),

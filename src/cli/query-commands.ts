@@ -31,7 +31,15 @@ export async function statusCommand(options: QueryOptions, io: CliIo): Promise<n
     for (const instance of instances) await reapDeadWorkers(store, instance.id);
     const statuses = await Promise.all(instances.map((instance) => store.status(instance.id)));
     if (options.json) {
-      io.stdout.write(`${JSON.stringify(statuses, null, 2)}\n`);
+      // A follower reports how far behind its source's head it is with its heartbeat.
+      const withLag = await Promise.all(
+        statuses.map(async (status) => {
+          if (status.holders.length === 0) return status;
+          const running = (await store.listRuns(status.instance.id, { limit: 100 })).filter((run) => run.outcome === 'running' && run.stats.lag != null);
+          return running.length === 0 ? status : { ...status, lag: running.map((run) => ({ shard: run.shard, ...(run.stats.lag as object) })) };
+        }),
+      );
+      io.stdout.write(`${JSON.stringify(withLag, null, 2)}\n`);
       return 0;
     }
     if (statuses.length === 0) {

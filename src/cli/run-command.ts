@@ -27,6 +27,7 @@ export interface RunCommandOptions {
   drainMs?: number;
   leaseMs?: number;
   wait?: boolean;
+  follow?: boolean;
   heartbeatMs?: number;
   storeRetryMs?: number;
   json?: boolean;
@@ -135,6 +136,7 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
       ...(options.drainMs === undefined ? {} : { drainMs: options.drainMs }),
       ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
       wait: options.wait === true,
+      ...(options.follow ? { follow: true } : {}),
       ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
       ...(options.storeRetryMs === undefined ? {} : { storeRetryMs: options.storeRetryMs }),
       signal: shutdown.signal,

@@ -125,6 +125,11 @@ export interface JobDefinition<Record, Params, State extends JsonObject, Positio
    * appended file, a stream. `--rerun` still starts from the beginning.
    */
   incremental?: boolean;
+  /**
+   * Follow the source (a stream): at its head a shard does not complete but waits for more,
+   * checkpointing while quiet, until stopped (SIGTERM: drain, checkpoint, exit 3). `ckpt run --follow` too.
+   */
+  follow?: boolean;
   /** Records in flight at once in one process; default 1. */
   concurrency?: number;
   retry?: RetryOptions;

@@ -34,6 +34,8 @@ export interface RunOptions {
   /** Abort to stop gracefully (the CLI wires SIGINT and SIGTERM to it). */
   signal?: AbortSignal;
   onEvent?: EventListener;
+  /** Follow the source at its head instead of completing (overrides the job's `follow`). */
+  follow?: boolean;
   /** When every unfinished shard is held by live workers, wait to reclaim (or see them finish) instead of refusing. */
   wait?: boolean;
   /** When a checkpoint no longer matches its inputs: stop (default), start over, or continue. */
@@ -227,6 +229,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
           retry,
           skipLimit,
           secretKey,
+          follow: options.follow ?? job.follow ?? false,
         });
       } catch (error) {
         if (!(error instanceof RestartForDrift)) throw error;

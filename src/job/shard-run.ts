@@ -68,9 +68,13 @@ export interface ShardRunInput {
   retry: RetryPolicy;
   skipLimit: number;
   secretKey: () => Buffer;
+  /** Read past the source's head, waiting for more (follow mode). */
+  follow?: boolean;
 }
 
 const PROGRESS_EVERY_MS = 200;
+/** How often a follower asks its source how far behind the head it is (a round trip to the server). */
+const LAG_EVERY_MS = 1000;
 
 /**
  * Processes one claimed shard until its source is exhausted, the run is stopped, a record fails
@@ -187,9 +191,12 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
   // Rework is timed until the shard total passes where the crashed run got to.
   const reworkUntil = resumed.processed + rework;
   let reworkMs: number | undefined = rework > 0 ? undefined : 0;
+  /** A follower's lag as last measured, reported with the heartbeat's stats (`ckpt status --json`). */
+  let lag: { records: number; ms?: number; at: number } | undefined;
   const runStats = () => {
     const chosen = policy.interval();
     return {
+      ...(lag === undefined ? {} : { lag }),
       policy: policy.describe(),
       intervalMs: Number.isFinite(chosen.ms) ? chosen.ms : null,
       intervalRecords: chosen.records ?? null,
@@ -226,7 +233,7 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
     notify: input.notify,
     leaseLost: () => lostReason !== undefined,
   });
-  const cursor = openCursor(source, resumed.position ?? undefined, { signal: stop.signal });
+  const cursor = openCursor(source, resumed.position ?? undefined, { signal: stop.signal, ...(input.follow ? { follow: true } : {}) });
   // Opened only now: a source that fails before this point must leave neither a transaction open
   // nor a timer keeping the process alive and the lease renewed.
   const committed = source.committed === undefined ? undefined : (position: JsonValue) => source.committed?.(position);
@@ -295,8 +302,23 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
   }
   forgetEarlyWords();
   const forgetLastWords = onStopAtOnce(() => marker.final(loop.processed + loop.inFlight));
+  let lagAsked = 0;
+  let lagPending = false;
   const heartbeat = setInterval(() => {
     loop.wakeIfDue();
+    if (input.follow && source.behind !== undefined && !lagPending && Date.now() - lagAsked >= LAG_EVERY_MS) {
+      lagPending = true;
+      lagAsked = Date.now();
+      source
+        .behind(loop.progress().position ?? undefined)
+        .then((measured) => {
+          lag = { ...measured, at: Date.now() };
+        })
+        .catch(() => undefined)
+        .finally(() => {
+          lagPending = false;
+        });
+    }
     store.heartbeat(lease, { processed: loop.records, markProcessed: loop.processed + loop.inFlight, stats: runStats() }).then(
       (held) => {
         if (!held && lostReason === undefined) {

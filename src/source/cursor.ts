@@ -1,4 +1,4 @@
-import type { Source, SourceCursor, SourceItem } from './source.ts';
+import type { ReadOptions, Source, SourceCursor, SourceItem } from './source.ts';
 
 /**
  * `read` and `cursor` of a source that fetches its records a page at a time (a query's rows, an
@@ -6,7 +6,7 @@ import type { Source, SourceCursor, SourceItem } from './source.ts';
  * record, and awaits only for the next page.
  */
 export function paged<R, P>(
-  pages: (after: P | undefined, opts: { signal: AbortSignal }) => AsyncIterable<readonly SourceItem<R, P>[]>,
+  pages: (after: P | undefined, opts: ReadOptions) => AsyncIterable<readonly SourceItem<R, P>[]>,
 ): Pick<Required<Source<R, P>>, 'read' | 'cursor'> {
   return {
     async *read(after, opts) {
@@ -24,7 +24,7 @@ export function paged<R, P>(
 }
 
 /** The source's own cursor when it has one, else one over its `read` (a promise per record). */
-export function openCursor<R, P>(source: Source<R, P>, after: P | undefined, opts: { signal: AbortSignal }): SourceCursor<R, P> {
+export function openCursor<R, P>(source: Source<R, P>, after: P | undefined, opts: ReadOptions): SourceCursor<R, P> {
   return source.cursor?.(after, opts) ?? new PageCursor(source.read(after, opts)[Symbol.asyncIterator]());
 }
 

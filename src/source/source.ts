@@ -6,24 +6,38 @@ export interface SourceItem<R, P> {
   error?: Error;
 }
 
+/** How a read goes: `signal` ends it; `follow` (a source that can wait for more, a stream) asks it not to end at the head but wait there. */
+export interface ReadOptions {
+  signal: AbortSignal;
+  follow?: boolean;
+}
+
+/** How far a position is behind its source's head: records, and time where the source knows it. */
+export interface Lag {
+  records: number;
+  ms?: number;
+}
+
 /**
  * Where a shard's records come from. Positions are JSON-serialisable and ordered: a resume asks
  * for the records strictly after the position of the last record whose work is done.
  */
 export interface Source<R, P = unknown> {
   /** Records strictly after `after` (undefined: from the start), in position order. */
-  read(after: P | undefined, opts: { signal: AbortSignal }): AsyncIterable<SourceItem<R, P>>;
+  read(after: P | undefined, opts: ReadOptions): AsyncIterable<SourceItem<R, P>>;
   /**
    * Optional fast path: the same records as `read`, walked without a promise or an object per
    * record (sources that hold records in memory: a range, an array, a page already fetched).
    */
-  cursor?(after: P | undefined, opts: { signal: AbortSignal }): SourceCursor<R, P>;
+  cursor?(after: P | undefined, opts: ReadOptions): SourceCursor<R, P>;
   /** Total records, when cheap to know (progress bar, ETA). */
   size?(): Promise<number | undefined>;
   /** Identity of the data the positions point into (file size + mtime + head hash, …). */
   fingerprint?(): Promise<string>;
   /** Whether the data still extends what `fingerprint` described up to `position` (an incremental run: appended, not rewritten). */
   continues?(fingerprint: string, position: P): Promise<boolean>;
+  /** How far `position` is behind the source's head now (a follower's lag, in `ckpt status --json`). */
+  behind?(position: P | undefined): Promise<Lag>;
   /** Called by the runner after each checkpoint commits, with its position: acknowledge upstream only what is durable (XACK). */
   committed?(position: P): Promise<void> | void;
 }

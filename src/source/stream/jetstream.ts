@@ -56,23 +56,24 @@ const text = new TextDecoder();
  * Each read is an ordered consumer (ephemeral, flow-controlled, recreated by the client on a gap)
  * started at the checkpoint's sequence + 1, so nothing is acknowledged and nothing is kept on
  * the server between runs: the checkpoint is the only cursor. A read ends once it has caught up
- * with the stream's last sequence as of its start.
+ * with the stream's last sequence as of its start; in follow mode it waits there until stopped.
  */
 export function jetStream<D = string>(options: JetStreamOptions<D>): Source<JetStreamMessage<D>, number> {
   const decode = options.decode ?? ((payload: Uint8Array) => text.decode(payload) as D);
 
   return {
-    async *read(after, { signal }) {
+    async *read(after, { signal, follow }) {
       const { connection, api } = await openNats(options.servers);
       try {
         const info = await streamInfo(api, connection, options.stream);
-        const head = info.state.last_seq;
+        // Following, the consumer waits at the head (the server's own pull wait) until stopped.
+        const head = follow ? Number.POSITIVE_INFINITY : info.state.last_seq;
         if (head === 0 || (after !== undefined && after >= head)) return;
         const consumer = await api.jetstream(connection).consumers.get(options.stream, {
           ...(after === undefined ? { deliver_policy: 'all' } : { deliver_policy: 'by_start_sequence', opt_start_seq: after + 1 }),
           ...(options.subject === undefined ? {} : { filter_subjects: options.subject }),
         });
-        if ((await consumer.info(true)).num_pending === 0) return;
+        if (!follow && (await consumer.info(true)).num_pending === 0) return;
         const messages = await consumer.consume({ max_messages: 512 });
         const stop = () => messages.stop();
         signal.addEventListener('abort', stop, { once: true });
@@ -82,12 +83,23 @@ export function jetStream<D = string>(options: JetStreamOptions<D>): Source<JetS
               position: message.seq,
               record: { seq: message.seq, subject: message.subject, time: message.time.toISOString(), data: decode(message.data) },
             };
-            if (message.seq >= head || message.info.pending === 0) return;
+            if (message.seq >= head || (!follow && message.info.pending === 0)) return;
           }
         } finally {
           signal.removeEventListener('abort', stop);
           messages.stop();
         }
+      } finally {
+        await connection.close();
+      }
+    },
+
+    /** Messages stored after `position` (on every subject of the stream). */
+    async behind(position) {
+      const { connection, api } = await openNats(options.servers);
+      try {
+        const info = await streamInfo(api, connection, options.stream);
+        return { records: Math.max(0, info.state.last_seq - (position ?? info.state.first_seq - 1)) };
       } finally {
         await connection.close();
       }

@@ -12,6 +12,8 @@ export interface RedisStreamEntry {
 export interface RedisLink {
   send(args: string[]): Promise<unknown>;
   close(): Promise<void>;
+  /** Drops the connection at once: a command blocked on it (XREAD BLOCK) fails. */
+  destroy(): void;
 }
 
 interface NodeRedisClient {
@@ -55,6 +57,13 @@ export async function openRedis(url: string | Secret<string>): Promise<RedisLink
         await (client.close ? client.close() : client.quit?.());
       } catch {
         client.destroy?.();
+      }
+    },
+    destroy: () => {
+      try {
+        client.destroy?.();
+      } catch {
+        // already closed
       }
     },
   };

@@ -16,15 +16,17 @@ export interface RedisStreamOptions {
   consumer?: string;
   /** Entries per read; default 500. */
   count?: number;
+  /** In follow mode, how long one XREAD waits at the head before asking again; default 2000 ms. */
+  blockMs?: number;
 }
 
 /** The consumer group that carries the stream's identity (see `fingerprint`); it reads nothing. */
-export const IDENTITY_GROUP = 'ckpt-identity';
+const IDENTITY_GROUP = 'ckpt-identity';
 
 /**
  * The entries of a Redis stream in ID order; the position is the entry ID. A resume reads from the
  * checkpoint's ID on. A read ends once it has caught up with the last entry that was in the stream
- * when it began.
+ * when it began; in follow mode it waits at the head instead (XREAD BLOCK), until stopped.
  *
  * With a `group`, entries come through XREADGROUP and stay pending until the checkpoint that covers
  * them commits (`committed`), and only then are XACKed. The worker that takes the shard first claims
@@ -38,6 +40,8 @@ export function redisStream(options: RedisStreamOptions): Source<RedisStreamEntr
   const count = options.count ?? 500;
   if (!Number.isSafeInteger(count) || count < 1) throw new TypeError(`redisStream: count must be a whole number ≥ 1 (got ${count})`);
   const consumer = options.consumer ?? `ckpt:${hostname()}:${process.pid}`;
+  const blockMs = options.blockMs ?? 2000;
+  if (!Number.isSafeInteger(blockMs) || blockMs < 1) throw new TypeError(`redisStream: blockMs must be a whole number ≥ 1 (got ${blockMs})`);
   /** The read's connection while it is open: acknowledgements go through it. */
   let live: RedisLink | undefined;
   /** Entries this read delivered to itself and not yet acknowledged, in ID order. */
@@ -50,18 +54,32 @@ export function redisStream(options: RedisStreamOptions): Source<RedisStreamEntr
   const items = (entries: RedisStreamEntry[]): SourceItem<RedisStreamEntry, StreamId>[] => entries.map((entry) => ({ position: entry.id, record: entry }));
 
   return {
-    ...paged<RedisStreamEntry, StreamId>(async function* (after, { signal }) {
+    ...paged<RedisStreamEntry, StreamId>(async function* (after, { signal, follow }) {
       const link = await openRedis(options.url);
-      live = link;
+      // Following, reads block on `link`: acknowledgements go through a connection of their own,
+      // and a stop drops `link` so that a blocked read ends at once.
+      live =
+        follow && group !== undefined
+          ? await openRedis(options.url).catch(async (error: unknown) => {
+              await link.close();
+              throw error;
+            })
+          : link;
+      const drop = () => link.destroy();
+      signal.addEventListener('abort', drop, { once: true });
+      const block = follow ? ['BLOCK', String(blockMs)] : [];
       try {
         const [newest] = toEntries(await link.send(['XREVRANGE', stream, '+', '-', 'COUNT', '1']));
-        const head = newest?.id;
+        const head = follow ? '+' : newest?.id;
         let last: StreamId = after ?? '0-0';
-        const caughtUp = () => head === undefined || compareStreamIds(last, head) >= 0;
+        const caughtUp = () => !follow && (head === undefined || compareStreamIds(last, head) >= 0);
         if (group === undefined) {
           while (!caughtUp() && !signal.aborted) {
-            const entries = readReplyEntries(await link.send(['XREAD', 'COUNT', String(count), 'STREAMS', stream, last]));
-            if (entries.length === 0) return;
+            const entries = readReplyEntries(await link.send(['XREAD', 'COUNT', String(count), ...block, 'STREAMS', stream, last]));
+            if (entries.length === 0) {
+              if (follow) continue;
+              return;
+            }
             last = (entries.at(-1) as RedisStreamEntry).id;
             yield items(entries);
           }
@@ -79,7 +97,9 @@ export function redisStream(options: RedisStreamOptions): Source<RedisStreamEntr
           yield items(redo);
         }
         while (!caughtUp() && !signal.aborted) {
-          const delivered = readReplyEntries(await link.send(['XREADGROUP', 'GROUP', group, consumer, 'COUNT', String(count), 'STREAMS', stream, '>']));
+          const delivered = readReplyEntries(
+            await link.send(['XREADGROUP', 'GROUP', group, consumer, 'COUNT', String(count), ...block, 'STREAMS', stream, '>']),
+          );
           // A group behind the checkpoint (created again, or moved back) delivers entries already
           // done, acknowledged at once, and entries this read already took from the stream, now
           // pending here until their checkpoint commits.
@@ -94,13 +114,21 @@ export function redisStream(options: RedisStreamOptions): Source<RedisStreamEntr
           // group gave parts of it to (a worker that lost its lease can still have taken some).
           const until = fresh.at(-1)?.id ?? (head as StreamId);
           const span = toEntries(await link.send(['XRANGE', stream, `(${last}`, until, ...(fresh.length === 0 ? ['COUNT', String(count)] : [])]));
-          if (span.length === 0) return;
+          if (span.length === 0) {
+            if (follow) continue;
+            return;
+          }
           const page = span.length === fresh.length ? fresh : await takeMissing(link, { stream, group, consumer }, span, fresh);
           unacked.push(...idsOf(page));
           last = (page.at(-1) as RedisStreamEntry).id;
           yield items(page);
         }
+      } catch (error) {
+        // The stop dropped the connection under a blocked read: that is the end, not a failure.
+        if (!signal.aborted) throw error;
       } finally {
+        signal.removeEventListener('abort', drop);
+        if (live !== link) await live?.close();
         live = undefined;
         await link.close();
       }
@@ -124,6 +152,20 @@ export function redisStream(options: RedisStreamOptions): Source<RedisStreamEntr
         const groups = (await link.send(['XINFO', 'GROUPS', stream])) as unknown[];
         const identity = groups.map(toRecord).find((info) => info.name === IDENTITY_GROUP);
         return `redis:${stream}:${String(identity?.['last-delivered-id'])}`;
+      } finally {
+        await link.close();
+      }
+    },
+
+    /** Entries after `position` (counted up to 10,000), and the time between its ID and the newest one's. */
+    async behind(position) {
+      const link = await openRedis(options.url);
+      try {
+        const [newest] = toEntries(await link.send(['XREVRANGE', stream, '+', '-', 'COUNT', '1']));
+        if (newest === undefined || (position !== undefined && compareStreamIds(newest.id, position) <= 0)) return { records: 0, ms: 0 };
+        const after = toEntries(await link.send(['XRANGE', stream, position === undefined ? '-' : `(${position}`, newest.id, 'COUNT', '10000']));
+        const ms = (id: StreamId) => Number(id.split('-')[0]);
+        return { records: after.length, ms: position === undefined ? 0 : Math.max(0, ms(newest.id) - ms(position)) };
       } finally {
         await link.close();
       }
