@@ -95,6 +95,9 @@ export class ComposedStore implements Store {
   async waitForChange(...args: Parameters<LeaseStore['waitForChange']>) {
     return this.#live().leases.waitForChange(...args);
   }
+  async now() {
+    return this.#live().leases.now();
+  }
 
   async latest(...args: Parameters<CheckpointStore['latest']>) {
     return this.#live().checkpoints.latest(...args);

@@ -86,6 +86,8 @@ export interface LeaseStore {
    * earliest lease's expiry), else after `ms`; returns early on `signal`.
    */
   waitForChange(instanceId: number, ms: number, signal?: AbortSignal): Promise<void>;
+  /** Now on the clock the store stamps leases and checkpoints with (the database's; this machine's for SQLite), epoch ms. */
+  now(): Promise<number>;
 }
 
 /** Checkpoints, and the job's transaction (`ctx.tx`) that commits with them. */

@@ -240,6 +240,10 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
     };
   }
 
+  async now(): Promise<number> {
+    return Date.now();
+  }
+
   waitForChange(_instanceId: number, ms: number, signal?: AbortSignal): Promise<void> {
     return idleWait(ms, signal);
   }

@@ -133,6 +133,10 @@ export class MysqlLeases implements LeaseStore {
     return rows[0] === undefined ? undefined : toRun(rows[0]);
   }
 
+  async now(): Promise<number> {
+    return Number((await this.#db.rows(`SELECT ${NOW} AS now`))[0]?.now);
+  }
+
   /** No notifications here: the runner's poll interval. */
   waitForChange(_instanceId: number, ms: number, signal?: AbortSignal): Promise<void> {
     return idleWait(ms, signal);

@@ -21,6 +21,10 @@ export class PostgresLeases implements LeaseStore {
     this.#wakeups = new PostgresWakeups(driver);
   }
 
+  async now(): Promise<number> {
+    return Number((await this.#db.query(`SELECT ${NOW} AS now`))[0]?.now);
+  }
+
   waitForChange(instanceId: number, ms: number, signal?: AbortSignal): Promise<void> {
     return this.#wakeups.wait(instanceId, ms, signal);
   }

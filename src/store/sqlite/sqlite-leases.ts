@@ -142,6 +142,11 @@ export class SqliteLeases implements LeaseStore {
     return row === undefined ? undefined : toRun(row);
   }
 
+  /** The processes sharing a SQLite file share this machine's clock. */
+  async now(): Promise<number> {
+    return Date.now();
+  }
+
   /** No notifications here: the runner's poll interval. */
   waitForChange(_instanceId: number, ms: number, signal?: AbortSignal): Promise<void> {
     return idleWait(ms, signal);
