@@ -96,12 +96,11 @@ for (const server of Object.keys(servers) as (keyof typeof servers)[]) {
 
   test(`${server}: with no heartbeat due, the zombie's next checkpoint is what is rejected, with its ctx.tx rows`, { timeout: 120_000, skip }, async () => {
     // Checkpoints every 10 records renew the lease; a heartbeat a minute apart never comes first.
-    // A freeze that lands inside a commit ends the other way (the session is closed under it): try
-    // again, so that this test proves the fencing token's rejection itself.
-    const reasons: string[] = [];
-    for (let attempt = 0; attempt < 4 && !/fencing token \d+ is stale/.test(reasons.at(-1) ?? ''); attempt++) {
-      reasons.push(await zombieScenario(server, ['--heartbeat-ms', '60000']));
-    }
-    assert.match(reasons.at(-1) ?? '', /fencing token \d+ is stale/, reasons.join(' | '));
+    // The zombie's checkpoint is refused by the fencing token, or, when the freeze outlasted its
+    // transaction's bound (max(lease, 5 s), issue 19 item 9: the server ends a session silent that
+    // long, so a frozen worker's row locks cannot block its successor), its first statement finds
+    // the session gone. Either way its chunk is discarded, which zombieScenario checks row by row.
+    const reason = await zombieScenario(server, ['--heartbeat-ms', '60000']);
+    assert.match(reason, /fencing token \d+ is stale|the store was unreachable/);
   });
 }

@@ -30,6 +30,8 @@ export async function statusCommand(options: QueryOptions, io: CliIo): Promise<n
     const instances = await store.listInstances();
     for (const instance of instances) await reapDeadWorkers(store, instance.id);
     const statuses = await Promise.all(instances.map((instance) => store.status(instance.id)));
+    // Ages on the store's clock, which stamped the checkpoints: a skewed host here cannot shift them.
+    const now = await store.now();
     if (options.json) {
       // A follower reports how far behind its source's head it is with its heartbeat.
       const withLag = await Promise.all(
@@ -53,7 +55,7 @@ export async function statusCommand(options: QueryOptions, io: CliIo): Promise<n
       status.holders.length > 0 ? 'running' : status.instance.status === 'completed' ? 'completed' : status.processed > 0 ? 'resumable' : 'pending',
       `${status.shards.completed}/${status.shards.total}`,
       formatCount(status.processed),
-      formatAge(status.lastCheckpointAt),
+      formatAge(status.lastCheckpointAt, now),
       [...new Set(status.holders.map((holder) => holder.worker))].join(', ') || '-',
     ]);
     io.stdout.write(`${renderTable(['JOB', 'PARAMS', 'GEN', 'STATUS', 'SHARDS', 'PROCESSED', 'LAST CHECKPOINT', 'HELD BY'], rows)}\n`);
@@ -110,7 +112,9 @@ export async function eventsCommand(job: string, options: QueryOptions, io: CliI
     const instances = await findInstances(store, job, parseParams(options.param));
     const all = [];
     for (const instance of instances) for (const event of await store.listEvents(instance.id)) all.push({ instance, event });
-    all.sort((a, b) => a.event.at - b.event.at || a.event.id - b.event.id);
+    // In the order they were appended (the chain's): `at` is the writing worker's clock, and a
+    // worker whose clock runs ahead must not move its events after later ones.
+    all.sort((a, b) => a.event.id - b.event.id);
     const shown = options.limit === undefined ? all : all.slice(-options.limit);
     if (options.json) {
       io.stdout.write(

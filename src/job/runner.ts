@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CheckpointedError, ExitCode, firstLine, LeaseHeldError, UsageError } from '../errors.ts';
 import { type EventListener, type EventMap, type EventType, persistedEvents, type RunEvent } from '../events.ts';
 import type { JsonObject } from '../json.ts';
@@ -274,7 +273,8 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
         { job: job.name },
       );
     }
-    await sleep(pollMs, undefined, { signal: options.signal }).catch(() => undefined);
+    // Woken early where the store can tell a shard was freed or completed (PostgreSQL NOTIFY).
+    await store.waitForChange(instance.id, pollMs, options.signal);
   }
 }
 

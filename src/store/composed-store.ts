@@ -105,6 +105,12 @@ export class ComposedStore implements Store {
   async release(...args: Parameters<LeaseStore['release']>) {
     return this.#live().leases.release(...args);
   }
+  async waitForChange(...args: Parameters<LeaseStore['waitForChange']>) {
+    return this.#live().leases.waitForChange(...args);
+  }
+  async now() {
+    return this.#live().leases.now();
+  }
 
   async latest(...args: Parameters<CheckpointStore['latest']>) {
     return this.#live().checkpoints.latest(...args);

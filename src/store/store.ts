@@ -90,6 +90,14 @@ export interface LeaseStore {
   previousRun(lease: Lease): Promise<RunInfo | undefined>;
   /** End the run with an outcome and free the shard's lease (if this lease still holds it). */
   release(lease: Lease, outcome: Exclude<RunOutcome, 'running'>, run: RunProgress): Promise<void>;
+  /**
+   * Wait, holding nothing, until a shard of the instance may have become claimable or complete:
+   * woken by the store where it can tell (PostgreSQL's NOTIFY on release and reap, and the
+   * earliest lease's expiry), else after `ms`; returns early on `signal`.
+   */
+  waitForChange(instanceId: number, ms: number, signal?: AbortSignal): Promise<void>;
+  /** Now on the clock the store stamps leases and checkpoints with (the database's; this machine's for SQLite), epoch ms. */
+  now(): Promise<number>;
 }
 
 /** Checkpoints, and the job's transaction (`ctx.tx`) that commits with them. */

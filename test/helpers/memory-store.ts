@@ -3,6 +3,7 @@ import type { JsonObject, JsonValue } from '../../src/json.ts';
 import { chainEvents } from '../../src/store/audit-chain.ts';
 import { CHECKPOINT_HISTORY, checkpointChecksum } from '../../src/store/checksum.ts';
 import { ComposedStore } from '../../src/store/composed-store.ts';
+import { idleWait } from '../../src/store/idle-wait.ts';
 import { toStatus } from '../../src/store/rows.ts';
 import type {
   ChainHead,
@@ -262,6 +263,14 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
       runId: run.id,
       leaseMs,
     };
+  }
+
+  async now(): Promise<number> {
+    return Date.now();
+  }
+
+  waitForChange(_instanceId: number, ms: number, signal?: AbortSignal): Promise<void> {
+    return idleWait(ms, signal);
   }
 
   async holders(instanceId: number): Promise<HolderInfo[]> {

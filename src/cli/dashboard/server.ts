@@ -92,7 +92,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Listeni
       if (data === undefined) return send(response, 404, 'application/json', JSON.stringify({ error: 'no such instance on this store' }));
       // The audit chain only here, for the instance shown: verified in the background, cached by its head.
       return sendJson(response, {
-        ...instanceView(data, shardQuery(url), liveness, options.store.location),
+        ...instanceView(data, shardQuery(url), liveness, options.store.location, data.readAt),
         chain: chains.status(data.instance, data.chainHead),
       });
     }

@@ -37,7 +37,7 @@ export async function storeMetrics(reader: StoreReader, liveness: Liveness): Pro
     const data = await reader.instance(status.instance.id);
     if (data === undefined) continue;
     const labels = { job: status.instance.job, instance: String(status.instance.id) };
-    const view = instanceView(data, { offset: 0, limit: 0, status: 'all', search: '' }, liveness, overview.location);
+    const view = instanceView(data, { offset: 0, limit: 0, status: 'all', search: '' }, liveness, overview.location, data.readAt);
     const { summary } = view;
     completed.set(labels, status.instance.status === 'completed' ? 1 : 0);
     generation.set(labels, status.instance.generation);

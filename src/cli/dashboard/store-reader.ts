@@ -112,7 +112,9 @@ export class StoreReader {
     const instances = await this.#store.listInstances();
     const shown = instances.slice(0, OVERVIEW_INSTANCES);
     const statuses = await Promise.all(shown.map((instance) => this.#store.status(instance.id)));
-    return { location: this.#store.location, statuses, older: instances.length - shown.length, readAt: Date.now() };
+    // The store's clock (the database's), which stamped leases and checkpoints: a dashboard host
+    // whose clock is off must not show live workers dead, or ages an hour out.
+    return { location: this.#store.location, statuses, older: instances.length - shown.length, readAt: await this.#store.now() };
   }
 
   async #readInstance(instance: InstanceInfo): Promise<InstanceData> {
@@ -123,7 +125,7 @@ export class StoreReader {
       this.#readEvents(instance.id),
       this.#store.chainHead(instance.id),
     ]);
-    return { instance, shards, runs, deadLetters, events: [...index.recent].reverse(), totals: index.totals, chainHead, readAt: Date.now() };
+    return { instance, shards, runs, deadLetters, events: [...index.recent].reverse(), totals: index.totals, chainHead, readAt: await this.#store.now() };
   }
 
   async #readEvents(instanceId: number): Promise<EventIndex> {

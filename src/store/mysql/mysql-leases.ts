@@ -1,3 +1,4 @@
+import { idleWait } from '../idle-wait.ts';
 import { REAPED_OUTCOME_SQL, type Row, RUN_PROGRESS_COLUMNS, toRun } from '../rows.ts';
 import type { HolderInfo, InstanceInfo, Lease, LeaseStore, ProgressMark, RunInfo, RunOutcome, RunProgress } from '../store.ts';
 import { type MysqlDriver, type MysqlQueryable, NOW } from './mysql-driver.ts';
@@ -130,6 +131,15 @@ export class MysqlLeases implements LeaseStore {
   async previousRun(lease: Lease): Promise<RunInfo | undefined> {
     const rows = await this.#db.rows(`SELECT * FROM ${this.#db.p}runs WHERE shard_id = ? AND id < ? ORDER BY id DESC LIMIT 1`, [lease.shardId, lease.runId]);
     return rows[0] === undefined ? undefined : toRun(rows[0]);
+  }
+
+  async now(): Promise<number> {
+    return Number((await this.#db.rows(`SELECT ${NOW} AS now`))[0]?.now);
+  }
+
+  /** No notifications here: the runner's poll interval. */
+  waitForChange(_instanceId: number, ms: number, signal?: AbortSignal): Promise<void> {
+    return idleWait(ms, signal);
   }
 
   /** End the run and free the shard if this token still holds it. */

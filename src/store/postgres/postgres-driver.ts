@@ -22,7 +22,9 @@ export interface PgQueryable {
 export interface PgPoolClient extends PgQueryable {
   release(destroy?: Error | boolean): void;
   on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'notification', listener: (message: { channel: string; payload?: string }) => void): unknown;
   off(event: 'error', listener: (error: Error) => void): unknown;
+  off(event: 'notification', listener: (message: { channel: string; payload?: string }) => void): unknown;
 }
 
 export interface PgPool extends PgQueryable {
@@ -84,6 +86,8 @@ export class PostgresDriver {
   /** `"schema".` — prefix of every table name. */
   readonly s: string;
   readonly openTxs = new Set<PostgresTx>();
+  /** Called on close, before the pool ends. */
+  readonly onClose: (() => void)[] = [];
   readonly chainKey: () => Buffer | undefined;
   /** The chain head this process last wrote, per instance: the fast path of appendChained. */
   readonly chainHeads = new Map<number, ChainHead>();
@@ -172,6 +176,7 @@ export class PostgresDriver {
 
   /** Roll back the job transactions still open, and end the pool if the store made it. */
   async close(): Promise<void> {
+    for (const hook of this.onClose) hook();
     for (const tx of this.openTxs) await tx.end(false).catch(() => undefined);
     this.openTxs.clear();
     this.#ended = true;

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { StoreError } from '../../errors.ts';
+import { idleWait } from '../idle-wait.ts';
 import { REAPED_OUTCOME_SQL, type Row, RUN_PROGRESS_COLUMNS, toRun } from '../rows.ts';
 import type { HolderInfo, InstanceInfo, Lease, LeaseStore, ProgressMark, RunInfo, RunOutcome, RunProgress } from '../store.ts';
 import type { SQLInputValue, SqliteDriver } from './sqlite-driver.ts';
@@ -139,6 +140,16 @@ export class SqliteLeases implements LeaseStore {
   async previousRun(lease: Lease): Promise<RunInfo | undefined> {
     const row = this.#db.get('SELECT * FROM runs WHERE shard_id = ? AND id < ? ORDER BY id DESC LIMIT 1', lease.shardId, lease.runId);
     return row === undefined ? undefined : toRun(row);
+  }
+
+  /** The processes sharing a SQLite file share this machine's clock. */
+  async now(): Promise<number> {
+    return Date.now();
+  }
+
+  /** No notifications here: the runner's poll interval. */
+  waitForChange(_instanceId: number, ms: number, signal?: AbortSignal): Promise<void> {
+    return idleWait(ms, signal);
   }
 
   async release(lease: Lease, outcome: Exclude<RunOutcome, 'running'>, run: RunProgress): Promise<void> {
