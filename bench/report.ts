@@ -32,7 +32,10 @@ export interface BenchResults {
 }
 
 export interface Remeasured {
+  /** The parts whose figures still come from this run (a later run may have measured some again). */
   parts: string[];
+  /** What the run was asked for (`BENCH_ONLY`). */
+  only?: string[];
   date: string;
   rounds: number;
   machine: BenchResults['machine'];
@@ -47,7 +50,7 @@ export function mergeResults(earlier: BenchResults, later: BenchResults, only: s
   const remeasured = (earlier.remeasured ?? [])
     .map((entry) => ({ ...entry, parts: entry.parts.filter((part) => !workloads.has(part)) }))
     .filter((entry) => entry.parts.length > 0);
-  remeasured.push({ parts: only, date: later.date, rounds: later.rounds, machine: later.machine });
+  remeasured.push({ parts: only, only, date: later.date, rounds: later.rounds, machine: later.machine });
   const workloadRecords = { ...later.workloadRecords, ...earlier.workloadRecords } as Record<Workload, number>;
   for (const part of only)
     if (later.workloadRecords && part in later.workloadRecords) workloadRecords[part as Workload] = later.workloadRecords[part as Workload];
@@ -104,12 +107,16 @@ const checkpointMs = (run: VariantResult) => ((run.overheadPct ?? Number.NaN) * 
 function table(results: BenchResults, workload: Workload): string[] {
   const cells = results.cells.filter((cell) => cell.workload === workload);
   const records = recordsOf(results, workload);
+  // Runs that measured their CPU time get a column of it: on a loaded machine, the part of the wall time that was ours.
+  const withCpu = cells.some((cell) => cell.runs.some((run) => run.cpuMs !== undefined));
+  const cpuOf = (cell: Cell | undefined) =>
+    cell === undefined ? Number.NaN : (median(cell.runs.map((run) => run.cpuMs ?? Number.NaN)) * records) / cell.records;
   const base = writesRows(workload) ? 'batched inserts (same backend)' : workload === 'a' ? 'plain loop (async variants: plain `for await`)' : 'plain loop';
   const lines = [
     `### ${workloadNames[workload]}`,
     '',
-    `| variant | store | median for ${records.toLocaleString('en-US')} records | range | × ${base} | records/s | checkpoints | checkpoint time | interval chosen |`,
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    `| variant | store | median for ${records.toLocaleString('en-US')} records | range | × ${base} | records/s | checkpoints | checkpoint time | interval chosen |${withCpu ? ' CPU time, median (× the same baseline) |' : ''}`,
+    `| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |${withCpu ? ' ---: |' : ''}`,
   ];
   for (const cell of cells) {
     const name = variantNames[cell.variant] ?? cell.variant;
@@ -119,7 +126,7 @@ function table(results: BenchResults, workload: Workload): string[] {
         ? '-'
         : backendNames[cell.backend];
     if (cell.unavailable || cell.runs.length === 0) {
-      lines.push(`| ${name} | ${store} | ${cell.unavailable ? cell.unavailable.replace(/:.*$/, '') : 'no run'} | | | | | | |`);
+      lines.push(`| ${name} | ${store} | ${cell.unavailable ? cell.unavailable.replace(/:.*$/, '') : 'no run'} | | | | | | |${withCpu ? ' |' : ''}`);
       continue;
     }
     const ms = perRun(cell, records);
@@ -133,7 +140,7 @@ function table(results: BenchResults, workload: Workload): string[] {
         ? `${last.interval.records === null ? '' : `${last.interval.records.toLocaleString('en-US')} rec / `}${fmtMs(last.interval.ms ?? Number.NaN)} (${last.interval.reason})`
         : '';
     lines.push(
-      `| ${name}${scaled} | ${store} | ${fmtMs(ms)} | ${fmtMs(Math.min(...times))}–${fmtMs(Math.max(...times))} | ${fmtRatio(ms / baseMs)} | ${Math.round((1000 * records) / ms).toLocaleString('en-US')} | ${last.checkpoints ?? '-'} | ${last.overheadPct === undefined ? '-' : pct(median(cell.runs.map((run) => run.overheadPct ?? Number.NaN)))} | ${interval} |`,
+      `| ${name}${scaled} | ${store} | ${fmtMs(ms)} | ${fmtMs(Math.min(...times))}–${fmtMs(Math.max(...times))} | ${fmtRatio(ms / baseMs)} | ${Math.round((1000 * records) / ms).toLocaleString('en-US')} | ${last.checkpoints ?? '-'} | ${last.overheadPct === undefined ? '-' : pct(median(cell.runs.map((run) => run.overheadPct ?? Number.NaN)))} | ${interval} |${withCpu ? ` ${fmtMs(cpuOf(cell))} (${fmtRatio(cpuOf(cell) / cpuOf(baseline))}) |` : ''}`,
     );
   }
   return lines;
@@ -318,7 +325,7 @@ export function renderResults(results: BenchResults, previous?: string): string 
   const { machine } = results;
   const load = (values: number[]) => values.map((value) => value.toFixed(2)).join(' / ');
   const remeasured = (results.remeasured ?? []).flatMap((entry) => [
-    `Measured again ${entry.date.slice(0, 16).replace('T', ' ')} UTC by \`BENCH_ONLY=${entry.parts.join(',')} npm run bench\` (${entry.rounds} rounds): ${entry.parts.map((part) => partNames[part] ?? part).join(', ')}. ` +
+    `Measured again ${entry.date.slice(0, 16).replace('T', ' ')} UTC by \`BENCH_ONLY=${(entry.only ?? entry.parts).join(',')} npm run bench\` (${entry.rounds} rounds), the figures shown of ${entry.parts.map((part) => partNames[part] ?? part).join(', ')}. ` +
       `Load average ${load(entry.machine.loadBefore)} before and ${load(entry.machine.loadAfter)} after; that run took ${entry.machine.minutes.toFixed(1)} min. These parts' tables and targets come from that run, their ratios within it.`,
     '',
   ]);
