@@ -62,6 +62,10 @@ test('after close, every call is refused with one StoreError, and close runs onc
   assert.equal(methods.length, 37, 'migrate and the 36 methods of the six other concerns');
   for (const name of methods) {
     const call = (store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>)[name];
-    await assert.rejects(call?.call(store, { instanceId: 1, generation: 1 }, 'key') ?? Promise.resolve(), { name: 'StoreError', message: 'the store the-place is closed' }, name);
+    await assert.rejects(
+      call?.call(store, { instanceId: 1, generation: 1 }, 'key') ?? Promise.resolve(),
+      { name: 'StoreError', message: 'the store the-place is closed' },
+      name,
+    );
   }
 });
