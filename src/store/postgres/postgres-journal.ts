@@ -61,10 +61,7 @@ export class PostgresJournal implements EffectJournalParts {
     const gate = 'EXISTS (SELECT 1 FROM head)';
     // A fenced batch moves the head (so writes anything) only while its token holds the shard,
     // the row share-locked so that no claim commits between this check and the batch's commit.
-    const fenced =
-      fence === undefined
-        ? ''
-        : ` AND EXISTS (SELECT 1 FROM ${s}shards WHERE id = ${Number(fence.shardId)} AND lease_token = ${Number(fence.token)} FOR SHARE)`;
+    const fenced = fence === undefined ? '' : ` AND EXISTS (SELECT 1 FROM ${s}shards WHERE id = $24 AND lease_token = $25 FOR SHARE)`;
     let answer: Row[];
     try {
       answer = await this.#db.query(
@@ -113,6 +110,7 @@ export class PostgresJournal implements EffectJournalParts {
           rows.map((row) => row.link.prevHash),
           rows.map((row) => row.link.hash),
           rows.map((row) => row.link.keyed),
+          ...(fence === undefined ? [] : [fence.shardId, fence.token]),
         ],
       );
     } catch (error) {

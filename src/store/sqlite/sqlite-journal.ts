@@ -40,14 +40,19 @@ export class SqliteJournal implements EffectJournalParts {
   async journal(instanceId: number, batch: readonly JournalWrite[], fence?: JournalFence): Promise<JournalOutcome[]> {
     return this.#db.sideWrite(() => {
       // The shard row is in the main file, read on its connection inside the side file's write
-      // transaction. That connection may be in the job's open transaction: a BEGIN IMMEDIATE,
-      // whose write lock no other process can take to claim the shard, so what it reads is current.
+      // transaction. Outside the job's transaction that read sees the last commit; inside it (a
+      // BEGIN IMMEDIATE, whose write lock no other process can take to claim the shard) the
+      // token cannot have changed since the transaction began: current either way, no lock taken.
       const holder = fence === undefined ? undefined : this.#holder(fence.shardId);
       let writes = batch;
       let answer = (applied: readonly JournalOutcome[]): JournalOutcome[] => [...applied];
       if (isStale(fence, holder)) {
-        const entries = new Map(completions(batch).map((write) => [entryKey(write.scope.generation, write.key), this.#entry(write.scope, write.key)]));
-        const fenced = fenceBatch(batch, fence, holder, new Map([...entries].filter((pair): pair is [string, EffectEntry] => pair[1] !== undefined)));
+        const entries = new Map<string, EffectEntry>();
+        for (const write of completions(batch)) {
+          const entry = this.#entry(write.scope, write.key);
+          if (entry !== undefined) entries.set(entryKey(write.scope.generation, write.key), entry);
+        }
+        const fenced = fenceBatch(batch, fence, holder, entries);
         writes = fenced.writes;
         answer = fenced.outcomes;
       }
