@@ -37,6 +37,12 @@ export interface EventMap {
   'effect:in-doubt': { shard: string; key: string; attempts: number; resolution: 'verified-done' | 'verified-not-done' | 'run-again' };
   /** The effect's `verify` answered for a key in doubt: done (settled, not run again) or not (run again). */
   'effect:verified': { shard: string; key: string; done: boolean };
+  /**
+   * A worker whose lease was taken while its effect ran completed it late (its fencing token is
+   * stale): `first` kept the result another run recorded, `late` recorded this one over an
+   * intent (the effect did happen). `runId`: the late run; `holderRunId`: the shard's run now.
+   */
+  'effect:late-completion': { shard: string; key: string; runId: number | null; holderRunId: number | null; kept: 'first' | 'late' };
   /** `migrate`: a new `version` whose `migrate` hook upgrades the checkpointed state (from `fromVersion`). */
   drift: { shard: string; changes: string[]; resolution: 'fail' | 'restart' | 'resume' | 'migrate'; fromVersion?: string | null };
   'dlq:retry': { shard: string; id: number; position: JsonValue; outcome: 'resolved' | 'failed'; error?: string };
@@ -69,6 +75,7 @@ export const persistedEvents: ReadonlySet<EventType> = new Set<EventType>([
   'effect:failed',
   'effect:in-doubt',
   'effect:verified',
+  'effect:late-completion',
   'drift',
   'dlq:retry',
   'shard:complete',
@@ -88,6 +95,7 @@ export const auditEvents: ReadonlySet<EventType> = new Set<EventType>([
   'effect:failed',
   'effect:in-doubt',
   'effect:verified',
+  'effect:late-completion',
   'record:dead',
   'dlq:retry',
   'drift',

@@ -2,7 +2,7 @@
 // backend (CKPT_TEST_STORES selects them), like test/store-contract.test.ts.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { InstanceInfo, Lease, Store } from '../src/index.ts';
+import type { EffectEntry, InstanceInfo, Lease, Store } from '../src/index.ts';
 import { selectedStoreFactories } from './helpers/stores.ts';
 
 for (const factory of selectedStoreFactories()) {
@@ -76,9 +76,9 @@ for (const factory of selectedStoreFactories()) {
       ]);
       assert.equal(outcomes.length, 6);
       assert.equal(outcomes[0], undefined, 'a new key is claimed');
-      assert.deepEqual([outcomes[1]?.status, outcomes[1]?.result], ['done', { receipt: 7 }], 'a done key answers its result');
+      assert.deepEqual([(outcomes[1] as EffectEntry)?.status, (outcomes[1] as EffectEntry)?.result], ['done', { receipt: 7 }], 'a done key answers its result');
       assert.equal(outcomes[2], undefined, 'an instance-scoped key is claimed in generation 0');
-      assert.deepEqual([outcomes[3]?.status, outcomes[3]?.attempts], ['intent', 1], 'a key in doubt answers its intent');
+      assert.deepEqual([(outcomes[3] as EffectEntry)?.status, (outcomes[3] as EffectEntry)?.attempts], ['intent', 1], 'a key in doubt answers its intent');
       assert.deepEqual([outcomes[4], outcomes[5]], [undefined, undefined]);
       assert.deepEqual([(await store.effect(scope, 'new'))?.status, (await store.effect(scope, 'new'))?.attempts], ['intent', 1]);
       assert.equal((await store.effect(instanceScope, 'once-ever'))?.status, 'intent');
@@ -104,6 +104,84 @@ for (const factory of selectedStoreFactories()) {
         'one chain for both generations',
       );
       assert.equal((await store.chainHead(instance.id))?.seq, seqs.length);
+    });
+
+    test('journal batch under a stale fencing token: starts are refused, a completion never overwrites another, late ones are recorded', async () => {
+      counter++;
+      const instance = await store.instance(`fx-${counter}`, `hash-${counter}`, { params: {}, version: null });
+      await store.ensureShards(instance, ['main'], { version: null });
+      const stale = await store.claim(instance, 'worker-a', 1);
+      assert.ok(stale);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      const holder = await store.claim(instance, 'worker-b', 30_000);
+      assert.ok(holder && holder.token !== stale.token, 'the shard was taken over');
+      const fence = (lease: Lease) => ({ shardId: lease.shardId, token: lease.token, shard: lease.shard, runId: lease.runId });
+      const scope = { instanceId: instance.id, generation: instance.generation };
+      const event = (type: string, key: string) => ({ type, runId: stale.runId, shard: 'main', data: { key } });
+      // The holder redid one effect and is running another.
+      assert.deepEqual(
+        await store.journal(
+          instance.id,
+          [
+            { kind: 'done', scope, key: 'redone', result: { by: 'holder' }, events: [] },
+            { kind: 'claim', scope, key: 'running', events: [] },
+          ],
+          fence(holder),
+        ),
+        [undefined, undefined],
+        'a current token writes as usual',
+      );
+      const before = (await store.listEvents(instance.id)).length;
+      const outcomes = await store.journal(
+        instance.id,
+        [
+          { kind: 'claim', scope, key: 'new', events: [event('effect:start', 'new')] },
+          { kind: 'intent', scope, key: 'again', events: [event('effect:start', 'again')] },
+          { kind: 'done', scope, key: 'redone', result: { by: 'stale' }, events: [event('effect:done', 'redone')] },
+          { kind: 'done', scope, key: 'running', result: { by: 'stale' }, events: [event('effect:done', 'running')] },
+          { kind: 'events', scope, events: [event('effect:in-doubt', 'x')] },
+        ],
+        fence(stale),
+      );
+      assert.deepEqual(outcomes, [
+        { fenced: 'refused', holderRunId: holder.runId },
+        { fenced: 'refused', holderRunId: holder.runId },
+        { fenced: 'late', holderRunId: holder.runId, kept: 'first' },
+        { fenced: 'late', holderRunId: holder.runId, kept: 'late' },
+        undefined,
+      ]);
+      assert.equal(await store.effect(scope, 'new'), undefined, 'a refused claim writes no intent');
+      assert.equal(await store.effect(scope, 'again'), undefined, 'a refused intent writes none');
+      assert.deepEqual((await store.effect(scope, 'redone'))?.result, { by: 'holder' }, 'the first result stays');
+      assert.deepEqual((await store.effect(scope, 'running'))?.result, { by: 'stale' }, 'a late completion over an intent is recorded: the effect did happen');
+      const added = (await store.listEvents(instance.id)).slice(before).map((stored) => [stored.type, stored.data.key, stored.data.kept ?? null, stored.runId]);
+      assert.deepEqual(added, [
+        ['effect:late-completion', 'redone', 'first', stale.runId],
+        ['effect:done', 'running', null, stale.runId],
+        ['effect:late-completion', 'running', 'late', stale.runId],
+        ['effect:in-doubt', 'x', null, stale.runId],
+      ]);
+      const late = (await store.listEvents(instance.id)).find((stored) => stored.type === 'effect:late-completion');
+      assert.deepEqual(late?.data, { shard: 'main', key: 'redone', runId: stale.runId, holderRunId: holder.runId, kept: 'first' });
+      // A batch a store could write the quick way (claims and completions only) is fenced too.
+      assert.deepEqual(
+        await store.journal(
+          instance.id,
+          [
+            { kind: 'claim', scope, key: 'new', events: [] },
+            { kind: 'done', scope, key: 'redone', result: { by: 'stale' }, events: [] },
+          ],
+          fence(stale),
+        ),
+        [
+          { fenced: 'refused', holderRunId: holder.runId },
+          { fenced: 'late', holderRunId: holder.runId, kept: 'first' },
+        ],
+      );
+      assert.deepEqual((await store.effect(scope, 'redone'))?.result, { by: 'holder' });
+      // The holder's own completion, with a current token, is the one that counts.
+      await store.journal(instance.id, [{ kind: 'done', scope, key: 'running', result: { by: 'holder' }, events: [] }], fence(holder));
+      assert.deepEqual((await store.effect(scope, 'running'))?.result, { by: 'holder' });
     });
 
     test('journal batch: claim, done, failed and intent of different keys commit together', async () => {

@@ -86,7 +86,7 @@ export async function auditCommand(job: string, options: AuditOptions, io: CliIo
         io.stdout.write(`wrote ${rows.length} events of ${job} to ${options.out} (${options.export})\n`);
       }
     }
-    for (const { instance, report } of checked) {
+    for (const { instance, report, events } of checked) {
       const label = `${instance.job} ${formatParams(instance.params)}`.replace(/ -$/, '');
       if (!report.ok) {
         const where = report.event === undefined ? 'the log is empty' : describeEvent(report.event);
@@ -94,7 +94,13 @@ export async function auditCommand(job: string, options: AuditOptions, io: CliIo
         if (report.needsKey) throw new UsageError(message);
         throw new CheckpointedError(`${message}; the event log is not intact`, ExitCode.failed, { job });
       }
-      if (options.verify) io.stdout.write(`${label}: ${intact(report)}\n`);
+      if (options.verify) {
+        io.stdout.write(`${label}: ${intact(report)}\n`);
+        // Intact is not the same as uneventful: an effect a fenced-out worker completed late is said.
+        for (const event of events.filter((each) => each.type === 'effect:late-completion')) {
+          io.stdout.write(`  ${describeEvent(event)}: ${outcomeOf(event)}; key ${JSON.stringify(event.data.key)}, late run ${String(event.data.runId)}\n`);
+        }
+      }
     }
     return ExitCode.completed;
   } finally {
@@ -178,6 +184,11 @@ function outcomeOf(event: StoredEvent): string | null {
   if (event.type === 'effect:start') return 'started';
   if (event.type === 'effect:done') return 'done';
   if (event.type === 'effect:failed') return 'failed: will run again';
+  if (event.type === 'effect:late-completion') {
+    return data.kept === 'first'
+      ? `late completion by a fenced-out run: first result kept (run ${String(data.holderRunId)} holds the shard)`
+      : `late completion by a fenced-out run: recorded over its intent (run ${String(data.holderRunId)} holds the shard)`;
+  }
   return null;
 }
 

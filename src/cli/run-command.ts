@@ -218,6 +218,11 @@ export function describeSummary(summary: RunSummary, quiet: boolean): string {
   if (summary.deadLetters > 0) {
     lines.push(`  skipped   ${formatCount(summary.deadLetters)} records to dead letters after their retries; see ckpt dlq ${summary.job}`);
   }
+  if (summary.lateCompletions !== undefined) {
+    lines.push(
+      `  late      ${formatCount(summary.lateCompletions)} effects completed after this worker's lease was taken; the journal kept another run's result where it had one (see ckpt audit)`,
+    );
+  }
   const resumed = summary.shards.filter((shard) => shard.resumedFrom !== null || shard.rework > 0);
   if (resumed.length > 0) {
     const from = resumed.map((shard) => formatPosition(shard.resumedFrom)).join(', ');

@@ -12,6 +12,7 @@ export class RecordContext<Params, State extends JsonObject> implements JobConte
   readonly job: string;
   readonly params: Params;
   readonly shard: string;
+  readonly fencingToken: number;
   position: unknown;
   readonly state: State;
   readonly signal: AbortSignal;
@@ -26,6 +27,8 @@ export class RecordContext<Params, State extends JsonObject> implements JobConte
     job: string;
     params: Params;
     shard: string;
+    /** The lease's token (a dead-letter retry, which holds none: the shard's current one). */
+    fencingToken: number;
     position: unknown;
     state: State;
     signal: AbortSignal;
@@ -37,6 +40,7 @@ export class RecordContext<Params, State extends JsonObject> implements JobConte
     this.job = init.job;
     this.params = init.params;
     this.shard = init.shard;
+    this.fencingToken = init.fencingToken;
     this.position = init.position;
     this.state = init.state;
     this.signal = init.signal;

@@ -45,6 +45,14 @@ export interface JobContext<Params, State extends JsonObject> {
    */
   once<T>(key: string, fn: () => T | Promise<T>, options?: OnceOptions<T>): Promise<T | undefined>;
   /**
+   * The fencing token of this run's lease on the shard: it grows each time a worker claims the
+   * shard. Pass it to a service that can refuse a stale writer (one that remembers the highest
+   * token it saw): a worker paused past its lease, replaced, then woken inside `fn` is refused
+   * there too. The journal already refuses its intent (`fn` never starts) and never lets its
+   * late completion overwrite another's; only the service can stop a call already under way.
+   */
+  readonly fencingToken: number;
+  /**
    * A memoised step of this record's work (an effect keyed by the record's position and `name`):
    * once finished, a replay returns its recorded result. `verify` settles a step left in doubt
    * as for `once`; return `{ result }` when later steps need the step's result.

@@ -86,6 +86,7 @@ export async function retryDeadLetters(
         job: job.name,
         params,
         shard: letter.shard,
+        fencingToken: lease.token,
         position: letter.position,
         state: structuredClone(job.initialState?.({ params, shard: letter.shard }) ?? {}) as JsonObject,
         signal: new AbortController().signal,

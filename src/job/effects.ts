@@ -1,8 +1,8 @@
-import { firstLine } from '../errors.ts';
+import { FencedError, firstLine } from '../errors.ts';
 import type { EventMap, EventType } from '../events.ts';
 import { type JsonObject, type JsonValue, sha256 } from '../json.ts';
 import { sealSecrets, unsealSecrets } from '../secret.ts';
-import type { EffectEntry, EffectScope, JournalOutcome, JournalWrite, Store } from '../store/store.ts';
+import type { EffectEntry, EffectScope, JournalFence, JournalWrite, Store } from '../store/store.ts';
 import type { OnceOptions } from './define.ts';
 import { JournalQueue } from './journal-queue.ts';
 
@@ -18,6 +18,12 @@ export interface EffectsInput {
   notify: <K extends EventType>(type: K, data: EventMap[K]) => void;
   /** True once another worker took the shard: a fenced-out worker must start no effect. */
   leaseLost?: () => boolean;
+  /**
+   * The shard run's lease: every journal write carries it, and the store refuses an intent
+   * whose token is stale (FencedError: `fn` never starts) and never lets a stale completion
+   * overwrite another's (see fenceBatch). Absent (a dead-letter retry): unfenced.
+   */
+  fence?: JournalFence;
 }
 
 /** Where a record keeps the journal writes it must see durable before it counts as finished. */
@@ -49,7 +55,7 @@ export class Effects {
 
   constructor(input: EffectsInput) {
     this.#input = input;
-    this.#queue = new JournalQueue(input.store, input.scope.instanceId);
+    this.#queue = new JournalQueue(input.store, input.scope.instanceId, input.fence);
   }
 
   /**
@@ -182,11 +188,27 @@ class Decisions {
     return this;
   }
 
-  /** Queues `write` with these events; a claim refused by an existing entry records none, so tells none. */
-  async write(queue: JournalQueue, write: JournalWrite): Promise<JournalOutcome> {
+  /**
+   * Queues `write` with these events; a claim refused by an existing entry records none, so tells
+   * none. A write the store fenced (this run's token is stale): a refused start throws
+   * FencedError, so `fn` never runs; a late completion is told as the store recorded it.
+   */
+  async write(queue: JournalQueue, write: JournalWrite): Promise<EffectEntry | undefined> {
     const { runId, shard } = this.#input;
     write.events = this.#events.map(({ type, data, at }) => ({ type, at, runId, shard, data: data as unknown as JsonObject }));
     const outcome = await queue.write(write);
+    const key = 'key' in write ? write.key : '';
+    if (outcome !== undefined && 'fenced' in outcome) {
+      if (outcome.fenced === 'refused') {
+        throw new FencedError(
+          `effect ${key} not started: shard ${shard} was taken by another worker${outcome.holderRunId === null ? '' : ` (run ${outcome.holderRunId})`}; this worker's fencing token is stale`,
+          { shard },
+        );
+      }
+      if (outcome.kept === 'late') for (const { type, data } of this.#events) this.#input.notify(type, data);
+      this.#input.notify('effect:late-completion', { shard, key, runId, holderRunId: outcome.holderRunId, kept: outcome.kept });
+      return undefined;
+    }
     if (outcome === undefined) for (const { type, data } of this.#events) this.#input.notify(type, data);
     return outcome;
   }

@@ -1,4 +1,4 @@
-import type { JournalOutcome, JournalWrite, Store } from '../store/store.ts';
+import type { JournalFence, JournalOutcome, JournalWrite, Store } from '../store/store.ts';
 
 /** Writes in one batch at most: bounds a statement's size and a batch's commit time. */
 const MAX_BATCH = 500;
@@ -24,13 +24,16 @@ interface Waiting {
 export class JournalQueue {
   readonly #store: Pick<Store, 'journal'>;
   readonly #instanceId: number;
+  /** The lease every batch is written under (EffectJournal.journal), if any. */
+  readonly #fence: JournalFence | undefined;
   #waiting: Waiting[] = [];
   #busy = false;
   #scheduled = false;
 
-  constructor(store: Pick<Store, 'journal'>, instanceId: number) {
+  constructor(store: Pick<Store, 'journal'>, instanceId: number, fence?: JournalFence) {
     this.#store = store;
     this.#instanceId = instanceId;
+    this.#fence = fence;
   }
 
   /** Resolves when `write` is durable, with its outcome (see JournalOutcome). */
@@ -59,6 +62,7 @@ export class JournalQueue {
       const outcomes = await this.#store.journal(
         this.#instanceId,
         batch.map((waiting) => waiting.write),
+        this.#fence,
       );
       batch.forEach((waiting, i) => {
         waiting.resolve(outcomes[i]);

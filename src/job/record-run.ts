@@ -97,6 +97,7 @@ export function recordContext(input: RecordRunInput, position: unknown, open: (s
     job: input.job.name,
     params: input.params,
     shard: input.lease.shard,
+    fencingToken: input.lease.token,
     position,
     state: input.state,
     signal: input.signal,

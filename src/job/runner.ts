@@ -65,6 +65,8 @@ export interface RunSummary {
   reworkAtMost: boolean;
   /** Records this process sent to dead letters. */
   deadLetters: number;
+  /** Effects this process completed after its lease was taken (`effect:late-completion`); absent when none. */
+  lateCompletions?: number;
   /** Time spent redoing them, ms. */
   reworkMs: number;
   /** The policy in words, e.g. "auto: every ~52,000 records / 1.0 s (…)". */
@@ -113,7 +115,9 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   let instance = await store.instance(job.name, paramsHash, { params: displayParams, version: job.version ?? null });
 
   /** Tells the listeners (CLI, onEvent); a listener's error is the user's, reported, never ours. */
+  let lateCompletions = 0;
   const notify = <K extends EventType>(type: K, data: EventMap[K], at = Date.now()): void => {
+    if (type === 'effect:late-completion') lateCompletions++;
     if (!options.onEvent) return;
     try {
       options.onEvent({ type, at, job: job.name, instanceId: instance.id, data } as RunEvent);
@@ -163,6 +167,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
       rework: shards.reduce((sum, shard) => sum + shard.rework, 0),
       reworkAtMost: shards.some((shard) => shard.reworkAtMost === true),
       deadLetters: shards.reduce((sum, shard) => sum + (shard.deadLetters ?? 0), 0),
+      ...(lateCompletions > 0 ? { lateCompletions } : {}),
       reworkMs: shards.reduce((sum, shard) => sum + shard.reworkMs, 0),
       policy: policy.describe(),
       interval: intervalOf(policy),

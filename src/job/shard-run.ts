@@ -232,6 +232,7 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
     secretKey: input.secretKey,
     notify: input.notify,
     leaseLost: () => lostReason !== undefined,
+    fence: { shardId: lease.shardId, token: lease.token, shard, runId: lease.runId },
   });
   const cursor = openCursor(source, resumed.position ?? undefined, { signal: stop.signal, ...(input.follow ? { follow: true } : {}) });
   // Opened only now: a source that fails before this point must leave neither a transaction open

@@ -81,8 +81,30 @@ export type JournalWrite =
   | { kind: 'done'; scope: EffectScope; key: string; result: JsonValue | null; events: NewEvent[] }
   | { kind: 'events'; scope: EffectScope; events: NewEvent[] };
 
-/** A `claim`'s answer: undefined when claimed, else the entry the key already had. Undefined for other writes. */
-export type JournalOutcome = EffectEntry | undefined;
+/**
+ * The lease a shard run's journal batch is written under: the store compares `token` with the
+ * shard row's current token in the batch's own transaction (see fenceBatch in journal-fence.ts).
+ */
+export interface JournalFence {
+  shardId: number;
+  token: number;
+  /** The shard's name and the run writing: what an `effect:late-completion` event names. */
+  shard: string;
+  runId: number;
+}
+
+/** What a batch's stale fencing token did to one write (see fenceBatch). */
+export type JournalFenced =
+  /** A claim, intent or forgotten intent: refused, nothing of it (not its events) written. */
+  | { fenced: 'refused'; holderRunId: number | null }
+  /** A completion: `first` kept the entry another run completed, `late` recorded it over an intent. */
+  | { fenced: 'late'; holderRunId: number | null; kept: 'first' | 'late' };
+
+/**
+ * A `claim`'s answer: undefined when claimed, else the entry the key already had. Undefined for
+ * other writes, unless the batch's fencing token was stale (JournalFenced).
+ */
+export type JournalOutcome = EffectEntry | JournalFenced | undefined;
 
 /** A record that exhausted its retries and was skipped. */
 export interface DeadLetter {

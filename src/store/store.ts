@@ -11,6 +11,7 @@ import type {
   HolderInfo,
   InstanceInfo,
   InstanceStatus,
+  JournalFence,
   JournalOutcome,
   JournalWrite,
   LatestCheckpoint,
@@ -123,9 +124,10 @@ export interface EffectJournal {
   /**
    * Durably apply `writes` (all of instance `instanceId`, no key twice) in one transaction, their
    * events in one append to the instance's chain, in the writes' order; all or nothing. Answers
-   * one outcome per write (see JournalOutcome).
+   * one outcome per write (see JournalOutcome). With `fence`, the same transaction reads the
+   * shard row's token: if it is no longer `fence.token`, the batch is written as fenceBatch says.
    */
-  journal(instanceId: number, writes: readonly JournalWrite[]): Promise<JournalOutcome[]>;
+  journal(instanceId: number, writes: readonly JournalWrite[], fence?: JournalFence): Promise<JournalOutcome[]>;
   /** Durably record that `key`'s effect is about to run (a one-write `intent` batch). */
   effectIntent(scope: EffectScope, key: string, events?: NewEvent[]): Promise<void>;
   /** Durably record that `key`'s effect ran, and its JSON result (a one-write `done` batch). */

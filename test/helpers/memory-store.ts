@@ -4,6 +4,7 @@ import { chainEvents } from '../../src/store/audit-chain.ts';
 import { CHECKPOINT_HISTORY, checkpointChecksum } from '../../src/store/checksum.ts';
 import { ComposedStore } from '../../src/store/composed-store.ts';
 import { idleWait } from '../../src/store/idle-wait.ts';
+import { completions, entryKey, fenceBatch, isStale } from '../../src/store/journal-fence.ts';
 import { toStatus } from '../../src/store/rows.ts';
 import type {
   ChainHead,
@@ -17,6 +18,7 @@ import type {
   HolderInfo,
   InstanceInfo,
   InstanceStatus,
+  JournalFence,
   JournalOutcome,
   JournalWrite,
   LatestCheckpoint,
@@ -408,7 +410,23 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
     const entry = this.#effects.get(this.#effectKey(scope, key));
     return entry === undefined ? undefined : structuredClone(entry);
   }
-  async journal(instanceId: number, writes: readonly JournalWrite[]): Promise<JournalOutcome[]> {
+  async journal(instanceId: number, batch: readonly JournalWrite[], fence?: JournalFence): Promise<JournalOutcome[]> {
+    let writes = batch;
+    let answer = (applied: readonly JournalOutcome[]): JournalOutcome[] => [...applied];
+    const row = fence === undefined ? undefined : this.#shards.find((shard) => shard.id === fence.shardId);
+    const holderRun =
+      row === undefined ? undefined : this.#runs.find((run) => this.#runShard.get(run.id) === row.id && this.#runToken.get(run.id) === row.leaseToken);
+    const holder = row === undefined ? undefined : { token: row.leaseToken, runId: holderRun?.id ?? null };
+    if (isStale(fence, holder)) {
+      const entries = new Map<string, EffectEntry>();
+      for (const write of completions(batch)) {
+        const entry = await this.effect(write.scope, write.key);
+        if (entry !== undefined) entries.set(entryKey(write.scope.generation, write.key), entry);
+      }
+      const fenced = fenceBatch(batch, fence, holder, entries);
+      writes = fenced.writes;
+      answer = fenced.outcomes;
+    }
     const outcomes: JournalOutcome[] = [];
     for (const write of writes) {
       if (write.scope.instanceId !== instanceId) throw new StoreError('a journal batch is of one instance');
@@ -424,7 +442,7 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
       else if (write.kind === 'failed') await this.effectFailed(write.scope, write.key, write.events);
       else await this.appendEvents(instanceId, write.scope.generation, write.events);
     }
-    return outcomes;
+    return answer(outcomes);
   }
   async effectIntent(scope: EffectScope, key: string, events: NewEvent[] = []): Promise<void> {
     await this.appendEvents(scope.instanceId, scope.generation, events);

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { chainGenerations, GENESIS, type GenerationEvent } from '../audit-chain.ts';
+import { completions, entryKey, fenceBatch, isStale } from '../journal-fence.ts';
 import { type Row, toEffect } from '../rows.ts';
-import type { ChainHead, EffectEntry, EffectJournalParts, EffectScope, JournalOutcome, JournalWrite } from '../store.ts';
+import type { ChainHead, EffectEntry, EffectJournalParts, EffectScope, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
 import { type MysqlDriver, type MysqlQueryable, NOW } from './mysql-driver.ts';
 
 /** Effect keys are found by their sha256: a key can be longer than an index allows. */
@@ -49,21 +50,53 @@ export class MysqlJournal implements EffectJournalParts {
     return row === undefined ? undefined : toEffect(key, row);
   }
 
-  async journal(instanceId: number, writes: readonly JournalWrite[]): Promise<JournalOutcome[]> {
+  async journal(instanceId: number, writes: readonly JournalWrite[], fence?: JournalFence): Promise<JournalOutcome[]> {
     const cached = this.#heads.get(instanceId);
     if (cached !== undefined && writes.every((write) => write.kind !== 'intent')) {
       try {
-        return await this.#db.transaction(async (on) => this.#write(on, instanceId, writes, cached));
+        return await this.#db.transaction(async (on) => {
+          const fenced = await this.#fence(on, instanceId, writes, fence);
+          return fenced.answer(await this.#write(on, instanceId, fenced.writes, cached));
+        });
       } catch (error) {
         if (!(error instanceof HeadMoved) && (error as { errno?: unknown }).errno !== DUPLICATE_KEY) throw error;
       }
     }
     return this.#db.transaction(async (on) => {
       const p = this.#db.p;
+      const fenced = await this.#fence(on, instanceId, writes, fence);
       await on.query(`INSERT INTO ${p}chain_heads (instance_id, seq, hash) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE seq = seq`, [instanceId, GENESIS]);
       const head = (await on.query(`SELECT seq, hash FROM ${p}chain_heads WHERE instance_id = ? FOR UPDATE`, [instanceId])).rows[0] as Row;
-      return this.#write(on, instanceId, writes, { seq: Number(head.seq), hash: String(head.hash) }, true);
+      return fenced.answer(await this.#write(on, instanceId, fenced.writes, { seq: Number(head.seq), hash: String(head.hash) }, true));
     });
+  }
+
+  /**
+   * First in the batch's transaction, before the chain head's lock (the order a checkpoint's
+   * commit takes them in): the shard row, share-locked so no claim of the shard commits before
+   * this batch does. A stale token makes the batch what fenceBatch says.
+   */
+  async #fence(
+    on: MysqlQueryable,
+    instanceId: number,
+    writes: readonly JournalWrite[],
+    fence: JournalFence | undefined,
+  ): Promise<{ writes: readonly JournalWrite[]; answer: (applied: readonly JournalOutcome[]) => JournalOutcome[] }> {
+    const same = { writes, answer: (applied: readonly JournalOutcome[]) => [...applied] };
+    if (fence === undefined) return same;
+    const p = this.#db.p;
+    const row = (await on.query(`SELECT lease_token, run_id FROM ${p}shards WHERE id = ? LOCK IN SHARE MODE`, [fence.shardId])).rows[0] as Row | undefined;
+    const holder = row === undefined ? undefined : { token: Number(row.lease_token), runId: row.run_id === null ? null : Number(row.run_id) };
+    if (!isStale(fence, holder)) return same;
+    const done = completions(writes);
+    const entries = new Map<string, EffectEntry>();
+    if (done.length > 0) {
+      const keys = keysIn(done as Keyed[]);
+      const rows = (await on.query(`SELECT * FROM ${p}effects WHERE instance_id = ? AND ${keys.sql}`, [instanceId, ...keys.values])).rows;
+      for (const found of rows) entries.set(entryKey(Number(found.generation), String(found.effect_key)), toEffect(String(found.effect_key), found));
+    }
+    const fenced = fenceBatch(writes, fence, holder, entries);
+    return { writes: fenced.writes, answer: fenced.outcomes };
   }
 
   /**

@@ -1,7 +1,8 @@
 import { StoreError } from '../../errors.ts';
 import { chainGenerations, GENESIS, type GenerationEvent } from '../audit-chain.ts';
+import { completions, entryKey, fenceBatch, isStale } from '../journal-fence.ts';
 import { type Row, toEffect } from '../rows.ts';
-import type { ChainHead, EffectEntry, EffectJournalParts, EffectScope, JournalOutcome, JournalWrite } from '../store.ts';
+import type { ChainHead, EffectEntry, EffectJournalParts, EffectScope, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
 import { NOW, type PostgresDriver } from './postgres-driver.ts';
 
 type Keyed = Extract<JournalWrite, { key: string }>;
@@ -34,12 +35,12 @@ export class PostgresJournal implements EffectJournalParts {
     return row === undefined ? undefined : toEffect(key, row);
   }
 
-  async journal(instanceId: number, writes: readonly JournalWrite[]): Promise<JournalOutcome[]> {
+  async journal(instanceId: number, writes: readonly JournalWrite[], fence?: JournalFence): Promise<JournalOutcome[]> {
     const cached = this.#db.chainHeads.get(instanceId);
-    if (cached !== undefined && writes.every((write) => write.kind !== 'intent') && (await this.#fast(instanceId, writes, cached))) {
+    if (cached !== undefined && writes.every((write) => write.kind !== 'intent') && (await this.#fast(instanceId, writes, cached, fence))) {
       return writes.map(() => undefined);
     }
-    return this.#locked(instanceId, writes);
+    return this.#locked(instanceId, writes, fence);
   }
 
   /**
@@ -49,7 +50,7 @@ export class PostgresJournal implements EffectJournalParts {
    * fails on purpose (a division by zero) and nothing of it stays; if the head moved, nothing is
    * written. False then: the locked way decides.
    */
-  async #fast(instanceId: number, writes: readonly JournalWrite[], cached: ChainHead): Promise<boolean> {
+  async #fast(instanceId: number, writes: readonly JournalWrite[], cached: ChainHead, fence: JournalFence | undefined): Promise<boolean> {
     const s = this.#db.s;
     const claims = writes.filter((write): write is Keyed => write.kind === 'claim');
     const done = writes.filter((write) => write.kind === 'done');
@@ -58,11 +59,14 @@ export class PostgresJournal implements EffectJournalParts {
     const chained = chainGenerations(instanceId, cached, events, this.#db.chainKey());
     const rows = chained.rows;
     const gate = 'EXISTS (SELECT 1 FROM head)';
+    // A fenced batch moves the head (so writes anything) only while its token holds the shard,
+    // the row share-locked so that no claim commits between this check and the batch's commit.
+    const fenced = fence === undefined ? '' : ` AND EXISTS (SELECT 1 FROM ${s}shards WHERE id = $24 AND lease_token = $25 FOR SHARE)`;
     let answer: Row[];
     try {
       answer = await this.#db.query(
         `WITH head AS (
-           UPDATE ${s}chain_heads SET seq = $10, hash = $11 WHERE instance_id = $1 AND seq = $12 AND hash = $13 RETURNING 1),
+           UPDATE ${s}chain_heads SET seq = $10, hash = $11 WHERE instance_id = $1 AND seq = $12 AND hash = $13${fenced} RETURNING 1),
          claimed AS (
            INSERT INTO ${s}effects (instance_id, generation, key, status, attempts, updated_at)
            SELECT $1::bigint, g, k, 'intent', 1, ${NOW} FROM unnest($2::int[], $3::text[]) AS u(g, k) WHERE ${gate}
@@ -106,6 +110,7 @@ export class PostgresJournal implements EffectJournalParts {
           rows.map((row) => row.link.prevHash),
           rows.map((row) => row.link.hash),
           rows.map((row) => row.link.keyed),
+          ...(fence === undefined ? [] : [fence.shardId, fence.token]),
         ],
       );
     } catch (error) {
@@ -118,13 +123,35 @@ export class PostgresJournal implements EffectJournalParts {
   }
 
   /** Any batch, in a short transaction that takes the chain head's row lock: claims may find entries. */
-  async #locked(instanceId: number, writes: readonly JournalWrite[]): Promise<JournalOutcome[]> {
+  async #locked(instanceId: number, batch: readonly JournalWrite[], fence: JournalFence | undefined): Promise<JournalOutcome[]> {
     const s = this.#db.s;
-    const of = (kind: JournalWrite['kind']) => writes.filter((write): write is Keyed => write.kind === kind);
-    const claims = of('claim');
-    const done = writes.filter((write) => write.kind === 'done');
-    const failed = of('failed');
     const head = await this.#db.transaction(async (client) => {
+      // The shard row, share-locked: no claim of the shard commits before this batch does.
+      const holderRow =
+        fence === undefined
+          ? undefined
+          : ((await client.query(`SELECT lease_token, run_id FROM ${s}shards WHERE id = $1 FOR SHARE`, [fence.shardId])).rows[0] as Row | undefined);
+      const holder =
+        holderRow === undefined ? undefined : { token: Number(holderRow.lease_token), runId: holderRow.run_id === null ? null : Number(holderRow.run_id) };
+      let writes = batch;
+      let answer = (applied: readonly JournalOutcome[]): JournalOutcome[] => [...applied];
+      if (isStale(fence, holder)) {
+        const done = completions(batch);
+        const rows = (
+          await client.query(
+            `SELECT * FROM ${s}effects WHERE instance_id = $1 AND (generation, key) IN (SELECT g, k FROM unnest($2::int[], $3::text[]) AS u(g, k))`,
+            [instanceId, done.map((write) => write.scope.generation), done.map((write) => write.key)],
+          )
+        ).rows as Row[];
+        const entries = new Map(rows.map((row) => [entryKey(Number(row.generation), String(row.key)), toEffect(String(row.key), row)]));
+        const fenced = fenceBatch(batch, fence, holder, entries);
+        writes = fenced.writes;
+        answer = fenced.outcomes;
+      }
+      const of = (kind: JournalWrite['kind']) => writes.filter((write): write is Keyed => write.kind === kind);
+      const claims = of('claim');
+      const done = writes.filter((write) => write.kind === 'done');
+      const failed = of('failed');
       const found = (
         await client.query(
           `WITH claimed AS (
@@ -218,7 +245,7 @@ export class PostgresJournal implements EffectJournalParts {
           ],
         );
       }
-      return { outcomes, head: chained.head };
+      return { outcomes: answer(outcomes), head: chained.head };
     });
     // The head this process last wrote: appendChained's fast path links from it.
     this.#db.chainHeads.set(instanceId, head.head);

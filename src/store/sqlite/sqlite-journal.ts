@@ -1,7 +1,8 @@
 import type { SQLInputValue } from 'node:sqlite';
 import type { GenerationEvent } from '../audit-chain.ts';
+import { completions, entryKey, fenceBatch, isStale, type ShardHolder } from '../journal-fence.ts';
 import { toEffect } from '../rows.ts';
-import type { EffectEntry, EffectJournalParts, EffectScope, JournalOutcome, JournalWrite } from '../store.ts';
+import type { EffectEntry, EffectJournalParts, EffectScope, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
 import type { SqliteDriver } from './sqlite-driver.ts';
 import { appendChainedGenerations } from './sqlite-history.ts';
 
@@ -36,8 +37,25 @@ export class SqliteJournal implements EffectJournalParts {
     return row === undefined ? undefined : toEffect(key, row);
   }
 
-  async journal(instanceId: number, writes: readonly JournalWrite[]): Promise<JournalOutcome[]> {
+  async journal(instanceId: number, batch: readonly JournalWrite[], fence?: JournalFence): Promise<JournalOutcome[]> {
     return this.#db.sideWrite(() => {
+      // The shard row is in the main file, read on its connection inside the side file's write
+      // transaction. Outside the job's transaction that read sees the last commit; inside it (a
+      // BEGIN IMMEDIATE, whose write lock no other process can take to claim the shard) the
+      // token cannot have changed since the transaction began: current either way, no lock taken.
+      const holder = fence === undefined ? undefined : this.#holder(fence.shardId);
+      let writes = batch;
+      let answer = (applied: readonly JournalOutcome[]): JournalOutcome[] => [...applied];
+      if (isStale(fence, holder)) {
+        const entries = new Map<string, EffectEntry>();
+        for (const write of completions(batch)) {
+          const entry = this.#entry(write.scope, write.key);
+          if (entry !== undefined) entries.set(entryKey(write.scope.generation, write.key), entry);
+        }
+        const fenced = fenceBatch(batch, fence, holder, entries);
+        writes = fenced.writes;
+        answer = fenced.outcomes;
+      }
       const outcomes: JournalOutcome[] = [];
       const events: GenerationEvent[] = [];
       const now = Date.now();
@@ -75,7 +93,12 @@ export class SqliteJournal implements EffectJournalParts {
         if (outcome === undefined) for (const event of write.events) events.push({ generation: write.scope.generation, event });
       }
       appendChainedGenerations(this.#db, instanceId, events);
-      return outcomes;
+      return answer(outcomes);
     });
+  }
+
+  #holder(shardId: number): ShardHolder | undefined {
+    const row = this.#db.get('SELECT lease_token, run_id FROM shards WHERE id = ?', shardId);
+    return row === undefined ? undefined : { token: Number(row.lease_token), runId: row.run_id === null ? null : Number(row.run_id) };
   }
 }

@@ -1,0 +1,71 @@
+import type { EventMap } from '../events.ts';
+import type { EffectEntry, JournalFence, JournalOutcome, JournalWrite, NewEvent } from './store-types.ts';
+
+/** The shard row as a journal batch's transaction reads it: its fencing token and the run holding it. */
+export interface ShardHolder {
+  token: number;
+  runId: number | null;
+}
+
+/** True when the batch's lease no longer holds the shard (its row gone counts as taken). */
+export function isStale(fence: JournalFence | undefined, holder: ShardHolder | undefined): fence is JournalFence {
+  return fence !== undefined && (holder === undefined || holder.token !== fence.token);
+}
+
+export type DoneWrite = Extract<JournalWrite, { kind: 'done' }>;
+
+/** The completions of a batch: the writes whose entries fenceBatch must be shown. */
+export function completions(writes: readonly JournalWrite[]): DoneWrite[] {
+  return writes.filter((write): write is DoneWrite => write.kind === 'done');
+}
+
+/** How fenceBatch's `entries` are keyed. */
+export function entryKey(generation: number, key: string): string {
+  return `${generation}:${key}`;
+}
+
+/**
+ * What a batch written under a stale fencing token may still write: its lease was taken while
+ * its records ran, so another worker may be running the same keys.
+ * - a claim, an intent or a forgotten intent is refused: nothing of it is written (not its
+ *   events), and its caller starts no `fn` (a forgotten intent stays in doubt for the holder);
+ * - a completion never overwrites another's: if the key is already `done`, the first result
+ *   stays and only an `effect:late-completion` event (kept: first) is written; if the key is an
+ *   intent (this worker's, or the holder's, still running) or has no entry, the completion is
+ *   recorded with that event (kept: late): the effect did happen, and a result on record keeps
+ *   the holder from running it blindly again, while the holder's own completion, written with a
+ *   current token, replaces it if the holder ran it too (the holder's result is the one its
+ *   checkpoint commits with);
+ * - an events-only write is kept: it decides nothing.
+ * `entries`: the batch's completed keys' entries (entryKey). Answers the writes to apply as
+ * usual, and how to map their outcomes back to one per write of the batch.
+ */
+export function fenceBatch(
+  writes: readonly JournalWrite[],
+  fence: JournalFence,
+  holder: ShardHolder | undefined,
+  entries: ReadonlyMap<string, EffectEntry>,
+): { writes: JournalWrite[]; outcomes: (applied: readonly JournalOutcome[]) => JournalOutcome[] } {
+  const holderRunId = holder?.runId ?? null;
+  const kept: JournalWrite[] = [];
+  const answers: (JournalOutcome | number)[] = [];
+  for (const write of writes) {
+    if (write.kind === 'events') {
+      answers.push(kept.push(write) - 1);
+      continue;
+    }
+    if (write.kind !== 'done') {
+      answers.push({ fenced: 'refused', holderRunId });
+      continue;
+    }
+    const first = entries.get(entryKey(write.scope.generation, write.key))?.status === 'done';
+    const data: EventMap['effect:late-completion'] = { shard: fence.shard, key: write.key, runId: fence.runId, holderRunId, kept: first ? 'first' : 'late' };
+    const late: NewEvent = { type: 'effect:late-completion', at: Date.now(), runId: fence.runId, shard: fence.shard, data: { ...data } };
+    kept.push(first ? { kind: 'events', scope: write.scope, events: [late] } : { ...write, events: [...write.events, late] });
+    answers.push({ fenced: 'late', holderRunId, kept: data.kept });
+  }
+  return {
+    writes: kept,
+    outcomes: (applied) => answers.map((answer) => (typeof answer === 'number' ? applied[answer] : answer)),
+  };
+}
