@@ -15,7 +15,9 @@ import { fixture, runCli, spawnCli, tempDir } from './helpers/cli.ts';
 import { freshMysqlDatabase, mysqlSkip } from './helpers/mysql.ts';
 import { freshDatabase } from './helpers/postgres.ts';
 
-const RECORDS = 1500;
+// Enough that 20 runs killed ≤ 120 ms after their first API call cannot finish the job on an idle
+// machine (1,500 did: a run completed before its kill).
+const RECORDS = 6000;
 const KILLS = 20;
 
 const cleanups: (() => Promise<void>)[] = [];
