@@ -90,13 +90,17 @@ export function chainEvents(
   head: ChainHead | undefined,
   events: readonly NewEvent[],
   key: Buffer | undefined,
-  now: number = Date.now(),
+  clockOffsetMs = 0,
 ): { rows: ChainedRow[]; head: ChainHead } {
+  const now = Date.now();
   let seq = head?.seq ?? 0;
   let prevHash = head?.hash ?? GENESIS;
   const rows = events.map((event): ChainedRow => {
     seq++;
-    const row = { runId: event.runId ?? null, shard: event.shard ?? null, type: event.type, at: event.at ?? now, data: JSON.stringify(event.data) };
+    // Stamped on the store's clock: the worker's time moved by the offset its store measured
+    // (a host whose clock is off must not date the audit trail; see Store clocks in DESIGN.md).
+    const at = Math.round((event.at ?? now) + clockOffsetMs);
+    const row = { runId: event.runId ?? null, shard: event.shard ?? null, type: event.type, at, data: JSON.stringify(event.data) };
     const hash = linkHash({ instanceId, generation, ...row, seq, prevHash }, key);
     const link = { seq, prevHash, hash, keyed: key !== undefined };
     prevHash = hash;
@@ -120,11 +124,11 @@ export function chainGenerations(
   head: ChainHead | undefined,
   events: readonly GenerationEvent[],
   key: Buffer | undefined,
-  now: number = Date.now(),
+  clockOffsetMs = 0,
 ): { rows: (ChainedRow & { generation: number })[]; head: ChainHead } {
   let at = head;
   const rows = events.map(({ generation, event }) => {
-    const chained = chainEvents(instanceId, generation, at, [event], key, now);
+    const chained = chainEvents(instanceId, generation, at, [event], key, clockOffsetMs);
     at = chained.head;
     return { ...(chained.rows[0] as ChainedRow), generation };
   });

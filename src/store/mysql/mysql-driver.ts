@@ -210,6 +210,11 @@ export class MysqlDriver {
   readonly database: string;
   readonly openTxs = new Set<MysqlTx>();
   readonly chainKey: () => Buffer | undefined;
+  /**
+   * The database's clock minus this machine's, measured at open (syncClock) and at each
+   * `now()`: events are stamped with it, so a worker whose clock is off dates nothing wrongly.
+   */
+  clockOffsetMs = 0;
   readonly #options: MysqlStoreOptions;
   #pool: Promise<MysqlPool> | undefined;
   #ended = false;
@@ -245,6 +250,15 @@ export class MysqlDriver {
   /** Rows of one statement on any pooled connection. */
   async rows(sql: string, values?: unknown[]): Promise<Row[]> {
     return (await this.query(sql, values)).rows;
+  }
+
+  /** Measures clockOffsetMs: the database's time against the middle of the round trip. */
+  async syncClock(): Promise<number> {
+    const sent = Date.now();
+    const now = Number((await this.rows(`SELECT ${NOW} AS now`))[0]?.now);
+    const received = Date.now();
+    if (Number.isFinite(now)) this.clockOffsetMs = Math.round(now - (sent + received) / 2);
+    return now;
   }
 
   readonly any: MysqlQueryable = { query: (sql, values) => this.query(sql, values) };

@@ -112,7 +112,7 @@ export class MysqlJournal implements EffectJournalParts {
     const p = this.#db.p;
     if (!locked) {
       const events = writes.flatMap((write) => write.events.map((event) => ({ generation: write.scope.generation, event })));
-      const next = chainGenerations(instanceId, head, events, this.#db.chainKey()).head;
+      const next = chainGenerations(instanceId, head, events, this.#db.chainKey(), this.#db.clockOffsetMs).head;
       const moved = await on.query(`UPDATE ${p}chain_heads SET seq = ?, hash = ? WHERE instance_id = ? AND seq = ? AND hash = ?`, [
         next.seq,
         next.hash,
@@ -169,7 +169,7 @@ export class MysqlJournal implements EffectJournalParts {
         if (outcomes[i] === undefined) for (const event of write.events) events.push({ generation: write.scope.generation, event });
       });
       if (events.length > 0) {
-        const chained = chainGenerations(instanceId, head, events, this.#db.chainKey());
+        const chained = chainGenerations(instanceId, head, events, this.#db.chainKey(), this.#db.clockOffsetMs);
         // One multi-row insert: ids follow the events' order.
         await insertRows(
           on,

@@ -134,7 +134,7 @@ export class MysqlLeases implements LeaseStore {
   }
 
   async now(): Promise<number> {
-    return Number((await this.#db.rows(`SELECT ${NOW} AS now`))[0]?.now);
+    return this.#db.syncClock();
   }
 
   /** No notifications here: the runner's poll interval. */

@@ -25,7 +25,13 @@ export class MysqlStore extends ComposedStore {
     const instances = new MysqlInstances(driver);
     const leases = new MysqlLeases(driver);
     super(driver.location, {
-      lifecycle: { migrate: () => migrateMysql(driver), close: () => driver.close() },
+      lifecycle: {
+        migrate: async () => {
+          await migrateMysql(driver);
+          await driver.syncClock();
+        },
+        close: () => driver.close(),
+      },
       instances,
       leases,
       checkpoints: new MysqlCheckpoints(driver),

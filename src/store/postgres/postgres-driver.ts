@@ -91,6 +91,20 @@ export class PostgresDriver {
   readonly chainKey: () => Buffer | undefined;
   /** The chain head this process last wrote, per instance: the fast path of appendChained. */
   readonly chainHeads = new Map<number, ChainHead>();
+  /**
+   * The database's clock minus this machine's, measured at open (syncClock) and at each
+   * `now()`: events are stamped with it, so a worker whose clock is off dates nothing wrongly.
+   */
+  clockOffsetMs = 0;
+
+  /** Measures clockOffsetMs: the database's time against the middle of the round trip. */
+  async syncClock(): Promise<number> {
+    const sent = Date.now();
+    const now = Number((await this.query(`SELECT ${NOW} AS now`))[0]?.now);
+    const received = Date.now();
+    if (Number.isFinite(now)) this.clockOffsetMs = Math.round(now - (sent + received) / 2);
+    return now;
+  }
   readonly #options: PostgresStoreOptions;
   #pool: Promise<PgPool> | undefined;
   #ended = false;

@@ -18,7 +18,7 @@ export async function appendChained(db: PostgresDriver, instanceId: number, gene
   const key = db.chainKey();
   const cached = db.chainHeads.get(instanceId);
   if (cached !== undefined) {
-    const chained = chainEvents(instanceId, generation, cached, events, key);
+    const chained = chainEvents(instanceId, generation, cached, events, key, db.clockOffsetMs);
     const values = [...eventValues(instanceId, generation, chained.rows), chained.head.seq, chained.head.hash, cached.seq, cached.hash];
     const gate = 'EXISTS (SELECT 1 FROM head)';
     const inserted = await db.query(
@@ -39,7 +39,7 @@ export async function appendChained(db: PostgresDriver, instanceId: number, gene
         [instanceId, GENESIS],
       )
     ).rows[0] as Row;
-    const chained = chainEvents(instanceId, generation, { seq: Number(head.seq), hash: String(head.hash) }, events, key);
+    const chained = chainEvents(instanceId, generation, { seq: Number(head.seq), hash: String(head.hash) }, events, key, db.clockOffsetMs);
     await client.query(`WITH added AS (${insertEvents(s, 'true')}) UPDATE ${s}chain_heads SET seq = $12, hash = $13 WHERE instance_id = $1`, [
       ...eventValues(instanceId, generation, chained.rows),
       chained.head.seq,

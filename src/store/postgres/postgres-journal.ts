@@ -56,7 +56,7 @@ export class PostgresJournal implements EffectJournalParts {
     const done = writes.filter((write) => write.kind === 'done');
     const failed = writes.filter((write): write is Keyed => write.kind === 'failed');
     const events = writes.flatMap((write) => write.events.map((event) => ({ generation: write.scope.generation, event })));
-    const chained = chainGenerations(instanceId, cached, events, this.#db.chainKey());
+    const chained = chainGenerations(instanceId, cached, events, this.#db.chainKey(), this.#db.clockOffsetMs);
     const rows = chained.rows;
     const gate = 'EXISTS (SELECT 1 FROM head)';
     // A fenced batch moves the head (so writes anything) only while its token holds the shard,
@@ -217,7 +217,7 @@ export class PostgresJournal implements EffectJournalParts {
         if (outcome === undefined) for (const event of write.events) events.push({ generation: write.scope.generation, event });
       }
       const locked = found.find((row) => row.key === null) as Row;
-      const chained = chainGenerations(instanceId, { seq: Number(locked.seq), hash: String(locked.hash) }, events, this.#db.chainKey());
+      const chained = chainGenerations(instanceId, { seq: Number(locked.seq), hash: String(locked.hash) }, events, this.#db.chainKey(), this.#db.clockOffsetMs);
       if (events.length > 0) {
         const rows = chained.rows;
         await client.query(

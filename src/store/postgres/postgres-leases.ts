@@ -22,7 +22,7 @@ export class PostgresLeases implements LeaseStore {
   }
 
   async now(): Promise<number> {
-    return Number((await this.#db.query(`SELECT ${NOW} AS now`))[0]?.now);
+    return this.#db.syncClock();
   }
 
   waitForChange(instanceId: number, ms: number, signal?: AbortSignal): Promise<void> {

@@ -24,7 +24,13 @@ export class PostgresStore extends ComposedStore {
     const instances = new PostgresInstances(driver);
     const leases = new PostgresLeases(driver);
     super(driver.location, {
-      lifecycle: { migrate: () => migratePostgres(driver), close: () => driver.close() },
+      lifecycle: {
+        migrate: async () => {
+          await migratePostgres(driver);
+          await driver.syncClock();
+        },
+        close: () => driver.close(),
+      },
       instances,
       leases,
       checkpoints: new PostgresCheckpoints(driver),
