@@ -1,7 +1,12 @@
-import { chainEvents, GENESIS } from '../audit-chain.ts';
+import { type ChainedRow, chainEvents, GENESIS } from '../audit-chain.ts';
 import { type Row, toEvent, toInstance, toRun, toStatus } from '../rows.ts';
 import type { ChainHead, FailureHistory, HistoryStore, InstanceStatus, InstanceStore, LeaseStore, NewEvent, RunInfo, StoredEvent } from '../store.ts';
 import type { MysqlDriver, MysqlQueryable } from './mysql-driver.ts';
+
+/** One chained event as the events table's row, in its column order (instance_id … keyed). */
+export function eventRow(instanceId: number, generation: number, row: ChainedRow): unknown[] {
+  return [instanceId, generation, row.runId, row.shard, row.type, row.at, row.data, row.link.seq, row.link.prevHash, row.link.hash, row.link.keyed ? 1 : 0];
+}
 
 /**
  * Link `events` into the instance's chain and insert them, inside the caller's transaction on
@@ -17,19 +22,7 @@ export async function appendChained(db: MysqlDriver, on: MysqlQueryable, instanc
   // One multi-row insert: ids follow the events' order.
   await on.query(
     `INSERT INTO ${p}events (instance_id, generation, run_id, shard, type, at, data, seq, prev_hash, hash, keyed) VALUES ${chained.rows.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
-    chained.rows.flatMap((row) => [
-      instanceId,
-      generation,
-      row.runId,
-      row.shard,
-      row.type,
-      row.at,
-      row.data,
-      row.link.seq,
-      row.link.prevHash,
-      row.link.hash,
-      row.link.keyed ? 1 : 0,
-    ]),
+    chained.rows.flatMap((row) => eventRow(instanceId, generation, row)),
   );
   await on.query(`UPDATE ${p}chain_heads SET seq = ?, hash = ? WHERE instance_id = ?`, [chained.head.seq, chained.head.hash, instanceId]);
 }

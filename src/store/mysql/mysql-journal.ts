@@ -4,6 +4,7 @@ import { completions, entryKey, fenceBatch, isStale } from '../journal-fence.ts'
 import { type Row, toEffect } from '../rows.ts';
 import type { ChainHead, EffectEntry, EffectJournalParts, EffectScope, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
 import { type MysqlDriver, type MysqlQueryable, NOW } from './mysql-driver.ts';
+import { eventRow } from './mysql-history.ts';
 
 /** Effect keys are found by their sha256: a key can be longer than an index allows. */
 function keyHash(key: string): string {
@@ -175,19 +176,7 @@ export class MysqlJournal implements EffectJournalParts {
           on,
           `INSERT INTO ${p}events (instance_id, generation, run_id, shard, type, at, data, seq, prev_hash, hash, keyed) VALUES`,
           '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-          chained.rows.map((row) => [
-            instanceId,
-            row.generation,
-            row.runId,
-            row.shard,
-            row.type,
-            row.at,
-            row.data,
-            row.link.seq,
-            row.link.prevHash,
-            row.link.hash,
-            row.link.keyed ? 1 : 0,
-          ]),
+          chained.rows.map((row) => eventRow(instanceId, row.generation, row)),
           '',
         );
         if (locked) await on.query(`UPDATE ${p}chain_heads SET seq = ?, hash = ? WHERE instance_id = ?`, [chained.head.seq, chained.head.hash, instanceId]);

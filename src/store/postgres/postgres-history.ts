@@ -59,9 +59,15 @@ function insertEvents(s: string, gate: string): string {
 }
 
 function eventValues(instanceId: number, generation: number, rows: readonly ChainedRow[]): unknown[] {
+  return [instanceId, generation, ...eventColumns(rows)];
+}
+
+/**
+ * Chained events as the nine arrays an `unnest` of the events table takes, in its column order
+ * after generation: run_id, shard, type, at, data, seq, prev_hash, hash, keyed.
+ */
+export function eventColumns(rows: readonly ChainedRow[]): unknown[][] {
   return [
-    instanceId,
-    generation,
     rows.map((row) => row.runId),
     rows.map((row) => row.shard),
     rows.map((row) => row.type),

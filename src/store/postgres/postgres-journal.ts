@@ -4,6 +4,7 @@ import { completions, entryKey, fenceBatch, isStale } from '../journal-fence.ts'
 import { type Row, toEffect } from '../rows.ts';
 import type { ChainHead, EffectEntry, EffectJournalParts, EffectScope, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
 import { NOW, type PostgresDriver } from './postgres-driver.ts';
+import { eventColumns } from './postgres-history.ts';
 
 type Keyed = Extract<JournalWrite, { key: string }>;
 
@@ -101,15 +102,7 @@ export class PostgresJournal implements EffectJournalParts {
           cached.seq,
           cached.hash,
           rows.map((row) => row.generation),
-          rows.map((row) => row.runId),
-          rows.map((row) => row.shard),
-          rows.map((row) => row.type),
-          rows.map((row) => row.at),
-          rows.map((row) => row.data),
-          rows.map((row) => row.link.seq),
-          rows.map((row) => row.link.prevHash),
-          rows.map((row) => row.link.hash),
-          rows.map((row) => row.link.keyed),
+          ...eventColumns(rows),
           ...(fence === undefined ? [] : [fence.shardId, fence.token]),
         ],
       );
@@ -228,21 +221,7 @@ export class PostgresJournal implements EffectJournalParts {
                WITH ORDINALITY AS e(generation, run_id, shard, type, at, data, seq, prev_hash, hash, keyed, n)
              ORDER BY n)
            UPDATE ${s}chain_heads SET seq = $12, hash = $13 WHERE instance_id = $1`,
-          [
-            instanceId,
-            rows.map((row) => row.generation),
-            rows.map((row) => row.runId),
-            rows.map((row) => row.shard),
-            rows.map((row) => row.type),
-            rows.map((row) => row.at),
-            rows.map((row) => row.data),
-            rows.map((row) => row.link.seq),
-            rows.map((row) => row.link.prevHash),
-            rows.map((row) => row.link.hash),
-            rows.map((row) => row.link.keyed),
-            chained.head.seq,
-            chained.head.hash,
-          ],
+          [instanceId, rows.map((row) => row.generation), ...eventColumns(rows), chained.head.seq, chained.head.hash],
         );
       }
       return { outcomes: answer(outcomes), head: chained.head };
