@@ -28,6 +28,8 @@ function recordingParts(): { parts: StoreParts; closes: () => number; calls: str
     journal: answering,
     deadLetters: answering,
     history: answering,
+    plans: answering,
+    rateBuckets: answering,
   } as unknown as StoreParts;
   return { parts, closes: () => closes, calls };
 }

@@ -7,6 +7,7 @@ import { MysqlInstances } from './mysql-instances.ts';
 import { MysqlJournal } from './mysql-journal.ts';
 import { MysqlLeases } from './mysql-leases.ts';
 import { migrateMysql } from './mysql-migrations.ts';
+import { MysqlPlans, MysqlRateBuckets } from './mysql-plans.ts';
 
 export { DEFAULT_MYSQL_PREFIX, type MysqlStoreOptions } from './mysql-driver.ts';
 
@@ -38,6 +39,8 @@ export class MysqlStore extends ComposedStore {
       journal: new MysqlJournal(driver),
       deadLetters: new MysqlDeadLetters(driver),
       history: new MysqlHistory(driver, instances, leases),
+      plans: new MysqlPlans(driver),
+      rateBuckets: new MysqlRateBuckets(driver),
     });
   }
 }

@@ -7,6 +7,7 @@ import { PostgresInstances } from './postgres-instances.ts';
 import { PostgresJournal } from './postgres-journal.ts';
 import { PostgresLeases } from './postgres-leases.ts';
 import { migratePostgres } from './postgres-migrations.ts';
+import { PostgresPlans, PostgresRateBuckets } from './postgres-plans.ts';
 
 export { DEFAULT_PG_SCHEMA, type PostgresStoreOptions } from './postgres-driver.ts';
 
@@ -37,6 +38,8 @@ export class PostgresStore extends ComposedStore {
       journal: new PostgresJournal(driver),
       deadLetters: new PostgresDeadLetters(driver),
       history: new PostgresHistory(driver, instances, leases),
+      plans: new PostgresPlans(driver),
+      rateBuckets: new PostgresRateBuckets(driver),
     });
   }
 }
