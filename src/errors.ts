@@ -15,6 +15,8 @@ export const ExitCode = {
   violation: 5,
   /** `ckpt chaos` could not land the kills asked on a running job (how many landed, and why, in its report). */
   chaosShort: 6,
+  /** Held, not failed: an effect waits for a person (`ckpt apply` held effects its plan did not contain). */
+  held: 7,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

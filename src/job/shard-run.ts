@@ -2,7 +2,7 @@ import { CorruptCheckpointError, DriftError, FencedError, UsageError } from '../
 import type { EventMap, EventType } from '../events.ts';
 import type { JsonObject, JsonValue } from '../json.ts';
 import { openCursor } from '../source/cursor.ts';
-import type { Lease, RunOutcome, Store } from '../store/store.ts';
+import type { Lease, RunOutcome, Store, StoredPlan } from '../store/store.ts';
 import { isTransientStoreError } from '../store/transient.ts';
 import { Baton } from './baton.ts';
 import { CheckpointBoundary } from './checkpoint-boundary.ts';
@@ -11,6 +11,8 @@ import { eventLogger } from './context.ts';
 import { type AnyJob, jobFileOf } from './define.ts';
 import { checkDrift, type OnDrift, RestartForDrift } from './drift.ts';
 import { Effects } from './effects.ts';
+import { PlanApplyGuard } from './guard/plan-apply.ts';
+import type { RateLimiter } from './guard/rate-limiter.ts';
 import { codeIdentity } from './job-identity.ts';
 import type { CheckpointPolicy } from './policy.ts';
 import { ProgressMarker, reworkAfter } from './progress-mark.ts';
@@ -70,6 +72,10 @@ export interface ShardRunInput {
   secretKey: () => Buffer;
   /** Read past the source's head, waiting for more (follow mode). */
   follow?: boolean;
+  /** `ckpt apply`: the plan whose effects alone are performed (others are held). */
+  plan?: StoredPlan;
+  /** The job's fleet rate limits, shared by the process's shard runs. */
+  rateLimiter?: RateLimiter;
 }
 
 const PROGRESS_EVERY_MS = 200;
@@ -233,6 +239,10 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
     notify: input.notify,
     leaseLost: () => lostReason !== undefined,
     fence: { shardId: lease.shardId, token: lease.token, shard, runId: lease.runId },
+    ...(input.plan === undefined
+      ? {}
+      : { guard: new PlanApplyGuard(input.plan, (effect) => emit('effect:held', { ...effect, plan: input.plan?.id ?? '' }, lease.runId)) }),
+    ...(input.rateLimiter === undefined ? {} : { rateLimiter: input.rateLimiter }),
   });
   const cursor = openCursor(source, resumed.position ?? undefined, { signal: stop.signal, ...(input.follow ? { follow: true } : {}) });
   // Opened only now: a source that fails before this point must leave neither a transaction open
@@ -278,6 +288,7 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
       retry: input.retry,
       skipLimit: input.skipLimit,
       deadLetters,
+      holds: input.plan !== undefined,
       emit,
       onYield: () => {
         const now = performance.now();
