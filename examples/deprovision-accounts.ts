@@ -1,7 +1,7 @@
 // Deprovision service accounts: disable each through the directory's admin API, confirm it is
 // disabled, record the confirmation. The disable is a ctx.once whose `verify` asks the directory,
 // so a crash between the directory acting and the journal recording it is settled by asking,
-// never by a blind second disable; the confirmation is a ctx.step, so a finished one is not
+// never by a blind second disable; the confirmation is a ctx.once too, so a finished one is not
 // repeated. Nothing in the job enables an account, so a restart can never re-enable one.
 //
 //   ckpt run examples/deprovision-accounts.ts --param accounts=40
@@ -60,11 +60,17 @@ export default defineJob<string, Params>({
       describe: `disable ${account} in the directory`,
       target: 'directory',
     });
-    await ctx.step('confirm', async () => {
-      const status = await api.status(account);
-      if (status !== 'disabled') throw new Error(`${account} is still ${status} after its disable`);
-      return { confirmedAt: await api.confirm(account) };
-    });
+    // Keyed by the account, not by its position (as a ctx.step would be): a plan's keys must
+    // still match when accounts appear in the source before this one.
+    await ctx.once(
+      `confirm:${account}`,
+      async () => {
+        const status = await api.status(account);
+        if (status !== 'disabled') throw new Error(`${account} is still ${status} after its disable`);
+        return { confirmedAt: await api.confirm(account) };
+      },
+      { describe: `confirm ${account} is disabled` },
+    );
   },
 });
 
