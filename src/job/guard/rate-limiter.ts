@@ -16,18 +16,25 @@ export function defaultBurst(perSecond: number): number {
   return Math.max(1, Math.ceil(perSecond / 20));
 }
 
+/** The callers of one target in this process, waiting for tokens in order. */
+interface Waiters {
+  queue: { resolve: () => void; reject: (error: unknown) => void }[];
+  taking: boolean;
+}
+
 /**
  * A job's fleet rate limits over the store's token buckets (one per target, shared by every
- * worker on the store). Tokens are taken a burst at a time, so the store sees one take per
- * `burst` calls, not one per call; a worker keeps what it took only briefly (a token kept long
- * and spent late would let calls bunch past the rate), at most one refill interval, and drops
- * what it did not spend in time. So in any second the target sees at most about `burst` more
- * calls than `perSecond`. One process's callers of a target queue for its tokens in order.
+ * worker on the store). The process's callers of a target wait in one queue, and one loop takes
+ * tokens for as many of them as wait (at most `burst`) in one take: the store sees one take per
+ * batch of calls, not one per call. A token is taken only for a caller already waiting and is
+ * spent at once, never kept: a kept token spent late would let calls bunch past the rate. So in
+ * any second the target sees at most `burst` calls more than `perSecond`. When the bucket is
+ * empty the loop waits until it holds a token again, jittered so workers do not all return at once.
  */
 export class FleetRateLimiter implements RateLimiter {
   readonly #store: RateBucketStore;
   readonly #limits: { [target: string]: RateLimit };
-  readonly #local = new Map<string, { tokens: number; until: number; queue: Promise<void> }>();
+  readonly #waiters = new Map<string, Waiters>();
 
   constructor(store: RateBucketStore, limits: { [target: string]: RateLimit }) {
     this.#store = store;
@@ -37,32 +44,34 @@ export class FleetRateLimiter implements RateLimiter {
   take(target: string): Promise<void> {
     const limit = this.#limits[target];
     if (limit === undefined) return Promise.resolve();
-    let local = this.#local.get(target);
-    if (local === undefined) {
-      local = { tokens: 0, until: 0, queue: Promise.resolve() };
-      this.#local.set(target, local);
+    let waiters = this.#waiters.get(target);
+    if (waiters === undefined) {
+      waiters = { queue: [], taking: false };
+      this.#waiters.set(target, waiters);
     }
-    const state = local;
-    const turn = state.queue.then(() => this.#next(target, limit, state));
-    state.queue = turn.catch(() => undefined);
-    return turn;
+    const state = waiters;
+    return new Promise<void>((resolve, reject) => {
+      state.queue.push({ resolve, reject });
+      if (!state.taking) {
+        state.taking = true;
+        this.#serve(target, limit, state).catch((error: unknown) => {
+          // The store failed: every caller waiting learns it (their effects fail, as a failed fn does).
+          for (const waiting of state.queue.splice(0)) waiting.reject(error);
+        });
+      }
+    });
   }
 
-  async #next(target: string, limit: RateLimit, local: { tokens: number; until: number }): Promise<void> {
+  async #serve(target: string, limit: RateLimit, waiters: Waiters): Promise<void> {
     const burst = limit.burst ?? defaultBurst(limit.perSecond);
-    for (;;) {
-      if (local.tokens > 0 && performance.now() <= local.until) {
-        local.tokens--;
-        return;
+    try {
+      while (waiters.queue.length > 0) {
+        const grant = await this.#store.takeTokens(target, limit.perSecond, burst, Math.min(burst, waiters.queue.length));
+        for (const waiting of waiters.queue.splice(0, grant.granted)) waiting.resolve();
+        if (grant.granted === 0) await sleep(Math.max(1, grant.waitMs) * (1 + Math.random() * 0.5));
       }
-      const grant = await this.#store.takeTokens(target, limit.perSecond, burst, burst);
-      if (grant.granted > 0) {
-        local.tokens = grant.granted;
-        local.until = performance.now() + Math.max(20, 1000 / limit.perSecond);
-        continue;
-      }
-      // Jittered, so the fleet's workers do not all come back in the same millisecond.
-      await sleep(Math.max(1, grant.waitMs) * (1 + Math.random() * 0.5));
+    } finally {
+      waiters.taking = false;
     }
   }
 }
