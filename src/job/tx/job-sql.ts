@@ -1,4 +1,4 @@
-import type { SqlHandle } from '../store/store.ts';
+import type { SqlHandle } from '../../store/store.ts';
 
 /** What a query returns: its rows and how many rows it wrote or returned. */
 export interface SqlResult<Row> {
