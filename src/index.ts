@@ -28,7 +28,7 @@ export type { CheckpointPolicy, CheckpointSample, CheckpointSpec } from './job/p
 export type { RunJobOutcome, RunOptions, RunSummary } from './job/runner.ts';
 export { runJob } from './job/runner.ts';
 export type { OnDrift } from './job/shard/drift.ts';
-export type { ShardResult } from './job/shard/shard-run.ts';
+export type { ShardResult } from './job/shard/shard-types.ts';
 export { shutdownOnSignals } from './job/shutdown.ts';
 export type { JobSql, SqlResult } from './job/tx/job-sql.ts';
 export type { TxHandle } from './job/tx/record-tx.ts';
