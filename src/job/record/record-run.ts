@@ -1,16 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { firstLine, StoreUnavailableError } from '../errors.ts';
-import type { EventMap, EventType } from '../events.ts';
-import type { JsonObject, JsonValue } from '../json.ts';
-import type { SourceItem } from '../source/source.ts';
-import type { Lease, SqlHandle, Store } from '../store/store.ts';
-import type { Baton } from './baton.ts';
-import { describeJobError } from './code-location.ts';
+import { firstLine, StoreUnavailableError } from '../../errors.ts';
+import type { EventMap, EventType } from '../../events.ts';
+import type { JsonObject, JsonValue } from '../../json.ts';
+import type { SourceItem } from '../../source/source.ts';
+import type { Lease, SqlHandle, Store } from '../../store/store.ts';
+import { describeJobError } from '../code-location.ts';
+import { type Job, type JobLogger, jobFileOf } from '../define.ts';
+import type { Effects } from '../effects/effects.ts';
+import { backoffDelay, type RetryPolicy } from '../policy/retry.ts';
+import type { Baton } from '../tx/baton.ts';
+import { type ChunkWrites, RecordTx, type TxHandle } from '../tx/record-tx.ts';
 import { RecordContext, toJson } from './context.ts';
-import { type Job, type JobLogger, jobFileOf } from './define.ts';
-import type { Effects } from './effects.ts';
-import { type ChunkWrites, RecordTx, type TxHandle } from './record-tx.ts';
-import { backoffDelay, type RetryPolicy } from './retry.ts';
 
 export type Emit = <K extends EventType>(type: K, data: EventMap[K], runId?: number) => Promise<void>;
 

@@ -1,9 +1,9 @@
-import { DriftError } from '../errors.ts';
-import type { Source } from '../source/source.ts';
-import type { InstanceInfo, Lease, ShardInputs, Store } from '../store/store.ts';
-import type { AnyJob } from './define.ts';
+import { DriftError } from '../../errors.ts';
+import type { Source } from '../../source/source.ts';
+import type { InstanceInfo, Lease, ShardInputs, Store } from '../../store/store.ts';
+import type { AnyJob } from '../define.ts';
+import type { Emit } from '../record/record-run.ts';
 import { type CodeIdentity, codeChanges, codeIdentity, codeText } from './job-identity.ts';
-import type { Emit } from './record-run.ts';
 
 /** What to do when a checkpoint no longer matches its inputs. */
 export type OnDrift = 'fail' | 'restart' | 'resume';

@@ -1,5 +1,5 @@
-import type { BatchKind, SqlDialect } from '../store/batch-sql.ts';
-import type { SqlHandle, Tx } from '../store/store.ts';
+import type { BatchKind, SqlDialect } from '../../store/batch-sql.ts';
+import type { SqlHandle, Tx } from '../../store/store.ts';
 import type { Baton } from './baton.ts';
 import { type JobSql, type SqlResult, sqlQuery } from './job-sql.ts';
 import { checkWrite, type WriteBuffer } from './write-buffer.ts';

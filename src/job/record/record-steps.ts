@@ -1,8 +1,8 @@
-import type { JsonValue } from '../json.ts';
-import type { SourceCursor } from '../source/source.ts';
+import type { JsonValue } from '../../json.ts';
+import type { SourceCursor } from '../../source/source.ts';
+import type { ProgressMarker } from '../policy/progress-mark.ts';
 import type { CheckpointBoundary } from './checkpoint-boundary.ts';
 import { isJsonScalar, positionProblem } from './positions.ts';
-import type { ProgressMarker } from './progress-mark.ts';
 import { isThenable, type RecordRunInput } from './record-run.ts';
 import { type Slot, SlotPool } from './record-slots.ts';
 

@@ -1,8 +1,8 @@
-import type { JsonObject } from '../json.ts';
+import type { JsonObject } from '../../json.ts';
+import { RecordTx } from '../tx/record-tx.ts';
 import type { RecordContext } from './context.ts';
 import { recordContext } from './record-run.ts';
 import type { RecordLoopInput } from './record-steps.ts';
-import { RecordTx } from './record-tx.ts';
 
 /** One record's share of a context: its `ctx`, and its `ctx.tx` once used. */
 export interface Slot {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { DatabaseSync } from 'node:sqlite';
 import { test } from 'node:test';
-import type { SqlHandle } from '../store/store.ts';
+import type { SqlHandle } from '../../store/store.ts';
 import { WriteBuffer } from './write-buffer.ts';
 
 /** Rows as plain objects (node:sqlite gives null-prototype ones). */

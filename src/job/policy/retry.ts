@@ -1,4 +1,4 @@
-import type { RetryOptions } from './define.ts';
+import type { RetryOptions } from '../define.ts';
 
 export interface RetryPolicy {
   attempts: number;

@@ -1,4 +1,4 @@
-import type { Lease, RunInfo, Store } from '../store/store.ts';
+import type { Lease, RunInfo, Store } from '../../store/store.ts';
 
 /** Records the first mark allows; later marks grow ×4 at most until they span one mark interval. */
 const FIRST_STEP = 16;

@@ -1,8 +1,8 @@
-import type { JsonObject } from '../json.ts';
-import type { Tx } from '../store/store.ts';
-import { describeJobError } from './code-location.ts';
-import { type AnyJob, jobFileOf, type SetupInput } from './define.ts';
-import { type JobSql, jobSql } from './job-sql.ts';
+import type { JsonObject } from '../../json.ts';
+import type { Tx } from '../../store/store.ts';
+import { describeJobError } from '../code-location.ts';
+import { type AnyJob, jobFileOf, type SetupInput } from '../define.ts';
+import { type JobSql, jobSql } from '../tx/job-sql.ts';
 
 /** A setup() that threw: the shard run fails before its first record, nothing committed. */
 export class SetupFailed extends Error {}

@@ -1,6 +1,6 @@
 // Positions as the record loop checks them: JSON, and numbers strictly increasing (a resume asks
 // for the records strictly after a checkpoint's position, so a position out of order would skip or redo).
-import type { JsonValue } from '../json.ts';
+import type { JsonValue } from '../../json.ts';
 
 export function isJsonScalar(value: unknown): value is JsonValue {
   return value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));

@@ -1,4 +1,4 @@
-import type { JournalFence, JournalOutcome, JournalWrite, Store } from '../store/store.ts';
+import type { JournalFence, JournalOutcome, JournalWrite, Store } from '../../store/store.ts';
 
 /** Writes in one batch at most: bounds a statement's size and a batch's commit time. */
 const MAX_BATCH = 500;

@@ -1,11 +1,11 @@
-import { FencedError, firstLine, RowsLockedError, StoreUnavailableError } from '../errors.ts';
-import type { JsonValue } from '../json.ts';
-import type { RunProgress } from '../store/store.ts';
-import type { CheckpointBoundary } from './checkpoint-boundary.ts';
-import { describeJobError } from './code-location.ts';
-import { jobFileOf } from './define.ts';
-import type { Rework } from './progress-mark.ts';
-import type { RecordLoop } from './record-loop.ts';
+import { FencedError, firstLine, RowsLockedError, StoreUnavailableError } from '../../errors.ts';
+import type { JsonValue } from '../../json.ts';
+import type { RunProgress } from '../../store/store.ts';
+import { describeJobError } from '../code-location.ts';
+import { jobFileOf } from '../define.ts';
+import type { Rework } from '../policy/progress-mark.ts';
+import type { CheckpointBoundary } from '../record/checkpoint-boundary.ts';
+import type { RecordLoop } from '../record/record-loop.ts';
 import type { ShardResult, ShardRunInput } from './shard-run.ts';
 
 export interface ShardEndInput {

@@ -1,4 +1,4 @@
-import type { FailureHistory } from '../store/store.ts';
+import type { FailureHistory } from '../../store/store.ts';
 
 /** Bounds of the `auto` checkpoint policy, all optional. */
 export interface AutoBounds {

@@ -1,9 +1,9 @@
-import { FencedError, firstLine } from '../errors.ts';
-import type { EventMap, EventType } from '../events.ts';
-import { type JsonObject, type JsonValue, sha256 } from '../json.ts';
-import { sealSecrets, unsealSecrets } from '../secret.ts';
-import type { EffectEntry, EffectScope, JournalFence, JournalWrite, Store } from '../store/store.ts';
-import type { OnceOptions } from './define.ts';
+import { FencedError, firstLine } from '../../errors.ts';
+import type { EventMap, EventType } from '../../events.ts';
+import { type JsonObject, type JsonValue, sha256 } from '../../json.ts';
+import { sealSecrets, unsealSecrets } from '../../secret.ts';
+import type { EffectEntry, EffectScope, JournalFence, JournalWrite, Store } from '../../store/store.ts';
+import type { OnceOptions } from '../define.ts';
 import { JournalQueue } from './journal-queue.ts';
 
 export interface EffectsInput {

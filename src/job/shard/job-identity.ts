@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { type AnyJob, jobFileOf } from './define.ts';
+import { type AnyJob, jobFileOf } from '../define.ts';
 
 /**
  * What identifies a job's code beyond its name: the file that defines it and the shape of its

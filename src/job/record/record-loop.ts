@@ -1,4 +1,4 @@
-import type { JsonObject, JsonValue } from '../json.ts';
+import type { JsonObject, JsonValue } from '../../json.ts';
 import { needsSavepoint, processRecord, RecordAbandoned } from './record-run.ts';
 import type { Slot } from './record-slots.ts';
 import { AWAIT_RECORD, CHECKPOINT, FLUSH, MARK, type RecordLoopInput, RecordSteps, SOURCE, WAIT_SLOT, YIELD } from './record-steps.ts';

@@ -1,13 +1,13 @@
-import { JobFailedError } from '../errors.ts';
-import type { JsonObject, JsonValue } from '../json.ts';
-import type { Lease, RunProgress, Store, Tx } from '../store/store.ts';
-import { asStoreError } from '../store/transient.ts';
-import type { Baton } from './baton.ts';
-import type { CheckpointPolicy } from './policy.ts';
+import { JobFailedError } from '../../errors.ts';
+import type { JsonObject, JsonValue } from '../../json.ts';
+import type { Lease, RunProgress, Store, Tx } from '../../store/store.ts';
+import { asStoreError } from '../../store/transient.ts';
+import type { CheckpointPolicy } from '../policy/policy.ts';
+import type { Baton } from '../tx/baton.ts';
+import { type ChunkWrites, dialectOf } from '../tx/record-tx.ts';
+import { WriteBuffer } from '../tx/write-buffer.ts';
 import type { Emit } from './record-run.ts';
-import { type ChunkWrites, dialectOf } from './record-tx.ts';
 import { stateProblem } from './state-check.ts';
-import { WriteBuffer } from './write-buffer.ts';
 
 export interface BoundaryInput {
   store: Store;

@@ -1,8 +1,8 @@
-import type { EventMap } from '../events.ts';
-import type { JsonObject, JsonValue } from '../json.ts';
-import type { JobContext, JobLogger, OnceOptions } from './define.ts';
-import type { DeferredWrites, Effects } from './effects.ts';
-import type { TxHandle } from './record-tx.ts';
+import type { EventMap } from '../../events.ts';
+import type { JsonObject, JsonValue } from '../../json.ts';
+import type { JobContext, JobLogger, OnceOptions } from '../define.ts';
+import type { DeferredWrites, Effects } from '../effects/effects.ts';
+import type { TxHandle } from '../tx/record-tx.ts';
 
 /**
  * The `ctx` of one record attempt; `tx` writes into the transaction its checkpoint will commit.

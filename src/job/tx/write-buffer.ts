@@ -1,6 +1,6 @@
-import { StoreUnavailableError } from '../errors.ts';
-import { type BatchKind, type BatchShape, batchStatement, rowsPerStatement, type SqlDialect } from '../store/batch-sql.ts';
-import type { SqlHandle } from '../store/store.ts';
+import { StoreUnavailableError } from '../../errors.ts';
+import { type BatchKind, type BatchShape, batchStatement, rowsPerStatement, type SqlDialect } from '../../store/batch-sql.ts';
+import type { SqlHandle } from '../../store/store.ts';
 
 /** The row of a buffered `ctx.tx.insert/upsert` (column → value), or a delete's match. */
 export type WriteRow = { readonly [column: string]: unknown };

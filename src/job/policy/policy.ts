@@ -1,5 +1,5 @@
-import { formatCount } from '../count.ts';
-import type { FailureHistory } from '../store/store.ts';
+import { formatCount } from '../../count.ts';
+import type { FailureHistory } from '../../store/store.ts';
 import { type AutoBounds, chooseInterval, defaultMaxOverhead, defaultMaxReworkMs, estimateMtbf, type IntervalChoice, MovingAverage } from './auto-interval.ts';
 
 /**
