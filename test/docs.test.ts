@@ -3,13 +3,13 @@
 // built package (names imported from 'checkpointed' and its subpaths, `ctx.*` members, `ckpt`
 // commands and their flags). The README stays a page read in five minutes: ≤ 200 lines.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { ckptBin, repoRoot } from './helpers/cli.ts';
-import { type ApiFacts, anchors, checkPage, cliCommands, packageApi } from './helpers/docs-check.ts';
+import { type ApiFacts, anchors, checkPage, cliCommands, missingPaths, packageApi } from './helpers/docs-check.ts';
 
 const pages = [
   'README.md',
@@ -20,6 +20,12 @@ const pages = [
 ];
 const read = (path: string) => readFileSync(path, 'utf8');
 const execFileAsync = promisify(execFile);
+
+/** Which of these paths git ignores (generated: `docs/api/`, `examples/data/`). */
+function gitIgnored(paths: string[]): Set<string> {
+  const run = spawnSync('git', ['check-ignore', '--no-index', '--stdin'], { cwd: repoRoot, input: paths.join('\n'), encoding: 'utf8' });
+  return new Set(run.stdout.split('\n').filter(Boolean));
+}
 
 let facts: Promise<ApiFacts> | undefined;
 function api(): Promise<ApiFacts> {
@@ -33,9 +39,14 @@ function api(): Promise<ApiFacts> {
   return facts;
 }
 
-test('every relative link in README.md and docs/*.md resolves, and every API a code sample names exists', { timeout: 60_000 }, async () => {
+test('every relative link in README.md and docs/*.md resolves, every repository path they name exists, and every API a code sample names exists', {
+  timeout: 60_000,
+}, async () => {
   const facts = await api();
-  const problems = pages.flatMap((page) => checkPage(repoRoot, page, read(join(repoRoot, page)), facts, read));
+  const problems = pages.flatMap((page) => [
+    ...checkPage(repoRoot, page, read(join(repoRoot, page)), facts, read),
+    ...missingPaths(repoRoot, page, read(join(repoRoot, page)), gitIgnored),
+  ]);
   assert.deepEqual(problems, []);
 });
 
@@ -47,7 +58,7 @@ test('README.md is at most 200 lines and opens with the two commands', () => {
   assert.match(opening, /^npm test\b/m);
 });
 
-test('the check finds a broken link, a missing anchor, an unknown export, ctx member, command and flag', { timeout: 60_000 }, async () => {
+test('the check finds a broken link, a missing anchor or path, an unknown export, ctx member, command and flag', { timeout: 60_000 }, async () => {
   const page = [
     '# A page',
     '## Its second heading: here',
@@ -79,6 +90,10 @@ test('the check finds a broken link, a missing anchor, an unknown export, ctx me
     'README.md: link #nowhere: README.md has no heading #nowhere',
     'README.md: link docs/jobs.md#no-such-heading: docs/jobs.md has no heading #no-such-heading',
     'README.md: link docs/no-such-page.md: docs/no-such-page.md does not exist',
+  ]);
+  assert.deepEqual(missingPaths(repoRoot, 'README.md', '`src/no-such-file.ts`, `test/docs.test.ts`, `test/no-such-*.test.ts`, `docs/api/`', gitIgnored), [
+    'README.md: src/no-such-file.ts does not exist',
+    'README.md: test/no-such-*.test.ts does not exist',
   ]);
   assert.ok(anchors('## `ckpt chaos`: a *test*\n## Twice\n## Twice').has('ckpt-chaos-a-test'));
   assert.ok(anchors('## Twice\n## Twice').has('twice-1'));

@@ -1,8 +1,8 @@
 // What test/docs.test.ts checks in a page of the docs: its relative links resolve (the file, and
-// the #anchor against the target page's headings, as GitHub makes them), and every API its code
-// names exists: names imported from 'checkpointed' or a subpath (in the built package's types),
+// the #anchor against the target page's headings, as GitHub makes them), the repository paths it
+// names exist, and every API its code names exists: names imported from 'checkpointed' or a subpath (in the built package's types),
 // `ctx.*` members (the context `process` receives), and `ckpt <command> --flag` (the CLI's help).
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, globSync, statSync } from 'node:fs';
 import { dirname, extname, join, relative, resolve } from 'node:path';
 import ts from 'typescript';
 
@@ -78,6 +78,23 @@ export function checkPage(root: string, page: string, markdown: string, api: Api
   return [...checkLinks(root, page, markdown, readPage), ...checkCode(page, markdown, api)];
 }
 
+/**
+ * The repository paths a page names in code spans (`src/…`, `test/…`, `examples/…`, …; a glob
+ * such as `test/adversarial-*.test.ts` too) that name nothing: a file moved or renamed since.
+ * `ignored` says which of them are generated and gitignored (`docs/api/`), which need not exist.
+ */
+export function missingPaths(root: string, page: string, markdown: string, ignored: (paths: string[]) => Set<string>): string[] {
+  const missing = new Set<string>();
+  for (const snippet of code(markdown)) {
+    const path = /^(?:src|test|examples|bench|scripts|docs|bin)\/[\w.*/-]*$/.exec(snippet.trim())?.[0];
+    if (path === undefined) continue;
+    const found = path.includes('*') ? globSync(path, { cwd: root }).length > 0 : existsSync(join(root, path));
+    if (!found) missing.add(path);
+  }
+  const generated = missing.size > 0 ? ignored([...missing]) : new Set<string>();
+  return [...missing].filter((path) => !generated.has(path)).map((path) => `${page}: ${path} does not exist`);
+}
+
 function checkLinks(root: string, page: string, markdown: string, readPage: (path: string) => string): string[] {
   const problems: string[] = [];
   const text = prose(markdown);
@@ -141,7 +158,7 @@ function checkCode(page: string, markdown: string, api: ApiFacts): string[] {
       else if (second !== undefined && members.size > 0 && !members.has(second)) problems.add(`${page}: ctx.${first} has no ${second}`);
     }
     // ckpt <command> [--flags], also as node bin/ckpt.js <command> and npm run ckpt -- <command>;
-    // a fenced block's indented lines continue the command above them (a synopsis)
+    // an indented line of flags (`[--x …]`, `--x`) continues the command above it (a synopsis)
     let current: string | undefined;
     for (const line of snippet.split('\n')) {
       const start = /(?:^|[\s(`$"'])(?:ckpt|bin\/ckpt\.js|npm run ckpt --)[ \t]+([a-z][\w-]*)(?=$|[\s`'")\]])(.*)$/.exec(line);
@@ -154,7 +171,7 @@ function checkCode(page: string, markdown: string, api: ApiFacts): string[] {
           current = undefined;
           continue;
         }
-      } else if (current !== undefined && /^\s+\S/.test(line)) rest = line;
+      } else if (current !== undefined && /^\s+(?:\[|--)/.test(line)) rest = line;
       else {
         current = undefined;
         continue;
