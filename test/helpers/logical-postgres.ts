@@ -32,7 +32,8 @@ export function logicalPostgresSkip(): string | false {
   return binaries() === undefined ? 'no PostgreSQL binaries (initdb, pg_ctl) on this machine: set CKPT_PG_BIN' : false;
 }
 
-export async function startLogicalPostgres(): Promise<LogicalPostgres> {
+/** `walLevel: 'replica'` starts one as PostgreSQL's default leaves it (to see the refusal). */
+export async function startLogicalPostgres(options: { walLevel?: 'logical' | 'replica' } = {}): Promise<LogicalPostgres> {
   const bin = binaries();
   if (bin === undefined) throw new Error('no PostgreSQL binaries');
   const root = userInfo().uid === 0;
@@ -50,17 +51,17 @@ export async function startLogicalPostgres(): Promise<LogicalPostgres> {
       : execFileSync(join(bin, command), args, { stdio: 'pipe' });
   as('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
   const port = await freePort();
-  const options = [
+  const flags = [
     `-p ${port}`,
     '-c listen_addresses=127.0.0.1',
     "-c unix_socket_directories=''",
-    '-c wal_level=logical',
+    `-c wal_level=${options.walLevel ?? 'logical'}`,
     '-c max_replication_slots=20',
     '-c max_wal_senders=20',
     '-c fsync=off',
     '-c max_connections=100',
   ].join(' ');
-  as('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'log'), '-w', '-t', '60', 'start']);
+  as('pg_ctl', ['-D', data, '-o', flags, '-l', join(dir, 'log'), '-w', '-t', '60', 'start']);
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,

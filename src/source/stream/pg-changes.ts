@@ -145,6 +145,7 @@ export function pgChanges(options: PgChangesOptions): Source<PgChange, PgChangeP
       live = client;
       try {
         await prepareSlot(client, slot, after, where());
+        await checkPublications(client, publications, where());
         const head = follow ? null : ((await client.query<{ lsn: Lsn }>('SELECT pg_current_wal_flush_lsn()::text AS lsn')).rows[0]?.lsn ?? null);
         const decoder = new PgoutputDecoder();
         let last = after;
@@ -243,6 +244,17 @@ async function prepareSlot(client: PgClient, slot: string, after: PgChangePositi
     throw new DriftError(
       `pgChanges: the replication slot ${slot} was confirmed up to ${found.confirmed}, past this shard's checkpoint at ${after.lsn}: the changes between them are gone from it (the slot was dropped and created again, or another consumer moved it); run again with --on-drift restart to start from the slot's position, or --rerun`,
       ['slot'],
+    );
+  }
+}
+
+/** pgoutput looks its publications up only when a change comes: a missing one is said before. */
+async function checkPublications(client: PgClient, publications: string[], where: string): Promise<void> {
+  const { rows } = await client.query<{ pubname: string }>('SELECT pubname FROM pg_publication WHERE pubname = ANY($1)', [publications]);
+  const missing = publications.filter((name) => !rows.some((row) => row.pubname === name));
+  if (missing.length > 0) {
+    throw new UsageError(
+      `pgChanges: there is no publication ${missing.join(', ')} in the database at ${where}: CREATE PUBLICATION ${missing[0]} FOR TABLE … (the tables whose changes to read)`,
     );
   }
 }
