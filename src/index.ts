@@ -52,6 +52,8 @@ export type { SqlKey, SqlKeyValue, SqlTableOptions } from './source/sql/sql-tabl
 export { sqlTable } from './source/sql/sql-table.ts';
 export type { JetStreamMessage, JetStreamOptions } from './source/stream/jetstream.ts';
 export { jetStream } from './source/stream/jetstream.ts';
+export type { Lsn, PgChange, PgChangePosition, PgChangesOptions } from './source/stream/pg-changes.ts';
+export { pgChanges } from './source/stream/pg-changes.ts';
 export type { RedisStreamEntry } from './source/stream/redis-client.ts';
 export type { RedisStreamOptions } from './source/stream/redis-stream.ts';
 export { redisStream } from './source/stream/redis-stream.ts';
