@@ -3,15 +3,15 @@ import type { EventListener } from '../../events.ts';
 import { type JsonObject, sha256 } from '../../json.ts';
 import { lazySecretKey } from '../../secret.ts';
 import type { Lease, NewPlan, PlannedEffect, Store, StoredPlan } from '../../store/store.ts';
-import { Baton } from '../baton.ts';
 import { describeJobError } from '../code-location.ts';
-import { eventLogger, RecordContext } from '../context.ts';
 import { type AnyJob, jobFileOf } from '../define.ts';
-import { Effects } from '../effects.ts';
+import { Effects } from '../effects/effects.ts';
 import { resolveParams } from '../params.ts';
-import { dialectOf, RecordTx } from '../record-tx.ts';
+import { eventLogger, RecordContext } from '../record/context.ts';
 import { listShardNames } from '../runner.ts';
-import { WriteBuffer } from '../write-buffer.ts';
+import { Baton } from '../tx/baton.ts';
+import { dialectOf, RecordTx } from '../tx/record-tx.ts';
+import { WriteBuffer } from '../tx/write-buffer.ts';
 import type { EffectGuard } from './effect-guard.ts';
 
 export interface PlanOptions {

@@ -232,7 +232,6 @@ export const postgresMigrations: readonly { id: number; name: string; sql: strin
       CREATE TABLE {schema}.rate_buckets (
         name TEXT PRIMARY KEY,
         tokens DOUBLE PRECISION NOT NULL,
-        granted INTEGER NOT NULL,
         updated_at BIGINT NOT NULL
       );
     `,
