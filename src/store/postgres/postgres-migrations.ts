@@ -232,6 +232,7 @@ export const postgresMigrations: readonly { id: number; name: string; sql: strin
       CREATE TABLE {schema}.rate_buckets (
         name TEXT PRIMARY KEY,
         tokens DOUBLE PRECISION NOT NULL,
+        granted INTEGER NOT NULL DEFAULT 0,
         updated_at BIGINT NOT NULL
       );
     `,

@@ -39,7 +39,8 @@ export class SqlPlans implements PlanStore {
 }
 
 /**
- * Rate buckets on a SQL server: a take is one short transaction that makes sure the bucket's row
+ * Rate buckets on a SQL server. Where the server has RETURNING (PostgreSQL), a take is one upsert
+ * statement. Elsewhere (MySQL) it is one short transaction that makes sure the bucket's row
  * exists, locks it (so the takes of every worker are ordered), reads it with the database's
  * time, and writes back what is left. The first statement is an upsert that changes nothing, not
  * a plain insert that skips a duplicate: on MySQL it takes the row's exclusive lock at once,
@@ -54,6 +55,21 @@ export class SqlRateBuckets implements RateBucketStore {
 
   async takeTokens(name: string, perSecond: number, burst: number, want: number): Promise<TokenGrant> {
     const { prefix: p, dialect } = this.#db;
+    if (dialect.returning) {
+      // One statement, one round trip: the upsert locks the row, `excluded.updated_at` is the
+      // database's time taken once, and every SET expression reads the row as it was.
+      const available = `LEAST(CAST(? AS DOUBLE PRECISION), b.tokens + GREATEST(0, excluded.updated_at - b.updated_at) * CAST(? AS DOUBLE PRECISION) / 1000.0)`;
+      const rows = await this.#db.rows(
+        `INSERT INTO ${p}rate_buckets AS b (name, tokens, granted, updated_at) VALUES (?, ?, ?, ${dialect.now})
+         ON CONFLICT (name) DO UPDATE SET
+           granted = LEAST(CAST(? AS DOUBLE PRECISION), floor(${available})),
+           tokens = ${available} - LEAST(CAST(? AS DOUBLE PRECISION), floor(${available})),
+           updated_at = GREATEST(b.updated_at, excluded.updated_at)
+         RETURNING granted, tokens`,
+        [name, burst - Math.min(want, burst), Math.min(want, burst), want, burst, perSecond, burst, perSecond, want, burst, perSecond],
+      );
+      return grantOf(Number(rows[0]?.granted ?? 0), Number(rows[0]?.tokens ?? 0), perSecond);
+    }
     return this.#db.transaction(async (on) => {
       await on.query(`INSERT INTO ${p}rate_buckets (name, tokens, updated_at) VALUES (?, ?, ${dialect.now})${dialect.onConflict(['name'], [], 'tokens')}`, [
         name,
