@@ -105,7 +105,8 @@ async function openPostgres(url: string): Promise<Store> {
 
 /** `?prefix=NAME` names the store's tables in the URL's database; the rest of the URL goes to `mysql2`. */
 async function openMysql(url: string): Promise<Store> {
-  const { MysqlStore, parseMysqlUrl } = await import('../mysql.ts');
+  const { MysqlStore } = await import('./mysql/mysql-store.ts');
+  const { parseMysqlUrl } = await import('./mysql/mysql-driver.ts');
   const { driverUrl, prefix, database } = parseMysqlUrl(url);
   return new MysqlStore({ url: driverUrl, prefix, database, location: redactUrl(url) });
 }
