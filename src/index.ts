@@ -28,7 +28,7 @@ export type { CheckpointPolicy, CheckpointSample, CheckpointSpec } from './job/p
 export type { RunJobOutcome, RunOptions, RunSummary } from './job/runner.ts';
 export { runJob } from './job/runner.ts';
 export type { OnDrift } from './job/shard/drift.ts';
-export type { ShardResult } from './job/shard/shard-run.ts';
+export type { ShardResult } from './job/shard/shard-types.ts';
 export { shutdownOnSignals } from './job/shutdown.ts';
 export type { JobSql, SqlResult } from './job/tx/job-sql.ts';
 export type { TxHandle } from './job/tx/record-tx.ts';
@@ -52,6 +52,8 @@ export type { SqlKey, SqlKeyValue, SqlTableOptions } from './source/sql/sql-tabl
 export { sqlTable } from './source/sql/sql-table.ts';
 export type { JetStreamMessage, JetStreamOptions } from './source/stream/jetstream.ts';
 export { jetStream } from './source/stream/jetstream.ts';
+export type { Lsn, PgChange, PgChangePosition, PgChangesOptions } from './source/stream/pg-changes.ts';
+export { pgChanges } from './source/stream/pg-changes.ts';
 export type { RedisStreamEntry } from './source/stream/redis-client.ts';
 export type { RedisStreamOptions } from './source/stream/redis-stream.ts';
 export { redisStream } from './source/stream/redis-stream.ts';
