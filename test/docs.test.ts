@@ -50,6 +50,12 @@ test('every relative link in README.md and docs/*.md resolves, every repository 
   assert.deepEqual(problems, []);
 });
 
+test('every command ckpt --help lists has its row in docs/operating.md', { timeout: 60_000 }, async () => {
+  const operating = read(join(repoRoot, 'docs', 'operating.md'));
+  const undocumented = [...(await api()).commands.keys()].filter((command) => !operating.includes(`| \`ckpt ${command}\` |`));
+  assert.deepEqual(undocumented, []);
+});
+
 test('README.md is at most 200 lines and opens with the two commands', () => {
   const readme = read(join(repoRoot, 'README.md'));
   assert.ok(readme.split('\n').length <= 200, `README.md has ${readme.split('\n').length} lines`);
