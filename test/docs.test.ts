@@ -56,6 +56,12 @@ test('every command ckpt --help lists has its row in docs/operating.md', { timeo
   assert.deepEqual(undocumented, []);
 });
 
+test('the site npm run docs builds holds every page: README.md as its front page, docs/*.md in reading order', () => {
+  const config = JSON.parse(read(join(repoRoot, 'typedoc.json'))) as { readme?: string; projectDocuments?: string[] };
+  assert.equal(config.readme, 'README.md');
+  assert.deepEqual([...(config.projectDocuments ?? [])].sort(), pages.filter((page) => page !== 'README.md').sort());
+});
+
 test('README.md is at most 200 lines and opens with the two commands', () => {
   const readme = read(join(repoRoot, 'README.md'));
   assert.ok(readme.split('\n').length <= 200, `README.md has ${readme.split('\n').length} lines`);
