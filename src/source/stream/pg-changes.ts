@@ -4,7 +4,7 @@ import { isSecret, type Secret } from '../../secret.ts';
 import { paged } from '../cursor.ts';
 import type { Lag, Source, SourceItem } from '../source.ts';
 import { describeServer, importPeer } from './optional-peer.ts';
-import { compareLsn, type Lsn, type Message, PgoutputDecoder, type Row } from './pgoutput.ts';
+import { compareLsn, type Lsn, type Message, PgoutputDecoder } from './pgoutput.ts';
 
 export type { Lsn } from './pgoutput.ts';
 
@@ -14,9 +14,9 @@ export interface PgChange {
   table: string;
   op: 'insert' | 'update' | 'delete' | 'truncate';
   /** The row after an insert or update: text values as PostgreSQL prints them, null for NULL; a TOASTed value an update left unchanged is absent. */
-  new?: Row;
+  new?: Record<string, string | null>;
   /** Before an update or delete: the replica identity's columns (the primary key by default, the whole row with REPLICA IDENTITY FULL); on an update only when they changed, or with FULL. */
-  old?: Row;
+  old?: Record<string, string | null>;
   /** Where the change's transaction committed: the end of its commit record. */
   lsn: Lsn;
   xid: number;
