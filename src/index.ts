@@ -42,5 +42,6 @@ export type { Source } from './source/source.ts';
 // sqlTable imports its database's driver only when it reads (a URL names which), so it sits here.
 export { sqlTable } from './source/sql/sql-table.ts';
 export { jetStream } from './source/stream/jetstream.ts';
+export { pgChanges } from './source/stream/pg-changes.ts';
 export { redisStream } from './source/stream/redis-stream.ts';
 export { openStore } from './store/open-store.ts';

@@ -26,6 +26,7 @@ const ROOT = [
   'sqlTable',
   'redisStream',
   'jetStream',
+  'pgChanges',
   // the errors
   'CheckpointedError',
   'UsageError',

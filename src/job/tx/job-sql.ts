@@ -1,3 +1,4 @@
+import { dialect as dialectNamed } from '../../store/sql/dialects.ts';
 import type { SqlHandle } from '../../store/store.ts';
 
 /** What a query returns: its rows and how many rows it wrote or returned. */
@@ -22,10 +23,9 @@ export interface JobSql extends SqlHandle {
 
 /** The SQL text and parameters of a tagged template, in `dialect`'s placeholders. */
 export function sqlQuery(dialect: string, strings: readonly string[], values: readonly unknown[]): { text: string; params: unknown[] } {
-  // PostgreSQL numbers its parameters; SQLite and MySQL take positional `?`.
-  const placeholder = dialect === 'postgres' ? (index: number) => `$${index + 1}` : () => '?';
+  const d = dialectNamed(dialect);
   let text = strings[0] ?? '';
-  for (let index = 0; index < values.length; index++) text += placeholder(index) + (strings[index + 1] ?? '');
+  for (let index = 0; index < values.length; index++) text += d.placeholder(index + 1) + (strings[index + 1] ?? '');
   return { text, params: [...values] };
 }
 

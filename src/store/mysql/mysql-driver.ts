@@ -1,7 +1,8 @@
 import { StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
 import { chainKeyFinder } from '../../secret.ts';
 import type { Row } from '../rows.ts';
-import { describeDriverError, isTransientStoreError } from '../transient.ts';
+import { describeDriverError } from '../transient.ts';
+import { mysqlDialect } from './mysql-dialect.ts';
 import type { MysqlTx } from './mysql-tx.ts';
 
 /**
@@ -57,26 +58,14 @@ export function toResult([result]: MysqlRawResult): MysqlResult {
   };
 }
 
-/**
- * Now on the database's clock, in epoch ms: every lease is judged by one clock. Arithmetic on
- * UTC_TIMESTAMP, not UNIX_TIMESTAMP(NOW()), so the session's time zone (and its DST hour) cannot
- * shift it.
- */
-export const NOW = `(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) DIV 1000)`;
+/** Now on the database's clock, in epoch ms: every lease is judged by one clock. */
+export const NOW = mysqlDialect.now;
 
 /** How long a transaction of ours may sit idle, its worker frozen, before the server ends the session. */
-export const FROZEN_SESSION_MS = 5000;
+export const FROZEN_SESSION_MS = mysqlDialect.frozenSessionMs;
 
-/**
- * Bound the session's idle wait (in whole seconds, at least 1): the server closes a connection
- * that sends nothing for that long and rolls its transaction back, freeing its row locks.
- * `wait_timeout` is the one setting MySQL 8 and MariaDB share for this (MariaDB's
- * `idle_transaction_timeout` has no MySQL twin), so one tested path serves both; it applies out
- * of a transaction too, so every user puts it back with RESTORE_WAIT.
- */
-export function boundIdleWait(ms: number): string {
-  return `SET SESSION wait_timeout = ${Math.max(1, Math.ceil(ms / 1000))}`;
-}
+/** Bound the session's idle wait (see MysqlDialect.idleLimit). */
+export const boundIdleWait = (ms: number): string => mysqlDialect.idleLimit(ms);
 /** Puts back what boundIdleWait and the job's transaction (boundTxSession) change. */
 export const RESTORE_WAIT = 'SET SESSION wait_timeout = DEFAULT, innodb_lock_wait_timeout = DEFAULT';
 
@@ -90,42 +79,12 @@ export function boundTxSession(leaseMs: number): string {
   return `SET SESSION wait_timeout = ${seconds}, innodb_lock_wait_timeout = ${seconds}`;
 }
 
-export function quoteName(name: string): string {
-  return `\`${name.replaceAll('`', '``')}\``;
-}
+export const quoteName = (name: string): string => mysqlDialect.quote(name);
 
-/**
- * Errors that say "the server is not reachable right now", or "the transaction was rolled back
- * whole, try again" (a deadlock; a lock wait past innodb_lock_wait_timeout, whose holder is a
- * frozen session the server will end): retrying the same call later can succeed.
- */
-const transientCodes = new Set([
-  'PROTOCOL_CONNECTION_LOST',
-  'PROTOCOL_SEQUENCE_TIMEOUT',
-  'ER_SERVER_SHUTDOWN', // 1053
-  'ER_CONNECTION_KILLED', // MariaDB 1927
-  'ER_CLIENT_INTERACTION_TIMEOUT', // MySQL 4031: the server closed an idle session
-  'ER_CON_COUNT_ERROR', // too many connections
-  'ER_LOCK_DEADLOCK', // 1213
-  'ER_LOCK_WAIT_TIMEOUT', // 1205
-  'ER_QUERY_INTERRUPTED', // 1317: the statement was killed (a shutdown in progress)
-  'ER_UNKNOWN_COM_ERROR', // 1047: a Galera node not ready for clients yet
-]);
-
-const transientMessages = /closed state|Connection lost|Pool is closed/i;
-
-export function isTransientMysqlError(error: unknown): boolean {
-  if (isTransientStoreError(error)) return true;
-  if (error === null || typeof error !== 'object') return false;
-  const { code, message } = error as { code?: unknown; message?: unknown };
-  if (typeof code === 'string' && transientCodes.has(code)) return true;
-  return typeof message === 'string' && transientMessages.test(message);
-}
+export const isTransientMysqlError = (error: unknown): boolean => mysqlDialect.isTransient(error);
 
 /** A driver error that left the connection unusable (mysql2 marks those `fatal`). */
-export function isFatalMysqlError(error: unknown): boolean {
-  return error !== null && typeof error === 'object' && (error as { fatal?: unknown }).fatal === true;
-}
+export const isFatalMysqlError = (error: unknown): boolean => mysqlDialect.isFatal(error);
 
 /** Transient driver errors become StoreUnavailableError (retried by the runner); others pass through. */
 export function wrapMysqlError(error: unknown, location: string): unknown {

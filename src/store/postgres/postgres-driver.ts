@@ -3,6 +3,7 @@ import { chainKeyFinder } from '../../secret.ts';
 import type { Row } from '../rows.ts';
 import type { ChainHead } from '../store-types.ts';
 import { describeDriverError, isTransientStoreError } from '../transient.ts';
+import { postgresDialect } from './postgres-dialect.ts';
 import type { PostgresTx } from './postgres-tx.ts';
 
 /**
@@ -51,14 +52,12 @@ export interface PostgresStoreOptions {
 export const DEFAULT_PG_SCHEMA = 'checkpointed';
 
 /** Now on the database's clock, in epoch ms: every lease is judged by one clock. */
-export const NOW = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
+export const NOW = postgresDialect.now;
 
 /** How long a transaction of ours may sit idle, its worker frozen, before PostgreSQL ends the session. */
-export const FROZEN_SESSION_MS = 5000;
+export const FROZEN_SESSION_MS = postgresDialect.frozenSessionMs;
 
-export function quoteName(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
+export const quoteName = (name: string): string => postgresDialect.quote(name);
 
 /** A `pg.Pool` for a URL. Imported on first use, so SQLite-only users never load the driver. */
 export async function createPgPool(config: { connectionString: string; max: number }): Promise<PgPool> {

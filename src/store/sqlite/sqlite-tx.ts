@@ -1,6 +1,7 @@
 import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
 import { StoreError } from '../../errors.ts';
 import type { Lease, SqlHandle, Tx } from '../store.ts';
+import { sqliteDialect } from './sqlite-dialect.ts';
 import type { SqliteDriver } from './sqlite-driver.ts';
 
 /** The job's unit of work on SQLite: BEGIN IMMEDIATE on first use, COMMIT with the checkpoint. */
@@ -108,7 +109,7 @@ const savepointStatements = new Map<string, { save: string; release: string; rol
 function savepointSql(name: string): { save: string; release: string; rollback: string } {
   let sql = savepointStatements.get(name);
   if (sql === undefined) {
-    const quoted = `"${name.replaceAll('"', '""')}"`;
+    const quoted = sqliteDialect.quote(name);
     sql = { save: `SAVEPOINT ${quoted}`, release: `RELEASE SAVEPOINT ${quoted}`, rollback: `ROLLBACK TO SAVEPOINT ${quoted}` };
     savepointStatements.set(name, sql);
   }
