@@ -117,8 +117,12 @@ export function parseMysqlUrl(url: string): MysqlUrlParts {
   return { driverUrl: parsed.toString(), prefix, database };
 }
 
-/** A `mysql2` promise pool for a URL. Imported on first use, so other stores' users never load the driver. */
-export async function createMysqlPool(config: { url: string; max: number }): Promise<MysqlPool> {
+/**
+ * A `mysql2` promise pool for a URL. Imported on first use, so other stores' users never load the driver.
+ * `multipleStatements`: its connections take several statements in one round trip; only the
+ * store's own batches get such a pool (see MysqlDriver.batchPool), never the job's `ctx.tx`.
+ */
+export async function createMysqlPool(config: { url: string; max: number; multipleStatements?: boolean }): Promise<MysqlPool> {
   const specifier = 'mysql2/promise';
   let mysql: { createPool(config: object): MysqlPool };
   try {
@@ -127,7 +131,13 @@ export async function createMysqlPool(config: { url: string; max: number }): Pro
     throw new UsageError('a mysql:// store needs the mysql2 package: npm install mysql2');
   }
   // BIGINT columns come back as numbers (epoch ms and ids stay far below 2^53).
-  const pool = mysql.createPool({ uri: config.url, connectionLimit: config.max, enableKeepAlive: true, supportBigNumbers: false });
+  const pool = mysql.createPool({
+    uri: config.url,
+    connectionLimit: config.max,
+    enableKeepAlive: true,
+    supportBigNumbers: false,
+    multipleStatements: config.multipleStatements === true,
+  });
   pool.on('connection', (connection) => {
     // The driver may report a dead idle connection more than once; a second report with no
     // listener would end the process. The pool drops such a connection by itself.
@@ -176,6 +186,7 @@ export class MysqlDriver {
   clockOffsetMs = 0;
   readonly #options: MysqlStoreOptions;
   #pool: Promise<MysqlPool> | undefined;
+  #batchPool: Promise<MysqlPool> | undefined;
   #ended = false;
 
   constructor(options: MysqlStoreOptions) {
@@ -195,6 +206,20 @@ export class MysqlDriver {
     if (this.#ended) return Promise.reject(new StoreError(`the store ${this.location} is closed`));
     this.#pool ??= (async () => this.#options.pool ?? createMysqlPool({ url: String(this.#options.url), max: this.#options.maxConnections ?? 4 }))();
     return this.#pool;
+  };
+
+  /**
+   * A second pool, made from the store's URL, whose connections take several statements in one
+   * round trip: the effect journal sends a batch's transaction in two. Its statements are the
+   * store's own, values escaped by the driver; the job's `ctx.tx` never gets one of its
+   * connections. Undefined when the store was handed a pool (its connections' settings are the
+   * caller's): the journal then sends one statement at a time.
+   */
+  batchPool = (): Promise<MysqlPool> | undefined => {
+    if (this.#options.pool !== undefined || this.#options.url === undefined) return undefined;
+    if (this.#ended) return Promise.reject(new StoreError(`the store ${this.location} is closed`));
+    this.#batchPool ??= createMysqlPool({ url: this.#options.url, max: this.#options.maxConnections ?? 4, multipleStatements: true });
+    return this.#batchPool;
   };
 
   /** One statement on any pooled connection (autocommit); driver errors become the store's. */
@@ -272,7 +297,10 @@ export class MysqlDriver {
     this.openTxs.clear();
     this.#ended = true;
     const pool = this.#pool;
+    const batchPool = this.#batchPool;
     this.#pool = undefined;
+    this.#batchPool = undefined;
     if (pool !== undefined && this.#options.pool === undefined) await (await pool.catch(() => undefined))?.end().catch(() => undefined);
+    if (batchPool !== undefined) await (await batchPool.catch(() => undefined))?.end().catch(() => undefined);
   }
 }
