@@ -1,4 +1,4 @@
-// The MySQL journal's usual batch: two round trips on a store made from a URL (its batch pool
+// The MySQL journal's usual batch: one round trip on a store made from a URL (its batch pool
 // takes several statements at once), one statement a round trip on a store handed a pool; and on
 // both, each guess of that way (the lease, the chain head, no entry for a claim) that does not
 // hold sends the batch the locked way, with the answers and the chain the contract asks for.
@@ -64,7 +64,7 @@ for (const kind of ['url', 'pool'] as const) {
     /** An event the caller did not date: the store dates it when it links it, once. */
     const undated = (type: string, key: string) => ({ type, runId: null, shard: 'main', data: { key } });
 
-    test('the usual batch (claims, completions, events, fenced) commits in two round trips from a URL, one statement each from a pool', async () => {
+    test('the usual batch (claims, completions, events, fenced) commits in one round trip from a URL, one statement each from a pool', async () => {
       const store = await open();
       const { instance, lease, scope } = await claimed(store);
       const fence = fenceOf(lease);
@@ -79,9 +79,10 @@ for (const kind of ['url', 'pool'] as const) {
       ];
       const { result, trips: used } = await counted(() => store.journal(instance.id, batch, fence));
       assert.deepEqual(result, [undefined, undefined, undefined]);
-      // From a URL: all but the COMMIT, then the COMMIT. From a pool: wait_timeout, START, the
-      // fencing read, the head, two effect inserts, the events, COMMIT, wait_timeout back.
-      assert.equal(used, kind === 'url' ? 2 : 9);
+      // From a URL: the whole transaction at once. From a pool: wait_timeout, START, the fencing
+      // read and its check, the head and its check, two effect inserts, the events, COMMIT,
+      // wait_timeout back.
+      assert.equal(used, kind === 'url' ? 1 : 11);
       assert.deepEqual((await store.effect(scope, 'a'))?.result, { ok: 1 });
       assert.equal((await store.effect(scope, 'c'))?.status, 'intent');
       const chain = await readChain(store, instance.id);

@@ -9,10 +9,8 @@ import {
   type MysqlDriver,
   type MysqlPool,
   type MysqlQueryable,
-  type MysqlResult,
   NOW,
   RESTORE_WAIT,
-  toResult,
 } from './mysql-driver.ts';
 import { eventRow } from './mysql-history.ts';
 
@@ -29,10 +27,26 @@ interface Statement {
   values: unknown[];
 }
 
-/** MySQL's duplicate-key error: a claim of the fast way found an entry. */
+/** MySQL's duplicate-key error: a claim of the usual way found an entry. */
 const DUPLICATE_KEY = 1062;
 
-const isDuplicateKey = (error: unknown): boolean => (error as { errno?: unknown } | null)?.errno === DUPLICATE_KEY;
+/**
+ * "Subquery returns more than 1 row": what `unless` makes the server answer when its condition
+ * is false. The one error a statement of the batch can end with by design, on MySQL and MariaDB
+ * alike, whatever the session's sql_mode.
+ */
+const GUESS_FAILED = 1242;
+
+/** Whether a batch failed on one of its guesses (a check of `unless`, a claim's duplicate key), not on an error. */
+function isGuess(error: unknown): boolean {
+  const errno = (error as { errno?: unknown } | null)?.errno;
+  return errno === DUPLICATE_KEY || errno === GUESS_FAILED;
+}
+
+/** A statement that fails with GUESS_FAILED unless `condition` holds: a scalar subquery that has one row, or two. */
+function unless(condition: string, values: unknown[]): Statement {
+  return { sql: `SELECT (SELECT 1 UNION ALL SELECT 1 FROM DUAL WHERE NOT (${condition})) AS held`, values };
+}
 
 /** `(generation, key_hash) IN (…)` for `writes`, and its values. */
 function keysIn(writes: readonly Keyed[]): { sql: string; values: unknown[] } {
@@ -97,22 +111,30 @@ export class MysqlJournal implements EffectJournalParts {
   /**
    * The usual batch, on three guesses: the lease still holds the shard, the chain head is still
    * the one this process last wrote, and every claim finds no entry (a plain insert). The head
-   * is moved only if it is that one (which takes its lock). Any guess wrong (a stale lease, the
-   * head moved, a duplicate key), the transaction is rolled back whole and undefined returned:
-   * the locked way runs then, and decides.
+   * is moved only if it is that one (which takes its lock). Each guess is checked by the
+   * statement after the one it is about, which fails if it did not hold (GUESS_FAILED; a claim
+   * that finds an entry fails its insert by itself, DUPLICATE_KEY), so no statement after it
+   * runs: the transaction is rolled back whole and undefined returned, and the locked way runs
+   * then, and decides.
    */
   async #fast(instanceId: number, writes: readonly JournalWrite[], fence: JournalFence | undefined, head: ChainHead): Promise<JournalOutcome[] | undefined> {
     const p = this.#db.p;
     const events = writes.flatMap((write) => write.events.map((event) => ({ generation: write.scope.generation, event })));
     const chained = chainGenerations(instanceId, head, events, this.#db.chainKey(), this.#db.clockOffsetMs);
     const statements: Statement[] = [];
-    // First, before the chain head's lock (the order a checkpoint's commit takes them in): the
-    // shard row, share-locked so no claim of the shard commits before this batch does.
-    if (fence !== undefined) statements.push({ sql: `SELECT lease_token, run_id FROM ${p}shards WHERE id = ? LOCK IN SHARE MODE`, values: [fence.shardId] });
+    if (fence !== undefined) {
+      // First, before the chain head's lock (the order a checkpoint's commit takes them in): the
+      // shard row, share-locked so no claim of the shard commits before this batch does; then
+      // the lease's token must be the one it holds.
+      statements.push({ sql: `SELECT lease_token FROM ${p}shards WHERE id = ? LOCK IN SHARE MODE`, values: [fence.shardId] });
+      statements.push(unless(`EXISTS (SELECT 1 FROM ${p}shards WHERE id = ? AND lease_token = ?)`, [fence.shardId, fence.token]));
+    }
     statements.push({
       sql: `UPDATE ${p}chain_heads SET seq = ?, hash = ? WHERE instance_id = ? AND seq = ? AND hash = ?`,
       values: [chained.head.seq, chained.head.hash, instanceId, head.seq, head.hash],
     });
+    // The row it matched (the driver connects with FOUND_ROWS, so an unchanged head counts).
+    statements.push(unless('ROW_COUNT() = 1', []));
     statements.push(
       ...this.#effectWrites(
         instanceId,
@@ -121,24 +143,20 @@ export class MysqlJournal implements EffectJournalParts {
       ),
     );
     if (chained.rows.length > 0) statements.push(this.#eventInsert(instanceId, chained.rows));
-    const held = (results: readonly MysqlResult[]): boolean => {
-      const [first, second] = results;
-      if (fence !== undefined && isStale(fence, holderOf(first?.rows[0]))) return false;
-      return (fence === undefined ? first : second)?.affectedRows === 1;
-    };
     const pool = this.#db.batchPool();
-    const committed = pool === undefined ? await this.#oneByOne(statements, held) : await this.#twoTrips(pool, statements, held);
+    const committed = pool === undefined ? await this.#oneByOne(statements) : await this.#oneTrip(pool, statements);
     if (!committed) return undefined;
     this.#heads.set(instanceId, chained.head);
     return writes.map(() => undefined);
   }
 
   /**
-   * `statements` in one transaction, in two round trips: all of them (the session's idle wait
-   * bounded first, as MysqlDriver.transaction does), then COMMIT if `held` says their answers
-   * allow it, else ROLLBACK. A duplicate key rolls back too. True when committed.
+   * `statements` in one transaction, in one round trip: the session's idle wait bounded (as
+   * MysqlDriver.transaction does), START TRANSACTION, the statements, COMMIT, the idle wait put
+   * back. The server runs none after the first that fails: if that is a guess of the batch
+   * (GUESS_FAILED, DUPLICATE_KEY), the transaction is rolled back and false returned.
    */
-  async #twoTrips(pool: Promise<MysqlPool>, statements: readonly Statement[], held: (results: readonly MysqlResult[]) => boolean): Promise<boolean> {
+  async #oneTrip(pool: Promise<MysqlPool>, statements: readonly Statement[]): Promise<boolean> {
     let connection: Awaited<ReturnType<MysqlPool['getConnection']>>;
     try {
       connection = await (await pool).getConnection();
@@ -147,27 +165,23 @@ export class MysqlJournal implements EffectJournalParts {
     }
     let keep = false;
     try {
-      const opening = [boundIdleWait(FROZEN_SESSION_MS), 'START TRANSACTION'];
-      let answers: unknown[];
+      const sql = [boundIdleWait(FROZEN_SESSION_MS), 'START TRANSACTION', ...statements.map((statement) => statement.sql), 'COMMIT', RESTORE_WAIT];
       try {
-        const [results] = await connection.query(
-          [...opening, ...statements.map((statement) => statement.sql)].join(';\n'),
+        await connection.query(
+          sql.join(';\n'),
           statements.flatMap((statement) => statement.values),
         );
-        answers = (results as unknown[]).slice(opening.length);
       } catch (error) {
-        if (!isDuplicateKey(error)) throw error;
+        if (!isGuess(error)) throw error;
         await connection.query(`ROLLBACK;\n${RESTORE_WAIT}`);
         keep = true;
         return false;
       }
-      const commit = held(answers.map((answer) => toResult([answer, undefined])));
-      await connection.query(`${commit ? 'COMMIT' : 'ROLLBACK'};\n${RESTORE_WAIT}`);
       keep = true;
-      return commit;
+      return true;
     } catch (error) {
-      // The session is in an unknown state (a transaction open, its idle wait bounded): it is
-      // closed, which rolls back whatever it had not committed, never handed out again.
+      // The session is in an unknown state (a transaction perhaps open, its idle wait bounded):
+      // it is closed, which rolls back whatever it had not committed, never handed out again.
       throw this.#db.wrap(error);
     } finally {
       if (keep) connection.release();
@@ -175,17 +189,15 @@ export class MysqlJournal implements EffectJournalParts {
     }
   }
 
-  /** The same as #twoTrips, one statement a round trip, on the store's own pool. */
-  async #oneByOne(statements: readonly Statement[], held: (results: readonly MysqlResult[]) => boolean): Promise<boolean> {
+  /** The same as #oneTrip, one statement a round trip, on the store's own pool. */
+  async #oneByOne(statements: readonly Statement[]): Promise<boolean> {
     try {
       return await this.#db.transaction(async (on) => {
-        const results: MysqlResult[] = [];
-        for (const statement of statements) results.push(await on.query(statement.sql, statement.values));
-        if (!held(results)) throw new NotHeld();
+        for (const statement of statements) await on.query(statement.sql, statement.values);
         return true;
       });
     } catch (error) {
-      if (error instanceof NotHeld || isDuplicateKey(error)) return false;
+      if (isGuess(error)) return false;
       throw error;
     }
   }
@@ -305,6 +317,3 @@ export class MysqlJournal implements EffectJournalParts {
 function holderOf(row: Row | undefined): ShardHolder | undefined {
   return row === undefined ? undefined : { token: Number(row.lease_token), runId: row.run_id === null ? null : Number(row.run_id) };
 }
-
-/** A guess of the fast way did not hold: its transaction is rolled back. */
-class NotHeld extends Error {}
