@@ -10,7 +10,8 @@
 // The fake directory lives in $CKPT_CHAOS_DIR when `ckpt chaos` runs the job (so each chaos run
 // starts from a fresh directory), else in examples/data/directory.db, or --param directory=PATH.
 import { join } from 'node:path';
-import { type ChaosCheckInput, defineJob, fromArray } from 'checkpointed';
+import { defineJob, fromArray } from 'checkpointed';
+import type { ChaosCheckInput } from 'checkpointed/types';
 import { FakeDirectory } from './fake-directory.ts';
 
 type Params = { accounts: number; directory: string; latencyMs: number };

@@ -10,7 +10,8 @@ import { resolveParams } from './params.ts';
 import { type CheckpointPolicy, type CheckpointSpec, checkpointPolicy } from './policy/policy.ts';
 import { retryPolicy } from './policy/retry.ts';
 import { checkCompletedBy, type OnDrift, RestartForDrift } from './shard/drift.ts';
-import { runShard, type ShardResult } from './shard/shard-run.ts';
+import { runShard } from './shard/shard-run.ts';
+import type { ShardResult } from './shard/shard-types.ts';
 import { defaultWorker, isDeadLocalWorker, localNode, reapedEvent } from './workers.ts';
 
 export interface RunOptions {

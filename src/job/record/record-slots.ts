@@ -1,8 +1,7 @@
 import type { JsonObject } from '../../json.ts';
 import { RecordTx } from '../tx/record-tx.ts';
 import type { RecordContext } from './context.ts';
-import { recordContext } from './record-run.ts';
-import type { RecordLoopInput } from './record-steps.ts';
+import { type RecordRunInput, recordContext } from './record-run.ts';
 
 /** One record's share of a context: its `ctx`, and its `ctx.tx` once used. */
 export interface Slot {
@@ -19,12 +18,12 @@ export interface Slot {
  * until it settles, and gives it back for the next.
  */
 export class SlotPool {
-  readonly #input: RecordLoopInput;
+  readonly #input: RecordRunInput;
   readonly #savepoint: boolean;
   readonly #spare: Slot[] = [];
 
   /** `savepoint`: records need their own savepoint (their failure can be retried or dead-lettered). */
-  constructor(input: RecordLoopInput, savepoint: boolean) {
+  constructor(input: RecordRunInput, savepoint: boolean) {
     this.#input = input;
     this.#savepoint = savepoint;
   }

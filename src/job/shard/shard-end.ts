@@ -6,7 +6,7 @@ import { jobFileOf } from '../define.ts';
 import type { Rework } from '../policy/progress-mark.ts';
 import type { CheckpointBoundary } from '../record/checkpoint-boundary.ts';
 import type { RecordLoop } from '../record/record-loop.ts';
-import type { ShardResult, ShardRunInput } from './shard-run.ts';
+import type { ShardResult, ShardRunInput } from './shard-types.ts';
 
 export interface ShardEndInput {
   input: ShardRunInput;

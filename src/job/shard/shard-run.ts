@@ -1,76 +1,22 @@
 import { CorruptCheckpointError, DriftError, FencedError, UsageError } from '../../errors.ts';
-import type { EventMap, EventType } from '../../events.ts';
 import type { JsonObject, JsonValue } from '../../json.ts';
 import { openCursor } from '../../source/cursor.ts';
-import type { Lease, RunOutcome, Store } from '../../store/store.ts';
 import { isTransientStoreError } from '../../store/transient.ts';
 import { describeJobError } from '../code-location.ts';
-import { type AnyJob, jobFileOf } from '../define.ts';
+import { jobFileOf } from '../define.ts';
 import { Effects } from '../effects/effects.ts';
-import type { CheckpointPolicy } from '../policy/policy.ts';
 import { ProgressMarker, reworkAfter } from '../policy/progress-mark.ts';
-import type { RetryPolicy } from '../policy/retry.ts';
 import { CheckpointBoundary } from '../record/checkpoint-boundary.ts';
 import { eventLogger } from '../record/context.ts';
 import { RecordLoop } from '../record/record-loop.ts';
 import type { Emit } from '../record/record-run.ts';
 import { Baton } from '../tx/baton.ts';
-import { checkDrift, type OnDrift, RestartForDrift } from './drift.ts';
+import { checkDrift, RestartForDrift } from './drift.ts';
 import { codeIdentity } from './job-identity.ts';
 import { runSetup } from './setup.ts';
 import { endShard } from './shard-end.ts';
+import type { ShardResult, ShardRunInput } from './shard-types.ts';
 import { onStopAtOnce } from './stop-at-once.ts';
-
-export interface ShardResult {
-  shard: string;
-  outcome: Exclude<RunOutcome, 'running' | 'crashed'>;
-  /** Records finished in this run. */
-  records: number;
-  /** Shard total: records covered by its checkpoint. */
-  processed: number;
-  /** Position of the last checkpoint (where the next run resumes). */
-  position: JsonValue | null;
-  resumedFrom: JsonValue | null;
-  rework: number;
-  /** `rework` is a ceiling from a crashed run's progress mark: the truth is at most `reworkMarkStep` less. */
-  reworkAtMost?: boolean;
-  reworkMarkStep?: number;
-  /** Time this run spent redoing the rework records, ms (checkpoint time excluded). */
-  reworkMs: number;
-  /** The checkpoint interval in force at the end: ms of work and records (auto: chosen from measurements). */
-  interval: { ms: number | null; records: number | null; reason: string };
-  checkpoints: number;
-  checkpointMs: number;
-  /** Records this run sent to dead letters (committed ones only count once the chunk commits). */
-  deadLetters?: number;
-  error?: string;
-  /** The failure's full stack, for CKPT_DEBUG=1 (never stored). */
-  stack?: string;
-  /** The run ended because the store was unreachable (its lease is released or will expire). */
-  storeUnavailable?: boolean;
-}
-
-export interface ShardRunInput {
-  job: AnyJob;
-  params: unknown;
-  store: Store;
-  lease: Lease;
-  policy: CheckpointPolicy;
-  concurrency: number;
-  heartbeatMs: number;
-  drainMs: number;
-  signal: AbortSignal | undefined;
-  emit: Emit;
-  /** Listeners only: for events the effect journal stores itself. */
-  notify: <K extends EventType>(type: K, data: EventMap[K]) => void;
-  paramsHash: string;
-  onDrift: OnDrift;
-  retry: RetryPolicy;
-  skipLimit: number;
-  secretKey: () => Buffer;
-  /** Read past the source's head, waiting for more (follow mode). */
-  follow?: boolean;
-}
 
 const PROGRESS_EVERY_MS = 200;
 /** How often a follower asks its source how far behind the head it is (a round trip to the server). */

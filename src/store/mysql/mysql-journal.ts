@@ -3,15 +3,7 @@ import { chainGenerations, GENESIS, type GenerationEvent } from '../audit-chain.
 import { completions, entryKey, fenceBatch, isStale, type ShardHolder } from '../journal-fence.ts';
 import { type Row, toEffect } from '../rows.ts';
 import type { ChainHead, EffectEntry, EffectJournalParts, EffectScope, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
-import {
-  boundIdleWait,
-  FROZEN_SESSION_MS,
-  type MysqlDriver,
-  type MysqlPool,
-  type MysqlQueryable,
-  NOW,
-  RESTORE_WAIT,
-} from './mysql-driver.ts';
+import { boundIdleWait, FROZEN_SESSION_MS, type MysqlDriver, type MysqlPool, type MysqlQueryable, NOW, RESTORE_WAIT } from './mysql-driver.ts';
 import { eventRow } from './mysql-history.ts';
 
 /** Effect keys are found by their sha256: a key can be longer than an index allows. */

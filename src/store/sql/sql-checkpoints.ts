@@ -1,24 +1,25 @@
 import { FencedError } from '../../errors.ts';
 import { CHECKPOINT_HISTORY, checkpointChecksum, newestVerifying } from '../checksum.ts';
 import type { Checkpoint, CheckpointStore, CheckpointWrite, LatestCheckpoint, Lease, RunProgress, Tx } from '../store.ts';
-import { FROZEN_SESSION_MS, NOW, type PgQueryable, type PostgresDriver } from './postgres-driver.ts';
-import { updateRun } from './postgres-leases.ts';
-import { finishTx, ownTx, PostgresTx } from './postgres-tx.ts';
+import { finishTx, ownTx, type SqlDriver, type SqlJobTx, type SqlQueryable } from './sql-driver.ts';
+import { updateRun } from './sql-leases.ts';
 
 /**
- * Checkpoints on PostgreSQL. A commit locks the shard row and compares fencing tokens inside the
- * same transaction as the checkpoint and the job's `ctx.tx` writes, so a worker that lost its
+ * Checkpoints on a SQL server. A commit locks the shard row and compares fencing tokens inside
+ * the same transaction as the checkpoint and the job's `ctx.tx` writes, so a worker that lost its
  * lease can move neither.
  */
-export class PostgresCheckpoints implements CheckpointStore {
-  readonly #db: PostgresDriver;
+export class SqlCheckpoints implements CheckpointStore {
+  readonly #db: SqlDriver;
+  readonly #openTx: (lease: Lease) => Promise<SqlJobTx>;
 
-  constructor(driver: PostgresDriver) {
+  constructor(driver: SqlDriver, openTx: (lease: Lease) => Promise<SqlJobTx>) {
     this.#db = driver;
+    this.#openTx = openTx;
   }
 
   async latest(lease: Lease): Promise<LatestCheckpoint> {
-    const rows = await this.#db.query(`SELECT * FROM ${this.#db.s}checkpoints WHERE shard_id = $1 ORDER BY seq DESC LIMIT $2`, [
+    const rows = await this.#db.rows(`SELECT * FROM ${this.#db.prefix}checkpoints WHERE shard_id = ? ORDER BY seq DESC LIMIT ?`, [
       lease.shardId,
       CHECKPOINT_HISTORY,
     ]);
@@ -26,20 +27,20 @@ export class PostgresCheckpoints implements CheckpointStore {
   }
 
   async begin(lease: Lease): Promise<Tx> {
-    await this.#db.pool();
-    const tx = new PostgresTx(lease, this.#db.pool, this.#db.location);
+    const tx = await this.#openTx(lease);
     this.#db.openTxs.add(tx);
     return tx;
   }
 
   commit(tx: Tx, checkpoint: CheckpointWrite, run: RunProgress & { complete?: boolean }): Promise<Checkpoint> {
-    return finishTx(this.#db, tx, async (on) => ({ result: await this.#write(on, tx.lease, checkpoint, run), commit: true }));
+    const jobTx = ownTx(this.#db, tx);
+    return finishTx(this.#db, tx, async (on) => ({ result: await this.#write(on, jobTx, checkpoint, run), commit: true }));
   }
 
   async rollback(tx: Tx): Promise<void> {
-    const pgTx = ownTx(this.#db, tx);
-    this.#db.openTxs.delete(pgTx);
-    await pgTx.end(false);
+    const jobTx = ownTx(this.#db, tx);
+    this.#db.openTxs.delete(jobTx);
+    await jobTx.end(false);
   }
 
   /**
@@ -47,14 +48,17 @@ export class PostgresCheckpoints implements CheckpointStore {
    * first: the shard row's lock orders this commit against any claim, so a stale token rolls back
    * the checkpoint and the job's ctx.tx writes together.
    */
-  async #write(tx: PgQueryable, lease: Lease, checkpoint: CheckpointWrite, run: RunProgress & { complete?: boolean }): Promise<Checkpoint> {
-    const s = this.#db.s;
+  async #write(tx: SqlQueryable, jobTx: SqlJobTx, checkpoint: CheckpointWrite, run: RunProgress & { complete?: boolean }): Promise<Checkpoint> {
+    const { prefix, dialect } = this.#db;
+    const { lease } = jobTx;
     // From here the shard row is locked until COMMIT. A worker frozen in this window (SIGSTOP, a
     // paused VM) would keep it locked, and every other worker's claim would skip the shard for as
-    // long as the freeze lasts: past a lease of silence (at least FROZEN_SESSION_MS, so a slow
-    // client between two statements is never mistaken for a frozen one), PostgreSQL ends it.
-    await tx.query(`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`, [String(Math.max(lease.leaseMs, FROZEN_SESSION_MS))]);
-    const shard = (await tx.query(`SELECT lease_token, checkpoint_seq, ${NOW} AS now FROM ${s}shards WHERE id = $1 FOR UPDATE`, [lease.shardId])).rows[0];
+    // long as the freeze lasts: past a lease of silence (at least the dialect's frozenSessionMs, so
+    // a slow client between two statements is never mistaken for a frozen one), the server ends
+    // the session and rolls it back.
+    await jobTx.limitIdle(Math.max(lease.leaseMs, dialect.frozenSessionMs));
+    const shard = (await tx.query(`SELECT lease_token, checkpoint_seq, ${dialect.now} AS now FROM ${prefix}shards WHERE id = ? FOR UPDATE`, [lease.shardId]))
+      .rows[0];
     if (shard === undefined || Number(shard.lease_token) !== lease.token) {
       throw new FencedError(
         `shard ${lease.shard} was claimed by another worker (fencing token ${lease.token} is stale); this worker's uncommitted work is discarded`,
@@ -65,7 +69,7 @@ export class PostgresCheckpoints implements CheckpointStore {
     const now = Number(shard.now);
     const checksum = checkpointChecksum(lease.shardId, seq, checkpoint.position, checkpoint.state, checkpoint.processed);
     await tx.query(
-      `INSERT INTO ${s}checkpoints (shard_id, seq, position, state, processed, run_id, created_at, checksum, wrote_tx) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      `INSERT INTO ${prefix}checkpoints (shard_id, seq, position, state, processed, run_id, created_at, checksum, wrote_tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [
         lease.shardId,
         seq,
@@ -78,10 +82,10 @@ export class PostgresCheckpoints implements CheckpointStore {
         checkpoint.wroteTx === true,
       ],
     );
-    await tx.query(`DELETE FROM ${s}checkpoints WHERE shard_id = $1 AND seq <= $2`, [lease.shardId, seq - CHECKPOINT_HISTORY]);
+    await tx.query(`DELETE FROM ${prefix}checkpoints WHERE shard_id = ? AND seq <= ?`, [lease.shardId, seq - CHECKPOINT_HISTORY]);
     await tx.query(
-      `UPDATE ${s}shards SET checkpoint_seq = $1, processed = $2, status = $3, lease_owner = $4, lease_expires_at = $5, updated_at = $6
-       WHERE id = $7 AND lease_token = $8`,
+      `UPDATE ${prefix}shards SET checkpoint_seq = ?, processed = ?, status = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ?
+       WHERE id = ? AND lease_token = ?`,
       [
         seq,
         checkpoint.processed,
@@ -93,7 +97,7 @@ export class PostgresCheckpoints implements CheckpointStore {
         lease.token,
       ],
     );
-    await updateRun(tx, s, lease.runId, run, run.complete ? 'completed' : undefined);
+    await updateRun(tx, this.#db, lease.runId, run, run.complete ? 'completed' : undefined);
     return { seq, position: checkpoint.position, state: checkpoint.state, processed: checkpoint.processed, createdAt: now };
   }
 }
