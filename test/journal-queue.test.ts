@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HOLD_MS, JournalQueue } from '../src/job/journal-queue.ts';
+import { HOLD_MS, JournalQueue } from '../src/job/effects/journal-queue.ts';
 import type { JournalOutcome, JournalWrite } from '../src/store/store.ts';
 
 const scope = { instanceId: 1, generation: 1 };

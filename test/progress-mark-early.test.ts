@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ProgressMarker } from '../src/job/progress-mark.ts';
+import { ProgressMarker } from '../src/job/policy/progress-mark.ts';
 import type { Lease, Store } from '../src/store/store.ts';
 
 /** `delayMs`: how long a mark takes to land; the exact final one (step 0) lands at once. */
