@@ -162,7 +162,9 @@ export class Effects {
       throw error;
     }
     const sealed = sealSecrets(result, secretKey);
-    const done = new Decisions(this.#input).add('effect:done', { shard, key }).write(this.#queue, { kind: 'done', scope, key, result: sealed, events: [] });
+    const done = new Decisions(this.#input)
+      .add('effect:done', { shard, key })
+      .write(this.#queue, { kind: 'done', scope, key, result: sealed, events: [] }, record !== undefined);
     // The completion may travel with the record's next intent (one commit instead of two): the
     // queue makes nothing written after it durable before it, and the record is not counted
     // (no checkpoint covers it) until it is durable.
@@ -199,14 +201,15 @@ class Decisions {
   }
 
   /**
-   * Queues `write` with these events; a claim refused by an existing entry records none, so tells
+   * Queues `write` with these events (`deferred`: its caller does not wait for it to go on, see
+   * JournalQueue); a claim refused by an existing entry records none, so tells
    * none. A write the store fenced (this run's token is stale): a refused start throws
    * FencedError, so `fn` never runs; a late completion is told as the store recorded it.
    */
-  async write(queue: JournalQueue, write: JournalWrite): Promise<EffectEntry | undefined> {
+  async write(queue: JournalQueue, write: JournalWrite, deferred = false): Promise<EffectEntry | undefined> {
     const { runId, shard } = this.#input;
     write.events = this.#events.map(({ type, data, at }) => ({ type, at, runId, shard, data: data as unknown as JsonObject }));
-    const outcome = await queue.write(write);
+    const outcome = await queue.write(write, { deferred });
     const key = 'key' in write ? write.key : '';
     if (outcome !== undefined && 'fenced' in outcome) {
       if (outcome.fenced === 'refused') {
