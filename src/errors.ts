@@ -3,7 +3,8 @@
  * user what to do; `exitCode` is the documented exit code the CLI ends with.
  *
  * Exit codes: 0 completed (or already complete), 1 failed, 2 usage or config error,
- * 3 interrupted with a checkpoint saved, 4 refused (held by a live worker, drift, newer schema).
+ * 3 interrupted with a checkpoint saved, 4 refused (held by a live worker, drift, newer schema),
+ * 7 held by a guard (an effect limit reached, or an approval point): not a failure, it waits for `ckpt approve`.
  */
 export const ExitCode = {
   completed: 0,
@@ -15,6 +16,12 @@ export const ExitCode = {
   violation: 5,
   /** `ckpt chaos` could not land the kills asked on a running job (how many landed, and why, in its report). */
   chaosShort: 6,
+  /**
+   * The instance is held by a guard: an effect limit was reached or a job waits at an approval
+   * point (`ctx.approval`). Not a failure: nothing past the guard ran; `ckpt approve` releases it
+   * and the next run continues.
+   */
+  held: 7,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -130,6 +137,20 @@ export class DriftError extends CheckpointedError {
   constructor(message: string, changes: string[], context: ErrorContext = {}) {
     super(message, ExitCode.refused, context);
     this.changes = changes;
+  }
+}
+
+/**
+ * A guard holds the instance: the next effect of a kind would pass its limit (refused by the store
+ * before `fn` ran), or the job reached an approval point not yet approved. The shard stops at its
+ * last checkpoint; `ckpt approve` releases the hold. Exit 7. Never caught by a job: rethrow it.
+ */
+export class HeldError extends CheckpointedError {
+  /** The hold's name: `limit:<kind>` or `point:<name>`. */
+  readonly hold: string;
+  constructor(message: string, hold: string, context: ErrorContext = {}) {
+    super(message, ExitCode.held, context);
+    this.hold = hold;
   }
 }
 

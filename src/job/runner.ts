@@ -6,6 +6,7 @@ import { retryingStore } from '../store/retrying-store.ts';
 import type { InstanceInfo, RunInfo, Store } from '../store/store.ts';
 import type { AnyJob } from './define.ts';
 import { checkCompletedBy, type OnDrift, RestartForDrift } from './drift.ts';
+import { describeHold } from './hold-text.ts';
 import { recordInstanceEnd } from './instance-end.ts';
 import { resolveParams } from './params.ts';
 import { type CheckpointPolicy, type CheckpointSpec, checkpointPolicy } from './policy.ts';
@@ -43,7 +44,8 @@ export interface RunOptions {
   secretKeyFile?: string;
 }
 
-export type RunJobOutcome = 'completed' | 'already-complete' | 'interrupted' | 'failed';
+/** `held`: a guard holds the instance (an effect limit, an approval point) until `ckpt approve` releases it. */
+export type RunJobOutcome = 'completed' | 'already-complete' | 'interrupted' | 'failed' | 'held';
 
 export interface RunSummary {
   job: string;
@@ -151,7 +153,8 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   const summary = (outcome: RunJobOutcome, shards: ShardResult[], error?: string): RunSummary => {
     const durationMs = performance.now() - started;
     const checkpointMs = shards.reduce((sum, shard) => sum + shard.checkpointMs, 0);
-    const exitCode = outcome === 'failed' ? ExitCode.failed : outcome === 'interrupted' ? ExitCode.interrupted : ExitCode.completed;
+    const exitCode =
+      outcome === 'failed' ? ExitCode.failed : outcome === 'interrupted' ? ExitCode.interrupted : outcome === 'held' ? ExitCode.held : ExitCode.completed;
     return {
       job: job.name,
       instanceId: instance.id,
@@ -211,6 +214,9 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     const crashed = await store.reapCrashed(instance.id, isDeadLocalWorker);
     for (const run of crashed) await emitReaped(run);
     if (crashed.length > 0) policy.useHistory(await store.failureHistory(instance.id));
+    // A guard holds the instance: no shard is claimed until `ckpt approve` releases it.
+    const held = await openHold(store, instance);
+    if (held !== undefined) return summary('held', results, held);
     const lease = await store.claim(instance, worker, leaseMs, localNode());
     if (lease !== null) {
       ownRuns.add(lease.runId);
@@ -247,6 +253,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
       results.push(result);
       if (result.outcome === 'failed') return summary('failed', results, result.error);
       if (result.outcome === 'interrupted') return summary('interrupted', results);
+      if (result.outcome === 'held') return summary('held', results, result.error);
       if (result.storeUnavailable) {
         unavailableSince ??= Date.now();
         if (Date.now() - unavailableSince > storeRetryMs) {
@@ -281,6 +288,12 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     // Woken early where the store can tell a shard was freed or completed (PostgreSQL NOTIFY).
     await store.waitForChange(instance.id, pollMs, options.signal);
   }
+}
+
+/** What holds the instance's generation, said as a line (which guard, how far, what to run next), if a guard does. */
+async function openHold(store: Store, instance: InstanceInfo): Promise<string | undefined> {
+  const hold = (await store.holds(instance.id, instance.generation)).find((found) => found.releasedAt === null);
+  return hold === undefined ? undefined : describeHold(hold);
 }
 
 async function refuseIfHeld(store: Store, job: string, instance: InstanceInfo, what: string): Promise<void> {

@@ -11,6 +11,7 @@ import { eventLogger } from './context.ts';
 import { type AnyJob, jobFileOf } from './define.ts';
 import { checkDrift, type OnDrift, RestartForDrift } from './drift.ts';
 import { Effects } from './effects.ts';
+import { effectGuards } from './guards.ts';
 import { codeIdentity } from './job-identity.ts';
 import type { CheckpointPolicy } from './policy.ts';
 import { ProgressMarker, reworkAfter } from './progress-mark.ts';
@@ -233,6 +234,7 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
     notify: input.notify,
     leaseLost: () => lostReason !== undefined,
     fence: { shardId: lease.shardId, token: lease.token, shard, runId: lease.runId },
+    guards: effectGuards(job, input.params, total),
   });
   const cursor = openCursor(source, resumed.position ?? undefined, { signal: stop.signal, ...(input.follow ? { follow: true } : {}) });
   // Opened only now: a source that fails before this point must leave neither a transaction open

@@ -1,7 +1,9 @@
 import { ComposedStore } from '../composed-store.ts';
+import { SqlGuards } from '../sql/guards.ts';
 import { MysqlCheckpoints } from './mysql-checkpoints.ts';
 import { MysqlDeadLetters } from './mysql-dead-letters.ts';
 import { MysqlDriver, type MysqlStoreOptions } from './mysql-driver.ts';
+import { mysqlGuardDialect } from './mysql-guards.ts';
 import { MysqlHistory } from './mysql-history.ts';
 import { MysqlInstances } from './mysql-instances.ts';
 import { MysqlJournal } from './mysql-journal.ts';
@@ -38,6 +40,7 @@ export class MysqlStore extends ComposedStore {
       journal: new MysqlJournal(driver),
       deadLetters: new MysqlDeadLetters(driver),
       history: new MysqlHistory(driver, instances, leases),
+      guards: new SqlGuards(mysqlGuardDialect(driver)),
     });
   }
 }

@@ -1,7 +1,9 @@
 import { ComposedStore } from '../composed-store.ts';
+import { SqlGuards } from '../sql/guards.ts';
 import { PostgresCheckpoints } from './postgres-checkpoints.ts';
 import { PostgresDeadLetters } from './postgres-dead-letters.ts';
 import { PostgresDriver, type PostgresStoreOptions } from './postgres-driver.ts';
+import { postgresGuardDialect } from './postgres-guards.ts';
 import { PostgresHistory } from './postgres-history.ts';
 import { PostgresInstances } from './postgres-instances.ts';
 import { PostgresJournal } from './postgres-journal.ts';
@@ -37,6 +39,7 @@ export class PostgresStore extends ComposedStore {
       journal: new PostgresJournal(driver),
       deadLetters: new PostgresDeadLetters(driver),
       history: new PostgresHistory(driver, instances, leases),
+      guards: new SqlGuards(postgresGuardDialect(driver)),
     });
   }
 }
