@@ -83,7 +83,7 @@ test('ctx.approval holds at a named point until approved, then passes', async ()
     await store.migrate();
     const held = await runJob(job, { store });
     assert.equal(held.exitCode, ExitCode.held);
-    assert.match(held.error ?? '', /held at approval point revoke-phase.*ckpt approve rotate --point revoke-phase/);
+    assert.match(held.error ?? '', /held: approval point revoke-phase \(revoke 5 old keys\).*ckpt approve rotate --point revoke-phase/);
     assert.deepEqual(revoked, []);
     const [instance] = await store.listInstances('rotate');
     assert.ok(instance);

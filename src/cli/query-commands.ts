@@ -1,7 +1,8 @@
 import { LeaseHeldError, UsageError } from '../errors.ts';
+import { describeHold } from '../job/hold-text.ts';
 import { completedTotals, lostWorkByRun, reachedBy, shardKey } from '../job/progress-mark.ts';
 import { defaultWorker, reapDeadWorkers } from '../job/workers.ts';
-import type { InstanceInfo, RunInfo, Store } from '../store/store.ts';
+import type { HoldInfo, InstanceInfo, RunInfo, Store } from '../store/store.ts';
 import { formatAge, formatCount, formatInterval, formatMs, formatParams, formatPosition, formatTime } from './format.ts';
 import { parseParams } from './load-job.ts';
 import { type CliIo, findInstances, openCliStore } from './shared.ts';
@@ -30,12 +31,15 @@ export async function statusCommand(options: QueryOptions, io: CliIo): Promise<n
     const instances = await store.listInstances();
     for (const instance of instances) await reapDeadWorkers(store, instance.id);
     const statuses = await Promise.all(instances.map((instance) => store.status(instance.id)));
+    const held = await openHolds(store, instances);
     // Ages on the store's clock, which stamped the checkpoints: a skewed host here cannot shift them.
     const now = await store.now();
     if (options.json) {
       // A follower reports how far behind its source's head it is with its heartbeat.
       const withLag = await Promise.all(
         statuses.map(async (status) => {
+          const holds = held.get(status.instance.id);
+          if (holds !== undefined) return { ...status, held: holds.map((hold) => ({ ...hold, text: describeHold(hold) })) };
           if (status.holders.length === 0) return status;
           const running = (await store.listRuns(status.instance.id, { limit: 100 })).filter((run) => run.outcome === 'running' && run.stats.lag != null);
           return running.length === 0 ? status : { ...status, lag: running.map((run) => ({ shard: run.shard, ...(run.stats.lag as object) })) };
@@ -52,13 +56,22 @@ export async function statusCommand(options: QueryOptions, io: CliIo): Promise<n
       status.instance.job,
       formatParams(status.instance.params),
       String(status.instance.generation),
-      status.holders.length > 0 ? 'running' : status.instance.status === 'completed' ? 'completed' : status.processed > 0 ? 'resumable' : 'pending',
+      held.has(status.instance.id)
+        ? 'held'
+        : status.holders.length > 0
+          ? 'running'
+          : status.instance.status === 'completed'
+            ? 'completed'
+            : status.processed > 0
+              ? 'resumable'
+              : 'pending',
       `${status.shards.completed}/${status.shards.total}`,
       formatCount(status.processed),
       formatAge(status.lastCheckpointAt, now),
       [...new Set(status.holders.map((holder) => holder.worker))].join(', ') || '-',
     ]);
     io.stdout.write(`${renderTable(['JOB', 'PARAMS', 'GEN', 'STATUS', 'SHARDS', 'PROCESSED', 'LAST CHECKPOINT', 'HELD BY'], rows)}\n`);
+    io.stdout.write(holdLines(instances, held));
     return 0;
   });
 }
@@ -103,6 +116,7 @@ export async function runsCommand(job: string, options: QueryOptions, io: CliIo)
     io.stdout.write(
       `${renderTable(['RUN', instances.length > 1 ? 'PARAMS' : 'GEN', 'SHARD', 'WORKER', 'STARTED', 'TOOK', 'OUTCOME', 'RESUMED FROM', 'RECORDS', 'REWORK', 'CHECKPOINTS', 'OVERHEAD', 'INTERVAL'], rows)}\n`,
     );
+    io.stdout.write(holdLines(instances, await openHolds(store, instances)));
     return 0;
   });
 }
@@ -162,6 +176,21 @@ export async function resetCommand(job: string, options: QueryOptions, io: CliIo
     );
     return 0;
   });
+}
+
+/** The open holds of each instance's current generation (instances held by nothing are left out). */
+async function openHolds(store: Store, instances: InstanceInfo[]): Promise<Map<number, HoldInfo[]>> {
+  const held = new Map<number, HoldInfo[]>();
+  for (const instance of instances) {
+    const open = (await store.holds(instance.id, instance.generation)).filter((hold) => hold.releasedAt === null);
+    if (open.length > 0) held.set(instance.id, open);
+  }
+  return held;
+}
+
+/** One line per open hold, under a table: which guard, how far, the approvals, what to run next. */
+function holdLines(instances: InstanceInfo[], held: Map<number, HoldInfo[]>): string {
+  return instances.flatMap((instance) => (held.get(instance.id) ?? []).map((hold) => `${label(instance)}: ${describeHold(hold)}\n`)).join('');
 }
 
 /** The interval a run used, from the stats its checkpoints record. */
