@@ -4,7 +4,8 @@
  *
  * Exit codes: 0 completed (or already complete), 1 failed, 2 usage or config error,
  * 3 interrupted with a checkpoint saved, 4 refused (held by a live worker, drift, newer schema),
- * 7 held by a guard (an effect limit reached, or an approval point): not a failure, it waits for `ckpt approve`.
+ * 5 and 6 `ckpt chaos`'s, 7 held: a guard holds the instance (an effect limit reached, an approval point not yet
+ * approved, or `ckpt apply` held effects its plan did not contain): not a failure, it waits for a person.
  */
 export const ExitCode = {
   completed: 0,
@@ -17,9 +18,9 @@ export const ExitCode = {
   /** `ckpt chaos` could not land the kills asked on a running job (how many landed, and why, in its report). */
   chaosShort: 6,
   /**
-   * The instance is held by a guard: an effect limit was reached or a job waits at an approval
-   * point (`ctx.approval`). Not a failure: nothing past the guard ran; `ckpt approve` releases it
-   * and the next run continues.
+   * Held, not failed: a guard holds the instance (an effect limit reached, an approval point of
+   * `ctx.approval`: `ckpt approve` releases it), or an effect waits for a person (`ckpt apply` held
+   * effects its plan did not contain). Nothing past the guard ran.
    */
   held: 7,
 } as const;

@@ -73,6 +73,10 @@ export interface EventMap {
   };
   /** The hold's round has its approvals: released (a limit raised by `raise`). */
   'guard:released': { name: string; round: number; raise: number | null; approvers: string[] };
+  /** `ckpt apply`: the job asked for an effect its plan did not contain; it was not performed, and its record was set aside. */
+  'effect:held': { shard: string; key: string; kind: string; scope: 'generation' | 'instance'; describe: string | null; target: string | null; plan: string };
+  /** A plan was approved (`ckpt plan --approve`): by whom (and the OS user), why. */
+  'plan:approved': { plan: string; by: string; osUser: string; reason: string | null; approvals: number; required: number };
   /** `migrate`: a new `version` whose `migrate` hook upgrades the checkpointed state (from `fromVersion`). */
   drift: { shard: string; changes: string[]; resolution: 'fail' | 'restart' | 'resume' | 'migrate'; fromVersion?: string | null };
   'dlq:retry': { shard: string; id: number; position: JsonValue; outcome: 'resolved' | 'failed'; error?: string };
@@ -106,6 +110,8 @@ export const persistedEvents: ReadonlySet<EventType> = new Set<EventType>([
   'effect:in-doubt',
   'effect:verified',
   'effect:late-completion',
+  'effect:held',
+  'plan:approved',
   'drift',
   'dlq:retry',
   'shard:complete',
@@ -129,6 +135,8 @@ export const auditEvents: ReadonlySet<EventType> = new Set<EventType>([
   'effect:in-doubt',
   'effect:verified',
   'effect:late-completion',
+  'effect:held',
+  'plan:approved',
   'record:dead',
   'dlq:retry',
   'drift',

@@ -3,7 +3,7 @@
 // selects them), like test/store-contract.test.ts.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { InstanceInfo, JournalOutcome, JournalWrite, Store } from '../src/index.ts';
+import type { InstanceInfo, JournalOutcome, JournalWrite, Store } from '../src/store.ts';
 import { selectedStoreFactories } from './helpers/stores.ts';
 
 for (const factory of selectedStoreFactories()) {

@@ -2,9 +2,9 @@ import type { EventListener } from '../events.ts';
 import type { JsonObject } from '../json.ts';
 import type { Source } from '../source/source.ts';
 import { callerFile } from './code-location.ts';
-import type { JobSql } from './job-sql.ts';
-import type { CheckpointSpec } from './policy.ts';
-import type { TxHandle } from './record-tx.ts';
+import type { CheckpointSpec } from './policy/policy.ts';
+import type { JobSql } from './tx/job-sql.ts';
+import type { TxHandle } from './tx/record-tx.ts';
 
 export interface JobLogger {
   info(message: string, data?: unknown): void;
@@ -83,10 +83,19 @@ export interface OnceOptions<T = unknown> {
    */
   scope?: 'generation' | 'instance';
   /**
-   * The kind of effect, for the job's `limits` (default: the key's prefix before its first `:`,
-   * so `disable:alice` is a `disable`). Counted only when the job declares a limit of that kind.
+   * What kind of effect this is (`'disable'`, `'revoke'`): what a plan counts it as, and
+   * the job's `limits` count it against (counted only when the job declares a limit of that kind). Default: the
+   * key's prefix before its first `:` (`disable:a17` is a `disable`), or `'effect'` when it has
+   * none; a step's default is its name.
    */
   kind?: string;
+  /** What the effect does, in words a reviewer reads in `ckpt plan --show` (e.g. `disable ana@example.com`). */
+  describe?: string;
+  /**
+   * The system the effect calls, named in the job's `rateLimits`: every worker on the store
+   * together stays under that rate (a token is taken just before `fn` runs).
+   */
+  target?: string;
 }
 
 /**
@@ -161,6 +170,14 @@ export interface JobDefinition<Record, Params, State extends JsonObject, Positio
   retry?: RetryOptions;
   /** Dead-letter up to `limit` records per shard that exhausted their retries; past it the run fails. Default 0. */
   skip?: { limit: number };
+  /**
+   * Calls per second to each target system, for every worker on the store together: an effect
+   * whose options name the `target` waits for a token of the target's bucket, kept in the store.
+   * `burst` (default a twentieth of a second's worth, at least 1) is how many may go at once.
+   */
+  rateLimits?: { [target: string]: { perSecond: number; burst?: number } };
+  /** `ckpt apply` of a plan of this job needs this many distinct approvers first (default 0: none). */
+  plan?: { approvals?: number };
   /** Params whose values are secrets: identity uses their hash, and they show as `[redacted]`. */
   redact?: string[];
   /**
@@ -201,6 +218,18 @@ export function defineJob<Record, Params = { [key: string]: string }, State exte
     throw new TypeError(`defineJob(${definition.name}): concurrency must be a whole number ≥ 1`);
   }
   checkGuards(definition);
+  for (const [target, limit] of Object.entries(definition.rateLimits ?? {})) {
+    if (!(typeof limit?.perSecond === 'number' && limit.perSecond > 0 && Number.isFinite(limit.perSecond))) {
+      throw new TypeError(`defineJob(${definition.name}): rateLimits.${target}.perSecond must be a number > 0`);
+    }
+    if (limit.burst !== undefined && !(Number.isInteger(limit.burst) && limit.burst >= 1)) {
+      throw new TypeError(`defineJob(${definition.name}): rateLimits.${target}.burst must be a whole number ≥ 1`);
+    }
+  }
+  const approvals = definition.plan?.approvals;
+  if (approvals !== undefined && !(Number.isInteger(approvals) && approvals >= 0)) {
+    throw new TypeError(`defineJob(${definition.name}): plan.approvals must be a whole number ≥ 0`);
+  }
   return Object.freeze({ ...definition, [jobBrand]: true as const, [jobFile]: callerFile() });
 }
 

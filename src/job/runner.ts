@@ -3,15 +3,17 @@ import { type EventListener, type EventMap, type EventType, persistedEvents, typ
 import type { JsonObject } from '../json.ts';
 import { lazySecretKey } from '../secret.ts';
 import { retryingStore } from '../store/retrying-store.ts';
-import type { InstanceInfo, Lease, RunInfo, Store } from '../store/store.ts';
+import type { InstanceInfo, Lease, RunInfo, Store, StoredPlan } from '../store/store.ts';
 import type { AnyJob } from './define.ts';
-import { checkCompletedBy, type OnDrift, RestartForDrift } from './drift.ts';
+import { FleetRateLimiter } from './guard/rate-limiter.ts';
 import { describeHold } from './hold-text.ts';
 import { recordInstanceEnd } from './instance-end.ts';
 import { resolveParams } from './params.ts';
-import { type CheckpointPolicy, type CheckpointSpec, checkpointPolicy } from './policy.ts';
-import { retryPolicy } from './retry.ts';
-import { runShard, type ShardResult } from './shard-run.ts';
+import { type CheckpointPolicy, type CheckpointSpec, checkpointPolicy } from './policy/policy.ts';
+import { retryPolicy } from './policy/retry.ts';
+import { checkCompletedBy, type OnDrift, RestartForDrift } from './shard/drift.ts';
+import { runShard } from './shard/shard-run.ts';
+import type { ShardResult } from './shard/shard-types.ts';
 import { defaultWorker, isDeadLocalWorker, localNode, reapedEvent } from './workers.ts';
 
 export interface RunOptions {
@@ -42,6 +44,8 @@ export interface RunOptions {
   onDrift?: OnDrift;
   /** Where the key that seals secrets in the effect journal lives (CKPT_SECRET_KEY wins). */
   secretKeyFile?: string;
+  /** `ckpt apply`: perform only the effects of this plan (of this instance and generation); hold the others. */
+  plan?: StoredPlan;
 }
 
 /** `held`: a guard holds the instance (an effect limit, an approval point) until `ckpt approve` releases it. */
@@ -115,6 +119,15 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   const onDrift = options.onDrift ?? 'fail';
   const secretKey = lazySecretKey(process.env, options.secretKeyFile);
   let instance = await store.instance(job.name, paramsHash, { params: displayParams, version: job.version ?? null });
+  if (options.plan !== undefined && (options.plan.instanceId !== instance.id || options.plan.generation !== instance.generation)) {
+    throw new CheckpointedError(
+      `plan ${options.plan.id} was made for ${options.plan.job} ${JSON.stringify(options.plan.params)} generation ${options.plan.generation}, ` +
+        `not for ${job.name} ${JSON.stringify(displayParams)} generation ${instance.generation}; make a new plan (ckpt plan)`,
+      ExitCode.refused,
+      { job: job.name },
+    );
+  }
+  const rateLimiter = job.rateLimits === undefined ? undefined : new FleetRateLimiter(store, job.rateLimits);
 
   /** Tells the listeners (CLI, onEvent); a listener's error is the user's, reported, never ours. */
   let lateCompletions = 0;
@@ -228,6 +241,8 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
       skipLimit,
       secretKey,
       follow: options.follow ?? job.follow ?? false,
+      ...(options.plan === undefined ? {} : { plan: options.plan }),
+      ...(rateLimiter === undefined ? {} : { rateLimiter }),
     });
   for (;;) {
     if (options.signal?.aborted) return summary('interrupted', results);
@@ -346,7 +361,7 @@ async function refuseIfHeld(store: Store, job: string, instance: InstanceInfo, w
 /** The longest shard name every store holds (MySQL's VARCHAR(512)), in characters. */
 const MAX_SHARD_NAME = 512;
 
-async function listShardNames(job: AnyJob, params: unknown): Promise<string[]> {
+export async function listShardNames(job: AnyJob, params: unknown): Promise<string[]> {
   if (!job.shards) return ['main'];
   let names: unknown;
   try {

@@ -11,6 +11,8 @@ import type {
   InstanceStore,
   LeaseStore,
   NewEvent,
+  PlanStore,
+  RateBucketStore,
   Store,
   StoreLifecycle,
 } from './store.ts';
@@ -25,6 +27,8 @@ export interface StoreParts {
   deadLetters: DeadLetterStore;
   history: HistoryStore;
   guards: GuardStore;
+  plans: PlanStore;
+  rateBuckets: RateBucketStore;
 }
 
 /**
@@ -189,5 +193,19 @@ export class ComposedStore implements Store {
   }
   async effectCounts(...args: Parameters<GuardStore['effectCounts']>) {
     return this.#live().guards.effectCounts(...args);
+  }
+
+  async savePlan(...args: Parameters<PlanStore['savePlan']>) {
+    return this.#live().plans.savePlan(...args);
+  }
+  async plan(...args: Parameters<PlanStore['plan']>) {
+    return this.#live().plans.plan(...args);
+  }
+  async approvePlan(...args: Parameters<PlanStore['approvePlan']>) {
+    return this.#live().plans.approvePlan(...args);
+  }
+
+  async takeTokens(...args: Parameters<RateBucketStore['takeTokens']>) {
+    return this.#live().rateBuckets.takeTokens(...args);
   }
 }

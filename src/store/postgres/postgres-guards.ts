@@ -1,8 +1,9 @@
 import { chainEvents, GENESIS } from '../audit-chain.ts';
 import type { Row } from '../rows.ts';
 import type { GuardDialect, GuardTx } from '../sql/guards.ts';
+import type { SqlQueryable } from '../sql/sql-driver.ts';
 import type { NewEvent } from '../store.ts';
-import type { PgQueryable, PostgresDriver } from './postgres-driver.ts';
+import type { PostgresDriver } from './postgres-driver.ts';
 import { eventColumns } from './postgres-history.ts';
 
 /** `?` placeholders as `$1`, `$2`, … and `{t}` as the store's schema. */
@@ -25,7 +26,7 @@ export function postgresGuardDialect(db: PostgresDriver): GuardDialect {
 }
 
 /** A transaction's client as GuardTx: statements, and chained appends under the head's row lock. */
-export function guardTx(db: PostgresDriver, client: PgQueryable): GuardTx {
+export function guardTx(db: PostgresDriver, client: SqlQueryable): GuardTx {
   const s = db.s;
   return {
     rows: async (sql, values) => (await client.query(spell(s, sql), values)).rows as Row[],

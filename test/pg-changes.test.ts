@@ -1,0 +1,159 @@
+// pgChanges against a real PostgreSQL with wal_level = logical (a server of this file's own):
+// decoded row changes in commit order, whole transactions, a read that ends at the head, a resume
+// from inside a transaction, the slot moved only by `committed` and never past its position, a
+// slot moved past the checkpoint refused as drift, and the server-side mistakes a user can make
+// said in one line.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { DriftError, UsageError } from '../src/errors.ts';
+import type { SourceItem } from '../src/source/source.ts';
+import { type PgChange, type PgChangePosition, pgChanges } from '../src/source/stream/pg-changes.ts';
+import { createPgPool, type PgPool } from '../src/store/postgres/postgres-driver.ts';
+import { type LogicalPostgres, logicalPostgresSkip, startLogicalPostgres } from './helpers/logical-postgres.ts';
+
+const skip = logicalPostgresSkip();
+let server: LogicalPostgres;
+let db: PgPool;
+
+before(async () => {
+  if (skip !== false) return;
+  server = await startLogicalPostgres();
+  db = await createPgPool({ connectionString: server.url, max: 2 });
+});
+
+after(async () => {
+  if (skip !== false) return;
+  await db.end();
+  await server.stop();
+});
+
+async function readAll(source: ReturnType<typeof pgChanges>, from?: PgChangePosition): Promise<SourceItem<PgChange, PgChangePosition>[]> {
+  const items: SourceItem<PgChange, PgChangePosition>[] = [];
+  for await (const item of source.read(from, { signal: new AbortController().signal })) items.push(item);
+  return items;
+}
+
+async function confirmed(slot: string): Promise<string> {
+  const { rows } = await db.query('SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+  return rows[0]?.lsn as string;
+}
+
+test('row changes of the publication, whole transactions in commit order, decoded', { skip }, async () => {
+  await db.query('CREATE TABLE grants (id int PRIMARY KEY, who text, role text); CREATE TABLE other (id int)');
+  await db.query('CREATE PUBLICATION grants_pub FOR TABLE grants');
+  const source = pgChanges({ connection: server.url, slot: 'grants_slot', publication: 'grants_pub', count: 3 });
+  assert.deepEqual(await readAll(source), [], 'a fresh slot: nothing yet');
+  await db.query("BEGIN; INSERT INTO grants VALUES (1, 'ann', 'admin'), (2, 'bob', NULL); INSERT INTO other VALUES (1); COMMIT");
+  await db.query("UPDATE grants SET role = 'reader' WHERE id = 1");
+  await db.query('UPDATE grants SET id = 3 WHERE id = 2');
+  await db.query('DELETE FROM grants WHERE id = 1');
+  const items = await readAll(source);
+  const shape = items.map(({ record }) => ({ op: record.op, table: record.table, new: record.new, old: record.old, seq: record.seq, of: record.of }));
+  assert.deepEqual(shape, [
+    { op: 'insert', table: 'public.grants', new: { id: '1', who: 'ann', role: 'admin' }, old: undefined, seq: 1, of: 2 },
+    { op: 'insert', table: 'public.grants', new: { id: '2', who: 'bob', role: null }, old: undefined, seq: 2, of: 2 },
+    { op: 'update', table: 'public.grants', new: { id: '1', who: 'ann', role: 'reader' }, old: undefined, seq: 1, of: 1 },
+    { op: 'update', table: 'public.grants', new: { id: '3', who: 'bob', role: null }, old: { id: '2', who: null, role: null }, seq: 1, of: 1 },
+    { op: 'delete', table: 'public.grants', new: undefined, old: { id: '1', who: null, role: null }, seq: 1, of: 1 },
+  ]);
+  const [first, second] = items;
+  assert.equal(first?.record.xid, second?.record.xid, 'one transaction, one xid');
+  assert.equal(first?.position.seq, 1, 'inside a transaction: its commit start and how many are done');
+  assert.equal(second?.position.seq, undefined, 'its last change: the end of its commit record');
+  assert.equal(second?.position.lsn, second?.record.lsn);
+  assert.ok(items.every((item) => !Number.isNaN(Date.parse(item.record.time))));
+
+  // The read moved nothing: the slot stands where it was created until a checkpoint commits.
+  const start = await confirmed('grants_slot');
+  assert.equal((await readAll(source)).length, 5, 'read again: the same changes');
+  assert.equal(await confirmed('grants_slot'), start);
+
+  // A resume inside the first transaction: its second change and on.
+  const resumed = await readAll(source, first?.position);
+  assert.deepEqual(
+    resumed.map((item) => item.record.new?.id ?? item.record.old?.id),
+    ['2', '1', '3', '1'],
+  );
+  await source.committed?.(first?.position as PgChangePosition);
+  assert.equal(await confirmed('grants_slot'), first?.position.lsn, 'confirmed at the commit start: the transaction comes again');
+  assert.equal((await readAll(source, first?.position)).length, 4);
+  await source.committed?.(items[2]?.position as PgChangePosition);
+  assert.equal(await confirmed('grants_slot'), items[2]?.position.lsn);
+  await source.committed?.(first?.position as PgChangePosition);
+  assert.equal(await confirmed('grants_slot'), items[2]?.position.lsn, 'never moved back');
+  assert.deepEqual(
+    (await readAll(source, items[2]?.position)).map((item) => item.record.op),
+    ['update', 'delete'],
+  );
+
+  // A slot confirmed past the shard's checkpoint lost changes it should have delivered: drift.
+  await assert.rejects(readAll(source, first?.position), (error: Error) => {
+    assert.ok(error instanceof DriftError, String(error));
+    assert.match(error.message, /grants_slot was confirmed up to .* past this shard's checkpoint/);
+    return true;
+  });
+
+  // Lag: changes after the position still in the slot, and since when.
+  assert.deepEqual(await source.behind?.(items[4]?.position), { records: 0, ms: 0 });
+  const lag = await source.behind?.(items[2]?.position);
+  assert.equal(lag?.records, 2);
+  assert.ok((lag?.ms ?? -1) >= 0);
+  await db.query('SELECT pg_drop_replication_slot($1)', ['grants_slot']);
+});
+
+test('a follower waits for changes and stops at once when asked', { skip }, async () => {
+  await db.query('CREATE TABLE ticks (n int PRIMARY KEY); CREATE PUBLICATION ticks_pub FOR TABLE ticks');
+  const source = pgChanges({ connection: server.url, slot: 'ticks_slot', publication: 'ticks_pub', pollMs: 50 });
+  const stop = new AbortController();
+  const seen: string[] = [];
+  const reading = (async () => {
+    for await (const item of source.read(undefined, { signal: stop.signal, follow: true })) {
+      seen.push(item.record.new?.n as string);
+      if (seen.length === 3) stop.abort();
+    }
+  })();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.deepEqual(seen, [], 'nothing yet, still waiting');
+  await db.query('INSERT INTO ticks VALUES (1)');
+  await db.query('INSERT INTO ticks VALUES (2), (3)');
+  await reading;
+  assert.deepEqual(seen, ['1', '2', '3']);
+  await db.query('SELECT pg_drop_replication_slot($1)', ['ticks_slot']);
+});
+
+test('mistakes a user can make, each said in one line', { skip }, async () => {
+  await assert.rejects(readAll(pgChanges({ connection: server.url, slot: 'nopub_slot', publication: 'missing_pub' })), (error: Error) => {
+    assert.ok(error instanceof UsageError, String(error));
+    assert.match(error.message, /there is no publication missing_pub in the database at postgres:\/\/127.0.0.1:\d+: CREATE PUBLICATION missing_pub FOR TABLE/);
+    return true;
+  });
+  await db.query('SELECT pg_drop_replication_slot($1)', ['nopub_slot']);
+  await db.query("SELECT pg_create_logical_replication_slot('text_slot', 'test_decoding')");
+  await assert.rejects(
+    readAll(pgChanges({ connection: server.url, slot: 'text_slot', publication: 'x' })),
+    /not a pgoutput slot of this database \(plugin test_decoding\)/,
+  );
+  await db.query('CREATE ROLE plain LOGIN; CREATE PUBLICATION plain_pub FOR ALL TABLES');
+  const plain = new URL(server.url);
+  plain.username = 'plain';
+  await assert.rejects(readAll(pgChanges({ connection: plain.href, slot: 'plain_slot', publication: 'plain_pub' })), (error: Error) => {
+    assert.ok(error instanceof UsageError, String(error));
+    assert.match(error.message, /may not use replication slots .*WITH REPLICATION/);
+    return true;
+  });
+  assert.throws(() => pgChanges({ connection: server.url, slot: 'Bad-Slot', publication: 'p' }), /slot must be 1–63 lower-case letters/);
+});
+
+test('a server without wal_level = logical is named, with what to set', { skip }, async () => {
+  // A PostgreSQL left at the default wal_level (replica): creating the slot is refused.
+  const replica = await startLogicalPostgres({ walLevel: 'replica' });
+  try {
+    await assert.rejects(readAll(pgChanges({ connection: replica.url, slot: 's', publication: 'p' })), (error: Error) => {
+      assert.ok(error instanceof UsageError, String(error));
+      assert.match(error.message, /wal_level below logical: set wal_level = logical in postgresql.conf/);
+      return true;
+    });
+  } finally {
+    await replica.stop();
+  }
+});
