@@ -258,9 +258,8 @@ export const sqliteMigrations: readonly { id: number; name: string; sql: string 
     `,
   },
   {
-    id: 9,
+    id: 8,
     name: 'plans made by ckpt plan, and their approvals',
-    // 8 is left to the limits and approvals of issue 21: migrations are applied in id order.
     sql: `
       CREATE TABLE plans (
         id TEXT PRIMARY KEY,
@@ -366,23 +365,7 @@ export const sqliteSideMigrations: readonly { id: number; name: string; sql: str
     `,
   },
   {
-    // 3 is left to the effect limits of issue 21 (their counters share the journal's transaction).
-    id: 4,
-    name: "rate buckets shared by a job's workers",
-    // In the side file: a take is a short transaction of its own, never part of a job's open one.
-    // IF NOT EXISTS: a side file from before its renumbering (it was 3) has the table already.
-    sql: `
-      CREATE TABLE IF NOT EXISTS rate_buckets (
-        store_id TEXT NOT NULL,
-        name TEXT NOT NULL,
-        tokens REAL NOT NULL,
-        updated_at INTEGER NOT NULL,
-        PRIMARY KEY (store_id, name)
-      );
-    `,
-  },
-  {
-    id: 4,
+    id: 3,
     name: 'guards: effect limits, holds, approvals',
     // Beside the journal: a claim is counted against its limit in the claim's own transaction,
     // and an approval raises a limit in the same transaction as its chained event.
@@ -403,6 +386,21 @@ export const sqliteSideMigrations: readonly { id: number; name: string; sql: str
         store_id TEXT NOT NULL, instance_id INTEGER NOT NULL, generation INTEGER NOT NULL, name TEXT NOT NULL, round INTEGER NOT NULL,
         by_name TEXT NOT NULL, os_user TEXT, reason TEXT NOT NULL, raise_by INTEGER, at INTEGER NOT NULL,
         UNIQUE (store_id, instance_id, generation, name, round, by_name)
+      );
+    `,
+  },
+  {
+    id: 4,
+    name: "rate buckets shared by a job's workers",
+    // In the side file: a take is a short transaction of its own, never part of a job's open one.
+    // IF NOT EXISTS: a side file from before its renumbering (it was 3) has the table already.
+    sql: `
+      CREATE TABLE IF NOT EXISTS rate_buckets (
+        store_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        tokens REAL NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (store_id, name)
       );
     `,
   },
