@@ -20,18 +20,18 @@ export {
   UsageError,
 } from './errors.ts';
 export type { EventListener, EventMap, EventType, RunEvent } from './events.ts';
-export type { AutoBounds, IntervalChoice, IntervalReason } from './job/auto-interval.ts';
 export type { ChaosCheckInput, ChaosInvariant, ChaosPrepareInput, ChaosPrepareStore } from './job/chaos-check.ts';
 export type { AnyJob, Job, JobContext, JobDefinition, JobLogger, OnceOptions, RetryOptions, SetupInput, VerifyResult } from './job/define.ts';
 export { defineJob } from './job/define.ts';
-export type { OnDrift } from './job/drift.ts';
-export type { JobSql, SqlResult } from './job/job-sql.ts';
-export type { CheckpointPolicy, CheckpointSample, CheckpointSpec } from './job/policy.ts';
-export type { TxHandle } from './job/record-tx.ts';
+export type { AutoBounds, IntervalChoice, IntervalReason } from './job/policy/auto-interval.ts';
+export type { CheckpointPolicy, CheckpointSample, CheckpointSpec } from './job/policy/policy.ts';
 export type { RunJobOutcome, RunOptions, RunSummary } from './job/runner.ts';
 export { runJob } from './job/runner.ts';
-export type { ShardResult } from './job/shard-run.ts';
+export type { OnDrift } from './job/shard/drift.ts';
+export type { ShardResult } from './job/shard/shard-types.ts';
 export { shutdownOnSignals } from './job/shutdown.ts';
+export type { JobSql, SqlResult } from './job/tx/job-sql.ts';
+export type { TxHandle } from './job/tx/record-tx.ts';
 export type { JsonObject, JsonValue } from './json.ts';
 export { isSecret, REDACTED, Secret, secret } from './secret.ts';
 export { fromArray } from './source/array.ts';

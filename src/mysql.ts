@@ -11,9 +11,8 @@ export type {
   MysqlQueryable,
   MysqlRawResult,
   MysqlResult,
+  MysqlStoreOptions,
   MysqlUrlParts,
-} from './store/mysql/mysql-driver.ts';
-export { DEFAULT_MYSQL_PREFIX, parseMysqlUrl } from './store/mysql/mysql-driver.ts';
-export type { MysqlStoreOptions } from './store/mysql/mysql-store.ts';
-export { MysqlStore } from './store/mysql/mysql-store.ts';
+} from './store/mysql/index.ts';
+export { DEFAULT_MYSQL_PREFIX, MysqlStore, parseMysqlUrl } from './store/mysql/index.ts';
 export type { Row } from './store/rows.ts';

@@ -5,6 +5,5 @@
  *
  * @module checkpointed/postgres
  */
-export type { PgPool, PgPoolClient, PgQueryable, PgResult } from './store/postgres/postgres-driver.ts';
-export type { PostgresStoreOptions } from './store/postgres/postgres-store.ts';
-export { DEFAULT_PG_SCHEMA, PostgresStore } from './store/postgres/postgres-store.ts';
+export type { PgPool, PgPoolClient, PgQueryable, PgResult, PostgresStoreOptions } from './store/postgres/index.ts';
+export { DEFAULT_PG_SCHEMA, PostgresStore } from './store/postgres/index.ts';

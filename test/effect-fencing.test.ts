@@ -10,7 +10,7 @@ import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FencedError } from '../src/errors.ts';
 import { openStore, type Store } from '../src/index.ts';
-import { Effects } from '../src/job/effects.ts';
+import { Effects } from '../src/job/effects/effects.ts';
 import { fixture, runCli, spawnCli, tempDir } from './helpers/cli.ts';
 import { freshMysqlDatabase, mysqlSkip } from './helpers/mysql.ts';
 import { freshDatabase } from './helpers/postgres.ts';

@@ -1,5 +1,5 @@
 import { firstLine } from '../errors.ts';
-import { type LostWork, lostWorkByRun } from '../job/progress-mark.ts';
+import { type LostWork, lostWorkByRun } from '../job/policy/progress-mark.ts';
 import type { RunInfo, StoredEvent } from '../store/store.ts';
 import { formatCount, formatMs } from './format.ts';
 

@@ -1,5 +1,5 @@
 import { LeaseHeldError, UsageError } from '../errors.ts';
-import { completedTotals, lostWorkByRun, reachedBy, shardKey } from '../job/progress-mark.ts';
+import { completedTotals, lostWorkByRun, reachedBy, shardKey } from '../job/policy/progress-mark.ts';
 import { defaultWorker, reapDeadWorkers } from '../job/workers.ts';
 import type { InstanceInfo, RunInfo, Store } from '../store/store.ts';
 import { combinedLag, followerLags, formatLag } from './follower-lag.ts';

@@ -1,11 +1,11 @@
 import { ExitCode, UsageError } from '../errors.ts';
 import type { RunEvent } from '../events.ts';
 import type { AnyJob } from '../job/define.ts';
-import type { OnDrift } from '../job/drift.ts';
-import type { CheckpointSpec } from '../job/policy.ts';
+import type { CheckpointSpec } from '../job/policy/policy.ts';
 import { type RunSummary, runJob } from '../job/runner.ts';
+import type { OnDrift } from '../job/shard/drift.ts';
+import { recordStopAtOnce } from '../job/shard/stop-at-once.ts';
 import { shutdownOnSignals } from '../job/shutdown.ts';
-import { recordStopAtOnce } from '../job/stop-at-once.ts';
 import { checkServeToken, METRICS_ACCESS } from '../metrics/http-access.ts';
 import type { Store } from '../store/store.ts';
 import { describeCorrupt, formatCount, formatMs, formatParams, formatPosition } from './format.ts';

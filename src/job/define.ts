@@ -2,9 +2,9 @@ import type { EventListener } from '../events.ts';
 import type { JsonObject } from '../json.ts';
 import type { Source } from '../source/source.ts';
 import { callerFile } from './code-location.ts';
-import type { JobSql } from './job-sql.ts';
-import type { CheckpointSpec } from './policy.ts';
-import type { TxHandle } from './record-tx.ts';
+import type { CheckpointSpec } from './policy/policy.ts';
+import type { JobSql } from './tx/job-sql.ts';
+import type { TxHandle } from './tx/record-tx.ts';
 
 export interface JobLogger {
   info(message: string, data?: unknown): void;

@@ -3,16 +3,16 @@ import type { EventMap, EventType, RunEvent } from '../events.ts';
 import type { JsonObject } from '../json.ts';
 import { lazySecretKey } from '../secret.ts';
 import type { DeadLetter, InstanceInfo, Lease, Store } from '../store/store.ts';
-import { Baton } from './baton.ts';
 import { describeJobError } from './code-location.ts';
-import { eventLogger, RecordContext } from './context.ts';
 import { type Job, jobFileOf } from './define.ts';
-import { Effects } from './effects.ts';
+import { Effects } from './effects/effects.ts';
 import { resolveParams } from './params.ts';
-import { dialectOf, RecordTx } from './record-tx.ts';
-import { runSetup } from './setup.ts';
+import { eventLogger, RecordContext } from './record/context.ts';
+import { runSetup } from './shard/setup.ts';
+import { Baton } from './tx/baton.ts';
+import { dialectOf, RecordTx } from './tx/record-tx.ts';
+import { WriteBuffer } from './tx/write-buffer.ts';
 import { defaultWorker, reapDeadWorkers } from './workers.ts';
-import { WriteBuffer } from './write-buffer.ts';
 
 export interface DlqRetryResult {
   instance: InstanceInfo;

@@ -1,5 +1,5 @@
 import type { InstanceInfo, Store } from '../store/store.ts';
-import type { Emit } from './record-run.ts';
+import type { Emit } from './record/record-run.ts';
 
 /** Events read at a time when looking for the run ends already recorded. */
 const BATCH = 20_000;

@@ -5,12 +5,13 @@ import { lazySecretKey } from '../secret.ts';
 import { retryingStore } from '../store/retrying-store.ts';
 import type { InstanceInfo, RunInfo, Store } from '../store/store.ts';
 import type { AnyJob } from './define.ts';
-import { checkCompletedBy, type OnDrift, RestartForDrift } from './drift.ts';
 import { recordInstanceEnd } from './instance-end.ts';
 import { resolveParams } from './params.ts';
-import { type CheckpointPolicy, type CheckpointSpec, checkpointPolicy } from './policy.ts';
-import { retryPolicy } from './retry.ts';
-import { runShard, type ShardResult } from './shard-run.ts';
+import { type CheckpointPolicy, type CheckpointSpec, checkpointPolicy } from './policy/policy.ts';
+import { retryPolicy } from './policy/retry.ts';
+import { checkCompletedBy, type OnDrift, RestartForDrift } from './shard/drift.ts';
+import { runShard } from './shard/shard-run.ts';
+import type { ShardResult } from './shard/shard-types.ts';
 import { defaultWorker, isDeadLocalWorker, localNode, reapedEvent } from './workers.ts';
 
 export interface RunOptions {

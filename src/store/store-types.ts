@@ -37,7 +37,7 @@ export interface ShardInfo {
   version: string | null;
   /** Hash of the params the shard's checkpoints were made with. */
   paramsHash: string | null;
-  /** What identified the job's code when its checkpoints were made (`job/job-identity.ts`); null before it was recorded. */
+  /** What identified the job's code when its checkpoints were made (`job/shard/job-identity.ts`); null before it was recorded. */
   code: string | null;
   updatedAt: number;
 }

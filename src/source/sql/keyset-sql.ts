@@ -1,4 +1,5 @@
-import type { SqlDialect } from './sql-client.ts';
+import type { SqlDialect } from '../../store/sql/dialect.ts';
+import { dialect as dialectNamed } from '../../store/sql/dialects.ts';
 
 /** What a keyset query reads: a table or a query, filtered, ordered by a unique key. */
 export interface KeysetShape {
@@ -20,14 +21,11 @@ export interface Statement {
 
 /** Quote an identifier, `schema.table` part by part. Names with the quote character are refused. */
 export function quoteName(dialect: SqlDialect, name: string): string {
-  const quote = dialect === 'mysql' ? '`' : '"';
-  return name
-    .split('.')
-    .map((part) => {
-      if (part === '' || part.includes(quote) || part.includes('\0')) throw new TypeError(`not a usable SQL name: ${JSON.stringify(name)}`);
-      return `${quote}${part}${quote}`;
-    })
-    .join('.');
+  const d = dialectNamed(dialect);
+  for (const part of name.split('.')) {
+    if (part === '' || part.includes(d.quoteCharacter) || part.includes('\0')) throw new TypeError(`not a usable SQL name: ${JSON.stringify(name)}`);
+  }
+  return d.quoteTable(name);
 }
 
 /**
@@ -43,7 +41,7 @@ export function pageStatement(shape: KeysetShape, after: readonly unknown[] | un
   const params: unknown[] = [...shape.params];
   const placeholder = (value: unknown) => {
     params.push(value);
-    return shape.dialect === 'postgres' ? `$${params.length}` : '?';
+    return dialectNamed(shape.dialect).placeholder(params.length);
   };
   const keys = shape.key.map((name) => quoteName(shape.dialect, name));
   const conditions: string[] = [];
@@ -56,7 +54,7 @@ export function pageStatement(shape: KeysetShape, after: readonly unknown[] | un
 
 function afterCondition(dialect: SqlDialect, keys: string[], after: readonly unknown[], placeholder: (value: unknown) => string): string {
   if (keys.length === 1) return `${keys[0]} > ${placeholder(after[0])}`;
-  if (dialect !== 'mysql') return `(${keys.join(', ')}) > (${after.map(placeholder).join(', ')})`;
+  if (dialectNamed(dialect).rowValueSeek) return `(${keys.join(', ')}) > (${after.map(placeholder).join(', ')})`;
   const expand = (index: number): string => {
     const greater = `${keys[index]} > ${placeholder(after[index])}`;
     if (index === keys.length - 1) return greater;

@@ -1,7 +1,9 @@
 import type { DatabaseSync } from 'node:sqlite';
 import { UsageError } from '../../errors.ts';
 
-export type SqlDialect = 'sqlite' | 'postgres' | 'mysql';
+import type { SqlDialect } from '../../store/sql/dialect.ts';
+
+export type { SqlDialect } from '../../store/sql/dialect.ts';
 
 /**
  * The slice of `pg` a source uses: a `pg.Client`, a `pg.Pool` or anything with this method. The

@@ -1,8 +1,9 @@
-import { StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
-import { chainKeyFinder } from '../../secret.ts';
+import { StoreUnavailableError, UsageError } from '../../errors.ts';
 import type { Row } from '../rows.ts';
-import { describeDriverError, isTransientStoreError } from '../transient.ts';
-import type { MysqlTx } from './mysql-tx.ts';
+import { PooledDriver } from '../sql/pooled-driver.ts';
+import type { SqlResult } from '../sql/sql-driver.ts';
+import { describeDriverError } from '../transient.ts';
+import { mysqlDialect } from './mysql-dialect.ts';
 
 /**
  * The slice of the `mysql2` driver (its promise API) this store uses. Declared here so the core
@@ -30,11 +31,7 @@ export interface MysqlPool {
 }
 
 /** One statement's result, the same shape for a SELECT and for a write. */
-export interface MysqlResult {
-  rows: Row[];
-  /** Rows a write matched (the driver connects with FOUND_ROWS), 0 for a SELECT. */
-  affectedRows: number;
-  insertId: number;
+export interface MysqlResult extends SqlResult {
   /** After a write: whether the session is still inside a transaction; undefined after a SELECT. */
   inTransaction: boolean | undefined;
 }
@@ -47,7 +44,7 @@ export interface MysqlQueryable {
 const SERVER_STATUS_IN_TRANS = 1;
 
 export function toResult([result]: MysqlRawResult): MysqlResult {
-  if (Array.isArray(result)) return { rows: result as Row[], affectedRows: 0, insertId: 0, inTransaction: undefined };
+  if (Array.isArray(result)) return { rows: result as Row[], affectedRows: result.length, insertId: 0, inTransaction: undefined };
   const header = (result ?? {}) as { affectedRows?: number; insertId?: number; serverStatus?: number };
   return {
     rows: [],
@@ -57,26 +54,14 @@ export function toResult([result]: MysqlRawResult): MysqlResult {
   };
 }
 
-/**
- * Now on the database's clock, in epoch ms: every lease is judged by one clock. Arithmetic on
- * UTC_TIMESTAMP, not UNIX_TIMESTAMP(NOW()), so the session's time zone (and its DST hour) cannot
- * shift it.
- */
-export const NOW = `(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) DIV 1000)`;
+/** Now on the database's clock, in epoch ms: every lease is judged by one clock. */
+export const NOW = mysqlDialect.now;
 
 /** How long a transaction of ours may sit idle, its worker frozen, before the server ends the session. */
-export const FROZEN_SESSION_MS = 5000;
+export const FROZEN_SESSION_MS = mysqlDialect.frozenSessionMs;
 
-/**
- * Bound the session's idle wait (in whole seconds, at least 1): the server closes a connection
- * that sends nothing for that long and rolls its transaction back, freeing its row locks.
- * `wait_timeout` is the one setting MySQL 8 and MariaDB share for this (MariaDB's
- * `idle_transaction_timeout` has no MySQL twin), so one tested path serves both; it applies out
- * of a transaction too, so every user puts it back with RESTORE_WAIT.
- */
-export function boundIdleWait(ms: number): string {
-  return `SET SESSION wait_timeout = ${Math.max(1, Math.ceil(ms / 1000))}`;
-}
+/** Bound the session's idle wait (see MysqlDialect.idleLimit). */
+export const boundIdleWait = (ms: number): string => mysqlDialect.idleLimit(ms);
 /** Puts back what boundIdleWait and the job's transaction (boundTxSession) change. */
 export const RESTORE_WAIT = 'SET SESSION wait_timeout = DEFAULT, innodb_lock_wait_timeout = DEFAULT';
 
@@ -90,42 +75,12 @@ export function boundTxSession(leaseMs: number): string {
   return `SET SESSION wait_timeout = ${seconds}, innodb_lock_wait_timeout = ${seconds}`;
 }
 
-export function quoteName(name: string): string {
-  return `\`${name.replaceAll('`', '``')}\``;
-}
+export const quoteName = (name: string): string => mysqlDialect.quote(name);
 
-/**
- * Errors that say "the server is not reachable right now", or "the transaction was rolled back
- * whole, try again" (a deadlock; a lock wait past innodb_lock_wait_timeout, whose holder is a
- * frozen session the server will end): retrying the same call later can succeed.
- */
-const transientCodes = new Set([
-  'PROTOCOL_CONNECTION_LOST',
-  'PROTOCOL_SEQUENCE_TIMEOUT',
-  'ER_SERVER_SHUTDOWN', // 1053
-  'ER_CONNECTION_KILLED', // MariaDB 1927
-  'ER_CLIENT_INTERACTION_TIMEOUT', // MySQL 4031: the server closed an idle session
-  'ER_CON_COUNT_ERROR', // too many connections
-  'ER_LOCK_DEADLOCK', // 1213
-  'ER_LOCK_WAIT_TIMEOUT', // 1205
-  'ER_QUERY_INTERRUPTED', // 1317: the statement was killed (a shutdown in progress)
-  'ER_UNKNOWN_COM_ERROR', // 1047: a Galera node not ready for clients yet
-]);
-
-const transientMessages = /closed state|Connection lost|Pool is closed/i;
-
-export function isTransientMysqlError(error: unknown): boolean {
-  if (isTransientStoreError(error)) return true;
-  if (error === null || typeof error !== 'object') return false;
-  const { code, message } = error as { code?: unknown; message?: unknown };
-  if (typeof code === 'string' && transientCodes.has(code)) return true;
-  return typeof message === 'string' && transientMessages.test(message);
-}
+export const isTransientMysqlError = (error: unknown): boolean => mysqlDialect.isTransient(error);
 
 /** A driver error that left the connection unusable (mysql2 marks those `fatal`). */
-export function isFatalMysqlError(error: unknown): boolean {
-  return error !== null && typeof error === 'object' && (error as { fatal?: unknown }).fatal === true;
-}
+export const isFatalMysqlError = (error: unknown): boolean => mysqlDialect.isFatal(error);
 
 /** Transient driver errors become StoreUnavailableError (retried by the runner); others pass through. */
 export function wrapMysqlError(error: unknown, location: string): unknown {
@@ -201,45 +156,36 @@ export interface MysqlStoreOptions {
 /**
  * What every concern of the MySQL store shares: the pool, the table prefix, one-statement queries
  * and short transactions with the store's error handling, and the open job transactions (so close
- * can end them). Each `mysql-<concern>.ts` class takes this in its constructor.
+ * can end them). The shared flows (src/store/sql/) and the journal run over it.
  */
-export class MysqlDriver {
-  readonly location: string;
-  /** Prefix of every table name. */
-  readonly p: string;
+export class MysqlDriver extends PooledDriver<MysqlPool> {
+  readonly dialect = mysqlDialect;
   readonly database: string;
-  readonly openTxs = new Set<MysqlTx>();
-  readonly chainKey: () => Buffer | undefined;
-  /**
-   * The database's clock minus this machine's, measured at open (syncClock) and at each
-   * `now()`: events are stamped with it, so a worker whose clock is off dates nothing wrongly.
-   */
-  clockOffsetMs = 0;
-  readonly #options: MysqlStoreOptions;
-  #pool: Promise<MysqlPool> | undefined;
-  #ended = false;
 
   constructor(options: MysqlStoreOptions) {
-    if (options.pool === undefined && options.url === undefined) throw new UsageError('a MySQL store needs a URL or a pool');
-    this.#options = options;
-    this.p = options.prefix ?? DEFAULT_MYSQL_PREFIX;
-    if (!/^[A-Za-z0-9_]{0,32}$/.test(this.p)) {
-      throw new UsageError(`the table prefix ${JSON.stringify(this.p)} is not valid; use up to 32 letters, digits and '_' (e.g. ?prefix=ckpt_)`);
+    const prefix = options.prefix ?? DEFAULT_MYSQL_PREFIX;
+    if (!/^[A-Za-z0-9_]{0,32}$/.test(prefix)) {
+      throw new UsageError(`the table prefix ${JSON.stringify(prefix)} is not valid; use up to 32 letters, digits and '_' (e.g. ?prefix=ckpt_)`);
     }
+    const { url } = options;
+    super({
+      location: options.location ?? (options.pool ? `mysql (tables ${prefix}*)` : String(url)),
+      prefix,
+      pool: options.pool,
+      createPool: url === undefined ? undefined : () => createMysqlPool({ url, max: options.maxConnections ?? 4 }),
+      missing: 'a MySQL store needs a URL or a pool',
+      chainKey: options.chainKey,
+    });
     this.database = options.database ?? '';
-    this.chainKey = options.chainKey ?? chainKeyFinder(process.env, undefined);
-    this.location = options.location ?? (options.pool ? `mysql (tables ${this.p}*)` : String(options.url));
   }
 
-  /** The pool, created on first use; never again after close (a job's tx may still ask). */
-  pool = (): Promise<MysqlPool> => {
-    if (this.#ended) return Promise.reject(new StoreError(`the store ${this.location} is closed`));
-    this.#pool ??= (async () => this.#options.pool ?? createMysqlPool({ url: String(this.#options.url), max: this.#options.maxConnections ?? 4 }))();
-    return this.#pool;
-  };
+  /** The journal's and the migrations' name for `prefix`. */
+  get p(): string {
+    return this.prefix;
+  }
 
   /** One statement on any pooled connection (autocommit); driver errors become the store's. */
-  async query(sql: string, values?: unknown[]): Promise<MysqlResult> {
+  async run(sql: string, values?: unknown[]): Promise<MysqlResult> {
     try {
       return toResult(await (await this.pool()).query(sql, values));
     } catch (error) {
@@ -247,34 +193,13 @@ export class MysqlDriver {
     }
   }
 
-  /** Rows of one statement on any pooled connection. */
-  async rows(sql: string, values?: unknown[]): Promise<Row[]> {
-    return (await this.query(sql, values)).rows;
-  }
-
-  /** Measures clockOffsetMs: the database's time against the middle of the round trip. */
-  async syncClock(): Promise<number> {
-    const sent = Date.now();
-    const now = Number((await this.rows(`SELECT ${NOW} AS now`))[0]?.now);
-    const received = Date.now();
-    if (Number.isFinite(now)) this.clockOffsetMs = Math.round(now - (sent + received) / 2);
-    return now;
-  }
-
-  readonly any: MysqlQueryable = { query: (sql, values) => this.query(sql, values) };
-
   wrap(error: unknown): unknown {
     return wrapMysqlError(error, this.location);
   }
 
   /** Runs `work` in its own short transaction on one connection. */
   async transaction<T>(work: (tx: MysqlQueryable) => Promise<T>): Promise<T> {
-    let connection: MysqlConnection;
-    try {
-      connection = await (await this.pool()).getConnection();
-    } catch (error) {
-      throw this.wrap(error);
-    }
+    const connection = await this.checkout((pool) => pool.getConnection());
     const on: MysqlQueryable = { query: async (sql, values) => toResult(await connection.query(sql, values)) };
     let broken = false;
     try {
@@ -305,15 +230,5 @@ export class MysqlDriver {
       if (broken) connection.destroy();
       else connection.release();
     }
-  }
-
-  /** Roll back the job transactions still open, and end the pool if the store made it. */
-  async close(): Promise<void> {
-    for (const tx of this.openTxs) await tx.end(false).catch(() => undefined);
-    this.openTxs.clear();
-    this.#ended = true;
-    const pool = this.#pool;
-    this.#pool = undefined;
-    if (pool !== undefined && this.#options.pool === undefined) await (await pool.catch(() => undefined))?.end().catch(() => undefined);
   }
 }

@@ -1,7 +1,8 @@
-import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
+import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
 import { StoreError } from '../../errors.ts';
 import type { Lease, SqlHandle, Tx } from '../store.ts';
-import type { SqliteDriver } from './sqlite-driver.ts';
+import { sqliteDialect } from './sqlite-dialect.ts';
+import type { PreparedStatement, SqliteDriver } from './sqlite-driver.ts';
 
 /** The job's unit of work on SQLite: BEGIN IMMEDIATE on first use, COMMIT with the checkpoint. */
 export class SqliteTx implements Tx {
@@ -96,19 +97,13 @@ export function finishTx<T>(driver: SqliteDriver, tx: Tx, work: () => { result: 
   }
 }
 
-export interface PreparedStatement {
-  statement: StatementSync;
-  /** Whether it yields rows (SELECT, RETURNING): `all()`, else `run()` for the change count. */
-  returnsRows: boolean;
-}
-
 const savepointStatements = new Map<string, { save: string; release: string; rollback: string }>();
 
 /** The SQL of a savepoint, built once per name (a job uses one name, once per record). */
 function savepointSql(name: string): { save: string; release: string; rollback: string } {
   let sql = savepointStatements.get(name);
   if (sql === undefined) {
-    const quoted = `"${name.replaceAll('"', '""')}"`;
+    const quoted = sqliteDialect.quote(name);
     sql = { save: `SAVEPOINT ${quoted}`, release: `RELEASE SAVEPOINT ${quoted}`, rollback: `ROLLBACK TO SAVEPOINT ${quoted}` };
     savepointStatements.set(name, sql);
   }

@@ -1,0 +1,215 @@
+import { FencedError, firstLine } from '../../errors.ts';
+import type { EventMap, EventType } from '../../events.ts';
+import { type JsonObject, type JsonValue, sha256 } from '../../json.ts';
+import { sealSecrets, unsealSecrets } from '../../secret.ts';
+import type { EffectEntry, EffectScope, JournalFence, JournalWrite, Store } from '../../store/store.ts';
+import type { OnceOptions } from '../define.ts';
+import { JournalQueue } from './journal-queue.ts';
+
+export interface EffectsInput {
+  store: Store;
+  scope: EffectScope;
+  job: string;
+  shard: string;
+  /** The run the events are recorded under (null: a dead-letter retry, which has none). */
+  runId: number | null;
+  secretKey: () => Buffer;
+  /** Tells the run's listeners of an event the journal has just stored (they are not stored again). */
+  notify: <K extends EventType>(type: K, data: EventMap[K]) => void;
+  /** True once another worker took the shard: a fenced-out worker must start no effect. */
+  leaseLost?: () => boolean;
+  /**
+   * The shard run's lease: every journal write carries it, and the store refuses an intent
+   * whose token is stale (FencedError: `fn` never starts) and never lets a stale completion
+   * overwrite another's (see fenceBatch). Absent (a dead-letter retry): unfenced.
+   */
+  fence?: JournalFence;
+}
+
+/** Where a record keeps the journal writes it must see durable before it counts as finished. */
+export interface DeferredWrites {
+  defer(write: Promise<unknown>): void;
+}
+
+/** The generation number of instance-scoped effect keys: one no generation of a run has. */
+const INSTANCE_GENERATION = 0;
+
+/**
+ * `ctx.once`, `ctx.step` and `ctx.idempotencyKey` of one shard run, over the store's effect
+ * journal. The journal is written outside the chunk transaction, in group commits
+ * (JournalQueue): an intent is durable before `fn` starts; a completion is durable before the
+ * record that made it counts as finished, so a crash that rolls the chunk back never forgets
+ * that an effect ran: the only window of doubt is between `fn` returning and its completion.
+ * Every decision (start, done, failed, in doubt, verify's answer) is appended to the audit chain
+ * in the same transaction as the journal entry it leads to, so no crash can separate the two:
+ * an `fn` never runs without its `effect:start` stored, and a key in doubt is never acted on
+ * before its `effect:in-doubt` is.
+ */
+export class Effects {
+  readonly #input: EffectsInput;
+  /** Keys being run in this process: a second caller waits, then reads the journal. */
+  readonly #running = new Map<string, Promise<unknown>>();
+
+  /** Every journal write of this shard run goes through it: concurrent records' writes commit together. */
+  readonly #queue: JournalQueue;
+
+  constructor(input: EffectsInput) {
+    this.#input = input;
+    this.#queue = new JournalQueue(input.store, input.scope.instanceId, input.fence);
+  }
+
+  /**
+   * `record`, when given, takes the completion's durability: `once` returns as soon as `fn` has
+   * and its completion is queued, and the record waits for it before it counts as finished (see
+   * RecordContext.durable). Without it, `once` returns when the completion is durable.
+   */
+  async once<T>(key: string, fn: () => T | Promise<T>, options: OnceOptions<T> = {}, record?: DeferredWrites): Promise<T | undefined> {
+    if (typeof key !== 'string' || key === '') throw new TypeError('ctx.once needs a non-empty string key');
+    if (options.scope !== undefined && options.scope !== 'generation' && options.scope !== 'instance') {
+      throw new TypeError(`ctx.once: scope must be 'generation' or 'instance' (got ${JSON.stringify(options.scope)})`);
+    }
+    // Instance-scoped keys share one name space with generation-scoped ones only through the
+    // scope's generation number, so keep them apart in the in-process lock too.
+    const lockKey = `${options.scope ?? 'generation'}:${key}`;
+    for (let busy = this.#running.get(lockKey); busy !== undefined; busy = this.#running.get(lockKey)) await busy.catch(() => undefined);
+    const work = this.#once(key, fn, options, record);
+    this.#running.set(lockKey, work);
+    try {
+      return await work;
+    } finally {
+      this.#running.delete(lockKey);
+    }
+  }
+
+  async #once<T>(key: string, fn: () => T | Promise<T>, options: OnceOptions<T>, record: DeferredWrites | undefined): Promise<T | undefined> {
+    // An instance-scoped key lives in generation 0, which no run ever has (generations count
+    // from 1): `--rerun` and `reset` start generation n+1 and never reach it. Its events are
+    // chained with its journal entries, so they too are recorded under generation 0.
+    const scope = options.scope === 'instance' ? { instanceId: this.#input.scope.instanceId, generation: INSTANCE_GENERATION } : this.#input.scope;
+    const { shard } = this.#input;
+    if (this.#input.leaseLost?.()) {
+      // A fenced-out worker starts nothing, but still answers a key that is done.
+      const entry = await this.#input.store.effect(scope, key);
+      return this.#known(scope, key, fn, options, entry, record);
+    }
+    // The common case in one durable write: the intent, unless the key already has an entry
+    // (then nothing is written, and the entry decides, as below).
+    const start = new Decisions(this.#input).add('effect:start', { shard, key, attempt: 1 });
+    const entry = await start.write(this.#queue, { kind: 'claim', scope, key, events: [] });
+    if (entry === undefined) return this.#run(scope, key, fn, record);
+    return this.#known(scope, key, fn, options, entry, record);
+  }
+
+  /** A key that has an entry (or a fenced-out worker): done, in doubt, or never started. */
+  async #known<T>(
+    scope: EffectScope,
+    key: string,
+    fn: () => T | Promise<T>,
+    options: OnceOptions<T>,
+    entry: EffectEntry | undefined,
+    record: DeferredWrites | undefined,
+  ): Promise<T | undefined> {
+    const { secretKey, shard } = this.#input;
+    if (entry?.status === 'done') return unsealSecrets(entry.result, secretKey) as T | undefined;
+    const decided = new Decisions(this.#input);
+    if (entry?.status === 'intent') {
+      // A crash fell between the effect and its record: never replay blindly when we can ask.
+      if (options.verify) {
+        const answer = await options.verify();
+        const happened = answer === true || (answer !== null && typeof answer === 'object' && 'result' in answer);
+        decided.add('effect:in-doubt', { shard, key, attempts: entry.attempts, resolution: happened ? 'verified-done' : 'verified-not-done' });
+        decided.add('effect:verified', { shard, key, done: happened });
+        if (happened) {
+          // The verified result is recorded like fn's, so later replays return it too.
+          const result = typeof answer === 'object' ? answer.result : undefined;
+          const sealed = result === undefined ? null : sealSecrets(result, secretKey);
+          await decided.write(this.#queue, { kind: 'done', scope, key, result: sealed, events: [] });
+          return result;
+        }
+      } else {
+        decided.add('effect:in-doubt', { shard, key, attempts: entry.attempts, resolution: 'run-again' });
+      }
+    }
+    if (this.#input.leaseLost?.()) {
+      await decided.write(this.#queue, { kind: 'events', scope, events: [] });
+      throw new Error(`effect ${key} not started: this worker lost its lease on shard ${shard}`);
+    }
+    decided.add('effect:start', { shard, key, attempt: (entry?.attempts ?? 0) + 1 });
+    await decided.write(this.#queue, { kind: 'intent', scope, key, events: [] });
+    return this.#run(scope, key, fn, record);
+  }
+
+  /** Runs `fn`, its intent durable, and records how it ended. */
+  async #run<T>(scope: EffectScope, key: string, fn: () => T | Promise<T>, record: DeferredWrites | undefined): Promise<T> {
+    const { secretKey, shard } = this.#input;
+    let result: T;
+    try {
+      result = await fn();
+    } catch (error) {
+      // fn reported failure: treated as "did not happen", so a retry runs it again.
+      const failed = new Decisions(this.#input).add('effect:failed', { shard, key, error: firstLine(error) });
+      await failed.write(this.#queue, { kind: 'failed', scope, key, events: [] });
+      throw error;
+    }
+    const sealed = sealSecrets(result, secretKey);
+    const done = new Decisions(this.#input).add('effect:done', { shard, key }).write(this.#queue, { kind: 'done', scope, key, result: sealed, events: [] });
+    // The completion may travel with the record's next intent (one commit instead of two): the
+    // queue makes nothing written after it durable before it, and the record is not counted
+    // (no checkpoint covers it) until it is durable.
+    if (record !== undefined) record.defer(done);
+    else await done;
+    return result;
+  }
+
+  /** A step is an effect keyed by the record's position and the step's name. */
+  async step<T>(position: unknown, name: string, fn: () => T | Promise<T>, options?: OnceOptions<T>, record?: DeferredWrites): Promise<T> {
+    if (typeof name !== 'string' || name === '') throw new TypeError('ctx.step needs a non-empty name');
+    return (await this.once(`step:${this.#input.shard}:${JSON.stringify(position)}:${name}`, fn, options, record)) as T;
+  }
+
+  idempotencyKey(position: unknown, name: string): string {
+    const { job, scope, shard } = this.#input;
+    const identity: JsonValue = [job, scope.instanceId, scope.generation, shard, JSON.stringify(position) ?? null, name];
+    return `ckpt-${sha256(JSON.stringify(identity)).slice(0, 32)}`;
+  }
+}
+
+/** Events to store with one journal write; listeners hear of them once it is durable. */
+class Decisions {
+  readonly #input: EffectsInput;
+  readonly #events: { type: EventType; data: EventMap[EventType]; at: number }[] = [];
+
+  constructor(input: EffectsInput) {
+    this.#input = input;
+  }
+
+  add<K extends EventType>(type: K, data: EventMap[K]): this {
+    this.#events.push({ type, data, at: Date.now() });
+    return this;
+  }
+
+  /**
+   * Queues `write` with these events; a claim refused by an existing entry records none, so tells
+   * none. A write the store fenced (this run's token is stale): a refused start throws
+   * FencedError, so `fn` never runs; a late completion is told as the store recorded it.
+   */
+  async write(queue: JournalQueue, write: JournalWrite): Promise<EffectEntry | undefined> {
+    const { runId, shard } = this.#input;
+    write.events = this.#events.map(({ type, data, at }) => ({ type, at, runId, shard, data: data as unknown as JsonObject }));
+    const outcome = await queue.write(write);
+    const key = 'key' in write ? write.key : '';
+    if (outcome !== undefined && 'fenced' in outcome) {
+      if (outcome.fenced === 'refused') {
+        throw new FencedError(
+          `effect ${key} not started: shard ${shard} was taken by another worker${outcome.holderRunId === null ? '' : ` (run ${outcome.holderRunId})`}; this worker's fencing token is stale`,
+          { shard },
+        );
+      }
+      if (outcome.kept === 'late') for (const { type, data } of this.#events) this.#input.notify(type, data);
+      this.#input.notify('effect:late-completion', { shard, key, runId, holderRunId: outcome.holderRunId, kept: outcome.kept });
+      return undefined;
+    }
+    if (outcome === undefined) for (const { type, data } of this.#events) this.#input.notify(type, data);
+    return outcome;
+  }
+}
