@@ -1,7 +1,8 @@
 // One measured run of one variant of one workload. run-all.ts starts each in a fresh process so
 // that no variant inherits another's heap, caches or open connections.
 import { DatabaseSync } from 'node:sqlite';
-import { type CheckpointSpec, defineJob, type Job, openStore, range, runJob, type Store } from '../src/index.ts';
+import { type CheckpointSpec, defineJob, type Job, openStore, range, runJob } from '../src/index.ts';
+import type { Store } from '../src/store.ts';
 import { concurrencyOf, digest, FakeApi, pool, type Workload, work, writesRows } from './workloads.ts';
 
 export type Backend = 'sqlite' | 'postgres' | 'mysql';

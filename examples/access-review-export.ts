@@ -11,7 +11,8 @@
 // users and entitlements come from a deterministic stand-in for the identity provider.
 import { DatabaseSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type ChaosCheckInput, defineJob, fromArray } from 'checkpointed';
+import { defineJob, fromArray } from 'checkpointed';
+import type { ChaosCheckInput } from 'checkpointed/types';
 
 type Params = { review: string; units: string[]; usersPerUnit: number; delayMs: number };
 type Grant = { user: string; entitlements: string[] };

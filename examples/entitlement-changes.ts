@@ -17,7 +17,8 @@
 // (see the README). The target system here is a table of revoke calls in the source database
 // (`access_revocations`), standing for an API. ENTITLEMENTS_DELAY_MS=N slows each change by N ms.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { defineJob, type PgChange, pgChanges } from 'checkpointed';
+import { defineJob, pgChanges } from 'checkpointed';
+import type { PgChange } from 'checkpointed/types';
 
 type Params = { source: string; slot: string };
 type Querier = { query(sql: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>; end(): Promise<void> };

@@ -1,18 +1,10 @@
 /**
- * `checkpointed/mysql`: the MySQL/MariaDB store for programs that build it themselves (a ready
- * mysql2 pool, a table prefix). `openStore('mysql://…')` reaches the same class by itself.
+ * 'checkpointed/mysql': the MySQL/MariaDB store class, its options and the slice of a
+ * `mysql2/promise` pool it takes, for programs that build their store themselves (a ready pool,
+ * a table prefix); `openStore('mysql://…')` reaches the same class by itself. The same set as
+ * every backend's path: the store class, its options, and the pool they may take.
  *
  * @module checkpointed/mysql
  */
-export type {
-  MysqlConnection,
-  MysqlCoreConnection,
-  MysqlPool,
-  MysqlQueryable,
-  MysqlRawResult,
-  MysqlResult,
-  MysqlStoreOptions,
-  MysqlUrlParts,
-} from './store/mysql/index.ts';
-export { DEFAULT_MYSQL_PREFIX, MysqlStore, parseMysqlUrl } from './store/mysql/index.ts';
-export type { Row } from './store/rows.ts';
+export type { MysqlPool, MysqlStoreOptions } from './store/mysql/index.ts';
+export { MysqlStore } from './store/mysql/index.ts';

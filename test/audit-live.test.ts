@@ -4,8 +4,9 @@
 // head again) gives one consistent snapshot. On every store, with real appends through the store.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { defineJob, range, runJob, type Store } from '../src/index.ts';
+import { defineJob, range, runJob } from '../src/index.ts';
 import { readChain, verifyChain } from '../src/store/audit-chain.ts';
+import type { Store } from '../src/store.ts';
 import { selectedStoreFactories } from './helpers/stores.ts';
 
 /** The store, with one more event appended (as a running job would) right after each read of the log. */

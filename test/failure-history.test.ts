@@ -2,7 +2,7 @@
 // against every backend that CKPT_TEST_STORES selects.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Store } from '../src/index.ts';
+import type { Store } from '../src/store.ts';
 import { selectedStoreFactories } from './helpers/stores.ts';
 
 for (const factory of selectedStoreFactories()) {

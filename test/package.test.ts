@@ -45,8 +45,10 @@ test('npm pack → npm install → import and ckpt run, as a user would', { time
        const { PostgresStore } = await import('checkpointed/postgres');
        const { MysqlStore } = await import('checkpointed/mysql');
        const { openStore } = await import('checkpointed');
+       // Types only: they load, and hold no value.
+       const types = Object.keys(await import('checkpointed/types')).length + Object.keys(await import('checkpointed/store')).length;
        const store = await openStore('memory:');
-       console.log(typeof SqliteStore, typeof PostgresStore, typeof MysqlStore, store.location);
+       console.log(typeof SqliteStore, typeof PostgresStore, typeof MysqlStore, types, store.location);
        await store.close();
        await openStore('postgres://127.0.0.1:1/nothing').catch((error) => console.log(error.name, error.message));
        await openStore('mysql://127.0.0.1:1/nothing').catch((error) => console.log(error.name, error.message));`,
@@ -55,7 +57,7 @@ test('npm pack → npm install → import and ckpt run, as a user would', { time
   );
   assert.equal(
     paths.stdout.trim(),
-    'function function function :memory:\nUsageError a postgres:// store needs the pg package: npm install pg\nUsageError a mysql:// store needs the mysql2 package: npm install mysql2',
+    'function function function 0 :memory:\nUsageError a postgres:// store needs the pg package: npm install pg\nUsageError a mysql:// store needs the mysql2 package: npm install mysql2',
     paths.stderr,
   );
 

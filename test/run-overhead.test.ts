@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { defineJob, range, runJob, type Store } from '../src/index.ts';
+import { defineJob, range, runJob } from '../src/index.ts';
+import type { Store } from '../src/store.ts';
 import { selectedStoreFactories } from './helpers/stores.ts';
 
 for (const factory of selectedStoreFactories()) {

@@ -2,7 +2,7 @@
 // backend (CKPT_TEST_STORES selects them), like test/store-contract.test.ts.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { EffectEntry, InstanceInfo, Lease, Store } from '../src/index.ts';
+import type { EffectEntry, InstanceInfo, Lease, Store } from '../src/store.ts';
 import { selectedStoreFactories } from './helpers/stores.ts';
 
 for (const factory of selectedStoreFactories()) {

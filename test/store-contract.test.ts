@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FencedError, type InstanceInfo, type Lease, type Store, type Tx } from '../src/index.ts';
+import { FencedError } from '../src/index.ts';
+import type { InstanceInfo, Lease, Store, Tx } from '../src/store.ts';
 import { selectedStoreFactories } from './helpers/stores.ts';
 
 for (const factory of selectedStoreFactories()) {

@@ -3,7 +3,8 @@
 // retried or dead-lettered leaves none of its rows, and a row the database refuses fails the chunk.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { defineJob, range, runJob, type Store } from '../src/index.ts';
+import { defineJob, range, runJob } from '../src/index.ts';
+import type { Store } from '../src/store.ts';
 import { selectedStoreFactories } from './helpers/stores.ts';
 
 /** Reads the table through a one-record job of its own, so one helper serves every backend. */

@@ -1,10 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Store } from '../../src/index.ts';
 import { MysqlStore } from '../../src/mysql.ts';
 import { PostgresStore } from '../../src/postgres.ts';
 import { SqliteStore } from '../../src/sqlite.ts';
+import type { Store } from '../../src/store.ts';
 import { MemoryStore } from './memory-store.ts';
 import { freshMysqlDatabase, mysqlRows, mysqlSkip } from './mysql.ts';
 import { freshDatabase } from './postgres.ts';
