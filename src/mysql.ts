@@ -6,6 +6,5 @@
  *
  * @module checkpointed/mysql
  */
-export type { MysqlPool } from './store/mysql/mysql-driver.ts';
-export type { MysqlStoreOptions } from './store/mysql/mysql-store.ts';
-export { MysqlStore } from './store/mysql/mysql-store.ts';
+export type { MysqlPool, MysqlStoreOptions } from './store/mysql/index.ts';
+export { MysqlStore } from './store/mysql/index.ts';

@@ -7,6 +7,5 @@
  *
  * @module checkpointed/postgres
  */
-export type { PgPool } from './store/postgres/postgres-driver.ts';
-export type { PostgresStoreOptions } from './store/postgres/postgres-store.ts';
-export { PostgresStore } from './store/postgres/postgres-store.ts';
+export type { PgPool, PostgresStoreOptions } from './store/postgres/index.ts';
+export { PostgresStore } from './store/postgres/index.ts';

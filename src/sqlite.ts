@@ -5,5 +5,5 @@
  *
  * @module checkpointed/sqlite
  */
-export type { SqliteStoreOptions } from './store/sqlite/sqlite-store.ts';
-export { SqliteStore } from './store/sqlite/sqlite-store.ts';
+export type { SqliteStoreOptions } from './store/sqlite/index.ts';
+export { SqliteStore } from './store/sqlite/index.ts';

@@ -29,7 +29,5 @@ export type { MysqlQuerier, PgQuerier, SqlConnection, SqlDialect } from './sourc
 export type { SqlKey, SqlKeyValue, SqlTableOptions } from './source/sql/sql-table.ts';
 export type { JetStreamMessage, JetStreamOptions } from './source/stream/jetstream.ts';
 export type { Lsn, PgChange, PgChangePosition, PgChangesOptions } from './source/stream/pg-changes.ts';
-// A row as pgoutput decodes it (column → text or null); named apart from the store's rows.
-export type { Row as PgChangeRow } from './source/stream/pgoutput.ts';
 export type { RedisStreamEntry } from './source/stream/redis-client.ts';
 export type { RedisStreamOptions } from './source/stream/redis-stream.ts';

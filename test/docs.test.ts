@@ -50,6 +50,18 @@ test('every relative link in README.md and docs/*.md resolves, every repository 
   assert.deepEqual(problems, []);
 });
 
+test('every command ckpt --help lists has its row in docs/operating.md', { timeout: 60_000 }, async () => {
+  const operating = read(join(repoRoot, 'docs', 'operating.md'));
+  const undocumented = [...(await api()).commands.keys()].filter((command) => !operating.includes(`| \`ckpt ${command}\` |`));
+  assert.deepEqual(undocumented, []);
+});
+
+test('the site npm run docs builds holds every page: README.md as its front page, docs/*.md in reading order', () => {
+  const config = JSON.parse(read(join(repoRoot, 'typedoc.json'))) as { readme?: string; projectDocuments?: string[] };
+  assert.equal(config.readme, 'README.md');
+  assert.deepEqual([...(config.projectDocuments ?? [])].sort(), pages.filter((page) => page !== 'README.md').sort());
+});
+
 test('README.md is at most 200 lines and opens with the two commands', () => {
   const readme = read(join(repoRoot, 'README.md'));
   assert.ok(readme.split('\n').length <= 200, `README.md has ${readme.split('\n').length} lines`);
@@ -72,25 +84,30 @@ test('the check finds a broken link, a missing anchor or path, an unknown export
     'await ctx.once(key, fn); ctx.tx.sql`…`; ctx.teleport(); ctx.tx.explode();',
     '```',
     '`ckpt run job.ts --rerun --warp-speed`, `ckpt frobnicate x`, `npm run ckpt -- status --json`',
+    '`new SqliteStore(path)` from `checkpointed/sqlite`, `new PostgresStore({ pool })` from `checkpointed/sqlite`.',
     '```',
     'ckpt chaos <job-file> [--kills N]',
     '                  [--no-such-flag]',
     '```',
   ].join('\n');
   const problems = checkPage(repoRoot, 'README.md', page, await api(), (path) => (path === join(repoRoot, 'README.md') ? page : read(path)));
-  assert.deepEqual(problems.sort(), [
-    "README.md: 'checkpointed' exports no notAnExport",
-    "README.md: 'checkpointed/nowhere' is no export path of the package",
-    'README.md: ckpt chaos has no flag --no-such-flag',
-    'README.md: ckpt has no command frobnicate',
-    'README.md: ckpt run has no flag --warp-speed',
-    'README.md: ctx has no teleport',
-    'README.md: ctx.tx has no explode',
-    "README.md: link #a-code-heading: the built site has no #a-code-heading (it drops a heading's code spans: write that heading without them)",
-    'README.md: link #nowhere: README.md has no heading #nowhere',
-    'README.md: link docs/jobs.md#no-such-heading: docs/jobs.md has no heading #no-such-heading',
-    'README.md: link docs/no-such-page.md: docs/no-such-page.md does not exist',
-  ]);
+  assert.deepEqual(
+    problems.sort(),
+    [
+      "README.md: 'checkpointed' exports no notAnExport",
+      "README.md: 'checkpointed/sqlite' exports no PostgresStore",
+      "README.md: 'checkpointed/nowhere' is no export path of the package",
+      'README.md: ckpt chaos has no flag --no-such-flag',
+      'README.md: ckpt has no command frobnicate',
+      'README.md: ckpt run has no flag --warp-speed',
+      'README.md: ctx has no teleport',
+      'README.md: ctx.tx has no explode',
+      "README.md: link #a-code-heading: the built site has no #a-code-heading (it drops a heading's code spans: write that heading without them)",
+      'README.md: link #nowhere: README.md has no heading #nowhere',
+      'README.md: link docs/jobs.md#no-such-heading: docs/jobs.md has no heading #no-such-heading',
+      'README.md: link docs/no-such-page.md: docs/no-such-page.md does not exist',
+    ].sort(),
+  );
   assert.deepEqual(missingPaths(repoRoot, 'README.md', '`src/no-such-file.ts`, `test/docs.test.ts`, `test/no-such-*.test.ts`, `docs/api/`', gitIgnored), [
     'README.md: src/no-such-file.ts does not exist',
     'README.md: test/no-such-*.test.ts does not exist',

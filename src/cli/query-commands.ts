@@ -2,6 +2,7 @@ import { LeaseHeldError, UsageError } from '../errors.ts';
 import { completedTotals, lostWorkByRun, reachedBy, shardKey } from '../job/policy/progress-mark.ts';
 import { defaultWorker, reapDeadWorkers } from '../job/workers.ts';
 import type { InstanceInfo, RunInfo, Store } from '../store/store.ts';
+import { combinedLag, followerLags, formatLag } from './follower-lag.ts';
 import { formatAge, formatCount, formatInterval, formatMs, formatParams, formatPosition, formatTime } from './format.ts';
 import { parseParams } from './load-job.ts';
 import { type CliIo, findInstances, openCliStore } from './shared.ts';
@@ -32,15 +33,12 @@ export async function statusCommand(options: QueryOptions, io: CliIo): Promise<n
     const statuses = await Promise.all(instances.map((instance) => store.status(instance.id)));
     // Ages on the store's clock, which stamped the checkpoints: a skewed host here cannot shift them.
     const now = await store.now();
+    // A follower reports how far behind its source's head it is with its heartbeat.
+    const lags = await Promise.all(
+      statuses.map(async (status) => (status.holders.length === 0 ? [] : followerLags(await store.listRuns(status.instance.id, { limit: 100 })))),
+    );
     if (options.json) {
-      // A follower reports how far behind its source's head it is with its heartbeat.
-      const withLag = await Promise.all(
-        statuses.map(async (status) => {
-          if (status.holders.length === 0) return status;
-          const running = (await store.listRuns(status.instance.id, { limit: 100 })).filter((run) => run.outcome === 'running' && run.stats.lag != null);
-          return running.length === 0 ? status : { ...status, lag: running.map((run) => ({ shard: run.shard, ...(run.stats.lag as object) })) };
-        }),
-      );
+      const withLag = statuses.map((status, index) => ((lags[index] ?? []).length === 0 ? status : { ...status, lag: lags[index] }));
       io.stdout.write(`${JSON.stringify(withLag, null, 2)}\n`);
       return 0;
     }
@@ -48,7 +46,13 @@ export async function statusCommand(options: QueryOptions, io: CliIo): Promise<n
       io.stdout.write(`no job has run on ${store.location} yet; start one with: ckpt run <job-file>\n`);
       return 0;
     }
-    const rows = statuses.map((status) => [
+    // A LAG column only when a follower reports one.
+    const lagCells = lags.map((lag) => {
+      const combined = combinedLag(lag);
+      return combined === null ? '-' : formatLag(combined);
+    });
+    const showLag = lagCells.some((cell) => cell !== '-');
+    const rows = statuses.map((status, index) => [
       status.instance.job,
       formatParams(status.instance.params),
       String(status.instance.generation),
@@ -57,8 +61,10 @@ export async function statusCommand(options: QueryOptions, io: CliIo): Promise<n
       formatCount(status.processed),
       formatAge(status.lastCheckpointAt, now),
       [...new Set(status.holders.map((holder) => holder.worker))].join(', ') || '-',
+      ...(showLag ? [lagCells[index] ?? '-'] : []),
     ]);
-    io.stdout.write(`${renderTable(['JOB', 'PARAMS', 'GEN', 'STATUS', 'SHARDS', 'PROCESSED', 'LAST CHECKPOINT', 'HELD BY'], rows)}\n`);
+    const head = ['JOB', 'PARAMS', 'GEN', 'STATUS', 'SHARDS', 'PROCESSED', 'LAST CHECKPOINT', 'HELD BY', ...(showLag ? ['LAG'] : [])];
+    io.stdout.write(`${renderTable(head, rows)}\n`);
     return 0;
   });
 }

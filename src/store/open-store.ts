@@ -78,7 +78,7 @@ export async function openStore(url: string = DEFAULT_STORE_URL): Promise<Store>
   // 'checkpointed' loads no database driver, and a SQLite user never needs `pg` or `mysql2` installed.
   let store: Store;
   if (target.kind === 'sqlite') {
-    const { SqliteStore } = await import('./sqlite/sqlite-store.ts');
+    const { SqliteStore } = await import('./sqlite/index.ts');
     store = new SqliteStore(target.path);
   } else if (target.kind === 'mysql') {
     store = await openMysql(target.url);
@@ -96,7 +96,7 @@ export async function openStore(url: string = DEFAULT_STORE_URL): Promise<Store>
 
 /** `?schema=NAME` picks the schema of the store's tables; the rest of the URL goes to `pg`. */
 async function openPostgres(url: string): Promise<Store> {
-  const { PostgresStore } = await import('./postgres/postgres-store.ts');
+  const { PostgresStore } = await import('./postgres/index.ts');
   const parsed = new URL(url);
   const schema = parsed.searchParams.get('schema') ?? undefined;
   parsed.searchParams.delete('schema');
@@ -105,8 +105,7 @@ async function openPostgres(url: string): Promise<Store> {
 
 /** `?prefix=NAME` names the store's tables in the URL's database; the rest of the URL goes to `mysql2`. */
 async function openMysql(url: string): Promise<Store> {
-  const { MysqlStore } = await import('./mysql/mysql-store.ts');
-  const { parseMysqlUrl } = await import('./mysql/mysql-driver.ts');
+  const { MysqlStore, parseMysqlUrl } = await import('./mysql/index.ts');
   const { driverUrl, prefix, database } = parseMysqlUrl(url);
   return new MysqlStore({ url: driverUrl, prefix, database, location: redactUrl(url) });
 }

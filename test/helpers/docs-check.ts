@@ -130,6 +130,13 @@ function checkLinks(root: string, page: string, markdown: string, readPage: (pat
 
 function checkCode(page: string, markdown: string, api: ApiFacts): string[] {
   const problems = new Set<string>();
+  // prose: "`new SqliteStore(path)` from `checkpointed/sqlite`"
+  for (const match of markdown.matchAll(/`(?:new\s+)?([A-Za-z_$][\w$]*)[^`]*`\s+from\s+`(checkpointed(?:\/[\w./-]+)?)`/g)) {
+    const [, name, path] = match as unknown as [string, string, string];
+    const names = api.exports.get(path);
+    if (!names) problems.add(`${page}: '${path}' is no export path of the package`);
+    else if (!names.has(name)) problems.add(`${page}: '${path}' exports no ${name}`);
+  }
   for (const snippet of code(markdown)) {
     // import { a, type B } from 'checkpointed…'; import 'checkpointed…'; import('checkpointed…')
     for (const match of snippet.matchAll(

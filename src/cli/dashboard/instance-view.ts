@@ -1,5 +1,6 @@
 import type { JsonObject, JsonValue } from '../../json.ts';
 import type { RunInfo, ShardInfo } from '../../store/store.ts';
+import { combinedLag, followerLags } from '../follower-lag.ts';
 import { commandsFor } from './commands.ts';
 import { redactJson, redactText } from './redact.ts';
 import type { InstanceData } from './store-reader.ts';
@@ -18,6 +19,8 @@ export interface ShardRow {
   /** Records per second of the current run; null when not running. */
   rate: number | null;
   etaMs: number | null;
+  /** A follower's distance to its source's head, as its heartbeat last measured it; null when not following (or dead). */
+  lag: { records: number; ms: number | null; at: number } | null;
   holder: { worker: string; runId: number; heldMs: number; heartbeatAgeMs: number; leaseLeftMs: number; dead: string | null } | null;
   checkpointSeq: number;
   /** When the last checkpoint was written; null: none yet, or only by an earlier run (see checkpointSeq). */
@@ -78,6 +81,8 @@ export function instanceView(data: InstanceData, query: ShardQuery, liveness: Li
       unsized: rows.filter((row) => row.total === null).length,
       rate,
       etaMs: total !== null && rate > 0 ? (1000 * Math.max(0, total - done)) / rate : null,
+      /** The followers' lag: records summed, the longest time; null when no running shard reports one. */
+      lag: combinedLag(rows.flatMap((row) => (row.lag === null ? [] : [{ records: row.lag.records, ...(row.lag.ms === null ? {} : { ms: row.lag.ms }) }]))),
       workers: [...workers.values()],
       lastCheckpointAt: rows.reduce<number | null>(
         (latest, row) => (row.lastCheckpointAt !== null && (latest === null || row.lastCheckpointAt > latest) ? row.lastCheckpointAt : latest),
@@ -106,6 +111,7 @@ function shardRow(shard: ShardInfo, run: RunInfo | undefined, total: number | un
   const elapsed = held ? run.heartbeatAt - run.startedAt : 0;
   const rate = held && elapsed > 0 ? (1000 * Math.max(0, run.markProcessed - run.startProcessed)) / elapsed : null;
   const dead = held ? liveness(run, shard, now) : null;
+  const [lag] = held && dead === null ? followerLags([run]) : [];
   return {
     name: shard.name,
     status: shard.status,
@@ -114,6 +120,7 @@ function shardRow(shard: ShardInfo, run: RunInfo | undefined, total: number | un
     total: shard.status === 'completed' ? shard.processed : (total ?? null),
     rate: dead === null ? rate : 0,
     etaMs: dead === null && rate !== null && rate > 0 && total !== undefined ? (1000 * Math.max(0, total - done)) / rate : null,
+    lag: lag === undefined ? null : { records: lag.records, ms: lag.ms ?? null, at: lag.at },
     holder: held
       ? {
           worker: run.worker,

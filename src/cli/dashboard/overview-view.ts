@@ -1,3 +1,4 @@
+import { combinedLag } from '../follower-lag.ts';
 import { redactJson, redactText } from './redact.ts';
 import type { Overview } from './store-reader.ts';
 
@@ -38,6 +39,8 @@ export function overviewView(overview: Overview, isDeadWorker: (worker: string, 
         processed: status.processed,
         lastCheckpointAt: status.lastCheckpointAt,
         workers: [...workers.values()],
+        /** How far its followers are behind their sources' heads (records summed, the longest time); null when none reports it. */
+        lag: live ? combinedLag(overview.lags.get(status.instance.id) ?? []) : null,
       };
     }),
   };

@@ -18,6 +18,7 @@ export const PAGE_SCRIPT = String.raw`'use strict';
     if (m < 60) return m + 'm' + String(seconds % 60).padStart(2, '0') + 's';
     return Math.floor(m / 60) + 'h' + String(m % 60).padStart(2, '0') + 'm';
   }
+  function lag(l) { return l == null ? '–' : l.records === 0 ? '0 (caught up)' : count(l.records) + (l.records === 1 ? ' record' : ' records') + (l.ms != null ? ', ' + ms(l.ms) + ' behind' : ''); }
   function age(at, now) { return at == null ? 'never' : ms(Math.max(0, now - at)) + ' ago'; }
   function time(at) { return at == null ? '–' : new Date(at).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z'); }
   function position(p) { return p == null ? 'start' : typeof p === 'string' ? p : JSON.stringify(p); }
@@ -76,9 +77,10 @@ export const PAGE_SCRIPT = String.raw`'use strict';
       return '<tr class="selectable' + (i.id === state.selected ? ' selected' : '') + '" data-instance="' + i.id + '" data-state="' + i.state + '">' +
         td(esc(i.job)) + td('<span class="mono">' + esc(params(i.params)) + '</span>') + td(String(i.generation), 'num') + td(badge(i.state)) +
         td(count(i.shards.completed) + ' / ' + count(i.shards.total), 'num') +
-        td(count(i.processed), 'num') + td(age(i.lastCheckpointAt, o.now)) + td(workers) + '</tr>';
+        td(count(i.processed), 'num') + td(age(i.lastCheckpointAt, o.now)) + td(workers) +
+        '<td class="num" data-lag="' + (i.lag ? i.lag.records : '') + '">' + lag(i.lag) + '</td></tr>';
     });
-    $('instances').innerHTML = table(['job', 'params', 'gen', 'state', 'shards done', 'checkpointed', 'last checkpoint', 'held by'], rows,
+    $('instances').innerHTML = table(['job', 'params', 'gen', 'state', 'shards done', 'checkpointed', 'last checkpoint', 'held by', 'lag'], rows,
       'No job has run on this store yet: start one with ckpt run <job-file>.') +
       (o.older ? '<p class="note">' + count(o.older) + ' older instances are not shown; see ckpt status.</p>' : '');
   }
@@ -94,7 +96,10 @@ export const PAGE_SCRIPT = String.raw`'use strict';
     $('summary').innerHTML = '<div>' + overall + '</div><div class="cards">' +
       card('records', count(s.done) + (s.total != null ? ' / ' + count(s.total) : ''), 'checkpointed ' + count(s.checkpointed) + pct +
         (s.unsized ? '; size of ' + s.unsized + ' shard' + (s.unsized === 1 ? '' : 's') + ' not known yet' : '')) +
-      card('rate', count(s.rate) + '/s', 'ETA ' + (s.etaMs == null ? '–' : ms(s.etaMs))) +
+      // A follower has no end to reach: how far behind its source's head it is, instead of an ETA.
+      (s.lag ? '<div class="card" id="lag" data-lag="' + s.lag.records + '"><div class="label">lag</div><div class="value">' + esc(lag(s.lag)) + '</div>' +
+        '<div class="muted">behind the source\'s head; ' + count(s.rate) + '/s</div></div>'
+        : card('rate', count(s.rate) + '/s', 'ETA ' + (s.etaMs == null ? '–' : ms(s.etaMs)))) +
       card('shards', count(s.shards.completed) + ' / ' + count(s.shards.total) + ' done', s.shards.running + ' running, ' + s.shards.pending + ' pending') +
       card('workers', String(s.workers.length), workers) +
       card('last checkpoint', age(s.lastCheckpointAt, now), s.interval ? 'interval ' + interval(s.interval) : '') +
@@ -107,7 +112,7 @@ export const PAGE_SCRIPT = String.raw`'use strict';
     $('page-label').textContent = sh.matching === 0 ? '' : count(sh.offset + 1) + '–' + count(Math.min(sh.matching, sh.offset + sh.rows.length)) + ' of ' + count(sh.matching);
     $('prev').disabled = sh.offset === 0;
     $('next').disabled = sh.offset + sh.rows.length >= sh.matching;
-    $('shards').innerHTML = table(['shard', 'status', 'progress', 'done / total', 'rate', 'ETA', 'held by', 'last checkpoint', 'interval'], sh.rows.map(function (r) {
+    $('shards').innerHTML = table(['shard', 'status', 'progress', 'done / total', 'rate', 'ETA / lag', 'held by', 'last checkpoint', 'interval'], sh.rows.map(function (r) {
       var h = r.holder;
       var holder = !h ? '–' : esc(h.worker) + (h.dead ? ' ' + badge('dead') + ' <span class="muted">' + esc(h.dead) + '</span>'
         : ' <span class="muted">held ' + ms(h.heldMs) + ', heartbeat ' + ms(h.heartbeatAgeMs) + ' ago</span>');
@@ -115,7 +120,7 @@ export const PAGE_SCRIPT = String.raw`'use strict';
       return '<tr data-shard="' + esc(r.name) + '" data-status="' + r.status + '" data-done="' + r.done + '">' + td(esc(r.name)) +
         td(badge(h && h.dead ? 'dead' : r.status)) + td(bar(r.checkpointed, r.done, r.total || (r.status === 'completed' ? r.done : 0), false)) +
         td(count(r.done) + ' / ' + (r.total == null ? '?' : count(r.total)), 'num') + td(r.rate == null ? '–' : count(r.rate) + '/s', 'num') +
-        td(r.etaMs == null ? '–' : ms(r.etaMs), 'num') + td(holder) + td(checkpoint) + td(interval(r.interval)) + '</tr>';
+        (r.lag ? td('lag ' + lag(r.lag), 'num') : td(r.etaMs == null ? '–' : ms(r.etaMs), 'num')) + td(holder) + td(checkpoint) + td(interval(r.interval)) + '</tr>';
     }), 'No shard matches.');
 
     $('run-count').textContent = '(' + count(v.runCount) + ', newest first' + (v.runCount > v.runs.length ? ', latest ' + v.runs.length + ' shown' : '') + ')';

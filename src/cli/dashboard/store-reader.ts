@@ -1,4 +1,5 @@
 import type { ChainHead, DeadLetter, InstanceInfo, InstanceStatus, RunInfo, ShardInfo, Store, StoredEvent } from '../../store/store.ts';
+import { type FollowerLag, followerLags } from '../follower-lag.ts';
 
 /** Everything the page and /metrics show about one instance, as read at `readAt`. */
 export interface InstanceData {
@@ -23,6 +24,8 @@ export interface Overview {
   statuses: InstanceStatus[];
   /** Older instances left out of `statuses`. */
   older: number;
+  /** The lag its running followers last reported, by instance id (instances being worked on only). */
+  lags: ReadonlyMap<number, FollowerLag[]>;
   readAt: number;
 }
 
@@ -112,9 +115,15 @@ export class StoreReader {
     const instances = await this.#store.listInstances();
     const shown = instances.slice(0, OVERVIEW_INSTANCES);
     const statuses = await Promise.all(shown.map((instance) => this.#store.status(instance.id)));
+    const held = statuses.filter((status) => status.holders.length > 0);
+    const lags = new Map(
+      await Promise.all(
+        held.map(async (status) => [status.instance.id, followerLags(await this.#store.listRuns(status.instance.id, { limit: 100 }))] as const),
+      ),
+    );
     // The store's clock (the database's), which stamped leases and checkpoints: a dashboard host
     // whose clock is off must not show live workers dead, or ages an hour out.
-    return { location: this.#store.location, statuses, older: instances.length - shown.length, readAt: await this.#store.now() };
+    return { location: this.#store.location, statuses, older: instances.length - shown.length, lags, readAt: await this.#store.now() };
   }
 
   async #readInstance(instance: InstanceInfo): Promise<InstanceData> {

@@ -1,10 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DriftError, UsageError } from '../../errors.ts';
 import { isSecret, type Secret } from '../../secret.ts';
+import { dialects } from '../../store/sql/dialects.ts';
 import { paged } from '../cursor.ts';
 import type { Lag, Source, SourceItem } from '../source.ts';
 import { describeServer, importPeer } from './optional-peer.ts';
-import { compareLsn, type Lsn, type Message, PgoutputDecoder, type Row } from './pgoutput.ts';
+import { compareLsn, type Lsn, type Message, PgoutputDecoder } from './pgoutput.ts';
 
 export type { Lsn } from './pgoutput.ts';
 
@@ -14,9 +15,9 @@ export interface PgChange {
   table: string;
   op: 'insert' | 'update' | 'delete' | 'truncate';
   /** The row after an insert or update: text values as PostgreSQL prints them, null for NULL; a TOASTed value an update left unchanged is absent. */
-  new?: Row;
+  new?: Record<string, string | null>;
   /** Before an update or delete: the replica identity's columns (the primary key by default, the whole row with REPLICA IDENTITY FULL); on an update only when they changed, or with FULL. */
-  old?: Row;
+  old?: Record<string, string | null>;
   /** Where the change's transaction committed: the end of its commit record. */
   lsn: Lsn;
   xid: number;
@@ -81,7 +82,7 @@ export function pgChanges(options: PgChangesOptions): Source<PgChange, PgChangeP
   const publications = [options.publication].flat();
   if (publications.length === 0 || publications.some((name) => name === '')) throw new TypeError('pgChanges: name a publication');
   // pgoutput splits the list as SQL identifiers: quoted, each keeps its case and characters.
-  const publicationNames = publications.map((name) => `"${name.replaceAll('"', '""')}"`).join(',');
+  const publicationNames = publications.map((name) => dialects.postgres.quote(name)).join(',');
   const count = options.count ?? 1000;
   if (!Number.isSafeInteger(count) || count < 1) throw new TypeError(`pgChanges: count must be a whole number ≥ 1 (got ${count})`);
   const pollMs = options.pollMs ?? 1000;

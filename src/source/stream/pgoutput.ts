@@ -30,15 +30,15 @@ export interface Relation {
 }
 
 /** A row's columns: text values, null for SQL NULL; a TOASTed value an update left unchanged is absent. */
-export type Row = Record<string, string | null>;
+export type PgRow = Record<string, string | null>;
 
 export type Message =
   | { kind: 'begin'; finalLsn: Lsn; time: Date; xid: number }
   | { kind: 'commit'; commitLsn: Lsn; endLsn: Lsn; time: Date }
   | { kind: 'relation'; relation: Relation }
-  | { kind: 'insert'; relation: Relation; new: Row }
-  | { kind: 'update'; relation: Relation; old?: Row; new: Row }
-  | { kind: 'delete'; relation: Relation; old: Row }
+  | { kind: 'insert'; relation: Relation; new: PgRow }
+  | { kind: 'update'; relation: Relation; old?: PgRow; new: PgRow }
+  | { kind: 'delete'; relation: Relation; old: PgRow }
   | { kind: 'truncate'; relations: Relation[] }
   | { kind: 'other' };
 
@@ -93,7 +93,7 @@ export class PgoutputDecoder {
       case 'U': {
         const relation = this.#relation(reader.u32());
         let marker = String.fromCharCode(reader.u8());
-        let old: Row | undefined;
+        let old: PgRow | undefined;
         if (marker === 'K' || marker === 'O') {
           old = reader.tuple(relation);
           marker = String.fromCharCode(reader.u8());
@@ -178,9 +178,9 @@ class Reader {
     if (found !== tag) throw new Error(`pgoutput: expected ${JSON.stringify(tag)}, found ${JSON.stringify(found)}`);
   }
 
-  tuple(relation: Relation): Row {
+  tuple(relation: Relation): PgRow {
     const count = this.u16();
-    const row: Row = {};
+    const row: PgRow = {};
     for (let i = 0; i < count; i++) {
       const name = relation.columns[i] ?? `column${i + 1}`;
       const kind = String.fromCharCode(this.u8());

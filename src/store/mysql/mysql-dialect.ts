@@ -28,6 +28,7 @@ const transientMessages = /closed state|Connection lost|Pool is closed/i;
  */
 class MysqlDialect extends Dialect {
   override readonly name = 'mysql';
+  override readonly title = 'MySQL';
   override readonly rowValueSeek = false;
   override readonly returning = false;
   override readonly transactionalDdl = false;

@@ -1,9 +1,9 @@
 import { StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
-import { chainKeyFinder } from '../../secret.ts';
 import type { Row } from '../rows.ts';
+import { PooledDriver } from '../sql/pooled-driver.ts';
+import type { SqlResult } from '../sql/sql-driver.ts';
 import { describeDriverError } from '../transient.ts';
 import { mysqlDialect } from './mysql-dialect.ts';
-import type { MysqlTx } from './mysql-tx.ts';
 
 /**
  * The slice of the `mysql2` driver (its promise API) this store uses. Declared here so the core
@@ -31,11 +31,7 @@ export interface MysqlPool {
 }
 
 /** One statement's result, the same shape for a SELECT and for a write. */
-export interface MysqlResult {
-  rows: Row[];
-  /** Rows a write matched (the driver connects with FOUND_ROWS), 0 for a SELECT. */
-  affectedRows: number;
-  insertId: number;
+export interface MysqlResult extends SqlResult {
   /** After a write: whether the session is still inside a transaction; undefined after a SELECT. */
   inTransaction: boolean | undefined;
 }
@@ -48,7 +44,7 @@ export interface MysqlQueryable {
 const SERVER_STATUS_IN_TRANS = 1;
 
 export function toResult([result]: MysqlRawResult): MysqlResult {
-  if (Array.isArray(result)) return { rows: result as Row[], affectedRows: 0, insertId: 0, inTransaction: undefined };
+  if (Array.isArray(result)) return { rows: result as Row[], affectedRows: result.length, insertId: 0, inTransaction: undefined };
   const header = (result ?? {}) as { affectedRows?: number; insertId?: number; serverStatus?: number };
   return {
     rows: [],
@@ -117,8 +113,12 @@ export function parseMysqlUrl(url: string): MysqlUrlParts {
   return { driverUrl: parsed.toString(), prefix, database };
 }
 
-/** A `mysql2` promise pool for a URL. Imported on first use, so other stores' users never load the driver. */
-export async function createMysqlPool(config: { url: string; max: number }): Promise<MysqlPool> {
+/**
+ * A `mysql2` promise pool for a URL. Imported on first use, so other stores' users never load the driver.
+ * `multipleStatements`: its connections take several statements in one round trip; only the
+ * store's own batches get such a pool (see MysqlDriver.batchPool), never the job's `ctx.tx`.
+ */
+export async function createMysqlPool(config: { url: string; max: number; multipleStatements?: boolean }): Promise<MysqlPool> {
   const specifier = 'mysql2/promise';
   let mysql: { createPool(config: object): MysqlPool };
   try {
@@ -127,7 +127,13 @@ export async function createMysqlPool(config: { url: string; max: number }): Pro
     throw new UsageError('a mysql:// store needs the mysql2 package: npm install mysql2');
   }
   // BIGINT columns come back as numbers (epoch ms and ids stay far below 2^53).
-  const pool = mysql.createPool({ uri: config.url, connectionLimit: config.max, enableKeepAlive: true, supportBigNumbers: false });
+  const pool = mysql.createPool({
+    uri: config.url,
+    connectionLimit: config.max,
+    enableKeepAlive: true,
+    supportBigNumbers: false,
+    multipleStatements: config.multipleStatements === true,
+  });
   pool.on('connection', (connection) => {
     // The driver may report a dead idle connection more than once; a second report with no
     // listener would end the process. The pool drops such a connection by itself.
@@ -160,45 +166,63 @@ export interface MysqlStoreOptions {
 /**
  * What every concern of the MySQL store shares: the pool, the table prefix, one-statement queries
  * and short transactions with the store's error handling, and the open job transactions (so close
- * can end them). Each `mysql-<concern>.ts` class takes this in its constructor.
+ * can end them). The shared flows (src/store/sql/) and the journal run over it.
  */
-export class MysqlDriver {
-  readonly location: string;
-  /** Prefix of every table name. */
-  readonly p: string;
+export class MysqlDriver extends PooledDriver<MysqlPool> {
+  readonly dialect = mysqlDialect;
   readonly database: string;
-  readonly openTxs = new Set<MysqlTx>();
-  readonly chainKey: () => Buffer | undefined;
-  /**
-   * The database's clock minus this machine's, measured at open (syncClock) and at each
-   * `now()`: events are stamped with it, so a worker whose clock is off dates nothing wrongly.
-   */
-  clockOffsetMs = 0;
-  readonly #options: MysqlStoreOptions;
-  #pool: Promise<MysqlPool> | undefined;
-  #ended = false;
+  readonly #makeBatchPool: (() => Promise<MysqlPool>) | undefined;
+  #batchPool: Promise<MysqlPool> | undefined;
+  #closed = false;
 
   constructor(options: MysqlStoreOptions) {
-    if (options.pool === undefined && options.url === undefined) throw new UsageError('a MySQL store needs a URL or a pool');
-    this.#options = options;
-    this.p = options.prefix ?? DEFAULT_MYSQL_PREFIX;
-    if (!/^[A-Za-z0-9_]{0,32}$/.test(this.p)) {
-      throw new UsageError(`the table prefix ${JSON.stringify(this.p)} is not valid; use up to 32 letters, digits and '_' (e.g. ?prefix=ckpt_)`);
+    const prefix = options.prefix ?? DEFAULT_MYSQL_PREFIX;
+    if (!/^[A-Za-z0-9_]{0,32}$/.test(prefix)) {
+      throw new UsageError(`the table prefix ${JSON.stringify(prefix)} is not valid; use up to 32 letters, digits and '_' (e.g. ?prefix=ckpt_)`);
     }
+    const { url } = options;
+    super({
+      location: options.location ?? (options.pool ? `mysql (tables ${prefix}*)` : String(url)),
+      prefix,
+      pool: options.pool,
+      createPool: url === undefined ? undefined : () => createMysqlPool({ url, max: options.maxConnections ?? 4 }),
+      missing: 'a MySQL store needs a URL or a pool',
+      chainKey: options.chainKey,
+    });
     this.database = options.database ?? '';
-    this.chainKey = options.chainKey ?? chainKeyFinder(process.env, undefined);
-    this.location = options.location ?? (options.pool ? `mysql (tables ${this.p}*)` : String(options.url));
+    this.#makeBatchPool =
+      url === undefined || options.pool !== undefined ? undefined : () => createMysqlPool({ url, max: options.maxConnections ?? 4, multipleStatements: true });
   }
 
-  /** The pool, created on first use; never again after close (a job's tx may still ask). */
-  pool = (): Promise<MysqlPool> => {
-    if (this.#ended) return Promise.reject(new StoreError(`the store ${this.location} is closed`));
-    this.#pool ??= (async () => this.#options.pool ?? createMysqlPool({ url: String(this.#options.url), max: this.#options.maxConnections ?? 4 }))();
-    return this.#pool;
+  /**
+   * A second pool, made from the store's URL on first use, whose connections take several
+   * statements in one round trip: the effect journal sends a batch's whole transaction at once.
+   * Its statements are the store's own, values escaped by the driver; the job's `ctx.tx` never
+   * gets one of its connections. Undefined when the store was handed a pool (its connections'
+   * settings are the caller's): the journal then sends one statement at a time.
+   */
+  batchPool = (): Promise<MysqlPool> | undefined => {
+    if (this.#makeBatchPool === undefined) return undefined;
+    if (this.#closed) return Promise.reject(new StoreError(`the store ${this.location} is closed`));
+    this.#batchPool ??= this.#makeBatchPool();
+    return this.#batchPool;
   };
 
+  override async close(): Promise<void> {
+    this.#closed = true;
+    await super.close();
+    const batchPool = this.#batchPool;
+    this.#batchPool = undefined;
+    if (batchPool !== undefined) await (await batchPool.catch(() => undefined))?.end().catch(() => undefined);
+  }
+
+  /** The journal's and the migrations' name for `prefix`. */
+  get p(): string {
+    return this.prefix;
+  }
+
   /** One statement on any pooled connection (autocommit); driver errors become the store's. */
-  async query(sql: string, values?: unknown[]): Promise<MysqlResult> {
+  async run(sql: string, values?: unknown[]): Promise<MysqlResult> {
     try {
       return toResult(await (await this.pool()).query(sql, values));
     } catch (error) {
@@ -206,34 +230,13 @@ export class MysqlDriver {
     }
   }
 
-  /** Rows of one statement on any pooled connection. */
-  async rows(sql: string, values?: unknown[]): Promise<Row[]> {
-    return (await this.query(sql, values)).rows;
-  }
-
-  /** Measures clockOffsetMs: the database's time against the middle of the round trip. */
-  async syncClock(): Promise<number> {
-    const sent = Date.now();
-    const now = Number((await this.rows(`SELECT ${NOW} AS now`))[0]?.now);
-    const received = Date.now();
-    if (Number.isFinite(now)) this.clockOffsetMs = Math.round(now - (sent + received) / 2);
-    return now;
-  }
-
-  readonly any: MysqlQueryable = { query: (sql, values) => this.query(sql, values) };
-
   wrap(error: unknown): unknown {
     return wrapMysqlError(error, this.location);
   }
 
   /** Runs `work` in its own short transaction on one connection. */
   async transaction<T>(work: (tx: MysqlQueryable) => Promise<T>): Promise<T> {
-    let connection: MysqlConnection;
-    try {
-      connection = await (await this.pool()).getConnection();
-    } catch (error) {
-      throw this.wrap(error);
-    }
+    const connection = await this.checkout((pool) => pool.getConnection());
     const on: MysqlQueryable = { query: async (sql, values) => toResult(await connection.query(sql, values)) };
     let broken = false;
     try {
@@ -264,15 +267,5 @@ export class MysqlDriver {
       if (broken) connection.destroy();
       else connection.release();
     }
-  }
-
-  /** Roll back the job transactions still open, and end the pool if the store made it. */
-  async close(): Promise<void> {
-    for (const tx of this.openTxs) await tx.end(false).catch(() => undefined);
-    this.openTxs.clear();
-    this.#ended = true;
-    const pool = this.#pool;
-    this.#pool = undefined;
-    if (pool !== undefined && this.#options.pool === undefined) await (await pool.catch(() => undefined))?.end().catch(() => undefined);
   }
 }

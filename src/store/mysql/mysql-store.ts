@@ -1,12 +1,11 @@
 import { ComposedStore } from '../composed-store.ts';
-import { MysqlCheckpoints } from './mysql-checkpoints.ts';
-import { MysqlDeadLetters } from './mysql-dead-letters.ts';
-import { MysqlDriver, type MysqlStoreOptions } from './mysql-driver.ts';
-import { MysqlHistory } from './mysql-history.ts';
-import { MysqlInstances } from './mysql-instances.ts';
+import { pollForChanges, type SqlBackend } from '../sql/sql-driver.ts';
+import { sqlStoreParts } from '../sql/sql-store.ts';
+import { MysqlDriver, type MysqlPool, type MysqlStoreOptions } from './mysql-driver.ts';
+import { appendChained } from './mysql-history.ts';
 import { MysqlJournal } from './mysql-journal.ts';
-import { MysqlLeases } from './mysql-leases.ts';
 import { migrateMysql } from './mysql-migrations.ts';
+import { MysqlTx } from './mysql-tx.ts';
 
 export { DEFAULT_MYSQL_PREFIX, type MysqlStoreOptions } from './mysql-driver.ts';
 
@@ -15,29 +14,21 @@ export { DEFAULT_MYSQL_PREFIX, type MysqlStoreOptions } from './mysql-driver.ts'
  * claim takes a free or expired shard with `FOR UPDATE SKIP LOCKED` and bumps its fencing token;
  * a commit locks the shard row and compares tokens inside the same transaction as the checkpoint
  * and the job's `ctx.tx` writes. Tables live in the URL's database, their names prefixed
- * (`ckpt_` by default), so the job's `ctx.tx` SQL shares the database without meeting them. Each
- * concern is its own `mysql-<concern>.ts` class over one shared MysqlDriver; ComposedStore makes
- * them one Store and guards close.
+ * (`ckpt_` by default), so the job's `ctx.tx` SQL shares the database without meeting them. The
+ * flows are the shared ones (src/store/sql/); this folder keeps what is MySQL's own: its driver,
+ * dialect and error codes, its job transaction, its migrations, the event chain's append, the
+ * effect journal. Idle workers poll (no notifications).
  */
 export class MysqlStore extends ComposedStore {
   constructor(options: MysqlStoreOptions) {
     const driver = new MysqlDriver(options);
-    const instances = new MysqlInstances(driver);
-    const leases = new MysqlLeases(driver);
-    super(driver.location, {
-      lifecycle: {
-        migrate: async () => {
-          await migrateMysql(driver);
-          await driver.syncClock();
-        },
-        close: () => driver.close(),
-      },
-      instances,
-      leases,
-      checkpoints: new MysqlCheckpoints(driver),
-      journal: new MysqlJournal(driver),
-      deadLetters: new MysqlDeadLetters(driver),
-      history: new MysqlHistory(driver, instances, leases),
-    });
+    super(driver.location, sqlStoreParts(driver, mysqlOwn(driver)));
   }
+}
+
+/** What MySQL does its own way beside the shared flows; idle workers poll (no notifications). */
+function mysqlOwn(driver: MysqlDriver): SqlBackend<MysqlPool> {
+  const append: SqlBackend<MysqlPool>['appendChained'] = (instanceId, generation, events) =>
+    driver.transaction((on) => appendChained(driver, on, instanceId, generation, events));
+  return { migrate: () => migrateMysql(driver), Tx: MysqlTx, journal: new MysqlJournal(driver), changes: pollForChanges, appendChained: append };
 }

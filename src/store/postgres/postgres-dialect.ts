@@ -4,6 +4,7 @@ import { isTransientStoreError } from '../transient.ts';
 /** PostgreSQL's words where they are not the standard's: numbered parameters, its clock, its lock-timeout code. */
 class PostgresDialect extends Dialect {
   override readonly name = 'postgres';
+  override readonly title = 'PostgreSQL';
   override readonly numberedParameters = true;
   override readonly databaseClock = true;
   override readonly maxBatchRows = 1000;

@@ -1,10 +1,10 @@
 import { StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
-import { chainKeyFinder } from '../../secret.ts';
 import type { Row } from '../rows.ts';
+import { PooledDriver } from '../sql/pooled-driver.ts';
+import type { SqlQueryable, SqlResult } from '../sql/sql-driver.ts';
 import type { ChainHead } from '../store-types.ts';
 import { describeDriverError, isTransientStoreError } from '../transient.ts';
 import { postgresDialect } from './postgres-dialect.ts';
-import type { PostgresTx } from './postgres-tx.ts';
 
 /**
  * The slice of the `pg` driver this store uses. Declared here so the core never depends on the
@@ -74,73 +74,59 @@ export async function createPgPool(config: { connectionString: string; max: numb
   return pool;
 }
 
+/** A `pg` result as the shared store flows read it (of several statements, the last's: a migration's). */
+export function toResult(result: PgResult | PgResult[]): SqlResult {
+  const last = Array.isArray(result) ? result.at(-1) : result;
+  const rows = last?.rows ?? [];
+  return { rows, affectedRows: last?.rowCount ?? rows.length, insertId: 0 };
+}
+
 /**
  * What every concern of the PostgreSQL store shares: the pool, the schema prefix, one-statement
  * queries and short transactions with the store's error handling, and the open job transactions
- * (so close can end them). Each `postgres-<concern>.ts` class takes this in its constructor.
+ * (so close can end them). The shared flows (src/store/sql/) and the journal run over it.
  */
-export class PostgresDriver {
-  readonly location: string;
+export class PostgresDriver extends PooledDriver<PgPool> {
+  readonly dialect = postgresDialect;
   readonly schema: string;
-  /** `"schema".` — prefix of every table name. */
-  readonly s: string;
-  readonly openTxs = new Set<PostgresTx>();
-  /** Called on close, before the pool ends. */
-  readonly onClose: (() => void)[] = [];
-  readonly chainKey: () => Buffer | undefined;
   /** The chain head this process last wrote, per instance: the fast path of appendChained. */
   readonly chainHeads = new Map<number, ChainHead>();
-  /**
-   * The database's clock minus this machine's, measured at open (syncClock) and at each
-   * `now()`: events are stamped with it, so a worker whose clock is off dates nothing wrongly.
-   */
-  clockOffsetMs = 0;
-
-  /** Measures clockOffsetMs: the database's time against the middle of the round trip. */
-  async syncClock(): Promise<number> {
-    const sent = Date.now();
-    const now = Number((await this.query(`SELECT ${NOW} AS now`))[0]?.now);
-    const received = Date.now();
-    if (Number.isFinite(now)) this.clockOffsetMs = Math.round(now - (sent + received) / 2);
-    return now;
-  }
-  readonly #options: PostgresStoreOptions;
-  #pool: Promise<PgPool> | undefined;
-  #ended = false;
 
   constructor(options: PostgresStoreOptions) {
-    if (options.pool === undefined && options.connectionString === undefined) throw new UsageError('a PostgreSQL store needs a connection string or a pool');
-    this.#options = options;
-    this.schema = options.schema ?? DEFAULT_PG_SCHEMA;
-    if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(this.schema)) {
-      throw new UsageError(`the schema name ${JSON.stringify(this.schema)} is not valid; use letters, digits and '_' (e.g. ?schema=checkpointed)`);
+    const schema = options.schema ?? DEFAULT_PG_SCHEMA;
+    if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(schema)) {
+      throw new UsageError(`the schema name ${JSON.stringify(schema)} is not valid; use letters, digits and '_' (e.g. ?schema=checkpointed)`);
     }
-    this.s = `${quoteName(this.schema)}.`;
-    this.chainKey = options.chainKey ?? chainKeyFinder(process.env, undefined);
-    this.location = options.location ?? (options.pool ? `postgres (schema ${this.schema})` : String(options.connectionString));
+    const { connectionString } = options;
+    super({
+      location: options.location ?? (options.pool ? `postgres (schema ${schema})` : String(connectionString)),
+      prefix: `${quoteName(schema)}.`,
+      pool: options.pool,
+      createPool: connectionString === undefined ? undefined : () => createPgPool({ connectionString, max: options.maxConnections ?? 4 }),
+      missing: 'a PostgreSQL store needs a connection string or a pool',
+      chainKey: options.chainKey,
+    });
+    this.schema = schema;
   }
 
-  /** The pool, created on first use; never again after close (a job's tx may still ask). */
-  pool = (): Promise<PgPool> => {
-    if (this.#ended) return Promise.reject(new StoreError(`the store ${this.location} is closed`));
-    this.#pool ??= (async () => {
-      if (this.#options.pool) return this.#options.pool;
-      return createPgPool({ connectionString: String(this.#options.connectionString), max: this.#options.maxConnections ?? 4 });
-    })();
-    return this.#pool;
-  };
+  /** The journal's name for `prefix` (it is written in its own `$n` SQL). */
+  get s(): string {
+    return this.prefix;
+  }
 
-  /** One statement on any pooled connection (or on `on`); driver errors become the store's. */
-  async query(sql: string, values: unknown[] = [], on?: PgQueryable): Promise<Row[]> {
+  /** One statement on any pooled connection; driver errors become the store's. */
+  async run(sql: string, values: unknown[] = []): Promise<SqlResult> {
     try {
-      return (await (on ?? (await this.pool())).query(sql, values)).rows;
+      return toResult(await (await this.pool()).query(postgresDialect.parameters(sql), values));
     } catch (error) {
       throw this.wrap(error);
     }
   }
 
-  /** A pooled connection for one statement at a time, with the store's error handling. */
-  readonly any: PgQueryable = { query: async (sql, values) => ({ rows: await this.query(sql, values), rowCount: null }) };
+  /** The journal's name for `rows`. */
+  query(sql: string, values: unknown[] = []): Promise<Row[]> {
+    return this.rows(sql, values);
+  }
 
   /** "Unreachable" driver errors become StoreUnavailableError, which the retry wrapper retries. */
   wrap(error: unknown): unknown {
@@ -155,24 +141,20 @@ export class PostgresDriver {
   }
 
   /** Runs `work` in its own short transaction on one connection. */
-  async transaction<T>(work: (client: PgPoolClient) => Promise<T>): Promise<T> {
-    let client: PgPoolClient;
-    try {
-      client = await (await this.pool()).connect();
-    } catch (error) {
-      throw this.wrap(error);
-    }
+  async transaction<T>(work: (on: SqlQueryable) => Promise<T>): Promise<T> {
+    const client = await this.checkout((pool) => pool.connect());
     let broken: Error | undefined;
     const onError = (error: Error) => {
       broken = error;
     };
     client.on('error', onError);
+    const on: SqlQueryable = { query: async (sql, values) => toResult(await client.query(postgresDialect.parameters(sql), values)) };
     try {
       await client.query('BEGIN');
       // The store's own transactions are a few statements long; one frozen mid-way (its worker
       // stopped) must not keep a shard row locked from every other worker for long.
-      await client.query(`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`, [String(FROZEN_SESSION_MS)]);
-      const result = await work(client);
+      await client.query(postgresDialect.idleLimit(FROZEN_SESSION_MS));
+      const result = await work(on);
       await client.query('COMMIT');
       return result;
     } catch (error) {
@@ -185,16 +167,5 @@ export class PostgresDriver {
       client.off('error', onError);
       client.release(broken ?? false);
     }
-  }
-
-  /** Roll back the job transactions still open, and end the pool if the store made it. */
-  async close(): Promise<void> {
-    for (const hook of this.onClose) hook();
-    for (const tx of this.openTxs) await tx.end(false).catch(() => undefined);
-    this.openTxs.clear();
-    this.#ended = true;
-    const pool = this.#pool;
-    this.#pool = undefined;
-    if (pool !== undefined && this.#options.pool === undefined) await (await pool).end().catch(() => undefined);
   }
 }

@@ -1,12 +1,12 @@
 import { ComposedStore } from '../composed-store.ts';
-import { PostgresCheckpoints } from './postgres-checkpoints.ts';
-import { PostgresDeadLetters } from './postgres-dead-letters.ts';
-import { PostgresDriver, type PostgresStoreOptions } from './postgres-driver.ts';
-import { PostgresHistory } from './postgres-history.ts';
-import { PostgresInstances } from './postgres-instances.ts';
+import type { SqlBackend } from '../sql/sql-driver.ts';
+import { sqlStoreParts } from '../sql/sql-store.ts';
+import { type PgPool, PostgresDriver, type PostgresStoreOptions } from './postgres-driver.ts';
+import { appendChained } from './postgres-history.ts';
 import { PostgresJournal } from './postgres-journal.ts';
-import { PostgresLeases } from './postgres-leases.ts';
 import { migratePostgres } from './postgres-migrations.ts';
+import { PostgresTx } from './postgres-tx.ts';
+import { PostgresWakeups } from './postgres-wakeups.ts';
 
 export { DEFAULT_PG_SCHEMA, type PostgresStoreOptions } from './postgres-driver.ts';
 
@@ -15,28 +15,25 @@ export { DEFAULT_PG_SCHEMA, type PostgresStoreOptions } from './postgres-driver.
  * free or expired shard with `FOR UPDATE SKIP LOCKED` and bumps its fencing token; a commit locks
  * the shard row and compares tokens inside the same transaction as the checkpoint and the job's
  * `ctx.tx` writes. Tables are schema-qualified, so the job's own `ctx.tx` SQL keeps the
- * connection's default search_path. Each concern is its own `postgres-<concern>.ts` class over
- * one shared PostgresDriver; ComposedStore makes them one Store and guards close.
+ * connection's default search_path. The flows are the shared ones (src/store/sql/); this folder
+ * keeps what is PostgreSQL's own: its driver and dialect, its job transaction, its migrations,
+ * the event chain's one-statement append, the effect journal, and LISTEN/NOTIFY wakeups.
  */
 export class PostgresStore extends ComposedStore {
   constructor(options: PostgresStoreOptions) {
     const driver = new PostgresDriver(options);
-    const instances = new PostgresInstances(driver);
-    const leases = new PostgresLeases(driver);
-    super(driver.location, {
-      lifecycle: {
-        migrate: async () => {
-          await migratePostgres(driver);
-          await driver.syncClock();
-        },
-        close: () => driver.close(),
-      },
-      instances,
-      leases,
-      checkpoints: new PostgresCheckpoints(driver),
-      journal: new PostgresJournal(driver),
-      deadLetters: new PostgresDeadLetters(driver),
-      history: new PostgresHistory(driver, instances, leases),
-    });
+    super(driver.location, sqlStoreParts(driver, postgresOwn(driver)));
   }
+}
+
+/** What PostgreSQL does its own way beside the shared flows. */
+function postgresOwn(driver: PostgresDriver): SqlBackend<PgPool> {
+  const journal = new PostgresJournal(driver);
+  return {
+    migrate: () => migratePostgres(driver),
+    Tx: PostgresTx,
+    journal,
+    changes: new PostgresWakeups(driver),
+    appendChained: appendChained.bind(null, driver),
+  };
 }

@@ -20,6 +20,8 @@ export type SqlDialect = 'sqlite' | 'postgres' | 'mysql';
 
 export class Dialect {
   readonly name: SqlDialect = 'sqlite';
+  /** The database's name in messages. */
+  readonly title: string = 'SQLite';
   readonly numberedParameters: boolean = false;
   readonly rowValueSeek: boolean = true;
   readonly returning: boolean = true;
@@ -50,7 +52,8 @@ export class Dialect {
    * once with `?`. A `?` inside a quoted string or identifier is left alone.
    */
   parameters(sql: string): string {
-    if (!this.numberedParameters || !sql.includes('?')) return sql;
+    // Already numbered (a backend's own `$n` statement, a migration): left as it is.
+    if (!this.numberedParameters || !sql.includes('?') || /\$\d/.test(sql)) return sql;
     let n = 0;
     let out = '';
     let quote: string | undefined;

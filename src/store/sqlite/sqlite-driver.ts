@@ -4,9 +4,8 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlit
 import { firstLine, SchemaTooNewError, StoreError } from '../../errors.ts';
 import { chainKeyFinder } from '../../secret.ts';
 import type { Row } from '../rows.ts';
+import type { Tx } from '../store.ts';
 import { isTransientStoreError } from '../transient.ts';
-import { migrateSqliteSide } from './sqlite-migrations.ts';
-import type { PreparedStatement, SqliteTx } from './sqlite-tx.ts';
 
 export type { SQLInputValue } from 'node:sqlite';
 
@@ -36,8 +35,8 @@ export class SqliteDriver {
   readonly #statements = new Map<string, StatementSync>();
   /** The job's own statements, kept apart from ours so a job's many never evict the store's. */
   readonly jobStatements = new Map<string, PreparedStatement>();
-  /** The job's open transaction: one at a time per store (the file has one write lock). */
-  openTx: SqliteTx | undefined;
+  /** The job's open transaction (a SqliteTx): one at a time per store (the file has one write lock). */
+  openTx: (Tx & { readonly active: boolean }) | undefined;
   /** Called on close, before the connection goes. */
   readonly onClose: (() => void)[] = [];
   /** The side file, `<store>.effects` (a second database for `:memory:`). */
@@ -46,8 +45,11 @@ export class SqliteDriver {
   #storeId: string | undefined;
   readonly #sideStatements = new Map<string, StatementSync>();
   readonly chainKey: () => Buffer | undefined;
+  /** Brings the side file's schema up to date (sqlite-migrations.ts), given by the store. */
+  readonly #migrateSide: SideMigration;
 
-  constructor(path: string, options: SqliteStoreOptions = {}) {
+  constructor(path: string, options: SqliteStoreOptions, migrateSide: SideMigration) {
+    this.#migrateSide = migrateSide;
     this.path = path === ':memory:' ? path : resolve(path);
     this.location = path;
     this.#options = options;
@@ -167,7 +169,7 @@ export class SqliteDriver {
       db.exec(`PRAGMA busy_timeout = ${this.#options.busyTimeoutMs ?? 10_000}`);
       if (this.sidePath !== ':memory:') db.exec('PRAGMA journal_mode = WAL');
       db.exec('PRAGMA synchronous = FULL');
-      migrateSqliteSide(db, this, storeId);
+      this.#migrateSide(db, this, storeId);
     } catch (error) {
       // A newer side file is refused as a newer store is (exit 4), not reported as unopenable.
       if (error instanceof StoreError || error instanceof SchemaTooNewError) throw error;
@@ -212,6 +214,15 @@ export class SqliteDriver {
     if (db.isTransaction) db.exec('ROLLBACK');
     db.close();
   }
+}
+
+/** How the side file's schema is brought up to date: sqlite-migrations.ts's migrateSqliteSide. */
+export type SideMigration = (side: DatabaseSync, driver: SqliteDriver, storeId: string) => void;
+
+export interface PreparedStatement {
+  statement: StatementSync;
+  /** Whether it yields rows (SELECT, RETURNING): `all()`, else `run()` for the change count. */
+  returnsRows: boolean;
 }
 
 /** `work` in one BEGIN IMMEDIATE … COMMIT on `db`, rolled back if it throws. */

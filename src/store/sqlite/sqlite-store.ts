@@ -6,7 +6,8 @@ import { SqliteHistory } from './sqlite-history.ts';
 import { SqliteInstances } from './sqlite-instances.ts';
 import { SqliteJournal } from './sqlite-journal.ts';
 import { SqliteLeases } from './sqlite-leases.ts';
-import { migrateSqlite, refuseMissingInstances } from './sqlite-migrations.ts';
+import { migrateSqlite, migrateSqliteSide, refuseMissingInstances } from './sqlite-migrations.ts';
+import { SqlitePlans, SqliteRateBuckets } from './sqlite-plans.ts';
 
 export type { SqliteStoreOptions } from './sqlite-driver.ts';
 
@@ -20,7 +21,7 @@ export type { SqliteStoreOptions } from './sqlite-driver.ts';
  */
 export class SqliteStore extends ComposedStore {
   constructor(path: string, options: SqliteStoreOptions = {}) {
-    const driver = new SqliteDriver(path, options);
+    const driver = new SqliteDriver(path, options, migrateSqliteSide);
     const instances = new SqliteInstances(driver);
     const leases = new SqliteLeases(driver);
     super(driver.location, {
@@ -41,6 +42,8 @@ export class SqliteStore extends ComposedStore {
       journal: new SqliteJournal(driver),
       deadLetters: new SqliteDeadLetters(driver),
       history: new SqliteHistory(driver, instances, leases),
+      plans: new SqlitePlans(driver),
+      rateBuckets: new SqliteRateBuckets(driver),
     });
   }
 }

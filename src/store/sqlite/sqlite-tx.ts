@@ -1,8 +1,8 @@
-import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
+import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
 import { StoreError } from '../../errors.ts';
 import type { Lease, SqlHandle, Tx } from '../store.ts';
 import { sqliteDialect } from './sqlite-dialect.ts';
-import type { SqliteDriver } from './sqlite-driver.ts';
+import type { PreparedStatement, SqliteDriver } from './sqlite-driver.ts';
 
 /** The job's unit of work on SQLite: BEGIN IMMEDIATE on first use, COMMIT with the checkpoint. */
 export class SqliteTx implements Tx {
@@ -95,12 +95,6 @@ export function finishTx<T>(driver: SqliteDriver, tx: Tx, work: () => { result: 
   } finally {
     sqliteTx.end();
   }
-}
-
-export interface PreparedStatement {
-  statement: StatementSync;
-  /** Whether it yields rows (SELECT, RETURNING): `all()`, else `run()` for the change count. */
-  returnsRows: boolean;
 }
 
 const savepointStatements = new Map<string, { save: string; release: string; rollback: string }>();

@@ -1,36 +1,50 @@
-import { idleWait } from '../idle-wait.ts';
 import { REAPED_OUTCOME_SQL, type Row, RUN_PROGRESS_COLUMNS, toRun } from '../rows.ts';
 import type { HolderInfo, InstanceInfo, Lease, LeaseStore, ProgressMark, RunInfo, RunOutcome, RunProgress } from '../store.ts';
-import { type MysqlDriver, type MysqlQueryable, NOW } from './mysql-driver.ts';
+import type { SqlChanges, SqlDriver, SqlQueryable } from './sql-driver.ts';
 
 /**
- * Leases and fencing on MySQL/MariaDB: claims with `FOR UPDATE SKIP LOCKED`, lease times on the
+ * Leases and fencing on a SQL server: claims with `FOR UPDATE SKIP LOCKED`, lease times on the
  * database's clock.
  *
  * Invariant: a shard's lease_token only grows, and every write on behalf of a lease (heartbeat,
  * checkpoint, release, inputs) names the token it holds; a write with an older token changes
  * nothing, and a checkpoint with one throws FencedError inside the job's transaction
- * (mysql-checkpoints.ts).
+ * (sql-checkpoints.ts).
  */
-export class MysqlLeases implements LeaseStore {
-  readonly #db: MysqlDriver;
+export class SqlLeases implements LeaseStore {
+  readonly #db: SqlDriver;
+  readonly #changes: SqlChanges;
 
-  constructor(driver: MysqlDriver) {
+  constructor(driver: SqlDriver, changes: SqlChanges) {
     this.#db = driver;
+    this.#changes = changes;
+  }
+
+  async now(): Promise<number> {
+    return this.#db.syncClock();
+  }
+
+  waitForChange(instanceId: number, ms: number, signal?: AbortSignal): Promise<void> {
+    return this.#changes.wait(instanceId, ms, signal);
   }
 
   async reapCrashed(instanceId: number, isDead: (worker: string, node: string | null) => boolean): Promise<RunInfo[]> {
-    const p = this.#db.p;
+    const { prefix: p, dialect } = this.#db;
     const candidates = await this.#db.rows(
-      `SELECT r.id, r.worker, r.worker_node, r.shard_id, sh.lease_expires_at < ${NOW} AS expired, NOT (sh.run_id <=> r.id) AS superseded
+      `SELECT r.id, r.worker, r.worker_node, r.shard_id, sh.lease_expires_at < ${dialect.now} AS expired, ${dialect.distinct('sh.run_id', 'r.id')} AS superseded
        FROM ${p}runs r JOIN ${p}shards sh ON sh.id = r.shard_id WHERE r.instance_id = ? AND r.outcome = 'running'`,
       [instanceId],
     );
     const reaped: RunInfo[] = [];
     for (const candidate of candidates) {
       const dead = isDead(String(candidate.worker), candidate.worker_node === null ? null : String(candidate.worker_node));
+      // Booleans come back as true/false (PostgreSQL) or 1/0 (MySQL).
       if (!(Number(candidate.expired) === 1 || Number(candidate.superseded) === 1 || dead)) continue;
-      const marked = await this.#db.transaction((tx) => this.#reapRun(tx, candidate, dead));
+      const marked = await this.#db.transaction(async (tx) => {
+        const run = await this.#reapRun(tx, candidate, dead);
+        if (run !== undefined) await this.#changes.notify(tx, instanceId);
+        return run;
+      });
       if (marked) reaped.push(marked);
     }
     return reaped;
@@ -38,11 +52,16 @@ export class MysqlLeases implements LeaseStore {
 
   /** Mark one run crashed and free its shard. The condition is checked again under the row
    * locks, so a heartbeat that landed since keeps its run. */
-  async #reapRun(tx: MysqlQueryable, candidate: Row, dead: boolean): Promise<RunInfo | undefined> {
-    const p = this.#db.p;
+  async #reapRun(tx: SqlQueryable, candidate: Row, dead: boolean): Promise<RunInfo | undefined> {
+    const { prefix: p, dialect } = this.#db;
     const marked = await tx.query(
-      `UPDATE ${p}runs r JOIN ${p}shards sh ON sh.id = r.shard_id SET r.outcome = ${REAPED_OUTCOME_SQL.replace('mark_step', 'r.mark_step')}, r.ended_at = r.heartbeat_at
-       WHERE r.id = ? AND r.outcome = 'running' AND (sh.lease_expires_at < ${NOW} OR NOT (sh.run_id <=> r.id) OR ?)`,
+      dialect.updateJoin(
+        `${p}runs r`,
+        `${p}shards sh`,
+        'sh.id = r.shard_id',
+        `outcome = ${REAPED_OUTCOME_SQL.replace('mark_step', 'r.mark_step')}, ended_at = r.heartbeat_at`,
+        `r.id = ? AND r.outcome = 'running' AND (sh.lease_expires_at < ${dialect.now} OR ${dialect.distinct('sh.run_id', 'r.id')} OR ?)`,
+      ),
       [candidate.id, dead],
     );
     if (marked.affectedRows === 0) return undefined;
@@ -57,21 +76,22 @@ export class MysqlLeases implements LeaseStore {
 
   claim(instance: InstanceInfo, worker: string, leaseMs: number, node?: string): Promise<Lease | null> {
     return this.#db.transaction(async (tx) => {
-      const p = this.#db.p;
+      const { prefix: p, dialect } = this.#db;
+      const now = dialect.now;
       // SKIP LOCKED: workers claiming at the same moment each take a different shard, none waits.
-      // MySQL cannot UPDATE a table it selects from in a subquery, nor return what it updated:
-      // lock the row, update it, read it back.
+      // Lock the row, update it, read it back (MySQL can neither UPDATE a table it selects from in
+      // a subquery nor return what it updated).
       const candidate = (
         await tx.query(
           `SELECT id FROM ${p}shards WHERE instance_id = ? AND generation = ? AND status <> 'completed'
-           AND (lease_owner IS NULL OR lease_expires_at < ${NOW}) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`,
+           AND (lease_owner IS NULL OR lease_expires_at < ${now}) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`,
           [instance.id, instance.generation],
         )
       ).rows[0];
       if (candidate === undefined) return null;
       const shardId = Number(candidate.id);
       await tx.query(
-        `UPDATE ${p}shards SET lease_owner = ?, lease_token = lease_token + 1, lease_expires_at = ${NOW} + ?, status = 'running', updated_at = ${NOW}
+        `UPDATE ${p}shards SET lease_owner = ?, lease_token = lease_token + 1, lease_expires_at = ${now} + ?, status = 'running', updated_at = ${now}
          WHERE id = ?`,
         [worker, leaseMs, shardId],
       );
@@ -81,20 +101,22 @@ export class MysqlLeases implements LeaseStore {
       await tx.query(`UPDATE ${p}runs SET outcome = ${REAPED_OUTCOME_SQL}, ended_at = heartbeat_at WHERE shard_id = ? AND outcome = 'running'`, [shardId]);
       const run = await tx.query(
         `INSERT INTO ${p}runs (instance_id, generation, shard_id, shard, worker, worker_node, token, started_at, heartbeat_at, start_processed, mark_processed, stats)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ${NOW}, ${NOW}, ?, ?, '{}')`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ${now}, ${now}, ?, ?, '{}')${dialect.returning ? ' RETURNING id' : ''}`,
         [instance.id, instance.generation, shardId, shard.name, worker, node ?? null, token, shard.processed, shard.processed],
       );
-      const runId = run.insertId;
+      const runId = insertedId(run);
       await tx.query(`UPDATE ${p}shards SET run_id = ? WHERE id = ?`, [runId, shardId]);
+      // Working now: a connection held for notifications goes back to the pool.
+      this.#changes.claimed();
       return { instanceId: instance.id, generation: instance.generation, shardId, shard: String(shard.name), worker, token, runId, leaseMs };
     });
   }
 
   async holders(instanceId: number): Promise<HolderInfo[]> {
-    const p = this.#db.p;
+    const { prefix: p, dialect } = this.#db;
     const rows = await this.#db.rows(
       `SELECT sh.name, sh.lease_owner, sh.lease_expires_at, r.worker_node FROM ${p}shards sh JOIN ${p}instances i ON i.id = sh.instance_id AND i.generation = sh.generation
-       LEFT JOIN ${p}runs r ON r.id = sh.run_id WHERE sh.instance_id = ? AND sh.status <> 'completed' AND sh.lease_owner IS NOT NULL AND sh.lease_expires_at >= ${NOW} ORDER BY sh.id`,
+       LEFT JOIN ${p}runs r ON r.id = sh.run_id WHERE sh.instance_id = ? AND sh.status <> 'completed' AND sh.lease_owner IS NOT NULL AND sh.lease_expires_at >= ${dialect.now} ORDER BY sh.id`,
       [instanceId],
     );
     return rows.map((row) => ({
@@ -108,20 +130,19 @@ export class MysqlLeases implements LeaseStore {
   /** Extend the lease if this token still holds it; record progress either way; keep the run's open transaction from looking lost. */
   async heartbeat(lease: Lease, progress: RunProgress): Promise<boolean> {
     for (const tx of this.#db.openTxs) if (tx.lease.runId === lease.runId) tx.touch();
-    // Matched rows, not changed ones (the driver connects with FOUND_ROWS): two beats within one
-    // millisecond still find their lease.
-    const held = await this.#db.query(`UPDATE ${this.#db.p}shards SET lease_expires_at = ${NOW} + ? WHERE id = ? AND lease_token = ?`, [
+    // Matched rows, not changed ones: two beats within one millisecond still find their lease.
+    const held = await this.#db.run(`UPDATE ${this.#db.prefix}shards SET lease_expires_at = ${this.#db.dialect.now} + ? WHERE id = ? AND lease_token = ?`, [
       lease.leaseMs,
       lease.shardId,
       lease.token,
     ]);
-    await updateRun(this.#db.any, this.#db.p, lease.runId, progress);
+    await updateRun({ query: (sql, values) => this.#db.run(sql, values) }, this.#db, lease.runId, progress);
     return held.affectedRows === 1;
   }
 
   /** On the pooled autocommit connection: durable before the run goes past it, whatever its transaction does. */
   async markProgress(lease: Lease, mark: ProgressMark): Promise<void> {
-    await this.#db.query(`UPDATE ${this.#db.p}runs SET mark_ceiling = ?, mark_step = ? WHERE id = ? AND outcome = 'running'`, [
+    await this.#db.run(`UPDATE ${this.#db.prefix}runs SET mark_ceiling = ?, mark_step = ? WHERE id = ? AND outcome = 'running'`, [
       mark.ceiling,
       mark.step,
       lease.runId,
@@ -129,35 +150,42 @@ export class MysqlLeases implements LeaseStore {
   }
 
   async previousRun(lease: Lease): Promise<RunInfo | undefined> {
-    const rows = await this.#db.rows(`SELECT * FROM ${this.#db.p}runs WHERE shard_id = ? AND id < ? ORDER BY id DESC LIMIT 1`, [lease.shardId, lease.runId]);
+    const rows = await this.#db.rows(`SELECT * FROM ${this.#db.prefix}runs WHERE shard_id = ? AND id < ? ORDER BY id DESC LIMIT 1`, [
+      lease.shardId,
+      lease.runId,
+    ]);
     return rows[0] === undefined ? undefined : toRun(rows[0]);
-  }
-
-  async now(): Promise<number> {
-    return this.#db.syncClock();
-  }
-
-  /** No notifications here: the runner's poll interval. */
-  waitForChange(_instanceId: number, ms: number, signal?: AbortSignal): Promise<void> {
-    return idleWait(ms, signal);
   }
 
   /** End the run and free the shard if this token still holds it. */
   release(lease: Lease, outcome: Exclude<RunOutcome, 'running'>, run: RunProgress): Promise<void> {
     return this.#db.transaction(async (tx) => {
       await tx.query(
-        `UPDATE ${this.#db.p}shards SET lease_owner = NULL, lease_expires_at = 0, status = CASE WHEN status = 'completed' THEN status ELSE 'pending' END, updated_at = ${NOW}
+        `UPDATE ${this.#db.prefix}shards SET lease_owner = NULL, lease_expires_at = 0, status = CASE WHEN status = 'completed' THEN status ELSE 'pending' END, updated_at = ${this.#db.dialect.now}
          WHERE id = ? AND lease_token = ?`,
         [lease.shardId, lease.token],
       );
-      await updateRun(tx, this.#db.p, lease.runId, run, outcome);
+      await updateRun(tx, this.#db, lease.runId, run, outcome);
+      // Delivered at COMMIT: workers waiting on the instance claim the shard, or see it complete.
+      await this.#changes.notify(tx, lease.instanceId);
     });
   }
 }
 
+/** The id an INSERT gave its row: MySQL says it, PostgreSQL returns it (`RETURNING id`). */
+export function insertedId(result: { rows: Row[]; insertId: number }): number {
+  return result.insertId > 0 ? result.insertId : Number(result.rows[0]?.id);
+}
+
 /** Progress columns of a run (heartbeat, checkpoint, release); with `outcome`, the run ends. */
-export async function updateRun(on: MysqlQueryable, p: string, runId: number, progress: RunProgress, outcome?: RunOutcome): Promise<void> {
-  const sets = [`heartbeat_at = ${NOW}`];
+export async function updateRun(
+  on: SqlQueryable,
+  db: Pick<SqlDriver, 'prefix' | 'dialect'>,
+  runId: number,
+  progress: RunProgress,
+  outcome?: RunOutcome,
+): Promise<void> {
+  const sets = [`heartbeat_at = ${db.dialect.now}`];
   const values: unknown[] = [];
   const set = (column: string, value: unknown) => {
     values.push(value);
@@ -168,8 +196,8 @@ export async function updateRun(on: MysqlQueryable, p: string, runId: number, pr
   if (progress.stats !== undefined) set('stats', JSON.stringify(progress.stats));
   if (outcome !== undefined) {
     set('outcome', outcome);
-    sets.push(`ended_at = ${NOW}`);
+    sets.push(`ended_at = ${db.dialect.now}`);
   }
   values.push(runId);
-  await on.query(`UPDATE ${p}runs SET ${sets.join(', ')} WHERE id = ?`, values);
+  await on.query(`UPDATE ${db.prefix}runs SET ${sets.join(', ')} WHERE id = ?`, values);
 }

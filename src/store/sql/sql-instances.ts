@@ -2,45 +2,46 @@ import type { JsonObject } from '../../json.ts';
 import { CARRY_HISTORY, carriedShard, carryShardsSql, seedCheckpoint } from '../carry.ts';
 import { type Row, toInstance, toShard } from '../rows.ts';
 import type { Completion, InstanceInfo, InstanceStore, Lease, ShardInfo, ShardInputs } from '../store.ts';
-import { type MysqlDriver, type MysqlQueryable, NOW } from './mysql-driver.ts';
+import { inputsWrite } from './shared-writes.ts';
+import type { SqlDriver, SqlQueryable } from './sql-driver.ts';
+import { insertedId } from './sql-leases.ts';
 
-/** Job instances and their shards on MySQL/MariaDB. */
-export class MysqlInstances implements InstanceStore {
-  readonly #db: MysqlDriver;
+/** Job instances and their shards on a SQL server. */
+export class SqlInstances implements InstanceStore {
+  readonly #db: SqlDriver;
 
-  constructor(driver: MysqlDriver) {
+  constructor(driver: SqlDriver) {
     this.#db = driver;
   }
 
   async instance(job: string, paramsHash: string, meta: { params: JsonObject; version: string | null }): Promise<InstanceInfo> {
-    const p = this.#db.p;
-    // `id = id`: a no-op on a duplicate, where INSERT IGNORE would also swallow other errors.
-    await this.#db.query(
-      `INSERT INTO ${p}instances (job, params_hash, params, version, created_at) VALUES (?, ?, ?, ?, ${NOW}) ON DUPLICATE KEY UPDATE id = id`,
+    const { prefix: p, dialect } = this.#db;
+    await this.#db.run(
+      `INSERT INTO ${p}instances (job, params_hash, params, version, created_at) VALUES (?, ?, ?, ?, ${dialect.now})${dialect.onConflict(['job', 'params_hash'], [], 'id')}`,
       [job, paramsHash, JSON.stringify(meta.params), meta.version],
     );
     return toInstance((await this.#db.rows(`SELECT * FROM ${p}instances WHERE job = ? AND params_hash = ?`, [job, paramsHash]))[0] as Row);
   }
 
   async resetInstance(instanceId: number, fromGeneration?: number, options?: { carry?: boolean }): Promise<InstanceInfo> {
-    const p = this.#db.p;
-    // No UPDATE … RETURNING on MySQL: update, then read. Another process that moved the
-    // generation on first leaves nothing to update here, and the read says where it is.
-    await this.#db.transaction(async (tx) => {
+    const p = this.#db.prefix;
+    // Another process that moved the generation on first leaves nothing to update here, and the
+    // read says where it is. Read inside the transaction, under the update's row lock.
+    const row = await this.#db.transaction(async (tx) => {
       const updated = await tx.query(
-        `UPDATE ${p}instances SET generation = generation + 1, status = 'open', completed_at = NULL WHERE id = ? AND (? IS NULL OR generation = ?)`,
-        [instanceId, fromGeneration ?? null, fromGeneration ?? null],
+        `UPDATE ${p}instances SET generation = generation + 1, status = 'open', completed_at = NULL WHERE id = ?${fromGeneration === undefined ? '' : ' AND generation = ?'}`,
+        fromGeneration === undefined ? [instanceId] : [instanceId, fromGeneration],
       );
-      if (updated.affectedRows > 0 && options?.carry) {
-        await this.#carry(tx, toInstance((await tx.query(`SELECT * FROM ${p}instances WHERE id = ?`, [instanceId])).rows[0] as Row));
-      }
+      const read = (await tx.query(`SELECT * FROM ${p}instances WHERE id = ?`, [instanceId])).rows[0] as Row;
+      if (updated.affectedRows > 0 && options?.carry) await this.#carry(tx, toInstance(read));
+      return read;
     });
-    return toInstance((await this.#db.rows(`SELECT * FROM ${p}instances WHERE id = ?`, [instanceId]))[0] as Row);
+    return toInstance(row);
   }
 
   /** Seeds the new generation's shards with the completed ones' last checkpoints (inside the reset's transaction). */
-  async #carry(tx: MysqlQueryable, instance: InstanceInfo): Promise<void> {
-    const p = this.#db.p;
+  async #carry(tx: SqlQueryable, instance: InstanceInfo): Promise<void> {
+    const { prefix: p, dialect } = this.#db;
     const now = Date.now();
     const olds = (await tx.query(carryShardsSql(`${p}shards`, ['?', '?']), [instance.id, instance.generation - 1])).rows;
     for (const old of olds) {
@@ -48,10 +49,10 @@ export class MysqlInstances implements InstanceStore {
       const carried = carriedShard(old, checkpoints);
       if (carried === undefined) continue;
       const inserted = await tx.query(
-        `INSERT INTO ${p}shards (instance_id, generation, name, version, fingerprint, params_hash, checkpoint_seq, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?)`,
+        `INSERT INTO ${p}shards (instance_id, generation, name, version, fingerprint, params_hash, checkpoint_seq, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?)${dialect.returning ? ' RETURNING id' : ''}`,
         [instance.id, instance.generation, carried.name, carried.version, carried.fingerprint, carried.paramsHash, now],
       );
-      const id = Number(inserted.insertId);
+      const id = insertedId(inserted);
       const seed = seedCheckpoint(id, carried);
       await tx.query(
         `INSERT INTO ${p}checkpoints (shard_id, seq, position, state, processed, run_id, created_at, checksum) VALUES (?, 1, ?, ?, 0, NULL, ?, ?)`,
@@ -61,7 +62,7 @@ export class MysqlInstances implements InstanceStore {
   }
 
   async listInstances(job?: string): Promise<InstanceInfo[]> {
-    const p = this.#db.p;
+    const p = this.#db.prefix;
     const rows =
       job === undefined
         ? await this.#db.rows(`SELECT * FROM ${p}instances ORDER BY id DESC`)
@@ -70,19 +71,21 @@ export class MysqlInstances implements InstanceStore {
   }
 
   async ensureShards(instance: InstanceInfo, names: string[], meta: { version: string | null }): Promise<ShardInfo[]> {
-    if (names.length > 0) {
-      // One multi-row insert in the job's order, so shard ids follow it, as on the other stores.
-      await this.#db.query(
-        `INSERT INTO ${this.#db.p}shards (instance_id, generation, name, version, updated_at) VALUES ${names.map(() => `(?, ?, ?, ?, ${NOW})`).join(', ')}
-         ON DUPLICATE KEY UPDATE id = id`,
-        names.flatMap((name) => [instance.id, instance.generation, name, meta.version]),
+    const { prefix: p, dialect } = this.#db;
+    // Multi-row inserts in the job's order, so shard ids follow it, as on SQLite; a slice at a
+    // time keeps each under the servers' bind-parameter limits.
+    for (let start = 0; start < names.length; start += dialect.maxBatchRows) {
+      const slice = names.slice(start, start + dialect.maxBatchRows);
+      await this.#db.run(
+        `INSERT INTO ${p}shards (instance_id, generation, name, version, updated_at) VALUES ${slice.map(() => `(?, ?, ?, ?, ${dialect.now})`).join(', ')}${dialect.onConflict(['instance_id', 'generation', 'name'], [], 'id')}`,
+        slice.flatMap((name) => [instance.id, instance.generation, name, meta.version]),
       );
     }
     return this.listShards(instance.id);
   }
 
   async listShards(instanceId: number): Promise<ShardInfo[]> {
-    const p = this.#db.p;
+    const p = this.#db.prefix;
     const rows = await this.#db.rows(
       `SELECT sh.* FROM ${p}shards sh JOIN ${p}instances i ON i.id = sh.instance_id AND i.generation = sh.generation WHERE sh.instance_id = ? ORDER BY sh.id`,
       [instanceId],
@@ -91,20 +94,14 @@ export class MysqlInstances implements InstanceStore {
   }
 
   async setInputs(lease: Lease, inputs: ShardInputs): Promise<void> {
-    await this.#db.query(`UPDATE ${this.#db.p}shards SET fingerprint = ?, version = ?, params_hash = ?, code = ? WHERE id = ? AND lease_token = ?`, [
-      inputs.fingerprint,
-      inputs.version,
-      inputs.paramsHash,
-      inputs.code ?? null,
-      lease.shardId,
-      lease.token,
-    ]);
+    const write = inputsWrite(this.#db.prefix, lease, inputs);
+    await this.#db.run(write.sql, write.values);
   }
 
   async completeIfDone(instanceId: number, generation: number): Promise<Completion> {
-    const p = this.#db.p;
-    const changed = await this.#db.query(
-      `UPDATE ${p}instances SET status = 'completed', completed_at = ${NOW} WHERE id = ? AND generation = ? AND status = 'open'
+    const { prefix: p, dialect } = this.#db;
+    const changed = await this.#db.run(
+      `UPDATE ${p}instances SET status = 'completed', completed_at = ${dialect.now} WHERE id = ? AND generation = ? AND status = 'open'
        AND NOT EXISTS (SELECT 1 FROM ${p}shards WHERE instance_id = ? AND generation = ? AND status <> 'completed')`,
       [instanceId, generation, instanceId, generation],
     );
