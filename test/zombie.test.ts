@@ -1,4 +1,4 @@
-// Must-show 3: a worker SIGSTOPped past its lease is a zombie. Another worker takes its shard and
+// Guarantees 3 and 5 (fencing): a worker SIGSTOPped past its lease is a zombie. Another worker takes its shard and
 // resumes from its last checkpoint; when the zombie is SIGCONTed, whatever it tries to commit —
 // checkpoint and ctx.tx rows together — is rejected by the fencing token, it emits shard:lost,
 // and every record's row is in the output exactly once.
