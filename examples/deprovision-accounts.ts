@@ -1,11 +1,21 @@
 // Deprovision service accounts: disable each through the directory's admin API, confirm it is
 // disabled, record the confirmation. The disable is a ctx.once whose `verify` asks the directory,
 // so a crash between the directory acting and the journal recording it is settled by asking,
-// never by a blind second disable; the confirmation is a ctx.step, so a finished one is not
+// never by a blind second disable; the confirmation is a ctx.once too, so a finished one is not
 // repeated. Nothing in the job enables an account, so a restart can never re-enable one.
 //
 //   ckpt run examples/deprovision-accounts.ts --param accounts=40
 //   ckpt chaos examples/deprovision-accounts.ts --kills 25      # SIGKILLed 25 times, then checked
+//
+// Reviewed first, then exactly what was reviewed: `ckpt plan` runs it with every disable and
+// confirmation recorded, not performed (the directory is not called); one person approves the
+// plan; `ckpt apply` performs exactly those disables and holds any account that appeared since.
+//
+//   ckpt plan examples/deprovision-accounts.ts --param accounts=40     # prints the plan and its id
+//   ckpt plan --approve <plan-id> --by ana --reason "ticket 4711"
+//   ckpt apply <plan-id>
+//
+// Every worker on the store together sends at most 100 disables a second (`rateLimits`).
 //
 // The fake directory lives in $CKPT_CHAOS_DIR when `ckpt chaos` runs the job (so each chaos run
 // starts from a fresh directory), else in examples/data/directory.db, or --param directory=PATH.
@@ -33,19 +43,35 @@ export default defineJob<string, Params>({
     const home = process.env.CKPT_CHAOS_DIR ?? join(import.meta.dirname, 'data');
     return { accounts, latencyMs, directory: raw.directory ?? join(home, 'directory.db') };
   },
-  source: ({ params }) => fromArray(directoryOf(params).seed(params.accounts)),
+  // Seeds the directory on first use; then every account it holds, new ones included.
+  source: ({ params }) => {
+    const api = directoryOf(params);
+    api.seed(params.accounts);
+    return fromArray(api.accounts().map((account) => account.id));
+  },
   checkpoint: { every: 4 },
   concurrency: 4,
+  rateLimits: { directory: { perSecond: 100 } },
+  plan: { approvals: 1 },
   async process(account, ctx) {
     const api = directoryOf(ctx.params);
     await ctx.once(`disable:${account}`, () => api.disable(account, ctx.idempotencyKey('disable')), {
       verify: async () => (await api.status(account)) === 'disabled',
+      kind: 'disable',
+      describe: `disable ${account} in the directory`,
+      target: 'directory',
     });
-    await ctx.step('confirm', async () => {
-      const status = await api.status(account);
-      if (status !== 'disabled') throw new Error(`${account} is still ${status} after its disable`);
-      return { confirmedAt: await api.confirm(account) };
-    });
+    // Keyed by the account, not by its position (as a ctx.step would be): a plan's keys must
+    // still match when accounts appear in the source before this one.
+    await ctx.once(
+      `confirm:${account}`,
+      async () => {
+        const status = await api.status(account);
+        if (status !== 'disabled') throw new Error(`${account} is still ${status} after its disable`);
+        return { confirmedAt: await api.confirm(account) };
+      },
+      { describe: `confirm ${account} is disabled` },
+    );
   },
 });
 

@@ -3,7 +3,8 @@
  * user what to do; `exitCode` is the documented exit code the CLI ends with.
  *
  * Exit codes: 0 completed (or already complete), 1 failed, 2 usage or config error,
- * 3 interrupted with a checkpoint saved, 4 refused (held by a live worker, drift, newer schema).
+ * 3 interrupted with a checkpoint saved, 4 refused (held by a live worker, drift, newer schema),
+ * 5 and 6 `ckpt chaos`'s, 7 held (`ckpt apply` held effects its plan did not contain).
  */
 export const ExitCode = {
   completed: 0,
@@ -15,6 +16,8 @@ export const ExitCode = {
   violation: 5,
   /** `ckpt chaos` could not land the kills asked on a running job (how many landed, and why, in its report). */
   chaosShort: 6,
+  /** Held, not failed: an effect waits for a person (`ckpt apply` held effects its plan did not contain). */
+  held: 7,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

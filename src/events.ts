@@ -43,6 +43,10 @@ export interface EventMap {
    * intent (the effect did happen). `runId`: the late run; `holderRunId`: the shard's run now.
    */
   'effect:late-completion': { shard: string; key: string; runId: number | null; holderRunId: number | null; kept: 'first' | 'late' };
+  /** `ckpt apply`: the job asked for an effect its plan did not contain; it was not performed, and its record was set aside. */
+  'effect:held': { shard: string; key: string; kind: string; scope: 'generation' | 'instance'; describe: string | null; target: string | null; plan: string };
+  /** A plan was approved (`ckpt plan --approve`): by whom (and the OS user), why. */
+  'plan:approved': { plan: string; by: string; osUser: string; reason: string | null; approvals: number; required: number };
   /** `migrate`: a new `version` whose `migrate` hook upgrades the checkpointed state (from `fromVersion`). */
   drift: { shard: string; changes: string[]; resolution: 'fail' | 'restart' | 'resume' | 'migrate'; fromVersion?: string | null };
   'dlq:retry': { shard: string; id: number; position: JsonValue; outcome: 'resolved' | 'failed'; error?: string };
@@ -76,6 +80,8 @@ export const persistedEvents: ReadonlySet<EventType> = new Set<EventType>([
   'effect:in-doubt',
   'effect:verified',
   'effect:late-completion',
+  'effect:held',
+  'plan:approved',
   'drift',
   'dlq:retry',
   'shard:complete',
@@ -96,6 +102,8 @@ export const auditEvents: ReadonlySet<EventType> = new Set<EventType>([
   'effect:in-doubt',
   'effect:verified',
   'effect:late-completion',
+  'effect:held',
+  'plan:approved',
   'record:dead',
   'dlq:retry',
   'drift',

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { firstLine, StoreError } from '../errors.ts';
 import { parseStoreUrl, redactUrl } from '../store/open-store.ts';
+import { dialects } from '../store/sql/dialects.ts';
 
 /** A store made for one chaos round (or the clean run), and how to take it away again. */
 export interface ScratchStore {
@@ -28,7 +29,8 @@ export async function scratchStore(base: string | undefined, home: string, name:
 }
 
 async function postgresScratch(base: string, name: string): Promise<ScratchStore> {
-  const { createPgPool, quoteName } = await import('../store/postgres/postgres-driver.ts');
+  const { createPgPool } = await import('../store/postgres/index.ts');
+  const quoteName = (identifier: string) => dialects.postgres.quote(identifier);
   const server = new URL(base);
   server.searchParams.delete('schema');
   const onServer = async (sql: string, doing: string) => {
@@ -52,7 +54,7 @@ async function postgresScratch(base: string, name: string): Promise<ScratchStore
 }
 
 async function mysqlScratch(base: string, name: string): Promise<ScratchStore> {
-  const { createMysqlPool, parseMysqlUrl } = await import('../store/mysql/mysql-driver.ts');
+  const { createMysqlPool, parseMysqlUrl } = await import('../store/mysql/index.ts');
   const { driverUrl } = parseMysqlUrl(base);
   const onServer = async (sql: string, doing: string) => {
     const pool = await createMysqlPool({ url: driverUrl, max: 1 });

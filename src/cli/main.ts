@@ -1,9 +1,11 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { CheckpointedError, ExitCode, firstLine as errorLine } from '../errors.ts';
 import { redactText } from '../redact.ts';
+import { applyCommand } from './apply-command.ts';
 import { auditCommand } from './audit-command.ts';
 import { chaosCommand } from './chaos-command.ts';
 import { dlqCommand } from './dlq-command.ts';
+import { planCommand } from './plan-command.ts';
 import { eventsCommand, resetCommand, runsCommand, statusCommand } from './query-commands.ts';
 import { runCommand } from './run-command.ts';
 import { type CliIo, setIo } from './shared.ts';
@@ -109,6 +111,41 @@ function program(io: CliIo, exit: { code: number }): Command {
     .addOption(new Option('--metrics-token <token>', 'require this token on every metrics request (default: $CKPT_METRICS_TOKEN)'))
     .action(async (file: string, options) => {
       exit.code = await runCommand(file, options, io);
+    });
+
+  root
+    .command('plan')
+    .description('run a job with its effects recorded, not performed, and store the plan; --show a plan for review; --approve it')
+    .argument('[job-file]', 'a file that default-exports defineJob({...})')
+    .addOption(storeOption())
+    .addOption(paramOption())
+    .addOption(jsonOption())
+    .option('--show <plan-id>', 'print a stored plan')
+    .option('--approve <plan-id>', 'approve a stored plan (with --by; an audit event)')
+    .option('--by <name>', 'with --approve: who reviewed it')
+    .option('--reason <text>', 'with --approve: why')
+    .addOption(new Option('--limit <n>', 'list at most N effects (default 20)').argParser(positiveInteger('--limit')))
+    .option('--all', 'list every effect')
+    .action(async (file: string | undefined, options) => {
+      exit.code = await planCommand(file, options, io);
+    });
+
+  root
+    .command('apply')
+    .description("run a plan's job for real, performing only the plan's effects; any other is held (exit 7)")
+    .argument('<plan-id>', 'the id ckpt plan printed')
+    .addOption(storeOption())
+    .addOption(paramOption())
+    .option('--job <file>', 'the job file, if not where the plan was made from')
+    .addOption(new Option('--every <n>', 'checkpoint every N records').argParser(positiveInteger('--every')))
+    .addOption(new Option('--concurrency <n>', 'records in flight at once').argParser(positiveInteger('--concurrency')))
+    .addOption(new Option('--lease-ms <ms>', 'lease length; a worker silent this long is presumed dead').argParser(positiveInteger('--lease-ms', MAX_MS)))
+    .addOption(new Option('--heartbeat-ms <ms>', 'how often the lease is renewed').argParser(positiveInteger('--heartbeat-ms', MAX_MS)))
+    .option('--wait', 'if live workers hold every unfinished shard, wait to take over or see them finish instead of exiting 4')
+    .addOption(jsonOption().conflicts('quiet'))
+    .option('--quiet', 'print only the outcome line and errors')
+    .action(async (planId: string, options) => {
+      exit.code = await applyCommand(planId, options, io);
     });
 
   root
@@ -238,7 +275,7 @@ export async function main(argv: string[], given: CliIo = { stdout: process.stdo
       if (error.code === 'commander.executeSubCommandAsync') return 1;
       const message = error.message.replace(/^error: /, '');
       const command = argv.find((arg) => !arg.startsWith('-'));
-      const known = ['run', 'status', 'runs', 'events', 'reset', 'dlq', 'chaos', 'dashboard', 'audit'];
+      const known = ['run', 'plan', 'apply', 'status', 'runs', 'events', 'reset', 'dlq', 'chaos', 'dashboard', 'audit'];
       const help = command && known.includes(command) ? `ckpt ${command} --help` : 'ckpt --help';
       io.stderr.write(`ckpt: ${firstLine(message)}; see ${help}\n`);
       return ExitCode.usage;

@@ -7,7 +7,7 @@ import type { OnDrift } from '../job/shard/drift.ts';
 import { recordStopAtOnce } from '../job/shard/stop-at-once.ts';
 import { shutdownOnSignals } from '../job/shutdown.ts';
 import { checkServeToken, METRICS_ACCESS } from '../metrics/http-access.ts';
-import type { Store } from '../store/store.ts';
+import type { Store, StoredPlan } from '../store/store.ts';
 import { describeCorrupt, formatCount, formatMs, formatParams, formatPosition } from './format.ts';
 import { loadJob, parseParams } from './load-job.ts';
 import { ProgressBar } from './progress.ts';
@@ -37,6 +37,8 @@ export interface RunCommandOptions {
   metricsPort?: number;
   metricsHost?: string;
   metricsToken?: string;
+  /** `ckpt apply`: perform only this plan's effects, hold the others. */
+  plan?: StoredPlan;
 }
 
 /** How long past the drain deadline a stopping run may take to save and report. */
@@ -142,6 +144,7 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
       signal: shutdown.signal,
       onEvent,
       onDrift: options.onDrift ?? 'fail',
+      ...(options.plan === undefined ? {} : { plan: options.plan }),
       ...(secretKeyFileFor(options.store) === undefined ? {} : { secretKeyFile: secretKeyFileFor(options.store) }),
     });
     progress?.clear();

@@ -76,6 +76,19 @@ export interface OnceOptions<T = unknown> {
    * must never repeat, such as a welcome email or a charge.
    */
   scope?: 'generation' | 'instance';
+  /**
+   * What kind of effect this is (`'disable'`, `'revoke'`): what a plan counts it as. Default: the
+   * key's prefix before its first `:` (`disable:a17` is a `disable`), or `'effect'` when it has
+   * none; a step's default is its name.
+   */
+  kind?: string;
+  /** What the effect does, in words a reviewer reads in `ckpt plan --show` (e.g. `disable ana@example.com`). */
+  describe?: string;
+  /**
+   * The system the effect calls, named in the job's `rateLimits`: every worker on the store
+   * together stays under that rate (a token is taken just before `fn` runs).
+   */
+  target?: string;
 }
 
 /** What `verify` answers: whether the effect happened, and optionally what it returned. */
@@ -143,6 +156,14 @@ export interface JobDefinition<Record, Params, State extends JsonObject, Positio
   retry?: RetryOptions;
   /** Dead-letter up to `limit` records per shard that exhausted their retries; past it the run fails. Default 0. */
   skip?: { limit: number };
+  /**
+   * Calls per second to each target system, for every worker on the store together: an effect
+   * whose options name the `target` waits for a token of the target's bucket, kept in the store.
+   * `burst` (default a twentieth of a second's worth, at least 1) is how many may go at once.
+   */
+  rateLimits?: { [target: string]: { perSecond: number; burst?: number } };
+  /** `ckpt apply` of a plan of this job needs this many distinct approvers first (default 0: none). */
+  plan?: { approvals?: number };
   /** Params whose values are secrets: identity uses their hash, and they show as `[redacted]`. */
   redact?: string[];
   process(record: Record, ctx: JobContext<Params, State>): unknown;
@@ -172,6 +193,18 @@ export function defineJob<Record, Params = { [key: string]: string }, State exte
   if (typeof definition.process !== 'function') throw new TypeError(`defineJob(${definition.name}): process must be a function`);
   if (definition.concurrency !== undefined && !(Number.isInteger(definition.concurrency) && definition.concurrency >= 1)) {
     throw new TypeError(`defineJob(${definition.name}): concurrency must be a whole number ≥ 1`);
+  }
+  for (const [target, limit] of Object.entries(definition.rateLimits ?? {})) {
+    if (!(typeof limit?.perSecond === 'number' && limit.perSecond > 0 && Number.isFinite(limit.perSecond))) {
+      throw new TypeError(`defineJob(${definition.name}): rateLimits.${target}.perSecond must be a number > 0`);
+    }
+    if (limit.burst !== undefined && !(Number.isInteger(limit.burst) && limit.burst >= 1)) {
+      throw new TypeError(`defineJob(${definition.name}): rateLimits.${target}.burst must be a whole number ≥ 1`);
+    }
+  }
+  const approvals = definition.plan?.approvals;
+  if (approvals !== undefined && !(Number.isInteger(approvals) && approvals >= 0)) {
+    throw new TypeError(`defineJob(${definition.name}): plan.approvals must be a whole number ≥ 0`);
   }
   return Object.freeze({ ...definition, [jobBrand]: true as const, [jobFile]: callerFile() });
 }

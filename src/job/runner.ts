@@ -3,8 +3,9 @@ import { type EventListener, type EventMap, type EventType, persistedEvents, typ
 import type { JsonObject } from '../json.ts';
 import { lazySecretKey } from '../secret.ts';
 import { retryingStore } from '../store/retrying-store.ts';
-import type { InstanceInfo, RunInfo, Store } from '../store/store.ts';
+import type { InstanceInfo, RunInfo, Store, StoredPlan } from '../store/store.ts';
 import type { AnyJob } from './define.ts';
+import { FleetRateLimiter } from './guard/rate-limiter.ts';
 import { recordInstanceEnd } from './instance-end.ts';
 import { resolveParams } from './params.ts';
 import { type CheckpointPolicy, type CheckpointSpec, checkpointPolicy } from './policy/policy.ts';
@@ -42,6 +43,8 @@ export interface RunOptions {
   onDrift?: OnDrift;
   /** Where the key that seals secrets in the effect journal lives (CKPT_SECRET_KEY wins). */
   secretKeyFile?: string;
+  /** `ckpt apply`: perform only the effects of this plan (of this instance and generation); hold the others. */
+  plan?: StoredPlan;
 }
 
 export type RunJobOutcome = 'completed' | 'already-complete' | 'interrupted' | 'failed';
@@ -114,6 +117,15 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   const onDrift = options.onDrift ?? 'fail';
   const secretKey = lazySecretKey(process.env, options.secretKeyFile);
   let instance = await store.instance(job.name, paramsHash, { params: displayParams, version: job.version ?? null });
+  if (options.plan !== undefined && (options.plan.instanceId !== instance.id || options.plan.generation !== instance.generation)) {
+    throw new CheckpointedError(
+      `plan ${options.plan.id} was made for ${options.plan.job} ${JSON.stringify(options.plan.params)} generation ${options.plan.generation}, ` +
+        `not for ${job.name} ${JSON.stringify(displayParams)} generation ${instance.generation}; make a new plan (ckpt plan)`,
+      ExitCode.refused,
+      { job: job.name },
+    );
+  }
+  const rateLimiter = job.rateLimits === undefined ? undefined : new FleetRateLimiter(store, job.rateLimits);
 
   /** Tells the listeners (CLI, onEvent); a listener's error is the user's, reported, never ours. */
   let lateCompletions = 0;
@@ -235,6 +247,8 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
           skipLimit,
           secretKey,
           follow: options.follow ?? job.follow ?? false,
+          ...(options.plan === undefined ? {} : { plan: options.plan }),
+          ...(rateLimiter === undefined ? {} : { rateLimiter }),
         });
       } catch (error) {
         if (!(error instanceof RestartForDrift)) throw error;
@@ -300,7 +314,7 @@ async function refuseIfHeld(store: Store, job: string, instance: InstanceInfo, w
 /** The longest shard name every store holds (MySQL's VARCHAR(512)), in characters. */
 const MAX_SHARD_NAME = 512;
 
-async function listShardNames(job: AnyJob, params: unknown): Promise<string[]> {
+export async function listShardNames(job: AnyJob, params: unknown): Promise<string[]> {
   if (!job.shards) return ['main'];
   let names: unknown;
   try {

@@ -28,6 +28,8 @@ function recordingParts(): { parts: StoreParts; closes: () => number; calls: str
     journal: answering,
     deadLetters: answering,
     history: answering,
+    plans: answering,
+    rateBuckets: answering,
   } as unknown as StoreParts;
   return { parts, closes: () => closes, calls };
 }
@@ -59,7 +61,7 @@ test('after close, every call is refused with one StoreError, and close runs onc
   await store.close();
   assert.equal(closes(), 1);
   assert.equal(store.closed, true);
-  assert.equal(methods.length, 37, 'migrate and the 36 methods of the six other concerns');
+  assert.equal(methods.length, 41, 'migrate and the 40 methods of the eight other concerns');
   for (const name of methods) {
     const call = (store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>)[name];
     await assert.rejects(

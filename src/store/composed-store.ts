@@ -10,6 +10,8 @@ import type {
   InstanceStore,
   LeaseStore,
   NewEvent,
+  PlanStore,
+  RateBucketStore,
   Store,
   StoreLifecycle,
 } from './store.ts';
@@ -23,6 +25,8 @@ export interface StoreParts {
   journal: EffectJournalParts;
   deadLetters: DeadLetterStore;
   history: HistoryStore;
+  plans: PlanStore;
+  rateBuckets: RateBucketStore;
 }
 
 /**
@@ -174,5 +178,19 @@ export class ComposedStore implements Store {
   }
   async status(...args: Parameters<HistoryStore['status']>) {
     return this.#live().history.status(...args);
+  }
+
+  async savePlan(...args: Parameters<PlanStore['savePlan']>) {
+    return this.#live().plans.savePlan(...args);
+  }
+  async plan(...args: Parameters<PlanStore['plan']>) {
+    return this.#live().plans.plan(...args);
+  }
+  async approvePlan(...args: Parameters<PlanStore['approvePlan']>) {
+    return this.#live().plans.approvePlan(...args);
+  }
+
+  async takeTokens(...args: Parameters<RateBucketStore['takeTokens']>) {
+    return this.#live().rateBuckets.takeTokens(...args);
   }
 }

@@ -1,4 +1,5 @@
 import type { JsonObject, JsonValue } from '../json.ts';
+import type { NewPlan, PlanApproval, StoredPlan, TokenGrant } from './plan-types.ts';
 import type {
   ChainHead,
   Checkpoint,
@@ -28,6 +29,7 @@ import type {
   Tx,
 } from './store-types.ts';
 
+export type * from './plan-types.ts';
 export type * from './store-types.ts';
 
 // The Store contract, one interface per concern. Every backend (src/store/<backend>/) has one
@@ -169,9 +171,39 @@ export interface HistoryStore {
   status(instanceId: number): Promise<InstanceStatus>;
 }
 
+/** Plans made by `ckpt plan` and applied by `ckpt apply`, and their approvals. */
+export interface PlanStore {
+  /** Store a plan (one already stored with the same hash is answered as it is, approvals kept). */
+  savePlan(plan: NewPlan): Promise<StoredPlan>;
+  /** The plan of that id, if any. */
+  plan(id: string): Promise<StoredPlan | undefined>;
+  /** Add an approval to the plan (a second approval by the same `by` replaces the first); the plan as it now is. */
+  approvePlan(id: string, approval: PlanApproval): Promise<StoredPlan | undefined>;
+}
+
+/**
+ * Token buckets shared by every worker on the store (`rateLimits` of a job): durable at once,
+ * apart from any open tx, each take one short transaction.
+ */
+export interface RateBucketStore {
+  /**
+   * Take up to `want` tokens from bucket `name`, which refills at `perSecond` up to `burst`
+   * tokens, on the store's clock; a new bucket starts full.
+   */
+  takeTokens(name: string, perSecond: number, burst: number, want: number): Promise<TokenGrant>;
+}
+
 /**
  * Where checkpoints, runs, events, the effect journal and dead letters live: every concern in
  * one type, which is what the runner and the CLI take. One test suite
  * (test/store-contract*.test.ts) runs against every backend.
  */
-export type Store = StoreLifecycle & InstanceStore & LeaseStore & CheckpointStore & EffectJournal & DeadLetterStore & HistoryStore;
+export type Store = StoreLifecycle &
+  InstanceStore &
+  LeaseStore &
+  CheckpointStore &
+  EffectJournal &
+  DeadLetterStore &
+  HistoryStore &
+  PlanStore &
+  RateBucketStore;

@@ -5,6 +5,7 @@ import { CHECKPOINT_HISTORY, checkpointChecksum } from '../../src/store/checksum
 import { ComposedStore } from '../../src/store/composed-store.ts';
 import { idleWait } from '../../src/store/idle-wait.ts';
 import { completions, entryKey, fenceBatch, isStale } from '../../src/store/journal-fence.ts';
+import { grantOf, planId, takeFromBucket, withApproval } from '../../src/store/plan-rows.ts';
 import { toStatus } from '../../src/store/rows.ts';
 import type {
   ChainHead,
@@ -25,6 +26,8 @@ import type {
   Lease,
   NewDeadLetter,
   NewEvent,
+  NewPlan,
+  PlanApproval,
   ProgressMark,
   RunInfo,
   RunOutcome,
@@ -33,7 +36,9 @@ import type {
   ShardInputs,
   Store,
   StoredEvent,
+  StoredPlan,
   StoreLifecycle,
+  TokenGrant,
   Tx,
 } from '../../src/store/store.ts';
 
@@ -59,6 +64,8 @@ export class MemoryStore extends ComposedStore {
       journal: backend,
       deadLetters: backend,
       history: backend,
+      plans: backend,
+      rateBuckets: backend,
     });
   }
 }
@@ -77,6 +84,32 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
   /** Dead letters written through an open tx: they land with its commit, or never. */
   #pendingLetters = new Map<Tx, DeadLetter[]>();
   #nextLetterId = 1;
+  #plans = new Map<string, StoredPlan>();
+  #buckets = new Map<string, { tokens: number; updatedAt: number }>();
+
+  async savePlan(plan: NewPlan): Promise<StoredPlan> {
+    const id = planId(plan);
+    if (!this.#plans.has(id)) this.#plans.set(id, structuredClone({ ...plan, id, approvals: [], createdAt: Date.now() }));
+    return structuredClone(this.#plans.get(id) as StoredPlan);
+  }
+
+  async plan(id: string): Promise<StoredPlan | undefined> {
+    const found = this.#plans.get(id);
+    return found === undefined ? undefined : structuredClone(found);
+  }
+
+  async approvePlan(id: string, approval: PlanApproval): Promise<StoredPlan | undefined> {
+    const found = this.#plans.get(id);
+    if (found === undefined) return undefined;
+    found.approvals = JSON.parse(withApproval(JSON.stringify(found.approvals), approval)) as PlanApproval[];
+    return structuredClone(found);
+  }
+
+  async takeTokens(name: string, perSecond: number, burst: number, want: number): Promise<TokenGrant> {
+    const next = takeFromBucket(this.#buckets.get(name), Date.now(), perSecond, burst, want);
+    this.#buckets.set(name, { tokens: next.tokens, updatedAt: next.updatedAt });
+    return grantOf(next.granted, next.tokens, perSecond);
+  }
 
   async instance(job: string, paramsHash: string, meta: { params: JsonObject; version: string | null }): Promise<InstanceInfo> {
     let found = this.#instances.find((instance) => instance.job === job && instance.paramsHash === paramsHash);

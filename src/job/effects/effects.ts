@@ -4,6 +4,8 @@ import { type JsonObject, type JsonValue, sha256 } from '../../json.ts';
 import { sealSecrets, unsealSecrets } from '../../secret.ts';
 import type { EffectEntry, EffectScope, JournalFence, JournalWrite, Store } from '../../store/store.ts';
 import type { OnceOptions } from '../define.ts';
+import { type EffectGuard, plannedEffect } from '../guard/effect-guard.ts';
+import type { RateLimiter } from '../guard/rate-limiter.ts';
 import { JournalQueue } from './journal-queue.ts';
 
 export interface EffectsInput {
@@ -24,6 +26,10 @@ export interface EffectsInput {
    * overwrite another's (see fenceBatch). Absent (a dead-letter retry): unfenced.
    */
   fence?: JournalFence;
+  /** A plan run records every effect instead; an apply holds those its plan lacks (see EffectGuard). */
+  guard?: EffectGuard;
+  /** The job's fleet rate limits: an effect naming a `target` takes a token before `fn`. */
+  rateLimiter?: RateLimiter;
 }
 
 /** Where a record keeps the journal writes it must see durable before it counts as finished. */
@@ -70,6 +76,8 @@ export class Effects {
     }
     // Instance-scoped keys share one name space with generation-scoped ones only through the
     // scope's generation number, so keep them apart in the in-process lock too.
+    const guard = this.#input.guard;
+    if (guard !== undefined && (await guard.admit(plannedEffect(this.#input.shard, key, options))) === 'recorded') return undefined;
     const lockKey = `${options.scope ?? 'generation'}:${key}`;
     for (let busy = this.#running.get(lockKey); busy !== undefined; busy = this.#running.get(lockKey)) await busy.catch(() => undefined);
     const work = this.#once(key, fn, options, record);
@@ -96,7 +104,7 @@ export class Effects {
     // (then nothing is written, and the entry decides, as below).
     const start = new Decisions(this.#input).add('effect:start', { shard, key, attempt: 1 });
     const entry = await start.write(this.#queue, { kind: 'claim', scope, key, events: [] });
-    if (entry === undefined) return this.#run(scope, key, fn, record);
+    if (entry === undefined) return this.#run(scope, key, fn, record, options.target);
     return this.#known(scope, key, fn, options, entry, record);
   }
 
@@ -136,14 +144,16 @@ export class Effects {
     }
     decided.add('effect:start', { shard, key, attempt: (entry?.attempts ?? 0) + 1 });
     await decided.write(this.#queue, { kind: 'intent', scope, key, events: [] });
-    return this.#run(scope, key, fn, record);
+    return this.#run(scope, key, fn, record, options.target);
   }
 
   /** Runs `fn`, its intent durable, and records how it ended. */
-  async #run<T>(scope: EffectScope, key: string, fn: () => T | Promise<T>, record: DeferredWrites | undefined): Promise<T> {
+  async #run<T>(scope: EffectScope, key: string, fn: () => T | Promise<T>, record: DeferredWrites | undefined, target: string | undefined): Promise<T> {
     const { secretKey, shard } = this.#input;
     let result: T;
     try {
+      // The token just before the call, so calls, not intents, keep to the rate.
+      if (target !== undefined) await this.#input.rateLimiter?.take(target);
       result = await fn();
     } catch (error) {
       // fn reported failure: treated as "did not happen", so a retry runs it again.
@@ -152,7 +162,9 @@ export class Effects {
       throw error;
     }
     const sealed = sealSecrets(result, secretKey);
-    const done = new Decisions(this.#input).add('effect:done', { shard, key }).write(this.#queue, { kind: 'done', scope, key, result: sealed, events: [] });
+    const done = new Decisions(this.#input)
+      .add('effect:done', { shard, key })
+      .write(this.#queue, { kind: 'done', scope, key, result: sealed, events: [] }, record !== undefined);
     // The completion may travel with the record's next intent (one commit instead of two): the
     // queue makes nothing written after it durable before it, and the record is not counted
     // (no checkpoint covers it) until it is durable.
@@ -164,7 +176,7 @@ export class Effects {
   /** A step is an effect keyed by the record's position and the step's name. */
   async step<T>(position: unknown, name: string, fn: () => T | Promise<T>, options?: OnceOptions<T>, record?: DeferredWrites): Promise<T> {
     if (typeof name !== 'string' || name === '') throw new TypeError('ctx.step needs a non-empty name');
-    return (await this.once(`step:${this.#input.shard}:${JSON.stringify(position)}:${name}`, fn, options, record)) as T;
+    return (await this.once(`step:${this.#input.shard}:${JSON.stringify(position)}:${name}`, fn, { ...options, kind: options?.kind ?? name }, record)) as T;
   }
 
   idempotencyKey(position: unknown, name: string): string {
@@ -189,14 +201,15 @@ class Decisions {
   }
 
   /**
-   * Queues `write` with these events; a claim refused by an existing entry records none, so tells
+   * Queues `write` with these events (`deferred`: its caller does not wait for it to go on, see
+   * JournalQueue); a claim refused by an existing entry records none, so tells
    * none. A write the store fenced (this run's token is stale): a refused start throws
    * FencedError, so `fn` never runs; a late completion is told as the store recorded it.
    */
-  async write(queue: JournalQueue, write: JournalWrite): Promise<EffectEntry | undefined> {
+  async write(queue: JournalQueue, write: JournalWrite, deferred = false): Promise<EffectEntry | undefined> {
     const { runId, shard } = this.#input;
     write.events = this.#events.map(({ type, data, at }) => ({ type, at, runId, shard, data: data as unknown as JsonObject }));
-    const outcome = await queue.write(write);
+    const outcome = await queue.write(write, { deferred });
     const key = 'key' in write ? write.key : '';
     if (outcome !== undefined && 'fenced' in outcome) {
       if (outcome.fenced === 'refused') {

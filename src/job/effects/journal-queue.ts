@@ -2,9 +2,13 @@ import type { JournalFence, JournalOutcome, JournalWrite, Store } from '../../st
 
 /** Writes in one batch at most: bounds a statement's size and a batch's commit time. */
 const MAX_BATCH = 500;
+/** How long deferred writes wait for a write someone waits on before they go alone. */
+export const HOLD_MS = 5;
 
 interface Waiting {
   write: JournalWrite;
+  /** No caller waits on it to go on (a completion its record defers): it need not go at once. */
+  deferred: boolean;
   resolve: (outcome: JournalOutcome) => void;
   reject: (error: unknown) => void;
 }
@@ -20,6 +24,12 @@ interface Waiting {
  * of its own write, and never before it is durable. A write is durable only if every write
  * queued before it is (batches are sequential, and a failed one refuses the writes behind it). A batch holds no key twice (a key's second
  * write waits for the next batch), so the writes of a batch never depend on each other's order.
+ * A batch of deferred writes only (completions a record waits for before it counts, while its
+ * code has moved on) waits for a write someone waits on, `HOLD_MS` at most: between a record and
+ * the next the record loop lets timers in and may raise its progress mark (a round trip), so at
+ * concurrency 1 a record's last completion would otherwise go alone, one commit ahead of the
+ * next record's first intent, which would wait for it. The hold widens the window in which a
+ * crash leaves that effect in doubt (settled by `verify`) by as much, never more.
  */
 export class JournalQueue {
   readonly #store: Pick<Store, 'journal'>;
@@ -29,26 +39,47 @@ export class JournalQueue {
   #waiting: Waiting[] = [];
   #busy = false;
   #scheduled = false;
+  /** Deferred writes only are waiting, held until a write someone waits on joins them or HOLD_MS passes. */
+  #hold: NodeJS.Timeout | undefined;
+  /** The waiting writes have been held their HOLD_MS: they go at the next turn, whatever joins them. */
+  #held = false;
 
-  constructor(store: Pick<Store, 'journal'>, instanceId: number, fence?: JournalFence) {
+  readonly #holdMs: number;
+
+  constructor(store: Pick<Store, 'journal'>, instanceId: number, fence?: JournalFence, holdMs = HOLD_MS) {
     this.#store = store;
     this.#instanceId = instanceId;
     this.#fence = fence;
+    this.#holdMs = holdMs;
   }
 
   /** Resolves when `write` is durable, with its outcome (see JournalOutcome). */
-  write(write: JournalWrite): Promise<JournalOutcome> {
+  write(write: JournalWrite, options: { deferred?: boolean } = {}): Promise<JournalOutcome> {
     return new Promise((resolve, reject) => {
-      this.#waiting.push({ write, resolve, reject });
+      const deferred = options.deferred === true;
+      this.#waiting.push({ write, deferred, resolve, reject });
+      if (!deferred && this.#hold !== undefined) {
+        clearTimeout(this.#hold);
+        this.#hold = undefined;
+      }
       this.#schedule();
     });
   }
 
   #schedule(): void {
-    if (this.#busy || this.#scheduled || this.#waiting.length === 0) return;
+    if (this.#busy || this.#scheduled || this.#hold !== undefined || this.#waiting.length === 0) return;
+    if (!this.#held && this.#waiting.every((waiting) => waiting.deferred)) {
+      this.#hold = setTimeout(() => {
+        this.#hold = undefined;
+        this.#held = true;
+        this.#schedule();
+      }, this.#holdMs);
+      return;
+    }
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;
+      this.#held = false;
       void this.#flush();
     });
   }

@@ -21,6 +21,8 @@ export class ProgressMarker {
   #ceiling: number;
   #step = FIRST_STEP / 4;
   #final = false;
+  /** A raise under way, started early (see needsMark) or awaited: one at a time, so ceilings only grow. */
+  #raising: Promise<void> | undefined;
 
   /** `maxStep`: a checkpoint every N records loses at most N, so a finer bound needs steps of at most N. */
   constructor(store: Store, lease: Lease, start: number, intervalMs: number, maxStep = MAX_STEP) {
@@ -32,24 +34,63 @@ export class ProgressMarker {
     this.#intervalMs = intervalMs;
   }
 
-  /** Whether dispatching the record that brings the shard total to `count` needs a higher mark first. */
+  /**
+   * Whether dispatching the record that brings the shard total to `count` needs a higher mark
+   * first. Within the last quarter of a step below the ceiling it starts the next mark without
+   * waiting for it (the same mark a wait at the ceiling would write: `count - 1 + step`, never
+   * lower than the ceiling), so the loop seldom stops dispatching for a round trip: at
+   * concurrency 1 every such stop is the whole round trip added to a record.
+   */
   needsMark(count: number): boolean {
-    return count > this.#ceiling;
+    if (count > this.#ceiling) return true;
+    if (this.#raising === undefined && !this.#final && this.#ceiling - count < this.#step / 4) {
+      const early = this.#raise(count);
+      this.#raising = early;
+      // A failed early mark is only a mark not raised: the wait at the ceiling raises it again, and fails there.
+      early.then(
+        () => this.#done(early),
+        () => this.#done(early),
+      );
+    }
+    return false;
   }
 
   async raise(count: number): Promise<void> {
+    while (this.#raising !== undefined) {
+      await this.#raising.catch(() => undefined);
+      if (!this.needsMark(count)) return;
+    }
+    const raising = this.#raise(count);
+    this.#raising = raising;
+    try {
+      await raising;
+    } finally {
+      this.#done(raising);
+    }
+  }
+
+  #done(raising: Promise<void>): void {
+    if (this.#raising === raising) this.#raising = undefined;
+  }
+
+  async #raise(count: number): Promise<void> {
     // Stopped at once and exact: the process is exiting; a later, looser mark must not replace it.
     if (this.#final) return new Promise<void>(() => undefined);
     const rate = (count - this.#start) / Math.max(1, performance.now() - this.#startedAt);
-    this.#step = Math.max(1, Math.min(this.#step * 4, this.#maxStep, Math.round(rate * this.#intervalMs)));
-    const ceiling = count - 1 + this.#step;
-    await this.#store.markProgress(this.#lease, { ceiling, step: this.#step });
+    const step = Math.max(1, Math.min(this.#step * 4, this.#maxStep, Math.round(rate * this.#intervalMs)));
+    const ceiling = count - 1 + step;
+    // Early, at a slower rate, the new ceiling may not pass the old one: nothing to write yet.
+    if (ceiling <= this.#ceiling) return;
+    this.#step = step;
+    await this.#store.markProgress(this.#lease, { ceiling, step });
     this.#ceiling = ceiling;
   }
 
   /** The exact count, for a run stopping at once on purpose: it then reads as interrupted, not crashed. */
   async final(count: number): Promise<void> {
     this.#final = true;
+    // A mark under way lands first, so the exact one is the last written.
+    await this.#raising?.catch(() => undefined);
     await this.#store.markProgress(this.#lease, { ceiling: count, step: 0 });
   }
 }

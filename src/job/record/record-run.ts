@@ -7,6 +7,7 @@ import type { Lease, SqlHandle, Store } from '../../store/store.ts';
 import { describeJobError } from '../code-location.ts';
 import { type Job, type JobLogger, jobFileOf } from '../define.ts';
 import type { Effects } from '../effects/effects.ts';
+import { EffectHeldError } from '../guard/effect-guard.ts';
 import { backoffDelay, type RetryPolicy } from '../policy/retry.ts';
 import type { Baton } from '../tx/baton.ts';
 import { type ChunkWrites, RecordTx, type TxHandle } from '../tx/record-tx.ts';
@@ -34,6 +35,8 @@ export interface RecordRunInput {
   skipLimit: number;
   /** Dead letters of the shard so far, committed or in the open chunk. */
   deadLetters: { count: number };
+  /** An apply of a plan: a record whose effect the plan lacks is set aside (EffectHeldError), so it needs its savepoint. */
+  holds?: boolean;
   emit: Emit;
 }
 
@@ -69,6 +72,13 @@ export async function processRecord(item: SourceItem<unknown, unknown>, input: R
       if (error instanceof StoreUnavailableError) throw error;
       if (input.signal.aborted) throw new RecordAbandoned(firstLine(error), { cause: error });
       const position = (toJson(item.position) ?? null) as JsonValue;
+      if (error instanceof EffectHeldError) {
+        // Not a failure: the plan did not contain this effect. The record is set aside, its
+        // writes rolled back, with no retry and outside the skip limit (the event named it).
+        input.deadLetters.count++;
+        await deadLetter(input, item, position, attempt, error.message);
+        return;
+      }
       // Where in the job's code it failed, for the retry event and the dead letter.
       const described = describeJobError(error, jobFileOf(job));
       // A record the source could not decode fails the same way every time: no retry.
@@ -116,8 +126,8 @@ export function recordContext(input: RecordRunInput, position: unknown, open: (s
  * A record's own savepoint is needed only to survive its failure (a retry, a dead letter).
  * Without either, a failure fails the run and rolls back the whole chunk anyway.
  */
-export function needsSavepoint(input: { retry: RetryPolicy; skipLimit: number }): boolean {
-  return input.retry.attempts > 1 || input.skipLimit > 0;
+export function needsSavepoint(input: { retry: RetryPolicy; skipLimit: number; holds?: boolean }): boolean {
+  return input.retry.attempts > 1 || input.skipLimit > 0 || input.holds === true;
 }
 
 export function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -5,6 +5,7 @@ import { isTransientStoreError } from '../../store/transient.ts';
 import { describeJobError } from '../code-location.ts';
 import { jobFileOf } from '../define.ts';
 import { Effects } from '../effects/effects.ts';
+import { PlanApplyGuard } from '../guard/plan-apply.ts';
 import { ProgressMarker, reworkAfter } from '../policy/progress-mark.ts';
 import { CheckpointBoundary } from '../record/checkpoint-boundary.ts';
 import { eventLogger } from '../record/context.ts';
@@ -179,6 +180,10 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
     notify: input.notify,
     leaseLost: () => lostReason !== undefined,
     fence: { shardId: lease.shardId, token: lease.token, shard, runId: lease.runId },
+    ...(input.plan === undefined
+      ? {}
+      : { guard: new PlanApplyGuard(input.plan, (effect) => emit('effect:held', { ...effect, plan: input.plan?.id ?? '' }, lease.runId)) }),
+    ...(input.rateLimiter === undefined ? {} : { rateLimiter: input.rateLimiter }),
   });
   const cursor = openCursor(source, resumed.position ?? undefined, { signal: stop.signal, ...(input.follow ? { follow: true } : {}) });
   // Opened only now: a source that fails before this point must leave neither a transaction open
@@ -224,6 +229,7 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
       retry: input.retry,
       skipLimit: input.skipLimit,
       deadLetters,
+      holds: input.plan !== undefined,
       emit,
       onYield: () => {
         const now = performance.now();

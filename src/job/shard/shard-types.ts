@@ -1,7 +1,8 @@
 import type { EventMap, EventType } from '../../events.ts';
 import type { JsonValue } from '../../json.ts';
-import type { Lease, RunOutcome, Store } from '../../store/store.ts';
+import type { Lease, RunOutcome, Store, StoredPlan } from '../../store/store.ts';
 import type { AnyJob } from '../define.ts';
+import type { RateLimiter } from '../guard/rate-limiter.ts';
 import type { CheckpointPolicy } from '../policy/policy.ts';
 import type { RetryPolicy } from '../policy/retry.ts';
 import type { Emit } from '../record/record-run.ts';
@@ -59,4 +60,8 @@ export interface ShardRunInput {
   secretKey: () => Buffer;
   /** Read past the source's head, waiting for more (follow mode). */
   follow?: boolean;
+  /** `ckpt apply`: the plan whose effects alone are performed (others are held). */
+  plan?: StoredPlan;
+  /** The job's fleet rate limits, shared by the process's shard runs. */
+  rateLimiter?: RateLimiter;
 }

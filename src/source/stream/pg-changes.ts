@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DriftError, UsageError } from '../../errors.ts';
 import { isSecret, type Secret } from '../../secret.ts';
+import { dialects } from '../../store/sql/dialects.ts';
 import { paged } from '../cursor.ts';
 import type { Lag, Source, SourceItem } from '../source.ts';
 import { describeServer, importPeer } from './optional-peer.ts';
@@ -81,7 +82,7 @@ export function pgChanges(options: PgChangesOptions): Source<PgChange, PgChangeP
   const publications = [options.publication].flat();
   if (publications.length === 0 || publications.some((name) => name === '')) throw new TypeError('pgChanges: name a publication');
   // pgoutput splits the list as SQL identifiers: quoted, each keeps its case and characters.
-  const publicationNames = publications.map((name) => `"${name.replaceAll('"', '""')}"`).join(',');
+  const publicationNames = publications.map((name) => dialects.postgres.quote(name)).join(',');
   const count = options.count ?? 1000;
   if (!Number.isSafeInteger(count) || count < 1) throw new TypeError(`pgChanges: count must be a whole number ≥ 1 (got ${count})`);
   const pollMs = options.pollMs ?? 1000;

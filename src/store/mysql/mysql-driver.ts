@@ -1,4 +1,4 @@
-import { StoreUnavailableError, UsageError } from '../../errors.ts';
+import { StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
 import type { Row } from '../rows.ts';
 import { PooledDriver } from '../sql/pooled-driver.ts';
 import type { SqlResult } from '../sql/sql-driver.ts';
@@ -113,8 +113,12 @@ export function parseMysqlUrl(url: string): MysqlUrlParts {
   return { driverUrl: parsed.toString(), prefix, database };
 }
 
-/** A `mysql2` promise pool for a URL. Imported on first use, so other stores' users never load the driver. */
-export async function createMysqlPool(config: { url: string; max: number }): Promise<MysqlPool> {
+/**
+ * A `mysql2` promise pool for a URL. Imported on first use, so other stores' users never load the driver.
+ * `multipleStatements`: its connections take several statements in one round trip; only the
+ * store's own batches get such a pool (see MysqlDriver.batchPool), never the job's `ctx.tx`.
+ */
+export async function createMysqlPool(config: { url: string; max: number; multipleStatements?: boolean }): Promise<MysqlPool> {
   const specifier = 'mysql2/promise';
   let mysql: { createPool(config: object): MysqlPool };
   try {
@@ -123,7 +127,13 @@ export async function createMysqlPool(config: { url: string; max: number }): Pro
     throw new UsageError('a mysql:// store needs the mysql2 package: npm install mysql2');
   }
   // BIGINT columns come back as numbers (epoch ms and ids stay far below 2^53).
-  const pool = mysql.createPool({ uri: config.url, connectionLimit: config.max, enableKeepAlive: true, supportBigNumbers: false });
+  const pool = mysql.createPool({
+    uri: config.url,
+    connectionLimit: config.max,
+    enableKeepAlive: true,
+    supportBigNumbers: false,
+    multipleStatements: config.multipleStatements === true,
+  });
   pool.on('connection', (connection) => {
     // The driver may report a dead idle connection more than once; a second report with no
     // listener would end the process. The pool drops such a connection by itself.
@@ -161,6 +171,9 @@ export interface MysqlStoreOptions {
 export class MysqlDriver extends PooledDriver<MysqlPool> {
   readonly dialect = mysqlDialect;
   readonly database: string;
+  readonly #makeBatchPool: (() => Promise<MysqlPool>) | undefined;
+  #batchPool: Promise<MysqlPool> | undefined;
+  #closed = false;
 
   constructor(options: MysqlStoreOptions) {
     const prefix = options.prefix ?? DEFAULT_MYSQL_PREFIX;
@@ -177,6 +190,30 @@ export class MysqlDriver extends PooledDriver<MysqlPool> {
       chainKey: options.chainKey,
     });
     this.database = options.database ?? '';
+    this.#makeBatchPool =
+      url === undefined || options.pool !== undefined ? undefined : () => createMysqlPool({ url, max: options.maxConnections ?? 4, multipleStatements: true });
+  }
+
+  /**
+   * A second pool, made from the store's URL on first use, whose connections take several
+   * statements in one round trip: the effect journal sends a batch's whole transaction at once.
+   * Its statements are the store's own, values escaped by the driver; the job's `ctx.tx` never
+   * gets one of its connections. Undefined when the store was handed a pool (its connections'
+   * settings are the caller's): the journal then sends one statement at a time.
+   */
+  batchPool = (): Promise<MysqlPool> | undefined => {
+    if (this.#makeBatchPool === undefined) return undefined;
+    if (this.#closed) return Promise.reject(new StoreError(`the store ${this.location} is closed`));
+    this.#batchPool ??= this.#makeBatchPool();
+    return this.#batchPool;
+  };
+
+  override async close(): Promise<void> {
+    this.#closed = true;
+    await super.close();
+    const batchPool = this.#batchPool;
+    this.#batchPool = undefined;
+    if (batchPool !== undefined) await (await batchPool.catch(() => undefined))?.end().catch(() => undefined);
   }
 
   /** The journal's and the migrations' name for `prefix`. */

@@ -170,6 +170,27 @@ export const mysqlMigrations: readonly { id: number; name: string; statements: s
     // judged by their lease alone.
     statements: ['ALTER TABLE {p}runs ADD COLUMN worker_node VARCHAR(255) NULL'],
   },
+  {
+    id: 7,
+    name: 'plans made by ckpt plan, and their approvals; rate buckets shared by workers',
+    // 6 is left to the limits and approvals of issue 21: migrations are applied in id order.
+    statements: [
+      `CREATE TABLE IF NOT EXISTS {p}plans (
+        id VARCHAR(64) NOT NULL PRIMARY KEY,
+        instance_id BIGINT NOT NULL,
+        hash VARCHAR(64) NOT NULL,
+        body LONGTEXT NOT NULL,
+        approvals MEDIUMTEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        KEY {p}plans_by_instance (instance_id, created_at)
+      ) ${TABLE}`,
+      `CREATE TABLE IF NOT EXISTS {p}rate_buckets (
+        name VARCHAR(255) NOT NULL PRIMARY KEY,
+        tokens DOUBLE NOT NULL,
+        updated_at BIGINT NOT NULL
+      ) ${TABLE}`,
+    ],
+  },
 ];
 
 /**

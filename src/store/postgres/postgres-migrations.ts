@@ -215,4 +215,26 @@ export const postgresMigrations: readonly { id: number; name: string; sql: strin
       ALTER TABLE {schema}.runs ADD COLUMN worker_node TEXT;
     `,
   },
+  {
+    id: 8,
+    name: 'plans made by ckpt plan, and their approvals; rate buckets shared by workers',
+    // 7 is left to the limits and approvals of issue 21: migrations are applied in id order.
+    sql: `
+      CREATE TABLE {schema}.plans (
+        id TEXT PRIMARY KEY,
+        instance_id BIGINT NOT NULL REFERENCES {schema}.instances (id),
+        hash TEXT NOT NULL,
+        body TEXT NOT NULL,
+        approvals TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+      );
+      CREATE INDEX plans_by_instance ON {schema}.plans (instance_id, created_at);
+      CREATE TABLE {schema}.rate_buckets (
+        name TEXT PRIMARY KEY,
+        tokens DOUBLE PRECISION NOT NULL,
+        granted INTEGER NOT NULL DEFAULT 0,
+        updated_at BIGINT NOT NULL
+      );
+    `,
+  },
 ];

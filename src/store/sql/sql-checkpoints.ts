@@ -1,6 +1,7 @@
 import { FencedError } from '../../errors.ts';
-import { CHECKPOINT_HISTORY, checkpointChecksum, newestVerifying } from '../checksum.ts';
+import { CHECKPOINT_HISTORY, newestVerifying } from '../checksum.ts';
 import type { Checkpoint, CheckpointStore, CheckpointWrite, LatestCheckpoint, Lease, RunProgress, Tx } from '../store.ts';
+import { checkpointWrites } from './shared-writes.ts';
 import { finishTx, ownTx, type SqlDriver, type SqlJobTx, type SqlQueryable } from './sql-driver.ts';
 import { updateRun } from './sql-leases.ts';
 
@@ -67,36 +68,7 @@ export class SqlCheckpoints implements CheckpointStore {
     }
     const seq = Number(shard.checkpoint_seq) + 1;
     const now = Number(shard.now);
-    const checksum = checkpointChecksum(lease.shardId, seq, checkpoint.position, checkpoint.state, checkpoint.processed);
-    await tx.query(
-      `INSERT INTO ${prefix}checkpoints (shard_id, seq, position, state, processed, run_id, created_at, checksum, wrote_tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [
-        lease.shardId,
-        seq,
-        JSON.stringify(checkpoint.position),
-        JSON.stringify(checkpoint.state),
-        checkpoint.processed,
-        lease.runId,
-        now,
-        checksum,
-        checkpoint.wroteTx === true,
-      ],
-    );
-    await tx.query(`DELETE FROM ${prefix}checkpoints WHERE shard_id = ? AND seq <= ?`, [lease.shardId, seq - CHECKPOINT_HISTORY]);
-    await tx.query(
-      `UPDATE ${prefix}shards SET checkpoint_seq = ?, processed = ?, status = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ?
-       WHERE id = ? AND lease_token = ?`,
-      [
-        seq,
-        checkpoint.processed,
-        run.complete ? 'completed' : 'running',
-        run.complete ? null : lease.worker,
-        run.complete ? 0 : now + lease.leaseMs,
-        now,
-        lease.shardId,
-        lease.token,
-      ],
-    );
+    for (const write of checkpointWrites(prefix, lease, seq, now, checkpoint, run)) await tx.query(write.sql, write.values);
     await updateRun(tx, this.#db, lease.runId, run, run.complete ? 'completed' : undefined);
     return { seq, position: checkpoint.position, state: checkpoint.state, processed: checkpoint.processed, createdAt: now };
   }

@@ -2,6 +2,7 @@ import type { JsonObject } from '../../json.ts';
 import { CARRY_HISTORY, carriedShard, carryShardsSql, seedCheckpoint } from '../carry.ts';
 import { type Row, toInstance, toShard } from '../rows.ts';
 import type { Completion, InstanceInfo, InstanceStore, Lease, ShardInfo, ShardInputs } from '../store.ts';
+import { inputsWrite } from './shared-writes.ts';
 import type { SqlDriver, SqlQueryable } from './sql-driver.ts';
 import { insertedId } from './sql-leases.ts';
 
@@ -93,14 +94,8 @@ export class SqlInstances implements InstanceStore {
   }
 
   async setInputs(lease: Lease, inputs: ShardInputs): Promise<void> {
-    await this.#db.run(`UPDATE ${this.#db.prefix}shards SET fingerprint = ?, version = ?, params_hash = ?, code = ? WHERE id = ? AND lease_token = ?`, [
-      inputs.fingerprint,
-      inputs.version,
-      inputs.paramsHash,
-      inputs.code ?? null,
-      lease.shardId,
-      lease.token,
-    ]);
+    const write = inputsWrite(this.#db.prefix, lease, inputs);
+    await this.#db.run(write.sql, write.values);
   }
 
   async completeIfDone(instanceId: number, generation: number): Promise<Completion> {

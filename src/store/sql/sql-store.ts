@@ -6,6 +6,7 @@ import type { SqlBackend } from './sql-driver.ts';
 import { SqlHistory } from './sql-history.ts';
 import { SqlInstances } from './sql-instances.ts';
 import { SqlLeases } from './sql-leases.ts';
+import { SqlPlans, SqlRateBuckets } from './sql-plans.ts';
 
 /**
  * A SQL server store's concerns: the flows written once here over the backend's driver, and
@@ -32,5 +33,7 @@ export function sqlStoreParts<Pool extends { end(): Promise<void> }>(driver: Poo
     journal: backend.journal,
     deadLetters: new SqlDeadLetters(driver),
     history: new SqlHistory(driver, (instanceId, generation, events) => backend.appendChained(instanceId, generation, events), instances, leases),
+    plans: new SqlPlans(driver),
+    rateBuckets: new SqlRateBuckets(driver),
   };
 }

@@ -1,5 +1,6 @@
 import { FencedError, StoreError } from '../../errors.ts';
-import { CHECKPOINT_HISTORY, checkpointChecksum, newestVerifying } from '../checksum.ts';
+import { CHECKPOINT_HISTORY, newestVerifying } from '../checksum.ts';
+import { checkpointWrites } from '../sql/shared-writes.ts';
 import type { Checkpoint, CheckpointStore, CheckpointWrite, LatestCheckpoint, Lease, RunProgress, Tx } from '../store.ts';
 import type { SqliteDriver } from './sqlite-driver.ts';
 import { updateRun } from './sqlite-leases.ts';
@@ -53,31 +54,7 @@ export class SqliteCheckpoints implements CheckpointStore {
       );
     }
     const seq = Number(shard.checkpoint_seq) + 1;
-    const checksum = checkpointChecksum(lease.shardId, seq, checkpoint.position, checkpoint.state, checkpoint.processed);
-    db.run(
-      'INSERT INTO checkpoints (shard_id, seq, position, state, processed, run_id, created_at, checksum, wrote_tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      lease.shardId,
-      seq,
-      JSON.stringify(checkpoint.position),
-      JSON.stringify(checkpoint.state),
-      checkpoint.processed,
-      lease.runId,
-      now,
-      checksum,
-      checkpoint.wroteTx === true ? 1 : 0,
-    );
-    db.run('DELETE FROM checkpoints WHERE shard_id = ? AND seq <= ?', lease.shardId, seq - CHECKPOINT_HISTORY);
-    db.run(
-      'UPDATE shards SET checkpoint_seq = ?, processed = ?, status = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ? WHERE id = ? AND lease_token = ?',
-      seq,
-      checkpoint.processed,
-      run.complete ? 'completed' : 'running',
-      run.complete ? null : lease.worker,
-      run.complete ? 0 : now + lease.leaseMs,
-      now,
-      lease.shardId,
-      lease.token,
-    );
+    for (const write of checkpointWrites('', lease, seq, now, checkpoint, run)) db.run(write.sql, ...write.values);
     updateRun(db, lease.runId, run, now, run.complete ? 'completed' : undefined);
     return { seq, position: checkpoint.position, state: checkpoint.state, processed: checkpoint.processed, createdAt: now };
   }

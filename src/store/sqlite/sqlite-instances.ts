@@ -1,6 +1,7 @@
 import type { JsonObject } from '../../json.ts';
 import { CARRY_HISTORY, carriedShard, carryShardsSql, seedCheckpoint } from '../carry.ts';
 import { type Row, toInstance, toShard } from '../rows.ts';
+import { inputsWrite } from '../sql/shared-writes.ts';
 import type { Completion, InstanceInfo, InstanceStore, Lease, ShardInfo, ShardInputs } from '../store.ts';
 import type { SqliteDriver } from './sqlite-driver.ts';
 
@@ -107,17 +108,8 @@ export class SqliteInstances implements InstanceStore {
   }
 
   async setInputs(lease: Lease, inputs: ShardInputs): Promise<void> {
-    this.#db.write(() => {
-      this.#db.run(
-        'UPDATE shards SET fingerprint = ?, version = ?, params_hash = ?, code = ? WHERE id = ? AND lease_token = ?',
-        inputs.fingerprint,
-        inputs.version,
-        inputs.paramsHash,
-        inputs.code ?? null,
-        lease.shardId,
-        lease.token,
-      );
-    });
+    const write = inputsWrite('', lease, inputs);
+    this.#db.write(() => this.#db.run(write.sql, ...write.values));
   }
 
   async completeIfDone(instanceId: number, generation: number): Promise<Completion> {

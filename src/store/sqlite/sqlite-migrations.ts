@@ -257,6 +257,22 @@ export const sqliteMigrations: readonly { id: number; name: string; sql: string 
       ALTER TABLE runs ADD COLUMN worker_node TEXT;
     `,
   },
+  {
+    id: 9,
+    name: 'plans made by ckpt plan, and their approvals',
+    // 8 is left to the limits and approvals of issue 21: migrations are applied in id order.
+    sql: `
+      CREATE TABLE plans (
+        id TEXT PRIMARY KEY,
+        instance_id INTEGER NOT NULL REFERENCES instances (id),
+        hash TEXT NOT NULL,
+        body TEXT NOT NULL,
+        approvals TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+      CREATE INDEX plans_by_instance ON plans (instance_id, created_at);
+    `,
+  },
 ];
 
 /**
@@ -347,6 +363,20 @@ export const sqliteSideMigrations: readonly { id: number; name: string; sql: str
         PRIMARY KEY (store_id, instance_id)
       );
       CREATE TABLE side_meta (store_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (store_id, key));
+    `,
+  },
+  {
+    id: 3,
+    name: "rate buckets shared by a job's workers",
+    // In the side file: a take is a short transaction of its own, never part of a job's open one.
+    sql: `
+      CREATE TABLE rate_buckets (
+        store_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        tokens REAL NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (store_id, name)
+      );
     `,
   },
 ];

@@ -7,6 +7,7 @@ import { SqliteInstances } from './sqlite-instances.ts';
 import { SqliteJournal } from './sqlite-journal.ts';
 import { SqliteLeases } from './sqlite-leases.ts';
 import { migrateSqlite, migrateSqliteSide, refuseMissingInstances } from './sqlite-migrations.ts';
+import { SqlitePlans, SqliteRateBuckets } from './sqlite-plans.ts';
 
 export type { SqliteStoreOptions } from './sqlite-driver.ts';
 
@@ -41,6 +42,8 @@ export class SqliteStore extends ComposedStore {
       journal: new SqliteJournal(driver),
       deadLetters: new SqliteDeadLetters(driver),
       history: new SqliteHistory(driver, instances, leases),
+      plans: new SqlitePlans(driver),
+      rateBuckets: new SqliteRateBuckets(driver),
     });
   }
 }
