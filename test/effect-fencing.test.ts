@@ -1,4 +1,4 @@
-// Issue 19 item 3: effects are fenced as checkpoints are. A worker SIGSTOPped inside ctx.once's
+// Guarantee 4, fencing: effects are fenced as checkpoints are. A worker SIGSTOPped inside ctx.once's
 // fn past its lease is replaced; the new worker's verify finds nothing and runs the effect; when
 // the paused one wakes, its call goes out, but its completion (stale fencing token) must not
 // overwrite the journal's result: the first result stays, an `effect:late-completion` event

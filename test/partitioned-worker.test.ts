@@ -1,4 +1,4 @@
-// Issue 19, item 9: a worker cut off from the database mid-chunk, silently and for good (a TCP
+// Guarantees 3 and 5 across a network partition: a worker cut off from the database mid-chunk, silently and for good (a TCP
 // proxy that stops forwarding without closing either socket), holds row locks in its open
 // ctx.tx transaction. The server must end that session within a lease of its silence, and the
 // shard's next owner must wait for those rows no longer than that (and not as an outage), so the
