@@ -1,4 +1,4 @@
-// `ckpt chaos` on the two identity examples (must-show 4, with fewer kills to keep npm test short;
+// `ckpt chaos` on the two identity examples (with fewer kills to keep npm test short;
 // the README says what 25 kills printed) and on a job written to break.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// Must-show 3: SIGKILL at each step boundary of examples/rotate-keys.ts (one kill per boundary,
+// Guarantee 4 on the key-rotation example: SIGKILL at each step boundary of examples/rotate-keys.ts (one kill per boundary,
 // each at a different app), and inside the service calls (effect done, not yet recorded) →
 // no app ends with two live keys or without a valid key, and no key is issued twice for an app.
 import assert from 'node:assert/strict';
