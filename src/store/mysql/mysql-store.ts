@@ -3,7 +3,7 @@ import { pollForChanges, type SqlBackend } from '../sql/sql-driver.ts';
 import { sqlStoreParts } from '../sql/sql-store.ts';
 import { MysqlDriver, type MysqlPool, type MysqlStoreOptions } from './mysql-driver.ts';
 import { appendChained } from './mysql-history.ts';
-import { MysqlJournal } from './mysql-journal.ts';
+import { keyHash, MysqlJournal } from './mysql-journal.ts';
 import { migrateMysql } from './mysql-migrations.ts';
 import { MysqlTx } from './mysql-tx.ts';
 
@@ -30,5 +30,12 @@ export class MysqlStore extends ComposedStore {
 function mysqlOwn(driver: MysqlDriver): SqlBackend<MysqlPool> {
   const append: SqlBackend<MysqlPool>['appendChained'] = (instanceId, generation, events) =>
     driver.transaction((on) => appendChained(driver, on, instanceId, generation, events));
-  return { migrate: () => migrateMysql(driver), Tx: MysqlTx, journal: new MysqlJournal(driver), changes: pollForChanges, appendChained: append };
+  return {
+    migrate: () => migrateMysql(driver),
+    Tx: MysqlTx,
+    journal: new MysqlJournal(driver),
+    effectKey: (key) => ({ column: 'key_hash', value: keyHash(key) }),
+    changes: pollForChanges,
+    appendChained: append,
+  };
 }
