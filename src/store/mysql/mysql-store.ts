@@ -1,7 +1,9 @@
 import { ComposedStore } from '../composed-store.ts';
+import { SqlGuards } from '../sql/guards.ts';
 import { pollForChanges, type SqlBackend } from '../sql/sql-driver.ts';
 import { sqlStoreParts } from '../sql/sql-store.ts';
 import { MysqlDriver, type MysqlPool, type MysqlStoreOptions } from './mysql-driver.ts';
+import { mysqlGuardDialect } from './mysql-guards.ts';
 import { appendChained } from './mysql-history.ts';
 import { keyHash, MysqlJournal } from './mysql-journal.ts';
 import { migrateMysql } from './mysql-migrations.ts';
@@ -37,5 +39,6 @@ function mysqlOwn(driver: MysqlDriver): SqlBackend<MysqlPool> {
     effectKey: (key) => ({ column: 'key_hash', value: keyHash(key) }),
     changes: pollForChanges,
     appendChained: append,
+    guards: new SqlGuards(mysqlGuardDialect(driver)),
   };
 }
