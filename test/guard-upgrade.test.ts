@@ -1,5 +1,5 @@
 // Stores made before guards (issue 21) upgrade in place: a store at the schema just before the
-// guards' migration (SQLite: its side file at version 3; PostgreSQL: 6; MySQL: 5), with a job
+// guards' migration (SQLite: its side file at version 4; PostgreSQL: 6; MySQL: 5), with a job
 // already run on it, is opened by this version, which adds the guards' tables; a job with a
 // limit is then held at it, approved, and completes, and the old history stays.
 import assert from 'node:assert/strict';
@@ -55,7 +55,7 @@ async function guardsWork(store: Store, ranBefore: boolean): Promise<void> {
   await store.close();
 }
 
-test('SQLite: a store whose side file predates the guards (version 3) upgrades in place', async () => {
+test('SQLite: a store whose side file predates the guards (version 4) upgrades in place', async () => {
   const dir = tempDir('ckpt-guard-upgrade-');
   const path = join(dir, 'store.db');
   const old = new SqliteStore(path);
@@ -65,8 +65,8 @@ test('SQLite: a store whose side file predates the guards (version 3) upgrades i
   // Back to the side file an earlier checkpointed left: no guards' tables, user_version 3.
   const side = new DatabaseSync(`${path}.effects`);
   const guardsAt = sqliteSideMigrations.find((migration) => migration.name.startsWith('guards'))?.id ?? 0;
-  assert.equal(guardsAt, 4);
-  side.exec('DROP TABLE effect_counts; DROP TABLE holds; DROP TABLE approvals; PRAGMA user_version = 3');
+  assert.equal(guardsAt, 5);
+  side.exec('DROP TABLE effect_counts; DROP TABLE holds; DROP TABLE approvals; PRAGMA user_version = 4');
   side.close();
   await guardsWork(new SqliteStore(path), true);
   const upgraded = new DatabaseSync(`${path}.effects`);
