@@ -4,7 +4,8 @@
  *
  * Exit codes: 0 completed (or already complete), 1 failed, 2 usage or config error,
  * 3 interrupted with a checkpoint saved, 4 refused (held by a live worker, drift, newer schema),
- * 5 and 6 `ckpt chaos`'s, 7 held (`ckpt apply` held effects its plan did not contain).
+ * 5 and 6 `ckpt chaos`'s, 7 held: a guard holds the instance (an effect limit reached, an approval point not yet
+ * approved, or `ckpt apply` held effects its plan did not contain): not a failure, it waits for a person.
  */
 export const ExitCode = {
   completed: 0,
@@ -16,7 +17,11 @@ export const ExitCode = {
   violation: 5,
   /** `ckpt chaos` could not land the kills asked on a running job (how many landed, and why, in its report). */
   chaosShort: 6,
-  /** Held, not failed: an effect waits for a person (`ckpt apply` held effects its plan did not contain). */
+  /**
+   * Held, not failed: a guard holds the instance (an effect limit reached, an approval point of
+   * `ctx.approval`: `ckpt approve` releases it), or an effect waits for a person (`ckpt apply` held
+   * effects its plan did not contain). Nothing past the guard ran.
+   */
   held: 7,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -133,6 +138,20 @@ export class DriftError extends CheckpointedError {
   constructor(message: string, changes: string[], context: ErrorContext = {}) {
     super(message, ExitCode.refused, context);
     this.changes = changes;
+  }
+}
+
+/**
+ * A guard holds the instance: the next effect of a kind would pass its limit (refused by the store
+ * before `fn` ran), or the job reached an approval point not yet approved. The shard stops at its
+ * last checkpoint; `ckpt approve` releases the hold. Exit 7. Never caught by a job: rethrow it.
+ */
+export class HeldError extends CheckpointedError {
+  /** The hold's name: `limit:<kind>` or `point:<name>`. */
+  readonly hold: string;
+  constructor(message: string, hold: string, context: ErrorContext = {}) {
+    super(message, ExitCode.held, context);
+    this.hold = hold;
   }
 }
 

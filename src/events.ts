@@ -43,6 +43,36 @@ export interface EventMap {
    * intent (the effect did happen). `runId`: the late run; `holderRunId`: the shard's run now.
    */
   'effect:late-completion': { shard: string; key: string; runId: number | null; holderRunId: number | null; kept: 'first' | 'late' };
+  /**
+   * A guard holds the instance generation (`hold`: `limit:<kind>` or `point:<name>`): the next
+   * effect of a kind would pass its limit (`used` of `max` + `raised` started), or the job reached
+   * an approval point. `next`: the command that releases it.
+   */
+  'guard:held': {
+    shard: string;
+    hold: string;
+    round: number;
+    required: number;
+    kind?: string;
+    used?: number;
+    max?: number;
+    raised?: number;
+    summary?: string;
+    next: string;
+  };
+  /** One approval of a hold's round: who (`by`, and the OS user beside it), why, and what (a limit's raise). */
+  'guard:approved': {
+    name: string;
+    round: number;
+    by: string;
+    osUser: string | null;
+    reason: string;
+    raise: number | null;
+    approvals: number;
+    required: number;
+  };
+  /** The hold's round has its approvals: released (a limit raised by `raise`). */
+  'guard:released': { name: string; round: number; raise: number | null; approvers: string[] };
   /** `ckpt apply`: the job asked for an effect its plan did not contain; it was not performed, and its record was set aside. */
   'effect:held': { shard: string; key: string; kind: string; scope: 'generation' | 'instance'; describe: string | null; target: string | null; plan: string };
   /** A plan was approved (`ckpt plan --approve`): by whom (and the OS user), why. */
@@ -88,6 +118,9 @@ export const persistedEvents: ReadonlySet<EventType> = new Set<EventType>([
   'shard:lost',
   'instance:complete',
   'instance:reset',
+  'guard:held',
+  'guard:approved',
+  'guard:released',
 ]);
 
 /**
@@ -110,4 +143,7 @@ export const auditEvents: ReadonlySet<EventType> = new Set<EventType>([
   'instance:reset',
   'shard:lost',
   'run:crashed',
+  'guard:held',
+  'guard:approved',
+  'guard:released',
 ]);

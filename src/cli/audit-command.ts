@@ -100,6 +100,8 @@ export async function auditCommand(job: string, options: AuditOptions, io: CliIo
         for (const event of events.filter((each) => each.type === 'effect:late-completion')) {
           io.stdout.write(`  ${describeEvent(event)}: ${outcomeOf(event)}; key ${JSON.stringify(event.data.key)}, late run ${String(event.data.runId)}\n`);
         }
+        // So are the guards: each hold, each person's approval, each release.
+        for (const event of events.filter((each) => each.type.startsWith('guard:'))) io.stdout.write(`  ${describeEvent(event)}: ${outcomeOf(event)}\n`);
       }
     }
     return ExitCode.completed;
@@ -184,12 +186,30 @@ function outcomeOf(event: StoredEvent): string | null {
   if (event.type === 'effect:start') return 'started';
   if (event.type === 'effect:done') return 'done';
   if (event.type === 'effect:failed') return 'failed: will run again';
+  if (event.type.startsWith('guard:')) return guardOutcome(event.type, data);
   if (event.type === 'effect:late-completion') {
     return data.kept === 'first'
       ? `late completion by a fenced-out run: first result kept (run ${String(data.holderRunId)} holds the shard)`
       : `late completion by a fenced-out run: recorded over its intent (run ${String(data.holderRunId)} holds the shard)`;
   }
   return null;
+}
+
+/** A guard event in words: what held, who approved what and why, what was released. */
+function guardOutcome(type: string, data: StoredEvent['data']): string {
+  const round = `round ${String(data.round)}`;
+  if (type === 'guard:held') {
+    const limit = typeof data.kind === 'string' ? `: ${String(data.used)} of ${Number(data.max) + Number(data.raised ?? 0)} ${data.kind} effects started` : '';
+    return `held at ${String(data.hold)} (${round})${limit}; ${String(data.required)} approval(s) needed`;
+  }
+  if (type === 'guard:approved') {
+    const os = data.osUser === null || data.osUser === undefined ? '' : ` (OS user ${String(data.osUser)})`;
+    const raise = data.raise === null || data.raise === undefined ? '' : `, raise +${String(data.raise)}`;
+    return `approved ${String(data.name)} (${round}) by ${String(data.by)}${os}${raise}: ${JSON.stringify(data.reason)}; ${String(data.approvals)} of ${String(data.required)}`;
+  }
+  const raise = data.raise === null || data.raise === undefined ? '' : `, limit raised by ${String(data.raise)}`;
+  const approvers = Array.isArray(data.approvers) ? data.approvers.join(', ') : '';
+  return `released ${String(data.name)} (${round})${raise}; approved by ${approvers}`;
 }
 
 /** Secrets sealed in stored values are never exported, not even encrypted. */

@@ -2,6 +2,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { CheckpointedError, ExitCode, firstLine as errorLine } from '../errors.ts';
 import { redactText } from '../redact.ts';
 import { applyCommand } from './apply-command.ts';
+import { approveCommand } from './approve-command.ts';
 import { auditCommand } from './audit-command.ts';
 import { chaosCommand } from './chaos-command.ts';
 import { dlqCommand } from './dlq-command.ts';
@@ -245,6 +246,21 @@ function program(io: CliIo, exit: { code: number }): Command {
     });
 
   root
+    .command('approve')
+    .description('approve what holds a job instance: raise a held effect limit (--raise kind=+N) or pass an approval point (--point NAME)')
+    .argument('<job>', 'job name')
+    .addOption(storeOption())
+    .addOption(paramOption())
+    .option('--raise <kind=+N>', 'raise the held limit on effects of this kind by N')
+    .option('--point <name>', 'release the approval point of ctx.approval(name)')
+    .option('--by <name>', 'who approves (recorded with the OS user in the audit log)')
+    .option('--reason <text>', 'why (recorded in the audit log)')
+    .addOption(jsonOption())
+    .action(async (job: string, options) => {
+      exit.code = await approveCommand(job, options, io);
+    });
+
+  root
     .command('reset')
     .description('start a job instance over from the beginning on its next run (a new generation; history kept)')
     .argument('<job>', 'job name')
@@ -275,7 +291,7 @@ export async function main(argv: string[], given: CliIo = { stdout: process.stdo
       if (error.code === 'commander.executeSubCommandAsync') return 1;
       const message = error.message.replace(/^error: /, '');
       const command = argv.find((arg) => !arg.startsWith('-'));
-      const known = ['run', 'plan', 'apply', 'status', 'runs', 'events', 'reset', 'dlq', 'chaos', 'dashboard', 'audit'];
+      const known = ['run', 'plan', 'apply', 'status', 'runs', 'events', 'reset', 'dlq', 'chaos', 'dashboard', 'audit', 'approve'];
       const help = command && known.includes(command) ? `ckpt ${command} --help` : 'ckpt --help';
       io.stderr.write(`ckpt: ${firstLine(message)}; see ${help}\n`);
       return ExitCode.usage;

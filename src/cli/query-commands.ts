@@ -1,7 +1,8 @@
 import { LeaseHeldError, UsageError } from '../errors.ts';
+import { describeHold } from '../job/hold-text.ts';
 import { completedTotals, lostWorkByRun, reachedBy, shardKey } from '../job/policy/progress-mark.ts';
 import { defaultWorker, reapDeadWorkers } from '../job/workers.ts';
-import type { InstanceInfo, RunInfo, Store } from '../store/store.ts';
+import type { HoldInfo, InstanceInfo, RunInfo, Store } from '../store/store.ts';
 import { combinedLag, followerLags, formatLag } from './follower-lag.ts';
 import { formatAge, formatCount, formatInterval, formatMs, formatParams, formatPosition, formatTime } from './format.ts';
 import { parseParams } from './load-job.ts';
@@ -31,6 +32,7 @@ export async function statusCommand(options: QueryOptions, io: CliIo): Promise<n
     const instances = await store.listInstances();
     for (const instance of instances) await reapDeadWorkers(store, instance.id);
     const statuses = await Promise.all(instances.map((instance) => store.status(instance.id)));
+    const held = await openHolds(store, instances);
     // Ages on the store's clock, which stamped the checkpoints: a skewed host here cannot shift them.
     const now = await store.now();
     // A follower reports how far behind its source's head it is with its heartbeat.
@@ -38,7 +40,11 @@ export async function statusCommand(options: QueryOptions, io: CliIo): Promise<n
       statuses.map(async (status) => (status.holders.length === 0 ? [] : followerLags(await store.listRuns(status.instance.id, { limit: 100 })))),
     );
     if (options.json) {
-      const withLag = statuses.map((status, index) => ((lags[index] ?? []).length === 0 ? status : { ...status, lag: lags[index] }));
+      const withLag = statuses.map((status, index) => {
+        const holds = held.get(status.instance.id);
+        const shown = holds === undefined ? status : { ...status, held: holds.map((hold) => ({ ...hold, text: describeHold(hold) })) };
+        return (lags[index] ?? []).length === 0 ? shown : { ...shown, lag: lags[index] };
+      });
       io.stdout.write(`${JSON.stringify(withLag, null, 2)}\n`);
       return 0;
     }
@@ -56,7 +62,15 @@ export async function statusCommand(options: QueryOptions, io: CliIo): Promise<n
       status.instance.job,
       formatParams(status.instance.params),
       String(status.instance.generation),
-      status.holders.length > 0 ? 'running' : status.instance.status === 'completed' ? 'completed' : status.processed > 0 ? 'resumable' : 'pending',
+      held.has(status.instance.id)
+        ? 'held'
+        : status.holders.length > 0
+          ? 'running'
+          : status.instance.status === 'completed'
+            ? 'completed'
+            : status.processed > 0
+              ? 'resumable'
+              : 'pending',
       `${status.shards.completed}/${status.shards.total}`,
       formatCount(status.processed),
       formatAge(status.lastCheckpointAt, now),
@@ -65,6 +79,7 @@ export async function statusCommand(options: QueryOptions, io: CliIo): Promise<n
     ]);
     const head = ['JOB', 'PARAMS', 'GEN', 'STATUS', 'SHARDS', 'PROCESSED', 'LAST CHECKPOINT', 'HELD BY', ...(showLag ? ['LAG'] : [])];
     io.stdout.write(`${renderTable(head, rows)}\n`);
+    io.stdout.write(holdLines(instances, held));
     return 0;
   });
 }
@@ -109,6 +124,7 @@ export async function runsCommand(job: string, options: QueryOptions, io: CliIo)
     io.stdout.write(
       `${renderTable(['RUN', instances.length > 1 ? 'PARAMS' : 'GEN', 'SHARD', 'WORKER', 'STARTED', 'TOOK', 'OUTCOME', 'RESUMED FROM', 'RECORDS', 'REWORK', 'CHECKPOINTS', 'OVERHEAD', 'INTERVAL'], rows)}\n`,
     );
+    io.stdout.write(holdLines(instances, await openHolds(store, instances)));
     return 0;
   });
 }
@@ -168,6 +184,21 @@ export async function resetCommand(job: string, options: QueryOptions, io: CliIo
     );
     return 0;
   });
+}
+
+/** The open holds of each instance's current generation (instances held by nothing are left out). */
+async function openHolds(store: Store, instances: InstanceInfo[]): Promise<Map<number, HoldInfo[]>> {
+  const held = new Map<number, HoldInfo[]>();
+  for (const instance of instances) {
+    const open = (await store.holds(instance.id, instance.generation)).filter((hold) => hold.releasedAt === null);
+    if (open.length > 0) held.set(instance.id, open);
+  }
+  return held;
+}
+
+/** One line per open hold, under a table: which guard, how far, the approvals, what to run next. */
+function holdLines(instances: InstanceInfo[], held: Map<number, HoldInfo[]>): string {
+  return instances.flatMap((instance) => (held.get(instance.id) ?? []).map((hold) => `${label(instance)}: ${describeHold(hold)}\n`)).join('');
 }
 
 /** The interval a run used, from the stats its checkpoints record. */

@@ -207,7 +207,9 @@ export function describeSummary(summary: RunSummary, quiet: boolean): string {
         : `completed ${name}`
       : summary.outcome === 'interrupted'
         ? `interrupted at ${positions.join(', ') || 'start'}; run again to resume`
-        : `failed ${name}: ${summary.error ?? 'unknown error'}; the checkpoint stays at ${positions.join(', ') || 'start'}, fix the cause and run again to resume`;
+        : summary.outcome === 'held'
+          ? `${name} ${summary.error ?? 'held'} (checkpoint at ${positions.join(', ') || 'start'})`
+          : `failed ${name}: ${summary.error ?? 'unknown error'}; the checkpoint stays at ${positions.join(', ') || 'start'}, fix the cause and run again to resume`;
   if (quiet) return head;
   const auto = summary.policy.startsWith('auto');
   const rate = summary.durationMs > 0 ? (1000 * summary.records) / summary.durationMs : 0;

@@ -60,6 +60,12 @@ export interface JobContext<Params, State extends JsonObject> {
   step<T>(name: string, fn: () => T | Promise<T>, options?: OnceOptions<T>): Promise<T>;
   /** A stable key for (instance, generation, shard, position, name) to give APIs that accept one. */
   idempotencyKey(name: string): string;
+  /**
+   * Wait for people's approval before what follows (a destructive phase): passes if `ckpt approve
+   * <job> --point <name>` released this point in the instance's generation; otherwise holds the
+   * instance here (the shard stops at its last checkpoint, the run exits 7) until it does.
+   */
+  approval(name: string, options?: { summary?: string }): Promise<void>;
 }
 
 export interface OnceOptions<T = unknown> {
@@ -77,7 +83,8 @@ export interface OnceOptions<T = unknown> {
    */
   scope?: 'generation' | 'instance';
   /**
-   * What kind of effect this is (`'disable'`, `'revoke'`): what a plan counts it as. Default: the
+   * What kind of effect this is (`'disable'`, `'revoke'`): what a plan counts it as, and
+   * the job's `limits` count it against (counted only when the job declares a limit of that kind). Default: the
    * key's prefix before its first `:` (`disable:a17` is a `disable`), or `'effect'` when it has
    * none; a step's default is its name.
    */
@@ -90,6 +97,13 @@ export interface OnceOptions<T = unknown> {
    */
   target?: string;
 }
+
+/**
+ * A blast-radius limit on one kind of effect: `max` effects per instance generation, or
+ * `maxPercent` of the shard source's total (its `size()`; a job with several shards counts the
+ * whole instance against one shard's share, which is stricter: give `max` for an instance-wide number).
+ */
+export type EffectLimitSpec = { max: number; maxPercent?: undefined } | { maxPercent: number; max?: undefined };
 
 /** What `verify` answers: whether the effect happened, and optionally what it returned. */
 export type VerifyResult<T> = boolean | { result: T };
@@ -166,6 +180,15 @@ export interface JobDefinition<Record, Params, State extends JsonObject, Positio
   plan?: { approvals?: number };
   /** Params whose values are secrets: identity uses their hash, and they show as `[redacted]`. */
   redact?: string[];
+  /**
+   * Blast-radius limits by effect kind (`{ disable: { max: 100 } }`): the instance's effects of a
+   * kind (`ctx.once`'s `kind`, or its key's prefix) are counted by the store before each `fn`
+   * runs, across shards, workers and crashes; the one that would pass the limit is not started:
+   * the instance is held (exit 7) until `ckpt approve … --raise kind=+N` raises it.
+   */
+  limits?: { [kind: string]: EffectLimitSpec };
+  /** Distinct people (`ckpt approve --by`) a hold needs before it is released; default 1. */
+  approvals?: number;
   process(record: Record, ctx: JobContext<Params, State>): unknown;
 }
 
@@ -194,6 +217,7 @@ export function defineJob<Record, Params = { [key: string]: string }, State exte
   if (definition.concurrency !== undefined && !(Number.isInteger(definition.concurrency) && definition.concurrency >= 1)) {
     throw new TypeError(`defineJob(${definition.name}): concurrency must be a whole number ≥ 1`);
   }
+  checkGuards(definition);
   for (const [target, limit] of Object.entries(definition.rateLimits ?? {})) {
     if (!(typeof limit?.perSecond === 'number' && limit.perSecond > 0 && Number.isFinite(limit.perSecond))) {
       throw new TypeError(`defineJob(${definition.name}): rateLimits.${target}.perSecond must be a number > 0`);
@@ -207,6 +231,23 @@ export function defineJob<Record, Params = { [key: string]: string }, State exte
     throw new TypeError(`defineJob(${definition.name}): plan.approvals must be a whole number ≥ 0`);
   }
   return Object.freeze({ ...definition, [jobBrand]: true as const, [jobFile]: callerFile() });
+}
+
+function checkGuards(definition: { name: string; limits?: unknown; approvals?: unknown }): void {
+  const where = `defineJob(${definition.name})`;
+  if (definition.approvals !== undefined && !(Number.isInteger(definition.approvals) && (definition.approvals as number) >= 1)) {
+    throw new TypeError(`${where}: approvals must be a whole number ≥ 1`);
+  }
+  if (definition.limits === undefined) return;
+  if (definition.limits === null || typeof definition.limits !== 'object') throw new TypeError(`${where}: limits must be an object of { kind: { max } }`);
+  for (const [kind, spec] of Object.entries(definition.limits)) {
+    const { max, maxPercent } = (spec ?? {}) as { max?: unknown; maxPercent?: unknown };
+    const wholeMax = typeof max === 'number' && Number.isSafeInteger(max) && max >= 0;
+    const percent = typeof maxPercent === 'number' && maxPercent > 0 && maxPercent <= 100;
+    if (wholeMax === percent || (max !== undefined && maxPercent !== undefined)) {
+      throw new TypeError(`${where}: limits.${kind} needs max (a whole number ≥ 0) or maxPercent (in (0, 100]), not both`);
+    }
+  }
 }
 
 /** The job's file (where `defineJob` was called), if its stack said. */

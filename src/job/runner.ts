@@ -3,9 +3,10 @@ import { type EventListener, type EventMap, type EventType, persistedEvents, typ
 import type { JsonObject } from '../json.ts';
 import { lazySecretKey } from '../secret.ts';
 import { retryingStore } from '../store/retrying-store.ts';
-import type { InstanceInfo, RunInfo, Store, StoredPlan } from '../store/store.ts';
+import type { InstanceInfo, Lease, RunInfo, Store, StoredPlan } from '../store/store.ts';
 import type { AnyJob } from './define.ts';
 import { FleetRateLimiter } from './guard/rate-limiter.ts';
+import { describeHold } from './hold-text.ts';
 import { recordInstanceEnd } from './instance-end.ts';
 import { resolveParams } from './params.ts';
 import { type CheckpointPolicy, type CheckpointSpec, checkpointPolicy } from './policy/policy.ts';
@@ -47,7 +48,8 @@ export interface RunOptions {
   plan?: StoredPlan;
 }
 
-export type RunJobOutcome = 'completed' | 'already-complete' | 'interrupted' | 'failed';
+/** `held`: a guard holds the instance (an effect limit, an approval point) until `ckpt approve` releases it. */
+export type RunJobOutcome = 'completed' | 'already-complete' | 'interrupted' | 'failed' | 'held';
 
 export interface RunSummary {
   job: string;
@@ -164,7 +166,8 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   const summary = (outcome: RunJobOutcome, shards: ShardResult[], error?: string): RunSummary => {
     const durationMs = performance.now() - started;
     const checkpointMs = shards.reduce((sum, shard) => sum + shard.checkpointMs, 0);
-    const exitCode = outcome === 'failed' ? ExitCode.failed : outcome === 'interrupted' ? ExitCode.interrupted : ExitCode.completed;
+    const exitCode =
+      outcome === 'failed' ? ExitCode.failed : outcome === 'interrupted' ? ExitCode.interrupted : outcome === 'held' ? ExitCode.held : ExitCode.completed;
     return {
       job: job.name,
       instanceId: instance.id,
@@ -219,37 +222,50 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   /** When shard runs began ending on store errors with no commit since: bounds a flapping store. */
   let unavailableSince: number | undefined;
   const pollMs = Math.min(1000, Math.max(20, Math.floor(leaseMs / 4)));
+  const runClaimed = (lease: Lease): Promise<ShardResult> =>
+    runShard({
+      job,
+      params,
+      store,
+      lease,
+      policy,
+      concurrency,
+      heartbeatMs,
+      drainMs: options.drainMs ?? 10_000,
+      signal: options.signal,
+      emit,
+      notify,
+      paramsHash,
+      onDrift,
+      retry,
+      skipLimit,
+      secretKey,
+      follow: options.follow ?? job.follow ?? false,
+      ...(options.plan === undefined ? {} : { plan: options.plan }),
+      ...(rateLimiter === undefined ? {} : { rateLimiter }),
+    });
   for (;;) {
     if (options.signal?.aborted) return summary('interrupted', results);
     const crashed = await store.reapCrashed(instance.id, isDeadLocalWorker);
     for (const run of crashed) await emitReaped(run);
     if (crashed.length > 0) policy.useHistory(await store.failureHistory(instance.id));
+    // A guard holds the instance: no shard starts new work until `ckpt approve` releases it.
+    // A shard whose last run died may hold an effect in doubt, counted against the limit but
+    // perhaps never performed: it is resumed to settle it, and stops at its next new effect.
+    const held = await openHold(store, instance);
+    if (held !== undefined) {
+      await settleBeforeHold(store, instance, worker, leaseMs, async (lease) => {
+        ownRuns.add(lease.runId);
+        results.push(await runClaimed(lease));
+      });
+      return summary('held', results, (await openHold(store, instance)) ?? held);
+    }
     const lease = await store.claim(instance, worker, leaseMs, localNode());
     if (lease !== null) {
       ownRuns.add(lease.runId);
       let result: ShardResult;
       try {
-        result = await runShard({
-          job,
-          params,
-          store,
-          lease,
-          policy,
-          concurrency,
-          heartbeatMs,
-          drainMs: options.drainMs ?? 10_000,
-          signal: options.signal,
-          emit,
-          notify,
-          paramsHash,
-          onDrift,
-          retry,
-          skipLimit,
-          secretKey,
-          follow: options.follow ?? job.follow ?? false,
-          ...(options.plan === undefined ? {} : { plan: options.plan }),
-          ...(rateLimiter === undefined ? {} : { rateLimiter }),
-        });
+        result = await runClaimed(lease);
       } catch (error) {
         if (!(error instanceof RestartForDrift)) throw error;
         // --on-drift restart: a new generation from the beginning (the old one's history stays).
@@ -262,6 +278,8 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
       results.push(result);
       if (result.outcome === 'failed') return summary('failed', results, result.error);
       if (result.outcome === 'interrupted') return summary('interrupted', results);
+      // Held: the next turn settles what other shards' dead runs left in doubt, then ends held.
+      if (result.outcome === 'held') continue;
       if (result.storeUnavailable) {
         unavailableSince ??= Date.now();
         if (Date.now() - unavailableSince > storeRetryMs) {
@@ -295,6 +313,35 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     }
     // Woken early where the store can tell a shard was freed or completed (PostgreSQL NOTIFY).
     await store.waitForChange(instance.id, pollMs, options.signal);
+  }
+}
+
+/** What holds the instance's generation, said as a line (which guard, how far, what to run next), if a guard does. */
+async function openHold(store: Store, instance: InstanceInfo): Promise<string | undefined> {
+  const hold = (await store.holds(instance.id, instance.generation)).find((found) => found.releasedAt === null);
+  return hold === undefined ? undefined : describeHold(hold);
+}
+
+/**
+ * While a hold is open: claims every free shard; one whose last run ended otherwise than held,
+ * completed or never (a crash, a lost lease, a failure) may have an effect in doubt, and is run
+ * (`run`: it settles what is in doubt and stops at its next new effect, held); the others are
+ * kept claimed meanwhile, so the claims reach every shard, then released as held.
+ */
+async function settleBeforeHold(store: Store, instance: InstanceInfo, worker: string, leaseMs: number, run: (lease: Lease) => Promise<void>): Promise<void> {
+  const kept: Lease[] = [];
+  try {
+    for (
+      let lease = await store.claim(instance, worker, leaseMs, localNode());
+      lease !== null;
+      lease = await store.claim(instance, worker, leaseMs, localNode())
+    ) {
+      const previous = await store.previousRun(lease);
+      if (previous === undefined || previous.outcome === 'held' || previous.outcome === 'completed') kept.push(lease);
+      else await run(lease);
+    }
+  } finally {
+    for (const lease of kept) await store.release(lease, 'held', { processed: 0 }).catch(() => undefined);
   }
 }
 

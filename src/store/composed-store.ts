@@ -6,6 +6,7 @@ import type {
   EffectJournal,
   EffectJournalParts,
   EffectScope,
+  GuardStore,
   HistoryStore,
   InstanceStore,
   LeaseStore,
@@ -25,6 +26,7 @@ export interface StoreParts {
   journal: EffectJournalParts;
   deadLetters: DeadLetterStore;
   history: HistoryStore;
+  guards: GuardStore;
   plans: PlanStore;
   rateBuckets: RateBucketStore;
 }
@@ -178,6 +180,19 @@ export class ComposedStore implements Store {
   }
   async status(...args: Parameters<HistoryStore['status']>) {
     return this.#live().history.status(...args);
+  }
+
+  async hold(...args: Parameters<GuardStore['hold']>) {
+    return this.#live().guards.hold(...args);
+  }
+  async holds(...args: Parameters<GuardStore['holds']>) {
+    return this.#live().guards.holds(...args);
+  }
+  async approve(...args: Parameters<GuardStore['approve']>) {
+    return this.#live().guards.approve(...args);
+  }
+  async effectCounts(...args: Parameters<GuardStore['effectCounts']>) {
+    return this.#live().guards.effectCounts(...args);
   }
 
   async savePlan(...args: Parameters<PlanStore['savePlan']>) {

@@ -6,7 +6,8 @@ import type { JsonObject, JsonValue } from '../json.ts';
 export type Completion = 'now' | 'before' | false;
 
 /** Outcome of one run (one attempt at a shard by one process). */
-export type RunOutcome = 'running' | 'completed' | 'failed' | 'interrupted' | 'crashed' | 'lost';
+/** `held`: stopped by a guard (an effect limit, an approval point) until `ckpt approve` releases it. */
+export type RunOutcome = 'running' | 'completed' | 'failed' | 'interrupted' | 'crashed' | 'lost' | 'held';
 
 export interface InstanceInfo {
   id: number;
@@ -77,7 +78,8 @@ export interface EffectEntry {
  * - `events`: only the events.
  */
 export type JournalWrite =
-  | { kind: 'claim' | 'intent' | 'failed'; scope: EffectScope; key: string; events: NewEvent[] }
+  | { kind: 'claim' | 'failed'; scope: EffectScope; key: string; events: NewEvent[]; limit?: EffectLimit }
+  | { kind: 'intent'; scope: EffectScope; key: string; events: NewEvent[] }
   | { kind: 'done'; scope: EffectScope; key: string; result: JsonValue | null; events: NewEvent[] }
   | { kind: 'events'; scope: EffectScope; events: NewEvent[] };
 
@@ -101,10 +103,84 @@ export type JournalFenced =
   | { fenced: 'late'; holderRunId: number | null; kept: 'first' | 'late' };
 
 /**
- * A `claim`'s answer: undefined when claimed, else the entry the key already had. Undefined for
- * other writes, unless the batch's fencing token was stale (JournalFenced).
+ * The limit a `claim` is counted against (and a `failed` gives back to): the instance's effects
+ * of `kind` in `generation` (the run's, whatever the key's scope) may not pass `max` plus what
+ * approvals raised it by. The store counts in the claim's own transaction, under the counter's
+ * row lock, so no crash, race or second worker lets one more through.
  */
-export type JournalOutcome = EffectEntry | JournalFenced | undefined;
+export interface EffectLimit {
+  kind: string;
+  max: number;
+  generation: number;
+}
+
+/** A claim refused by its limit: nothing of it (not its events) was written, and `fn` must not run. */
+export interface JournalLimited {
+  limited: { kind: string; used: number; max: number; raised: number };
+}
+
+/**
+ * A `claim`'s answer: undefined when claimed, else the entry the key already had, or JournalLimited.
+ * Undefined for other writes, unless the batch's fencing token was stale (JournalFenced).
+ */
+export type JournalOutcome = EffectEntry | JournalFenced | JournalLimited | undefined;
+
+/** How many effects of one kind an instance generation started, and how far approvals raised its limit. */
+export interface EffectCount {
+  kind: string;
+  used: number;
+  raised: number;
+}
+
+/**
+ * A guard that holds an instance generation: `limit:<kind>` (an effect limit was reached) or
+ * `point:<name>` (`ctx.approval`). Open while `releasedAt` is null; released when `required`
+ * distinct approvers have approved its current `round`; a limit reached again opens the next round.
+ */
+export interface HoldInfo {
+  instanceId: number;
+  generation: number;
+  name: string;
+  kind: 'limit' | 'point';
+  /** A limit's `{ kind, used, max, raised, shard }`, a point's `{ summary, shard }`. */
+  detail: JsonObject;
+  required: number;
+  round: number;
+  heldAt: number;
+  releasedAt: number | null;
+  /** The approvals of `round`, oldest first. */
+  approvals: ApprovalInfo[];
+}
+
+/** One person's approval of a hold's round (also a chained `guard:approved` event). */
+export interface ApprovalInfo {
+  by: string;
+  /** The operating-system user who ran `ckpt approve`, beside the name given. */
+  osUser: string | null;
+  reason: string;
+  /** For a limit: how much the approver raises it by. */
+  raise: number | null;
+  at: number;
+}
+
+export interface NewHold {
+  name: string;
+  kind: 'limit' | 'point';
+  detail: JsonObject;
+  required: number;
+}
+
+export type NewApproval = Omit<ApprovalInfo, 'at'> & { name: string };
+
+/**
+ * What `approve` did: `recorded` (released when it was the last approval needed), or refused:
+ * nothing open by that name, this approver already approved this round, or another raise is pending.
+ */
+export type ApprovalOutcome =
+  | { outcome: 'recorded'; hold: HoldInfo; released: boolean }
+  | { outcome: 'not-held'; holds: HoldInfo[] }
+  | { outcome: 'already-approved'; hold: HoldInfo }
+  | { outcome: 'other-raise'; hold: HoldInfo; pending: number | null };
 
 /** A record that exhausted its retries and was skipped. */
 export interface DeadLetter {

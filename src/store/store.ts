@@ -1,15 +1,18 @@
 import type { JsonObject, JsonValue } from '../json.ts';
 import type { NewPlan, PlanApproval, StoredPlan, TokenGrant } from './plan-types.ts';
 import type {
+  ApprovalOutcome,
   ChainHead,
   Checkpoint,
   CheckpointWrite,
   Completion,
   DeadLetter,
+  EffectCount,
   EffectEntry,
   EffectScope,
   FailureHistory,
   HolderInfo,
+  HoldInfo,
   InstanceInfo,
   InstanceStatus,
   JournalFence,
@@ -17,8 +20,10 @@ import type {
   JournalWrite,
   LatestCheckpoint,
   Lease,
+  NewApproval,
   NewDeadLetter,
   NewEvent,
+  NewHold,
   ProgressMark,
   RunInfo,
   RunOutcome,
@@ -194,6 +199,29 @@ export interface RateBucketStore {
 }
 
 /**
+ * Guards on an instance generation: effect limits' counts (kept by the journal's claims, see
+ * EffectLimit), holds, and the approvals that release them. Approvals and releases are chained
+ * audit events written in the same transaction as the rows they record.
+ */
+export interface GuardStore {
+  /**
+   * Open the hold `hold.name` (or keep it open as it is), appending `events` only when this call
+   * opened it (`opened`); answers the hold as stored.
+   */
+  hold(instanceId: number, generation: number, hold: NewHold, events: NewEvent[]): Promise<{ hold: HoldInfo; opened: boolean }>;
+  /** The generation's holds, open and released, by name. */
+  holds(instanceId: number, generation: number): Promise<HoldInfo[]>;
+  /**
+   * Record `approval` of the open hold of its name (a `guard:approved` event); the approval that
+   * makes `required` distinct approvers releases it (`guard:released`), raising a limit by the
+   * agreed raise. One transaction.
+   */
+  approve(instanceId: number, generation: number, approval: NewApproval): Promise<ApprovalOutcome>;
+  /** The generation's effect counts by kind. */
+  effectCounts(instanceId: number, generation: number): Promise<EffectCount[]>;
+}
+
+/**
  * Where checkpoints, runs, events, the effect journal and dead letters live: every concern in
  * one type, which is what the runner and the CLI take. One test suite
  * (test/store-contract*.test.ts) runs against every backend.
@@ -206,4 +234,5 @@ export type Store = StoreLifecycle &
   DeadLetterStore &
   HistoryStore &
   PlanStore &
-  RateBucketStore;
+  RateBucketStore &
+  GuardStore;

@@ -3,20 +3,24 @@ import type { JsonObject, JsonValue } from '../../src/json.ts';
 import { chainEvents } from '../../src/store/audit-chain.ts';
 import { CHECKPOINT_HISTORY, checkpointChecksum } from '../../src/store/checksum.ts';
 import { ComposedStore } from '../../src/store/composed-store.ts';
+import { applyLimits, counterKey, decideApproval, type LimitCounter } from '../../src/store/guard-rules.ts';
 import { idleWait } from '../../src/store/idle-wait.ts';
 import { completions, entryKey, fenceBatch, isStale } from '../../src/store/journal-fence.ts';
 import { grantOf, planId, takeFromBucket, withApproval } from '../../src/store/plan-rows.ts';
 import { toStatus } from '../../src/store/rows.ts';
 import type {
+  ApprovalOutcome,
   ChainHead,
   Checkpoint,
   CheckpointWrite,
   Completion,
   DeadLetter,
+  EffectCount,
   EffectEntry,
   EffectScope,
   FailureHistory,
   HolderInfo,
+  HoldInfo,
   InstanceInfo,
   InstanceStatus,
   JournalFence,
@@ -24,8 +28,10 @@ import type {
   JournalWrite,
   LatestCheckpoint,
   Lease,
+  NewApproval,
   NewDeadLetter,
   NewEvent,
+  NewHold,
   NewPlan,
   PlanApproval,
   ProgressMark,
@@ -64,6 +70,7 @@ export class MemoryStore extends ComposedStore {
       journal: backend,
       deadLetters: backend,
       history: backend,
+      guards: backend,
       plans: backend,
       rateBuckets: backend,
     });
@@ -460,6 +467,16 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
       writes = fenced.writes;
       answer = fenced.outcomes;
     }
+    const prefix = `${instanceId}/`;
+    const counters = new Map([...this.#counters].filter(([key]) => key.startsWith(prefix)).map(([key, counter]) => [key.slice(prefix.length), counter]));
+    const limited = applyLimits(writes, counters, (write) => {
+      const entry = this.#effects.get(this.#effectKey(write.scope, write.key));
+      return write.kind === 'failed' ? entry?.status === 'intent' : entry !== undefined;
+    });
+    writes = limited.writes;
+    const fencedAnswer = answer;
+    answer = (applied) => fencedAnswer(limited.outcomes(applied));
+    for (const [key, used] of limited.used) this.#counters.set(prefix + key, { used, raised: counters.get(key)?.raised ?? 0 });
     const outcomes: JournalOutcome[] = [];
     for (const write of writes) {
       if (write.scope.instanceId !== instanceId) throw new StoreError('a journal batch is of one instance');
@@ -477,6 +494,74 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
     }
     return answer(outcomes);
   }
+  /** Effect counts, keyed `<instance>/<counterKey>`. */
+  #counters = new Map<string, LimitCounter>();
+  #holds = new Map<string, HoldInfo>();
+
+  #counterOf(instanceId: number, generation: number, kind: string): string {
+    return `${instanceId}/${counterKey({ generation, kind })}`;
+  }
+
+  async hold(instanceId: number, generation: number, hold: NewHold, events: NewEvent[]): Promise<{ hold: HoldInfo; opened: boolean }> {
+    const key = JSON.stringify([instanceId, generation, hold.name]);
+    const found = this.#holds.get(key);
+    if (found !== undefined && found.releasedAt === null) return { hold: structuredClone(found), opened: false };
+    const opened: HoldInfo = {
+      instanceId,
+      generation,
+      ...structuredClone(hold),
+      round: (found?.round ?? 0) + 1,
+      heldAt: Date.now(),
+      releasedAt: null,
+      approvals: [],
+    };
+    this.#holds.set(key, opened);
+    await this.appendEvents(
+      instanceId,
+      generation,
+      events.map((event) => ({ ...event, data: { ...event.data, round: opened.round } })),
+    );
+    return { hold: structuredClone(opened), opened: true };
+  }
+  async holds(instanceId: number, generation: number): Promise<HoldInfo[]> {
+    return [...this.#holds.values()]
+      .filter((hold) => hold.instanceId === instanceId && hold.generation === generation)
+      .sort((a, b) => (a.name < b.name ? -1 : 1))
+      .map((hold) => structuredClone(hold));
+  }
+  async approve(instanceId: number, generation: number, approval: NewApproval): Promise<ApprovalOutcome> {
+    const all = await this.holds(instanceId, generation);
+    const hold = this.#holds.get(JSON.stringify([instanceId, generation, approval.name]));
+    const at = Date.now();
+    const decided = decideApproval(
+      hold === undefined ? undefined : structuredClone(hold),
+      all.filter((held) => held.releasedAt === null),
+      approval,
+      at,
+    );
+    if (decided.refuse !== undefined) return decided.refuse;
+    const held = hold as HoldInfo;
+    held.approvals.push({ by: approval.by, osUser: approval.osUser, reason: approval.reason, raise: approval.raise, at });
+    if (decided.release) {
+      held.releasedAt = at;
+      const kind = held.detail.kind;
+      if (held.kind === 'limit' && typeof kind === 'string' && decided.raise !== null) {
+        const key = this.#counterOf(instanceId, generation, kind);
+        const counter = this.#counters.get(key) ?? { used: 0, raised: 0 };
+        this.#counters.set(key, { used: counter.used, raised: counter.raised + decided.raise });
+      }
+    }
+    await this.appendEvents(instanceId, generation, decided.events);
+    return { outcome: 'recorded', hold: structuredClone(held), released: decided.release };
+  }
+  async effectCounts(instanceId: number, generation: number): Promise<EffectCount[]> {
+    const prefix = `${instanceId}/${generation}:`;
+    return [...this.#counters.entries()]
+      .filter(([key]) => key.startsWith(prefix))
+      .map(([key, counter]) => ({ kind: key.slice(prefix.length), ...counter }))
+      .sort((a, b) => (a.kind < b.kind ? -1 : 1));
+  }
+
   async effectIntent(scope: EffectScope, key: string, events: NewEvent[] = []): Promise<void> {
     await this.appendEvents(scope.instanceId, scope.generation, events);
     const previous = this.#effects.get(this.#effectKey(scope, key));

@@ -1,11 +1,12 @@
-import { FencedError, firstLine } from '../../errors.ts';
+import { FencedError, firstLine, HeldError } from '../../errors.ts';
 import type { EventMap, EventType } from '../../events.ts';
 import { type JsonObject, type JsonValue, sha256 } from '../../json.ts';
 import { sealSecrets, unsealSecrets } from '../../secret.ts';
-import type { EffectEntry, EffectScope, JournalFence, JournalWrite, Store } from '../../store/store.ts';
+import type { EffectEntry, EffectLimit, EffectScope, JournalFence, JournalLimited, JournalWrite, Store } from '../../store/store.ts';
 import type { OnceOptions } from '../define.ts';
 import { type EffectGuard, plannedEffect } from '../guard/effect-guard.ts';
 import type { RateLimiter } from '../guard/rate-limiter.ts';
+import { describeApprovals } from '../hold-text.ts';
 import { JournalQueue } from './journal-queue.ts';
 
 export interface EffectsInput {
@@ -30,6 +31,18 @@ export interface EffectsInput {
   guard?: EffectGuard;
   /** The job's fleet rate limits: an effect naming a `target` takes a token before `fn`. */
   rateLimiter?: RateLimiter;
+  /** The job's effect limits and approvals (see EffectGuards); absent: no limit, one approver. */
+  guards?: EffectGuards;
+}
+
+/** What a shard run's effects are held by: the job's `limits` and `approvals`, resolved. */
+export interface EffectGuards {
+  /** The most effects of each kind the instance generation may start, before approvals raise it. */
+  limits: ReadonlyMap<string, number>;
+  /** Distinct approvers a hold needs. */
+  approvals: number;
+  /** `ckpt approve <job> [--param k=v…]`: how the command that releases a hold starts. */
+  approveCommand: string;
 }
 
 /** Where a record keeps the journal writes it must see durable before it counts as finished. */
@@ -103,9 +116,72 @@ export class Effects {
     // The common case in one durable write: the intent, unless the key already has an entry
     // (then nothing is written, and the entry decides, as below).
     const start = new Decisions(this.#input).add('effect:start', { shard, key, attempt: 1 });
-    const entry = await start.write(this.#queue, { kind: 'claim', scope, key, events: [] });
-    if (entry === undefined) return this.#run(scope, key, fn, record, options.target);
+    const limit = this.#limit(key, options);
+    const entry = await start.write(this.#queue, { kind: 'claim', scope, key, events: [], ...(limit === undefined ? {} : { limit }) });
+    if (entry === undefined) return this.#run(scope, key, fn, record, options.target, limit);
+    if ('limited' in entry) return this.#held(key, entry);
     return this.#known(scope, key, fn, options, entry, record);
+  }
+
+  /**
+   * The limit `key` counts against: its `kind` option, else the key's prefix before its first
+   * `:`, if the job declares a limit of that kind; else none (the effect is not counted).
+   */
+  #limit(key: string, options: OnceOptions<unknown>): EffectLimit | undefined {
+    const limits = this.#input.guards?.limits;
+    if (limits === undefined || limits.size === 0) return undefined;
+    const kind = options.kind ?? (key.includes(':') ? key.slice(0, key.indexOf(':')) : undefined);
+    const max = kind === undefined ? undefined : limits.get(kind);
+    if (kind === undefined || max === undefined) return undefined;
+    return { kind, max, generation: this.#input.scope.generation };
+  }
+
+  /** A claim the store refused at its limit: the instance is held there, and this record stops before `fn`. */
+  async #held(key: string, refused: JournalLimited): Promise<never> {
+    const { kind, used, max, raised } = refused.limited;
+    const command = `${this.#guards().approveCommand} --raise ${kind}=+N --by NAME --reason TEXT`;
+    const hold = await this.#hold(`limit:${kind}`, 'limit', { kind, used, max, raised }, { kind, used, max, raised, next: command });
+    throw new HeldError(
+      `held: the limit on ${kind} effects is reached (${used} of ${max + raised} started) before ${key}; ` +
+        `${describeApprovals(hold)}; approve with: ${command}, then run again`,
+      `limit:${kind}`,
+      { shard: this.#input.shard },
+    );
+  }
+
+  #guards(): EffectGuards {
+    return this.#input.guards ?? { limits: new Map(), approvals: 1, approveCommand: `ckpt approve ${this.#input.job}` };
+  }
+
+  /** Opens (or finds open) the hold `name`, with its `guard:held` event. */
+  async #hold(name: string, kind: 'limit' | 'point', detail: JsonObject, told: Omit<EventMap['guard:held'], 'shard' | 'hold' | 'round' | 'required'>) {
+    const { store, scope, shard, runId } = this.#input;
+    const required = this.#guards().approvals;
+    const data: EventMap['guard:held'] = { shard, hold: name, round: 0, required, ...told };
+    const { hold, opened } = await store.hold(scope.instanceId, scope.generation, { name, kind, detail: { ...detail, shard, next: told.next }, required }, [
+      { type: 'guard:held', at: Date.now(), runId, shard, data: { ...data } as unknown as JsonObject },
+    ]);
+    if (opened) this.#input.notify('guard:held', { ...data, round: hold.round });
+    return hold;
+  }
+
+  /**
+   * `ctx.approval(name)`: passes once the point's hold of this generation was released by
+   * `ckpt approve --point`; else holds the instance there (HeldError: the shard stops before
+   * whatever follows).
+   */
+  async approval(name: string, options: { summary?: string } = {}): Promise<void> {
+    if (typeof name !== 'string' || !/^[\w.-]+$/.test(name)) throw new TypeError("ctx.approval needs a name of letters, digits, '.', '-' or '_'");
+    const { store, scope } = this.#input;
+    const found = (await store.holds(scope.instanceId, scope.generation)).find((hold) => hold.name === `point:${name}`);
+    if (found !== undefined && found.releasedAt !== null) return;
+    const command = `${this.#guards().approveCommand} --point ${name} --by NAME --reason TEXT`;
+    const summary = options.summary === undefined ? undefined : String(options.summary);
+    const detail: JsonObject = summary === undefined ? {} : { summary };
+    const hold = await this.#hold(`point:${name}`, 'point', detail, { ...(summary === undefined ? {} : { summary }), next: command });
+    throw new HeldError(`held at approval point ${name}; ${describeApprovals(hold)}; approve with: ${command}, then run again`, `point:${name}`, {
+      shard: this.#input.shard,
+    });
   }
 
   /** A key that has an entry (or a fenced-out worker): done, in doubt, or never started. */
@@ -144,11 +220,18 @@ export class Effects {
     }
     decided.add('effect:start', { shard, key, attempt: (entry?.attempts ?? 0) + 1 });
     await decided.write(this.#queue, { kind: 'intent', scope, key, events: [] });
-    return this.#run(scope, key, fn, record, options.target);
+    return this.#run(scope, key, fn, record, options.target, this.#limit(key, options));
   }
 
-  /** Runs `fn`, its intent durable, and records how it ended. */
-  async #run<T>(scope: EffectScope, key: string, fn: () => T | Promise<T>, record: DeferredWrites | undefined, target: string | undefined): Promise<T> {
+  /** Runs `fn`, its intent durable, and records how it ended (a failure gives its count back to `limit`). */
+  async #run<T>(
+    scope: EffectScope,
+    key: string,
+    fn: () => T | Promise<T>,
+    record: DeferredWrites | undefined,
+    target: string | undefined,
+    limit?: EffectLimit,
+  ): Promise<T> {
     const { secretKey, shard } = this.#input;
     let result: T;
     try {
@@ -158,7 +241,7 @@ export class Effects {
     } catch (error) {
       // fn reported failure: treated as "did not happen", so a retry runs it again.
       const failed = new Decisions(this.#input).add('effect:failed', { shard, key, error: firstLine(error) });
-      await failed.write(this.#queue, { kind: 'failed', scope, key, events: [] });
+      await failed.write(this.#queue, { kind: 'failed', scope, key, events: [], ...(limit === undefined ? {} : { limit }) });
       throw error;
     }
     const sealed = sealSecrets(result, secretKey);
@@ -206,7 +289,7 @@ class Decisions {
    * none. A write the store fenced (this run's token is stale): a refused start throws
    * FencedError, so `fn` never runs; a late completion is told as the store recorded it.
    */
-  async write(queue: JournalQueue, write: JournalWrite, deferred = false): Promise<EffectEntry | undefined> {
+  async write(queue: JournalQueue, write: JournalWrite, deferred = false): Promise<EffectEntry | JournalLimited | undefined> {
     const { runId, shard } = this.#input;
     write.events = this.#events.map(({ type, data, at }) => ({ type, at, runId, shard, data: data as unknown as JsonObject }));
     const outcome = await queue.write(write, { deferred });

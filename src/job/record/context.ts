@@ -86,6 +86,10 @@ export class RecordContext<Params, State extends JsonObject> implements JobConte
     return deferred;
   }
 
+  approval(name: string, options?: { summary?: string }): Promise<void> {
+    return this.#effects.approval(name, options);
+  }
+
   idempotencyKey(name: string): string {
     return this.#effects.idempotencyKey(this.position, name);
   }

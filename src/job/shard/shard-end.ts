@@ -1,4 +1,4 @@
-import { FencedError, firstLine, RowsLockedError, StoreUnavailableError } from '../../errors.ts';
+import { FencedError, firstLine, HeldError, RowsLockedError, StoreUnavailableError } from '../../errors.ts';
 import type { JsonValue } from '../../json.ts';
 import type { RunProgress } from '../../store/store.ts';
 import { describeJobError } from '../code-location.ts';
@@ -122,6 +122,8 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
       // The chunk is rolled back (the checkpoint stays at the last good boundary) before the
       // error is logged, so the event log keeps it.
       await boundary.rollback();
+      // Held by a guard: not a failure; the checkpoint stays before the effect it refused.
+      if (failure instanceof HeldError) return await release('held', failure.message);
       const where = loop.failedPosition ?? loop.dispatched;
       const described = describe(failure);
       if (loop.failedIn !== 'record') return await release('failed', `${failedWhere(loop.failedIn, loop.dispatched)}: ${described}`, failure);

@@ -6,6 +6,7 @@ import { describeJobError } from '../code-location.ts';
 import { jobFileOf } from '../define.ts';
 import { Effects } from '../effects/effects.ts';
 import { PlanApplyGuard } from '../guard/plan-apply.ts';
+import { effectGuards } from '../guards.ts';
 import { ProgressMarker, reworkAfter } from '../policy/progress-mark.ts';
 import { CheckpointBoundary } from '../record/checkpoint-boundary.ts';
 import { eventLogger } from '../record/context.ts';
@@ -180,6 +181,7 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
     notify: input.notify,
     leaseLost: () => lostReason !== undefined,
     fence: { shardId: lease.shardId, token: lease.token, shard, runId: lease.runId },
+    guards: effectGuards(job, input.params, total),
     ...(input.plan === undefined
       ? {}
       : { guard: new PlanApplyGuard(input.plan, (effect) => emit('effect:held', { ...effect, plan: input.plan?.id ?? '' }, lease.runId)) }),

@@ -2,8 +2,10 @@ import { createHash } from 'node:crypto';
 import { chainGenerations, GENESIS, type GenerationEvent } from '../audit-chain.ts';
 import { completions, entryKey, fenceBatch, isStale, type ShardHolder } from '../journal-fence.ts';
 import { type Row, toEffect } from '../rows.ts';
+import { limitBatch } from '../sql/guards.ts';
 import type { ChainHead, EffectEntry, EffectJournalParts, EffectScope, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
 import { boundIdleWait, FROZEN_SESSION_MS, type MysqlDriver, type MysqlPool, type MysqlQueryable, NOW, RESTORE_WAIT } from './mysql-driver.ts';
+import { guardTx, mysqlGuardDialect } from './mysql-guards.ts';
 import { eventRow } from './mysql-history.ts';
 
 /** Effect keys are found by their sha256: a key can be longer than an index allows. */
@@ -87,16 +89,20 @@ export class MysqlJournal implements EffectJournalParts {
 
   async journal(instanceId: number, writes: readonly JournalWrite[], fence?: JournalFence): Promise<JournalOutcome[]> {
     const cached = this.#heads.get(instanceId);
-    if (cached !== undefined && writes.every((write) => write.kind !== 'intent')) {
+    // A limited claim is counted under its counter's row lock: the locked way.
+    const plain = writes.every((write) => write.kind !== 'intent' && !('limit' in write && write.limit !== undefined));
+    if (cached !== undefined && plain) {
       const outcomes = await this.#fast(instanceId, writes, fence, cached);
       if (outcomes !== undefined) return outcomes;
     }
     return this.#db.transaction(async (on) => {
       const p = this.#db.p;
       const fenced = await this.#fence(on, instanceId, writes, fence);
+      // Effect limits: counted under the counters' row locks, before any claim is written.
+      const limited = await limitBatch(guardTx(this.#db, on), mysqlGuardDialect(this.#db), instanceId, fenced.writes);
       await on.query(`INSERT INTO ${p}chain_heads (instance_id, seq, hash) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE seq = seq`, [instanceId, GENESIS]);
       const head = (await on.query(`SELECT seq, hash FROM ${p}chain_heads WHERE instance_id = ? FOR UPDATE`, [instanceId])).rows[0] as Row;
-      return fenced.answer(await this.#locked(on, instanceId, fenced.writes, { seq: Number(head.seq), hash: String(head.hash) }));
+      return fenced.answer(limited.answer(await this.#locked(on, instanceId, limited.writes, { seq: Number(head.seq), hash: String(head.hash) })));
     });
   }
 

@@ -171,6 +171,47 @@ export const mysqlMigrations: readonly { id: number; name: string; statements: s
     statements: ['ALTER TABLE {p}runs ADD COLUMN worker_node VARCHAR(255) NULL'],
   },
   {
+    id: 6,
+    name: 'guards: effect limits, holds, approvals',
+    // A claim is counted against its kind's limit in the claim's own transaction, under the
+    // counter row's lock; an approval raises a limit in the transaction of its chained event.
+    statements: [
+      `CREATE TABLE IF NOT EXISTS {p}effect_counts (
+        instance_id BIGINT NOT NULL,
+        generation INT NOT NULL,
+        kind VARCHAR(255) NOT NULL,
+        used BIGINT NOT NULL DEFAULT 0,
+        raised BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (instance_id, generation, kind)
+      ) ${TABLE}`,
+      `CREATE TABLE IF NOT EXISTS {p}holds (
+        instance_id BIGINT NOT NULL,
+        generation INT NOT NULL,
+        name VARCHAR(255) NOT NULL,
+        kind VARCHAR(16) NOT NULL,
+        detail TEXT NOT NULL,
+        required INT NOT NULL,
+        round INT NOT NULL,
+        held_at BIGINT NOT NULL,
+        released_at BIGINT NULL,
+        PRIMARY KEY (instance_id, generation, name)
+      ) ${TABLE}`,
+      `CREATE TABLE IF NOT EXISTS {p}approvals (
+        id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        instance_id BIGINT NOT NULL,
+        generation INT NOT NULL,
+        name VARCHAR(255) NOT NULL,
+        round INT NOT NULL,
+        by_name VARCHAR(255) NOT NULL,
+        os_user VARCHAR(255) NULL,
+        reason TEXT NOT NULL,
+        raise_by BIGINT NULL,
+        at BIGINT NOT NULL,
+        UNIQUE KEY approvals_once (instance_id, generation, name, round, by_name)
+      ) ${TABLE}`,
+    ],
+  },
+  {
     id: 7,
     name: 'plans made by ckpt plan, and their approvals; rate buckets shared by workers',
     // 6 is left to the limits and approvals of issue 21: migrations are applied in id order.

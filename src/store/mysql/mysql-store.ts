@@ -1,7 +1,9 @@
 import { ComposedStore } from '../composed-store.ts';
+import { SqlGuards } from '../sql/guards.ts';
 import { pollForChanges, type SqlBackend } from '../sql/sql-driver.ts';
 import { sqlStoreParts } from '../sql/sql-store.ts';
 import { MysqlDriver, type MysqlPool, type MysqlStoreOptions } from './mysql-driver.ts';
+import { mysqlGuardDialect } from './mysql-guards.ts';
 import { appendChained } from './mysql-history.ts';
 import { MysqlJournal } from './mysql-journal.ts';
 import { migrateMysql } from './mysql-migrations.ts';
@@ -30,5 +32,12 @@ export class MysqlStore extends ComposedStore {
 function mysqlOwn(driver: MysqlDriver): SqlBackend<MysqlPool> {
   const append: SqlBackend<MysqlPool>['appendChained'] = (instanceId, generation, events) =>
     driver.transaction((on) => appendChained(driver, on, instanceId, generation, events));
-  return { migrate: () => migrateMysql(driver), Tx: MysqlTx, journal: new MysqlJournal(driver), changes: pollForChanges, appendChained: append };
+  return {
+    migrate: () => migrateMysql(driver),
+    Tx: MysqlTx,
+    journal: new MysqlJournal(driver),
+    changes: pollForChanges,
+    appendChained: append,
+    guards: new SqlGuards(mysqlGuardDialect(driver)),
+  };
 }

@@ -3,8 +3,10 @@ import { sha256 } from '../../json.ts';
 import { chainGenerations, GENESIS, type GenerationEvent } from '../audit-chain.ts';
 import { completions, entryKey, fenceBatch, isStale } from '../journal-fence.ts';
 import { type Row, toEffect } from '../rows.ts';
+import { limitBatch } from '../sql/guards.ts';
 import type { ChainHead, EffectEntry, EffectJournalParts, EffectScope, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
 import { NOW, type PgResult, type PostgresDriver } from './postgres-driver.ts';
+import { guardTx, postgresGuardDialect } from './postgres-guards.ts';
 import { eventColumns } from './postgres-history.ts';
 
 type Keyed = Extract<JournalWrite, { key: string }>;
@@ -46,7 +48,9 @@ export class PostgresJournal implements EffectJournalParts {
 
   async journal(instanceId: number, writes: readonly JournalWrite[], fence?: JournalFence): Promise<JournalOutcome[]> {
     const cached = this.#db.chainHeads.get(instanceId);
-    if (cached !== undefined && writes.every((write) => write.kind !== 'intent') && (await this.#fast(instanceId, writes, cached, fence))) {
+    // A limited claim is counted under its counter's row lock: the locked way.
+    const plain = writes.every((write) => write.kind !== 'intent' && !('limit' in write && write.limit !== undefined));
+    if (cached !== undefined && plain && (await this.#fast(instanceId, writes, cached, fence))) {
       return writes.map(() => undefined);
     }
     return this.#locked(instanceId, writes, fence);
@@ -166,6 +170,11 @@ export class PostgresJournal implements EffectJournalParts {
         writes = fenced.writes;
         answer = fenced.outcomes;
       }
+      // Effect limits: counted under the counters' row locks, before any claim is written.
+      const limited = await limitBatch(guardTx(this.#db, client), postgresGuardDialect(this.#db), instanceId, writes);
+      writes = limited.writes;
+      const fencedAnswer = answer;
+      answer = (applied) => fencedAnswer(limited.answer(applied));
       const of = (kind: JournalWrite['kind']) => writes.filter((write): write is Keyed => write.kind === kind);
       const claims = of('claim');
       const done = writes.filter((write) => write.kind === 'done');

@@ -216,6 +216,47 @@ export const postgresMigrations: readonly { id: number; name: string; sql: strin
     `,
   },
   {
+    id: 7,
+    name: 'guards: effect limits, holds, approvals',
+    // A claim is counted against its kind's limit in the claim's own transaction, under the
+    // counter row's lock; an approval raises a limit in the transaction of its chained event.
+    sql: `
+      CREATE TABLE {schema}.effect_counts (
+        instance_id BIGINT NOT NULL REFERENCES {schema}.instances (id),
+        generation INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        used BIGINT NOT NULL DEFAULT 0,
+        raised BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (instance_id, generation, kind)
+      );
+      CREATE TABLE {schema}.holds (
+        instance_id BIGINT NOT NULL REFERENCES {schema}.instances (id),
+        generation INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        required INTEGER NOT NULL,
+        round INTEGER NOT NULL,
+        held_at BIGINT NOT NULL,
+        released_at BIGINT,
+        PRIMARY KEY (instance_id, generation, name)
+      );
+      CREATE TABLE {schema}.approvals (
+        id BIGSERIAL PRIMARY KEY,
+        instance_id BIGINT NOT NULL REFERENCES {schema}.instances (id),
+        generation INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        round INTEGER NOT NULL,
+        by_name TEXT NOT NULL,
+        os_user TEXT,
+        reason TEXT NOT NULL,
+        raise_by BIGINT,
+        at BIGINT NOT NULL,
+        UNIQUE (instance_id, generation, name, round, by_name)
+      );
+    `,
+  },
+  {
     id: 8,
     name: 'plans made by ckpt plan, and their approvals; rate buckets shared by workers',
     // 7 is left to the limits and approvals of issue 21: migrations are applied in id order.

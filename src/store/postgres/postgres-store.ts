@@ -1,7 +1,9 @@
 import { ComposedStore } from '../composed-store.ts';
+import { SqlGuards } from '../sql/guards.ts';
 import type { SqlBackend } from '../sql/sql-driver.ts';
 import { sqlStoreParts } from '../sql/sql-store.ts';
 import { type PgPool, PostgresDriver, type PostgresStoreOptions } from './postgres-driver.ts';
+import { postgresGuardDialect } from './postgres-guards.ts';
 import { appendChained } from './postgres-history.ts';
 import { PostgresJournal } from './postgres-journal.ts';
 import { migratePostgres } from './postgres-migrations.ts';
@@ -35,5 +37,6 @@ function postgresOwn(driver: PostgresDriver): SqlBackend<PgPool> {
     journal,
     changes: new PostgresWakeups(driver),
     appendChained: appendChained.bind(null, driver),
+    guards: new SqlGuards(postgresGuardDialect(driver)),
   };
 }

@@ -1,7 +1,7 @@
 import { StoreError } from '../../errors.ts';
 import { idleWait } from '../idle-wait.ts';
 import type { Row } from '../rows.ts';
-import type { EffectJournalParts, Lease, NewEvent, Tx } from '../store.ts';
+import type { EffectJournalParts, GuardStore, Lease, NewEvent, Tx } from '../store.ts';
 import type { Dialect } from './dialect.ts';
 
 /** One statement's result, the same shape for a SELECT and for a write, on every server. */
@@ -93,6 +93,8 @@ export interface SqlBackend<Pool> {
   appendChained(instanceId: number, generation: number, events: readonly NewEvent[]): Promise<void>;
   journal: EffectJournalParts;
   changes: SqlChanges;
+  /** Effect limits' counts, holds and approvals (sql/guards.ts over the backend's dialect). */
+  guards: GuardStore;
 }
 
 /** The store's own open transaction behind `tx`, or a StoreError (committed, rolled back, another store's). */

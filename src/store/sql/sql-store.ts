@@ -35,5 +35,6 @@ export function sqlStoreParts<Pool extends { end(): Promise<void> }>(driver: Poo
     history: new SqlHistory(driver, (instanceId, generation, events) => backend.appendChained(instanceId, generation, events), instances, leases),
     plans: new SqlPlans(driver),
     rateBuckets: new SqlRateBuckets(driver),
+    guards: backend.guards,
   };
 }

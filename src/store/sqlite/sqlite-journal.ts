@@ -4,6 +4,7 @@ import { completions, entryKey, fenceBatch, isStale, type ShardHolder } from '..
 import { toEffect } from '../rows.ts';
 import type { EffectEntry, EffectJournalParts, EffectScope, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
 import type { SqliteDriver } from './sqlite-driver.ts';
+import { limitBatch } from './sqlite-guards.ts';
 import { appendChainedGenerations } from './sqlite-history.ts';
 
 /**
@@ -56,6 +57,11 @@ export class SqliteJournal implements EffectJournalParts {
         writes = fenced.writes;
         answer = fenced.outcomes;
       }
+      // Effect limits: counted under the side file's write lock, before any claim is written.
+      const limited = limitBatch(this.#db, instanceId, writes);
+      writes = limited.writes;
+      const fencedAnswer = answer;
+      answer = (applied) => fencedAnswer(limited.answer(applied));
       const outcomes: JournalOutcome[] = [];
       const events: GenerationEvent[] = [];
       const now = Date.now();

@@ -366,16 +366,43 @@ export const sqliteSideMigrations: readonly { id: number; name: string; sql: str
     `,
   },
   {
-    id: 3,
+    // 3 is left to the effect limits of issue 21 (their counters share the journal's transaction).
+    id: 4,
     name: "rate buckets shared by a job's workers",
     // In the side file: a take is a short transaction of its own, never part of a job's open one.
+    // IF NOT EXISTS: a side file from before its renumbering (it was 3) has the table already.
     sql: `
-      CREATE TABLE rate_buckets (
+      CREATE TABLE IF NOT EXISTS rate_buckets (
         store_id TEXT NOT NULL,
         name TEXT NOT NULL,
         tokens REAL NOT NULL,
         updated_at INTEGER NOT NULL,
         PRIMARY KEY (store_id, name)
+      );
+    `,
+  },
+  {
+    id: 4,
+    name: 'guards: effect limits, holds, approvals',
+    // Beside the journal: a claim is counted against its limit in the claim's own transaction,
+    // and an approval raises a limit in the same transaction as its chained event.
+    sql: `
+      CREATE TABLE effect_counts (
+        store_id TEXT NOT NULL, instance_id INTEGER NOT NULL, generation INTEGER NOT NULL, kind TEXT NOT NULL,
+        used INTEGER NOT NULL DEFAULT 0, raised INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (store_id, instance_id, generation, kind)
+      );
+      CREATE TABLE holds (
+        store_id TEXT NOT NULL, instance_id INTEGER NOT NULL, generation INTEGER NOT NULL, name TEXT NOT NULL,
+        kind TEXT NOT NULL, detail TEXT NOT NULL, required INTEGER NOT NULL, round INTEGER NOT NULL,
+        held_at INTEGER NOT NULL, released_at INTEGER,
+        PRIMARY KEY (store_id, instance_id, generation, name)
+      );
+      CREATE TABLE approvals (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        store_id TEXT NOT NULL, instance_id INTEGER NOT NULL, generation INTEGER NOT NULL, name TEXT NOT NULL, round INTEGER NOT NULL,
+        by_name TEXT NOT NULL, os_user TEXT, reason TEXT NOT NULL, raise_by INTEGER, at INTEGER NOT NULL,
+        UNIQUE (store_id, instance_id, generation, name, round, by_name)
       );
     `,
   },

@@ -2,6 +2,7 @@ import { ComposedStore } from '../composed-store.ts';
 import { SqliteCheckpoints } from './sqlite-checkpoints.ts';
 import { SqliteDeadLetters } from './sqlite-dead-letters.ts';
 import { SqliteDriver, type SqliteStoreOptions } from './sqlite-driver.ts';
+import { SqliteGuards } from './sqlite-guards.ts';
 import { SqliteHistory } from './sqlite-history.ts';
 import { SqliteInstances } from './sqlite-instances.ts';
 import { SqliteJournal } from './sqlite-journal.ts';
@@ -42,6 +43,7 @@ export class SqliteStore extends ComposedStore {
       journal: new SqliteJournal(driver),
       deadLetters: new SqliteDeadLetters(driver),
       history: new SqliteHistory(driver, instances, leases),
+      guards: new SqliteGuards(driver),
       plans: new SqlitePlans(driver),
       rateBuckets: new SqliteRateBuckets(driver),
     });

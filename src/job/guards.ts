@@ -1,0 +1,42 @@
+import { UsageError } from '../errors.ts';
+import type { AnyJob } from './define.ts';
+import type { EffectGuards } from './effects/effects.ts';
+
+/**
+ * The job's `limits` and `approvals` as a shard run's effects use them: each limit as a count
+ * (`maxPercent` of the shard source's `total`), and the command that releases a hold (secret
+ * params left for the operator to fill in).
+ */
+export function effectGuards(job: AnyJob, params: unknown, total: number | undefined): EffectGuards | undefined {
+  if (job.limits === undefined && job.approvals === undefined) return undefined;
+  const limits = new Map<string, number>();
+  for (const [kind, spec] of Object.entries(job.limits ?? {})) {
+    if (spec.max !== undefined) {
+      limits.set(kind, spec.max);
+      continue;
+    }
+    if (total === undefined) {
+      throw new UsageError(`job ${job.name}: limits.${kind}.maxPercent needs a source that knows its size (size()); give max instead`, { job: job.name });
+    }
+    limits.set(kind, Math.floor((total * spec.maxPercent) / 100));
+  }
+  return { limits, approvals: job.approvals ?? 1, approveCommand: approveCommand(job, params) };
+}
+
+/** `ckpt approve <job> --param k=v …`, a value with spaces or quotes quoted for a POSIX shell. */
+function approveCommand(job: AnyJob, params: unknown): string {
+  const secret = new Set(job.redact ?? []);
+  const flags: string[] = [];
+  if (params !== null && typeof params === 'object') {
+    for (const [key, value] of Object.entries(params)) {
+      if (!['string', 'number', 'boolean'].includes(typeof value)) continue;
+      const text = secret.has(key) ? '…' : String(value);
+      flags.push(`--param ${shellWord(`${key}=${text}`)}`);
+    }
+  }
+  return ['ckpt approve', shellWord(job.name), ...flags].join(' ');
+}
+
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}

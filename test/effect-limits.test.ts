@@ -1,0 +1,97 @@
+// A job's effect limits, holds and approvals through runJob on a real SQLite store (the crash
+// and multi-worker proof is test/guard-limits-crash.test.ts; the store contract,
+// test/store-contract-guards.test.ts).
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { defineJob, ExitCode, type RunEvent, range, runJob } from '../src/index.ts';
+import { SqliteStore } from '../src/sqlite.ts';
+
+test('a limit holds the instance before the 11th disable (exit 7); two approvers release it with a raise; the job completes', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ckpt-limits-'));
+  try {
+    const disabled: number[] = [];
+    const job = defineJob<number>({
+      name: 'deprovision',
+      source: () => range(0, 30),
+      checkpoint: { every: 4 },
+      concurrency: 3,
+      limits: { disable: { max: 10 } },
+      approvals: 2,
+      async process(n, ctx) {
+        await ctx.once(`disable:${n}`, () => {
+          disabled.push(n);
+        });
+        await ctx.once(`log:${n}`, () => undefined);
+      },
+    });
+    const store = new SqliteStore(join(dir, 'store.db'));
+    await store.migrate();
+    const events: RunEvent[] = [];
+    const held = await runJob(job, { store, onEvent: (event) => events.push(event) });
+    assert.equal(held.outcome, 'held');
+    assert.equal(held.exitCode, ExitCode.held);
+    assert.equal(disabled.length, 10, 'exactly the limit');
+    assert.match(
+      held.error ?? '',
+      /limit on disable effects is reached \(10 of 10 started\).*2 approvals needed \(0 given\).*ckpt approve deprovision --raise disable=\+N/,
+    );
+    assert.equal(events.filter((event) => event.type === 'guard:held').length, 1);
+    // Held: a run again claims nothing and says so.
+    const again = await runJob(job, { store });
+    assert.equal(again.outcome, 'held');
+    assert.equal(disabled.length, 10);
+
+    const [instance] = await store.listInstances('deprovision');
+    assert.ok(instance);
+    const first = await store.approve(instance.id, instance.generation, { name: 'limit:disable', by: 'alice', osUser: null, reason: 'ok', raise: 100 });
+    assert.ok(first.outcome === 'recorded' && !first.released);
+    assert.equal((await runJob(job, { store })).outcome, 'held', 'one approval of two is not enough');
+    const second = await store.approve(instance.id, instance.generation, { name: 'limit:disable', by: 'bob', osUser: null, reason: 'ok', raise: null });
+    assert.ok(second.outcome === 'recorded' && second.released);
+    const done = await runJob(job, { store });
+    assert.equal(done.outcome, 'completed');
+    assert.deepEqual(
+      [...disabled].sort((a, b) => a - b),
+      Array.from({ length: 30 }, (_, i) => i),
+      'every account disabled once',
+    );
+    assert.deepEqual(await store.effectCounts(instance.id, instance.generation), [{ kind: 'disable', used: 30, raised: 100 }]);
+    await store.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('ctx.approval holds at a named point until approved, then passes', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ckpt-point-'));
+  try {
+    const revoked: number[] = [];
+    const job = defineJob<number>({
+      name: 'rotate',
+      source: () => range(0, 5),
+      async process(n, ctx) {
+        await ctx.approval('revoke-phase', { summary: 'revoke 5 old keys' });
+        await ctx.once(`revoke:${n}`, () => {
+          revoked.push(n);
+        });
+      },
+    });
+    const store = new SqliteStore(join(dir, 'store.db'));
+    await store.migrate();
+    const held = await runJob(job, { store });
+    assert.equal(held.exitCode, ExitCode.held);
+    assert.match(held.error ?? '', /held: approval point revoke-phase \(revoke 5 old keys\).*ckpt approve rotate --point revoke-phase/);
+    assert.deepEqual(revoked, []);
+    const [instance] = await store.listInstances('rotate');
+    assert.ok(instance);
+    await store.approve(instance.id, instance.generation, { name: 'point:revoke-phase', by: 'carol', osUser: null, reason: 'go', raise: null });
+    assert.equal((await runJob(job, { store })).outcome, 'completed');
+    assert.deepEqual(revoked, [0, 1, 2, 3, 4]);
+    await store.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
