@@ -49,6 +49,10 @@ export default defineJob<string, Params>({
     crashPoint(app, 'update-config');
     await ctx.step('validate', () => keys.validate(app, issued.secret.reveal()));
     crashPoint(app, 'validate');
+    // Revoking is the destructive phase: a person approves it once for the whole rotation
+    // (`ckpt approve rotate-keys --point revoke-phase --by NAME --reason TEXT`); until then the
+    // run is held here (exit 7) with every new key issued and validated, and nothing revoked.
+    await ctx.approval('revoke-phase', { summary: `revoke the old key of each of ${ctx.params.apps} apps` });
     await ctx.once(`revoke:${app}:${oldKeyId}`, () => keys.revoke(oldKeyId, app), { verify: () => keys.isRevoked(oldKeyId) });
     crashPoint(app, 'revoke');
     ctx.log.info(`rotated ${app}: ${oldKeyId} → ${issued.keyId}`, { secret: issued.secret });

@@ -15,6 +15,7 @@ export {
   DriftError,
   ExitCode,
   FencedError,
+  HeldError,
   JobFailedError,
   LeaseHeldError,
   SchemaTooNewError,

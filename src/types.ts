@@ -11,7 +11,7 @@
 export type { ErrorContext } from './errors.ts';
 export type { EventListener, EventType } from './events.ts';
 export type { ChaosCheckInput, ChaosInvariant, ChaosPrepareInput, ChaosPrepareStore } from './job/chaos-check.ts';
-export type { AnyJob, JobLogger, OnceOptions, RetryOptions, SetupInput, VerifyResult } from './job/define.ts';
+export type { AnyJob, EffectLimitSpec, JobLogger, OnceOptions, RetryOptions, SetupInput, VerifyResult } from './job/define.ts';
 export type { AutoBounds, IntervalChoice, IntervalReason } from './job/policy/auto-interval.ts';
 export type { CheckpointPolicy, CheckpointSample } from './job/policy/policy.ts';
 export type { RunJobOutcome } from './job/runner.ts';

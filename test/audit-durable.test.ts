@@ -1,4 +1,4 @@
-// Issue 12, must-show 2: SIGKILL right after an effect's fn ran, 20 times in a row on one
+// The audit log is durable: SIGKILL right after an effect's fn ran, 20 times in a row on one
 // instance. Each run settles the key the previous run left in doubt (run again, or verify says
 // done / not done), then is itself killed inside the next effect, before any checkpoint. Every
 // `effect:in-doubt` and `effect:verified` must still be in `ckpt events`, and the chain intact.

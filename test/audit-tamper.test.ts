@@ -1,4 +1,4 @@
-// Issue 12, must-show 3: the event log is a hash chain per instance. One event row edited, one
+// The audit log shows tampering: the event log is a hash chain per instance. One event row edited, one
 // deleted, two swapped, the last one deleted — each by plain SQL on the store — and
 // `ckpt audit --verify` exits 1 naming the first bad event; the untouched instance exits 0. With
 // the secret key, an edit whose hashes are recomputed without the key is caught too.

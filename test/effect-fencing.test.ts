@@ -1,4 +1,4 @@
-// Issue 19 item 3: effects are fenced as checkpoints are. A worker SIGSTOPped inside ctx.once's
+// Guarantee 4, fencing: effects are fenced as checkpoints are. A worker SIGSTOPped inside ctx.once's
 // fn past its lease is replaced; the new worker's verify finds nothing and runs the effect; when
 // the paused one wakes, its call goes out, but its completion (stale fencing token) must not
 // overwrite the journal's result: the first result stays, an `effect:late-completion` event
@@ -13,8 +13,7 @@ import { openStore } from '../src/index.ts';
 import { Effects } from '../src/job/effects/effects.ts';
 import type { Store } from '../src/store.ts';
 import { fixture, runCli, spawnCli, tempDir } from './helpers/cli.ts';
-import { freshMysqlDatabase, mysqlSkip } from './helpers/mysql.ts';
-import { freshDatabase } from './helpers/postgres.ts';
+import { sqlStores } from './helpers/sql-stores.ts';
 
 const LEASE_MS = 1500;
 const KEY = 'issue-key:0';
@@ -32,30 +31,13 @@ async function until(what: string, check: () => boolean, ms = 30_000): Promise<v
   }
 }
 
-const stores: Record<string, { skip?: () => Promise<string | false>; url: (dir: string) => Promise<string> }> = {
-  sqlite: { url: async (dir) => `sqlite:${join(dir, 'store.db')}` },
-  postgres: {
-    async url() {
-      const database = await freshDatabase();
-      cleanups.push(database.drop);
-      return database.url;
-    },
-  },
-  mysql: {
-    skip: mysqlSkip,
-    async url() {
-      const database = await freshMysqlDatabase();
-      cleanups.push(database.drop);
-      return database.url;
-    },
-  },
-};
-
-for (const [name, backend] of Object.entries(stores)) {
-  describe(`effect fencing: ${name}`, { skip: (await backend.skip?.()) || false }, () => {
+for (const backend of sqlStores) {
+  describe(`effect fencing: ${backend.name}`, { skip: await backend.skip() }, () => {
     test('a worker woken inside fn after another redid the effect keeps no say: first result kept, late completion recorded and audited', async () => {
       const dir = tempDir('ckpt-fence-');
-      const url = await backend.url(dir);
+      const database = await backend.database();
+      cleanups.push(() => database.drop());
+      const url = database.store();
       const args = ['run', fixture('fenced-effect.ts'), '--store', url, '--lease-ms', String(LEASE_MS), '--heartbeat-ms', '300', '--json'];
       const env = { FENCE_DIR: dir };
 

@@ -1,4 +1,4 @@
-// Must-show 2: a crash after fn ran and before its completion was recorded → on resume `verify`
+// Guarantee 4: a crash after fn ran and before its completion was recorded → on resume `verify`
 // decides and fn is not called again; without verify fn runs again and `effect:in-doubt` is in
 // `ckpt events`.
 import assert from 'node:assert/strict';

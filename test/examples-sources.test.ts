@@ -1,4 +1,4 @@
-// Must-show 4: the keyset-SQL and CSV examples run as the README says (here on small inputs and a
+// The examples as documented: the keyset-SQL and CSV examples run as the README says (here on small inputs and a
 // temporary store), and a second run of a completed instance does nothing.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';

@@ -4,13 +4,14 @@
 // `ckpt status` says held, which limit, how many, and what to run; one `ckpt approve` of the two
 // the job requires releases nothing; the second does; the job completes with every account
 // disabled exactly once; `ckpt audit --verify` finds the chain intact (HMAC-keyed) and lists
-// the hold and both approvals. The dashboard's part is in test/dashboard-browser.test.ts.
+// the hold and both approvals; the dashboard, in a real browser, shows the instance held.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type CliResult, fixture, runCli, spawnCli, tempDir } from './helpers/cli.ts';
+import { chromiumPath, launchChromium } from './helpers/chromium.ts';
+import { type CliResult, fixture, runCli, spawnCli, tempDir, waitForOutput } from './helpers/cli.ts';
 import { freshDatabase } from './helpers/postgres.ts';
 
 const ACCOUNTS = 1000;
@@ -135,6 +136,27 @@ for (const store of stores) {
     );
     const runs = await cli(['runs', 'deprovision']);
     assert.match(runs.stdout, /\bheld\b/);
+    // The dashboard says so too, in a real browser.
+    if (existsSync(chromiumPath)) {
+      const dashboard = spawnCli(['dashboard', '--store', url, '--port', '0'], { env });
+      const page = (/on (http:\/\/\S+?)\/ /.exec(await waitForOutput(dashboard.child, (out) => / for /.test(out))) as RegExpExecArray)[1] as string;
+      const chromium = await launchChromium('ckpt-chromium-');
+      try {
+        const tab = await chromium.context.newPage();
+        tab.setDefaultTimeout(30_000);
+        await tab.goto(`${page}/`);
+        await tab.locator('tr[data-instance][data-state="held"]').waitFor();
+        const note = (await tab.locator('tr[data-hold-of]').first().textContent()) ?? '';
+        assert.match(
+          note,
+          /held: the limit on disable effects is reached \(100 of 100 started\); 2 approvals needed \(0 given\); approve with: ckpt approve deprovision/,
+        );
+      } finally {
+        await chromium.close();
+        dashboard.child.kill('SIGTERM');
+        await dashboard.done;
+      }
+    } else t.diagnostic(`no Chromium at ${chromiumPath}: the dashboard's part was not checked`);
 
     // One approval of the two required releases nothing; the same person twice is refused.
     const first = await cli(['approve', 'deprovision', '--raise', 'disable=+900', '--by', 'alice', '--reason', 'list checked against HR']);

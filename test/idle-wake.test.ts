@@ -1,4 +1,4 @@
-// Issue 19, item 13: a worker with nothing to claim used to poll every second, so it noticed the
+// Idle workers wake on LISTEN/NOTIFY: a worker with nothing to claim used to poll every second, so it noticed the
 // instance's completion (and a freed shard) up to a second late. On PostgreSQL it waits on
 // LISTEN/NOTIFY: woken by the release that completes the instance, it returns at once.
 import assert from 'node:assert/strict';

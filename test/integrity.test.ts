@@ -1,4 +1,4 @@
-// Must-show 5: a corrupt newest checkpoint is skipped (and said so), a changed input file stops
+// Guarantees 5 and 6: a corrupt newest checkpoint is skipped (and said so), a changed input file stops
 // the run with exit 4 naming the change, `--on-drift restart` starts over, `--on-drift resume` goes on.
 import assert from 'node:assert/strict';
 import { appendFileSync, writeFileSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// Must-show 4: examples/migrate-configs.ts (the seed's own job) SIGKILLed at random moments and
+// Guarantees 1 and 3 on the seed example: examples/migrate-configs.ts (the seed's own job) SIGKILLed at random moments and
 // rerun until it completes. Every source row is in the target exactly once with the source's
 // values; and where the target is the store's database (ctx.tx), every row was also *written*
 // exactly once. Where it is another database (upserts), rows after the last checkpoint are

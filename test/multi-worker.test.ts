@@ -1,18 +1,17 @@
-// Must-show 2 and 5: four `ckpt run` processes share one instance of 200 shards; two are
+// Guarantees 1, 3 and 5 with many workers: four `ckpt run` processes share one instance of 200 shards; two are
 // SIGKILLed mid-way and never restarted; the other two reclaim the dead ones' shards and finish
 // every one. Each record writes one row through ctx.tx: every row is there exactly once. The
 // four appended to one event log at once, and it is still one intact hash chain.
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fixture, runCli, spawnCli, tempDir } from './helpers/cli.ts';
-import { freshMysqlDatabase, mysqlSkip } from './helpers/mysql.ts';
-import { freshDatabase } from './helpers/postgres.ts';
-import { mysqlProbe, postgresProbe, type ShardStoreProbe, sqliteProbe } from './helpers/shard-output.ts';
+import { fixture, runCli, spawnCli } from './helpers/cli.ts';
+import type { ShardStoreProbe } from './helpers/shard-output.ts';
+import { perStore, sqlStores } from './helpers/sql-stores.ts';
 
 const SHARDS = 200;
-const noMysql = await mysqlSkip();
+/** Why each store is skipped here (a test's options are set before its describe runs). */
+const skips = new Map(await Promise.all(sqlStores.map(async (store) => [store, await store.skip()] as const)));
 const RECORDS = 40;
 const TOTAL = SHARDS * RECORDS;
 
@@ -86,19 +85,14 @@ describe('four workers, two SIGKILLed, 200 shards', () => {
     for (const cleanup of cleanups) await cleanup();
   });
 
-  test('on PostgreSQL', { timeout: 180_000 }, async () => {
-    const database = await freshDatabase();
-    cleanups.push(database.drop);
-    await fourWorkersTwoKilled(postgresProbe(database.url, 'ckpt'), 1500);
-  });
-
-  test('on MySQL/MariaDB', { timeout: 180_000, skip: noMysql }, async () => {
-    const database = await freshMysqlDatabase();
-    cleanups.push(database.drop);
-    await fourWorkersTwoKilled(mysqlProbe(database.url, 'ckpt_'), 1500);
-  });
-
-  test('on one SQLite file', { timeout: 180_000 }, async () => {
-    await fourWorkersTwoKilled(sqliteProbe(join(tempDir('ckpt-multi-'), 'store.db')), 3000);
-  });
+  for (const store of sqlStores) {
+    test(`on ${perStore(store.name, { sqlite: 'one SQLite file', postgres: 'PostgreSQL', mysql: 'MySQL/MariaDB' })}`, {
+      timeout: 180_000,
+      skip: skips.get(store),
+    }, async () => {
+      const database = await store.database();
+      cleanups.push(() => database.drop());
+      await fourWorkersTwoKilled(database.probe(), perStore(store.name, { sqlite: 3000, postgres: 1500, mysql: 1500 }));
+    });
+  }
 });

@@ -1,4 +1,4 @@
-// Issue 19, item 9: a worker cut off from the database mid-chunk, silently and for good (a TCP
+// Guarantees 3 and 5 across a network partition: a worker cut off from the database mid-chunk, silently and for good (a TCP
 // proxy that stops forwarding without closing either socket), holds row locks in its open
 // ctx.tx transaction. The server must end that session within a lease of its silence, and the
 // shard's next owner must wait for those rows no longer than that (and not as an outage), so the
@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fixture, spawnCli } from './helpers/cli.ts';
-import { freshMysqlDatabase, mysqlRows, mysqlSkip } from './helpers/mysql.ts';
-import { freshDatabase, withPool } from './helpers/postgres.ts';
+import { perStore, sqlStores } from './helpers/sql-stores.ts';
 import { startTcpProxy } from './helpers/tcp-proxy.ts';
 
 const RECORDS = 400;
@@ -19,40 +18,22 @@ after(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
 });
 
-interface Server {
-  url: string;
-  sql(text: string): Promise<Record<string, unknown>[]>;
-}
-
-const servers: { name: string; skip?: () => Promise<string | false>; make(): Promise<Server> }[] = [
-  {
-    name: 'postgres',
-    async make() {
-      const database = await freshDatabase();
-      cleanups.push(database.drop);
-      const sql = (text: string) => withPool(database.url, async (pool) => (await pool.query(text)).rows);
-      await sql('CREATE TABLE keyed (n INTEGER PRIMARY KEY, pid INTEGER NOT NULL)');
-      return { url: database.url, sql };
-    },
-  },
-  {
-    name: 'mysql',
-    skip: mysqlSkip,
-    async make() {
-      const database = await freshMysqlDatabase();
-      cleanups.push(database.drop);
-      const sql = (text: string) => mysqlRows(database.url, text);
-      await sql('CREATE TABLE keyed (n INT PRIMARY KEY, pid INT NOT NULL) ENGINE=InnoDB');
-      return { url: database.url, sql };
-    },
-  },
-];
-
-for (const server of servers) {
-  test(`${server.name}: a worker partitioned mid-chunk past its lease is taken over; the job completes, every row once`, async (t) => {
-    const why = await server.skip?.();
-    if (why) return t.skip(why);
-    const { url, sql } = await server.make();
+// The SQL servers a worker reaches over the network (a SQLite file cannot be partitioned away).
+for (const store of sqlStores.filter((candidate) => candidate.name !== 'sqlite')) {
+  test(`${store.name}: a worker partitioned mid-chunk past its lease is taken over; the job completes, every row once`, {
+    skip: await store.skip(),
+  }, async (t) => {
+    const database = await store.database();
+    cleanups.push(() => database.drop());
+    const sql = (text: string) => database.rows(text);
+    await sql(
+      perStore(store.name, {
+        sqlite: '',
+        postgres: 'CREATE TABLE keyed (n INTEGER PRIMARY KEY, pid INTEGER NOT NULL)',
+        mysql: 'CREATE TABLE keyed (n INT PRIMARY KEY, pid INT NOT NULL) ENGINE=InnoDB',
+      }),
+    );
+    const url = database.store();
     const target = new URL(url);
     const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) });
     cleanups.push(() => proxy.close());

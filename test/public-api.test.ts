@@ -32,6 +32,7 @@ const ROOT = [
   'UsageError',
   'DriftError',
   'FencedError',
+  'HeldError',
   'JobFailedError',
   'LeaseHeldError',
   'StoreError',

@@ -1,4 +1,4 @@
-// Must-show 6: the reconciliation example is SIGKILLed several times mid-run and rerun until it
+// Guarantee 4: the reconciliation example is SIGKILLed several times mid-run and rerun until it
 // completes. Then every tenant's directory matches the desired state, every grant and revoke was
 // applied exactly once (the audit table has no unique key, so a double would show), and each
 // tenant's checkpointed tally agrees with the audit table.

@@ -1,4 +1,4 @@
-// Must-show 4: a flaky record succeeds on retry; a poison record lands in dead letters with its
+// Guarantee 8: a flaky record succeeds on retry; a poison record lands in dead letters with its
 // error; past the skip limit the run exits 1 and a rerun after a fix resumes from the last good
 // checkpoint; `ckpt dlq --retry` reprocesses and clears.
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Must-show (issue 12): the rework `ckpt runs` reports after a SIGKILL is never understated.
+// Guarantee 2 as reported: the rework `ckpt runs` reports after a SIGKILL is never understated.
 // A job is SIGKILLed 10 times, each time ≥ 1,000 records past its checkpoint; for each crashed
 // run, the records a later run redid (counted here from the job's own output) must be ≤ the
 // rework `ckpt runs --json` reports for it, and that report ≤ the truth plus one progress-mark

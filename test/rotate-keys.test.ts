@@ -1,6 +1,7 @@
-// Must-show 3: SIGKILL at each step boundary of examples/rotate-keys.ts (one kill per boundary,
+// Guarantee 4 on the key-rotation example: SIGKILL at each step boundary of examples/rotate-keys.ts (one kill per boundary,
 // each at a different app), and inside the service calls (effect done, not yet recorded) →
 // no app ends with two live keys or without a valid key, and no key is issued twice for an app.
+// The revoke phase first waits for a person's approval (ctx.approval): held, nothing revoked, then released.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,6 +28,35 @@ test('key rotation survives a SIGKILL at every step boundary', { timeout: 60_000
   const service = join(dir, 'keys.db');
   const args = ['run', join(repoRoot, 'examples', 'rotate-keys.ts'), '--store', `sqlite:${join(dir, 'store.db')}`, '--concurrency', '1'];
   args.push('--param', `apps=${APPS}`, '--param', `service=${service}`, '--quiet');
+  // The revoke phase waits for a person: held (exit 7) before any old key is revoked.
+  const held = await runCli(args);
+  assert.equal(held.code, 7, held.stderr);
+  assert.match(
+    held.stderr,
+    /held: approval point revoke-phase \(revoke the old key of each of 10 apps\).*ckpt approve rotate-keys --param apps=10 --param service=\S+ --point revoke-phase --by NAME --reason TEXT/,
+  );
+  const before = new DatabaseSync(service, { readOnly: true });
+  assert.equal(Number(before.prepare("SELECT count(*) AS n FROM keys WHERE status = 'revoked'").get()?.n), 0, 'nothing revoked before the approval');
+  before.close();
+  const store = `sqlite:${join(dir, 'store.db')}`;
+  const approve = await runCli([
+    'approve',
+    'rotate-keys',
+    '--store',
+    store,
+    '--param',
+    `apps=${APPS}`,
+    '--param',
+    `service=${service}`,
+    '--point',
+    'revoke-phase',
+    '--by',
+    'sec-lead',
+    '--reason',
+    'quarterly rotation',
+  ]);
+  assert.equal(approve.code, 0, approve.stderr);
+  assert.match(approve.stdout, /released point:revoke-phase of rotate-keys/);
   for (const [variable, point] of crashes) {
     const result = await runCli(args, { env: { [variable]: point } });
     assert.equal(result.signal, 'SIGKILL', `the run was killed at ${point}: exit ${result.code} ${result.stderr}`);

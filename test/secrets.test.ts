@@ -1,4 +1,4 @@
-// Must-show 6: a secret passed as a param and one returned by a step never appear in the store's
+// Secrets: a secret passed as a param and one returned by a step never appear in the store's
 // files, its events, the CLI output or the logs.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';

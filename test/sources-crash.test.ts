@@ -1,4 +1,4 @@
-// Must-show 2, one test per source: 100,000 records read by a real `ckpt run` child SIGKILLed at
+// Guarantees 1 to 3 for each source: 100,000 records read by a real `ckpt run` child SIGKILLed at
 // ≥ 10 random moments and resumed until complete; every record exactly once in `out` (written
 // through ctx.tx), every kill's rework within the checkpoint interval. The keyset source reads a
 // composite key with gaps on SQLite, PostgreSQL and MySQL/MariaDB; the CSV file has quoted
@@ -85,7 +85,7 @@ test('keyset source on SQLite: composite key with gaps, 100,000 rows, ≥ 10 SIG
 });
 
 // The output goes to a SQLite store: what is under test is the PostgreSQL source, and 100,000
-// ctx.tx round trips to PostgreSQL would double this file's time (crash-exactly-once-postgres
+// ctx.tx round trips to PostgreSQL would double this file's time (crash-exactly-once
 // covers ctx.tx on a PostgreSQL store).
 test('keyset source on PostgreSQL: composite key with gaps, 100,000 rows, ≥ 10 SIGKILLs, exactly once', { timeout: 240_000 }, async (t) => {
   const database = await freshDatabase('ckpt_keyset_crash');

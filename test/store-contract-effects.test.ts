@@ -1,4 +1,4 @@
-// The Store contract for issue 3 (effect journal, dead letters, shard inputs), run against every
+// The Store contract for effects (effect journal, dead letters, shard inputs), run against every
 // backend (CKPT_TEST_STORES selects them), like test/store-contract.test.ts.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';

@@ -1,82 +1,82 @@
-// Must-show 4: PostgreSQL is stopped for 5 s in the middle of a run and started again. The
-// workers retry with backoff, carry on from their checkpoints and finish; every row exactly once.
-// This test stops a server, so it starts its own instead of sharing the suite's.
+// A store's server stopped for 5 s in the middle of a run and started again (PostgreSQL, MariaDB):
+// the workers retry with backoff, carry on from their checkpoints and finish; every row exactly
+// once. Down longer than --store-retry-ms, they exit 1 with one line and a rerun completes. These
+// tests stop a server, so each store starts one of its own instead of sharing the suite's.
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fixture, isOneLineError, spawnCli } from './helpers/cli.ts';
-import { type EmbeddedServer, startEmbeddedPostgres, withPool } from './helpers/postgres.ts';
-import { postgresProbe } from './helpers/shard-output.ts';
+import { type OwnServer, restartableStores } from './helpers/sql-stores.ts';
 
 const SHARDS = 20;
 const RECORDS = 150;
 
-let server: EmbeddedServer | undefined;
-after(async () => {
-  await server?.destroy();
-});
+for (const store of restartableStores) {
+  describe(`${store.title} outage`, { skip: await store.skip() }, () => {
+    let server: OwnServer | undefined;
+    after(async () => {
+      await server?.destroy();
+    });
 
-test('PostgreSQL stopped for 5 s mid-run: the workers carry on, output exactly once', { timeout: 180_000 }, async (t) => {
-  server = await startEmbeddedPostgres();
-  const probe = postgresProbe(server.url, 'ckpt');
-  await probe.createOutput();
-  const env = { CKPT_TEST_SHARDS: String(SHARDS), CKPT_TEST_RECORDS: String(RECORDS), CKPT_TEST_SPIN_US: '1500', CKPT_TEST_SQL: 'postgres' };
-  const args = ['run', fixture('shard-job.ts'), '--store', probe.url, '--lease-ms', '2000', '--store-retry-ms', '60000'];
-  const workers = [spawnCli(args, { env }), spawnCli(args, { env })];
+    test(`${store.title} stopped for 5 s mid-run: the workers carry on, output exactly once`, { timeout: 180_000 }, async (t) => {
+      server = await store.startServer();
+      const probe = server.database.probe(store.name === 'postgres' ? 'ckpt' : 'ckpt_');
+      await probe.createOutput();
+      const env = { CKPT_TEST_SHARDS: String(SHARDS), CKPT_TEST_RECORDS: String(RECORDS), CKPT_TEST_SPIN_US: '1500' };
+      const args = ['run', fixture('shard-job.ts'), '--store', probe.url, '--lease-ms', '2000', '--store-retry-ms', '60000'];
+      const workers = [spawnCli(args, { env }), spawnCli(args, { env })];
 
-  const deadline = Date.now() + 60_000;
-  while ((await probe.rowCount()) < (SHARDS * RECORDS) / 4) {
-    assert.ok(Date.now() < deadline, 'the run did not get a quarter done in 60 s');
-    await sleep(50);
-  }
-  await server.stop();
-  const stoppedAt = Date.now();
-  await sleep(5000);
-  await server.start();
-  t.diagnostic(`PostgreSQL was down for ${Date.now() - stoppedAt} ms`);
-  const rowsAfterRestart = await probe.rowCount();
-  assert.ok(rowsAfterRestart < SHARDS * RECORDS, 'the outage came before the end of the run');
+      const deadline = Date.now() + 60_000;
+      while ((await probe.rowCount()) < (SHARDS * RECORDS) / 4) {
+        assert.ok(Date.now() < deadline, 'the run did not get a quarter done in 60 s');
+        await sleep(50);
+      }
+      await server.stop();
+      const stoppedAt = Date.now();
+      await sleep(5000);
+      await server.start();
+      t.diagnostic(`${store.title} was down for ${Date.now() - stoppedAt} ms`);
+      const rowsAfterRestart = await probe.rowCount();
+      assert.ok(rowsAfterRestart < SHARDS * RECORDS, 'the outage came before the end of the run');
 
-  const results = await Promise.all(workers.map((worker) => worker.done));
-  for (const result of results) assert.equal(result.code, 0, `a worker failed: ${result.stderr}`);
-  const retries = results.flatMap((result) => result.stdout.split('\n').filter((line) => line.includes('"store:retry"')));
-  assert.ok(retries.length > 0, 'the workers noticed the outage and retried');
-  const lostToStore = results.flatMap((result) => result.stdout.split('\n').filter((line) => line.includes('"shard:lost"')));
-  t.diagnostic(`${retries.length} store retries, ${lostToStore.length} shard runs resumed after the outage`);
+      const results = await Promise.all(workers.map((worker) => worker.done));
+      for (const result of results) assert.equal(result.code, 0, `a worker failed: ${result.stderr}`);
+      const retries = results.flatMap((result) => result.stdout.split('\n').filter((line) => line.includes('"store:retry"')));
+      assert.ok(retries.length > 0, 'the workers noticed the outage and retried');
+      const lostToStore = results.flatMap((result) => result.stdout.split('\n').filter((line) => line.includes('"shard:lost"')));
+      t.diagnostic(`${retries.length} store retries, ${lostToStore.length} shard runs resumed after the outage`);
 
-  const output = await probe.output();
-  assert.deepEqual(output.doubled.slice(0, 5), [], `${output.doubled.length} records written twice`);
-  assert.equal(output.distinct, SHARDS * RECORDS);
-  assert.equal(output.rows, SHARDS * RECORDS);
-  assert.deepEqual(await probe.shardStatuses(), { completed: SHARDS });
-});
+      const output = await probe.output();
+      assert.deepEqual(output.doubled.slice(0, 5), [], `${output.doubled.length} records written twice`);
+      assert.equal(output.distinct, SHARDS * RECORDS);
+      assert.equal(output.rows, SHARDS * RECORDS);
+      assert.deepEqual(await probe.shardStatuses(), { completed: SHARDS });
+    });
 
-test('PostgreSQL down longer than --store-retry-ms: exit 1 with one line, the rerun completes exactly once', { timeout: 120_000 }, async (t) => {
-  server ??= await startEmbeddedPostgres();
-  const probe = postgresProbe(server.url, 'ckpt_giveup');
-  await probe.createOutput().catch(() => undefined);
-  await withOutputCleared(server.url);
-  const env = { CKPT_TEST_SHARDS: '4', CKPT_TEST_RECORDS: '400', CKPT_TEST_SPIN_US: '1500', CKPT_TEST_SQL: 'postgres' };
-  const args = ['run', fixture('shard-job.ts'), '--store', probe.url, '--lease-ms', '2000', '--store-retry-ms', '1500', '--quiet'];
-  const worker = spawnCli(args, { env });
-  while ((await probe.rowCount()) < 200) await sleep(50);
-  await server.stop();
-  const result = await worker.done;
-  await server.start();
-  assert.equal(result.code, 1, result.stderr);
-  assert.ok(isOneLineError(result.stderr), result.stderr);
-  t.diagnostic(result.stderr.trim());
-  assert.match(result.stderr, /stayed unreachable for \d+ s .*run again to resume/);
+    test(`${store.title} down longer than --store-retry-ms: exit 1 with one line, the rerun completes exactly once`, { timeout: 120_000 }, async (t) => {
+      server ??= await store.startServer();
+      const probe = server.database.probe(store.name === 'postgres' ? 'ckpt_giveup' : 'ckpt_giveup_');
+      await probe.createOutput().catch(() => undefined);
+      // This test shares the server (and its `out` table) with the one above: start it empty.
+      await server.database.rows('TRUNCATE "out"');
+      const env = { CKPT_TEST_SHARDS: '4', CKPT_TEST_RECORDS: '400', CKPT_TEST_SPIN_US: '1500' };
+      const args = ['run', fixture('shard-job.ts'), '--store', probe.url, '--lease-ms', '2000', '--store-retry-ms', '1500', '--quiet'];
+      const worker = spawnCli(args, { env });
+      while ((await probe.rowCount()) < 200) await sleep(50);
+      await server.stop();
+      const result = await worker.done;
+      await server.start();
+      assert.equal(result.code, 1, result.stderr);
+      assert.ok(isOneLineError(result.stderr), result.stderr);
+      t.diagnostic(result.stderr.trim());
+      assert.match(result.stderr, /stayed unreachable for \d+ s .*run again to resume/);
 
-  const rerun = await spawnCli(args, { env }).done;
-  assert.equal(rerun.code, 0, rerun.stderr);
-  const output = await probe.output();
-  assert.deepEqual(output.doubled.slice(0, 5), []);
-  assert.equal(output.distinct, 1600);
-  assert.equal(output.rows, 1600);
-});
-
-/** The give-up test shares the server (and its `out` table) with the first one: start it empty. */
-async function withOutputCleared(url: string): Promise<void> {
-  await withPool(url, (pool) => pool.query('TRUNCATE out'));
+      const rerun = await spawnCli(args, { env }).done;
+      assert.equal(rerun.code, 0, rerun.stderr);
+      const output = await probe.output();
+      assert.deepEqual(output.doubled.slice(0, 5), []);
+      assert.equal(output.distinct, 1600);
+      assert.equal(output.rows, 1600);
+    });
+  });
 }

@@ -1,4 +1,4 @@
-// Issue 19, item 11: a host whose clock runs an hour ahead must not reorder the event log or put
+// Times on the database's clock: a host whose clock runs an hour ahead must not reorder the event log or put
 // an hour into `ckpt status`. Events are listed in the order they were appended (the chain's), and
 // stamped on the store's (the database's) clock: the worker's time moved by the offset its store
 // measured at open; ages are measured on the database's clock too.

@@ -1,4 +1,4 @@
-// Must-show 3: a worker SIGSTOPped past its lease is a zombie. Another worker takes its shard and
+// Guarantees 3 and 5 (fencing): a worker SIGSTOPped past its lease is a zombie. Another worker takes its shard and
 // resumes from its last checkpoint; when the zombie is SIGCONTed, whatever it tries to commit —
 // checkpoint and ctx.tx rows together — is rejected by the fencing token, it emits shard:lost,
 // and every record's row is in the output exactly once.
@@ -6,9 +6,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fixture, spawnCli, waitForOutput } from './helpers/cli.ts';
-import { freshMysqlDatabase, mysqlSkip } from './helpers/mysql.ts';
-import { freshDatabase } from './helpers/postgres.ts';
-import { mysqlProbe, postgresProbe, type ShardStoreProbe } from './helpers/shard-output.ts';
+import { type SqlStore, sqlStores } from './helpers/sql-stores.ts';
 
 const RECORDS = 1500;
 const LEASE_MS = 1000;
@@ -26,23 +24,11 @@ async function until(what: string, check: () => Promise<boolean>, ms = 30_000): 
   }
 }
 
-/** A fresh database on each SQL server that can coordinate workers. */
-const servers: Record<string, () => Promise<ShardStoreProbe>> = {
-  async postgres() {
-    const database = await freshDatabase();
-    cleanups.push(database.drop);
-    return postgresProbe(database.url, 'ckpt');
-  },
-  async mysql() {
-    const database = await freshMysqlDatabase();
-    cleanups.push(database.drop);
-    return mysqlProbe(database.url, 'ckpt_');
-  },
-};
-
 /** Returns the reason the zombie gave in its shard:lost event. */
-async function zombieScenario(server: keyof typeof servers, zombieArgs: string[]): Promise<string> {
-  const probe = await (servers[server] as () => Promise<ShardStoreProbe>)();
+async function zombieScenario(store: SqlStore, zombieArgs: string[]): Promise<string> {
+  const database = await store.database();
+  cleanups.push(() => database.drop());
+  const probe = database.probe();
   await probe.createOutput();
   const env = { CKPT_TEST_SHARDS: '1', CKPT_TEST_RECORDS: String(RECORDS), CKPT_TEST_SPIN_US: '2000' };
   const args = ['run', fixture('shard-job.ts'), '--store', probe.url, '--lease-ms', String(LEASE_MS)];
@@ -85,22 +71,26 @@ async function zombieScenario(server: keyof typeof servers, zombieArgs: string[]
   return String(lost[0].data.reason);
 }
 
-for (const server of Object.keys(servers) as (keyof typeof servers)[]) {
-  const skip = server === 'mysql' ? await mysqlSkip() : false;
+// The SQL servers that coordinate workers over the network (a SQLite file has no server to freeze against).
+for (const store of sqlStores.filter((candidate) => candidate.name !== 'sqlite')) {
+  const skip = await store.skip();
 
-  test(`${server}: a SIGSTOPped worker past its lease is fenced when it wakes: shard:lost, output exactly once`, { timeout: 120_000, skip }, async (t) => {
+  test(`${store.title}: a SIGSTOPped worker past its lease is fenced when it wakes: shard:lost, output exactly once`, { timeout: 120_000, skip }, async (t) => {
     // Its heartbeat or its next checkpoint finds out first, whichever comes first after SIGCONT.
-    const reason = await zombieScenario(server, []);
+    const reason = await zombieScenario(store, []);
     t.diagnostic(`the zombie was stopped by: ${reason}`);
   });
 
-  test(`${server}: with no heartbeat due, the zombie's next checkpoint is what is rejected, with its ctx.tx rows`, { timeout: 120_000, skip }, async () => {
+  test(`${store.title}: with no heartbeat due, the zombie's next checkpoint is what is rejected, with its ctx.tx rows`, {
+    timeout: 120_000,
+    skip,
+  }, async () => {
     // Checkpoints every 10 records renew the lease; a heartbeat a minute apart never comes first.
     // The zombie's checkpoint is refused by the fencing token, or, when the freeze outlasted its
     // transaction's bound (max(lease, 5 s), issue 19 item 9: the server ends a session silent that
     // long, so a frozen worker's row locks cannot block its successor), its first statement finds
     // the session gone. Either way its chunk is discarded, which zombieScenario checks row by row.
-    const reason = await zombieScenario(server, ['--heartbeat-ms', '60000']);
+    const reason = await zombieScenario(store, ['--heartbeat-ms', '60000']);
     assert.match(reason, /fencing token \d+ is stale|the store was unreachable/);
   });
 }

@@ -7,8 +7,7 @@ import type { EffectGuards } from './effects/effects.ts';
  * (`maxPercent` of the shard source's `total`), and the command that releases a hold (secret
  * params left for the operator to fill in).
  */
-export function effectGuards(job: AnyJob, params: unknown, total: number | undefined): EffectGuards | undefined {
-  if (job.limits === undefined && job.approvals === undefined) return undefined;
+export function effectGuards(job: AnyJob, params: unknown, total: number | undefined): EffectGuards {
   const limits = new Map<string, number>();
   for (const [kind, spec] of Object.entries(job.limits ?? {})) {
     if (spec.max !== undefined) {

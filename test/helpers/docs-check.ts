@@ -80,7 +80,7 @@ export function checkPage(root: string, page: string, markdown: string, api: Api
 
 /**
  * The repository paths a page names in code spans (`src/…`, `test/…`, `examples/…`, …; a glob
- * such as `test/adversarial-*.test.ts` too) that name nothing: a file moved or renamed since.
+ * such as `src/source/*.test.ts` too) that name nothing: a file moved or renamed since.
  * `ignored` says which of them are generated and gitignored (`docs/api/`), which need not exist.
  */
 export function missingPaths(root: string, page: string, markdown: string, ignored: (paths: string[]) => Set<string>): string[] {

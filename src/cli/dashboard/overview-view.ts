@@ -2,7 +2,7 @@ import { combinedLag } from '../follower-lag.ts';
 import { redactJson, redactText } from './redact.ts';
 import type { Overview } from './store-reader.ts';
 
-export type InstanceState = 'running' | 'stalled' | 'completed' | 'resumable' | 'pending';
+export type InstanceState = 'running' | 'stalled' | 'completed' | 'resumable' | 'pending' | 'held';
 
 /** The JSON behind the list of instances: one line each, newest first. */
 export function overviewView(overview: Overview, isDeadWorker: (worker: string, node: string | null) => boolean) {
@@ -19,16 +19,19 @@ export function overviewView(overview: Overview, isDeadWorker: (worker: string, 
       }
       const live = [...workers.values()].some((worker) => !worker.dead);
       // Shards marked running with no live holder: their workers died and nobody has reaped them yet.
+      const held = overview.holds.get(status.instance.id);
       const state: InstanceState =
-        status.instance.status === 'completed'
-          ? 'completed'
-          : live
-            ? 'running'
-            : status.shards.running > 0
-              ? 'stalled'
-              : status.processed > 0 || status.shards.completed > 0
-                ? 'resumable'
-                : 'pending';
+        held !== undefined
+          ? 'held'
+          : status.instance.status === 'completed'
+            ? 'completed'
+            : live
+              ? 'running'
+              : status.shards.running > 0
+                ? 'stalled'
+                : status.processed > 0 || status.shards.completed > 0
+                  ? 'resumable'
+                  : 'pending';
       return {
         id: status.instance.id,
         job: status.instance.job,
@@ -41,6 +44,8 @@ export function overviewView(overview: Overview, isDeadWorker: (worker: string, 
         workers: [...workers.values()],
         /** How far its followers are behind their sources' heads (records summed, the longest time); null when none reports it. */
         lag: live ? combinedLag(overview.lags.get(status.instance.id) ?? []) : null,
+        /** Which guard holds it, how far, the approvals so far, what to run next (held instances only). */
+        holds: held === undefined ? [] : held.map((text) => redactText(text)),
       };
     }),
   };

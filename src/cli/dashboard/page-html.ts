@@ -26,7 +26,7 @@ export const PAGE_HTML = `<!doctype html>
   .badge { display: inline-block; padding: 0 7px; border-radius: 9px; font-size: 12px; font-weight: 600; background: #eaecf0; color: #344054; }
   .badge.running { background: #dbeafe; color: var(--run); } .badge.completed { background: #d1fadf; color: var(--ok); }
   .badge.crashed, .badge.failed, .badge.dead { background: #fee4e2; color: var(--bad); }
-  .badge.interrupted, .badge.lost, .badge.stalled, .badge.resumable { background: #fef0c7; color: var(--warn); }
+  .badge.interrupted, .badge.lost, .badge.stalled, .badge.resumable, .badge.held { background: #fef0c7; color: var(--warn); }
   .bar { position: relative; width: 180px; height: 10px; background: var(--bar); border-radius: 5px; overflow: hidden; display: inline-block; vertical-align: middle; }
   .bar > span { position: absolute; top: 0; bottom: 0; left: 0; }
   .bar > .flight { background: var(--flight); } .bar > .done { background: var(--done); }

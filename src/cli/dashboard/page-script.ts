@@ -78,7 +78,8 @@ export const PAGE_SCRIPT = String.raw`'use strict';
         td(esc(i.job)) + td('<span class="mono">' + esc(params(i.params)) + '</span>') + td(String(i.generation), 'num') + td(badge(i.state)) +
         td(count(i.shards.completed) + ' / ' + count(i.shards.total), 'num') +
         td(count(i.processed), 'num') + td(age(i.lastCheckpointAt, o.now)) + td(workers) +
-        '<td class="num" data-lag="' + (i.lag ? i.lag.records : '') + '">' + lag(i.lag) + '</td></tr>';
+        '<td class="num" data-lag="' + (i.lag ? i.lag.records : '') + '">' + lag(i.lag) + '</td></tr>' +
+        (i.holds && i.holds.length ? '<tr class="hold" data-hold-of="' + i.id + '"><td colspan="9" class="note">' + i.holds.map(esc).join('<br>') + '</td></tr>' : '');
     });
     $('instances').innerHTML = table(['job', 'params', 'gen', 'state', 'shards done', 'checkpointed', 'last checkpoint', 'held by', 'lag'], rows,
       'No job has run on this store yet: start one with ckpt run <job-file>.') +

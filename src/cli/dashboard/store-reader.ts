@@ -1,3 +1,4 @@
+import { describeHold } from '../../job/hold-text.ts';
 import type { ChainHead, DeadLetter, InstanceInfo, InstanceStatus, RunInfo, ShardInfo, Store, StoredEvent } from '../../store/store.ts';
 import { type FollowerLag, followerLags } from '../follower-lag.ts';
 
@@ -26,6 +27,8 @@ export interface Overview {
   older: number;
   /** The lag its running followers last reported, by instance id (instances being worked on only). */
   lags: ReadonlyMap<number, FollowerLag[]>;
+  /** What holds each held instance's generation, said as `ckpt status` says it (instances a guard holds only). */
+  holds: ReadonlyMap<number, string[]>;
   readAt: number;
 }
 
@@ -123,7 +126,12 @@ export class StoreReader {
     );
     // The store's clock (the database's), which stamped leases and checkpoints: a dashboard host
     // whose clock is off must not show live workers dead, or ages an hour out.
-    return { location: this.#store.location, statuses, older: instances.length - shown.length, lags, readAt: await this.#store.now() };
+    const holds = new Map<number, string[]>();
+    for (const status of statuses) {
+      const open = (await this.#store.holds(status.instance.id, status.instance.generation)).filter((hold) => hold.releasedAt === null);
+      if (open.length > 0) holds.set(status.instance.id, open.map(describeHold));
+    }
+    return { location: this.#store.location, statuses, older: instances.length - shown.length, lags, holds, readAt: await this.#store.now() };
   }
 
   async #readInstance(instance: InstanceInfo): Promise<InstanceData> {

@@ -3,22 +3,18 @@ import type { JsonValue } from '../../json.ts';
 import type { RunProgress } from '../../store/store.ts';
 import { describeJobError } from '../code-location.ts';
 import { jobFileOf } from '../define.ts';
-import type { Rework } from '../policy/progress-mark.ts';
 import type { CheckpointBoundary } from '../record/checkpoint-boundary.ts';
 import type { RecordLoop } from '../record/record-loop.ts';
+import type { ReworkClock } from './rework-clock.ts';
 import type { ShardResult, ShardRunInput } from './shard-types.ts';
 
 export interface ShardEndInput {
   input: ShardRunInput;
-  shard: string;
   boundary: CheckpointBoundary;
   loop: RecordLoop;
+  /** The checkpoint's position this run resumed from. */
   resumedFrom: JsonValue | null;
-  /** The shard total this run resumed from (its checkpoint's count). */
-  startProcessed: number;
-  rework: number;
-  redo: Rework;
-  reworkMs: number;
+  rework: ReworkClock;
   /** Unregisters the run's last words (its exact progress, written if the process exits at once). */
   forgetLastWords: () => void;
   /** Records this run sent to dead letters. */
@@ -35,8 +31,9 @@ export interface ShardEndInput {
  * the shard given up (lost to another worker, or to the store). Every path releases the lease.
  */
 export async function endShard(end: ShardEndInput): Promise<ShardResult> {
-  const { input, shard, boundary, loop } = end;
+  const { input, boundary, loop, rework } = end;
   const { store, lease, emit, policy } = input;
+  const shard = lease.shard;
   // Every way out builds its result once the run's row is final: from then on no last words.
   const result = (outcome: ShardResult['outcome'], error?: string, cause?: unknown): ShardResult => {
     end.forgetLastWords();
@@ -48,9 +45,7 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
       processed: boundary.committed,
       position: boundary.position,
       resumedFrom: end.resumedFrom,
-      rework: end.rework,
-      ...(end.rework > 0 ? { reworkAtMost: end.redo.atMost, reworkMarkStep: end.redo.markStep } : {}),
-      reworkMs: end.reworkMs,
+      ...rework.result(),
       interval: { ms: Number.isFinite(chosen.ms) ? chosen.ms : null, records: chosen.records ?? null, reason: chosen.reason },
       checkpoints: boundary.checkpoints,
       checkpointMs: boundary.checkpointMs,
@@ -138,12 +133,12 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
       await boundary.commit(loop.progress(), true, drainStarted);
       // The shard's size is known now: an earlier run cannot have done more past the checkpoint
       // than there was, whatever its progress mark (a ceiling) said.
-      end.rework = Math.min(end.rework, Math.max(0, loop.processed - end.startProcessed));
+      rework.clamp(loop.processed);
       // The commit ended the run with the checkpoint time before its own (a commit cannot write
       // how long it takes): the release writes the total, so the row agrees with the summary. The
       // shard is already complete: a store failing here costs only that figure, not the outcome.
       const { checkpoints, checkpointMs } = boundary;
-      await store.release(lease, 'completed', { checkpoints, checkpointMs, rework: end.rework }).catch(() => undefined);
+      await store.release(lease, 'completed', { checkpoints, checkpointMs, rework: rework.records }).catch(() => undefined);
       await emit('shard:complete', { shard, processed: loop.processed }, lease.runId);
       await emit('run:end', { shard, runId: lease.runId, outcome: 'completed', processed: loop.processed, position: boundary.position }, lease.runId);
       return result('completed');

@@ -15,6 +15,7 @@ import type { Emit } from '../record/record-run.ts';
 import { Baton } from '../tx/baton.ts';
 import { checkDrift, RestartForDrift } from './drift.ts';
 import { codeIdentity } from './job-identity.ts';
+import { ReworkClock } from './rework-clock.ts';
 import { runSetup } from './setup.ts';
 import { endShard } from './shard-end.ts';
 import type { ShardResult, ShardRunInput } from './shard-types.ts';
@@ -123,7 +124,6 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
     (run) => run.shard === shard && run.generation === lease.generation && run.id < lease.runId,
   );
   const redo = reworkAfter(earlier, checkpoint?.processed ?? 0);
-  const rework = redo.records;
 
   let state = (checkpoint?.state ?? job.initialState?.({ params: input.params, shard }) ?? {}) as JsonObject;
   if (drift !== undefined && checkpoint !== undefined && job.migrate !== undefined) {
@@ -136,9 +136,7 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
   const resumed = { position: checkpoint?.position ?? null, processed: checkpoint?.processed ?? 0 };
   const resumedFrom = resumed.position;
   const started = performance.now();
-  // Rework is timed until the shard total passes where the crashed run got to.
-  const reworkUntil = resumed.processed + rework;
-  let reworkMs: number | undefined = rework > 0 ? undefined : 0;
+  const rework = new ReworkClock(redo, resumed.processed, started);
   /** A follower's lag as last measured, reported with the heartbeat's stats (`ckpt status --json`). */
   let lag: { records: number; ms?: number; at: number } | undefined;
   const runStats = () => {
@@ -149,20 +147,29 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
       intervalMs: Number.isFinite(chosen.ms) ? chosen.ms : null,
       intervalRecords: chosen.records ?? null,
       intervalReason: chosen.reason,
-      ...(rework > 0 ? { reworkMs: reworkMs ?? null, reworkAtMost: redo.atMost, reworkMarkStep: redo.markStep, reworkFromRun: redo.fromRun } : {}),
+      ...rework.stats(),
     };
   };
 
   // Not retried: if the store is unreachable now, the first commit finds out and ends the run.
   // With the stats: a run killed before its first periodic heartbeat still says whose work it redid.
-  await store.heartbeat(lease, { resumedFrom, rework, markProcessed: resumed.processed, stats: runStats() }).catch((error: unknown) => {
+  await store.heartbeat(lease, { resumedFrom, rework: redo.records, markProcessed: resumed.processed, stats: runStats() }).catch((error: unknown) => {
     if (!isTransientStoreError(error)) throw error;
   });
   if (checkpoint === undefined) await emit('run:start', { shard, worker: lease.worker, runId: lease.runId, total }, lease.runId);
   else
     await emit(
       'run:resume',
-      { shard, worker: lease.worker, runId: lease.runId, position: resumedFrom, processed: resumed.processed, rework, reworkAtMost: redo.atMost, total },
+      {
+        shard,
+        worker: lease.worker,
+        runId: lease.runId,
+        position: resumedFrom,
+        processed: resumed.processed,
+        rework: redo.records,
+        reworkAtMost: redo.atMost,
+        total,
+      },
       lease.runId,
     );
 
@@ -223,7 +230,6 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
       stop,
       baton,
       chunk: boundary,
-      boundary,
       cursor,
       marker,
       concurrency: input.concurrency,
@@ -250,11 +256,7 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
     },
     resumed,
   );
-  if (reworkMs === undefined) {
-    loop.at(reworkUntil, () => {
-      reworkMs = performance.now() - started - boundary.checkpointMs;
-    });
-  }
+  rework.watch(loop, boundary);
   forgetEarlyWords();
   const forgetLastWords = onStopAtOnce(() => marker.final(loop.processed + loop.inFlight));
   let lagAsked = 0;
@@ -295,18 +297,14 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
     input.signal?.removeEventListener('abort', onExternalStop);
     await cursor.close();
   }
-  if (reworkMs === undefined) reworkMs = performance.now() - started - boundary.checkpointMs;
+  rework.stop(boundary);
   return endShard({
     input,
-    shard,
     boundary,
     loop,
     resumedFrom,
-    startProcessed: resumed.processed,
     rework,
-    redo,
     forgetLastWords,
-    reworkMs,
     deadLetters: deadLetters.count - deadLettersBefore,
     lostReason,
     runStats,

@@ -158,7 +158,9 @@ export function pgChanges(options: PgChangesOptions): Source<PgChange, PgChangeP
           // handed out since comes again and is passed over.
           const fresh = recordsOf(rows, decoder).filter((item) => last === undefined || comparePositions(item.position, last) > 0);
           const atEnd = rows.length < limit;
-          limit = rows.length + count;
+          // Each peek decodes again from the slot's confirmed point: the window grows by doubling,
+          // so the changes read between two checkpoints are decoded about twice, not once a page.
+          limit = Math.max(rows.length + count, 2 * rows.length);
           if (fresh.length > 0) {
             last = (fresh.at(-1) as SourceItem<PgChange, PgChangePosition>).position;
             quiet = 0;

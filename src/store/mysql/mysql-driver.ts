@@ -1,8 +1,7 @@
-import { StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
+import { StoreError, UsageError } from '../../errors.ts';
 import type { Row } from '../rows.ts';
 import { PooledDriver } from '../sql/pooled-driver.ts';
 import type { SqlResult } from '../sql/sql-driver.ts';
-import { describeDriverError } from '../transient.ts';
 import { mysqlDialect } from './mysql-dialect.ts';
 
 /**
@@ -81,15 +80,6 @@ export const isTransientMysqlError = (error: unknown): boolean => mysqlDialect.i
 
 /** A driver error that left the connection unusable (mysql2 marks those `fatal`). */
 export const isFatalMysqlError = (error: unknown): boolean => mysqlDialect.isFatal(error);
-
-/** Transient driver errors become StoreUnavailableError (retried by the runner); others pass through. */
-export function wrapMysqlError(error: unknown, location: string): unknown {
-  if (error instanceof StoreUnavailableError || !isTransientMysqlError(error)) return error;
-  return new StoreUnavailableError(
-    `the MySQL store ${location} is unreachable: ${describeDriverError(error)}; check that the server is up and the URL is right, then run again`,
-    { cause: error },
-  );
-}
 
 export interface MysqlUrlParts {
   /** The URL for the driver: our own parameters taken out. */
@@ -216,11 +206,6 @@ export class MysqlDriver extends PooledDriver<MysqlPool> {
     if (batchPool !== undefined) await (await batchPool.catch(() => undefined))?.end().catch(() => undefined);
   }
 
-  /** The journal's and the migrations' name for `prefix`. */
-  get p(): string {
-    return this.prefix;
-  }
-
   /** One statement on any pooled connection (autocommit); driver errors become the store's. */
   async run(sql: string, values?: unknown[]): Promise<MysqlResult> {
     try {
@@ -228,10 +213,6 @@ export class MysqlDriver extends PooledDriver<MysqlPool> {
     } catch (error) {
       throw this.wrap(error);
     }
-  }
-
-  wrap(error: unknown): unknown {
-    return wrapMysqlError(error, this.location);
   }
 
   /** Runs `work` in its own short transaction on one connection. */

@@ -5,7 +5,7 @@ import { appendChained } from './mysql-history.ts';
 
 /** The guards' SQL (sql/guards.ts) as MySQL/MariaDB speaks it: `?` already, `{t}` the table prefix. */
 export function mysqlGuardDialect(db: MysqlDriver): GuardDialect {
-  const p = db.p;
+  const p = db.prefix;
   return {
     transaction: (work) => db.transaction((on) => work(guardTx(db, on))),
     rows: (sql, values) => db.rows(sql.replaceAll('{t}', p), values),
@@ -20,7 +20,7 @@ export function mysqlGuardDialect(db: MysqlDriver): GuardDialect {
 /** A transaction's connection as GuardTx: statements, and chained appends under the head's row lock. */
 export function guardTx(db: MysqlDriver, on: MysqlQueryable): GuardTx {
   return {
-    rows: async (sql, values) => (await on.query(sql.replaceAll('{t}', db.p), values)).rows,
+    rows: async (sql, values) => (await on.query(sql.replaceAll('{t}', db.prefix), values)).rows,
     chain: (instanceId, generation, events) => appendChained(db, on, instanceId, generation, events),
   };
 }

@@ -3,13 +3,13 @@ import { chainGenerations, GENESIS, type GenerationEvent } from '../audit-chain.
 import { completions, entryKey, fenceBatch, isStale, type ShardHolder } from '../journal-fence.ts';
 import { type Row, toEffect } from '../rows.ts';
 import { limitBatch } from '../sql/guards.ts';
-import type { ChainHead, EffectEntry, EffectJournalParts, EffectScope, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
+import type { ChainHead, EffectEntry, EffectJournalParts, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
 import { boundIdleWait, FROZEN_SESSION_MS, type MysqlDriver, type MysqlPool, type MysqlQueryable, NOW, RESTORE_WAIT } from './mysql-driver.ts';
 import { guardTx, mysqlGuardDialect } from './mysql-guards.ts';
 import { eventRow } from './mysql-history.ts';
 
 /** Effect keys are found by their sha256: a key can be longer than an index allows. */
-function keyHash(key: string): string {
+export function keyHash(key: string): string {
   return createHash('sha256').update(key).digest('hex');
 }
 
@@ -68,23 +68,13 @@ function insertRows(head: string, row: string, values: unknown[][], tail: string
  * COMMIT, the second commits, once the answers show the guesses it was built on held. Where the
  * store has no such pool (it was handed one), the same statements go one at a time.
  */
-export class MysqlJournal implements EffectJournalParts {
+export class MysqlJournal implements Pick<EffectJournalParts, 'journal'> {
   readonly #db: MysqlDriver;
   /** The chain head each instance had after this process's last batch: the fast way links from it. */
   readonly #heads = new Map<number, ChainHead>();
 
   constructor(driver: MysqlDriver) {
     this.#db = driver;
-  }
-
-  async effect(scope: EffectScope, key: string): Promise<EffectEntry | undefined> {
-    const rows = await this.#db.rows(`SELECT * FROM ${this.#db.p}effects WHERE instance_id = ? AND generation = ? AND key_hash = ?`, [
-      scope.instanceId,
-      scope.generation,
-      keyHash(key),
-    ]);
-    const row = rows[0];
-    return row === undefined ? undefined : toEffect(key, row);
   }
 
   async journal(instanceId: number, writes: readonly JournalWrite[], fence?: JournalFence): Promise<JournalOutcome[]> {
@@ -96,7 +86,7 @@ export class MysqlJournal implements EffectJournalParts {
       if (outcomes !== undefined) return outcomes;
     }
     return this.#db.transaction(async (on) => {
-      const p = this.#db.p;
+      const p = this.#db.prefix;
       const fenced = await this.#fence(on, instanceId, writes, fence);
       // Effect limits: counted under the counters' row locks, before any claim is written.
       const limited = await limitBatch(guardTx(this.#db, on), mysqlGuardDialect(this.#db), instanceId, fenced.writes);
@@ -116,7 +106,7 @@ export class MysqlJournal implements EffectJournalParts {
    * then, and decides.
    */
   async #fast(instanceId: number, writes: readonly JournalWrite[], fence: JournalFence | undefined, head: ChainHead): Promise<JournalOutcome[] | undefined> {
-    const p = this.#db.p;
+    const p = this.#db.prefix;
     const events = writes.flatMap((write) => write.events.map((event) => ({ generation: write.scope.generation, event })));
     const chained = chainGenerations(instanceId, head, events, this.#db.chainKey(), this.#db.clockOffsetMs);
     const statements: Statement[] = [];
@@ -213,7 +203,7 @@ export class MysqlJournal implements EffectJournalParts {
   ): Promise<{ writes: readonly JournalWrite[]; answer: (applied: readonly JournalOutcome[]) => JournalOutcome[] }> {
     const same = { writes, answer: (applied: readonly JournalOutcome[]) => [...applied] };
     if (fence === undefined) return same;
-    const p = this.#db.p;
+    const p = this.#db.prefix;
     const holder = holderOf((await on.query(`SELECT lease_token, run_id FROM ${p}shards WHERE id = ? LOCK IN SHARE MODE`, [fence.shardId])).rows[0]);
     if (!isStale(fence, holder)) return same;
     const done = completions(writes);
@@ -229,7 +219,7 @@ export class MysqlJournal implements EffectJournalParts {
 
   /** The batch's statements in the caller's transaction, the chain head locked and `head`: claims look for entries first. */
   async #locked(on: MysqlQueryable, instanceId: number, writes: readonly JournalWrite[], head: ChainHead): Promise<JournalOutcome[]> {
-    const p = this.#db.p;
+    const p = this.#db.prefix;
     const existing = new Map<string, EffectEntry>();
     const claims = writes.filter((write): write is Keyed => write.kind === 'claim');
     if (claims.length > 0) {
@@ -257,7 +247,7 @@ export class MysqlJournal implements EffectJournalParts {
 
   /** The entries `writes` make, `fresh` being the claims that write one: multi-row statements, none for a kind the batch lacks. */
   #effectWrites(instanceId: number, writes: readonly JournalWrite[], fresh: readonly Keyed[]): Statement[] {
-    const p = this.#db.p;
+    const p = this.#db.prefix;
     const of = (kind: JournalWrite['kind']) => writes.filter((write): write is Keyed => write.kind === kind);
     const statements: Statement[] = [];
     if (fresh.length > 0) {
@@ -303,7 +293,7 @@ export class MysqlJournal implements EffectJournalParts {
   /** The chained events in one multi-row insert: ids follow the events' order. */
   #eventInsert(instanceId: number, rows: ReturnType<typeof chainGenerations>['rows']): Statement {
     return insertRows(
-      `INSERT INTO ${this.#db.p}events (instance_id, generation, run_id, shard, type, at, data, seq, prev_hash, hash, keyed) VALUES`,
+      `INSERT INTO ${this.#db.prefix}events (instance_id, generation, run_id, shard, type, at, data, seq, prev_hash, hash, keyed) VALUES`,
       '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       rows.map((row) => eventRow(instanceId, row.generation, row)),
       '',

@@ -264,7 +264,7 @@ function alreadyApplied(error: unknown): void {
 
 async function migrateUnderLock(driver: MysqlDriver): Promise<void> {
   const supported = mysqlMigrations.at(-1)?.id ?? 0;
-  const p = driver.p;
+  const p = driver.prefix;
   const lockName = `ckpt:${createHash('sha256').update(`${driver.database}.${p}`).digest('hex').slice(0, 40)}`;
   const connection = await (await driver.pool()).getConnection();
   let broken = false;

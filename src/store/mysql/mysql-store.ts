@@ -5,7 +5,7 @@ import { sqlStoreParts } from '../sql/sql-store.ts';
 import { MysqlDriver, type MysqlPool, type MysqlStoreOptions } from './mysql-driver.ts';
 import { mysqlGuardDialect } from './mysql-guards.ts';
 import { appendChained } from './mysql-history.ts';
-import { MysqlJournal } from './mysql-journal.ts';
+import { keyHash, MysqlJournal } from './mysql-journal.ts';
 import { migrateMysql } from './mysql-migrations.ts';
 import { MysqlTx } from './mysql-tx.ts';
 
@@ -36,6 +36,7 @@ function mysqlOwn(driver: MysqlDriver): SqlBackend<MysqlPool> {
     migrate: () => migrateMysql(driver),
     Tx: MysqlTx,
     journal: new MysqlJournal(driver),
+    effectKey: (key) => ({ column: 'key_hash', value: keyHash(key) }),
     changes: pollForChanges,
     appendChained: append,
     guards: new SqlGuards(mysqlGuardDialect(driver)),

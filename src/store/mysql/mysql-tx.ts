@@ -41,7 +41,7 @@ export class MysqlTx extends SqlTx<MysqlConnection> {
   override async query(text: string, params: unknown[] = []): Promise<MysqlResult> {
     if (this.broken !== undefined) throw this.wrap(this.broken);
     const result = (await super.query(text, params)) as MysqlResult;
-    if (result.inTransaction === false) {
+    if (!this.dialect.transactionalDdl && result.inTransaction === false) {
       this.broken = new StoreError(
         `the statement ${JSON.stringify(text.slice(0, 60))} ended the job's transaction (MySQL commits DDL and LOCK TABLES by itself); ` +
           'run such statements outside ctx.tx, before the job starts',

@@ -1,9 +1,8 @@
-import { StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
-import type { Row } from '../rows.ts';
+import { UsageError } from '../../errors.ts';
 import { PooledDriver } from '../sql/pooled-driver.ts';
 import type { SqlQueryable, SqlResult } from '../sql/sql-driver.ts';
 import type { ChainHead } from '../store-types.ts';
-import { describeDriverError, isTransientStoreError } from '../transient.ts';
+import { isTransientStoreError } from '../transient.ts';
 import { postgresDialect } from './postgres-dialect.ts';
 
 /**
@@ -109,11 +108,6 @@ export class PostgresDriver extends PooledDriver<PgPool> {
     this.schema = schema;
   }
 
-  /** The journal's name for `prefix` (it is written in its own `$n` SQL). */
-  get s(): string {
-    return this.prefix;
-  }
-
   /** One statement on any pooled connection; driver errors become the store's. */
   async run(sql: string, values: unknown[] = []): Promise<SqlResult> {
     try {
@@ -121,23 +115,6 @@ export class PostgresDriver extends PooledDriver<PgPool> {
     } catch (error) {
       throw this.wrap(error);
     }
-  }
-
-  /** The journal's name for `rows`. */
-  query(sql: string, values: unknown[] = []): Promise<Row[]> {
-    return this.rows(sql, values);
-  }
-
-  /** "Unreachable" driver errors become StoreUnavailableError, which the retry wrapper retries. */
-  wrap(error: unknown): unknown {
-    if (error instanceof StoreError || error instanceof StoreUnavailableError) return error;
-    if (isTransientStoreError(error)) {
-      return new StoreUnavailableError(
-        `the PostgreSQL store ${this.location} is unreachable: ${describeDriverError(error)}; check that the server is up and the URL is right, then run again`,
-        { cause: error },
-      );
-    }
-    return error;
   }
 
   /** Runs `work` in its own short transaction on one connection. */

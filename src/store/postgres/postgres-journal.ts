@@ -4,7 +4,7 @@ import { chainGenerations, GENESIS, type GenerationEvent } from '../audit-chain.
 import { completions, entryKey, fenceBatch, isStale } from '../journal-fence.ts';
 import { type Row, toEffect } from '../rows.ts';
 import { limitBatch } from '../sql/guards.ts';
-import type { ChainHead, EffectEntry, EffectJournalParts, EffectScope, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
+import type { ChainHead, EffectEntry, EffectJournalParts, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
 import { NOW, type PgResult, type PostgresDriver } from './postgres-driver.ts';
 import { guardTx, postgresGuardDialect } from './postgres-guards.ts';
 import { eventColumns } from './postgres-history.ts';
@@ -27,23 +27,13 @@ interface PgNamedQueryable {
  * lock, then one for all its events; the lock orders the appends of every worker on the
  * instance, so ids and chain positions ascend together.
  */
-export class PostgresJournal implements EffectJournalParts {
+export class PostgresJournal implements Pick<EffectJournalParts, 'journal'> {
   readonly #db: PostgresDriver;
   /** The fast way's statement names, by text (one per schema and fenced or not). */
   readonly #names = new Map<string, string>();
 
   constructor(driver: PostgresDriver) {
     this.#db = driver;
-  }
-
-  async effect(scope: EffectScope, key: string): Promise<EffectEntry | undefined> {
-    const rows = await this.#db.query(`SELECT * FROM ${this.#db.s}effects WHERE instance_id = $1 AND generation = $2 AND key = $3`, [
-      scope.instanceId,
-      scope.generation,
-      key,
-    ]);
-    const row = rows[0];
-    return row === undefined ? undefined : toEffect(key, row);
   }
 
   async journal(instanceId: number, writes: readonly JournalWrite[], fence?: JournalFence): Promise<JournalOutcome[]> {
@@ -64,7 +54,7 @@ export class PostgresJournal implements EffectJournalParts {
    * written. False then: the locked way decides.
    */
   async #fast(instanceId: number, writes: readonly JournalWrite[], cached: ChainHead, fence: JournalFence | undefined): Promise<boolean> {
-    const s = this.#db.s;
+    const s = this.#db.prefix;
     const claims = writes.filter((write): write is Keyed => write.kind === 'claim');
     const done = writes.filter((write) => write.kind === 'done');
     const failed = writes.filter((write): write is Keyed => write.kind === 'failed');
@@ -146,7 +136,7 @@ export class PostgresJournal implements EffectJournalParts {
 
   /** Any batch, in a short transaction that takes the chain head's row lock: claims may find entries. */
   async #locked(instanceId: number, batch: readonly JournalWrite[], fence: JournalFence | undefined): Promise<JournalOutcome[]> {
-    const s = this.#db.s;
+    const s = this.#db.prefix;
     const head = await this.#db.transaction(async (client) => {
       // The shard row, share-locked: no claim of the shard commits before this batch does.
       const holderRow =

@@ -10,7 +10,7 @@ import { type PostgresDriver, quoteName } from './postgres-driver.ts';
  */
 export async function migratePostgres(driver: PostgresDriver): Promise<void> {
   const supported = postgresMigrations.at(-1)?.id ?? 0;
-  const s = driver.s;
+  const s = driver.prefix;
   try {
     await driver.transaction(async (client) => {
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`checkpointed:migrate:${driver.schema}`]);

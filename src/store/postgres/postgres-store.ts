@@ -35,6 +35,7 @@ function postgresOwn(driver: PostgresDriver): SqlBackend<PgPool> {
     migrate: () => migratePostgres(driver),
     Tx: PostgresTx,
     journal,
+    effectKey: (key) => ({ column: 'key', value: key }),
     changes: new PostgresWakeups(driver),
     appendChained: appendChained.bind(null, driver),
     guards: new SqlGuards(postgresGuardDialect(driver)),

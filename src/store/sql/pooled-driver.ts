@@ -1,6 +1,7 @@
-import { StoreError, UsageError } from '../../errors.ts';
+import { StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
 import { chainKeyFinder } from '../../secret.ts';
 import type { Row } from '../rows.ts';
+import { describeDriverError } from '../transient.ts';
 import type { Dialect } from './dialect.ts';
 import type { SqlDriver, SqlJobTx, SqlQueryable, SqlResult } from './sql-driver.ts';
 
@@ -51,7 +52,15 @@ export abstract class PooledDriver<Pool extends { end(): Promise<void> }> implem
 
   abstract run(sql: string, values?: unknown[]): Promise<SqlResult>;
   abstract transaction<T>(work: (on: SqlQueryable) => Promise<T>): Promise<T>;
-  abstract wrap(error: unknown): unknown;
+
+  /** "Unreachable" driver errors (the dialect's transient ones) become StoreUnavailableError, which the retry wrapper retries. */
+  wrap(error: unknown): unknown {
+    if (error instanceof StoreError || error instanceof StoreUnavailableError || !this.dialect.isTransient(error)) return error;
+    return new StoreUnavailableError(
+      `the ${this.dialect.title} store ${this.location} is unreachable: ${describeDriverError(error)}; check that the server is up and the URL is right, then run again`,
+      { cause: error },
+    );
+  }
 
   /** The pool, made on first use; never again after close. */
   pool = (): Promise<Pool> => {

@@ -91,7 +91,10 @@ export interface SqlBackend<Pool> {
   ) => SqlJobTx;
   /** Link `events` into the instance's chain and insert them, in the backend's own short transaction. */
   appendChained(instanceId: number, generation: number, events: readonly NewEvent[]): Promise<void>;
-  journal: EffectJournalParts;
+  /** The effect journal's batches, each server's fastest form (the entry reads are shared: sql-effects.ts). */
+  journal: Pick<EffectJournalParts, 'journal'>;
+  /** How the journal finds a key's entry: the column and the value to match. */
+  effectKey(key: string): { column: string; value: string };
   changes: SqlChanges;
   /** Effect limits' counts, holds and approvals (sql/guards.ts over the backend's dialect). */
   guards: GuardStore;

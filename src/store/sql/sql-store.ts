@@ -3,6 +3,7 @@ import type { PooledDriver } from './pooled-driver.ts';
 import { SqlCheckpoints } from './sql-checkpoints.ts';
 import { SqlDeadLetters } from './sql-dead-letters.ts';
 import type { SqlBackend } from './sql-driver.ts';
+import { readEffect } from './sql-effects.ts';
 import { SqlHistory } from './sql-history.ts';
 import { SqlInstances } from './sql-instances.ts';
 import { SqlLeases } from './sql-leases.ts';
@@ -30,7 +31,10 @@ export function sqlStoreParts<Pool extends { end(): Promise<void> }>(driver: Poo
       await driver.pool();
       return new backend.Tx(lease, driver.pool, driver.location);
     }),
-    journal: backend.journal,
+    journal: {
+      effect: (scope, key) => readEffect(driver, scope, key, backend.effectKey(key)),
+      journal: (instanceId, writes, fence) => backend.journal.journal(instanceId, writes, fence),
+    },
     deadLetters: new SqlDeadLetters(driver),
     history: new SqlHistory(driver, (instanceId, generation, events) => backend.appendChained(instanceId, generation, events), instances, leases),
     plans: new SqlPlans(driver),

@@ -258,9 +258,8 @@ export const sqliteMigrations: readonly { id: number; name: string; sql: string 
     `,
   },
   {
-    id: 9,
+    id: 8,
     name: 'plans made by ckpt plan, and their approvals',
-    // 8 is left to the limits and approvals of issue 21: migrations are applied in id order.
     sql: `
       CREATE TABLE plans (
         id TEXT PRIMARY KEY,
@@ -366,7 +365,8 @@ export const sqliteSideMigrations: readonly { id: number; name: string; sql: str
     `,
   },
   {
-    // 3 is left to the effect limits of issue 21 (their counters share the journal's transaction).
+    // 3 was this migration's number in some builds, and the guards' in others: both moved up, and
+    // both create IF NOT EXISTS, so a side file at 3 or 4 from any of them ends with every table.
     id: 4,
     name: "rate buckets shared by a job's workers",
     // In the side file: a take is a short transaction of its own, never part of a job's open one.
@@ -382,23 +382,24 @@ export const sqliteSideMigrations: readonly { id: number; name: string; sql: str
     `,
   },
   {
-    id: 4,
+    id: 5,
     name: 'guards: effect limits, holds, approvals',
     // Beside the journal: a claim is counted against its limit in the claim's own transaction,
-    // and an approval raises a limit in the same transaction as its chained event.
+    // and an approval raises a limit in the same transaction as its chained event. IF NOT EXISTS:
+    // a side file that had it as 3 or 4 (see above) has the tables already.
     sql: `
-      CREATE TABLE effect_counts (
+      CREATE TABLE IF NOT EXISTS effect_counts (
         store_id TEXT NOT NULL, instance_id INTEGER NOT NULL, generation INTEGER NOT NULL, kind TEXT NOT NULL,
         used INTEGER NOT NULL DEFAULT 0, raised INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (store_id, instance_id, generation, kind)
       );
-      CREATE TABLE holds (
+      CREATE TABLE IF NOT EXISTS holds (
         store_id TEXT NOT NULL, instance_id INTEGER NOT NULL, generation INTEGER NOT NULL, name TEXT NOT NULL,
         kind TEXT NOT NULL, detail TEXT NOT NULL, required INTEGER NOT NULL, round INTEGER NOT NULL,
         held_at INTEGER NOT NULL, released_at INTEGER,
         PRIMARY KEY (store_id, instance_id, generation, name)
       );
-      CREATE TABLE approvals (
+      CREATE TABLE IF NOT EXISTS approvals (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         store_id TEXT NOT NULL, instance_id INTEGER NOT NULL, generation INTEGER NOT NULL, name TEXT NOT NULL, round INTEGER NOT NULL,
         by_name TEXT NOT NULL, os_user TEXT, reason TEXT NOT NULL, raise_by INTEGER, at INTEGER NOT NULL,
