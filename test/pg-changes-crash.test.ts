@@ -1,7 +1,8 @@
 // pgChanges under SIGKILL: a real `ckpt run --follow` child follows a table's changes on a
 // PostgreSQL of this file's own (wal_level = logical) while a writer keeps inserting, updating and
-// deleting rows, and is SIGKILLed at ≥ 10 random moments. Afterwards a last follower catches up:
-// every change the WAL holds (read back through a second slot created at the same moment) is
+// deleting rows, and is SIGKILLed until ≥ 20 kills landed mid-run (after the follower applied a
+// change; one attempt in four kills at a random moment of start-up). Afterwards a last follower
+// catches up: every change the WAL holds (read back through a second slot created at the same moment) is
 // applied exactly once through ctx.tx, its external effect ran exactly once (the journal), the
 // store's mirror equals the table, and a sampler running throughout never found the slot
 // confirmed past the shard's newest checkpoint.
@@ -18,7 +19,7 @@ import { createPgPool, type PgPool } from '../src/store/postgres/postgres-driver
 import { fixture, spawnCli, tempDir } from './helpers/cli.ts';
 import { type LogicalPostgres, logicalPostgresSkip, startLogicalPostgres } from './helpers/logical-postgres.ts';
 
-const KILLS = 10;
+const KILLS = 20;
 const skip = logicalPostgresSkip();
 let server: LogicalPostgres;
 let db: PgPool;
