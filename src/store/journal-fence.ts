@@ -69,3 +69,12 @@ export function fenceBatch(
     outcomes: (applied) => answers.map((answer) => (typeof answer === 'number' ? applied[answer] : answer)),
   };
 }
+
+/**
+ * Whether a batch may go a server journal's fast way: no intent written again (a retry reads
+ * its entry's attempts) and no limited claim (counted under its counter's row lock, the locked
+ * way).
+ */
+export function fastEligible(writes: readonly JournalWrite[]): boolean {
+  return writes.every((write) => write.kind !== 'intent' && !('limit' in write && write.limit !== undefined));
+}

@@ -330,7 +330,8 @@ export class RecordLoop {
             this.pendingRecord = undefined;
             void this.#finishing(writes, this.pendingPosition);
           } else {
-            failed = await durableWrites(writes, failed);
+            // Most records defer no journal write: no call, promise or await for them.
+            if (writes !== undefined) failed = await durableWrites(writes, failed);
             if (!this.settledDirect(slot, failed)) {
               this.slot = this.slots.take();
               await this.settle(slot, this.pendingRecord, this.pendingPosition, this.pendingError, failed);
@@ -419,7 +420,7 @@ export class RecordLoop {
         this.finished();
         return;
       }
-      failed = await durableWrites(writes, failed);
+      if (writes !== undefined) failed = await durableWrites(writes, failed);
       if (failed === undefined) {
         try {
           if (slot.tx !== undefined) await slot.tx.finish(true);
@@ -524,8 +525,7 @@ export class RecordLoop {
  * next record of its context. A write that failed fails the record (its retry finds the effect
  * in doubt).
  */
-async function durableWrites(writes: Promise<unknown> | undefined, failed: { error: unknown } | undefined): Promise<{ error: unknown } | undefined> {
-  if (writes === undefined) return failed;
+async function durableWrites(writes: Promise<unknown>, failed: { error: unknown } | undefined): Promise<{ error: unknown } | undefined> {
   try {
     await writes;
     return failed;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { chainGenerations, GENESIS, type GenerationEvent } from '../audit-chain.ts';
-import { completions, entryKey, fenceBatch, isStale, type ShardHolder } from '../journal-fence.ts';
+import { completions, entryKey, fastEligible, fenceBatch, isStale, type ShardHolder } from '../journal-fence.ts';
 import { type Row, toEffect } from '../rows.ts';
 import { limitBatch } from '../sql/guards.ts';
 import type { ChainHead, EffectEntry, EffectJournalParts, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
@@ -79,8 +79,7 @@ export class MysqlJournal implements Pick<EffectJournalParts, 'journal'> {
 
   async journal(instanceId: number, writes: readonly JournalWrite[], fence?: JournalFence): Promise<JournalOutcome[]> {
     const cached = this.#heads.get(instanceId);
-    // A limited claim is counted under its counter's row lock: the locked way.
-    const plain = writes.every((write) => write.kind !== 'intent' && !('limit' in write && write.limit !== undefined));
+    const plain = fastEligible(writes);
     if (cached !== undefined && plain) {
       const outcomes = await this.#fast(instanceId, writes, fence, cached);
       if (outcomes !== undefined) return outcomes;

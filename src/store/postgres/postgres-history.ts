@@ -1,5 +1,6 @@
 import { type ChainedRow, chainEvents, GENESIS } from '../audit-chain.ts';
 import type { Row } from '../rows.ts';
+import type { SqlQueryable } from '../sql/sql-driver.ts';
 import type { NewEvent } from '../store.ts';
 import type { PostgresDriver } from './postgres-driver.ts';
 
@@ -32,22 +33,38 @@ export async function appendChained(db: PostgresDriver, instanceId: number, gene
       return;
     }
   }
-  await db.transaction(async (client) => {
-    const head = (
-      await client.query(
-        `INSERT INTO ${s}chain_heads (instance_id, seq, hash) VALUES ($1, 0, $2)
-         ON CONFLICT (instance_id) DO UPDATE SET seq = ${s}chain_heads.seq RETURNING seq, hash`,
-        [instanceId, GENESIS],
-      )
-    ).rows[0] as Row;
-    const chained = chainEvents(instanceId, generation, { seq: Number(head.seq), hash: String(head.hash) }, events, key, db.clockOffsetMs);
-    await client.query(`WITH added AS (${insertEvents(s, 'true')}) UPDATE ${s}chain_heads SET seq = $12, hash = $13 WHERE instance_id = $1`, [
-      ...eventValues(instanceId, generation, chained.rows),
-      chained.head.seq,
-      chained.head.hash,
-    ]);
-    db.chainHeads.set(instanceId, chained.head);
-  });
+  await db.transaction((client) => appendChainedOn(db, client, instanceId, generation, events));
+}
+
+/**
+ * The locked way on a transaction's `client`: takes the head row's lock (held to its COMMIT),
+ * links `events` from what it reads, inserts them and moves the head. The guards' transactions
+ * append their events this way too.
+ */
+export async function appendChainedOn(
+  db: PostgresDriver,
+  client: SqlQueryable,
+  instanceId: number,
+  generation: number,
+  events: readonly NewEvent[],
+): Promise<void> {
+  if (events.length === 0) return;
+  const s = db.prefix;
+  const head = (
+    await client.query(
+      `INSERT INTO ${s}chain_heads (instance_id, seq, hash) VALUES ($1, 0, $2)
+       ON CONFLICT (instance_id) DO UPDATE SET seq = ${s}chain_heads.seq RETURNING seq, hash`,
+      [instanceId, GENESIS],
+    )
+  ).rows[0] as Row;
+  const chained = chainEvents(instanceId, generation, { seq: Number(head.seq), hash: String(head.hash) }, events, db.chainKey(), db.clockOffsetMs);
+  await client.query(`WITH added AS (${insertEvents(s, 'true')}) UPDATE ${s}chain_heads SET seq = $12, hash = $13 WHERE instance_id = $1`, [
+    ...eventValues(instanceId, generation, chained.rows),
+    chained.head.seq,
+    chained.head.hash,
+  ]);
+  // The head this process last wrote: the fast appends link from it (a rollback only sends them the locked way).
+  db.chainHeads.set(instanceId, chained.head);
 }
 
 /** The events' insert, $1–$11 (see eventValues), only where `gate` holds. */

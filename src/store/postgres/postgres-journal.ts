@@ -1,7 +1,7 @@
 import { StoreError } from '../../errors.ts';
 import { sha256 } from '../../json.ts';
 import { chainGenerations, GENESIS, type GenerationEvent } from '../audit-chain.ts';
-import { completions, entryKey, fenceBatch, isStale } from '../journal-fence.ts';
+import { completions, entryKey, fastEligible, fenceBatch, isStale } from '../journal-fence.ts';
 import { type Row, toEffect } from '../rows.ts';
 import { limitBatch } from '../sql/guards.ts';
 import type { ChainHead, EffectEntry, EffectJournalParts, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
@@ -38,8 +38,7 @@ export class PostgresJournal implements Pick<EffectJournalParts, 'journal'> {
 
   async journal(instanceId: number, writes: readonly JournalWrite[], fence?: JournalFence): Promise<JournalOutcome[]> {
     const cached = this.#db.chainHeads.get(instanceId);
-    // A limited claim is counted under its counter's row lock: the locked way.
-    const plain = writes.every((write) => write.kind !== 'intent' && !('limit' in write && write.limit !== undefined));
+    const plain = fastEligible(writes);
     if (cached !== undefined && plain && (await this.#fast(instanceId, writes, cached, fence))) {
       return writes.map(() => undefined);
     }
