@@ -1,7 +1,8 @@
 // pgChanges under SIGKILL: a real `ckpt run --follow` child follows a table's changes on a
 // PostgreSQL of this file's own (wal_level = logical) while a writer keeps inserting, updating and
-// deleting rows, and is SIGKILLed at ≥ 10 random moments. Afterwards a last follower catches up:
-// every change the WAL holds (read back through a second slot created at the same moment) is
+// deleting rows, and is SIGKILLed until ≥ 20 kills landed mid-run (after the follower applied a
+// change; one attempt in four kills at a random moment of start-up). Afterwards a last follower
+// catches up: every change the WAL holds (read back through a second slot created at the same moment) is
 // applied exactly once through ctx.tx, its external effect ran exactly once (the journal), the
 // store's mirror equals the table, and a sampler running throughout never found the slot
 // confirmed past the shard's newest checkpoint.
@@ -18,7 +19,7 @@ import { createPgPool, type PgPool } from '../src/store/postgres/postgres-driver
 import { fixture, spawnCli, tempDir } from './helpers/cli.ts';
 import { type LogicalPostgres, logicalPostgresSkip, startLogicalPostgres } from './helpers/logical-postgres.ts';
 
-const KILLS = 10;
+const KILLS = 20;
 const skip = logicalPostgresSkip();
 let server: LogicalPostgres;
 let db: PgPool;
@@ -104,19 +105,23 @@ test(`pgChanges followed under ${KILLS} SIGKILLs while a writer inserts, updates
   init.exec('PRAGMA journal_mode = WAL; CREATE TABLE applied (key TEXT PRIMARY KEY); CREATE TABLE mirror (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)');
   init.close();
   const sideFile = join(dir, 'done.txt');
-  const env = { PGCHANGES_URL: server.url, CKPT_TEST_SPIN_US: '1000', CKPT_TEST_OUT: sideFile };
+  // Idle marks every 4 kB: the effects table's writes (not published) between the writer's make
+  // some, so checkpoints at idle marks and the slot moved to them are killed too.
+  const env = { PGCHANGES_URL: server.url, CKPT_TEST_SPIN_US: '1000', CKPT_TEST_OUT: sideFile, PGCHANGES_IDLE_BYTES: '4096' };
   const args = ['run', fixture('pg-changes-rows.ts'), '--store', `sqlite:${path}`, '--param', 'slot=job_slot', '--param', 'publication=items_pub'];
   const follow = [...args, '--follow', '--every-ms', '200', '--quiet'];
 
   // The slot's confirmed LSN first, then the newest checkpoint: checkpoints only move forward, so
   // a confirmed LSN past the later reading was past the checkpoint when it was read.
-  const sampler = { running: true, samples: 0, moved: 0, ahead: [] as string[] };
+  const sampler = { running: true, samples: 0, moved: 0, ahead: [] as string[], checkpoints: new Set<string>() };
   const sampling = (async () => {
     while (sampler.running) {
       const confirmed = String((await db.query("SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 'job_slot'")).rows[0]?.lsn);
       const [newest] = storeRows<{ position: string | null }>(path, 'SELECT position FROM checkpoints WHERE position IS NOT NULL ORDER BY seq DESC LIMIT 1');
-      const checkpoint = newest?.position === undefined || newest.position === null ? undefined : (JSON.parse(newest.position) as { lsn: string });
+      const checkpoint =
+        newest?.position === undefined || newest.position === null ? undefined : (JSON.parse(newest.position) as { lsn: string; seq?: number });
       sampler.samples++;
+      if (checkpoint !== undefined && checkpoint.seq === undefined) sampler.checkpoints.add(checkpoint.lsn);
       if (confirmed !== start) sampler.moved++;
       if (checkpoint === undefined ? confirmed !== start : compareLsn(confirmed, checkpoint.lsn) > 0) {
         if (sampler.ahead.length < 5) sampler.ahead.push(`${confirmed} > ${checkpoint?.lsn ?? 'no checkpoint'}`);
@@ -195,10 +200,13 @@ test(`pgChanges followed under ${KILLS} SIGKILLs while a writer inserts, updates
   );
   assert.deepEqual(sampler.ahead, [], 'the slot confirmed past the newest checkpoint');
   assert.ok(sampler.samples > 50 && sampler.moved > 0, `${sampler.samples} samples, ${sampler.moved} with the slot moved`);
+  // Checkpoints the sampler saw at an LSN no change of ours ends at: idle marks.
+  const changeLsns = new Set(reference.map((key) => key.split(':')[0]));
+  const idleMarks = [...sampler.checkpoints].filter((lsn) => !changeLsns.has(lsn)).length;
   const slot = (await db.query("SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 'job_slot'")).rows[0];
   const [newest] = storeRows<{ position: string }>(path, 'SELECT position FROM checkpoints WHERE position IS NOT NULL ORDER BY seq DESC LIMIT 1');
   assert.equal(String(slot?.lsn), (JSON.parse(newest?.position as string) as { lsn: string }).lsn, 'at the end the slot stands at the last checkpoint');
   t.diagnostic(
-    `${kills} SIGKILLs (${midRun} mid-run), ${transactions} writer transactions, ${reference.length} changes, ${sampler.samples} samples of the slot`,
+    `${kills} SIGKILLs (${midRun} mid-run), ${transactions} writer transactions, ${reference.length} changes, ${sampler.samples} samples of the slot, ${idleMarks} checkpoints at idle marks`,
   );
 });

@@ -1,8 +1,9 @@
 // pgChanges against a real PostgreSQL with wal_level = logical (a server of this file's own):
 // decoded row changes in commit order, whole transactions, a read that ends at the head, a resume
 // from inside a transaction, the slot moved only by `committed` and never past its position, a
-// slot moved past the checkpoint refused as drift, and the server-side mistakes a user can make
-// said in one line.
+// slot moved past the checkpoint refused as drift, idle marks (`idleBytes`) that let the slot move
+// while the publication is idle and other tables write, and the server-side mistakes a user can
+// make said in one line.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { DriftError, UsageError } from '../src/errors.ts';
@@ -142,6 +143,7 @@ test('mistakes a user can make, each said in one line', { skip }, async () => {
     return true;
   });
   assert.throws(() => pgChanges({ connection: server.url, slot: 'Bad-Slot', publication: 'p' }), /slot must be 1–63 lower-case letters/);
+  assert.throws(() => pgChanges({ connection: server.url, slot: 's', publication: 'p', idleBytes: 0 }), /idleBytes must be a whole number ≥ 1 \(got 0\)/);
 });
 
 test('a server without wal_level = logical is named, with what to set', { skip }, async () => {
@@ -156,4 +158,60 @@ test('a server without wal_level = logical is named, with what to set', { skip }
   } finally {
     await replica.stop();
   }
+});
+
+test('a follower with idleBytes lets the slot move while its publication is idle and other tables write', { skip, timeout: 120_000 }, async (t) => {
+  await db.query('CREATE TABLE quiet (id int PRIMARY KEY); CREATE TABLE busy (id int, pad text); CREATE PUBLICATION quiet_pub FOR TABLE quiet');
+  const source = pgChanges({ connection: server.url, slot: 'quiet_slot', publication: 'quiet_pub', pollMs: 50, idleBytes: 256 * 1024 });
+  const stop = new AbortController();
+  const seen: PgChange[] = [];
+  // As the runner does: a checkpoint of each record's position, then `committed`.
+  const reading = (async () => {
+    for await (const item of source.read(undefined, { signal: stop.signal, follow: true })) {
+      seen.push(item.record);
+      await source.committed?.(item.position);
+    }
+  })();
+  const retained = async () => {
+    const { rows } = await db.query(
+      "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint AS restart, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS confirmed FROM pg_replication_slots WHERE slot_name = 'quiet_slot'",
+    );
+    return { restart: Number(rows[0]?.restart), confirmed: Number(rows[0]?.confirmed) };
+  };
+  await new Promise((resolve) => setTimeout(resolve, 300)); // the slot is created
+  const MB = 1024 * 1024;
+  const start = (await db.query('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]?.lsn as string;
+  let worst = 0;
+  for (let round = 0; round < 30; round++) {
+    // About 1.2 MB of WAL a round, none of it for the publication.
+    await db.query("INSERT INTO busy SELECT g, repeat('x', 1000) FROM generate_series(1, 1000) g");
+    if (round === 15) await db.query('INSERT INTO quiet VALUES (1)');
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    if (round >= 5) worst = Math.max(worst, (await retained()).confirmed);
+  }
+  // The slot's restart point moves only to a running-transactions record of the server (every 15 s
+  // of activity, and at each checkpoint): one, then more WAL, so an idle mark lands past it.
+  await db.query('CHECKPOINT');
+  await db.query("INSERT INTO busy SELECT g, repeat('x', 1000) FROM generate_series(1, 1000) g");
+  const written = Number((await db.query('SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::bigint AS n', [start])).rows[0]?.n);
+  let end = await retained();
+  for (let waited = 0; waited < 10_000 && end.restart >= 4 * MB; waited += 100) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    end = await retained();
+  }
+  stop.abort();
+  await reading;
+  t.diagnostic(
+    `${(written / MB).toFixed(1)} MB of WAL written; the slot at most ${(worst / MB).toFixed(2)} MB behind while writing, at the end ${(end.restart / MB).toFixed(2)} MB retained`,
+  );
+  assert.ok(written > 30 * MB, `${written} bytes written`);
+  assert.ok(worst < 8 * MB, `the slot's confirmed LSN fell ${worst} bytes behind while the publication was idle`);
+  assert.ok(end.restart < 4 * MB, `the slot retains ${end.restart} bytes of WAL after ${written} written`);
+  assert.deepEqual(
+    seen.filter((change) => change.op !== 'idle').map((change) => [change.op, change.new?.id]),
+    [['insert', '1']],
+    'the one change of ours, among the idle marks',
+  );
+  assert.ok(seen.filter((change) => change.op === 'idle').length > 10);
+  await db.query('SELECT pg_drop_replication_slot($1)', ['quiet_slot']);
 });

@@ -5,15 +5,19 @@ import { dialects } from '../../store/sql/dialects.ts';
 import { paged } from '../cursor.ts';
 import type { Lag, Source, SourceItem } from '../source.ts';
 import { describeServer, importPeer } from './optional-peer.ts';
-import { compareLsn, type Lsn, type Message, PgoutputDecoder } from './pgoutput.ts';
+import { compareLsn, type Lsn, lsnToBigInt, type Message, PgoutputDecoder } from './pgoutput.ts';
 
 export type { Lsn } from './pgoutput.ts';
 
-/** One row change of a table in the publication, in commit order. */
+/**
+ * One row change of a table in the publication, in commit order; or, with `idleBytes`, an `idle`
+ * mark: no row, only that the slot holds nothing for the publication up to `lsn` (`table` empty,
+ * `xid` 0, `time` when it was seen). A job passes over it; its checkpoint lets the slot move there.
+ */
 export interface PgChange {
   /** `schema.table`. */
   table: string;
-  op: 'insert' | 'update' | 'delete' | 'truncate';
+  op: 'insert' | 'update' | 'delete' | 'truncate' | 'idle';
   /** The row after an insert or update: text values as PostgreSQL prints them, null for NULL; a TOASTed value an update left unchanged is absent. */
   new?: Record<string, string | null>;
   /** Before an update or delete: the replica identity's columns (the primary key by default, the whole row with REPLICA IDENTITY FULL); on an update only when they changed, or with FULL. */
@@ -50,6 +54,13 @@ export interface PgChangesOptions {
   count?: number;
   /** Following, the longest wait between two peeks of a quiet slot; default 1000 ms. */
   pollMs?: number;
+  /**
+   * Following, while the publication's tables are idle and other tables write: once this many bytes
+   * of WAL hold nothing for the publication, hand out an `idle` record at the WAL's position, so the
+   * next checkpoint moves the slot there and the server may recycle that WAL. Off by default (the
+   * job must pass over `op: 'idle'`): without it an idle publication's slot keeps all that WAL.
+   */
+  idleBytes?: number;
 }
 
 // The slice of `pg` used here.
@@ -87,6 +98,10 @@ export function pgChanges(options: PgChangesOptions): Source<PgChange, PgChangeP
   if (!Number.isSafeInteger(count) || count < 1) throw new TypeError(`pgChanges: count must be a whole number ≥ 1 (got ${count})`);
   const pollMs = options.pollMs ?? 1000;
   if (!Number.isSafeInteger(pollMs) || pollMs < 1) throw new TypeError(`pgChanges: pollMs must be a whole number ≥ 1 (got ${pollMs})`);
+  const idleBytes = options.idleBytes;
+  if (idleBytes !== undefined && (!Number.isSafeInteger(idleBytes) || idleBytes < 1)) {
+    throw new TypeError(`pgChanges: idleBytes must be a whole number ≥ 1 (got ${idleBytes})`);
+  }
   const where = () => describeServer(isSecret(options.connection) ? options.connection.reveal() : options.connection);
 
   /** The read's connection while it is open: `committed` and `behind` queue behind its peeks there (the slot takes one session at a time). */
@@ -145,14 +160,29 @@ export function pgChanges(options: PgChangesOptions): Source<PgChange, PgChangeP
       const client = await connect();
       live = client;
       try {
-        await prepareSlot(client, slot, after, where());
+        const confirmed = await prepareSlot(client, slot, after, where());
         await checkPublications(client, publications, where());
         const head = follow ? null : ((await client.query<{ lsn: Lsn }>('SELECT pg_current_wal_flush_lsn()::text AS lsn')).rows[0]?.lsn ?? null);
         const decoder = new PgoutputDecoder();
         let last = after;
         let limit = count;
         let quiet = 0;
+        // The WAL's insert position at the previous peek: a record boundary, so no commit record
+        // straddles it. Once the WAL is flushed past it, a peek to the flushed end has decoded every
+        // transaction committed before it: none of ours after `last` makes it an idle mark.
+        let candidate: Lsn | undefined;
+        let flushed: Lsn | undefined;
+        let inserted: Lsn | undefined;
         while (!signal.aborted) {
+          if (follow && idleBytes !== undefined) {
+            const [wal] = (
+              await client.query<{ inserted: Lsn; flushed: Lsn }>(
+                'SELECT pg_current_wal_insert_lsn()::text AS inserted, pg_current_wal_flush_lsn()::text AS flushed',
+              )
+            ).rows;
+            flushed = wal?.flushed;
+            inserted = wal?.inserted;
+          }
           const rows = await peek(client, head, limit, signal);
           // The slot stands at the last checkpoint, so a peek starts there: what this read already
           // handed out since comes again and is passed over.
@@ -168,6 +198,15 @@ export function pgChanges(options: PgChangesOptions): Source<PgChange, PgChangeP
           }
           if (!atEnd) continue;
           if (!follow) return;
+          if (fresh.length === 0 && idleBytes !== undefined && candidate !== undefined && flushed !== undefined && compareLsn(flushed, candidate) >= 0) {
+            const from = last?.lsn ?? confirmed;
+            if (from !== null && lsnToBigInt(candidate) - lsnToBigInt(from) >= BigInt(idleBytes)) {
+              last = { lsn: candidate };
+              const record: PgChange = { table: '', op: 'idle', lsn: candidate, xid: 0, time: new Date().toISOString(), seq: 1, of: 1 };
+              yield [{ position: last, record }];
+            }
+          }
+          candidate = inserted;
           if (fresh.length === 0) await sleep(Math.min(pollMs, 25 * 2 ** quiet++), undefined, { signal }).catch(() => undefined);
         }
       } finally {
@@ -218,7 +257,7 @@ export function comparePositions(a: PgChangePosition, b: PgChangePosition): numb
 }
 
 /** The slot exists (created with pgoutput on first use) and has not moved past the checkpoint. */
-async function prepareSlot(client: PgClient, slot: string, after: PgChangePosition | undefined, where: string): Promise<void> {
+async function prepareSlot(client: PgClient, slot: string, after: PgChangePosition | undefined, where: string): Promise<Lsn | null> {
   type SlotRow = { plugin: string | null; confirmed: Lsn | null; here: boolean };
   const find = async () =>
     (
@@ -249,6 +288,7 @@ async function prepareSlot(client: PgClient, slot: string, after: PgChangePositi
       ['slot'],
     );
   }
+  return found.confirmed;
 }
 
 /** pgoutput looks its publications up only when a change comes: a missing one is said before. */
