@@ -93,12 +93,15 @@ export default defineJob<PgChange, Params>({
     if (source === undefined || !source.startsWith('postgres')) throw new Error('give --param source=postgres://… (a database with wal_level = logical)');
     return { source, slot: raw.slot ?? 'ckpt_entitlements' };
   },
-  source: ({ params }) => pgChanges({ connection: params.source, slot: params.slot, publication: 'grants_pub' }),
+  // idleBytes: while grants is idle and other tables write, the feed hands out an idle mark every
+  // 16 MiB of WAL, so that a checkpoint lets the slot release that WAL (see docs/sources.md).
+  source: ({ params }) => pgChanges({ connection: params.source, slot: params.slot, publication: 'grants_pub', idleBytes: 16 * 1024 * 1024 }),
   async setup({ tx }) {
     await tx.query(`CREATE TABLE IF NOT EXISTS actual_entitlements (
       grant_id INTEGER PRIMARY KEY, user_name VARCHAR(64) NOT NULL, entitlement VARCHAR(128) NOT NULL)`);
   },
   async process(change, ctx) {
+    if (change.op === 'idle') return; // nothing of ours changed up to this mark
     if (delayMs > 0) await sleep(delayMs);
     if (change.op === 'truncate') throw new Error(`${change.table} was truncated: revoke by hand, this feed revokes row by row`);
     const row = change.op === 'delete' ? change.old : change.new;
