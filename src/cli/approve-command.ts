@@ -1,6 +1,6 @@
 import { userInfo } from 'node:os';
 import { UsageError } from '../errors.ts';
-import { describeApprovals, describeHold } from '../job/hold-text.ts';
+import { describeApprovals, describeHold } from '../job/guard/hold-text.ts';
 import type { HoldInfo, InstanceInfo } from '../store/store.ts';
 import { formatParams } from './format.ts';
 import { parseParams } from './load-job.ts';

@@ -1,5 +1,5 @@
 import { LeaseHeldError, UsageError } from '../errors.ts';
-import { describeHold } from '../job/hold-text.ts';
+import { describeHold } from '../job/guard/hold-text.ts';
 import { completedTotals, lostWorkByRun, reachedBy, shardKey } from '../job/policy/progress-mark.ts';
 import { defaultWorker, reapDeadWorkers } from '../job/workers.ts';
 import type { HoldInfo, InstanceInfo, RunInfo, Store } from '../store/store.ts';

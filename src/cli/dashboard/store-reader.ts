@@ -1,4 +1,4 @@
-import { describeHold } from '../../job/hold-text.ts';
+import { describeHold } from '../../job/guard/hold-text.ts';
 import type { ChainHead, DeadLetter, InstanceInfo, InstanceStatus, RunInfo, ShardInfo, Store, StoredEvent } from '../../store/store.ts';
 import { type FollowerLag, followerLags } from '../follower-lag.ts';
 

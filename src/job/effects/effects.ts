@@ -5,8 +5,8 @@ import { sealSecrets, unsealSecrets } from '../../secret.ts';
 import type { EffectEntry, EffectLimit, EffectScope, JournalFence, JournalLimited, JournalWrite, Store } from '../../store/store.ts';
 import type { OnceOptions } from '../define.ts';
 import { type EffectGuard, plannedEffect } from '../guard/effect-guard.ts';
+import { describeApprovals } from '../guard/hold-text.ts';
 import type { RateLimiter } from '../guard/rate-limiter.ts';
-import { describeApprovals } from '../hold-text.ts';
 import { JournalQueue } from './journal-queue.ts';
 
 export interface EffectsInput {

@@ -1,6 +1,6 @@
-import { UsageError } from '../errors.ts';
-import type { AnyJob } from './define.ts';
-import type { EffectGuards } from './effects/effects.ts';
+import { UsageError } from '../../errors.ts';
+import type { AnyJob } from '../define.ts';
+import type { EffectGuards } from '../effects/effects.ts';
 
 /**
  * The job's `limits` and `approvals` as a shard run's effects use them: each limit as a count

@@ -1,4 +1,4 @@
-import type { HoldInfo } from '../store/store.ts';
+import type { HoldInfo } from '../../store/store.ts';
 
 // How a hold is said, the same in the run's failure line, `ckpt status`, `ckpt runs` and the dashboard.
 
