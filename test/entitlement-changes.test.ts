@@ -6,29 +6,15 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { changeGrants, setupSource } from '../examples/entitlement-changes.ts';
 import { ExitCode } from '../src/errors.ts';
-import { createPgPool, type PgPool } from '../src/store/postgres/postgres-driver.ts';
 import { repoRoot, runCli, spawnCli, tempDir } from './helpers/cli.ts';
-import { type LogicalPostgres, logicalPostgresSkip, startLogicalPostgres } from './helpers/logical-postgres.ts';
+import { logicalPostgresPerFile } from './helpers/logical-postgres.ts';
 
-const skip = logicalPostgresSkip();
-let server: LogicalPostgres;
-let db: PgPool;
-
-before(async () => {
-  if (skip !== false) return;
-  server = await startLogicalPostgres();
-  db = await createPgPool({ connectionString: server.url, max: 2 });
-});
-
-after(async () => {
-  if (skip !== false) return;
-  await db.end();
-  await server.stop();
-});
+const pg = logicalPostgresPerFile(2);
+const { skip } = pg;
 
 type Grant = { grant_id: number; user_name: string; entitlement: string };
 
@@ -44,14 +30,14 @@ function actual(store: string): Grant[] {
 }
 
 async function grants(): Promise<Grant[]> {
-  return (await db.query('SELECT id AS grant_id, user_name, entitlement FROM grants ORDER BY id')).rows as Grant[];
+  return (await pg.db.query('SELECT id AS grant_id, user_name, entitlement FROM grants ORDER BY id')).rows as Grant[];
 }
 
 /** Every grant ever made and no longer there was revoked, once (grant_id is the revocations' key); none other. */
 async function assertRevokedOnce(): Promise<number> {
-  const made = Number((await db.query("SELECT coalesce(last_value, 0) AS n FROM pg_sequences WHERE sequencename = 'grants_id_seq'")).rows[0]?.n);
+  const made = Number((await pg.db.query("SELECT coalesce(last_value, 0) AS n FROM pg_sequences WHERE sequencename = 'grants_id_seq'")).rows[0]?.n);
   const present = new Set((await grants()).map((grant) => grant.grant_id));
-  const revoked = (await db.query('SELECT grant_id FROM access_revocations ORDER BY grant_id')).rows.map((row) => Number(row.grant_id));
+  const revoked = (await pg.db.query('SELECT grant_id FROM access_revocations ORDER BY grant_id')).rows.map((row) => Number(row.grant_id));
   const gone = [];
   for (let id = 1; id <= made; id++) if (!present.has(id)) gone.push(id);
   assert.deepEqual(revoked, gone, 'each deleted grant revoked once, no other');
@@ -70,18 +56,18 @@ test('entitlement-changes: the feed keeps actual_entitlements equal to grants an
   skip,
   timeout: 240_000,
 }, async (t) => {
-  await setupSource(server.url);
+  await setupSource(pg.server.url);
   const store = join(tempDir('ckpt-entitlement-changes-'), 'store.db');
   const example = join(repoRoot, 'examples', 'entitlement-changes.ts');
-  const args = ['run', example, '--store', `sqlite:${store}`, '--param', `source=${server.url}`];
+  const args = ['run', example, '--store', `sqlite:${store}`, '--param', `source=${pg.server.url}`];
 
-  await changeGrants(server.url, 120);
+  await changeGrants(pg.server.url, 120);
   const first = await runCli([...args, '--quiet']);
   assert.equal(first.code, 0, first.stderr);
   assert.deepEqual(actual(store), await grants());
   assert.ok((await assertRevokedOnce()) > 0);
 
-  await changeGrants(server.url, 40);
+  await changeGrants(pg.server.url, 40);
   const second = await runCli([...args, '--quiet']);
   assert.equal(second.code, 0, second.stderr);
   assert.deepEqual(actual(store), await grants(), 'the next run went on from where the first ended');
@@ -92,7 +78,7 @@ test('entitlement-changes: the feed keeps actual_entitlements equal to grants an
   const env = { ENTITLEMENTS_DELAY_MS: '20' };
   const killed = spawnCli(follow, { env });
   const before = actual(store).length;
-  await changeGrants(server.url, 200);
+  await changeGrants(pg.server.url, 200);
   await until('the follower at work', () => actual(store).length !== before);
   await sleep(300 + Math.random() * 500);
   killed.child.kill('SIGKILL');

@@ -10,31 +10,17 @@ import assert from 'node:assert/strict';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ExitCode } from '../src/errors.ts';
 import { pgChanges } from '../src/source/stream/pg-changes.ts';
 import { compareLsn } from '../src/source/stream/pgoutput.ts';
-import { createPgPool, type PgPool } from '../src/store/postgres/postgres-driver.ts';
 import { fixture, spawnCli, tempDir } from './helpers/cli.ts';
-import { type LogicalPostgres, logicalPostgresSkip, startLogicalPostgres } from './helpers/logical-postgres.ts';
+import { logicalPostgresPerFile } from './helpers/logical-postgres.ts';
 
 const KILLS = 20;
-const skip = logicalPostgresSkip();
-let server: LogicalPostgres;
-let db: PgPool;
-
-before(async () => {
-  if (skip !== false) return;
-  server = await startLogicalPostgres();
-  db = await createPgPool({ connectionString: server.url, max: 4 });
-});
-
-after(async () => {
-  if (skip !== false) return;
-  await db.end();
-  await server.stop();
-});
+const pg = logicalPostgresPerFile(4);
+const { skip } = pg;
 
 function sizeOf(path: string): number {
   return existsSync(path) ? statSync(path).size : 0;
@@ -59,7 +45,7 @@ function startWriter(): { stop(): Promise<number> } {
   let transactions = 0;
   const done = (async () => {
     while (running) {
-      const client = await db.connect();
+      const client = await pg.db.connect();
       try {
         await client.query('BEGIN');
         for (let i = 1 + Math.floor(Math.random() * 4); i > 0; i--) {
@@ -91,12 +77,12 @@ test(`pgChanges followed under ${KILLS} SIGKILLs while a writer inserts, updates
   skip,
   timeout: 240_000,
 }, async (t) => {
-  await db.query(
+  await pg.db.query(
     'CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL); CREATE TABLE effects (key text NOT NULL); CREATE PUBLICATION items_pub FOR TABLE items',
   );
   // Two slots at the same point of the WAL, before any write: the job's, and one only read at the end.
-  const created = await db.query("SELECT lsn::text FROM pg_create_logical_replication_slot('job_slot', 'pgoutput')");
-  await db.query("SELECT pg_create_logical_replication_slot('ref_slot', 'pgoutput')");
+  const created = await pg.db.query("SELECT lsn::text FROM pg_create_logical_replication_slot('job_slot', 'pgoutput')");
+  await pg.db.query("SELECT pg_create_logical_replication_slot('ref_slot', 'pgoutput')");
   const start = String(created.rows[0]?.lsn);
 
   const dir = tempDir('ckpt-pgchanges-crash-');
@@ -107,7 +93,7 @@ test(`pgChanges followed under ${KILLS} SIGKILLs while a writer inserts, updates
   const sideFile = join(dir, 'done.txt');
   // Idle marks every 4 kB: the effects table's writes (not published) between the writer's make
   // some, so checkpoints at idle marks and the slot moved to them are killed too.
-  const env = { PGCHANGES_URL: server.url, CKPT_TEST_SPIN_US: '1000', CKPT_TEST_OUT: sideFile, PGCHANGES_IDLE_BYTES: '4096' };
+  const env = { PGCHANGES_URL: pg.server.url, CKPT_TEST_SPIN_US: '1000', CKPT_TEST_OUT: sideFile, PGCHANGES_IDLE_BYTES: '4096' };
   const args = ['run', fixture('pg-changes-rows.ts'), '--store', `sqlite:${path}`, '--param', 'slot=job_slot', '--param', 'publication=items_pub'];
   const follow = [...args, '--follow', '--every-ms', '200', '--quiet'];
 
@@ -116,7 +102,9 @@ test(`pgChanges followed under ${KILLS} SIGKILLs while a writer inserts, updates
   const sampler = { running: true, samples: 0, moved: 0, ahead: [] as string[], checkpoints: new Set<string>() };
   const sampling = (async () => {
     while (sampler.running) {
-      const confirmed = String((await db.query("SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 'job_slot'")).rows[0]?.lsn);
+      const confirmed = String(
+        (await pg.db.query("SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 'job_slot'")).rows[0]?.lsn,
+      );
       const [newest] = storeRows<{ position: string | null }>(path, 'SELECT position FROM checkpoints WHERE position IS NOT NULL ORDER BY seq DESC LIMIT 1');
       const checkpoint =
         newest?.position === undefined || newest.position === null ? undefined : (JSON.parse(newest.position) as { lsn: string; seq?: number });
@@ -159,7 +147,7 @@ test(`pgChanges followed under ${KILLS} SIGKILLs while a writer inserts, updates
 
   // What the WAL holds: the second slot, read whole.
   const reference: string[] = [];
-  for await (const item of pgChanges({ connection: server.url, slot: 'ref_slot', publication: 'items_pub' }).read(undefined, {
+  for await (const item of pgChanges({ connection: pg.server.url, slot: 'ref_slot', publication: 'items_pub' }).read(undefined, {
     signal: new AbortController().signal,
   })) {
     reference.push(`${item.record.lsn}:${item.record.seq}`);
@@ -185,14 +173,14 @@ test(`pgChanges followed under ${KILLS} SIGKILLs while a writer inserts, updates
   const applied = storeRows<{ key: string }>(path, 'SELECT key FROM applied').map((row) => row.key);
   assert.deepEqual(new Set(applied), new Set(reference), 'every change applied, none other');
   assert.equal(applied.length, reference.length);
-  const effects = (await db.query('SELECT key, count(*)::int AS n FROM effects GROUP BY key')).rows as { key: string; n: number }[];
+  const effects = (await pg.db.query('SELECT key, count(*)::int AS n FROM effects GROUP BY key')).rows as { key: string; n: number }[];
   assert.deepEqual(
     effects.filter((row) => row.n !== 1),
     [],
     'each effect ran once',
   );
   assert.deepEqual(new Set(effects.map((row) => row.key)), new Set(reference), 'every change’s effect ran');
-  const items = (await db.query('SELECT id, v FROM items ORDER BY id')).rows.map((row) => ({ id: Number(row.id), v: Number(row.v) }));
+  const items = (await pg.db.query('SELECT id, v FROM items ORDER BY id')).rows.map((row) => ({ id: Number(row.id), v: Number(row.v) }));
   assert.deepEqual(
     storeRows<{ id: number; v: number }>(path, 'SELECT id, v FROM mirror ORDER BY id').map((row) => ({ ...row })),
     items,
@@ -203,7 +191,7 @@ test(`pgChanges followed under ${KILLS} SIGKILLs while a writer inserts, updates
   // Checkpoints the sampler saw at an LSN no change of ours ends at: idle marks.
   const changeLsns = new Set(reference.map((key) => key.split(':')[0]));
   const idleMarks = [...sampler.checkpoints].filter((lsn) => !changeLsns.has(lsn)).length;
-  const slot = (await db.query("SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 'job_slot'")).rows[0];
+  const slot = (await pg.db.query("SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 'job_slot'")).rows[0];
   const [newest] = storeRows<{ position: string }>(path, 'SELECT position FROM checkpoints WHERE position IS NOT NULL ORDER BY seq DESC LIMIT 1');
   assert.equal(String(slot?.lsn), (JSON.parse(newest?.position as string) as { lsn: string }).lsn, 'at the end the slot stands at the last checkpoint');
   t.diagnostic(

@@ -5,28 +5,14 @@
 // while the publication is idle and other tables write, and the server-side mistakes a user can
 // make said in one line.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { DriftError, UsageError } from '../src/errors.ts';
 import type { SourceItem } from '../src/source/source.ts';
 import { type PgChange, type PgChangePosition, pgChanges } from '../src/source/stream/pg-changes.ts';
-import { createPgPool, type PgPool } from '../src/store/postgres/postgres-driver.ts';
-import { type LogicalPostgres, logicalPostgresSkip, startLogicalPostgres } from './helpers/logical-postgres.ts';
+import { logicalPostgresPerFile, startLogicalPostgres } from './helpers/logical-postgres.ts';
 
-const skip = logicalPostgresSkip();
-let server: LogicalPostgres;
-let db: PgPool;
-
-before(async () => {
-  if (skip !== false) return;
-  server = await startLogicalPostgres();
-  db = await createPgPool({ connectionString: server.url, max: 2 });
-});
-
-after(async () => {
-  if (skip !== false) return;
-  await db.end();
-  await server.stop();
-});
+const pg = logicalPostgresPerFile(2);
+const { skip } = pg;
 
 async function readAll(source: ReturnType<typeof pgChanges>, from?: PgChangePosition): Promise<SourceItem<PgChange, PgChangePosition>[]> {
   const items: SourceItem<PgChange, PgChangePosition>[] = [];
@@ -35,19 +21,19 @@ async function readAll(source: ReturnType<typeof pgChanges>, from?: PgChangePosi
 }
 
 async function confirmed(slot: string): Promise<string> {
-  const { rows } = await db.query('SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+  const { rows } = await pg.db.query('SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1', [slot]);
   return rows[0]?.lsn as string;
 }
 
 test('row changes of the publication, whole transactions in commit order, decoded', { skip }, async () => {
-  await db.query('CREATE TABLE grants (id int PRIMARY KEY, who text, role text); CREATE TABLE other (id int)');
-  await db.query('CREATE PUBLICATION grants_pub FOR TABLE grants');
-  const source = pgChanges({ connection: server.url, slot: 'grants_slot', publication: 'grants_pub', count: 3 });
+  await pg.db.query('CREATE TABLE grants (id int PRIMARY KEY, who text, role text); CREATE TABLE other (id int)');
+  await pg.db.query('CREATE PUBLICATION grants_pub FOR TABLE grants');
+  const source = pgChanges({ connection: pg.server.url, slot: 'grants_slot', publication: 'grants_pub', count: 3 });
   assert.deepEqual(await readAll(source), [], 'a fresh slot: nothing yet');
-  await db.query("BEGIN; INSERT INTO grants VALUES (1, 'ann', 'admin'), (2, 'bob', NULL); INSERT INTO other VALUES (1); COMMIT");
-  await db.query("UPDATE grants SET role = 'reader' WHERE id = 1");
-  await db.query('UPDATE grants SET id = 3 WHERE id = 2');
-  await db.query('DELETE FROM grants WHERE id = 1');
+  await pg.db.query("BEGIN; INSERT INTO grants VALUES (1, 'ann', 'admin'), (2, 'bob', NULL); INSERT INTO other VALUES (1); COMMIT");
+  await pg.db.query("UPDATE grants SET role = 'reader' WHERE id = 1");
+  await pg.db.query('UPDATE grants SET id = 3 WHERE id = 2');
+  await pg.db.query('DELETE FROM grants WHERE id = 1');
   const items = await readAll(source);
   const shape = items.map(({ record }) => ({ op: record.op, table: record.table, new: record.new, old: record.old, seq: record.seq, of: record.of }));
   assert.deepEqual(shape, [
@@ -99,12 +85,12 @@ test('row changes of the publication, whole transactions in commit order, decode
   const lag = await source.behind?.(items[2]?.position);
   assert.equal(lag?.records, 2);
   assert.ok((lag?.ms ?? -1) >= 0);
-  await db.query('SELECT pg_drop_replication_slot($1)', ['grants_slot']);
+  await pg.db.query('SELECT pg_drop_replication_slot($1)', ['grants_slot']);
 });
 
 test('a follower waits for changes and stops at once when asked', { skip }, async () => {
-  await db.query('CREATE TABLE ticks (n int PRIMARY KEY); CREATE PUBLICATION ticks_pub FOR TABLE ticks');
-  const source = pgChanges({ connection: server.url, slot: 'ticks_slot', publication: 'ticks_pub', pollMs: 50 });
+  await pg.db.query('CREATE TABLE ticks (n int PRIMARY KEY); CREATE PUBLICATION ticks_pub FOR TABLE ticks');
+  const source = pgChanges({ connection: pg.server.url, slot: 'ticks_slot', publication: 'ticks_pub', pollMs: 50 });
   const stop = new AbortController();
   const seen: string[] = [];
   const reading = (async () => {
@@ -115,35 +101,35 @@ test('a follower waits for changes and stops at once when asked', { skip }, asyn
   })();
   await new Promise((resolve) => setTimeout(resolve, 300));
   assert.deepEqual(seen, [], 'nothing yet, still waiting');
-  await db.query('INSERT INTO ticks VALUES (1)');
-  await db.query('INSERT INTO ticks VALUES (2), (3)');
+  await pg.db.query('INSERT INTO ticks VALUES (1)');
+  await pg.db.query('INSERT INTO ticks VALUES (2), (3)');
   await reading;
   assert.deepEqual(seen, ['1', '2', '3']);
-  await db.query('SELECT pg_drop_replication_slot($1)', ['ticks_slot']);
+  await pg.db.query('SELECT pg_drop_replication_slot($1)', ['ticks_slot']);
 });
 
 test('mistakes a user can make, each said in one line', { skip }, async () => {
-  await assert.rejects(readAll(pgChanges({ connection: server.url, slot: 'nopub_slot', publication: 'missing_pub' })), (error: Error) => {
+  await assert.rejects(readAll(pgChanges({ connection: pg.server.url, slot: 'nopub_slot', publication: 'missing_pub' })), (error: Error) => {
     assert.ok(error instanceof UsageError, String(error));
     assert.match(error.message, /there is no publication missing_pub in the database at postgres:\/\/127.0.0.1:\d+: CREATE PUBLICATION missing_pub FOR TABLE/);
     return true;
   });
-  await db.query('SELECT pg_drop_replication_slot($1)', ['nopub_slot']);
-  await db.query("SELECT pg_create_logical_replication_slot('text_slot', 'test_decoding')");
+  await pg.db.query('SELECT pg_drop_replication_slot($1)', ['nopub_slot']);
+  await pg.db.query("SELECT pg_create_logical_replication_slot('text_slot', 'test_decoding')");
   await assert.rejects(
-    readAll(pgChanges({ connection: server.url, slot: 'text_slot', publication: 'x' })),
+    readAll(pgChanges({ connection: pg.server.url, slot: 'text_slot', publication: 'x' })),
     /not a pgoutput slot of this database \(plugin test_decoding\)/,
   );
-  await db.query('CREATE ROLE plain LOGIN; CREATE PUBLICATION plain_pub FOR ALL TABLES');
-  const plain = new URL(server.url);
+  await pg.db.query('CREATE ROLE plain LOGIN; CREATE PUBLICATION plain_pub FOR ALL TABLES');
+  const plain = new URL(pg.server.url);
   plain.username = 'plain';
   await assert.rejects(readAll(pgChanges({ connection: plain.href, slot: 'plain_slot', publication: 'plain_pub' })), (error: Error) => {
     assert.ok(error instanceof UsageError, String(error));
     assert.match(error.message, /may not use replication slots .*WITH REPLICATION/);
     return true;
   });
-  assert.throws(() => pgChanges({ connection: server.url, slot: 'Bad-Slot', publication: 'p' }), /slot must be 1–63 lower-case letters/);
-  assert.throws(() => pgChanges({ connection: server.url, slot: 's', publication: 'p', idleBytes: 0 }), /idleBytes must be a whole number ≥ 1 \(got 0\)/);
+  assert.throws(() => pgChanges({ connection: pg.server.url, slot: 'Bad-Slot', publication: 'p' }), /slot must be 1–63 lower-case letters/);
+  assert.throws(() => pgChanges({ connection: pg.server.url, slot: 's', publication: 'p', idleBytes: 0 }), /idleBytes must be a whole number ≥ 1 \(got 0\)/);
 });
 
 test('a server without wal_level = logical is named, with what to set', { skip }, async () => {
@@ -161,8 +147,8 @@ test('a server without wal_level = logical is named, with what to set', { skip }
 });
 
 test('a follower with idleBytes lets the slot move while its publication is idle and other tables write', { skip, timeout: 120_000 }, async (t) => {
-  await db.query('CREATE TABLE quiet (id int PRIMARY KEY); CREATE TABLE busy (id int, pad text); CREATE PUBLICATION quiet_pub FOR TABLE quiet');
-  const source = pgChanges({ connection: server.url, slot: 'quiet_slot', publication: 'quiet_pub', pollMs: 50, idleBytes: 256 * 1024 });
+  await pg.db.query('CREATE TABLE quiet (id int PRIMARY KEY); CREATE TABLE busy (id int, pad text); CREATE PUBLICATION quiet_pub FOR TABLE quiet');
+  const source = pgChanges({ connection: pg.server.url, slot: 'quiet_slot', publication: 'quiet_pub', pollMs: 50, idleBytes: 256 * 1024 });
   const stop = new AbortController();
   const seen: PgChange[] = [];
   // As the runner does: a checkpoint of each record's position, then `committed`.
@@ -173,27 +159,27 @@ test('a follower with idleBytes lets the slot move while its publication is idle
     }
   })();
   const retained = async () => {
-    const { rows } = await db.query(
+    const { rows } = await pg.db.query(
       "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint AS restart, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS confirmed FROM pg_replication_slots WHERE slot_name = 'quiet_slot'",
     );
     return { restart: Number(rows[0]?.restart), confirmed: Number(rows[0]?.confirmed) };
   };
   await new Promise((resolve) => setTimeout(resolve, 300)); // the slot is created
   const MB = 1024 * 1024;
-  const start = (await db.query('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]?.lsn as string;
+  const start = (await pg.db.query('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]?.lsn as string;
   let worst = 0;
   for (let round = 0; round < 30; round++) {
     // About 1.2 MB of WAL a round, none of it for the publication.
-    await db.query("INSERT INTO busy SELECT g, repeat('x', 1000) FROM generate_series(1, 1000) g");
-    if (round === 15) await db.query('INSERT INTO quiet VALUES (1)');
+    await pg.db.query("INSERT INTO busy SELECT g, repeat('x', 1000) FROM generate_series(1, 1000) g");
+    if (round === 15) await pg.db.query('INSERT INTO quiet VALUES (1)');
     await new Promise((resolve) => setTimeout(resolve, 60));
     if (round >= 5) worst = Math.max(worst, (await retained()).confirmed);
   }
   // The slot's restart point moves only to a running-transactions record of the server (every 15 s
   // of activity, and at each checkpoint): one, then more WAL, so an idle mark lands past it.
-  await db.query('CHECKPOINT');
-  await db.query("INSERT INTO busy SELECT g, repeat('x', 1000) FROM generate_series(1, 1000) g");
-  const written = Number((await db.query('SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::bigint AS n', [start])).rows[0]?.n);
+  await pg.db.query('CHECKPOINT');
+  await pg.db.query("INSERT INTO busy SELECT g, repeat('x', 1000) FROM generate_series(1, 1000) g");
+  const written = Number((await pg.db.query('SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::bigint AS n', [start])).rows[0]?.n);
   let end = await retained();
   for (let waited = 0; waited < 10_000 && end.restart >= 4 * MB; waited += 100) {
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -213,5 +199,5 @@ test('a follower with idleBytes lets the slot move while its publication is idle
     'the one change of ours, among the idle marks',
   );
   assert.ok(seen.filter((change) => change.op === 'idle').length > 10);
-  await db.query('SELECT pg_drop_replication_slot($1)', ['quiet_slot']);
+  await pg.db.query('SELECT pg_drop_replication_slot($1)', ['quiet_slot']);
 });

@@ -7,6 +7,8 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
+import { createPgPool, type PgPool } from '../../src/store/postgres/postgres-driver.ts';
 import { freePort } from './postgres.ts';
 
 export interface LogicalPostgres {
@@ -72,6 +74,36 @@ export async function startLogicalPostgres(options: { walLevel?: 'logical' | 're
         // already down
       }
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * One logically replicating PostgreSQL for the calling test file: started in `before` with a pool
+ * of `poolMax` connections on it, both ended in `after`; nothing when `skip` says why not.
+ */
+export function logicalPostgresPerFile(poolMax: number): { skip: string | false; readonly server: LogicalPostgres; readonly db: PgPool } {
+  const skip = logicalPostgresSkip();
+  let server: LogicalPostgres | undefined;
+  let db: PgPool | undefined;
+  before(async () => {
+    if (skip !== false) return;
+    server = await startLogicalPostgres();
+    db = await createPgPool({ connectionString: server.url, max: poolMax });
+  });
+  after(async () => {
+    await db?.end();
+    await server?.stop();
+  });
+  return {
+    skip,
+    get server() {
+      if (server === undefined) throw new Error('the logical PostgreSQL is not started (skipped, or used outside a test)');
+      return server;
+    },
+    get db() {
+      if (db === undefined) throw new Error('the logical PostgreSQL is not started (skipped, or used outside a test)');
+      return db;
     },
   };
 }
