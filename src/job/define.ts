@@ -173,7 +173,9 @@ export interface JobDefinition<Record, Params, State extends JsonObject, Positio
   /**
    * Calls per second to each target system, for every worker on the store together: an effect
    * whose options name the `target` waits for a token of the target's bucket, kept in the store.
-   * `burst` (default a twentieth of a second's worth, at least 1) is how many may go at once.
+   * `burst` (default a twentieth of a second's worth, at least 1, at most `perSecond`) is how many
+   * may go at once. No one-second window sees more than `perSecond` calls start: the bucket refills
+   * at `perSecond - burst + 1` a second.
    */
   rateLimits?: { [target: string]: { perSecond: number; burst?: number } };
   /** `ckpt apply` of a plan of this job needs this many distinct approvers first (default 0: none). */
@@ -224,6 +226,9 @@ export function defineJob<Record, Params = { [key: string]: string }, State exte
     }
     if (limit.burst !== undefined && !(Number.isInteger(limit.burst) && limit.burst >= 1)) {
       throw new TypeError(`defineJob(${definition.name}): rateLimits.${target}.burst must be a whole number ≥ 1`);
+    }
+    if (limit.burst !== undefined && limit.burst > Math.max(1, limit.perSecond)) {
+      throw new TypeError(`defineJob(${definition.name}): rateLimits.${target}.burst must be at most perSecond (${limit.perSecond})`);
     }
   }
   const approvals = definition.plan?.approvals;

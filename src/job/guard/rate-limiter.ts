@@ -16,6 +16,17 @@ export function defaultBurst(perSecond: number): number {
   return Math.max(1, Math.ceil(perSecond / 20));
 }
 
+/**
+ * The rate the bucket refills at so that no one-second window holds more than `perSecond` calls.
+ * A full bucket of `burst` tokens plus what refills within a second (less than the refill rate,
+ * since a window is one second long, not more) must stay at `perSecond`: so the bucket refills at
+ * `perSecond - burst + 1`, and the long-run rate is that (48 a second for 50 with the default
+ * burst of 3). A plain bucket refilled at `perSecond` would let a second see `burst - 1` calls more.
+ */
+export function refillRate(perSecond: number, burst: number): number {
+  return perSecond - burst + 1;
+}
+
 /** The callers of one target in this process, waiting for tokens in order. */
 interface Waiters {
   queue: { resolve: () => void; reject: (error: unknown) => void }[];
@@ -27,8 +38,9 @@ interface Waiters {
  * worker on the store). The process's callers of a target wait in one queue, and one loop takes
  * tokens for as many of them as wait (at most `burst`) in one take: the store sees one take per
  * batch of calls, not one per call. A token is taken only for a caller already waiting and is
- * spent at once, never kept: a kept token spent late would let calls bunch past the rate. So in
- * any second the target sees at most `burst` calls more than `perSecond`. When the bucket is
+ * spent at once, never kept: a kept token spent late would let calls bunch past the rate. The
+ * bucket refills at `refillRate`, so no one-second window sees more than `perSecond` calls start
+ * (what the target receives adds the network's jitter). When the bucket is
  * empty the loop waits until it holds a token again, jittered so workers do not all return at once.
  */
 export class FleetRateLimiter implements RateLimiter {
@@ -64,9 +76,10 @@ export class FleetRateLimiter implements RateLimiter {
 
   async #serve(target: string, limit: RateLimit, waiters: Waiters): Promise<void> {
     const burst = limit.burst ?? defaultBurst(limit.perSecond);
+    const refill = refillRate(limit.perSecond, burst);
     try {
       while (waiters.queue.length > 0) {
-        const grant = await this.#store.takeTokens(target, limit.perSecond, burst, Math.min(burst, waiters.queue.length));
+        const grant = await this.#store.takeTokens(target, refill, burst, Math.min(burst, waiters.queue.length));
         for (const waiting of waiters.queue.splice(0, grant.granted)) waiting.resolve();
         if (grant.granted === 0) await sleep(Math.max(1, grant.waitMs) * (1 + Math.random() * 0.5));
       }
