@@ -45,7 +45,7 @@ async function source(): Promise<{ url: string; rows: Rows }> {
 
 /** Runs the example, SIGKILLs it KILLS times once it has copied a few more rows, then lets it finish. */
 async function killAndRerun(args: string[], copied: () => Promise<number>): Promise<void> {
-  const env = { CONFIGS_PACE: '2500' };
+  const env = { CONFIGS_PACE: '1200' };
   let kills = 0;
   for (let attempt = 0; attempt < 40; attempt++) {
     const run = spawnCli(args, { env });
