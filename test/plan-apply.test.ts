@@ -55,7 +55,7 @@ for (const store of stores) {
     const dir = tempDir();
     const url = await store.url(dir);
     const directory = join(dir, 'directory.db');
-    const params = ['--param', `accounts=${ACCOUNTS}`, '--param', `directory=${directory}`, '--param', 'latencyMs=2'];
+    const params = ['--param', `accounts=${ACCOUNTS}`, '--param', `directory=${directory}`, '--param', 'latencyMs=10'];
 
     const planned = await runCli(['plan', job, '--store', url, ...params, '--json']);
     assert.equal(planned.code, 0, planned.stderr);
@@ -89,7 +89,9 @@ for (const store of stores) {
         ended.now = true;
       });
       for (let waited = 0; waited < 30_000 && !ended.now && directoryCalls(directory).length <= before; waited += 10) await sleep(10);
-      await sleep(Math.random() * 400);
+      // At most 150 ms more (the apply calls about 400 a second at 10 ms each, 4 at once), so ten
+      // kills land well before the 1,000 are done.
+      await sleep(Math.random() * 150);
       child.kill('SIGKILL');
       const result = await done;
       assert.equal(result.signal, 'SIGKILL', `the apply ended before its kill: exit ${result.code} ${result.stderr}`);
