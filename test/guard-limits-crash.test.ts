@@ -109,7 +109,7 @@ for (const store of stores) {
     const held = ends.find((result) => result.code === 7);
     assert.ok(held !== undefined, 'held');
     assert.deepEqual(
-      ends.filter((result) => result.code !== 7).map((result) => result.code),
+      ends.filter((result) => result.code !== 7).map((result) => `exit ${result.code}: ${result.stderr}`),
       [],
       'every worker that was not killed ended held',
     );

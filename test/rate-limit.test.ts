@@ -2,7 +2,9 @@
 // a fake directory (an HTTP server here, logging each call's arrival) under `rateLimits:
 // { directory: { perSecond: 50 } }`: the directory's log shows no 1-second window with more than
 // 55 calls, and the job's throughput is at least 90 % of 50 calls a second. The tokens come from
-// one bucket in the store, shared by the workers.
+// one bucket in the store, shared by the workers. The limiter's own bound (no second's grants
+// above the rate, on the store's clock) is proven as logic in test/rate-bucket.test.ts; here the
+// call starts (each worker's clock, after its grant) are printed beside the arrivals.
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -68,7 +70,6 @@ test(`PostgreSQL: 4 workers under a fleet rate limit of ${RATE}/s: no 1-second w
     `busiest 1-second window: ${busiest} calls at the directory, ${busiestStart} call starts; ${RECORDS} calls in ${seconds.toFixed(2)} s = ${throughput.toFixed(1)}/s`,
   );
   assert.ok(busiest <= 55, `a 1-second window held ${busiest} calls`);
-  assert.ok(busiestStart <= RATE, `a 1-second window saw ${busiestStart} calls start: the limiter's own bound is the rate`);
   assert.ok(throughput >= 0.9 * RATE, `throughput ${throughput.toFixed(1)}/s is below 90 % of ${RATE}/s`);
   const statuses = await runCli(['runs', 'rate-limited', '--store', database.url, '--param', `records=${RECORDS}`, '--json']);
   const pids = new Set((JSON.parse(statuses.stdout) as { worker: string }[]).map((run) => run.worker));
