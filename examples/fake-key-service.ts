@@ -87,6 +87,22 @@ export class FakeKeyService {
     return row?.status === 'revoked';
   }
 
+  /** Every key, oldest first, and each app's configured key: what a check of the end state reads. */
+  keys(): { id: string; app: string; status: string; issuedByRotation: boolean }[] {
+    const rows = this.#db.prepare('SELECT id, app, status, idempotency_key FROM keys ORDER BY app, created_at').all() as {
+      id: string;
+      app: string;
+      status: string;
+      idempotency_key: string | null;
+    }[];
+    return rows.map((row) => ({ id: row.id, app: row.app, status: row.status, issuedByRotation: row.idempotency_key !== null }));
+  }
+
+  configs(): Map<string, string> {
+    const rows = this.#db.prepare('SELECT app, config_key_id FROM apps ORDER BY app').all() as { app: string; config_key_id: string }[];
+    return new Map(rows.map((row) => [row.app, row.config_key_id]));
+  }
+
   close(): void {
     this.#db.close();
   }

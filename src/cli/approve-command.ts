@@ -91,7 +91,7 @@ function pendingLine(label: string, hold: HoldInfo, by: string): string {
 }
 
 /** `disable=+500` (the `+` may be left out). */
-function parseRaise(text: string): { kind: string; amount: number } {
+export function parseRaise(text: string): { kind: string; amount: number } {
   const match = /^([^=\s]+)=\+?(\d+)$/.exec(text.trim());
   const amount = match === null ? Number.NaN : Number(match[2]);
   if (match === null || !Number.isSafeInteger(amount) || amount < 1) {
@@ -101,7 +101,7 @@ function parseRaise(text: string): { kind: string; amount: number } {
 }
 
 /** Who is logged in, beside the name given with --by (null where the OS cannot say). */
-function osUser(): string | null {
+export function osUser(): string | null {
   try {
     return userInfo().username;
   } catch {

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { ExitCode, UsageError } from '../errors.ts';
 import { resolveParams } from '../job/params.ts';
 import { parseStoreUrl } from '../store/open-store.ts';
+import { answerHolds, flagFor, type HoldMet, type HoldOrders, holdState, holdViolations, limitsOf, notToldLine, parseHoldOrders } from './chaos-holds.ts';
 import { checkInvariant, importJob, type JobModule, prepareStore, readHistory } from './chaos-invariant.ts';
 import { type ChaosRoundFacts, chaosReport, describeChaos, killsAfterTheEnd } from './chaos-report.ts';
 import { type CleanTiming, chaosRound, type Pace, why } from './chaos-round.ts';
@@ -29,6 +30,12 @@ export interface ChaosOptions {
   leaseMs?: number;
   keep?: boolean;
   json?: boolean;
+  /** `--approve NAME`: pass the approval point NAME each time the job holds there. */
+  approve?: string[];
+  /** `--raise kind=+N`: raise the held limit on `kind` by N each time the job holds there. */
+  raise?: string[];
+  /** `--expect-hold NAME`: the job is to end held there; chaos checks that it does, again after kills. */
+  expectHold?: string[];
 }
 
 /** Lease while SIGSTOPs are planned (unless --lease-ms says): short, so a second worker takes over within seconds. */
@@ -50,6 +57,10 @@ interface ChaosSession {
   dir: string;
   random: () => number;
   leaseMs: number;
+  /** What to do when the job holds. */
+  orders: HoldOrders;
+  /** A run on this store ended held: approve as told (the reason names the session), or say it ends held. */
+  answer(store: string, paramsHash: string, when: string): ReturnType<typeof answerHolds>;
   /** The `ckpt run …` arguments on a store. */
   args(storeUrl: string): string[];
   envFor(chaosDir: string): NodeJS.ProcessEnv;
@@ -70,6 +81,7 @@ export async function chaosCommand(file: string, options: ChaosOptions, io: CliI
   if (options.check !== undefined && !existsSync(resolve(options.check))) throw new UsageError(`--check script not found: ${options.check}`);
   // Checked before anything is created on it: a bad URL is a usage error, not a half-made schema.
   if (options.store !== undefined) parseStoreUrl(options.store);
+  const orders = parseHoldOrders(options);
   const rawParams = parseParams(options.param);
   const seed = options.seed ?? Math.floor(Math.random() * 1_000_000);
   const dir = mkdtempSync(join(tmpdir(), 'ckpt-chaos-'));
@@ -93,6 +105,8 @@ export async function chaosCommand(file: string, options: ChaosOptions, io: CliI
     dir,
     random: seededRandom(seed),
     leaseMs: options.leaseMs ?? STOP_LEASE_MS,
+    orders,
+    answer: (storeUrl, paramsHash, when) => answerHolds(storeUrl, module.default.name, paramsHash, orders, `ckpt chaos, seed ${seed}, ${when}`),
     args: (storeUrl) => [
       'run',
       path,
@@ -119,7 +133,7 @@ export async function chaosCommand(file: string, options: ChaosOptions, io: CliI
   let keep = options.keep === true;
   try {
     const timing = await cleanRun(session);
-    const { rounds, shortfall, windowMs } = await chaosRounds(session, timing);
+    const { rounds, shortfall, windowMs, notTold } = await chaosRounds(session, timing);
     const report = chaosReport({
       job: module.default.name,
       params: rounds[0]?.params ?? {},
@@ -131,6 +145,8 @@ export async function chaosCommand(file: string, options: ChaosOptions, io: CliI
       requestedKills: options.kills,
       rounds,
       shortfall,
+      holdFlags: holdFlags(orders),
+      notTold,
     });
     io.stdout.write(`${options.json ? JSON.stringify(report) : describeChaos(report)}\n`);
     if (report.violations.length > 0) {
@@ -138,6 +154,8 @@ export async function chaosCommand(file: string, options: ChaosOptions, io: CliI
       return ExitCode.violation;
     }
     if (!options.keep) rmSync(dir, { recursive: true, force: true });
+    // Neither a pass nor a violation: the user must say what chaos is to do at that hold.
+    if (report.notTold !== null) return ExitCode.usage;
     return report.shortfall === null ? ExitCode.completed : ExitCode.chaosShort;
   } finally {
     if (!keep) for (const store of made) await store.drop();
@@ -146,40 +164,93 @@ export async function chaosCommand(file: string, options: ChaosOptions, io: CliI
 
 /**
  * A clean run on its own scratch store and directory measures the job: its start-up, its
- * processing time and its records, against which the kills are scheduled.
+ * processing time and its records, against which the kills are scheduled. A job that holds is
+ * run again after each hold chaos was told to approve (the clean run's figures are its runs'
+ * sums), up to the end or to the hold it was told to expect; a hold it was not told about, or
+ * a flag naming a hold the job never met, is a usage error (exit 2) before any kill.
  */
 async function cleanRun(session: ChaosSession): Promise<CleanTiming & { nearCheckpointMs: number }> {
   const home = join(session.dir, 'clean');
   const scratch = await session.prepare(home, 'clean');
-  const clean = startWorker(ckptBin, session.args(scratch.store.url), session.envFor(scratch.jobDir));
-  const exit = await clean.exit;
-  if (exit.code !== 0) {
+  let startUpMs: number | undefined;
+  let processMs = 0;
+  let records = 0;
+  let checkpoints = 0;
+  const met: HoldMet[] = [];
+  for (;;) {
+    const clean = startWorker(ckptBin, session.args(scratch.store.url), session.envFor(scratch.jobDir));
+    const exit = await clean.exit;
+    const end = Date.now();
+    const began = clean.beganAt ?? clean.spawnedAt;
+    startUpMs ??= (clean.beganAt ?? end) - clean.spawnedAt;
+    processMs += Math.max(1, end - began);
+    records += clean.records ?? 0;
+    checkpoints += clean.checkpoints;
+    if (exit.code === 0) break;
+    if (exit.code !== ExitCode.held) {
+      throw new UsageError(
+        `${session.file} does not complete even without crashes (exit ${exit.code}): ${why(clean, exit.stderr)}; fix it before testing it under chaos`,
+      );
+    }
+    const answer = await session.answer(scratch.store.url, scratch.paramsHash, 'clean run');
+    met.push(...answer.met);
+    const notTold = answer.met.find((hold) => hold.action === 'not-told');
+    if (notTold !== undefined) {
+      const unmatched = unmatchedFlags(session.orders, met);
+      const wrong = unmatched.length > 0 ? `${unmatched.join(', ')} names no hold its clean run met; it ` : 'its clean run (no kills) ';
+      throw new UsageError(`${session.file}: ${wrong}${notToldLine(notTold)}`);
+    }
+    if (answer.verdict === 'held') break;
+  }
+  const unmatched = unmatchedFlags(session.orders, met);
+  if (unmatched.length > 0) {
+    const seen = [...new Set(met.map((hold) => hold.hold))];
     throw new UsageError(
-      `${session.file} does not complete even without crashes (exit ${exit.code}): ${why(clean, exit.stderr)}; fix it before testing it under chaos`,
+      `${unmatched.join(', ')}: ${session.file} never held there in its clean run (${seen.length > 0 ? `it held at ${seen.join(', ')}` : 'it never held'}); see ckpt chaos --help`,
     );
   }
-  const end = Date.now();
-  const began = clean.beganAt ?? clean.spawnedAt;
   rmSync(home, { recursive: true, force: true });
-  const checkpointEveryMs = (end - began) / Math.max(1, clean.checkpoints);
+  const checkpointEveryMs = processMs / Math.max(1, checkpoints);
   return {
-    startUpMs: (clean.beganAt ?? end) - clean.spawnedAt,
-    processMs: Math.max(1, end - began),
-    records: clean.records ?? 0,
+    startUpMs: startUpMs ?? 0,
+    processMs,
+    records,
     checkpointEveryMs,
+    holds: met.length,
     nearCheckpointMs: Math.round(Math.max(NEAR_CHECKPOINT_FLOOR_MS, NEAR_CHECKPOINT_SHARE * checkpointEveryMs)),
   };
 }
 
+/** The flags given that name a hold the clean run did not meet that way (approved, or ended held at). */
+function unmatchedFlags(orders: HoldOrders, met: HoldMet[]): string[] {
+  const approved = new Set(met.filter((hold) => hold.action === 'approved').map((hold) => hold.hold));
+  const expected = new Set(met.filter((hold) => hold.action === 'expected').map((hold) => hold.hold));
+  return [
+    ...[...orders.approve, ...orders.raise.keys()].filter((hold) => !approved.has(hold)),
+    ...[...orders.expect].filter((hold) => !expected.has(hold)),
+  ].map((hold) => flagFor(hold, orders));
+}
+
+/** The hold flags as given, for the report. */
+function holdFlags(orders: HoldOrders): string[] {
+  return [...orders.approve, ...orders.raise.keys(), ...orders.expect].map((hold) => flagFor(hold, orders));
+}
+
 /**
  * Rounds until every kill asked has landed: each is the job from the start on a fresh store and
- * directory, so a job that completed before all its kills landed is run again, and what was asked
- * is what is delivered; unless a round finds a violation, or the job is too short to crash.
+ * directory, so a job that completed (or ended held where expected) before all its kills landed
+ * is run again, and what was asked is what is delivered; unless a round finds a violation, ends
+ * at a hold chaos was not told about, or the job is too short to crash.
  */
 async function chaosRounds(
   session: ChaosSession,
   timing: CleanTiming & { nearCheckpointMs: number },
-): Promise<{ rounds: (ChaosRoundFacts & { params: { [key: string]: unknown } })[]; shortfall: string | undefined; windowMs: number }> {
+): Promise<{
+  rounds: (ChaosRoundFacts & { params: { [key: string]: unknown } })[];
+  shortfall: string | undefined;
+  windowMs: number;
+  notTold: string | undefined;
+}> {
   const { options, random } = session;
   const stopAt = new Set<number>();
   if (options.stopPastLease) {
@@ -209,27 +280,49 @@ async function chaosRounds(
       stopAt,
       leaseMs: session.leaseMs,
       nearCheckpointMs: timing.nearCheckpointMs,
+      onHeld: () => session.answer(scratch.store.url, scratch.paramsHash, `round ${round}`),
     });
     windowMs ??= outcome.firstWindowMs;
-    const { runs, events } = await readHistory(scratch.store.url, session.module.default.name, scratch.paramsHash);
+    const job = session.module.default;
+    const { runs, events } = await readHistory(scratch.store.url, job.name, scratch.paramsHash);
+    const holds = await holdState(scratch.store.url, job.name, scratch.paramsHash);
+    if (outcome.ended === 'completed' || outcome.ended === 'held') {
+      outcome.violations.push(...holdViolations(session.orders, outcome.ended, holds, limitsOf(job.limits, outcome.holds)));
+    }
     // Only the store knows whether a kill came after the job's last commit, before its worker said so.
     const late = killsAfterTheEnd(outcome.kills, runs);
     const kills = outcome.kills.filter((kill) => !late.has(kill));
     landed += kills.length;
+    const held = holds.open.map((hold) => hold.name);
     const invariant = await checkInvariant(
       session.module,
       options.check,
-      { params: scratch.params, dir: scratch.jobDir, store: scratch.store.url, events, runs },
+      { params: scratch.params, dir: scratch.jobDir, store: scratch.store.url, events, runs, held },
       env,
       scratch.store.url,
     );
-    rounds.push({ round, dir: home, store: scratch.store.shown, params: scratch.displayParams, runs, events, invariant, ...outcome, kills, late: late.size });
+    rounds.push({
+      round,
+      dir: home,
+      store: scratch.store.shown,
+      params: scratch.displayParams,
+      runs,
+      events,
+      invariant,
+      ...outcome,
+      held,
+      kills,
+      late: late.size,
+    });
     if (outcome.violations.length > 0 || !invariant.ok) break;
+    const notTold = outcome.holds.find((hold) => hold.action === 'not-told');
+    if (outcome.ended === 'not-told' && notTold !== undefined) return { rounds, shortfall: undefined, windowMs: windowMs ?? 0, notTold: notToldLine(notTold) };
     barren = kills.length === 0 ? barren + 1 : 0;
     if (barren >= BARREN_ROUNDS) {
-      const shortfall = `the job completed before any kill could land in ${BARREN_ROUNDS} runs from the start in a row (its clean run took ${formatMs(timing.processMs)})`;
-      return { rounds, shortfall, windowMs: windowMs ?? 0 };
+      const ended = outcome.ended === 'held' ? 'ended held' : 'completed';
+      const shortfall = `the job ${ended} before any kill could land in ${BARREN_ROUNDS} runs from the start in a row (its clean run took ${formatMs(timing.processMs)})`;
+      return { rounds, shortfall, windowMs: windowMs ?? 0, notTold: undefined };
     }
   }
-  return { rounds, shortfall: undefined, windowMs: windowMs ?? 0 };
+  return { rounds, shortfall: undefined, windowMs: windowMs ?? 0, notTold: undefined };
 }

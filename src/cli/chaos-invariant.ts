@@ -60,7 +60,7 @@ export async function checkInvariant(
 ): Promise<InvariantResult> {
   if (script !== undefined) {
     const child = spawn(process.execPath, [resolve(script)], {
-      env: { ...env, CKPT_CHAOS_STORE: store, CKPT_CHAOS_PARAMS: JSON.stringify(input.params) },
+      env: { ...env, CKPT_CHAOS_STORE: store, CKPT_CHAOS_PARAMS: JSON.stringify(input.params), CKPT_CHAOS_HELD: JSON.stringify(input.held) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';

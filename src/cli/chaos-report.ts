@@ -1,17 +1,31 @@
 import { firstLine } from '../errors.ts';
 import { type LostWork, lostWorkByRun } from '../job/policy/progress-mark.ts';
 import type { RunInfo, StoredEvent } from '../store/store.ts';
+import type { HoldMet } from './chaos-holds.ts';
 import { formatCount, formatMs } from './format.ts';
 
-/** What a kill was scheduled to catch: the start-up, the moment after the next checkpoint, or a random moment of the run. */
-export type ChaosAim = 'start-up' | 'after-checkpoint' | 'mid-run';
+/**
+ * What a kill was scheduled to catch: the start-up, the moment after the next checkpoint, the
+ * moment the run opens a hold (a job that holds), or a random moment of the run.
+ */
+export type ChaosAim = 'start-up' | 'after-checkpoint' | 'at-hold' | 'mid-run';
 
 /**
  * Where a kill fell, read from the worker's JSON lines up to its death: before its first
- * run:start/run:resume; after its shard completed (shard:complete or run:end); within the
- * near-checkpoint time of a checkpoint line; else mid-chunk.
+ * run:start/run:resume; after its shard completed (shard:complete or run:end); after it opened a
+ * hold (its guard:held line), while it stops there; within the near-checkpoint time of a
+ * checkpoint line; else mid-chunk.
  */
-export type KillPlace = 'start-up' | 'after-checkpoint' | 'mid-chunk' | 'shard-done';
+export type KillPlace = 'start-up' | 'after-checkpoint' | 'mid-chunk' | 'shard-done' | 'at-hold';
+
+/** How a round ended: the job completed; held where expected; held where chaos was not told what to do; or neither (a violation). */
+export type RoundEnd = 'completed' | 'held' | 'not-told' | 'unfinished';
+
+/**
+ * Of a job that holds, where a kill fell against its holds in the round: before the first, as
+ * the worker opened one, while one is open (a held instance resumed), after an approval.
+ */
+export type HoldPhase = 'before-hold' | 'at-hold' | 'while-held' | 'after-approval';
 
 /** A SIGKILL or SIGSTOP that `ckpt chaos` sent and that landed on a live worker of a job not yet complete. */
 export interface ChaosKill {
@@ -21,6 +35,8 @@ export interface ChaosKill {
   round: number;
   aim: ChaosAim;
   place: KillPlace;
+  /** Against the round's holds, for a job that holds; else null. */
+  holdPhase: HoldPhase | null;
   /** Effects the worker had started and not reported done (effect:start with no effect:done): killed inside them. */
   inEffect: string[];
   /** The last event it printed, progress and log lines aside. */
@@ -58,6 +74,8 @@ export interface ChaosReport {
     duringStartUp: number;
     sigstops: number;
     where: { [place in KillPlace]: number };
+    /** Of a job that holds: kills by where they fell against its holds; else null. */
+    acrossHolds: { [phase in HoldPhase]: number } | null;
     /** Kills that fell inside an effect. */
     inEffect: number;
     /** The lowest and highest share of the job committed when a kill fell. */
@@ -71,6 +89,19 @@ export interface ChaosReport {
   effects: { inDoubt: number; verifiedDone: number; verifiedNotDone: number; replayedWithoutVerify: number; replayedKeys: string[] };
   invariant: InvariantResult;
   completed: boolean;
+  /** Of a job that held (exit 7), what chaos was told and what it met; else null. */
+  holds: {
+    /** The flags that told chaos what to do at a hold. */
+    told: string[];
+    /** Each hold a run ended at, in each round, and what chaos did: approved, expected, or not told. */
+    met: (HoldMet & { round: number })[];
+    /** The holds every round ended held at (as expected), or null when a round did not end held. */
+    endedHeld: string[] | null;
+    /** Each round that ended held was run once more and held again. */
+    heldAgain: boolean;
+  } | null;
+  /** A hold chaos was not told about, and the flags to pass (exit 2), or null. */
+  notTold: string | null;
   /** Why fewer kills landed than were asked (exit 6), or null. */
   shortfall: string | null;
   violations: string[];
@@ -88,7 +119,15 @@ export interface ChaosRoundFacts {
   events: StoredEvent[];
   invariant: InvariantResult;
   completed: boolean;
-  /** Violations seen while running (a worker that failed, a job that never completed). */
+  /** How it ended: completed, held where expected, held where chaos was not told what to do, or neither. */
+  ended: RoundEnd;
+  /** The holds runs ended at and what chaos did, in order. */
+  holds: HoldMet[];
+  /** Ended held: a run started once more held again. */
+  heldAgain: boolean;
+  /** The holds open at its end. */
+  held: string[];
+  /** Violations seen while running (a worker that failed, a job that never completed, a hold that moved). */
   violations: string[];
 }
 
@@ -103,7 +142,13 @@ export interface ChaosFacts {
   requestedKills: number;
   rounds: ChaosRoundFacts[];
   shortfall: string | undefined;
+  /** The flags that told chaos what to do at a hold. */
+  holdFlags: string[];
+  /** What to pass for a hold chaos was not told about (a round ended there). */
+  notTold: string | undefined;
 }
+
+type ReportKills = ChaosReport['kills'];
 
 /** Slack on a time bound: the boundary is checked when a record arrives, then drained and committed, on a busy machine. */
 const TIME_SLACK_MS = 1000;
@@ -115,15 +160,18 @@ function pidOf(worker: string): number {
 
 /**
  * SIGKILLs that came after the job had committed its end though the worker had not printed it yet:
- * the killed worker's last run completed, and no run began after it. They tested nothing.
+ * the killed worker's last run completed, and no run began after it; or the worker had recorded
+ * that it ended held, every run of it ended (none crashed by the kill). They tested nothing.
  */
 export function killsAfterTheEnd(kills: ChaosKill[], runs: RunInfo[]): Set<ChaosKill> {
   const late = new Set<ChaosKill>();
   const lastId = Math.max(0, ...runs.map((run) => run.id));
   // A SIGSTOPped worker that finishes the job once woken was stopped mid-job all the same.
   for (const kill of kills.filter((candidate) => candidate.kind === 'kill')) {
-    const own = runs.filter((run) => pidOf(run.worker) === kill.pid).sort((a, b) => b.id - a.id)[0];
+    const mine = runs.filter((run) => pidOf(run.worker) === kill.pid).sort((a, b) => b.id - a.id);
+    const own = mine[0];
     if (own !== undefined && own.outcome === 'completed' && own.id === lastId) late.add(kill);
+    if (own !== undefined && own.outcome === 'held' && mine.every((run) => run.outcome !== 'crashed')) late.add(kill);
   }
   return late;
 }
@@ -148,8 +196,16 @@ export function chaosReport(facts: ChaosFacts): ChaosReport {
   const resolution = (name: string) => inDoubt.filter((event) => event.data.resolution === name);
   const replayed = resolution('run-again');
   const kills = facts.rounds.flatMap((round) => round.kills);
-  const where: { [place in KillPlace]: number } = { 'start-up': 0, 'after-checkpoint': 0, 'mid-chunk': 0, 'shard-done': 0 };
+  const where: { [place in KillPlace]: number } = { 'start-up': 0, 'after-checkpoint': 0, 'mid-chunk': 0, 'shard-done': 0, 'at-hold': 0 };
   for (const kill of kills) where[kill.place]++;
+  const met = facts.rounds.flatMap((round) => round.holds.map((hold) => ({ ...hold, round: round.round })));
+  const held = met.length > 0 || facts.holdFlags.length > 0;
+  let acrossHolds: ReportKills['acrossHolds'] = null;
+  if (held) {
+    acrossHolds = { 'before-hold': 0, 'at-hold': 0, 'while-held': 0, 'after-approval': 0 };
+    for (const kill of kills) if (kill.holdPhase !== null) acrossHolds[kill.holdPhase]++;
+  }
+  const endedHeld = facts.rounds.length > 0 && facts.rounds.every((round) => round.ended === 'held') ? (facts.rounds[0]?.held ?? []) : null;
   const runs = facts.rounds.flatMap((round) => round.runs);
   return {
     job: facts.job,
@@ -168,6 +224,7 @@ export function chaosReport(facts: ChaosFacts): ChaosReport {
       duringStartUp: kills.filter((kill) => kill.kind === 'kill' && kill.place === 'start-up').length,
       sigstops: kills.filter((kill) => kill.kind === 'stop').length,
       where,
+      acrossHolds,
       inEffect: kills.filter((kill) => kill.inEffect.length > 0).length,
       progress: kills.length === 0 ? null : { min: Math.min(...kills.map((kill) => kill.progress)), max: Math.max(...kills.map((kill) => kill.progress)) },
       list: kills,
@@ -184,6 +241,15 @@ export function chaosReport(facts: ChaosFacts): ChaosReport {
     },
     invariant,
     completed: facts.rounds.length > 0 && facts.rounds.every((round) => round.completed),
+    holds: held
+      ? {
+          told: facts.holdFlags,
+          met,
+          endedHeld,
+          heldAgain: facts.rounds.some((round) => round.ended === 'held') && facts.rounds.every((round) => round.ended !== 'held' || round.heldAgain),
+        }
+      : null,
+    notTold: facts.notTold ?? null,
     shortfall: facts.shortfall ?? null,
     violations,
   };
@@ -237,22 +303,23 @@ export function describeChaos(report: ChaosReport): string {
     `ckpt chaos: ${report.job}${params}, seed ${report.seed} (--seed ${report.seed} repeats this schedule)`,
     `  scratch     ${report.dir} (store ${report.store}; the job's own state under CKPT_CHAOS_DIR=${report.rounds[0]?.dir ?? report.dir}/job)`,
     `  clean run   ${formatMs(report.cleanRunMs)} uncrashed; each kill falls at random within the work left over the kills still to land (${formatMs(report.windowMs)} at first) of a run beginning its records, right after its next checkpoint (1 in 5), or during its start-up (1 in 5)`,
-    `  kills       ${kills.landed} of ${kills.requested} asked landed on a live worker of a job not yet complete: ${kills.sigkills} SIGKILLs (${kills.duringStartUp} during start-up), ${kills.sigstops} SIGSTOPs past the lease with a second worker taking over${kills.late > 0 ? `; ${kills.late} more came after the job had committed its end (not counted)` : ''}`,
+    `  kills       ${kills.landed} of ${kills.requested} asked landed on a live worker of a job not yet complete: ${kills.sigkills} SIGKILLs (${kills.duringStartUp} during start-up), ${kills.sigstops} SIGSTOPs past the lease with a second worker taking over${kills.late > 0 ? `; ${kills.late} more came after the job had committed its end${report.holds === null ? '' : ' or its run had recorded its hold'} (not counted)` : ''}`,
   ];
   if (kills.landed > 0) {
     const progress = kills.progress === null ? '' : `; at ${percent(kills.progress.min)} to ${percent(kills.progress.max)} of the job committed`;
     lines.push(
-      `  where       ${kills.where['start-up']} during start-up, ${kills.where['after-checkpoint']} right after a checkpoint (within ${formatMs(report.nearCheckpointMs)}), ${kills.where['mid-chunk']} mid-chunk, ${kills.where['shard-done']} after the shard completed; ${kills.inEffect} inside an effect (effect:start with no effect:done)${progress}`,
+      `  where       ${kills.where['start-up']} during start-up, ${kills.where['after-checkpoint']} right after a checkpoint (within ${formatMs(report.nearCheckpointMs)}), ${kills.where['mid-chunk']} mid-chunk, ${kills.where['shard-done']} after the shard completed${report.holds === null ? '' : `, ${kills.where['at-hold']} just after the run opened a hold`}; ${kills.inEffect} inside an effect (effect:start with no effect:done)${progress}`,
     );
   }
   if (report.rounds.length > 1) {
     lines.push(
-      `  rounds      ${report.rounds.length}: the job completed before all kills had landed, so it ran again from the start on a fresh scratch store (${report.rounds
+      `  rounds      ${report.rounds.length}: the job ${report.holds?.endedHeld ? 'held' : 'completed'} before all kills had landed, so it ran again from the start on a fresh scratch store (${report.rounds
         .slice(1)
         .map((round) => `round ${round.round}: ${round.kills} kills, ${round.store}`)
         .join('; ')})`,
     );
   }
+  lines.push(...describeHolds(report));
   if (report.shortfall !== null) lines.push(`  SHORT       only ${kills.landed} of ${kills.requested} kills landed: ${report.shortfall}`);
   lines.push(`  runs        ${runs.total}: ${outcomes}; ${runs.resumed} resumed from a checkpoint`);
   if (rework.perCrash.length === 0) lines.push('  rework      no crashed run had done work past its checkpoint');
@@ -274,8 +341,45 @@ export function describeChaos(report: ChaosReport): string {
   );
   for (const violation of report.violations) lines.push(`  VIOLATION   ${firstLine(violation)}`);
   let result = `${report.violations.length} violation(s); the scratch directory is kept for a look`;
-  if (report.violations.length === 0)
-    result = report.shortfall === null ? 'no violation' : `no violation, but the job was not crashed as often as asked (exit 6)`;
+  const endedHeld = report.holds?.endedHeld ? `; held at ${report.holds.endedHeld.join(', ')} (as expected)` : '';
+  if (report.violations.length === 0) {
+    result = report.shortfall === null ? `no violation${endedHeld}` : `no violation${endedHeld}, but the job was not crashed as often as asked (exit 6)`;
+    if (report.notTold !== null) result = `${report.notTold} (exit 2)`;
+  }
   lines.push(`  result      ${result}`);
   return lines.join('\n');
+}
+
+/** The holds met and what chaos did at each, and where the kills fell against them. */
+function describeHolds(report: ChaosReport): string[] {
+  const { holds, kills } = report;
+  if (holds === null) return [];
+  const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`;
+  const lines: string[] = [];
+  for (const name of new Set(holds.met.map((met) => met.hold))) {
+    const all = holds.met.filter((met) => met.hold === name);
+    const first = all[0] as (typeof all)[number];
+    const times = `${plural(all.length, 'time')} in ${plural(new Set(all.map((met) => met.round)).size, 'round')}`;
+    const at = all.flatMap((met) => (met.limit === null ? [] : [met.limit.used]));
+    let what = `${first.limit === null ? first.what : `the limit on ${first.limit.kind} effects`}: held ${times}${at.length > 0 ? ` (at ${at.join(', ')} started)` : ''}`;
+    if (first.action === 'approved') {
+      const by = [...new Set(all.flatMap((met) => met.by))].join(', ');
+      what += `, each ${first.raise === null ? 'passed' : `raised by ${first.raise}`} by ${by} (${first.flag})`;
+    } else if (first.action === 'expected') what += `, as expected (${first.flag})`;
+    else what += ', not told what to do there';
+    lines.push(`${lines.length === 0 ? '  holds       ' : '              '}${what}`);
+  }
+  if (lines.length === 0) lines.push(`  holds       none met (told ${holds.told.join(' ')})`);
+  if (holds.endedHeld !== null) {
+    lines.push(
+      `              every round ended held at ${holds.endedHeld.join(', ')} (as expected)${holds.heldAgain ? '; run once more, it held there again' : ''}`,
+    );
+  }
+  const across = kills.acrossHolds;
+  if (across !== null && kills.landed > 0) {
+    lines.push(
+      `              kills: ${across['before-hold']} before the first hold, ${across['at-hold']} just after a run opened one, ${across['while-held']} while held (the held instance resumed), ${across['after-approval']} after an approval`,
+    );
+  }
+  return lines;
 }

@@ -1,5 +1,7 @@
-import type { ChaosAim, ChaosKill, KillPlace } from './chaos-report.ts';
-import { type ChaosWorker, msPerRecord, nextCheckpointWithin, startWorker, stillRunningAfter } from './chaos-workers.ts';
+import { ExitCode, firstLine } from '../errors.ts';
+import type { HoldMet, HoldVerdict } from './chaos-holds.ts';
+import type { ChaosAim, ChaosKill, HoldPhase, KillPlace, RoundEnd } from './chaos-report.ts';
+import { type ChaosWorker, msPerRecord, nextCheckpointWithin, nextHoldWithin, startWorker, stillRunningAfter } from './chaos-workers.ts';
 
 /** What the clean run taught about the job: how long it starts up and runs, how big it is. */
 export interface CleanTiming {
@@ -10,6 +12,8 @@ export interface CleanTiming {
   /** Records it processed (0 when it could not say). */
   records: number;
   checkpointEveryMs: number;
+  /** Holds its runs ended at (each approved as told, or the one it ended held at): 0 for a job that never holds. */
+  holds: number;
 }
 
 /**
@@ -41,11 +45,18 @@ export interface RoundPlan {
   leaseMs: number;
   /** A kill this soon after a checkpoint counts as "right after" it. */
   nearCheckpointMs: number;
+  /** A run ended held (exit 7): approve what chaos was told to (then the round goes on), or say it ends held. */
+  onHeld(): Promise<{ verdict: HoldVerdict; met: HoldMet[] }>;
 }
 
 export interface RoundOutcome {
   kills: ChaosKill[];
   completed: boolean;
+  ended: RoundEnd;
+  /** Each hold a run of the round ended at, and what chaos did about it, in order. */
+  holds: HoldMet[];
+  /** Ended held where expected: a run started once more after it held there too (exit 7). */
+  heldAgain: boolean;
   violations: string[];
   /** The first kill's window, for the report. */
   firstWindowMs: number | undefined;
@@ -55,6 +66,8 @@ export interface RoundOutcome {
 const START_UP_SHARE = 0.2;
 /** One kill in this many waits for the next checkpoint line and follows it at once. */
 const AFTER_CHECKPOINT_SHARE = 0.2;
+/** Of a job that holds, one kill in this many (while a hold is still ahead) waits for the run's `guard:held` line and follows it at once. */
+const AT_HOLD_SHARE = 0.2;
 /** The shortest window: below it a kill would only ever catch the resume. */
 const MIN_WINDOW_MS = 5;
 /** How long the final run, and workers woken from SIGSTOP, may take to finish. */
@@ -69,6 +82,11 @@ const FINISH_MS = 300_000;
  * over the kills still to land, but at least two, so
  * the kills spread over the whole job and the last one, at most half way through what is left,
  * still finds work ahead of it.
+ *
+ * A run that ends held (exit 7) is no crash: `onHeld` approves what chaos was told to approve
+ * (between runs, as a person would) and the round goes on, the kills landing on the runs after
+ * the approval too; or the round ends held where expected, and one more run must hold there
+ * again; or where chaos was not told what to do.
  */
 export async function chaosRound(plan: RoundPlan): Promise<RoundOutcome> {
   const { random, timing } = plan;
@@ -76,9 +94,16 @@ export async function chaosRound(plan: RoundPlan): Promise<RoundOutcome> {
   const violations: string[] = [];
   const woken: ChaosWorker[] = [];
   const committed = new Map<string, number>();
-  let completed = false;
+  const holds: HoldMet[] = [];
+  let ended: RoundEnd | undefined;
+  let heldAgain = false;
   let firstWindowMs: number | undefined;
   let current: ChaosWorker | undefined;
+  /** A hold is open that chaos has not approved (a worker opened it, or a run ended held at it). */
+  let holdOpen = false;
+  /** Runs that ended held, each hold approved: how many of the clean run's holds are behind. */
+  let holdsBehind = 0;
+  const holdAhead = () => !holdOpen && holdsBehind < timing.holds;
   const progress = (worker: ChaosWorker | undefined) => {
     if (timing.records <= 0) return 0;
     let done = 0;
@@ -95,6 +120,7 @@ export async function chaosRound(plan: RoundPlan): Promise<RoundOutcome> {
     const seen = msPerRecord(worker);
     // The faster one: a window too short only slows the job's progress, one too long lets it finish first.
     if (seen !== undefined && timing.records > 0) faster(seen);
+    if (worker.holdOpenedAt !== undefined) holdOpen = true;
   };
   /** A run that went to the end: the whole job's share it did, in the time it took. */
   const learnFromEnd = (worker: ChaosWorker, shareAtStart: number) => {
@@ -103,6 +129,30 @@ export async function chaosRound(plan: RoundPlan): Promise<RoundOutcome> {
     if (timing.records > 0 && shareAtStart < 1) faster(ms / (timing.records * (1 - shareAtStart)));
     else if (timing.records <= 0 && worker.beganProcessed === 0) pace.processMs = Math.min(pace.processMs, ms);
   };
+  /** A run ended held: chaos approves as told and the round goes on (true), or the round ends there. */
+  const answerHold = async (): Promise<boolean> => {
+    let answer: Awaited<ReturnType<RoundPlan['onHeld']>>;
+    try {
+      answer = await plan.onHeld();
+    } catch (error) {
+      violations.push(firstLine(error));
+      return false;
+    }
+    holds.push(...answer.met);
+    if (answer.verdict === 'go-on') {
+      holdOpen = false;
+      holdsBehind++;
+      return true;
+    }
+    holdOpen = true;
+    ended = answer.verdict;
+    return false;
+  };
+  const holdPhase = (worker: ChaosWorker): HoldPhase | null => {
+    if (timing.holds === 0 && holds.length === 0) return null;
+    if (worker.holdOpenedAt !== undefined) return 'at-hold';
+    return holdOpen ? 'while-held' : holdsBehind > 0 ? 'after-approval' : 'before-hold';
+  };
   const shareAtStart = new Map<ChaosWorker, number>();
   const start = () => {
     const worker = startWorker(plan.ckptBin, plan.args, plan.env);
@@ -110,8 +160,10 @@ export async function chaosRound(plan: RoundPlan): Promise<RoundOutcome> {
     return worker;
   };
   const workLeftMs = (worker: ChaosWorker) => (pace.msPerRecord === undefined ? pace.processMs : pace.msPerRecord * timing.records * (1 - progress(worker)));
+  const failed = (worker: ChaosWorker, exit: { code: number | null; signal: NodeJS.Signals | null; stderr: string }) =>
+    `a run of the job exited ${exit.code ?? exit.signal} under chaos: ${why(worker, exit.stderr)}`;
 
-  while (kills.length < plan.toLand && !completed && violations.length === 0) {
+  while (kills.length < plan.toLand && ended === undefined && violations.length === 0) {
     current ??= start();
     const worker = current;
     const index = plan.firstIndex + kills.length;
@@ -120,7 +172,9 @@ export async function chaosRound(plan: RoundPlan): Promise<RoundOutcome> {
     const windowMs = Math.max(MIN_WINDOW_MS, workLeftMs(worker) / Math.max(2, plan.toLand - kills.length));
     firstWindowMs ??= windowMs;
     const draw = random();
-    const aim: ChaosAim = draw < START_UP_SHARE ? 'start-up' : draw < START_UP_SHARE + AFTER_CHECKPOINT_SHARE ? 'after-checkpoint' : 'mid-run';
+    let aim: ChaosAim = draw < START_UP_SHARE ? 'start-up' : draw < START_UP_SHARE + AFTER_CHECKPOINT_SHARE ? 'after-checkpoint' : 'mid-run';
+    // Only for a job that holds, so the schedule of one that never does is what it always was.
+    if (aim === 'mid-run' && timing.holds > 0 && draw < START_UP_SHARE + AFTER_CHECKPOINT_SHARE + AT_HOLD_SHARE && holdAhead()) aim = 'at-hold';
     let alive: boolean;
     if (aim === 'start-up') alive = await stillRunningAfter(worker, random() * timing.startUpMs);
     else if (!(await worker.began)) alive = false;
@@ -128,21 +182,30 @@ export async function chaosRound(plan: RoundPlan): Promise<RoundOutcome> {
     // the work left (a job that checkpoints only at its end is then killed mid-chunk instead).
     else if (aim === 'after-checkpoint') {
       alive = await nextCheckpointWithin(worker, Math.max(windowMs, Math.min(1.5 * timing.checkpointEveryMs, workLeftMs(worker) / 2)));
-    } else alive = await stillRunningAfter(worker, random() * windowMs);
+    } else if (aim === 'at-hold') alive = await nextHoldWithin(worker, Math.max(windowMs, workLeftMs(worker)));
+    else alive = await stillRunningAfter(worker, random() * windowMs);
     const atProgress = progress(worker);
     if (!alive || worker.finished) {
       const exit = await worker.exit;
       merge(worker);
-      if (exit.code === 0) {
-        completed = true;
-        learnFromEnd(worker, shareAtStart.get(worker) ?? 0);
-      } else violations.push(`a run of the job exited ${exit.code ?? exit.signal} under chaos: ${why(worker, exit.stderr)}`);
       current = undefined;
+      if (exit.code === 0) {
+        ended = 'completed';
+        learnFromEnd(worker, shareAtStart.get(worker) ?? 0);
+      } else if (exit.code === ExitCode.held) {
+        if (await answerHold()) continue;
+      } else violations.push(failed(worker, exit));
       break;
     }
     if (plan.stopAt.has(index)) {
       worker.child.kill('SIGSTOP');
-      kills.push(describeKill(worker, { kind: 'stop', aim, round: plan.round, at: Date.now(), progress: atProgress }, plan.nearCheckpointMs));
+      kills.push(
+        describeKill(
+          worker,
+          { kind: 'stop', aim, round: plan.round, at: Date.now(), progress: atProgress, holdPhase: holdPhase(worker) },
+          plan.nearCheckpointMs,
+        ),
+      );
       // A second worker takes the shard once the lease lapses; then the first wakes up, fenced.
       current = start();
       // Not past lease + 2 s: frozen inside a SQLite write, the first one holds the file's lock
@@ -154,48 +217,66 @@ export async function chaosRound(plan: RoundPlan): Promise<RoundOutcome> {
       continue;
     }
     const killedAt = Date.now();
+    const phase = holdPhase(worker);
     worker.child.kill('SIGKILL');
     const exit = await worker.exit;
     merge(worker);
     current = undefined;
     // Read after its death: every line it printed before it is in, so the place is the truth.
-    if (exit.signal === 'SIGKILL' && !worker.finished && worker.failure === undefined) {
-      kills.push(describeKill(worker, { kind: 'kill', aim, round: plan.round, at: killedAt, progress: atProgress }, plan.nearCheckpointMs));
+    if (exit.signal === 'SIGKILL' && !worker.finished && worker.failure === undefined && worker.held === undefined) {
+      kills.push(describeKill(worker, { kind: 'kill', aim, round: plan.round, at: killedAt, progress: atProgress, holdPhase: phase }, plan.nearCheckpointMs));
     } else if (exit.code === 0 || (worker.finished && worker.failure === undefined)) {
       // Too late: the job had completed; this kill tested nothing and is not counted.
-      completed = true;
+      ended = 'completed';
       learnFromEnd(worker, shareAtStart.get(worker) ?? 0);
+    } else if (exit.code === ExitCode.held || worker.held !== undefined) {
+      // Too late as well: the run had ended held (and said so).
+      if (!(await answerHold())) break;
     } else {
-      violations.push(`a run of the job exited ${exit.code ?? exit.signal} under chaos: ${why(worker, exit.stderr)}`);
+      violations.push(failed(worker, exit));
     }
   }
-  // Resume until complete: the last worker (or a new one) runs to the end, and so must any woken one.
-  if (!completed && violations.length === 0) {
+  // Resume until the job ends: the last worker (or a new one) runs to the end, and so must any woken one.
+  while (ended === undefined && violations.length === 0) {
     current ??= start();
     const exit = await finished(current);
-    if (exit.code === 0) completed = true;
-    else violations.push(`the job did not complete after the crashes: exit ${exit.code ?? exit.signal}: ${why(current, exit.stderr)}`);
-  } else if (current !== undefined) {
-    // A second worker started for a SIGSTOP the round ended on: it must not outlive the round.
-    await finished(current);
+    const last = current;
+    current = undefined;
+    if (exit.code === 0) ended = 'completed';
+    else if (exit.code === ExitCode.held) await answerHold();
+    else violations.push(`the job did not complete after the crashes: exit ${exit.code ?? exit.signal}: ${why(last, exit.stderr)}`);
   }
+  // A second worker started for a SIGSTOP the round ended on: it must not outlive the round.
+  if (current !== undefined) await finished(current);
   for (const worker of woken) {
     const exit = await finished(worker);
-    if (exit.code !== 0) violations.push(`a worker woken after SIGSTOP exited ${exit.code ?? exit.signal}: ${why(worker, exit.stderr)}`);
+    if (exit.code !== 0 && exit.code !== ExitCode.held)
+      violations.push(`a worker woken after SIGSTOP exited ${exit.code ?? exit.signal}: ${why(worker, exit.stderr)}`);
   }
-  return { kills, completed, violations, firstWindowMs };
+  // Held where expected: the held instance, resumed once more, must hold again (the store then says where).
+  if (ended === 'held' && violations.length === 0) {
+    const again = start();
+    const exit = await finished(again);
+    heldAgain = exit.code === ExitCode.held;
+    if (!heldAgain) {
+      const what = exit.code === 0 ? 'completed: it went past the hold without an approval' : `exited ${exit.code ?? exit.signal}: ${why(again, exit.stderr)}`;
+      violations.push(`run again after it held, the job ${what}`);
+    }
+  }
+  return { kills, completed: ended === 'completed', ended: ended ?? 'unfinished', holds, heldAgain, violations, firstWindowMs };
 }
 
-/** Where a kill fell, from the worker's JSON lines: start-up, its shard done, right after a checkpoint, or mid-chunk. */
+/** Where a kill fell, from the worker's JSON lines: start-up, its shard done, just after it opened a hold, right after a checkpoint, or mid-chunk. */
 function describeKill(
   worker: ChaosWorker,
-  kill: { kind: 'kill' | 'stop'; aim: ChaosAim; round: number; at: number; progress: number },
+  kill: { kind: 'kill' | 'stop'; aim: ChaosAim; round: number; at: number; progress: number; holdPhase: HoldPhase | null },
   nearCheckpointMs: number,
 ): ChaosKill {
   const sinceCheckpointMs = worker.lastCheckpointAt === undefined ? null : Math.max(0, kill.at - worker.lastCheckpointAt);
   let place: KillPlace = 'mid-chunk';
   if (worker.beganAt === undefined) place = 'start-up';
   else if (worker.shardDone) place = 'shard-done';
+  else if (worker.holdOpenedAt !== undefined) place = 'at-hold';
   else if (sinceCheckpointMs !== null && sinceCheckpointMs <= nearCheckpointMs) place = 'after-checkpoint';
   const inEffect = [...worker.openEffects.keys()];
   return {
@@ -204,6 +285,7 @@ function describeKill(
     round: kill.round,
     aim: kill.aim,
     place,
+    holdPhase: kill.holdPhase,
     inEffect,
     lastEvent: worker.lastEvent ?? null,
     sinceCheckpointMs,

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { ExitCode } from '../errors.ts';
 
 /** One `ckpt run` process that `ckpt chaos` starts, watches through its JSON lines, and kills. */
 export interface ChaosWorker {
@@ -29,11 +30,17 @@ export interface ChaosWorker {
   records: number | undefined;
   /** Why its run failed, from its summary line (with --json, failures are reported on stdout). */
   failure: string | undefined;
+  /** What holds the instance, from its summary line when it ended held (exit 7). */
+  held: string | undefined;
+  /** When it opened a hold (its `guard:held` line), if it did. */
+  holdOpenedAt: number | undefined;
   /** Resolves true once it begins processing, false if it exits first. */
   readonly began: Promise<boolean>;
   readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
   /** Called on each checkpoint line it prints, as the line is read. */
   onCheckpoint: (() => void) | undefined;
+  /** Called on the `guard:held` line it prints when it opens a hold, as the line is read. */
+  onHold: (() => void) | undefined;
 }
 
 /** Lines that say nothing about where the run is, only how fast it goes. */
@@ -75,9 +82,12 @@ export function startWorker(ckptBin: string, args: string[], env: NodeJS.Process
     finished: false,
     records: undefined,
     failure: undefined,
+    held: undefined,
+    holdOpenedAt: undefined,
     began,
     exit,
     onCheckpoint: undefined,
+    onHold: undefined,
   };
   if (child.stdout) createInterface({ input: child.stdout }).on('line', (line) => readLine(worker, line, markBegan));
   return worker;
@@ -122,15 +132,24 @@ function readLine(worker: ChaosWorker, line: string, markBegan: (began: boolean)
       worker.openEffects.delete(String(data.key));
       break;
     case 'shard:complete':
-    case 'run:end':
       worker.shardDone = true;
+      break;
+    case 'run:end':
+      // A run that ended held stopped before its shard's end: the shard is not done.
+      if (data.outcome !== 'held') worker.shardDone = true;
+      break;
+    case 'guard:held':
+      worker.holdOpenedAt = at;
+      worker.onHold?.();
       break;
     case 'instance:complete':
       worker.finished = true;
       break;
     case 'summary':
       if (event.exitCode === 0) worker.finished = true;
-      if (typeof event.error === 'string') worker.failure = event.error;
+      // Held (exit 7) is no failure: a guard waits for a person.
+      if (event.exitCode === ExitCode.held) worker.held = typeof event.error === 'string' ? event.error : 'held';
+      else if (typeof event.error === 'string') worker.failure = event.error;
       if (typeof event.records === 'number') worker.records = event.records;
       break;
   }
@@ -167,6 +186,18 @@ export async function nextCheckpointWithin(worker: ChaosWorker, ms: number): Pro
     return await Promise.race([seen, stillRunningAfter(worker, ms)]);
   } finally {
     worker.onCheckpoint = undefined;
+  }
+}
+
+/** Resolves as the worker's `guard:held` line is read (it opened a hold), or after `ms` without one; true if it is still running. */
+export async function nextHoldWithin(worker: ChaosWorker, ms: number): Promise<boolean> {
+  const seen = new Promise<boolean>((resolve) => {
+    worker.onHold = () => resolve(true);
+  });
+  try {
+    return await Promise.race([seen, stillRunningAfter(worker, ms)]);
+  } finally {
+    worker.onHold = undefined;
   }
 }
 

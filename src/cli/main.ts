@@ -209,7 +209,10 @@ function program(io: CliIo, exit: { code: number }): Command {
       new Option('--seed <n>', 'seed of the kill schedule (printed in the report; the same seed gives the same schedule)').argParser(wholeNumber('--seed')),
     )
     .option('--stop-past-lease', 'also SIGSTOP the worker past its lease (about 1 kill in 5), let a second worker take over, then SIGCONT it')
-    .option('--check <script>', 'a node script that checks the end state (exit 0: holds); CKPT_CHAOS_DIR, CKPT_CHAOS_STORE, CKPT_CHAOS_PARAMS tell it where')
+    .option(
+      '--check <script>',
+      'a node script that checks the end state (exit 0: holds); CKPT_CHAOS_DIR, CKPT_CHAOS_STORE, CKPT_CHAOS_PARAMS tell it where, CKPT_CHAOS_HELD which holds are open',
+    )
     .addOption(
       new Option(
         '--store <url>',
@@ -223,6 +226,24 @@ function program(io: CliIo, exit: { code: number }): Command {
       new Option('--lease-ms <ms>', 'lease length of each run (default: the run default; 1500 with --stop-past-lease)').argParser(
         positiveInteger('--lease-ms', MAX_MS),
       ),
+    )
+    .addOption(
+      new Option('--approve <name>', 'when the job holds at approval point NAME (ctx.approval), pass it as chaos approvers, then go on (repeatable)')
+        .argParser(collect)
+        .default([]),
+    )
+    .addOption(
+      new Option('--raise <kind=+N>', 'when the job holds at its limit on effects of this kind, raise it by N as chaos approvers, then go on (repeatable)')
+        .argParser(collect)
+        .default([]),
+    )
+    .addOption(
+      new Option(
+        '--expect-hold <name>',
+        'the job is to end held at this hold (point:NAME or limit:KIND): check that it does under the kills and again when run once more (repeatable)',
+      )
+        .argParser(collect)
+        .default([]),
     )
     .option('--keep', 'keep the scratch directory and store (they are always kept when a violation is found)')
     .addOption(jsonOption())

@@ -2,7 +2,8 @@ import type { RunInfo, StoredEvent } from '../store/store.ts';
 
 /**
  * What `ckpt chaos` hands a job's `invariant` (or `verify`) export once the job has completed
- * under its kills: enough to check the end state the job's side effects left behind.
+ * (or ended held where `--expect-hold` said) under its kills: enough to check the end state the
+ * job's side effects left behind.
  */
 export interface ChaosCheckInput {
   /** The job's parsed params. */
@@ -19,6 +20,11 @@ export interface ChaosCheckInput {
   events: StoredEvent[];
   /** Every run of the instance, newest first. */
   runs: RunInfo[];
+  /**
+   * The holds open at the end (`point:<name>`, `limit:<kind>`): empty when the job completed.
+   * Held where expected, nothing past the hold may have happened, and the check can say so.
+   */
+  held: string[];
 }
 
 /** Throw, or return false or a message, to report a violation; anything else passes. */
