@@ -5,13 +5,15 @@ import { type Row, toEffect } from '../rows.ts';
 import { limitBatch } from '../sql/guards.ts';
 import type { ChainHead, EffectEntry, EffectJournalParts, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
 import { boundIdleWait, FROZEN_SESSION_MS, type MysqlDriver, type MysqlPool, type MysqlQueryable, NOW, RESTORE_WAIT } from './mysql-driver.ts';
-import { guardTx, mysqlGuardDialect } from './mysql-guards.ts';
 import { eventRow } from './mysql-history.ts';
 
 /** Effect keys are found by their sha256: a key can be longer than an index allows. */
 export function keyHash(key: string): string {
   return createHash('sha256').update(key).digest('hex');
 }
+
+/** A key's entry is found by its sha256. */
+export const effectKey = (key: string): { column: string; value: string } => ({ column: 'key_hash', value: keyHash(key) });
 
 type Keyed = Extract<JournalWrite, { key: string }>;
 
@@ -88,7 +90,7 @@ export class MysqlJournal implements Pick<EffectJournalParts, 'journal'> {
       const p = this.#db.prefix;
       const fenced = await this.#fence(on, instanceId, writes, fence);
       // Effect limits: counted under the counters' row locks, before any claim is written.
-      const limited = await limitBatch(guardTx(this.#db, on), mysqlGuardDialect(this.#db), instanceId, fenced.writes);
+      const limited = await limitBatch(on, this.#db, effectKey, instanceId, fenced.writes);
       await on.query(`INSERT INTO ${p}chain_heads (instance_id, seq, hash) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE seq = seq`, [instanceId, GENESIS]);
       const head = (await on.query(`SELECT seq, hash FROM ${p}chain_heads WHERE instance_id = ? FOR UPDATE`, [instanceId])).rows[0] as Row;
       return fenced.answer(limited.answer(await this.#locked(on, instanceId, limited.writes, { seq: Number(head.seq), hash: String(head.hash) })));

@@ -1,11 +1,9 @@
 import { ComposedStore } from '../composed-store.ts';
-import { SqlGuards } from '../sql/guards.ts';
 import { pollForChanges, type SqlBackend } from '../sql/sql-driver.ts';
 import { sqlStoreParts } from '../sql/sql-store.ts';
 import { MysqlDriver, type MysqlPool, type MysqlStoreOptions } from './mysql-driver.ts';
-import { mysqlGuardDialect } from './mysql-guards.ts';
 import { appendChained } from './mysql-history.ts';
-import { keyHash, MysqlJournal } from './mysql-journal.ts';
+import { effectKey, MysqlJournal } from './mysql-journal.ts';
 import { migrateMysql } from './mysql-migrations.ts';
 import { MysqlTx } from './mysql-tx.ts';
 
@@ -36,9 +34,9 @@ function mysqlOwn(driver: MysqlDriver): SqlBackend<MysqlPool> {
     migrate: () => migrateMysql(driver),
     Tx: MysqlTx,
     journal: new MysqlJournal(driver),
-    effectKey: (key) => ({ column: 'key_hash', value: keyHash(key) }),
+    effectKey,
     changes: pollForChanges,
     appendChained: append,
-    guards: new SqlGuards(mysqlGuardDialect(driver)),
+    appendChainedOn: (on, instanceId, generation, events) => appendChained(driver, on, instanceId, generation, events),
   };
 }

@@ -6,10 +6,12 @@ import { type Row, toEffect } from '../rows.ts';
 import { limitBatch } from '../sql/guards.ts';
 import type { ChainHead, EffectEntry, EffectJournalParts, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
 import { NOW, type PgResult, type PostgresDriver } from './postgres-driver.ts';
-import { guardTx, postgresGuardDialect } from './postgres-guards.ts';
 import { eventColumns } from './postgres-history.ts';
 
 type Keyed = Extract<JournalWrite, { key: string }>;
+
+/** A key's entry is found by the key itself. */
+export const effectKey = (key: string): { column: string; value: string } => ({ column: 'key', value: key });
 
 /** The error the fast way raises on purpose when a claim finds an entry. */
 const DIVISION_BY_ZERO = '22012';
@@ -160,7 +162,7 @@ export class PostgresJournal implements Pick<EffectJournalParts, 'journal'> {
         answer = fenced.outcomes;
       }
       // Effect limits: counted under the counters' row locks, before any claim is written.
-      const limited = await limitBatch(guardTx(this.#db, client), postgresGuardDialect(this.#db), instanceId, writes);
+      const limited = await limitBatch(client, this.#db, effectKey, instanceId, writes);
       writes = limited.writes;
       const fencedAnswer = answer;
       answer = (applied) => fencedAnswer(limited.answer(applied));

@@ -1,11 +1,9 @@
 import { ComposedStore } from '../composed-store.ts';
-import { SqlGuards } from '../sql/guards.ts';
 import type { SqlBackend } from '../sql/sql-driver.ts';
 import { sqlStoreParts } from '../sql/sql-store.ts';
 import { type PgPool, PostgresDriver, type PostgresStoreOptions } from './postgres-driver.ts';
-import { postgresGuardDialect } from './postgres-guards.ts';
-import { appendChained } from './postgres-history.ts';
-import { PostgresJournal } from './postgres-journal.ts';
+import { appendChained, appendChainedOn } from './postgres-history.ts';
+import { effectKey, PostgresJournal } from './postgres-journal.ts';
 import { migratePostgres } from './postgres-migrations.ts';
 import { PostgresTx } from './postgres-tx.ts';
 import { PostgresWakeups } from './postgres-wakeups.ts';
@@ -35,9 +33,9 @@ function postgresOwn(driver: PostgresDriver): SqlBackend<PgPool> {
     migrate: () => migratePostgres(driver),
     Tx: PostgresTx,
     journal,
-    effectKey: (key) => ({ column: 'key', value: key }),
+    effectKey,
     changes: new PostgresWakeups(driver),
     appendChained: appendChained.bind(null, driver),
-    guards: new SqlGuards(postgresGuardDialect(driver)),
+    appendChainedOn: appendChainedOn.bind(null, driver),
   };
 }

@@ -1,7 +1,7 @@
 import { StoreError } from '../../errors.ts';
 import { idleWait } from '../idle-wait.ts';
 import type { Row } from '../rows.ts';
-import type { EffectJournalParts, GuardStore, Lease, NewEvent, Tx } from '../store.ts';
+import type { EffectJournalParts, Lease, NewEvent, Tx } from '../store.ts';
 import type { Dialect } from './dialect.ts';
 
 /** One statement's result, the same shape for a SELECT and for a write, on every server. */
@@ -91,13 +91,13 @@ export interface SqlBackend<Pool> {
   ) => SqlJobTx;
   /** Link `events` into the instance's chain and insert them, in the backend's own short transaction. */
   appendChained(instanceId: number, generation: number, events: readonly NewEvent[]): Promise<void>;
+  /** The same inside the caller's transaction on `on`: takes the chain head's row lock (held to its COMMIT). */
+  appendChainedOn(on: SqlQueryable, instanceId: number, generation: number, events: readonly NewEvent[]): Promise<void>;
   /** The effect journal's batches, each server's fastest form (the entry reads are shared: sql-effects.ts). */
   journal: Pick<EffectJournalParts, 'journal'>;
   /** How the journal finds a key's entry: the column and the value to match. */
   effectKey(key: string): { column: string; value: string };
   changes: SqlChanges;
-  /** Effect limits' counts, holds and approvals (sql/guards.ts over the backend's dialect). */
-  guards: GuardStore;
 }
 
 /** The store's own open transaction behind `tx`, or a StoreError (committed, rolled back, another store's). */

@@ -1,4 +1,5 @@
 import type { StoreParts } from '../composed-store.ts';
+import { SqlGuards } from './guards.ts';
 import type { PooledDriver } from './pooled-driver.ts';
 import { SqlCheckpoints } from './sql-checkpoints.ts';
 import { SqlDeadLetters } from './sql-dead-letters.ts';
@@ -39,6 +40,6 @@ export function sqlStoreParts<Pool extends { end(): Promise<void> }>(driver: Poo
     history: new SqlHistory(driver, (instanceId, generation, events) => backend.appendChained(instanceId, generation, events), instances, leases),
     plans: new SqlPlans(driver),
     rateBuckets: new SqlRateBuckets(driver),
-    guards: backend.guards,
+    guards: new SqlGuards(driver, backend),
   };
 }
