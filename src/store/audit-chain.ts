@@ -115,6 +115,12 @@ export interface GenerationEvent {
   event: NewEvent;
 }
 
+/** A journal batch's events linked: the rows to store, each with its generation, and the new head. */
+export interface ChainedGenerations {
+  rows: (ChainedRow & { generation: number })[];
+  head: ChainHead;
+}
+
 /**
  * Links events of several generations of one instance (a journal batch: instance-scoped keys
  * live in generation 0, the run's own in its generation) after `head`, in the order given.
@@ -125,7 +131,7 @@ export function chainGenerations(
   events: readonly GenerationEvent[],
   key: Buffer | undefined,
   clockOffsetMs = 0,
-): { rows: (ChainedRow & { generation: number })[]; head: ChainHead } {
+): ChainedGenerations {
   let at = head;
   const rows = events.map(({ generation, event }) => {
     const chained = chainEvents(instanceId, generation, at, [event], key, clockOffsetMs);

@@ -3,7 +3,7 @@ import { pollForChanges, type SqlBackend } from '../sql/sql-driver.ts';
 import { sqlStoreParts } from '../sql/sql-store.ts';
 import { MysqlDriver, type MysqlPool, type MysqlStoreOptions } from './mysql-driver.ts';
 import { appendChained } from './mysql-history.ts';
-import { effectKey, MysqlJournal } from './mysql-journal.ts';
+import { effectKey, mysqlJournal } from './mysql-journal.ts';
 import { migrateMysql } from './mysql-migrations.ts';
 import { MysqlTx } from './mysql-tx.ts';
 
@@ -17,7 +17,7 @@ export { DEFAULT_MYSQL_PREFIX, type MysqlStoreOptions } from './mysql-driver.ts'
  * (`ckpt_` by default), so the job's `ctx.tx` SQL shares the database without meeting them. The
  * flows are the shared ones (src/store/sql/); this folder keeps what is MySQL's own: its driver,
  * dialect and error codes, its job transaction, its migrations, the event chain's append, the
- * effect journal. Idle workers poll (no notifications).
+ * effect journal's statements. Idle workers poll (no notifications).
  */
 export class MysqlStore extends ComposedStore {
   constructor(options: MysqlStoreOptions) {
@@ -33,7 +33,7 @@ function mysqlOwn(driver: MysqlDriver): SqlBackend<MysqlPool> {
   return {
     migrate: () => migrateMysql(driver),
     Tx: MysqlTx,
-    journal: new MysqlJournal(driver),
+    journal: mysqlJournal(driver),
     effectKey,
     changes: pollForChanges,
     appendChained: append,
