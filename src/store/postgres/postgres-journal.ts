@@ -7,6 +7,7 @@ import { errorCode } from '../sql/dialect.ts';
 import type { EffectKey, ServerJournal, SqlQueryable } from '../sql/sql-driver.ts';
 import { readEntries } from '../sql/sql-journal.ts';
 import type { ChainHead, JournalOutcome, JournalWrite } from '../store.ts';
+import { postgresDialect } from './postgres-dialect.ts';
 import { NOW, type PgResult, type PostgresDriver } from './postgres-driver.ts';
 import { eventColumns } from './postgres-history.ts';
 
@@ -193,7 +194,9 @@ function entryArrays(writes: readonly JournalWrite[]): unknown[][] {
  * eventColumns), in their order, only where `gate` holds.
  */
 function insertEvents(s: string, n: number, gate: string): string {
-  const columns = ['int', 'bigint', 'text', 'text', 'bigint', 'text', 'bigint', 'text', 'text', 'boolean'].map((type, i) => `$${n + i}::${type}[]`);
+  const columns = ['int', 'bigint', 'text', 'text', 'bigint', 'text', 'bigint', 'text', 'text', 'boolean'].map(
+    (type, i) => `${postgresDialect.placeholder(n + i)}::${type}[]`,
+  );
   return `INSERT INTO ${s}events (instance_id, generation, run_id, shard, type, at, data, seq, prev_hash, hash, keyed)
     SELECT $1, generation, run_id, shard, type, at, data, seq, prev_hash, hash, keyed
     FROM unnest(${columns.join(', ')})
