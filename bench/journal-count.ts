@@ -7,7 +7,7 @@ import { rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MysqlJournal } from '../src/store/mysql/mysql-journal.ts';
+import { SqlJournal } from '../src/store/sql/sql-journal.ts';
 import { SqliteJournal } from '../src/store/sqlite/sqlite-journal.ts';
 import type { JournalWrite } from '../src/store/store.ts';
 import { importPeer, runVariant } from './variants.ts';
@@ -29,7 +29,7 @@ if (backend === 'mysql') {
 let batches = 0;
 let batchMs = 0;
 const shapes = new Map<string, number>();
-const journal = backend === 'mysql' ? MysqlJournal.prototype : SqliteJournal.prototype;
+const journal = backend === 'mysql' ? SqlJournal.prototype : SqliteJournal.prototype;
 const write = journal.journal;
 journal.journal = async function (this: typeof journal, instanceId: number, writes: readonly JournalWrite[], fence?: Parameters<typeof write>[2]) {
   batches++;

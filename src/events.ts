@@ -94,35 +94,6 @@ export type EventType = keyof EventMap;
 export type RunEvent = { [K in EventType]: { type: K; at: number; job: string; instanceId: number; data: EventMap[K] } }[EventType];
 export type EventListener = (event: RunEvent) => void;
 
-/** Events written to the store's log; the rest (progress, checkpoints, logs) only reach listeners. */
-export const persistedEvents: ReadonlySet<EventType> = new Set<EventType>([
-  'run:start',
-  'run:resume',
-  'run:crashed',
-  'run:end',
-  'checkpoint:corrupt',
-  'record:error',
-  'record:retry',
-  'record:dead',
-  'effect:start',
-  'effect:done',
-  'effect:failed',
-  'effect:in-doubt',
-  'effect:verified',
-  'effect:late-completion',
-  'effect:held',
-  'plan:approved',
-  'drift',
-  'dlq:retry',
-  'shard:complete',
-  'shard:lost',
-  'instance:complete',
-  'instance:reset',
-  'guard:held',
-  'guard:approved',
-  'guard:released',
-]);
-
 /**
  * The audit set: events that record a decision about a side effect or about what a run may
  * redo. Each is durable in the store's chained event log before the job acts on the decision
@@ -146,4 +117,20 @@ export const auditEvents: ReadonlySet<EventType> = new Set<EventType>([
   'guard:held',
   'guard:approved',
   'guard:released',
+]);
+
+/**
+ * Events written to the store's log: the audit set and the run's milestones; the rest
+ * (progress, checkpoints, logs) only reach listeners.
+ */
+export const persistedEvents: ReadonlySet<EventType> = new Set<EventType>([
+  ...auditEvents,
+  'run:start',
+  'run:resume',
+  'run:end',
+  'checkpoint:corrupt',
+  'record:error',
+  'record:retry',
+  'shard:complete',
+  'instance:complete',
 ]);

@@ -2,16 +2,15 @@ import { LeaseHeldError, UsageError } from '../errors.ts';
 import type { EventMap, EventType, RunEvent } from '../events.ts';
 import type { JsonObject } from '../json.ts';
 import { lazySecretKey } from '../secret.ts';
-import type { DeadLetter, InstanceInfo, Lease, Store } from '../store/store.ts';
+import type { DeadLetter, InstanceInfo, Store } from '../store/store.ts';
 import { describeJobError } from './code-location.ts';
 import { type Job, jobFileOf } from './define.ts';
-import { Effects } from './effects/effects.ts';
+import { beginOutsideRun } from './effects/outside-run.ts';
 import { resolveParams } from './params.ts';
 import { eventLogger, RecordContext } from './record/context.ts';
 import { runSetup } from './shard/setup.ts';
 import { Baton } from './tx/baton.ts';
-import { dialectOf, RecordTx } from './tx/record-tx.ts';
-import { WriteBuffer } from './tx/write-buffer.ts';
+import { RecordTx } from './tx/record-tx.ts';
 import { defaultWorker, reapDeadWorkers } from './workers.ts';
 
 export interface DlqRetryResult {
@@ -58,28 +57,8 @@ export async function retryDeadLetters(
   for (const letter of await store.listDeadLetters(instance.id)) {
     const shard = shards.find((row) => row.name === letter.shard);
     if (shard === undefined) continue;
-    const lease: Lease = {
-      instanceId: instance.id,
-      generation: instance.generation,
-      shardId: shard.id,
-      shard: letter.shard,
-      worker: defaultWorker(),
-      token: shard.leaseToken,
-      runId: 0,
-      leaseMs: 0,
-    };
-    const effects = new Effects({
-      store,
-      scope: { instanceId: instance.id, generation: instance.generation },
-      job: job.name,
-      shard: letter.shard,
-      runId: null,
-      secretKey,
-      notify,
-    });
-    const tx = await store.begin(lease);
     // ctx.tx as in a run: buffered writes are sent before the letter is resolved, in the same commit.
-    const chunk = { tx: () => tx, buffer: new WriteBuffer(dialectOf(tx.sql)) };
+    const { lease, tx, chunk, effects } = await beginOutsideRun({ store, instance, shard, job: job.name, worker: defaultWorker(), secretKey, notify });
     let recordTx: RecordTx | undefined;
     try {
       const ctx = new RecordContext({

@@ -44,25 +44,19 @@ export async function readChain(store: ChainSource, instanceId: number): Promise
 /** The `prevHash` of an instance's first event. */
 export const GENESIS = '0'.repeat(64);
 
-/** What a backend stores for one new event: the event, its data as JSON text, and its link. */
-export interface ChainedRow {
-  runId: number | null;
-  shard: string | null;
-  type: string;
-  at: number;
+/** A stored event's own fields as the chain hashes them and a backend writes them: its data as JSON text. */
+interface EventText extends Pick<StoredEvent, 'runId' | 'shard' | 'type' | 'at'> {
   data: string;
+}
+
+/** What a backend stores for one new event: the event, its data as JSON text, and its link. */
+export interface ChainedRow extends EventText {
   link: ChainLink;
 }
 
-interface LinkFields {
+interface LinkFields extends EventText {
   instanceId: number;
   generation: number;
-  runId: number | null;
-  shard: string | null;
-  type: string;
-  at: number;
-  /** The event's data as JSON text. */
-  data: string;
   seq: number;
   prevHash: string;
 }
@@ -115,6 +109,12 @@ export interface GenerationEvent {
   event: NewEvent;
 }
 
+/** A journal batch's events linked: the rows to store, each with its generation, and the new head. */
+export interface ChainedGenerations {
+  rows: (ChainedRow & { generation: number })[];
+  head: ChainHead;
+}
+
 /**
  * Links events of several generations of one instance (a journal batch: instance-scoped keys
  * live in generation 0, the run's own in its generation) after `head`, in the order given.
@@ -125,7 +125,7 @@ export function chainGenerations(
   events: readonly GenerationEvent[],
   key: Buffer | undefined,
   clockOffsetMs = 0,
-): { rows: (ChainedRow & { generation: number })[]; head: ChainHead } {
+): ChainedGenerations {
   let at = head;
   const rows = events.map(({ generation, event }) => {
     const chained = chainEvents(instanceId, generation, at, [event], key, clockOffsetMs);

@@ -1,4 +1,5 @@
 import type { EventMap } from '../events.ts';
+import type { GenerationEvent } from './audit-chain.ts';
 import type { EffectEntry, JournalFence, JournalOutcome, JournalWrite, NewEvent } from './store-types.ts';
 
 /** The shard row as a journal batch's transaction reads it: its fencing token and the run holding it. */
@@ -7,12 +8,20 @@ export interface ShardHolder {
   runId: number | null;
 }
 
+/** The shard row (lease_token, run_id) as a batch reads it; undefined: the row is gone. */
+export function toHolder(row: { [column: string]: unknown } | undefined): ShardHolder | undefined {
+  return row === undefined ? undefined : { token: Number(row.lease_token), runId: row.run_id === null ? null : Number(row.run_id) };
+}
+
 /** True when the batch's lease no longer holds the shard (its row gone counts as taken). */
 export function isStale(fence: JournalFence | undefined, holder: ShardHolder | undefined): fence is JournalFence {
   return fence !== undefined && (holder === undefined || holder.token !== fence.token);
 }
 
 export type DoneWrite = Extract<JournalWrite, { kind: 'done' }>;
+
+/** A write that names an effect key (all but an events-only write). */
+export type KeyedWrite = Extract<JournalWrite, { key: string }>;
 
 /** The completions of a batch: the writes whose entries fenceBatch must be shown. */
 export function completions(writes: readonly JournalWrite[]): DoneWrite[] {
@@ -77,4 +86,14 @@ export function fenceBatch(
  */
 export function fastEligible(writes: readonly JournalWrite[]): boolean {
   return writes.every((write) => write.kind !== 'intent' && !('limit' in write && write.limit !== undefined));
+}
+
+/**
+ * The events a batch records, in its order, each with its write's generation. `outcomes` (one per
+ * write, once written): a claim that found an entry wrote nothing, so it records nothing either.
+ */
+export function batchEvents(writes: readonly JournalWrite[], outcomes?: readonly JournalOutcome[]): GenerationEvent[] {
+  return writes.flatMap((write, i) =>
+    outcomes === undefined || outcomes[i] === undefined ? write.events.map((event) => ({ generation: write.scope.generation, event })) : [],
+  );
 }

@@ -35,7 +35,24 @@ export function withApproval(stored: unknown, approval: PlanApproval): string {
   return JSON.stringify(approvals);
 }
 
-/** What the SQLite store computes in JavaScript and the SQL stores in their one statement: refill, then take. */
+/**
+ * A take from the bucket whose row (tokens, updated_at) is `row` (none yet: undefined) at `now`:
+ * what to write back and what to answer. What the SQLite and MySQL stores compute in JavaScript
+ * under the bucket's lock (PostgreSQL: in its one statement, the same arithmetic).
+ */
+export function takeFromRow(
+  row: { [column: string]: unknown } | undefined,
+  now: number,
+  perSecond: number,
+  burst: number,
+  want: number,
+): { tokens: number; updatedAt: number; grant: TokenGrant } {
+  const bucket = row === undefined ? undefined : { tokens: Number(row.tokens), updatedAt: Number(row.updated_at) };
+  const next = takeFromBucket(bucket, now, perSecond, burst, want);
+  return { tokens: next.tokens, updatedAt: next.updatedAt, grant: grantOf(next.granted, next.tokens, perSecond) };
+}
+
+/** Refill, then take: the arithmetic of every store's bucket. */
 export function takeFromBucket(
   bucket: { tokens: number; updatedAt: number } | undefined,
   now: number,

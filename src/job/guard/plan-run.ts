@@ -2,16 +2,15 @@ import { firstLine } from '../../errors.ts';
 import type { EventListener } from '../../events.ts';
 import { type JsonObject, sha256 } from '../../json.ts';
 import { lazySecretKey } from '../../secret.ts';
-import type { Lease, NewPlan, PlannedEffect, Store, StoredPlan } from '../../store/store.ts';
+import type { NewPlan, PlannedEffect, Store, StoredPlan } from '../../store/store.ts';
 import { describeJobError } from '../code-location.ts';
 import { type AnyJob, jobFileOf } from '../define.ts';
-import { Effects } from '../effects/effects.ts';
+import { beginOutsideRun } from '../effects/outside-run.ts';
 import { resolveParams } from '../params.ts';
 import { eventLogger, RecordContext } from '../record/context.ts';
 import { listShardNames } from '../runner.ts';
 import { Baton } from '../tx/baton.ts';
-import { dialectOf, RecordTx } from '../tx/record-tx.ts';
-import { WriteBuffer } from '../tx/write-buffer.ts';
+import { RecordTx } from '../tx/record-tx.ts';
 import type { EffectGuard } from './effect-guard.ts';
 
 export interface PlanOptions {
@@ -57,28 +56,16 @@ export async function planJob(job: AnyJob, options: PlanOptions): Promise<Stored
   const secretKey = lazySecretKey(process.env, undefined);
   for (const shard of shards) {
     if (stop.signal.aborted) throw new Error('the plan run was stopped; nothing was stored');
-    const lease: Lease = {
-      instanceId: instance.id,
-      generation: instance.generation,
-      shardId: shard.id,
-      shard: shard.name,
-      worker: 'plan',
-      token: shard.leaseToken,
-      runId: 0,
-      leaseMs: 0,
-    };
-    const effects = new Effects({
+    const { lease, tx, chunk, effects } = await beginOutsideRun({
       store,
-      scope: { instanceId: instance.id, generation: instance.generation },
+      instance,
+      shard,
       job: job.name,
-      shard: shard.name,
-      runId: null,
+      worker: 'plan',
       secretKey,
       notify: () => undefined,
       guard: recorder,
     });
-    const tx = await store.begin(lease);
-    const chunk = { tx: () => tx, buffer: new WriteBuffer(dialectOf(tx.sql)) };
     const baton = new Baton();
     const state = structuredClone(job.initialState?.({ params, shard: shard.name }) ?? {}) as JsonObject;
     const log = eventLogger(shard.name, (data) => options.onEvent?.({ type: 'log', at: Date.now(), job: job.name, instanceId: instance.id, data }));

@@ -3,7 +3,7 @@
  * from this folder. The store's flows are the shared ones (src/store/sql/); this folder keeps what
  * is MySQL's own: its driver (the slice of `mysql2` it uses, the `?prefix=` URL), its dialect and
  * error codes, its job transaction, its numbered migrations, the event chain's append and the
- * effect journal's batches.
+ * effect journal's statements.
  */
 export {
   createMysqlPool,

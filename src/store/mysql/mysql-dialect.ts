@@ -23,7 +23,7 @@ const transientMessages = /closed state|Connection lost|Pool is closed/i;
 
 /**
  * MySQL's and MariaDB's words where they are not the standard's: backquotes, `ON DUPLICATE KEY
- * UPDATE`, `<=>`, `UPDATE … JOIN`, no RETURNING, no transactional DDL, a row-value comparison
+ * UPDATE`, `LOCK IN SHARE MODE`, `<=>`, `UPDATE … JOIN`, no RETURNING, no transactional DDL, a row-value comparison
  * no index serves, its clock, its error codes.
  */
 class MysqlDialect extends Dialect {
@@ -35,6 +35,8 @@ class MysqlDialect extends Dialect {
   override readonly databaseClock = true;
   override readonly quoteCharacter = '`';
   override readonly maxBatchRows = 1000;
+  /** MariaDB has no `FOR SHARE`; both take this. */
+  override readonly shareLock = 'LOCK IN SHARE MODE';
   /**
    * Arithmetic on UTC_TIMESTAMP, not UNIX_TIMESTAMP(NOW()), so the session's time zone (and its
    * DST hour) cannot shift it.
@@ -46,6 +48,10 @@ class MysqlDialect extends Dialect {
     const first = noop ?? 'id';
     const set = update.length === 0 ? `${first} = ${first}` : update.map((column) => `${column} = VALUES(${column})`).join(', ');
     return ` ON DUPLICATE KEY UPDATE ${set}`;
+  }
+
+  override onConflictAdd(_key: readonly string[], _table: string, column: string): string {
+    return ` ON DUPLICATE KEY UPDATE ${column} = ${column} + VALUES(${column})`;
   }
 
   override distinct(a: string, b: string): string {

@@ -1,7 +1,8 @@
 import { type ChainedRow, chainEvents, GENESIS } from '../audit-chain.ts';
 import type { Row } from '../rows.ts';
+import type { SqlQueryable } from '../sql/sql-driver.ts';
 import type { NewEvent } from '../store.ts';
-import type { MysqlDriver, MysqlQueryable } from './mysql-driver.ts';
+import type { MysqlDriver } from './mysql-driver.ts';
 
 /** One chained event as the events table's row, in its column order (instance_id … keyed). */
 export function eventRow(instanceId: number, generation: number, row: ChainedRow): unknown[] {
@@ -14,7 +15,7 @@ export function eventRow(instanceId: number, generation: number, row: ChainedRow
  * `on`. The chain head's row lock (taken by the upsert, held to COMMIT) serialises the appends of
  * every worker on the instance, so ids and chain positions ascend together.
  */
-export async function appendChained(db: MysqlDriver, on: MysqlQueryable, instanceId: number, generation: number, events: readonly NewEvent[]): Promise<void> {
+export async function appendChained(db: MysqlDriver, on: SqlQueryable, instanceId: number, generation: number, events: readonly NewEvent[]): Promise<void> {
   if (events.length === 0) return;
   const p = db.prefix;
   await on.query(`INSERT INTO ${p}chain_heads (instance_id, seq, hash) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE seq = seq`, [instanceId, GENESIS]);

@@ -1,11 +1,9 @@
 import { ComposedStore } from '../composed-store.ts';
-import { SqlGuards } from '../sql/guards.ts';
 import { pollForChanges, type SqlBackend } from '../sql/sql-driver.ts';
 import { sqlStoreParts } from '../sql/sql-store.ts';
 import { MysqlDriver, type MysqlPool, type MysqlStoreOptions } from './mysql-driver.ts';
-import { mysqlGuardDialect } from './mysql-guards.ts';
 import { appendChained } from './mysql-history.ts';
-import { keyHash, MysqlJournal } from './mysql-journal.ts';
+import { effectKey, mysqlJournal } from './mysql-journal.ts';
 import { migrateMysql } from './mysql-migrations.ts';
 import { MysqlTx } from './mysql-tx.ts';
 
@@ -19,7 +17,7 @@ export { DEFAULT_MYSQL_PREFIX, type MysqlStoreOptions } from './mysql-driver.ts'
  * (`ckpt_` by default), so the job's `ctx.tx` SQL shares the database without meeting them. The
  * flows are the shared ones (src/store/sql/); this folder keeps what is MySQL's own: its driver,
  * dialect and error codes, its job transaction, its migrations, the event chain's append, the
- * effect journal. Idle workers poll (no notifications).
+ * effect journal's statements. Idle workers poll (no notifications).
  */
 export class MysqlStore extends ComposedStore {
   constructor(options: MysqlStoreOptions) {
@@ -35,10 +33,10 @@ function mysqlOwn(driver: MysqlDriver): SqlBackend<MysqlPool> {
   return {
     migrate: () => migrateMysql(driver),
     Tx: MysqlTx,
-    journal: new MysqlJournal(driver),
-    effectKey: (key) => ({ column: 'key_hash', value: keyHash(key) }),
+    journal: mysqlJournal(driver),
+    effectKey,
     changes: pollForChanges,
     appendChained: append,
-    guards: new SqlGuards(mysqlGuardDialect(driver)),
+    appendChainedOn: (on, instanceId, generation, events) => appendChained(driver, on, instanceId, generation, events),
   };
 }

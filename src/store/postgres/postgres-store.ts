@@ -1,11 +1,9 @@
 import { ComposedStore } from '../composed-store.ts';
-import { SqlGuards } from '../sql/guards.ts';
 import type { SqlBackend } from '../sql/sql-driver.ts';
 import { sqlStoreParts } from '../sql/sql-store.ts';
 import { type PgPool, PostgresDriver, type PostgresStoreOptions } from './postgres-driver.ts';
-import { postgresGuardDialect } from './postgres-guards.ts';
-import { appendChained } from './postgres-history.ts';
-import { PostgresJournal } from './postgres-journal.ts';
+import { appendChained, appendChainedOn } from './postgres-history.ts';
+import { effectKey, postgresJournal } from './postgres-journal.ts';
 import { migratePostgres } from './postgres-migrations.ts';
 import { PostgresTx } from './postgres-tx.ts';
 import { PostgresWakeups } from './postgres-wakeups.ts';
@@ -19,7 +17,7 @@ export { DEFAULT_PG_SCHEMA, type PostgresStoreOptions } from './postgres-driver.
  * `ctx.tx` writes. Tables are schema-qualified, so the job's own `ctx.tx` SQL keeps the
  * connection's default search_path. The flows are the shared ones (src/store/sql/); this folder
  * keeps what is PostgreSQL's own: its driver and dialect, its job transaction, its migrations,
- * the event chain's one-statement append, the effect journal, and LISTEN/NOTIFY wakeups.
+ * the event chain's one-statement append, the effect journal's statements, and LISTEN/NOTIFY wakeups.
  */
 export class PostgresStore extends ComposedStore {
   constructor(options: PostgresStoreOptions) {
@@ -30,14 +28,13 @@ export class PostgresStore extends ComposedStore {
 
 /** What PostgreSQL does its own way beside the shared flows. */
 function postgresOwn(driver: PostgresDriver): SqlBackend<PgPool> {
-  const journal = new PostgresJournal(driver);
   return {
     migrate: () => migratePostgres(driver),
     Tx: PostgresTx,
-    journal,
-    effectKey: (key) => ({ column: 'key', value: key }),
+    journal: postgresJournal(driver),
+    effectKey,
     changes: new PostgresWakeups(driver),
     appendChained: appendChained.bind(null, driver),
-    guards: new SqlGuards(postgresGuardDialect(driver)),
+    appendChainedOn: appendChainedOn.bind(null, driver),
   };
 }

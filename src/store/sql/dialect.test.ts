@@ -14,10 +14,14 @@ test('identifiers are quoted in each dialect, the quote character doubled', () =
   assert.equal(dialects.mysql.quoteTable('audit.gr`ants'), '`audit`.`gr``ants`');
 });
 
-test('upsert, NULL-safe difference and UPDATE with a join, in each dialect', () => {
+test('upsert (keep, replace or add), share locks, NULL-safe difference and UPDATE with a join, in each dialect', () => {
   assert.equal(dialects.postgres.onConflict(['job'], []), ' ON CONFLICT (job) DO NOTHING');
   assert.equal(dialects.mysql.onConflict(['job'], []), ' ON DUPLICATE KEY UPDATE id = id');
   assert.equal(dialects.mysql.onConflict(['k'], ['v']), ' ON DUPLICATE KEY UPDATE v = VALUES(v)');
+  assert.equal(dialects.postgres.onConflictAdd(['k'], '"s".t', 'n'), ' ON CONFLICT (k) DO UPDATE SET n = "s".t.n + excluded.n');
+  assert.equal(dialects.mysql.onConflictAdd(['k'], 'ckpt_t', 'n'), ' ON DUPLICATE KEY UPDATE n = n + VALUES(n)');
+  assert.equal(dialects.postgres.shareLock, 'FOR SHARE');
+  assert.equal(dialects.mysql.shareLock, 'LOCK IN SHARE MODE');
   assert.equal(dialects.postgres.distinct('a', 'b'), 'a IS DISTINCT FROM b');
   assert.equal(dialects.mysql.distinct('a', 'b'), 'NOT (a <=> b)');
   assert.equal(dialects.postgres.updateJoin('r', 's', 's.id = r.s', 'x = 1', 'r.id = ?'), 'UPDATE r SET x = 1 FROM s WHERE s.id = r.s AND r.id = ?');

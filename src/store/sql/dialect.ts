@@ -41,6 +41,11 @@ export class Dialect {
    * ends the session (freeing its row locks); a job's transaction is bounded by its lease, never less.
    */
   readonly frozenSessionMs: number = 5000;
+  /**
+   * What ends a `SELECT` that reads, and share-locks, the latest committed row (not a snapshot).
+   * SQLite's flows never ask: the file has one write lock, no row locks.
+   */
+  readonly shareLock: string = 'FOR SHARE';
 
   /** The `n`th bind parameter of a statement (from 1). */
   placeholder(_n: number): string {
@@ -94,6 +99,14 @@ export class Dialect {
     const target = key.join(', ');
     if (update.length === 0) return ` ON CONFLICT (${target}) DO NOTHING`;
     return ` ON CONFLICT (${target}) DO UPDATE SET ${update.map((column) => `${column} = excluded.${column}`).join(', ')}`;
+  }
+
+  /**
+   * What ends an `INSERT` whose row may exist already (its `key` is taken) by adding the proposed
+   * row's `column` to the existing one's; `table` is the target as the statement names it.
+   */
+  onConflictAdd(key: readonly string[], table: string, column: string): string {
+    return ` ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${column} = ${table}.${column} + excluded.${column}`;
   }
 
   /** `a` and `b` differ, NULL counting as a value. */

@@ -1,7 +1,8 @@
 import { StoreError } from '../../errors.ts';
+import type { ChainedGenerations } from '../audit-chain.ts';
 import { idleWait } from '../idle-wait.ts';
 import type { Row } from '../rows.ts';
-import type { EffectJournalParts, GuardStore, Lease, NewEvent, Tx } from '../store.ts';
+import type { ChainHead, JournalFence, JournalOutcome, JournalWrite, Lease, NewEvent, Tx } from '../store.ts';
 import type { Dialect } from './dialect.ts';
 
 /** One statement's result, the same shape for a SELECT and for a write, on every server. */
@@ -49,6 +50,10 @@ export interface SqlDriver {
   readonly prefix: string;
   /** The job transactions still open, so close can end them and heartbeats can touch them. */
   readonly openTxs: Set<SqlJobTx>;
+  /** The key of the event log's hash chain, if any. */
+  readonly chainKey: () => Buffer | undefined;
+  /** The database's clock minus this machine's (events are stamped on the database's). */
+  readonly clockOffsetMs: number;
   /** One statement on any pooled connection (autocommit). */
   run(sql: string, values?: unknown[]): Promise<SqlResult>;
   /** The rows of one statement on any pooled connection. */
@@ -79,6 +84,33 @@ export const pollForChanges: SqlChanges = {
   claimed: () => undefined,
 };
 
+/**
+ * What a server writes its own fastest way (postgres-journal.ts: CTEs over arrays; mysql-journal.ts:
+ * multi-row statements in one round trip); the batch's flow around it is SqlJournal's.
+ */
+export interface ServerJournal {
+  /** The chain head this process last wrote, per instance: the fast way links from it. */
+  readonly heads: Map<number, ChainHead>;
+  /**
+   * The usual batch (fastEligible, a head cached), on guesses: the lease still holds the shard
+   * (when fenced), the chain head is still `from`, and every claim finds no entry. Writes the
+   * entries and `chained` (every event of the batch, linked from `from`) and moves the head to its
+   * end; if a guess did not hold, nothing of it stays and it answers false: the locked way decides.
+   */
+  fast(instanceId: number, writes: readonly JournalWrite[], fence: JournalFence | undefined, from: ChainHead, chained: ChainedGenerations): Promise<boolean>;
+  /**
+   * The batch's entries in the caller's transaction, its fence and limits applied: takes the chain
+   * head's row lock and writes them; a claim that finds an entry writes none and is answered it.
+   * The outcomes (one per write) and the head as locked.
+   */
+  writeEntries(on: SqlQueryable, instanceId: number, writes: readonly JournalWrite[]): Promise<{ outcomes: JournalOutcome[]; head: ChainHead }>;
+  /** Inserts `chained` (ids in its order) and moves the head to its end, in the caller's transaction. */
+  appendEvents(on: SqlQueryable, instanceId: number, chained: ChainedGenerations): Promise<void>;
+}
+
+/** How a server's journal table finds a key: PostgreSQL by the key, MySQL by its sha256 (a key can be longer than an index allows). */
+export type EffectKey = (key: string) => { column: string; value: string };
+
 /** What each server does its own way, beside its driver: the rest of the store is the shared flows. */
 export interface SqlBackend<Pool> {
   /** Brings the schema up to date (numbered migrations, the backend's own). */
@@ -91,13 +123,13 @@ export interface SqlBackend<Pool> {
   ) => SqlJobTx;
   /** Link `events` into the instance's chain and insert them, in the backend's own short transaction. */
   appendChained(instanceId: number, generation: number, events: readonly NewEvent[]): Promise<void>;
-  /** The effect journal's batches, each server's fastest form (the entry reads are shared: sql-effects.ts). */
-  journal: Pick<EffectJournalParts, 'journal'>;
+  /** The same inside the caller's transaction on `on`: takes the chain head's row lock (held to its COMMIT). */
+  appendChainedOn(on: SqlQueryable, instanceId: number, generation: number, events: readonly NewEvent[]): Promise<void>;
+  /** The effect journal's batches in the server's fastest form (the flow around them: sql-journal.ts). */
+  journal: ServerJournal;
   /** How the journal finds a key's entry: the column and the value to match. */
-  effectKey(key: string): { column: string; value: string };
+  effectKey: EffectKey;
   changes: SqlChanges;
-  /** Effect limits' counts, holds and approvals (sql/guards.ts over the backend's dialect). */
-  guards: GuardStore;
 }
 
 /** The store's own open transaction behind `tx`, or a StoreError (committed, rolled back, another store's). */

@@ -1,4 +1,4 @@
-import { grantOf, planBody, planId, takeFromBucket, toStoredPlan, withApproval } from '../plan-rows.ts';
+import { grantOf, planBody, planId, takeFromRow, toStoredPlan, withApproval } from '../plan-rows.ts';
 import type { NewPlan, PlanApproval, PlanStore, RateBucketStore, StoredPlan, TokenGrant } from '../store.ts';
 import type { SqlDriver } from './sql-driver.ts';
 
@@ -76,10 +76,9 @@ export class SqlRateBuckets implements RateBucketStore {
         burst,
       ]);
       const row = (await on.query(`SELECT tokens, updated_at, ${dialect.now} AS now FROM ${p}rate_buckets WHERE name = ? FOR UPDATE`, [name])).rows[0];
-      const bucket = row === undefined ? undefined : { tokens: Number(row.tokens), updatedAt: Number(row.updated_at) };
-      const next = takeFromBucket(bucket, Number(row?.now ?? Date.now()), perSecond, burst, want);
+      const next = takeFromRow(row, Number(row?.now ?? Date.now()), perSecond, burst, want);
       await on.query(`UPDATE ${p}rate_buckets SET tokens = ?, updated_at = ? WHERE name = ?`, [next.tokens, next.updatedAt, name]);
-      return grantOf(next.granted, next.tokens, perSecond);
+      return next.grant;
     });
   }
 }

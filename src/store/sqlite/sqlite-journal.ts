@@ -1,6 +1,5 @@
 import type { SQLInputValue } from 'node:sqlite';
-import type { GenerationEvent } from '../audit-chain.ts';
-import { completions, entryKey, fenceBatch, isStale, type ShardHolder } from '../journal-fence.ts';
+import { batchEvents, completions, entryKey, fenceBatch, isStale, toHolder } from '../journal-fence.ts';
 import { toEffect } from '../rows.ts';
 import type { EffectEntry, EffectJournalParts, EffectScope, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
 import type { SqliteDriver } from './sqlite-driver.ts';
@@ -44,7 +43,7 @@ export class SqliteJournal implements EffectJournalParts {
       // transaction. Outside the job's transaction that read sees the last commit; inside it (a
       // BEGIN IMMEDIATE, whose write lock no other process can take to claim the shard) the
       // token cannot have changed since the transaction began: current either way, no lock taken.
-      const holder = fence === undefined ? undefined : this.#holder(fence.shardId);
+      const holder = fence === undefined ? undefined : toHolder(this.#db.get('SELECT lease_token, run_id FROM shards WHERE id = ?', fence.shardId));
       let writes = batch;
       let answer = (applied: readonly JournalOutcome[]): JournalOutcome[] => [...applied];
       if (isStale(fence, holder)) {
@@ -63,7 +62,6 @@ export class SqliteJournal implements EffectJournalParts {
       const fencedAnswer = answer;
       answer = (applied) => fencedAnswer(limited.answer(applied));
       const outcomes: JournalOutcome[] = [];
-      const events: GenerationEvent[] = [];
       const now = Date.now();
       for (const write of writes) {
         let outcome: JournalOutcome;
@@ -95,16 +93,9 @@ export class SqliteJournal implements EffectJournalParts {
             .run(...this.#key(write.scope, write.key));
         }
         outcomes.push(outcome);
-        // A claim that found an entry wrote nothing, so it records nothing either.
-        if (outcome === undefined) for (const event of write.events) events.push({ generation: write.scope.generation, event });
       }
-      appendChainedGenerations(this.#db, instanceId, events);
+      appendChainedGenerations(this.#db, instanceId, batchEvents(writes, outcomes));
       return answer(outcomes);
     });
-  }
-
-  #holder(shardId: number): ShardHolder | undefined {
-    const row = this.#db.get('SELECT lease_token, run_id FROM shards WHERE id = ?', shardId);
-    return row === undefined ? undefined : { token: Number(row.lease_token), runId: row.run_id === null ? null : Number(row.run_id) };
   }
 }

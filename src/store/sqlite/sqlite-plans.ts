@@ -1,4 +1,4 @@
-import { grantOf, planBody, planId, takeFromBucket, toStoredPlan, withApproval } from '../plan-rows.ts';
+import { planBody, planId, takeFromRow, toStoredPlan, withApproval } from '../plan-rows.ts';
 import type { NewPlan, PlanApproval, PlanStore, RateBucketStore, StoredPlan, TokenGrant } from '../store.ts';
 import type { SqliteDriver } from './sqlite-driver.ts';
 
@@ -53,14 +53,13 @@ export class SqliteRateBuckets implements RateBucketStore {
     const storeId = this.#db.storeId;
     return this.#db.sideWrite(() => {
       const row = this.#db.sideStatement('SELECT tokens, updated_at FROM rate_buckets WHERE store_id = ? AND name = ?').get(storeId, name);
-      const bucket = row === undefined ? undefined : { tokens: Number(row.tokens), updatedAt: Number(row.updated_at) };
-      const next = takeFromBucket(bucket, Date.now(), perSecond, burst, want);
+      const next = takeFromRow(row, Date.now(), perSecond, burst, want);
       this.#db
         .sideStatement(
           'INSERT INTO rate_buckets (store_id, name, tokens, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (store_id, name) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at',
         )
         .run(storeId, name, next.tokens, next.updatedAt);
-      return grantOf(next.granted, next.tokens, perSecond);
+      return next.grant;
     });
   }
 }

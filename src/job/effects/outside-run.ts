@@ -1,0 +1,56 @@
+import type { EventMap, EventType } from '../../events.ts';
+import type { Lease, ShardInfo, Store, Tx } from '../../store/store.ts';
+import type { EffectGuard } from '../guard/effect-guard.ts';
+import { type ChunkWrites, dialectOf } from '../tx/record-tx.ts';
+import { WriteBuffer } from '../tx/write-buffer.ts';
+import { Effects } from './effects.ts';
+
+/** What a pass over one shard outside any run works with: its transaction, `ctx.tx`'s writes, its effects. */
+export interface OutsideRun {
+  /** The shard's current token, claimed by no one: no run row, no heartbeat (`runId` 0). */
+  lease: Lease;
+  tx: Tx;
+  chunk: ChunkWrites;
+  effects: Effects;
+}
+
+/**
+ * Begins a pass over `shard` that is no run (`ckpt dlq --retry`, `ckpt plan`): it takes no
+ * lease, so its effects are unfenced and their events name no run; its `ctx.tx` writes go into
+ * one transaction of the store, which the caller commits or rolls back.
+ */
+export async function beginOutsideRun(input: {
+  store: Store;
+  instance: { id: number; generation: number };
+  shard: Pick<ShardInfo, 'id' | 'name' | 'leaseToken'>;
+  job: string;
+  /** Who the pass says it is: the worker's name, or what it is for (`plan`). */
+  worker: string;
+  secretKey: () => Buffer;
+  notify: <K extends EventType>(type: K, data: EventMap[K]) => void;
+  guard?: EffectGuard;
+}): Promise<OutsideRun> {
+  const { store, instance, shard } = input;
+  const lease: Lease = {
+    instanceId: instance.id,
+    generation: instance.generation,
+    shardId: shard.id,
+    shard: shard.name,
+    worker: input.worker,
+    token: shard.leaseToken,
+    runId: 0,
+    leaseMs: 0,
+  };
+  const effects = new Effects({
+    store,
+    scope: { instanceId: instance.id, generation: instance.generation },
+    job: input.job,
+    shard: shard.name,
+    runId: null,
+    secretKey: input.secretKey,
+    notify: input.notify,
+    guard: input.guard,
+  });
+  const tx = await store.begin(lease);
+  return { lease, tx, chunk: { tx: () => tx, buffer: new WriteBuffer(dialectOf(tx.sql)) }, effects };
+}
