@@ -95,3 +95,56 @@ test('ctx.approval holds at a named point until approved, then passes', async ()
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a job that catches the HeldError is still held: nothing past the hold runs, no record past it counts, and the approval lets each run once', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ckpt-caught-'));
+  try {
+    const revoked: number[] = [];
+    const disabled: number[] = [];
+    const job = defineJob<number>({
+      name: 'careless',
+      source: () => range(0, 10),
+      checkpoint: { every: 2 },
+      limits: { disable: { max: 3 } },
+      async process(n, ctx) {
+        // Swallows every error, the hold included: the record would look done without its effects.
+        try {
+          await ctx.once(`disable:${n}`, () => {
+            disabled.push(n);
+          });
+        } catch {}
+        try {
+          if (n >= 6) await ctx.approval('revoke-phase');
+          await ctx.once(`revoke:${n}`, () => {
+            revoked.push(n);
+          });
+        } catch {}
+      },
+    });
+    const store = new SqliteStore(join(dir, 'store.db'));
+    await store.migrate();
+    const held = await runJob(job, { store });
+    assert.equal(held.outcome, 'held', 'a caught HeldError still holds the run');
+    assert.match(held.error ?? '', /limit on disable effects is reached \(3 of 3 started\)/);
+    assert.deepEqual(disabled, [0, 1, 2], 'exactly the limit');
+    assert.deepEqual(revoked, [0, 1, 2], 'no effect ran after the hold, in the record that met it or later');
+    const [instance] = await store.listInstances('careless');
+    assert.ok(instance);
+    const shards = await store.listShards(instance.id);
+    assert.ok(
+      shards.every((shard) => shard.processed <= 3),
+      `no record past the hold was counted: ${JSON.stringify(shards)}`,
+    );
+    await store.approve(instance.id, instance.generation, { name: 'limit:disable', by: 'alice', osUser: null, reason: 'ok', raise: 100 });
+    const atPoint = await runJob(job, { store });
+    assert.equal(atPoint.outcome, 'held', 'then the approval point holds it, although caught');
+    assert.deepEqual(revoked, [0, 1, 2, 3, 4, 5], 'nothing revoked past the point');
+    await store.approve(instance.id, instance.generation, { name: 'point:revoke-phase', by: 'bob', osUser: null, reason: 'go', raise: null });
+    assert.equal((await runJob(job, { store })).outcome, 'completed');
+    assert.deepEqual(disabled, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'each disabled once');
+    assert.deepEqual(revoked, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'each revoked once');
+    await store.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -72,6 +72,14 @@ export class Effects {
   /** Every journal write of this shard run goes through it: concurrent records' writes commit together. */
   readonly #queue: JournalQueue;
 
+  /**
+   * The hold this shard run met (a limit reached, an approval point not yet passed), if any. It
+   * outlives a `catch` in the job's code: from then on no effect starts in this run (each call
+   * throws it again), and the run commits no further checkpoint (CheckpointBoundary asks `held`),
+   * so a record that swallowed the error is not counted done without its effect.
+   */
+  #heldBy: HeldError | undefined;
+
   constructor(input: EffectsInput) {
     this.#input = input;
     this.#queue = new JournalQueue(input.store, input.scope.instanceId, input.fence);
@@ -82,8 +90,14 @@ export class Effects {
    * and its completion is queued, and the record waits for it before it counts as finished (see
    * RecordContext.durable). Without it, `once` returns when the completion is durable.
    */
+  /** The hold this shard run met, if any (see #heldBy). */
+  get held(): HeldError | undefined {
+    return this.#heldBy;
+  }
+
   async once<T>(key: string, fn: () => T | Promise<T>, options: OnceOptions<T> = {}, record?: DeferredWrites): Promise<T | undefined> {
     if (typeof key !== 'string' || key === '') throw new TypeError('ctx.once needs a non-empty string key');
+    if (this.#heldBy !== undefined) throw this.#heldBy;
     if (options.scope !== undefined && options.scope !== 'generation' && options.scope !== 'instance') {
       throw new TypeError(`ctx.once: scope must be 'generation' or 'instance' (got ${JSON.stringify(options.scope)})`);
     }
@@ -141,12 +155,13 @@ export class Effects {
     const { kind, used, max, raised } = refused.limited;
     const command = `${this.#guards().approveCommand} --raise ${kind}=+N --by NAME --reason TEXT`;
     const hold = await this.#hold(`limit:${kind}`, 'limit', { kind, used, max, raised }, { kind, used, max, raised, next: command });
-    throw new HeldError(
+    this.#heldBy ??= new HeldError(
       `held: the limit on ${kind} effects is reached (${used} of ${max + raised} started) before ${key}; ` +
         `${describeApprovals(hold)}; approve with: ${command}, then run again`,
       `limit:${kind}`,
       { shard: this.#input.shard },
     );
+    throw this.#heldBy;
   }
 
   #guards(): EffectGuards {
@@ -172,6 +187,7 @@ export class Effects {
    */
   async approval(name: string, options: { summary?: string } = {}): Promise<void> {
     if (typeof name !== 'string' || !/^[\w.-]+$/.test(name)) throw new TypeError("ctx.approval needs a name of letters, digits, '.', '-' or '_'");
+    if (this.#heldBy !== undefined) throw this.#heldBy;
     const { store, scope } = this.#input;
     const found = (await store.holds(scope.instanceId, scope.generation)).find((hold) => hold.name === `point:${name}`);
     if (found !== undefined && found.releasedAt !== null) return;
@@ -179,9 +195,10 @@ export class Effects {
     const summary = options.summary === undefined ? undefined : String(options.summary);
     const detail: JsonObject = summary === undefined ? {} : { summary };
     const hold = await this.#hold(`point:${name}`, 'point', detail, { ...(summary === undefined ? {} : { summary }), next: command });
-    throw new HeldError(`held at approval point ${name}; ${describeApprovals(hold)}; approve with: ${command}, then run again`, `point:${name}`, {
+    this.#heldBy ??= new HeldError(`held at approval point ${name}; ${describeApprovals(hold)}; approve with: ${command}, then run again`, `point:${name}`, {
       shard: this.#input.shard,
     });
+    throw this.#heldBy;
   }
 
   /** A key that has an entry (or a fenced-out worker): done, in doubt, or never started. */

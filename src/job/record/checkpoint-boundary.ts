@@ -1,4 +1,4 @@
-import { JobFailedError } from '../../errors.ts';
+import { type HeldError, JobFailedError } from '../../errors.ts';
 import type { JsonObject, JsonValue } from '../../json.ts';
 import type { Lease, RunProgress, Store, Tx } from '../../store/store.ts';
 import { asStoreError } from '../../store/transient.ts';
@@ -19,6 +19,8 @@ export interface BoundaryInput {
   runStats: () => RunProgress['stats'];
   /** The source's `committed` hook: told each committed position, so it acknowledges upstream only what is durable. */
   committed?: ((position: JsonValue) => Promise<void> | void) | undefined;
+  /** The hold the run's effects met, if any: then no checkpoint is committed (see Effects.held). */
+  held?: () => HeldError | undefined;
 }
 
 /** What the record loop has done, as the boundary commits it. */
@@ -109,6 +111,10 @@ export class CheckpointBoundary implements ChunkWrites {
    */
   async commit(progress: Progress, complete: boolean, drainStarted: number): Promise<number> {
     const { store, lease, emit } = this.#input;
+    // A run that met a hold commits nothing more, even if the job's code caught the HeldError:
+    // a record that swallowed it would otherwise count as done without its effect.
+    const held = this.#input.held?.();
+    if (held !== undefined) throw held;
     // Before anything is sent: a state JSON would give back as another type fails the run here.
     const problem = stateProblem(progress.state);
     if (problem !== undefined) throw new JobFailedError(`${problem}; a checkpoint keeps the state as JSON`, { shard: lease.shard });

@@ -150,6 +150,11 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
   } catch (error) {
     if (error instanceof FencedError) return await lose(error.message);
     if (error instanceof StoreUnavailableError) return await loseToStore(error);
+    if (error instanceof HeldError) {
+      // A hold the job's code caught (its last commit refused): rolled back to the last checkpoint.
+      await boundary.rollback();
+      return await release('held', error.message);
+    }
     return await release('failed', describe(error), error);
   }
 }

@@ -198,7 +198,7 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
   // Opened only now: a source that fails before this point must leave neither a transaction open
   // nor a timer keeping the process alive and the lease renewed.
   const committed = source.committed === undefined ? undefined : (position: JsonValue) => source.committed?.(position);
-  const boundary = await CheckpointBoundary.open({ store, lease, policy, emit, baton, runStats, committed }, resumed);
+  const boundary = await CheckpointBoundary.open({ store, lease, policy, emit, baton, runStats, committed, held: () => effects.held }, resumed);
   try {
     await runSetup(job, { params: input.params, shard, state, tx: boundary.tx() });
   } catch (error) {
