@@ -148,3 +148,30 @@ test('a job that catches the HeldError is still held: nothing past the hold runs
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('maxPercent is a share of the instance, not of one shard: 4 shards of 25 records, 10 % holds after exactly 10', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ckpt-percent-'));
+  try {
+    const disabled: string[] = [];
+    const job = defineJob<number>({
+      name: 'sharded',
+      shards: () => ['a', 'b', 'c', 'd'],
+      source: () => range(0, 25),
+      limits: { disable: { maxPercent: 10 } },
+      async process(n, ctx) {
+        await ctx.once(`disable:${ctx.shard}:${n}`, () => {
+          disabled.push(`${ctx.shard}:${n}`);
+        });
+      },
+    });
+    const store = new SqliteStore(join(dir, 'store.db'));
+    await store.migrate();
+    const held = await runJob(job, { store });
+    assert.equal(held.outcome, 'held');
+    assert.match(held.error ?? '', /limit on disable effects is reached \(10 of 10 started\)/);
+    assert.equal(disabled.length, 10, '10 % of the instance’s 100 records');
+    await store.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

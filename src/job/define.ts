@@ -100,8 +100,7 @@ export interface OnceOptions<T = unknown> {
 
 /**
  * A blast-radius limit on one kind of effect: `max` effects per instance generation, or
- * `maxPercent` of the shard source's total (its `size()`; a job with several shards counts the
- * whole instance against one shard's share, which is stricter: give `max` for an instance-wide number).
+ * `maxPercent` of the instance's records (the sum of its shards' sources' `size()`).
  */
 export type EffectLimitSpec = { max: number; maxPercent?: undefined } | { maxPercent: number; max?: undefined };
 

@@ -12,6 +12,7 @@ import { resolveParams } from './params.ts';
 import { type CheckpointPolicy, type CheckpointSpec, checkpointPolicy } from './policy/policy.ts';
 import { retryPolicy } from './policy/retry.ts';
 import { checkCompletedBy, type OnDrift, RestartForDrift } from './shard/drift.ts';
+import { listShardNames } from './shard/shard-names.ts';
 import { runShard } from './shard/shard-run.ts';
 import type { ShardResult } from './shard/shard-types.ts';
 import { defaultWorker, isDeadLocalWorker, localNode, reapedEvent } from './workers.ts';
@@ -356,36 +357,6 @@ async function refuseIfHeld(store: Store, job: string, instance: InstanceInfo, w
     first.worker,
     { job, shard: first.shard },
   );
-}
-
-/** The longest shard name every store holds (MySQL's VARCHAR(512)), in characters. */
-const MAX_SHARD_NAME = 512;
-
-export async function listShardNames(job: AnyJob, params: unknown): Promise<string[]> {
-  if (!job.shards) return ['main'];
-  let names: unknown;
-  try {
-    names = await job.shards({ params });
-  } catch (error) {
-    throw new UsageError(`job ${job.name}: shards() failed: ${firstLine(error)}`, { job: job.name, cause: error });
-  }
-  if (!Array.isArray(names) || names.length === 0 || names.some((name) => typeof name !== 'string' || name === '')) {
-    throw new UsageError(`job ${job.name}: shards() must return a non-empty list of non-empty strings`, { job: job.name });
-  }
-  if (new Set(names).size !== names.length) throw new UsageError(`job ${job.name}: shards() returned the same shard twice`, { job: job.name });
-  // What every store can hold (MySQL's column is VARCHAR(512); no SQL text holds a NUL), so a job
-  // that runs on one store runs on all: refused here in one line, not by the database mid-claim.
-  for (const name of names as string[]) {
-    const length = [...name].length;
-    if (name.includes('\0') || length > MAX_SHARD_NAME) {
-      const shown = JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name);
-      const why = name.includes('\0') ? 'holds a NUL character' : `is ${length} characters long`;
-      throw new UsageError(`job ${job.name}: the shard name ${shown} ${why}; a shard name has at most ${MAX_SHARD_NAME} characters and no NUL`, {
-        job: job.name,
-      });
-    }
-  }
-  return names as string[];
 }
 
 function intervalOf(policy: CheckpointPolicy): RunSummary['interval'] {

@@ -1,11 +1,12 @@
 import { UsageError } from '../../errors.ts';
 import type { AnyJob } from '../define.ts';
 import type { EffectGuards } from '../effects/effects.ts';
+import { listShardNames } from '../shard/shard-names.ts';
 
 /**
  * The job's `limits` and `approvals` as a shard run's effects use them: each limit as a count
- * (`maxPercent` of the shard source's `total`), and the command that releases a hold (secret
- * params left for the operator to fill in).
+ * (`maxPercent` of `total`, the instance's records: see instanceTotal), and the command that
+ * releases a hold (secret params left for the operator to fill in).
  */
 export function effectGuards(job: AnyJob, params: unknown, total: number | undefined): EffectGuards {
   const limits = new Map<string, number>();
@@ -38,4 +39,23 @@ function approveCommand(job: AnyJob, params: unknown): string {
 
 function shellWord(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
+/**
+ * The instance's records, which a `maxPercent` limit is a share of (the count it limits is the
+ * instance's, across shards): the sum of every shard source's `size()`, `shardTotal` being this
+ * shard's. Undefined when a source does not know its size. Only a job with a `maxPercent` limit
+ * and more than one shard opens its other shards' sources for this.
+ */
+export async function instanceTotal(job: AnyJob, params: unknown, shard: string, shardTotal: number | undefined): Promise<number | undefined> {
+  if (!Object.values(job.limits ?? {}).some((spec) => spec.maxPercent !== undefined)) return shardTotal;
+  const names = await listShardNames(job, params);
+  if (names.length <= 1) return shardTotal;
+  let sum = 0;
+  for (const name of names) {
+    const size = name === shard ? shardTotal : await Promise.resolve((await job.source({ params, shard: name })).size?.()).catch(() => undefined);
+    if (size === undefined) return undefined;
+    sum += size;
+  }
+  return sum;
 }

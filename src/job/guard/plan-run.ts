@@ -8,7 +8,7 @@ import { type AnyJob, jobFileOf } from '../define.ts';
 import { beginOutsideRun } from '../effects/outside-run.ts';
 import { resolveParams } from '../params.ts';
 import { eventLogger, RecordContext } from '../record/context.ts';
-import { listShardNames } from '../runner.ts';
+import { listShardNames } from '../shard/shard-names.ts';
 import { Baton } from '../tx/baton.ts';
 import { RecordTx } from '../tx/record-tx.ts';
 import type { EffectGuard } from './effect-guard.ts';
