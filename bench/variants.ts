@@ -3,6 +3,7 @@
 import { DatabaseSync } from 'node:sqlite';
 import { type CheckpointSpec, defineJob, type Job, openStore, range, runJob } from '../src/index.ts';
 import type { Store } from '../src/store.ts';
+import { type JournalTiming, timeJournal } from './journal-timing.ts';
 import { concurrencyOf, digest, FakeApi, pool, type Workload, work, writesRows } from './workloads.ts';
 
 export type Backend = 'sqlite' | 'postgres' | 'mysql';
@@ -24,6 +25,8 @@ export interface VariantResult {
   overheadPct?: number;
   interval?: { ms: number | null; records: number | null; reason: string };
   policy?: string;
+  /** (e)'s jobs: the journal's group commits timed during the run (journal-timing.ts). */
+  journal?: JournalTiming;
   /** Why the cell has no number. */
   unavailable?: string;
 }
@@ -116,7 +119,9 @@ async function effects(input: VariantInput): Promise<VariantResult> {
       await ctx.step('notify', () => api.call(`notify-${n}`));
     },
   });
+  const timing = timeJournal();
   const result = await runCheckpointed(input, job);
+  if (!result.unavailable) result.journal = timing();
   if (!result.unavailable && api.calls.size !== 2 * input.records) throw new Error(`(e) made ${api.calls.size} calls, not ${2 * input.records}`);
   return result;
 }
