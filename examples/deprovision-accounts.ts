@@ -17,6 +17,13 @@
 //
 // Every worker on the store together sends at most 100 disables a second (`rateLimits`).
 //
+// And a blast-radius limit: no run disables more than 5,000 accounts (a source that lost its
+// WHERE clause, a directory pointed at production) without two people approving more. At the
+// 5,001st the instance is held (exit 7) and `ckpt status` says what to run:
+//
+//   ckpt approve deprovision-accounts --param accounts=6000 --raise disable=+1000 --by ana --reason "…"
+//   (and a second --by, then run again)
+//
 // The fake directory lives in $CKPT_CHAOS_DIR when `ckpt chaos` runs the job (so each chaos run
 // starts from a fresh directory), else in examples/data/directory.db, or --param directory=PATH.
 import { join } from 'node:path';
@@ -52,6 +59,8 @@ export default defineJob<string, Params>({
   checkpoint: { every: 4 },
   concurrency: 4,
   rateLimits: { directory: { perSecond: 100 } },
+  limits: { disable: { max: 5000 } },
+  approvals: 2,
   plan: { approvals: 1 },
   async process(account, ctx) {
     const api = directoryOf(ctx.params);
