@@ -57,3 +57,11 @@ test('a bucket of 3 refilled at the plain rate of 50 lets a second see more than
   for (let seed = 1; seed <= 20; seed++) most = Math.max(most, busiest(simulate(50, 3, 50, seed)));
   assert.ok(most > 50, `busiest second held ${most}`);
 });
+
+test('a burst above perSecond is refused by defineJob, in one line', async () => {
+  const { defineJob, range } = await import('../src/index.ts');
+  const job = (burst: number) => () =>
+    defineJob({ name: 'r', source: () => range(0, 1), rateLimits: { api: { perSecond: 5, burst } }, process: () => undefined });
+  assert.throws(job(6), /rateLimits\.api\.burst must be at most perSecond \(5\)/);
+  assert.doesNotThrow(job(5));
+});
