@@ -156,6 +156,14 @@ async function writeEntries(
  * The CTEs `claimed`, `done` and `failed` that write a batch's entries from $1 (the instance) and
  * $2–$8 (entryArrays), only where `gate` holds; `claimed` returns `claimedReturns` of each row it
  * inserted (none for a key that has an entry).
+ *
+ * Each reads only the batch's own keys, whatever plan the server picks: the fast way's statement
+ * is prepared, and after five runs on a connection the server runs its generic plan, planned
+ * without the arrays' contents. `failed` once read `instance_id = $1 AND status = 'intent'` and
+ * matched the keys after, and that generic plan read every entry of the instance for every batch,
+ * forgotten intents or none: 2.2 ms a batch at 20,000 entries, 3.4 ms for the last of them, against 0.4 ms
+ * now. So it runs only when the batch forgets an intent (`cardinality`, a one-time filter) and
+ * looks its keys up in the primary key (`= ANY`).
  */
 function entryWrites(s: string, gate: string | undefined, claimedReturns: string): string {
   const where = gate === undefined ? '' : ` WHERE ${gate}`;
@@ -169,7 +177,8 @@ function entryWrites(s: string, gate: string | undefined, claimedReturns: string
      ON CONFLICT (instance_id, generation, key) DO UPDATE SET status = 'done', result = excluded.result, updated_at = excluded.updated_at
      RETURNING 1),
    failed AS (
-     DELETE FROM ${s}effects WHERE instance_id = $1 AND status = 'intent'${gate === undefined ? '' : ` AND ${gate}`}
+     DELETE FROM ${s}effects WHERE cardinality($7::int[]) > 0${gate === undefined ? '' : ` AND ${gate}`}
+       AND instance_id = $1 AND generation = ANY ($7::int[]) AND key = ANY ($8::text[]) AND status = 'intent'
        AND (generation, key) IN (SELECT g, k FROM unnest($7::int[], $8::text[]) AS u(g, k)) RETURNING 1)`;
 }
 
