@@ -267,5 +267,13 @@ if (fast.every((split) => split.serverEnd !== undefined)) {
 }
 part('first bytes to pg callback', (split) => (split.parsed as number) - (split.answered as number));
 part('pg callback to journal settled', (split) => (split.settled as number) - (split.parsed as number));
+// Between batches: from one settling to the next starting, when the next was already waiting (it started within 2 ms).
+const gaps = splits
+  .slice(1)
+  .map((split, i) => split.started - ((splits[i] as Split).settled as number))
+  .filter((gap) => gap < 2);
+process.stdout.write(
+  `${'settled to the next batch started (< 2 ms)'.padEnd(44)} median ${median(gaps).toFixed(3)} ms, mean ${mean(gaps).toFixed(3)} ms (${gaps.length} of ${splits.length - 1})\n`,
+);
 for (const [shape, n] of [...statements].sort((a, b) => b[1] - a[1]).slice(0, 15)) process.stdout.write(`${String(n).padStart(6)}  ${shape}\n`);
 process.exit(0);
