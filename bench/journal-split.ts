@@ -76,8 +76,8 @@ pg.Client.prototype.query = function (this: { connection: { stream: NodeJS.Event
     // The server's own times: the statement's start, and the end of its execution (every CTE read first), before its commit.
     const named = config as { name: string; text: string };
     named.text = named.text.replace(
-      / AS claimed$/,
-      ' AS claimed, (SELECT count(*) FROM done) + (SELECT count(*) FROM added) + (SELECT count(*) FROM failed) AS n, ' +
+      / AS (moved|claimed)$/,
+      ' AS $1, (SELECT count(*) FROM done) + (SELECT count(*) FROM added) + (SELECT count(*) FROM failed) AS n, ' +
         'extract(epoch from statement_timestamp()) * 1000 AS st, extract(epoch from clock_timestamp()) * 1000 AS ct',
     );
     named.name = `${named.name}_clock`;

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { after, before, test } from 'node:test';
 import { PostgresStore } from '../src/postgres.ts';
+import { readChain, verifyChain } from '../src/store/audit-chain.ts';
 import { createPgPool, type PgPool } from '../src/store/postgres/postgres-driver.ts';
 import type { JournalWrite } from '../src/store/store.ts';
 import { freshDatabase } from './helpers/postgres.ts';
@@ -125,4 +126,24 @@ test("a journal batch reads none of the instance's entries but its own keys'", a
   assert.ok(forgetting <= 1, `a batch forgetting one intent reads that entry alone: it read ${forgetting} effect rows`);
   assert.equal(await store.effect(scope, 'disable-400'), undefined, 'the intent is forgotten');
   assert.equal((await store.effect(scope, 'disable-401'))?.status, 'done');
+  // A claim of a key that has an entry fails the usual way's plain insert: the batch goes the
+  // locked way, which answers the entry, writes the other claim, and keeps the chain whole.
+  const outcomes = await store.journal(
+    instance.id,
+    [
+      { kind: 'claim', scope, key: 'disable-1', events: [{ type: 'effect:start', shard: 'main', data: { key: 'disable-1' } }] },
+      { kind: 'claim', scope, key: 'fresh', events: [{ type: 'effect:start', shard: 'main', data: { key: 'fresh' } }] },
+    ],
+    fence,
+  );
+  assert.equal((outcomes[0] as { status?: string } | undefined)?.status, 'done', 'the claim of a done key answers its entry');
+  assert.equal(outcomes[1], undefined, 'the fresh claim is written');
+  assert.equal((await store.effect(scope, 'fresh'))?.status, 'intent');
+  const chain = await readChain(store, instance.id);
+  assert.equal(verifyChain(chain.events, chain.head, undefined).ok, true, 'the chain is intact');
+  assert.equal(
+    chain.events.filter((stored) => stored.type === 'effect:start' && (stored.data as { key?: string }).key === 'disable-1').length,
+    1,
+    "the refused claim's event is not linked",
+  );
 });
