@@ -186,7 +186,10 @@ const elu = performance.eventLoopUtilization();
 const wall = performance.now();
 if (mode === 'job') {
   const result = await runVariant({ workload: 'e', variant: `job-c${width}`, records: count, backend: 'postgres', target: url });
-  process.stdout.write(`job-c${width} ${count} records: ${result.ms.toFixed(0)} ms\n`);
+  const wait = result.journal?.intentWaitMs;
+  process.stdout.write(
+    `job-c${width} ${count} records: ${result.ms.toFixed(0)} ms; wait per intent mean ${wait?.mean.toFixed(3)} ms (median ${wait?.median.toFixed(3)} ms)\n`,
+  );
 } else {
   const store = await openStore(url);
   const instance = await store.instance('split', 'split', { params: {}, version: null });
