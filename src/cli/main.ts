@@ -1,4 +1,4 @@
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Help, InvalidArgumentError, Option } from 'commander';
 import { CheckpointedError, ExitCode, firstLine as errorLine } from '../errors.ts';
 import { redactText } from '../redact.ts';
 import { applyCommand } from './apply-command.ts';
@@ -48,6 +48,8 @@ function program(io: CliIo, exit: { code: number }): Command {
     .version(process.env.npm_package_version ?? '0.1.0', '-V, --version')
     .exitOverride()
     .showSuggestionAfterError(true)
+    // A repeatable option starts empty: "(default: [])" in the help says nothing.
+    .configureHelp({ optionDescription: (option) => new Help().optionDescription(option).replace(/ \(default: \[\]\)$/, '') })
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),
       writeErr: (text) => io.stderr.write(text),
