@@ -175,3 +175,37 @@ test('maxPercent is a share of the instance, not of one shard: 4 shards of 25 re
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a hold swallowed at the last record: the completing commit is refused too, and the run ends held with nothing committed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ckpt-caught-last-'));
+  try {
+    const disabled: number[] = [];
+    const job = defineJob<number>({
+      name: 'careless-last',
+      source: () => range(0, 4),
+      checkpoint: { every: 100 },
+      limits: { disable: { max: 3 } },
+      async process(n, ctx) {
+        try {
+          await ctx.once(`disable:${n}`, () => {
+            disabled.push(n);
+          });
+        } catch {}
+      },
+    });
+    const store = new SqliteStore(join(dir, 'store.db'));
+    await store.migrate();
+    const held = await runJob(job, { store });
+    assert.equal(held.outcome, 'held', `${held.outcome}: ${held.error}`);
+    assert.deepEqual(disabled, [0, 1, 2]);
+    const [instance] = await store.listInstances('careless-last');
+    assert.ok(instance);
+    const [shard] = await store.listShards(instance.id);
+    assert.equal(shard?.status, 'pending', 'the shard is not completed');
+    assert.equal(shard?.processed, 0, 'no record of the chunk counted');
+    assert.equal((await runJob(job, { store })).outcome, 'held');
+    await store.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
