@@ -6,6 +6,7 @@ import { retryingStore } from '../store/retrying-store.ts';
 import type { InstanceInfo, Lease, RunInfo, Store, StoredPlan } from '../store/store.ts';
 import type { AnyJob } from './define.ts';
 import { describeHold } from './guard/hold-text.ts';
+import { instanceTotal } from './guard/limits.ts';
 import { FleetRateLimiter } from './guard/rate-limiter.ts';
 import { recordInstanceEnd } from './instance-end.ts';
 import { resolveParams } from './params.ts';
@@ -215,6 +216,8 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
 
   policy.useHistory(await store.failureHistory(instance.id));
   const shardNames = await listShardNames(job, params);
+  /** Asked at most once, by the first shard run of a job with `maxPercent` limits. */
+  let instanceRecords: Promise<number | undefined> | undefined;
   await store.ensureShards(instance, shardNames, { version: job.version ?? null });
 
   const results: ShardResult[] = [];
@@ -244,6 +247,10 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
       follow: options.follow ?? job.follow ?? false,
       ...(options.plan === undefined ? {} : { plan: options.plan }),
       ...(rateLimiter === undefined ? {} : { rateLimiter }),
+      instanceTotal: () => {
+        instanceRecords ??= instanceTotal(job, params, shardNames);
+        return instanceRecords;
+      },
     });
   for (;;) {
     if (options.signal?.aborted) return summary('interrupted', results);

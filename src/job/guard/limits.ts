@@ -1,7 +1,6 @@
 import { UsageError } from '../../errors.ts';
 import type { AnyJob } from '../define.ts';
 import type { EffectGuards } from '../effects/effects.ts';
-import { listShardNames } from '../shard/shard-names.ts';
 
 /**
  * The job's `limits` and `approvals` as a shard run's effects use them: each limit as a count
@@ -41,19 +40,20 @@ function shellWord(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }
 
+/** Whether a limit of the job is a share of the instance's records (`maxPercent`): then its shard runs need instanceTotal. */
+export function limitsShareOfInstance(job: AnyJob): boolean {
+  return Object.values(job.limits ?? {}).some((spec) => spec.maxPercent !== undefined);
+}
+
 /**
  * The instance's records, which a `maxPercent` limit is a share of (the count it limits is the
- * instance's, across shards): the sum of every shard source's `size()`, `shardTotal` being this
- * shard's. Undefined when a source does not know its size. Only a job with a `maxPercent` limit
- * and more than one shard opens its other shards' sources for this.
+ * instance's, across shards): the sum of every shard source's `size()`; undefined when a source
+ * does not know its size. The runner asks it once per process, for all its shard runs.
  */
-export async function instanceTotal(job: AnyJob, params: unknown, shard: string, shardTotal: number | undefined): Promise<number | undefined> {
-  if (!Object.values(job.limits ?? {}).some((spec) => spec.maxPercent !== undefined)) return shardTotal;
-  const names = await listShardNames(job, params);
-  if (names.length <= 1) return shardTotal;
+export async function instanceTotal(job: AnyJob, params: unknown, shards: readonly string[]): Promise<number | undefined> {
   let sum = 0;
-  for (const name of names) {
-    const size = name === shard ? shardTotal : await Promise.resolve((await job.source({ params, shard: name })).size?.()).catch(() => undefined);
+  for (const shard of shards) {
+    const size = await Promise.resolve((await job.source({ params, shard })).size?.()).catch(() => undefined);
     if (size === undefined) return undefined;
     sum += size;
   }

@@ -5,7 +5,7 @@ import { isTransientStoreError } from '../../store/transient.ts';
 import { describeJobError } from '../code-location.ts';
 import { jobFileOf } from '../define.ts';
 import { Effects } from '../effects/effects.ts';
-import { effectGuards, instanceTotal } from '../guard/limits.ts';
+import { effectGuards, limitsShareOfInstance } from '../guard/limits.ts';
 import { PlanApplyGuard } from '../guard/plan-apply.ts';
 import { ProgressMarker, reworkAfter } from '../policy/progress-mark.ts';
 import { CheckpointBoundary } from '../record/checkpoint-boundary.ts';
@@ -188,7 +188,7 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
     notify: input.notify,
     leaseLost: () => lostReason !== undefined,
     fence: { shardId: lease.shardId, token: lease.token, shard, runId: lease.runId },
-    guards: effectGuards(job, input.params, await instanceTotal(job, input.params, shard, total)),
+    guards: effectGuards(job, input.params, limitsShareOfInstance(job) ? await input.instanceTotal() : total),
     ...(input.plan === undefined
       ? {}
       : { guard: new PlanApplyGuard(input.plan, (effect) => emit('effect:held', { ...effect, plan: input.plan?.id ?? '' }, lease.runId)) }),

@@ -64,4 +64,6 @@ export interface ShardRunInput {
   plan?: StoredPlan;
   /** The job's fleet rate limits, shared by the process's shard runs. */
   rateLimiter?: RateLimiter;
+  /** The instance's records (every shard's `size()` summed), asked once per process: what `maxPercent` limits are a share of. */
+  instanceTotal: () => Promise<number | undefined>;
 }
