@@ -9,9 +9,21 @@ import { test } from 'node:test';
 import { defineJob, ExitCode, type RunEvent, range, runJob } from '../src/index.ts';
 import { SqliteStore } from '../src/sqlite.ts';
 
-test('a limit holds the instance before the 11th disable (exit 7); two approvers release it with a raise; the job completes', async () => {
+/** Runs `body` on a fresh SQLite store in a directory of its own, removed afterwards. */
+async function withStore(body: (store: SqliteStore) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ckpt-limits-'));
+  const store = new SqliteStore(join(dir, 'store.db'));
   try {
+    await store.migrate();
+    await body(store);
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('a limit holds the instance before the 11th disable (exit 7); two approvers release it with a raise; the job completes', () =>
+  withStore(async (store) => {
     const disabled: number[] = [];
     const job = defineJob<number>({
       name: 'deprovision',
@@ -27,8 +39,6 @@ test('a limit holds the instance before the 11th disable (exit 7); two approvers
         await ctx.once(`log:${n}`, () => undefined);
       },
     });
-    const store = new SqliteStore(join(dir, 'store.db'));
-    await store.migrate();
     const events: RunEvent[] = [];
     const held = await runJob(job, { store, onEvent: (event) => events.push(event) });
     assert.equal(held.outcome, 'held');
@@ -59,15 +69,10 @@ test('a limit holds the instance before the 11th disable (exit 7); two approvers
       'every account disabled once',
     );
     assert.deepEqual(await store.effectCounts(instance.id, instance.generation), [{ kind: 'disable', used: 30, raised: 100 }]);
-    await store.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('ctx.approval holds at a named point until approved, then passes', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ckpt-point-'));
-  try {
+test('ctx.approval holds at a named point until approved, then passes', () =>
+  withStore(async (store) => {
     const revoked: number[] = [];
     const job = defineJob<number>({
       name: 'rotate',
@@ -79,8 +84,6 @@ test('ctx.approval holds at a named point until approved, then passes', async ()
         });
       },
     });
-    const store = new SqliteStore(join(dir, 'store.db'));
-    await store.migrate();
     const held = await runJob(job, { store });
     assert.equal(held.exitCode, ExitCode.held);
     assert.match(held.error ?? '', /held: approval point revoke-phase \(revoke 5 old keys\).*ckpt approve rotate --point revoke-phase/);
@@ -90,15 +93,10 @@ test('ctx.approval holds at a named point until approved, then passes', async ()
     await store.approve(instance.id, instance.generation, { name: 'point:revoke-phase', by: 'carol', osUser: null, reason: 'go', raise: null });
     assert.equal((await runJob(job, { store })).outcome, 'completed');
     assert.deepEqual(revoked, [0, 1, 2, 3, 4]);
-    await store.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('a job that catches the HeldError is still held: nothing past the hold runs, no record past it counts, and the approval lets each run once', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ckpt-caught-'));
-  try {
+test('a job that catches the HeldError is still held: nothing past the hold runs, no record past it counts, and the approval lets each run once', () =>
+  withStore(async (store) => {
     const revoked: number[] = [];
     const disabled: number[] = [];
     const job = defineJob<number>({
@@ -121,8 +119,6 @@ test('a job that catches the HeldError is still held: nothing past the hold runs
         } catch {}
       },
     });
-    const store = new SqliteStore(join(dir, 'store.db'));
-    await store.migrate();
     const held = await runJob(job, { store });
     assert.equal(held.outcome, 'held', 'a caught HeldError still holds the run');
     assert.match(held.error ?? '', /limit on disable effects is reached \(3 of 3 started\)/);
@@ -143,15 +139,10 @@ test('a job that catches the HeldError is still held: nothing past the hold runs
     assert.equal((await runJob(job, { store })).outcome, 'completed');
     assert.deepEqual(disabled, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'each disabled once');
     assert.deepEqual(revoked, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'each revoked once');
-    await store.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('maxPercent is a share of the instance, not of one shard: 4 shards of 25 records, 10 % holds after exactly 10', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ckpt-percent-'));
-  try {
+test('maxPercent is a share of the instance, not of one shard: 4 shards of 25 records, 10 % holds after exactly 10', () =>
+  withStore(async (store) => {
     const disabled: string[] = [];
     const job = defineJob<number>({
       name: 'sharded',
@@ -164,21 +155,14 @@ test('maxPercent is a share of the instance, not of one shard: 4 shards of 25 re
         });
       },
     });
-    const store = new SqliteStore(join(dir, 'store.db'));
-    await store.migrate();
     const held = await runJob(job, { store });
     assert.equal(held.outcome, 'held');
     assert.match(held.error ?? '', /limit on disable effects is reached \(10 of 10 started\)/);
     assert.equal(disabled.length, 10, '10 % of the instance’s 100 records');
-    await store.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('a hold swallowed at the last record: the completing commit is refused too, and the run ends held with nothing committed', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ckpt-caught-last-'));
-  try {
+test('a hold swallowed at the last record: the completing commit is refused too, and the run ends held with nothing committed', () =>
+  withStore(async (store) => {
     const disabled: number[] = [];
     const job = defineJob<number>({
       name: 'careless-last',
@@ -193,8 +177,6 @@ test('a hold swallowed at the last record: the completing commit is refused too,
         } catch {}
       },
     });
-    const store = new SqliteStore(join(dir, 'store.db'));
-    await store.migrate();
     const held = await runJob(job, { store });
     assert.equal(held.outcome, 'held', `${held.outcome}: ${held.error}`);
     assert.deepEqual(disabled, [0, 1, 2]);
@@ -204,8 +186,4 @@ test('a hold swallowed at the last record: the completing commit is refused too,
     assert.equal(shard?.status, 'pending', 'the shard is not completed');
     assert.equal(shard?.processed, 0, 'no record of the chunk counted');
     assert.equal((await runJob(job, { store })).outcome, 'held');
-    await store.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
