@@ -7,7 +7,7 @@
 // SPLIT_EACH=1 reads the server's clock after every statement instead: what each costs (a clock
 // read included in each); the end-to-end lines are then empty.
 import { createRequire } from 'node:module';
-import { ComposedStore } from '../src/store/composed-store.ts';
+import { aroundJournal } from './journal-timing.ts';
 import { importPeer, runVariant } from './variants.ts';
 
 const records = Number(process.argv[2] ?? 2000);
@@ -68,18 +68,17 @@ Connection.prototype.query = function (this: unknown, ...args: unknown[]) {
   return query.apply(this, args);
 };
 
-const journal = ComposedStore.prototype.journal;
-ComposedStore.prototype.journal = async function (this: ComposedStore, ...args: Parameters<typeof journal>) {
-  const split: Split = { started: performance.now(), writes: args[1].length };
+aroundJournal(async (writes, batch) => {
+  const split: Split = { started: performance.now(), writes };
   current = split;
   try {
-    return await journal.apply(this, args);
+    return await batch();
   } finally {
     split.settled = performance.now();
     if (current === split) current = undefined;
     splits.push(split);
   }
-};
+});
 
 const mysql = (await importPeer('mysql-client.ts')) as {
   freshMysqlDatabase: (name: string) => Promise<string>;

@@ -12,8 +12,8 @@ import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { createRequire } from 'node:module';
 import { openStore } from '../src/index.ts';
-import { ComposedStore } from '../src/store/composed-store.ts';
 import type { JournalWrite } from '../src/store/store.ts';
+import { aroundJournal } from './journal-timing.ts';
 import { importPeer, runVariant } from './variants.ts';
 
 const mode = process.argv[2] === 'quiet' ? 'quiet' : 'job';
@@ -131,18 +131,17 @@ async function explain(url: string, text: string, values: unknown[]): Promise<vo
   await client.end();
 }
 
-const journal = ComposedStore.prototype.journal;
-ComposedStore.prototype.journal = async function (this: ComposedStore, ...args: Parameters<typeof journal>) {
-  const split: Split = { started: performance.now(), writes: args[1].length };
+aroundJournal(async (writes, batch) => {
+  const split: Split = { started: performance.now(), writes };
   current = split;
   try {
-    return await journal.apply(this, args);
+    return await batch();
   } finally {
     split.settled = performance.now();
     if (current === split) current = undefined;
     splits.push(split);
   }
-};
+});
 
 const { startPostgres } = (await importPeer('postgres.ts')) as {
   startPostgres(log: (line: string) => void): Promise<{ database(name: string): Promise<string>; stop(): Promise<void> }>;

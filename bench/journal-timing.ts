@@ -15,21 +15,30 @@ export interface JournalTiming {
   intentWaitMs: Summary;
 }
 
+type Journal = ComposedStore['journal'];
+
+/** Wraps every journal batch of this process (one `store.journal` call, `writes` writes) in `around`, which must call `batch` once. */
+export function aroundJournal(around: (writes: number, batch: () => ReturnType<Journal>) => ReturnType<Journal>): void {
+  const journal = ComposedStore.prototype.journal;
+  ComposedStore.prototype.journal = function (this: ComposedStore, ...args: Parameters<Journal>) {
+    return around(args[1].length, () => journal.apply(this, args));
+  };
+}
+
 /** Starts timing every journal batch of this process (call it once a process); the returned function summarises them. */
 export function timeJournal(): () => JournalTiming {
   const batchMs: number[] = [];
   const batchSize: number[] = [];
   const waits: number[] = [];
-  const journal = ComposedStore.prototype.journal;
-  ComposedStore.prototype.journal = async function (this: ComposedStore, ...args: Parameters<typeof journal>) {
+  aroundJournal(async (writes, batch) => {
     const started = performance.now();
     try {
-      return await journal.apply(this, args);
+      return await batch();
     } finally {
       batchMs.push(performance.now() - started);
-      batchSize.push(args[1].length);
+      batchSize.push(writes);
     }
-  };
+  });
   const write = JournalQueue.prototype.write;
   JournalQueue.prototype.write = function (this: JournalQueue, entry: Parameters<typeof write>[0], options: Parameters<typeof write>[1] = {}) {
     const started = performance.now();
