@@ -106,14 +106,18 @@ async function instanceOf(store: Store, job: string, paramsHash: string): Promis
   return (await store.listInstances(job)).find((candidate) => candidate.paramsHash === paramsHash);
 }
 
+/** The holds of the instance's current generation that no approval has released yet. */
+async function openHolds(store: Store, instance: InstanceInfo): Promise<HoldInfo[]> {
+  return (await store.holds(instance.id, instance.generation)).filter((hold) => hold.releasedAt === null);
+}
+
 /** The open holds and effect counts of the instance's current generation. */
 export async function holdState(url: string, job: string, paramsHash: string): Promise<HoldState> {
   const store = await openStore(url);
   try {
     const instance = await instanceOf(store, job, paramsHash);
     if (instance === undefined) return { open: [], counts: [] };
-    const holds = await store.holds(instance.id, instance.generation);
-    return { open: holds.filter((hold) => hold.releasedAt === null), counts: await store.effectCounts(instance.id, instance.generation) };
+    return { open: await openHolds(store, instance), counts: await store.effectCounts(instance.id, instance.generation) };
   } finally {
     await store.close();
   }
@@ -134,7 +138,7 @@ export async function answerHolds(
   const store = await openStore(url);
   try {
     const instance = await instanceOf(store, job, paramsHash);
-    const open = instance === undefined ? [] : (await store.holds(instance.id, instance.generation)).filter((hold) => hold.releasedAt === null);
+    const open = instance === undefined ? [] : await openHolds(store, instance);
     if (open.length === 0) throw new Error(`a run of ${job} exited 7 (held), but its store shows no open hold`);
     const met: HoldMet[] = [];
     for (const hold of open) {
@@ -156,8 +160,9 @@ export async function answerHolds(
         });
         continue;
       }
-      const by = await approveAll(store, instance, hold, raise, `${reason}: ${flagFor(hold.name, orders)}`);
-      met.push({ hold: hold.name, holdRound: hold.round, what, action: 'approved', by, raise, flag: flagFor(hold.name, orders), limit });
+      const flag = flagFor(hold.name, orders);
+      const by = await approveAll(store, instance, hold, raise, `${reason}: ${flag}`);
+      met.push({ hold: hold.name, holdRound: hold.round, what, action: 'approved', by, raise, flag, limit });
     }
     const verdict: HoldVerdict = met.some((hold) => hold.action === 'not-told')
       ? 'not-told'
