@@ -1,8 +1,9 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CheckpointedError, ExitCode } from './errors.ts';
 import type { JsonValue } from './json.ts';
+import { makeDirectory } from './make-directory.ts';
 
 export const REDACTED = '[redacted]';
 const secretBrand = Symbol.for('checkpointed.secret');
@@ -106,7 +107,7 @@ export function loadSecretKey(env: NodeJS.ProcessEnv, file: string | undefined):
   if (fromEnv !== undefined && fromEnv !== '') return createHash('sha256').update(fromEnv).digest();
   if (file === undefined) return processKey;
   if (!existsSync(file)) {
-    mkdirSync(dirname(file), { recursive: true });
+    makeDirectory(dirname(file));
     try {
       writeFileSync(file, randomBytes(32).toString('hex'), { flag: 'wx', mode: 0o600 });
     } catch (error) {

@@ -1,7 +1,7 @@
-import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { firstLine, SchemaTooNewError, StoreError } from '../../errors.ts';
+import { makeDirectory } from '../../make-directory.ts';
 import { chainKeyFinder } from '../../secret.ts';
 import type { Row } from '../rows.ts';
 import type { Tx } from '../store.ts';
@@ -67,7 +67,7 @@ export class SqliteDriver {
   #open(): DatabaseSync {
     if (this.path !== ':memory:') {
       try {
-        mkdirSync(dirname(this.path), { recursive: true });
+        makeDirectory(dirname(this.path));
       } catch (error) {
         throw new StoreError(
           `cannot create the directory ${dirname(this.path)} for the store (${(error as NodeJS.ErrnoException).code ?? firstLine(error)}); choose a writable place with --store sqlite:PATH`,
