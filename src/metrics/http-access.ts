@@ -41,15 +41,37 @@ export function isLoopback(host: string): boolean {
 
 export const TOKEN_COOKIE = 'ckpt_dashboard_token';
 
+/**
+ * The request's URL, or undefined when it cannot be read: Node's parser lets through an
+ * absolute-form target such as `GET http://[ HTTP/1.1`, on which `new URL` throws. Our servers
+ * answer that with 400; thrown in a request handler, it would end the process serving it.
+ */
+export function requestUrl(request: IncomingMessage): URL | undefined {
+  try {
+    return new URL(request.url ?? '/', 'http://request.invalid');
+  } catch {
+    return undefined;
+  }
+}
+
 /** The token a request carries: `Authorization: Bearer`, the cookie the page sets, or `?token=`. */
 export function presentedToken(request: IncomingMessage, url: URL): string | undefined {
   const header = request.headers.authorization;
   if (header !== undefined && /^Bearer\s+/i.test(header)) return header.replace(/^Bearer\s+/i, '').trim();
   for (const part of (request.headers.cookie ?? '').split(';')) {
     const [name, ...value] = part.trim().split('=');
-    if (name === TOKEN_COOKIE) return decodeURIComponent(value.join('='));
+    if (name === TOKEN_COOKIE) return percentDecoded(value.join('='));
   }
   return url.searchParams.get('token') ?? undefined;
+}
+
+/** A cookie value as the page set it; one that is not valid percent-encoding is taken as it is (and so matches no token). */
+function percentDecoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 /** Constant-time comparison (of digests, so the lengths match too). */
