@@ -22,13 +22,14 @@ export function checkServeToken(
   token: string | undefined,
   what: { server: string; hostFlag: string; tokenFlag: string; tokenEnv: string },
 ): void {
+  if (host.trim() === '') throw new UsageError(`${what.hostFlag} is empty: give a host name or address to listen on (127.0.0.1 when not given)`);
   if (!isLoopback(host) && token === undefined) {
     throw new UsageError(
       `${what.hostFlag} ${host} serves ${what.server} beyond this machine: give ${what.tokenFlag} T (or set $${what.tokenEnv}) so every request must carry it`,
     );
   }
   if (token !== undefined && (token.length < MIN_TOKEN_LENGTH || /\s/.test(token))) {
-    throw new UsageError(`the ${what.server} token must be at least ${MIN_TOKEN_LENGTH} characters with no spaces; e.g. openssl rand -hex 16`);
+    throw new UsageError(`${what.tokenFlag} (or $${what.tokenEnv}) must be at least ${MIN_TOKEN_LENGTH} characters with no spaces; e.g. openssl rand -hex 16`);
   }
 }
 
