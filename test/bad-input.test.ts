@@ -95,6 +95,12 @@ test('a store directory that cannot be created → exit 2; a missing one is crea
   assert.ok(existsSync(join(cwd, '.ckpt', 'ckpt.db')));
 });
 
+test('a store directory on a file system that refuses it (/proc) → exit 2 at once, not a spin', { timeout: 30_000 }, async (t) => {
+  if (!existsSync('/proc/self')) return t.skip('no /proc on this machine');
+  // mkdir in /proc answers ENOENT though /proc exists; Node's recursive mkdirSync retries that forever.
+  await expectUserError(['run', job, '--store', 'sqlite:/proc/ckpt-no-such/store.db'], 2, /cannot create the directory \/proc\/ckpt-no-such for the store/);
+});
+
 test('a store path that is a directory → exit 2', async () => {
   const dir = tempDir();
   mkdirSync(join(dir, 'store.db'));

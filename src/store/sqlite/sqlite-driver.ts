@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { CheckpointedError, firstLine, StoreError } from '../../errors.ts';
@@ -67,7 +67,7 @@ export class SqliteDriver {
   #open(): DatabaseSync {
     if (this.path !== ':memory:') {
       try {
-        mkdirSync(dirname(this.path), { recursive: true });
+        makeDirectories(dirname(this.path));
       } catch (error) {
         throw new StoreError(
           `cannot create the directory ${dirname(this.path)} for the store (${(error as NodeJS.ErrnoException).code ?? firstLine(error)}); choose a writable place with --store sqlite:PATH`,
@@ -216,6 +216,21 @@ export class SqliteDriver {
     if (db === undefined) return;
     if (db.isTransaction) db.exec('ROLLBACK');
     db.close();
+  }
+}
+
+/**
+ * `mkdir -p`, one level at a time. Not `mkdirSync(…, { recursive: true })`: where mkdir answers
+ * ENOENT under a parent that exists (/proc, /sys), Node's retries it forever at full CPU.
+ */
+function makeDirectories(dir: string): void {
+  if (existsSync(dir)) return;
+  const parent = dirname(dir);
+  if (parent !== dir) makeDirectories(parent);
+  try {
+    mkdirSync(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
   }
 }
 
