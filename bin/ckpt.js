@@ -13,6 +13,8 @@ if (Number(process.versions.node.split('.')[0]) < NEED_MAJOR) {
 process.removeAllListeners('warning');
 process.on('warning', (warning) => {
   if (warning.name === 'ExperimentalWarning') return;
+  // A job file in a CommonJS package: loading it fails, and the failure line says what to do.
+  if (warning.message.startsWith('Failed to load the ES module')) return;
   process.stderr.write(`${warning.name}: ${warning.message}\n`);
 });
 // A reader that goes away (`ckpt events x | head`) is not an error of ours.

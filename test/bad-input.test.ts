@@ -37,6 +37,21 @@ test('a job file that does not load → exit 2', async () => {
   await expectUserError(['run', broken, '--store', `sqlite:${join(dir, 's.db')}`], 2, /cannot load job file/);
 });
 
+test('a job file outside a project that has checkpointed, or in a CommonJS package → exit 2, one line saying what to do', async () => {
+  // Where a new user writes their first job: a directory of their own, not this checkout.
+  const dir = tempDir();
+  const jobFile = join(dir, 'first.ts');
+  writeFileSync(
+    jobFile,
+    "import { defineJob, range } from 'checkpointed';\nexport default defineJob({ name: 'first', source: () => range(0, 3), async process() {} });\n",
+  );
+  const store = ['--store', `sqlite:${join(dir, 's.db')}`];
+  await expectUserError(['run', jobFile, ...store], 2, /cannot find the package 'checkpointed'.*npm install/, dir);
+  // `npm init -y` writes "type": "commonjs": Node then reads the job's import as a syntax error.
+  writeFileSync(join(dir, 'package.json'), '{ "name": "first-jobs", "type": "commonjs" }\n');
+  await expectUserError(['run', jobFile, ...store], 2, /ES module.*"type": "module"/, dir);
+});
+
 test('a param the job rejects → exit 2', async () => {
   const dir = tempDir();
   await expectUserError(['run', job, '--store', `sqlite:${join(dir, 's.db')}`, '--param', 'tag=NOT OK'], 2, /rejected its params: tag must be/);
@@ -78,6 +93,12 @@ test('a store directory that cannot be created → exit 2; a missing one is crea
   const byDefault = await runCli(['run', job, '--quiet'], { env, cwd });
   assert.equal(byDefault.code, 0, byDefault.stderr);
   assert.ok(existsSync(join(cwd, '.ckpt', 'ckpt.db')));
+});
+
+test('a store directory on a file system that refuses it (/proc) → exit 2 at once, not a spin', { timeout: 30_000 }, async (t) => {
+  if (!existsSync('/proc/self')) return t.skip('no /proc on this machine');
+  // mkdir in /proc answers ENOENT though /proc exists; Node's recursive mkdirSync retries that forever.
+  await expectUserError(['run', job, '--store', 'sqlite:/proc/ckpt-no-such/store.db'], 2, /cannot create the directory \/proc\/ckpt-no-such for the store/);
 });
 
 test('a store path that is a directory → exit 2', async () => {

@@ -44,6 +44,26 @@ test('ckpt runs: a table of runs with outcome, resume position, records; --param
   assert.ok(runs.every((run) => run.outcome === 'completed' && run.processed === 3000 && run.checkpoints === 3));
 });
 
+test("ckpt runs: a run that ended before reading its shard's checkpoint (a held instance run again) does not read as resumed from the start", async () => {
+  const dir = tempDir('ckpt-out-held-');
+  const held = ['run', fixture('deprovision-limited.ts'), '--store', `sqlite:${join(dir, 'store.db')}`, '--quiet'];
+  const heldEnv = { DIR_API_LOG: join(dir, 'directory.log'), DIR_API_DELAY_MS: '0' };
+  // Held at the 101st disable, part-0 checkpointed near 100; run again, it claims part-0 and lets it go, held.
+  for (let round = 0; round < 2; round++) assert.equal((await runCli(held, { env: heldEnv })).code, 7);
+  const json = JSON.parse((await runCli(['runs', 'deprovision', '--store', `sqlite:${join(dir, 'store.db')}`, '--json'])).stdout) as {
+    id: number;
+    shard: string;
+    outcome: string;
+    resumedFrom: unknown;
+    startProcessed: number;
+  }[];
+  const unread = json.find((run) => run.outcome === 'held' && run.resumedFrom === null && run.startProcessed > 0);
+  assert.ok(unread !== undefined, `a held run that began past the start without reading its checkpoint: ${JSON.stringify(json)}`);
+  const table = await runCli(['runs', 'deprovision', '--store', `sqlite:${join(dir, 'store.db')}`]);
+  const row = table.stdout.split('\n').find((line) => line.startsWith(`${unread.id} `)) ?? '';
+  assert.match(row, new RegExp(`${unread.shard}\\s+\\S+\\s+.*held\\s+-\\s+0\\s`), row);
+});
+
 test('ckpt events: the stored event log as a table, and JSON', async () => {
   const table = await runCli(['events', 'count', '--store', store, '--param', 'tag=beta']);
   assert.equal(table.code, 0, table.stderr);

@@ -60,13 +60,18 @@ it('a blank, spaced or short token is refused with one line, exit 2 (dashboard a
     const dashboard = await runCli(['dashboard', '--store', store, '--host', '0.0.0.0', '--token', bad]);
     assert.equal(dashboard.code, 2, `dashboard --token ${JSON.stringify(bad)}: ${dashboard.stderr}`);
     assert.ok(isOneLineError(dashboard.stderr), dashboard.stderr);
-    assert.match(dashboard.stderr, /at least 12 characters with no spaces/);
+    assert.match(dashboard.stderr, /^ckpt: --token \(or \$CKPT_DASHBOARD_TOKEN\) must be at least 12 characters with no spaces/);
     const env = { CKPT_DASHBOARD_TOKEN: bad };
     assert.equal((await runCli(['dashboard', '--store', store], { env })).code, 2, `$CKPT_DASHBOARD_TOKEN=${JSON.stringify(bad)}`);
     const metrics = await runCli(['run', fixture('dashboard-job.ts'), '--store', store, '--metrics-port', '0', '--metrics-token', bad]);
     assert.equal(metrics.code, 2, `run --metrics-token ${JSON.stringify(bad)}: ${metrics.stderr}`);
     assert.ok(isOneLineError(metrics.stderr), metrics.stderr);
+    assert.match(metrics.stderr, /^ckpt: --metrics-token \(or \$CKPT_METRICS_TOKEN\) must be at least 12/);
   }
+  // An empty --host is not a host beyond this machine: it is no host at all.
+  const empty = await runCli(['dashboard', '--store', store, '--host', '']);
+  assert.equal(empty.code, 2, empty.stderr);
+  assert.match(empty.stderr, /^ckpt: --host is empty/);
 });
 
 it('a store path with no store exits 2 with one line, creating nothing', async () => {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fixture, runCli, spawnCli, tempDir } from './helpers/cli.ts';
+import { fixture, runCli, spawnCli, tempDir, waitForOutput } from './helpers/cli.ts';
 
 interface Event {
   type: string;
@@ -32,6 +32,31 @@ test('three workers finishing shards of one instance write one instance:complete
   const workersThatRan = new Set(events.filter((event) => event.type === 'run:start').map((event) => (event.data as { worker?: string }).worker));
   assert.ok(workersThatRan.size >= 2, `at least two workers finished shards (${[...workersThatRan].join(', ')})`);
   assert.equal(events.filter((event) => event.type === 'instance:complete').length, 1, events.map((event) => event.type).join(' '));
+});
+
+test('a live worker slow to write its run:end after completing its shard is not recorded ended twice by the worker that completes the instance', {
+  timeout: 60_000,
+}, async () => {
+  const path = join(tempDir('ckpt-instance-end-'), 'store.db');
+  const store = `sqlite:${path}`;
+  const env = { CKPT_TEST_SHARDS: '2', CKPT_TEST_SPIN_MS: '20' };
+  // The slow one takes a shard first and stalls a second between its shard's completing commit and its run:end…
+  const slow = spawn(process.execPath, [fixture('slow-to-end.ts'), path], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const slowDone = new Promise<number | null>((resolve) => slow.on('exit', (code) => resolve(code)));
+  await waitForOutput(slow, (out) => out.includes('started'));
+  // …while this one completes the other shard, and with it the instance.
+  const other = await runCli(['run', fixture('ended-job.ts'), '--store', store, '--quiet', '--wait'], { env });
+  assert.equal(other.code, 0, other.stderr);
+  assert.equal(await slowDone, 0);
+  const events = await eventsOf(store);
+  const ends = events.filter((event) => event.type === 'run:end');
+  assert.equal(ends.length, 2, `one run:end per run: ${JSON.stringify(ends)}`);
+  assert.deepEqual(new Set(ends.map((event) => event.runId)).size, 2);
+  assert.ok(
+    ends.every((event) => event.data.recordedBy === undefined),
+    'each live worker recorded its own end',
+  );
+  assert.equal(events.filter((event) => event.type === 'instance:complete').length, 1);
 });
 
 test("a kill between a shard's completion and its run:end: the next worker records both ends", { timeout: 60_000 }, async () => {

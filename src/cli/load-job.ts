@@ -14,6 +14,8 @@ export async function loadJob(file: string): Promise<Job> {
   try {
     module = (await import(pathToFileURL(path).href)) as { default?: unknown };
   } catch (error) {
+    const setup = projectSetupHint(error, file);
+    if (setup !== undefined) throw new UsageError(setup, { cause: error });
     // A syntax error (or a throw while the module runs) names the file:line:col it comes from.
     let described = describeJobError(error, path);
     if (error instanceof SyntaxError && !/ at \S+:\d+(:\d+)?$/.test(described)) {
@@ -26,6 +28,23 @@ export async function loadJob(file: string): Promise<Job> {
     throw new UsageError(`${file} does not default-export a job; end it with: export default defineJob({ name, source, process })`);
   }
   return module.default;
+}
+
+/**
+ * The two ways a job written in a project of one's own fails to load before any of its code runs,
+ * said as what to do (docs/jobs.md, "In your own project"): the package is not installed where
+ * Node looks from the job file, or the job file sits in a CommonJS package (`npm init -y` writes
+ * `"type": "commonjs"`), where Node reads its `import` as a syntax error.
+ */
+function projectSetupHint(error: unknown, file: string): string | undefined {
+  const message = error instanceof Error ? error.message : '';
+  if ((error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && message.startsWith("Cannot find package 'checkpointed'")) {
+    return `cannot load job file ${file}: cannot find the package 'checkpointed' from it; install it in the job's project (npm install <path to a checkpointed checkout or its npm pack tarball>), see docs/jobs.md`;
+  }
+  if (error instanceof SyntaxError && /^Cannot use import statement outside a module/.test(message)) {
+    return `cannot load job file ${file}: job files are ES modules, but its package.json makes it CommonJS; set "type": "module" there (npm pkg set type=module) or name the file .mts`;
+  }
+  return undefined;
 }
 
 /** Parse repeated `--param k=v` into an object; a later value for the same key wins. */

@@ -113,7 +113,8 @@ export async function runsCommand(job: string, options: QueryOptions, io: CliIo)
         formatTime(run.startedAt),
         formatMs(Math.max(0, elapsed)),
         run.outcome,
-        run.startProcessed > 0 || run.resumedFrom !== null ? formatPosition(run.resumedFrom) : 'start',
+        // Past the start but no position read: the run ended (held, killed) before it resumed.
+        run.resumedFrom !== null ? formatPosition(run.resumedFrom) : run.startProcessed > 0 ? '-' : 'start',
         formatRecords(run, totals.get(shardKey(run))),
         formatRework(run),
         formatCount(run.checkpoints),

@@ -22,13 +22,14 @@ export function checkServeToken(
   token: string | undefined,
   what: { server: string; hostFlag: string; tokenFlag: string; tokenEnv: string },
 ): void {
+  if (host.trim() === '') throw new UsageError(`${what.hostFlag} is empty: give a host name or address to listen on (127.0.0.1 when not given)`);
   if (!isLoopback(host) && token === undefined) {
     throw new UsageError(
       `${what.hostFlag} ${host} serves ${what.server} beyond this machine: give ${what.tokenFlag} T (or set $${what.tokenEnv}) so every request must carry it`,
     );
   }
   if (token !== undefined && (token.length < MIN_TOKEN_LENGTH || /\s/.test(token))) {
-    throw new UsageError(`the ${what.server} token must be at least ${MIN_TOKEN_LENGTH} characters with no spaces; e.g. openssl rand -hex 16`);
+    throw new UsageError(`${what.tokenFlag} (or $${what.tokenEnv}) must be at least ${MIN_TOKEN_LENGTH} characters with no spaces; e.g. openssl rand -hex 16`);
   }
 }
 
@@ -41,15 +42,37 @@ export function isLoopback(host: string): boolean {
 
 export const TOKEN_COOKIE = 'ckpt_dashboard_token';
 
+/**
+ * The request's URL, or undefined when it cannot be read: Node's parser lets through an
+ * absolute-form target such as `GET http://[ HTTP/1.1`, on which `new URL` throws. Our servers
+ * answer that with 400; thrown in a request handler, it would end the process serving it.
+ */
+export function requestUrl(request: IncomingMessage): URL | undefined {
+  try {
+    return new URL(request.url ?? '/', 'http://request.invalid');
+  } catch {
+    return undefined;
+  }
+}
+
 /** The token a request carries: `Authorization: Bearer`, the cookie the page sets, or `?token=`. */
 export function presentedToken(request: IncomingMessage, url: URL): string | undefined {
   const header = request.headers.authorization;
   if (header !== undefined && /^Bearer\s+/i.test(header)) return header.replace(/^Bearer\s+/i, '').trim();
   for (const part of (request.headers.cookie ?? '').split(';')) {
     const [name, ...value] = part.trim().split('=');
-    if (name === TOKEN_COOKIE) return decodeURIComponent(value.join('='));
+    if (name === TOKEN_COOKIE) return percentDecoded(value.join('='));
   }
   return url.searchParams.get('token') ?? undefined;
+}
+
+/** A cookie value as the page set it; one that is not valid percent-encoding is taken as it is (and so matches no token). */
+function percentDecoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 /** Constant-time comparison (of digests, so the lengths match too). */

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { UsageError } from '../errors.ts';
-import { hostHeaderIsLoopback, presentedToken, tokenMatches } from './http-access.ts';
+import { hostHeaderIsLoopback, presentedToken, requestUrl, tokenMatches } from './http-access.ts';
 
 export interface ListeningServer {
   /** Base URL, e.g. http://127.0.0.1:9464 (the port the OS chose when 0 was asked). */
@@ -39,8 +39,13 @@ export async function listen(server: Server, port: number, host: string, flag: s
  * `?token=`); without one, a request whose Host is not loopback is refused (DNS rebinding).
  */
 export function serveMetrics(registry: Registry, port: number, host: string, token?: string): Promise<ListeningServer> {
+  // The worker's own process serves these: nothing a request holds may throw out of this handler.
   const server = createServer((request, response) => {
-    const url = new URL(request.url ?? '/', 'http://metrics.invalid');
+    const url = requestUrl(request);
+    if (url === undefined) {
+      response.writeHead(400, { 'content-type': 'text/plain' }).end('ckpt metrics: the request URL cannot be read\n');
+      return;
+    }
     if (token !== undefined ? !tokenMatches(presentedToken(request, url), token) : !hostHeaderIsLoopback(request)) {
       const [status, text] =
         token !== undefined

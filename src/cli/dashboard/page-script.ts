@@ -130,7 +130,7 @@ export const PAGE_SCRIPT = String.raw`'use strict';
       var rework = r.rework == null ? '–' : count(r.rework) + (r.reworkMs != null && r.rework > 0 ? ' (' + ms(r.reworkMs) + ')' : '');
       return '<tr data-run="' + r.id + '" data-outcome="' + r.outcome + '" data-dead="' + (r.dead ? '1' : '0') + '">' + td(String(r.id), 'num') + td(String(r.generation), 'num') +
         td(esc(r.shard)) + td(esc(r.worker)) + td(time(r.startedAt)) + td(ms(r.tookMs), 'num') + td(outcome) +
-        td(r.resumed ? esc(position(r.resumedFrom)) + ' <span class="muted">(' + count(r.startProcessed) + ' done)</span>' : 'start') +
+        td(r.resumed ? (r.resumedFrom == null ? '–' : esc(position(r.resumedFrom))) + ' <span class="muted">(' + count(r.startProcessed) + ' done)</span>' : 'start') +
         td(count(r.records), 'num') + td(rework, 'num') + td(count(r.checkpoints), 'num') +
         td(r.overheadPct == null ? '–' : r.overheadPct.toFixed(2) + ' %', 'num') + td(interval(r.interval)) + td(esc(r.error || ''), 'wrap') + '</tr>';
     }), 'No run yet.');

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { firstLine } from '../../errors.ts';
 import { isDeadLocalWorker } from '../../job/workers.ts';
-import { hostHeaderIsLoopback, presentedToken, TOKEN_COOKIE, tokenMatches } from '../../metrics/http-access.ts';
+import { hostHeaderIsLoopback, presentedToken, requestUrl, TOKEN_COOKIE, tokenMatches } from '../../metrics/http-access.ts';
 import { type ListeningServer, listen } from '../../metrics/metrics-server.ts';
 import type { RunInfo, ShardInfo, Store } from '../../store/store.ts';
 import { formatMs } from '../format.ts';
@@ -53,7 +53,11 @@ export async function startDashboard(options: DashboardOptions): Promise<Listeni
   });
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const url = new URL(request.url ?? '/', 'http://dashboard.invalid');
+    const url = requestUrl(request);
+    if (url === undefined) {
+      send(response, 400, 'text/plain', 'ckpt dashboard: the request URL cannot be read\n');
+      return;
+    }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       send(response, 405, 'text/plain', 'the dashboard is read-only: use the ckpt commands it shows\n', { allow: 'GET, HEAD' });
       return;

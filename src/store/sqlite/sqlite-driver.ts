@@ -1,6 +1,6 @@
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
-import { firstLine, SchemaTooNewError, StoreError } from '../../errors.ts';
+import { CheckpointedError, firstLine, StoreError } from '../../errors.ts';
 import { makeDirectory } from '../../make-directory.ts';
 import { chainKeyFinder } from '../../secret.ts';
 import type { Row } from '../rows.ts';
@@ -171,11 +171,14 @@ export class SqliteDriver {
       db.exec('PRAGMA synchronous = FULL');
       this.#migrateSide(db, this, storeId);
     } catch (error) {
-      // A newer side file is refused as a newer store is (exit 4), not reported as unopenable.
-      if (error instanceof StoreError || error instanceof SchemaTooNewError) throw error;
-      throw new StoreError(`cannot open ${this.sidePath} (the store's effect journal and event log): ${firstLine(error)}; check that it is writable`, {
-        cause: error,
-      });
+      // A newer side file is refused as a newer store is (exit 4), not reported as unopenable;
+      // so is one that lost the store's journal (the store-identity rule).
+      if (error instanceof CheckpointedError) throw error;
+      const message = firstLine(error);
+      const advice = /not a database|malformed|corrupt|file is encrypted/i.test(message)
+        ? `restore it from a backup (without it, every effect it recorded would run again)`
+        : 'check that it is writable';
+      throw new StoreError(`cannot open ${this.sidePath} (the store's effect journal and event log): ${message}; ${advice}`, { cause: error });
     }
     this.#side = db;
     return db;

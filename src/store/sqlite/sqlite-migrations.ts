@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { firstLine, SchemaTooNewError, StoreError, StoreIdentityError } from '../../errors.ts';
 import { missingInstancesError } from '../store-identity.ts';
+import { isTransientStoreError } from '../transient.ts';
 import type { SqliteDriver } from './sqlite-driver.ts';
 
 /**
@@ -285,7 +286,10 @@ export function migrateSqliteSide(side: DatabaseSync, driver: SqliteDriver, stor
   const version = () => Number(side.prepare('PRAGMA user_version').get()?.user_version ?? 0);
   if (version() > supported) throw new SchemaTooNewError(version(), supported, driver.sidePath);
   const imported = () => version() >= 2 && side.prepare("SELECT 1 FROM side_meta WHERE store_id = ? AND key = 'legacy_events'").get(storeId) !== undefined;
-  if (version() === supported && imported()) return;
+  if (version() === supported && imported()) {
+    bindSide(driver);
+    return;
+  }
   side.exec('BEGIN IMMEDIATE');
   try {
     const current = version();
@@ -296,6 +300,8 @@ export function migrateSqliteSide(side: DatabaseSync, driver: SqliteDriver, stor
       side.exec(`PRAGMA user_version = ${migration.id}`);
     }
     if (!imported()) {
+      // This side file has never served this store: new, or the store's own was lost.
+      refuseLostSide(driver);
       const legacy = driver.get("SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = 'events_before_audit'") !== undefined;
       const insert = side.prepare('INSERT INTO events (store_id, instance_id, generation, run_id, shard, type, at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
       for (const row of legacy ? driver.all('SELECT * FROM events_before_audit ORDER BY id') : []) {
@@ -316,6 +322,50 @@ export function migrateSqliteSide(side: DatabaseSync, driver: SqliteDriver, stor
   } catch (error) {
     if (side.isTransaction) side.exec('ROLLBACK');
     throw error;
+  }
+  bindSide(driver);
+}
+
+/** The main file's note that a side file has served it (`ckpt_meta`), written once. */
+const SIDE_BOUND = 'side_file';
+
+/**
+ * The store-identity rule the other way round: the main file knows its side file has served it,
+ * and holds job instances, but the side file beside it does not know the store (deleted, emptied,
+ * or another store's copied in). A fresh side file here would lose the effect journal, so every
+ * effect it records as done would run again, and the audit log would start over with nothing to
+ * show that it had. Checked inside the side file's first transaction, so a refusal leaves no
+ * trace there and is said again at every open.
+ */
+function refuseLostSide(driver: SqliteDriver): void {
+  if (driver.sidePath === ':memory:') return;
+  if (driver.get('SELECT value FROM ckpt_meta WHERE key = ?', SIDE_BOUND) === undefined) return;
+  const instances = Number(driver.get('SELECT count(*) AS n FROM instances')?.n ?? 0);
+  if (instances === 0) return;
+  throw new StoreIdentityError(
+    `the store ${driver.location} holds ${instances} job instance${instances === 1 ? '' : 's'}, but its effect journal and event log ${driver.sidePath} is missing, empty or another store's: ` +
+      `running on would repeat every effect the journal recorded, and the audit log would start over; restore ${driver.sidePath} from a backup, ` +
+      `or, to start over on purpose (every effect would run again), move ${driver.location} away too`,
+  );
+}
+
+/**
+ * Notes in the main file that its side file serves it, so that losing the side file is seen. A
+ * store from before this note gets it at its first open with its side file: without waiting, as a
+ * job may hold the main file's write lock now (then a later open writes it).
+ */
+function bindSide(driver: SqliteDriver): void {
+  if (driver.sidePath === ':memory:' || driver.get('SELECT 1 AS found FROM ckpt_meta WHERE key = ?', SIDE_BOUND) !== undefined) return;
+  const db = driver.conn;
+  if (db.isTransaction) return;
+  const busyTimeoutMs = Number(db.prepare('PRAGMA busy_timeout').get()?.timeout ?? 0);
+  try {
+    db.exec('PRAGMA busy_timeout = 0');
+    driver.run('INSERT OR IGNORE INTO ckpt_meta (key, value) VALUES (?, ?)', SIDE_BOUND, String(Date.now()));
+  } catch (error) {
+    if (!isTransientStoreError(error)) throw driver.unusable(error, 'write');
+  } finally {
+    db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
   }
 }
 
