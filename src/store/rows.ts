@@ -178,6 +178,22 @@ export function toDeadLetter(row: Row): DeadLetter {
   };
 }
 
+/**
+ * An event's data. Text that is not a JSON object (a hand edit, a damaged page) is kept as it is
+ * stored, under `unreadable`, rather than thrown on: the log stays listable and exportable, and
+ * `verifyChain` names the event, since its content no longer hashes to its link.
+ */
+function eventData(stored: unknown): JsonObject {
+  const text = String(stored);
+  try {
+    const data: unknown = JSON.parse(text);
+    if (data !== null && typeof data === 'object' && !Array.isArray(data)) return data as JsonObject;
+  } catch {
+    // kept as text below
+  }
+  return { unreadable: text };
+}
+
 export function toEvent(row: Row): StoredEvent {
   return {
     id: Number(row.id),
@@ -187,7 +203,7 @@ export function toEvent(row: Row): StoredEvent {
     shard: row.shard === null ? null : String(row.shard),
     type: String(row.type),
     at: Number(row.at),
-    data: JSON.parse(String(row.data)) as JsonObject,
+    data: eventData(row.data),
     chain:
       row.seq === null || row.seq === undefined
         ? null
