@@ -64,7 +64,7 @@ async function mysqlBackend(): Promise<Backend> {
   };
 }
 
-const ROUNDS = ['untouched', 'edited', 'deleted', 'swapped', 'truncated'] as const;
+const ROUNDS = ['untouched', 'edited', 'garbled', 'deleted', 'swapped', 'truncated'] as const;
 
 /** One instance per round (param `round`), each with its own chain of ~25 events. */
 async function runRounds(backend: Backend): Promise<Map<string, { id: number; type: string }[]>> {
@@ -105,6 +105,23 @@ async function tamperAndVerify(backend: Backend): Promise<void> {
   assert.ok(isOneLineError(afterEdit.stderr), afterEdit.stderr);
   assert.match(afterEdit.stderr, new RegExp(`event ${edited.id} \\(${edited.type}, .*\\): its content does not match its hash`));
 
+  // Garbled: an edit that leaves no JSON at all is named like any other, and the log stays readable.
+  const garbled = pick('garbled', 5);
+  await backend.sql(`UPDATE ckpt.events SET data = $1 WHERE id = $2`, ['{"key": "notify:1", <script>', garbled.id]);
+  const afterGarble = await verify(backend, 'garbled');
+  assert.equal(afterGarble.code, 1, afterGarble.stdout);
+  assert.ok(isOneLineError(afterGarble.stderr), afterGarble.stderr);
+  assert.match(afterGarble.stderr, new RegExp(`event ${garbled.id} \\(${garbled.type}, .*\\): its content does not match its hash`));
+  const listed = await runCli(['events', 'audit-effects', '--store', backend.store, '--param', 'round=garbled', '--json'], { env: backend.env });
+  assert.equal(listed.code, 0, listed.stderr);
+  const shown = (JSON.parse(listed.stdout) as { id: number; data: unknown }[]).find((event) => event.id === garbled.id);
+  assert.deepEqual(shown?.data, { unreadable: '{"key": "notify:1", <script>' }, 'the garbled text is shown as it is stored');
+  for (const format of ['ndjson', 'csv']) {
+    const exported = await runCli(['audit', 'audit-effects', '--store', backend.store, '--param', 'round=garbled', '--export', format], { env: backend.env });
+    assert.equal(exported.code, 1, `the export is written, and the broken chain still exits 1: ${exported.stderr}`);
+    assert.match(exported.stdout, /unreadable/);
+  }
+
   // Deleted: the event after the hole is named, with the position missing.
   const deleted = pick('deleted', 7);
   const next = pick('deleted', 8);
@@ -135,17 +152,17 @@ async function tamperAndVerify(backend: Backend): Promise<void> {
   assert.equal((await verify(backend, 'untouched')).code, 0);
 }
 
-test('SQLite: edited, deleted, swapped and truncated event rows are each named by ckpt audit --verify (exit 1); untouched exits 0', {
+test('SQLite: edited, garbled, deleted, swapped and truncated event rows are each named by ckpt audit --verify (exit 1); untouched exits 0', {
   timeout: 120_000,
 }, async () => {
   await tamperAndVerify(sqliteBackend());
 });
 
-test('PostgreSQL: the same four tamperings are each named (exit 1); untouched exits 0', { timeout: 120_000 }, async () => {
+test('PostgreSQL: the same five tamperings are each named (exit 1); untouched exits 0', { timeout: 120_000 }, async () => {
   await tamperAndVerify(await postgresBackend());
 });
 
-test('MySQL/MariaDB: the same four tamperings are each named (exit 1); untouched exits 0', { timeout: 120_000, skip: await mysqlSkip() }, async () => {
+test('MySQL/MariaDB: the same five tamperings are each named (exit 1); untouched exits 0', { timeout: 120_000, skip: await mysqlSkip() }, async () => {
   await tamperAndVerify(await mysqlBackend());
 });
 

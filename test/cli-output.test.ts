@@ -77,6 +77,14 @@ test('ckpt events: the stored event log as a table, and JSON', async () => {
   const json = await runCli(['events', 'count', '--store', store, '--param', 'tag=beta', '--json']);
   const events = JSON.parse(json.stdout) as { type: string; data: { processed?: number } }[];
   assert.equal(events.find((event) => event.type === 'shard:complete')?.data.processed, 3000);
+
+  // --limit keeps the newest N, still oldest first; the help says which N.
+  const limited = await runCli(['events', 'count', '--store', store, '--param', 'tag=beta', '--json', '--limit', '2']);
+  assert.deepEqual(
+    (JSON.parse(limited.stdout) as { type: string }[]).map((event) => event.type),
+    ['run:end', 'instance:complete'],
+  );
+  for (const command of ['events', 'runs']) assert.match((await runCli([command, '--help'])).stdout, /--limit <n>\s+show only the newest N/);
 });
 
 test('ckpt run off a TTY prints one JSON line per event, ending with the summary', async () => {

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { test } from 'node:test';
 import { fixture, isOneLineError, runCli, tempDir } from './helpers/cli.ts';
 
@@ -62,6 +63,24 @@ test('a truncated store file → exit 2 saying it is damaged, file untouched', a
     await expectUserError([...args, '--store', `sqlite:${damaged}`], 2, /the store .*damaged\.db is damaged \(.*malformed\); restore it from a backup/);
   }
   assert.deepEqual(readFileSync(damaged), before);
+});
+
+test('a store row whose JSON was garbled by hand (an instance\'s params, a run\'s stats) → exit 2 saying the store is damaged, not "unexpected error"', async () => {
+  const dir = tempDir();
+  const path = join(dir, 's.db');
+  const first = await runCli(['run', fixture('count-job.ts'), '--store', `sqlite:${path}`, '--quiet'], { env: { CKPT_TEST_RECORDS: '100' } });
+  assert.equal(first.code, 0, first.stderr);
+  const edit = (sql: string) => {
+    const db = new DatabaseSync(path);
+    db.exec(sql);
+    db.close();
+  };
+  edit("UPDATE runs SET stats = '[[[' ");
+  await expectUserError(['runs', 'count', '--store', `sqlite:${path}`], 2, /the store holds a run's stats that are not JSON .*restore it from a backup/);
+  edit("UPDATE instances SET params = '{bad' ");
+  for (const args of [['status'], ['runs', 'count'], ['run', fixture('count-job.ts')]]) {
+    await expectUserError([...args, '--store', `sqlite:${path}`], 2, /the store holds an instance's params that are not JSON .*restore it from a backup/);
+  }
 });
 
 for (const [kind, pattern] of [

@@ -195,7 +195,7 @@ function program(io: CliIo, exit: { code: number }): Command {
       .addOption(storeOption())
       .addOption(paramOption())
       .addOption(jsonOption())
-      .addOption(new Option('--limit <n>', 'show at most N').argParser(positiveInteger('--limit')))
+      .addOption(new Option('--limit <n>', 'show only the newest N').argParser(positiveInteger('--limit')))
       .action(async (job: string, options) => {
         exit.code = await command(job, options, io);
       });

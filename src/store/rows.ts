@@ -1,3 +1,4 @@
+import { firstLine, StoreError } from '../errors.ts';
 import type { JsonObject, JsonValue } from '../json.ts';
 import type {
   Checkpoint,
@@ -84,6 +85,21 @@ export const RUN_PROGRESS_COLUMNS: readonly (readonly [keyof RunProgress, string
  */
 export const REAPED_OUTCOME_SQL = "CASE WHEN mark_step = 0 THEN 'interrupted' ELSE 'crashed' END";
 
+/**
+ * A JSON column of a row the CLI lists (an instance's params, a run's stats or resume position,
+ * a dead letter's record), read for people: text that is not JSON (a hand edit, a damaged page)
+ * is a damaged store, said so in one line (exit 2), not an unexpected SyntaxError.
+ */
+function storedJson(text: unknown, what: string): JsonValue {
+  try {
+    return parseJson(text);
+  } catch (error) {
+    throw new StoreError(
+      `the store holds ${what} that ${what.endsWith('s') ? 'are' : 'is'} not JSON (${firstLine(error)}): it is damaged or was edited by hand; restore it from a backup`,
+    );
+  }
+}
+
 export function parseJson(text: unknown): JsonValue {
   if (text === null || text === undefined) return null;
   return (typeof text === 'string' ? JSON.parse(text) : text) as JsonValue;
@@ -108,7 +124,7 @@ export function toInstance(row: Row): InstanceInfo {
     id: Number(row.id),
     job: String(row.job),
     paramsHash: String(row.params_hash),
-    params: parseJson(row.params) as JsonObject,
+    params: storedJson(row.params, "an instance's params") as JsonObject,
     generation: Number(row.generation),
     status: row.status === 'completed' ? 'completed' : 'open',
     version: row.version === null ? null : String(row.version),
@@ -149,7 +165,7 @@ export function toRun(row: Row): RunInfo {
     endedAt: row.ended_at === null ? null : Number(row.ended_at),
     heartbeatAt: Number(row.heartbeat_at),
     outcome: row.outcome as RunOutcome,
-    resumedFrom: parseJson(row.resumed_from),
+    resumedFrom: storedJson(row.resumed_from, "a run's resume position"),
     startProcessed: Number(row.start_processed),
     processed: Number(row.processed),
     markProcessed: Number(row.mark_processed),
@@ -158,7 +174,7 @@ export function toRun(row: Row): RunInfo {
     rework: row.rework === null ? null : Number(row.rework),
     checkpoints: Number(row.checkpoints),
     checkpointMs: Number(row.checkpoint_ms),
-    stats: parseJson(row.stats) as JsonObject,
+    stats: storedJson(row.stats, "a run's stats") as JsonObject,
     error: row.error === null ? null : String(row.error),
   };
 }
@@ -169,13 +185,29 @@ export function toDeadLetter(row: Row): DeadLetter {
     instanceId: Number(row.instance_id),
     generation: Number(row.generation),
     shard: String(row.shard),
-    position: parseJson(row.position),
-    record: parseJson(row.record),
+    position: storedJson(row.position, "a dead letter's position"),
+    record: storedJson(row.record, "a dead letter's record"),
     error: String(row.error),
     attempts: Number(row.attempts),
     runId: row.run_id === null ? null : Number(row.run_id),
     createdAt: Number(row.created_at),
   };
+}
+
+/**
+ * An event's data. Text that is not a JSON object (a hand edit, a damaged page) is kept as it is
+ * stored, under `unreadable`, rather than thrown on: the log stays listable and exportable, and
+ * `verifyChain` names the event, since its content no longer hashes to its link.
+ */
+function eventData(stored: unknown): JsonObject {
+  const text = String(stored);
+  try {
+    const data: unknown = JSON.parse(text);
+    if (data !== null && typeof data === 'object' && !Array.isArray(data)) return data as JsonObject;
+  } catch {
+    // kept as text below
+  }
+  return { unreadable: text };
 }
 
 export function toEvent(row: Row): StoredEvent {
@@ -187,7 +219,7 @@ export function toEvent(row: Row): StoredEvent {
     shard: row.shard === null ? null : String(row.shard),
     type: String(row.type),
     at: Number(row.at),
-    data: JSON.parse(String(row.data)) as JsonObject,
+    data: eventData(row.data),
     chain:
       row.seq === null || row.seq === undefined
         ? null
