@@ -187,3 +187,20 @@ test('a hold swallowed at the last record: the completing commit is refused too,
     assert.equal(shard?.processed, 0, 'no record of the chunk counted');
     assert.equal((await runJob(job, { store })).outcome, 'held');
   }));
+
+test('the approve command a hold prints quotes a kind a shell would split or run, as it quotes params', () =>
+  withStore(async (store) => {
+    const kind = "revoke $(touch pwned) 'keys'";
+    const job = defineJob<number>({
+      name: 'rotate-keys',
+      source: () => range(0, 3),
+      limits: { [kind]: { max: 1 } },
+      async process(n, ctx) {
+        await ctx.once(`key-${n}`, () => undefined, { kind });
+      },
+    });
+    const held = await runJob(job, { store });
+    assert.equal(held.outcome, 'held');
+    const command = /approve with: (.*), then run again/.exec(held.error ?? '')?.[1];
+    assert.equal(command, `ckpt approve rotate-keys --raise 'revoke $(touch pwned) '\\''keys'\\''=+N' --by NAME --reason TEXT`);
+  }));

@@ -7,6 +7,7 @@ import type { OnceOptions } from '../define.ts';
 import { type EffectGuard, plannedEffect } from '../guard/effect-guard.ts';
 import { describeApprovals } from '../guard/hold-text.ts';
 import type { RateLimiter } from '../guard/rate-limiter.ts';
+import { shellWord } from '../guard/shell-word.ts';
 import { JournalQueue } from './journal-queue.ts';
 
 export interface EffectsInput {
@@ -153,7 +154,7 @@ export class Effects {
   /** A claim the store refused at its limit: the instance is held there, and this record stops before `fn`. */
   async #held(key: string, refused: JournalLimited): Promise<never> {
     const { kind, used, max, raised } = refused.limited;
-    const command = `${this.#guards().approveCommand} --raise ${kind}=+N --by NAME --reason TEXT`;
+    const command = `${this.#guards().approveCommand} --raise ${shellWord(`${kind}=+N`)} --by NAME --reason TEXT`;
     const hold = await this.#hold(`limit:${kind}`, 'limit', { kind, used, max, raised }, { kind, used, max, raised, next: command });
     this.#heldBy ??= new HeldError(
       `held: the limit on ${kind} effects is reached (${used} of ${max + raised} started) before ${key}; ` +

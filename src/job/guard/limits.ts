@@ -1,6 +1,7 @@
 import { UsageError } from '../../errors.ts';
 import type { AnyJob } from '../define.ts';
 import type { EffectGuards } from '../effects/effects.ts';
+import { shellWord } from './shell-word.ts';
 
 /**
  * The job's `limits` and `approvals` as a shard run's effects use them: each limit as a count
@@ -34,10 +35,6 @@ function approveCommand(job: AnyJob, params: unknown): string {
     }
   }
   return ['ckpt approve', shellWord(job.name), ...flags].join(' ');
-}
-
-function shellWord(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }
 
 /** Whether a limit of the job is a share of the instance's records (`maxPercent`): then its shard runs need instanceTotal. */
