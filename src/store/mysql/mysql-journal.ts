@@ -5,7 +5,7 @@ import type { Row } from '../rows.ts';
 import type { EffectKey, ServerJournal } from '../sql/sql-driver.ts';
 import { readEntries } from '../sql/sql-journal.ts';
 import type { ChainHead, JournalFence, JournalWrite } from '../store.ts';
-import { type MysqlConnection, type MysqlDriver, NOW } from './mysql-driver.ts';
+import { type MysqlBatchConnection, type MysqlDriver, NOW } from './mysql-driver.ts';
 import { eventRow } from './mysql-history.ts';
 
 /** Effect keys are found by their sha256: a key can be longer than an index allows. */
@@ -105,15 +105,45 @@ export function mysqlJournal(db: MysqlDriver): ServerJournal {
  * and false returned.
  */
 function fastWay(db: MysqlDriver): ServerJournal['fast'] {
-  return async (instanceId, writes, fence, from, chained) => {
+  const ordered = inSendOrder();
+  return (instanceId, writes, fence, from, chained) => {
     const p = db.prefix;
     const statements: Statement[] = [lockGuessed(p, instanceId, fence, from)];
     statements.push(...effectWrites(p, instanceId, writes, claimsOf(writes)));
     if (chained.rows.length > 0) statements.push(eventInsert(p, instanceId, chained));
     // Unconditional: the head is locked, and the first statement found it at `from`.
     statements.push({ sql: `UPDATE ${p}chain_heads SET seq = ?, hash = ? WHERE instance_id = ?`, values: [chained.head.seq, chained.head.hash, instanceId] });
-    const connection = await db.batchConnection();
-    return connection === undefined ? oneByOne(db, statements) : oneTrip(db, connection, statements);
+    return ordered(instanceId, async (locked) => {
+      const connection = await db.batchConnection();
+      return connection === undefined ? oneByOne(db, statements, locked) : oneTrip(db, connection, statements, locked);
+    });
+  };
+}
+
+/**
+ * The order a process's batches of one instance reach the server in: each is sent only once the
+ * one sent before it holds its locks (its first statement has answered) or has ended. So a batch
+ * sent while another is in flight (one chained after that one's predicted end) reaches the
+ * server behind it, and its locking read waits for that one's COMMIT and then sees it: it never
+ * finds the head the batch before it has not moved yet. Two connections have no order between
+ * them; this gives them one, at the cost of the first statement's answer, not of the batch's.
+ */
+function inSendOrder(): (instanceId: number, send: (locked: () => void) => Promise<boolean>) => Promise<boolean> {
+  const last = new Map<number, Promise<void>>();
+  return async (instanceId, send) => {
+    const before = last.get(instanceId);
+    let locked = () => {};
+    const gate = new Promise<void>((resolve) => {
+      locked = resolve;
+    });
+    last.set(instanceId, gate);
+    try {
+      await before;
+      return await send(locked);
+    } finally {
+      locked();
+      if (last.get(instanceId) === gate) last.delete(instanceId);
+    }
   };
 }
 
@@ -144,16 +174,19 @@ function lockGuessed(p: string, instanceId: number, fence: JournalFence | undefi
  * `statements` in one transaction, in one round trip on `connection` (of MysqlDriver.batchConnection,
  * whose session is bounded already): START TRANSACTION, the statements, COMMIT. The server runs
  * none after the first that fails: if that is a guess of the batch (GUESS_FAILED, DUPLICATE_KEY),
- * the transaction is rolled back and false returned.
+ * the transaction is rolled back and false returned. `locked` is called when the first
+ * statement's row arrives (the server sends each statement's answer as it runs).
  */
-async function oneTrip(db: MysqlDriver, connection: MysqlConnection, statements: readonly Statement[]): Promise<boolean> {
+async function oneTrip(db: MysqlDriver, connection: MysqlBatchConnection, statements: readonly Statement[], locked: () => void): Promise<boolean> {
   let usable = false;
   try {
     const sql = ['START TRANSACTION', ...statements.map((statement) => statement.sql), 'COMMIT'];
     try {
-      await connection.query(
+      await streamed(
+        connection,
         sql.join(';\n'),
         statements.flatMap((statement) => statement.values),
+        locked,
       );
     } catch (error) {
       if (!isGuess(error)) throw error;
@@ -172,11 +205,48 @@ async function oneTrip(db: MysqlDriver, connection: MysqlConnection, statements:
   }
 }
 
+/**
+ * `sql` on the callback connection under `connection`, streamed: `locked` when the row of the
+ * batch's locking read (its `held` column) arrives; settles when the last answer has, or with
+ * the error that ended it: a statement's (the query's own error) or the connection's (a lost
+ * connection is reported on the connection, not on a streamed query).
+ */
+function streamed(connection: MysqlBatchConnection, sql: string, values: unknown[], locked: () => void): Promise<void> {
+  const core = connection.connection;
+  return new Promise((resolve, reject) => {
+    let failed: Error | undefined;
+    const lost = (error?: Error) => {
+      core.removeListener('error', lost);
+      core.removeListener('end', lost);
+      reject(error ?? new Error('the connection ended during a journal batch'));
+    };
+    core.once('error', lost);
+    core.once('end', lost);
+    core
+      .query(sql, values)
+      .on('result', (row) => {
+        if (row !== null && typeof row === 'object' && 'held' in row) locked();
+      })
+      .on('error', (error) => {
+        failed = error;
+      })
+      .on('end', () => {
+        core.removeListener('error', lost);
+        core.removeListener('end', lost);
+        if (failed === undefined) resolve();
+        else reject(failed);
+      });
+  });
+}
+
 /** The same as oneTrip, one statement a round trip, on the store's own pool. */
-async function oneByOne(db: MysqlDriver, statements: readonly Statement[]): Promise<boolean> {
+async function oneByOne(db: MysqlDriver, statements: readonly Statement[], locked: () => void): Promise<boolean> {
   try {
     return await db.transaction(async (on) => {
-      for (const statement of statements) await on.query(statement.sql, statement.values);
+      for (const statement of statements) {
+        await on.query(statement.sql, statement.values);
+        locked();
+      }
       return true;
     });
   } catch (error) {
