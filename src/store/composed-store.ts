@@ -137,6 +137,9 @@ export class ComposedStore implements Store {
   async journal(...args: Parameters<EffectJournal['journal']>) {
     return this.#live().journal.journal(...args);
   }
+  sendAhead(...args: Parameters<NonNullable<EffectJournal['sendAhead']>>) {
+    return this.#live().journal.sendAhead?.(...args);
+  }
   async effectIntent(scope: EffectScope, key: string, events: NewEvent[] = []) {
     await this.journal(scope.instanceId, [{ kind: 'intent', scope, key, events }]);
   }
