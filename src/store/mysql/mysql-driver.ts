@@ -22,27 +22,6 @@ export interface MysqlCoreConnection {
   query(sql: string, callback: (error: Error | null) => void): unknown;
 }
 
-/** A query of the callback API as an emitter: each row of each statement as it arrives, then its end. */
-export interface MysqlQueryStream {
-  on(event: 'result', listener: (row: unknown) => void): MysqlQueryStream;
-  on(event: 'error', listener: (error: Error) => void): MysqlQueryStream;
-  on(event: 'end', listener: () => void): MysqlQueryStream;
-}
-
-/**
- * A connection of the store's batch pool (MysqlDriver.batchConnection): the promise API, and
- * under it the callback one (`mysql2`'s promise connections carry it as `.connection`), whose
- * queries stream: the journal learns that a batch's first statement has run while the rest of
- * the batch is still running.
- */
-export interface MysqlBatchConnection extends MysqlConnection {
-  readonly connection: {
-    query(sql: string, values: unknown[]): MysqlQueryStream;
-    once(event: 'error' | 'end', listener: (error?: Error) => void): unknown;
-    removeListener(event: 'error' | 'end', listener: (error?: Error) => void): unknown;
-  };
-}
-
 export interface MysqlPool {
   query(sql: string, values?: unknown[]): Promise<MysqlRawResult>;
   getConnection(): Promise<MysqlConnection>;
@@ -187,7 +166,7 @@ export class MysqlDriver extends PooledDriver<MysqlPool> {
   readonly #makeBatchPool: (() => Promise<MysqlPool>) | undefined;
   #batchPool: Promise<MysqlPool> | undefined;
   /** The batch pool's connections between batches, the last given back last, and since when. */
-  readonly #batchIdle: { connection: MysqlBatchConnection; since: number }[] = [];
+  readonly #batchIdle: { connection: MysqlConnection; since: number }[] = [];
   #closed = false;
 
   constructor(options: MysqlStoreOptions) {
@@ -224,7 +203,7 @@ export class MysqlDriver extends PooledDriver<MysqlPool> {
    * locked for longer. So an idle session may be ended by the server: one that has been idle half
    * that long is closed here rather than handed out (giveBackBatch keeps when each came back).
    */
-  async batchConnection(): Promise<MysqlBatchConnection | undefined> {
+  async batchConnection(): Promise<MysqlConnection | undefined> {
     if (this.#makeBatchPool === undefined) return undefined;
     if (this.#closed) throw new StoreError(`the store ${this.location} is closed`);
     for (let idle = this.#batchIdle.pop(); idle !== undefined; idle = this.#batchIdle.pop()) {
@@ -233,15 +212,14 @@ export class MysqlDriver extends PooledDriver<MysqlPool> {
     }
     this.#batchPool ??= this.#makeBatchPool();
     try {
-      // The batch pool is always createMysqlPool's (mysql2's promise pool): see MysqlBatchConnection.
-      return (await (await this.#batchPool).getConnection()) as MysqlBatchConnection;
+      return await (await this.#batchPool).getConnection();
     } catch (error) {
       throw this.wrap(error);
     }
   }
 
   /** Takes back a connection of batchConnection: kept for the next batch if its session is in a known state, else closed. */
-  giveBackBatch(connection: MysqlBatchConnection, usable: boolean): void {
+  giveBackBatch(connection: MysqlConnection, usable: boolean): void {
     if (usable && !this.#closed) this.#batchIdle.push({ connection, since: performance.now() });
     else connection.destroy();
   }

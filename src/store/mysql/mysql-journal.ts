@@ -5,7 +5,7 @@ import type { Row } from '../rows.ts';
 import type { EffectKey, ServerJournal } from '../sql/sql-driver.ts';
 import { readEntries } from '../sql/sql-journal.ts';
 import type { ChainHead, JournalFence, JournalWrite } from '../store.ts';
-import { type MysqlBatchConnection, type MysqlDriver, NOW } from './mysql-driver.ts';
+import { type MysqlConnection, type MysqlDriver, NOW } from './mysql-driver.ts';
 import { eventRow } from './mysql-history.ts';
 
 /** Effect keys are found by their sha256: a key can be longer than an index allows. */
@@ -67,18 +67,13 @@ function insertRows(head: string, row: string, values: unknown[][], tail: string
  * The usual batch goes the fast way, in one round trip on a connection that takes several
  * statements at once (MysqlDriver.batchConnection): the whole transaction, COMMIT included,
  * which the server runs only as far as the guesses it was built on hold. Where the store has no
- * such pool (it was handed one), the same statements go one at a time. Either way it can go
- * ahead (ServerJournal.ahead): while the batch before it is still in flight. The heads it links
- * from are its own: MySQL's appendChained has no fast path to share them with.
+ * such pool (it was handed one), the same statements go one at a time. The heads it
+ * links from are its own: MySQL's appendChained has no fast path to share them with.
  */
 export function mysqlJournal(db: MysqlDriver): ServerJournal {
-  const fast = fastWay(db);
   return {
     heads: new Map(),
-    fast,
-    // Sent ahead, a batch is the same one round trip: its locking read waits for the batch
-    // before it (fastWay sends in order), so `from` may be the end that one predicts.
-    ahead: fast,
+    fast: fastWay(db),
     writeEntries: async (on, instanceId, writes) => {
       const p = db.prefix;
       await on.query(`INSERT INTO ${p}chain_heads (instance_id, seq, hash) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE seq = seq`, [instanceId, GENESIS]);
@@ -100,88 +95,48 @@ export function mysqlJournal(db: MysqlDriver): ServerJournal {
 }
 
 /**
- * The usual batch, on three guesses: the lease still holds the shard, every claim finds no entry
- * (a plain insert), and the chain head is still `from`. The shard row is share-locked first (the
- * order a checkpoint's commit and the locked way take it in) and the token checked on it; then
- * the entries; then the head is locked (FOR UPDATE: it waits for the transaction that holds it,
- * then sees what that one committed) and checked; then the events (ids after the head's lock,
- * so they ascend with the chain) and the head's move. Only those last hold the head's lock, so a
- * batch sent ahead writes its entries while the one before it finishes. (Entries before the
- * head: a claim of a key that another process's locked way writes at the same moment can
- * deadlock with it; the server rolls one back, a transient error, and that batch is written
- * again.) A guess that did not hold fails its statement (GUESS_FAILED, or the claim's
- * DUPLICATE_KEY), so no statement after it runs: the transaction is rolled back whole and false
- * returned.
+ * The usual batch, on three guesses: the lease still holds the shard, the chain head is still
+ * `from`, and every claim finds no entry (a plain insert). The first statement locks the shard
+ * row and then the head (FOR UPDATE, in the join's order: the order a checkpoint's commit and the
+ * locked way take them in), waiting for whichever transaction holds them, and checks the first
+ * two guesses on the rows it locked (the latest committed, as a locking read sees them); a claim
+ * that finds an entry fails the insert of the entries. A guess that did not hold fails its
+ * statement (GUESS_FAILED), so no statement after it runs: the transaction is rolled back whole
+ * and false returned.
  */
 function fastWay(db: MysqlDriver): ServerJournal['fast'] {
-  const ordered = inSendOrder();
-  return (instanceId, writes, fence, from, chained) => {
+  return async (instanceId, writes, fence, from, chained) => {
     const p = db.prefix;
-    const statements: Statement[] = [];
-    if (fence !== undefined) statements.push(fenced(p, fence));
+    const statements: Statement[] = [lockGuessed(p, instanceId, fence, from)];
     statements.push(...effectWrites(p, instanceId, writes, claimsOf(writes)));
-    statements.push(linked(p, instanceId, from));
     if (chained.rows.length > 0) statements.push(eventInsert(p, instanceId, chained));
-    // Unconditional: the head is locked, and the statement before found it at `from`.
+    // Unconditional: the head is locked, and the first statement found it at `from`.
     statements.push({ sql: `UPDATE ${p}chain_heads SET seq = ?, hash = ? WHERE instance_id = ?`, values: [chained.head.seq, chained.head.hash, instanceId] });
-    return ordered(instanceId, async (locked) => {
-      const connection = await db.batchConnection();
-      return connection === undefined ? oneByOne(db, statements, locked) : oneTrip(db, connection, statements, locked);
-    });
-  };
-}
-
-/**
- * The order a process's batches of one instance reach the server in, and are answered in: each
- * is sent only once the one sent before it holds the chain head's lock (its locking read has
- * answered) or has ended, and answered only once that one is. So a batch sent while another is
- * in flight (one linked after that one's predicted end) reaches the server behind it, and its
- * locking read waits for that one's COMMIT and then sees it: it never finds the head the batch
- * before it has not moved yet. Two connections have no order between them; this gives them one,
- * at the cost of the locking read's answer, not of the batch's.
- */
-function inSendOrder(): (instanceId: number, send: (locked: () => void) => Promise<boolean>) => Promise<boolean> {
-  const last = new Map<number, { locked: Promise<void>; answered: Promise<unknown> }>();
-  return async (instanceId, send) => {
-    const before = last.get(instanceId);
-    let locked = () => {};
-    const gate = new Promise<void>((resolve) => {
-      locked = resolve;
-    });
-    const answer = (async () => {
-      try {
-        await before?.locked;
-        return await send(locked);
-      } finally {
-        locked();
-      }
-    })();
-    const entry = { locked: gate, answered: answer.catch(() => undefined) };
-    last.set(instanceId, entry);
-    try {
-      await before?.answered;
-      return await answer;
-    } finally {
-      if (last.get(instanceId) === entry) last.delete(instanceId);
-    }
+    const connection = await db.batchConnection();
+    return connection === undefined ? oneByOne(db, statements) : oneTrip(db, connection, statements);
   };
 }
 
 const claimsOf = (writes: readonly JournalWrite[]): KeyedWrite[] => writes.filter((write): write is KeyedWrite => write.kind === 'claim');
 
-/** The shard row share-locked (no claim of the shard commits before this batch), failing unless the lease's token is its. */
-function fenced(p: string, fence: JournalFence): Statement {
+/**
+ * One locking read of the shard row (when fenced) and the chain head, in that order, that fails
+ * unless the lease's token is the shard's and the head is `from`: a missing row fails it too
+ * (the outer join leaves its columns NULL). Both rows are locked exclusively (MariaDB has no
+ * per-table lock mode); the shard's lock is only held the few statements of the batch, as a
+ * checkpoint's commit holds it.
+ */
+function lockGuessed(p: string, instanceId: number, fence: JournalFence | undefined, from: ChainHead): Statement {
+  const head = 'h.seq <=> ? AND h.hash <=> ?';
+  if (fence === undefined) {
+    return {
+      sql: `SELECT ${orFail(head)} AS held FROM (SELECT 1) AS one LEFT JOIN ${p}chain_heads h ON h.instance_id = ? FOR UPDATE`,
+      values: [from.seq, from.hash, instanceId],
+    };
+  }
   return {
-    sql: `SELECT ${orFail('s.lease_token <=> ?')} AS fenced FROM (SELECT 1) AS one LEFT JOIN ${p}shards s ON s.id = ? LOCK IN SHARE MODE`,
-    values: [fence.token, fence.shardId],
-  };
-}
-
-/** The chain head locked, failing unless it is `from` (a missing row too: the outer join leaves its columns NULL). */
-function linked(p: string, instanceId: number, from: ChainHead): Statement {
-  return {
-    sql: `SELECT ${orFail('h.seq <=> ? AND h.hash <=> ?')} AS held FROM (SELECT 1) AS one LEFT JOIN ${p}chain_heads h ON h.instance_id = ? FOR UPDATE`,
-    values: [from.seq, from.hash, instanceId],
+    sql: `SELECT ${orFail(`s.lease_token <=> ? AND ${head}`)} AS held FROM (SELECT 1) AS one LEFT JOIN ${p}shards s ON s.id = ? LEFT JOIN ${p}chain_heads h ON h.instance_id = ? FOR UPDATE`,
+    values: [fence.token, from.seq, from.hash, fence.shardId, instanceId],
   };
 }
 
@@ -189,19 +144,16 @@ function linked(p: string, instanceId: number, from: ChainHead): Statement {
  * `statements` in one transaction, in one round trip on `connection` (of MysqlDriver.batchConnection,
  * whose session is bounded already): START TRANSACTION, the statements, COMMIT. The server runs
  * none after the first that fails: if that is a guess of the batch (GUESS_FAILED, DUPLICATE_KEY),
- * the transaction is rolled back and false returned. `locked` is called when the first
- * statement's row arrives (the server sends each statement's answer as it runs).
+ * the transaction is rolled back and false returned.
  */
-async function oneTrip(db: MysqlDriver, connection: MysqlBatchConnection, statements: readonly Statement[], locked: () => void): Promise<boolean> {
+async function oneTrip(db: MysqlDriver, connection: MysqlConnection, statements: readonly Statement[]): Promise<boolean> {
   let usable = false;
   try {
     const sql = ['START TRANSACTION', ...statements.map((statement) => statement.sql), 'COMMIT'];
     try {
-      await streamed(
-        connection,
+      await connection.query(
         sql.join(';\n'),
         statements.flatMap((statement) => statement.values),
-        locked,
       );
     } catch (error) {
       if (!isGuess(error)) throw error;
@@ -220,48 +172,11 @@ async function oneTrip(db: MysqlDriver, connection: MysqlBatchConnection, statem
   }
 }
 
-/**
- * `sql` on the callback connection under `connection`, streamed: `locked` when the row of the
- * batch's locking read (its `held` column) arrives; settles when the last answer has, or with
- * the error that ended it: a statement's (the query's own error) or the connection's (a lost
- * connection is reported on the connection, not on a streamed query).
- */
-function streamed(connection: MysqlBatchConnection, sql: string, values: unknown[], locked: () => void): Promise<void> {
-  const core = connection.connection;
-  return new Promise((resolve, reject) => {
-    let failed: Error | undefined;
-    const lost = (error?: Error) => {
-      core.removeListener('error', lost);
-      core.removeListener('end', lost);
-      reject(error ?? new Error('the connection ended during a journal batch'));
-    };
-    core.once('error', lost);
-    core.once('end', lost);
-    core
-      .query(sql, values)
-      .on('result', (row) => {
-        if (row !== null && typeof row === 'object' && 'held' in row) locked();
-      })
-      .on('error', (error) => {
-        failed = error;
-      })
-      .on('end', () => {
-        core.removeListener('error', lost);
-        core.removeListener('end', lost);
-        if (failed === undefined) resolve();
-        else reject(failed);
-      });
-  });
-}
-
 /** The same as oneTrip, one statement a round trip, on the store's own pool. */
-async function oneByOne(db: MysqlDriver, statements: readonly Statement[], locked: () => void): Promise<boolean> {
+async function oneByOne(db: MysqlDriver, statements: readonly Statement[]): Promise<boolean> {
   try {
     return await db.transaction(async (on) => {
-      for (const statement of statements) {
-        const { rows } = await on.query(statement.sql, statement.values);
-        if (rows[0]?.held !== undefined) locked();
-      }
+      for (const statement of statements) await on.query(statement.sql, statement.values);
       return true;
     });
   } catch (error) {
