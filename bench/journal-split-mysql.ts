@@ -40,16 +40,10 @@ Connection.prototype.query = function (this: unknown, ...args: unknown[]) {
   const clock = 'SELECT UNIX_TIMESTAMP(SYSDATE(6)) AS t';
   if (process.env.SPLIT_EACH === '1') {
     // The server's clock after every statement: what each one costs.
-    // (Not between the head's UPDATE and the check of its ROW_COUNT(), which a SELECT would reset.)
-    const parts = sql.split(';\n').reduce<string[]>((joined, part) => {
-      const last = joined.at(-1);
-      if (last?.startsWith('UPDATE') && !last.includes(';\n')) joined[joined.length - 1] = `${last};\n${part}`;
-      else joined.push(part);
-      return joined;
-    }, []);
+    const parts = sql.split(';\n');
     split.labels = parts.map((part) => part.replace(/\s+/g, ' ').slice(0, 48));
     args[0] = [clock, ...parts.flatMap((part) => [part, clock])].join(';\n');
-  } else args[0] = sql.replace('START TRANSACTION', `${clock};\nSTART TRANSACTION`).replace(/\nCOMMIT;/, `\n${clock};\nCOMMIT;\n${clock};`);
+  } else args[0] = sql.replace('START TRANSACTION', `${clock};\nSTART TRANSACTION`).replace(/\nCOMMIT(;|$)/, `\n${clock};\nCOMMIT;\n${clock}$1`);
   split.sent = performance.now();
   const callback = args.at(-1);
   if (typeof callback === 'function') {

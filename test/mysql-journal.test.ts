@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 import { readChain, verifyChain } from '../src/store/audit-chain.ts';
-import { createMysqlPool, type MysqlPool } from '../src/store/mysql/mysql-driver.ts';
+import { createMysqlPool, MysqlDriver, type MysqlPool } from '../src/store/mysql/mysql-driver.ts';
 import { MysqlStore } from '../src/store/mysql/mysql-store.ts';
 import type { EffectEntry, JournalFence, JournalWrite, Lease } from '../src/store/store.ts';
 import { freshMysqlDatabase, mysqlSkip } from './helpers/mysql.ts';
@@ -79,10 +79,10 @@ for (const kind of ['url', 'pool'] as const) {
       ];
       const { result, trips: used } = await counted(() => store.journal(instance.id, batch, fence));
       assert.deepEqual(result, [undefined, undefined, undefined]);
-      // From a URL: the whole transaction at once. From a pool: wait_timeout, START, the fencing
-      // read and its check, the head and its check, two effect inserts, the events, COMMIT,
-      // wait_timeout back.
-      assert.equal(used, kind === 'url' ? 1 : 11);
+      // From a URL: the whole transaction at once. From a pool: wait_timeout, START, the locking
+      // read of the shard and the head with its check, two effect inserts, the events, the
+      // head's move, COMMIT, wait_timeout back.
+      assert.equal(used, kind === 'url' ? 1 : 9);
       assert.deepEqual((await store.effect(scope, 'a'))?.result, { ok: 1 });
       assert.equal((await store.effect(scope, 'c'))?.status, 'intent');
       const chain = await readChain(store, instance.id);
@@ -133,6 +133,27 @@ for (const kind of ['url', 'pool'] as const) {
         ['paid', 'fresh', 'theirs', 'mine'],
         'a refused claim records nothing; every batch linked from the head it found',
       );
+    });
+
+    test('a batch connection is bounded when made, and one idle past the bound is closed, not handed out', { skip: kind === 'pool' }, async () => {
+      const driver = new MysqlDriver({ url: database.url, database: database.name });
+      try {
+        const first = await driver.batchConnection();
+        assert.ok(first);
+        const [rows] = await first.query('SELECT @@SESSION.wait_timeout AS bound');
+        assert.deepEqual(rows, [{ bound: 5 }], 'a frozen client cannot keep a failed batch open past 5 s');
+        driver.giveBackBatch(first, true);
+        assert.equal(await driver.batchConnection(), first, 'a connection idle a moment is handed out again');
+        driver.giveBackBatch(first, true);
+        // Past the server's bound the session is gone; the driver never tries it.
+        await new Promise((resolve) => setTimeout(resolve, 5_500));
+        const next = await driver.batchConnection();
+        assert.ok(next && next !== first);
+        await next.query('SELECT 1');
+        driver.giveBackBatch(next, true);
+      } finally {
+        await driver.close();
+      }
     });
   });
 }

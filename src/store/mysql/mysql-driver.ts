@@ -106,9 +106,9 @@ export function parseMysqlUrl(url: string): MysqlUrlParts {
 /**
  * A `mysql2` promise pool for a URL. Imported on first use, so other stores' users never load the driver.
  * `multipleStatements`: its connections take several statements in one round trip; only the
- * store's own batches get such a pool (see MysqlDriver.batchPool), never the job's `ctx.tx`.
+ * store's own batches get such a pool (see MysqlDriver.batchConnection), never the job's `ctx.tx`.
  */
-export async function createMysqlPool(config: { url: string; max: number; multipleStatements?: boolean }): Promise<MysqlPool> {
+export async function createMysqlPool(config: { url: string; max: number; multipleStatements?: boolean; idleLimitMs?: number }): Promise<MysqlPool> {
   const specifier = 'mysql2/promise';
   let mysql: { createPool(config: object): MysqlPool };
   try {
@@ -132,6 +132,8 @@ export async function createMysqlPool(config: { url: string; max: number; multip
     // neighbouring shards never wait on (or deadlock with) each other's index ranges. Sent before
     // the pool hands the connection out, so it is queued ahead of the first statement.
     connection.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', () => undefined);
+    // A pool whose sessions the server ends after this much silence, for good (see MysqlDriver.batchConnection).
+    if (config.idleLimitMs !== undefined) connection.query(boundIdleWait(config.idleLimitMs), () => undefined);
   });
   return pool;
 }
@@ -163,6 +165,8 @@ export class MysqlDriver extends PooledDriver<MysqlPool> {
   readonly database: string;
   readonly #makeBatchPool: (() => Promise<MysqlPool>) | undefined;
   #batchPool: Promise<MysqlPool> | undefined;
+  /** The batch pool's connections between batches, the last given back last, and since when. */
+  readonly #batchIdle: { connection: MysqlConnection; since: number }[] = [];
   #closed = false;
 
   constructor(options: MysqlStoreOptions) {
@@ -181,26 +185,49 @@ export class MysqlDriver extends PooledDriver<MysqlPool> {
     });
     this.database = options.database ?? '';
     this.#makeBatchPool =
-      url === undefined || options.pool !== undefined ? undefined : () => createMysqlPool({ url, max: options.maxConnections ?? 4, multipleStatements: true });
+      url === undefined || options.pool !== undefined
+        ? undefined
+        : () => createMysqlPool({ url, max: options.maxConnections ?? 4, multipleStatements: true, idleLimitMs: FROZEN_SESSION_MS });
   }
 
   /**
-   * A second pool, made from the store's URL on first use, whose connections take several
+   * A connection of a second pool, made from the store's URL on first use, that takes several
    * statements in one round trip: the effect journal sends a batch's whole transaction at once.
    * Its statements are the store's own, values escaped by the driver; the job's `ctx.tx` never
    * gets one of its connections. Undefined when the store was handed a pool (its connections'
    * settings are the caller's): the journal then sends one statement at a time.
+   *
+   * Its sessions are bounded for good (wait_timeout FROZEN_SESSION_MS, set once when each is
+   * made), not per batch: a batch whose guess failed leaves its transaction open until the
+   * client's ROLLBACK, and a client frozen there must not keep the shard and the chain head
+   * locked for longer. So an idle session may be ended by the server: one that has been idle half
+   * that long is closed here rather than handed out (giveBackBatch keeps when each came back).
    */
-  batchPool = (): Promise<MysqlPool> | undefined => {
+  async batchConnection(): Promise<MysqlConnection | undefined> {
     if (this.#makeBatchPool === undefined) return undefined;
-    if (this.#closed) return Promise.reject(new StoreError(`the store ${this.location} is closed`));
+    if (this.#closed) throw new StoreError(`the store ${this.location} is closed`);
+    for (let idle = this.#batchIdle.pop(); idle !== undefined; idle = this.#batchIdle.pop()) {
+      if (performance.now() - idle.since < FROZEN_SESSION_MS / 2) return idle.connection;
+      idle.connection.destroy();
+    }
     this.#batchPool ??= this.#makeBatchPool();
-    return this.#batchPool;
-  };
+    try {
+      return await (await this.#batchPool).getConnection();
+    } catch (error) {
+      throw this.wrap(error);
+    }
+  }
+
+  /** Takes back a connection of batchConnection: kept for the next batch if its session is in a known state, else closed. */
+  giveBackBatch(connection: MysqlConnection, usable: boolean): void {
+    if (usable && !this.#closed) this.#batchIdle.push({ connection, since: performance.now() });
+    else connection.destroy();
+  }
 
   override async close(): Promise<void> {
     this.#closed = true;
     await super.close();
+    for (const idle of this.#batchIdle.splice(0)) idle.connection.destroy();
     const batchPool = this.#batchPool;
     this.#batchPool = undefined;
     if (batchPool !== undefined) await (await batchPool.catch(() => undefined))?.end().catch(() => undefined);

@@ -4,8 +4,8 @@ import { completions, entryKey, type KeyedWrite } from '../journal-fence.ts';
 import type { Row } from '../rows.ts';
 import type { EffectKey, ServerJournal } from '../sql/sql-driver.ts';
 import { readEntries } from '../sql/sql-journal.ts';
-import type { JournalWrite } from '../store.ts';
-import { boundIdleWait, FROZEN_SESSION_MS, type MysqlDriver, type MysqlPool, NOW, RESTORE_WAIT } from './mysql-driver.ts';
+import type { ChainHead, JournalFence, JournalWrite } from '../store.ts';
+import { type MysqlConnection, type MysqlDriver, NOW } from './mysql-driver.ts';
 import { eventRow } from './mysql-history.ts';
 
 /** Effect keys are found by their sha256: a key can be longer than an index allows. */
@@ -26,21 +26,25 @@ interface Statement {
 const DUPLICATE_KEY = 1062;
 
 /**
- * "Subquery returns more than 1 row": what `unless` makes the server answer when its condition
+ * "Subquery returns more than 1 row": what `orFail` makes the server answer when its condition
  * is false. The one error a statement of the batch can end with by design, on MySQL and MariaDB
  * alike, whatever the session's sql_mode.
  */
 const GUESS_FAILED = 1242;
 
-/** Whether a batch failed on one of its guesses (a check of `unless`, a claim's duplicate key), not on an error. */
+/** Whether a batch failed on one of its guesses (an `orFail` check, a claim's duplicate key), not on an error. */
 function isGuess(error: unknown): boolean {
   const errno = (error as { errno?: unknown } | null)?.errno;
   return errno === DUPLICATE_KEY || errno === GUESS_FAILED;
 }
 
-/** A statement that fails with GUESS_FAILED unless `condition` holds: a scalar subquery that has one row, or two. */
-function unless(condition: string, values: unknown[]): Statement {
-  return { sql: `SELECT (SELECT 1 UNION ALL SELECT 1 FROM DUAL WHERE NOT (${condition})) AS held`, values };
+/**
+ * An expression that is 1 if `condition` holds and fails the statement with GUESS_FAILED if not:
+ * a scalar subquery that has one row, or two. The server evaluates it per row, after the row is
+ * read (and locked, in a locking read), so the condition may name that row's columns.
+ */
+function orFail(condition: string): string {
+  return `(SELECT 1 UNION ALL SELECT 1 FROM DUAL WHERE NOT (${condition}))`;
 }
 
 /** `(generation, key_hash) IN (…)` for `writes`, and its values. */
@@ -60,10 +64,10 @@ function insertRows(head: string, row: string, values: unknown[][], tail: string
  * MySQL's and MariaDB's ways of writing a journal batch (the flow around them, fence, limits and
  * chain, is sql/sql-journal.ts): multi-row statements, one per kind of write.
  *
- * The usual batch goes the fast way, in two round trips on a connection that takes several
- * statements at once (MysqlDriver.batchPool): the first sends the whole transaction but its
- * COMMIT, the second commits, once the answers show the guesses it was built on held. Where the
- * store has no such pool (it was handed one), the same statements go one at a time. The heads it
+ * The usual batch goes the fast way, in one round trip on a connection that takes several
+ * statements at once (MysqlDriver.batchConnection): the whole transaction, COMMIT included,
+ * which the server runs only as far as the guesses it was built on hold. Where the store has no
+ * such pool (it was handed one), the same statements go one at a time. The heads it
  * links from are its own: MySQL's appendChained has no fast path to share them with.
  */
 export function mysqlJournal(db: MysqlDriver): ServerJournal {
@@ -92,59 +96,60 @@ export function mysqlJournal(db: MysqlDriver): ServerJournal {
 
 /**
  * The usual batch, on three guesses: the lease still holds the shard, the chain head is still
- * `from`, and every claim finds no entry (a plain insert). The head is moved only if it is that
- * one (which takes its lock). Each guess is checked by the statement after the one it is about,
- * which fails if it did not hold (GUESS_FAILED; a claim that finds an entry fails its insert by
- * itself, DUPLICATE_KEY), so no statement after it runs: the transaction is rolled back whole
+ * `from`, and every claim finds no entry (a plain insert). The first statement locks the shard
+ * row and then the head (FOR UPDATE, in the join's order: the order a checkpoint's commit and the
+ * locked way take them in), waiting for whichever transaction holds them, and checks the first
+ * two guesses on the rows it locked (the latest committed, as a locking read sees them); a claim
+ * that finds an entry fails the insert of the entries. A guess that did not hold fails its
+ * statement (GUESS_FAILED), so no statement after it runs: the transaction is rolled back whole
  * and false returned.
  */
 function fastWay(db: MysqlDriver): ServerJournal['fast'] {
   return async (instanceId, writes, fence, from, chained) => {
     const p = db.prefix;
-    const statements: Statement[] = [];
-    if (fence !== undefined) {
-      // First, before the chain head's lock (the order a checkpoint's commit takes them in): the
-      // shard row, share-locked so no claim of the shard commits before this batch does; then
-      // the lease's token must be the one it holds.
-      statements.push({ sql: `SELECT lease_token FROM ${p}shards WHERE id = ? ${db.dialect.shareLock}`, values: [fence.shardId] });
-      statements.push(unless(`EXISTS (SELECT 1 FROM ${p}shards WHERE id = ? AND lease_token = ?)`, [fence.shardId, fence.token]));
-    }
-    statements.push({
-      sql: `UPDATE ${p}chain_heads SET seq = ?, hash = ? WHERE instance_id = ? AND seq = ? AND hash = ?`,
-      values: [chained.head.seq, chained.head.hash, instanceId, from.seq, from.hash],
-    });
-    // The row it matched (the driver connects with FOUND_ROWS, so an unchanged head counts).
-    statements.push(unless('ROW_COUNT() = 1', []));
-    statements.push(
-      ...effectWrites(
-        p,
-        instanceId,
-        writes,
-        writes.filter((write): write is KeyedWrite => write.kind === 'claim'),
-      ),
-    );
+    const statements: Statement[] = [lockGuessed(p, instanceId, fence, from)];
+    statements.push(...effectWrites(p, instanceId, writes, claimsOf(writes)));
     if (chained.rows.length > 0) statements.push(eventInsert(p, instanceId, chained));
-    const pool = db.batchPool();
-    return pool === undefined ? oneByOne(db, statements) : oneTrip(db, pool, statements);
+    // Unconditional: the head is locked, and the first statement found it at `from`.
+    statements.push({ sql: `UPDATE ${p}chain_heads SET seq = ?, hash = ? WHERE instance_id = ?`, values: [chained.head.seq, chained.head.hash, instanceId] });
+    const connection = await db.batchConnection();
+    return connection === undefined ? oneByOne(db, statements) : oneTrip(db, connection, statements);
+  };
+}
+
+const claimsOf = (writes: readonly JournalWrite[]): KeyedWrite[] => writes.filter((write): write is KeyedWrite => write.kind === 'claim');
+
+/**
+ * One locking read of the shard row (when fenced) and the chain head, in that order, that fails
+ * unless the lease's token is the shard's and the head is `from`: a missing row fails it too
+ * (the outer join leaves its columns NULL). Both rows are locked exclusively (MariaDB has no
+ * per-table lock mode); the shard's lock is only held the few statements of the batch, as a
+ * checkpoint's commit holds it.
+ */
+function lockGuessed(p: string, instanceId: number, fence: JournalFence | undefined, from: ChainHead): Statement {
+  const head = 'h.seq <=> ? AND h.hash <=> ?';
+  if (fence === undefined) {
+    return {
+      sql: `SELECT ${orFail(head)} AS held FROM (SELECT 1) AS one LEFT JOIN ${p}chain_heads h ON h.instance_id = ? FOR UPDATE`,
+      values: [from.seq, from.hash, instanceId],
+    };
+  }
+  return {
+    sql: `SELECT ${orFail(`s.lease_token <=> ? AND ${head}`)} AS held FROM (SELECT 1) AS one LEFT JOIN ${p}shards s ON s.id = ? LEFT JOIN ${p}chain_heads h ON h.instance_id = ? FOR UPDATE`,
+    values: [fence.token, from.seq, from.hash, fence.shardId, instanceId],
   };
 }
 
 /**
- * `statements` in one transaction, in one round trip: the session's idle wait bounded (as
- * MysqlDriver.transaction does), START TRANSACTION, the statements, COMMIT, the idle wait put
- * back. The server runs none after the first that fails: if that is a guess of the batch
- * (GUESS_FAILED, DUPLICATE_KEY), the transaction is rolled back and false returned.
+ * `statements` in one transaction, in one round trip on `connection` (of MysqlDriver.batchConnection,
+ * whose session is bounded already): START TRANSACTION, the statements, COMMIT. The server runs
+ * none after the first that fails: if that is a guess of the batch (GUESS_FAILED, DUPLICATE_KEY),
+ * the transaction is rolled back and false returned.
  */
-async function oneTrip(db: MysqlDriver, pool: Promise<MysqlPool>, statements: readonly Statement[]): Promise<boolean> {
-  let connection: Awaited<ReturnType<MysqlPool['getConnection']>>;
+async function oneTrip(db: MysqlDriver, connection: MysqlConnection, statements: readonly Statement[]): Promise<boolean> {
+  let usable = false;
   try {
-    connection = await (await pool).getConnection();
-  } catch (error) {
-    throw db.wrap(error);
-  }
-  let keep = false;
-  try {
-    const sql = [boundIdleWait(FROZEN_SESSION_MS), 'START TRANSACTION', ...statements.map((statement) => statement.sql), 'COMMIT', RESTORE_WAIT];
+    const sql = ['START TRANSACTION', ...statements.map((statement) => statement.sql), 'COMMIT'];
     try {
       await connection.query(
         sql.join(';\n'),
@@ -152,19 +157,18 @@ async function oneTrip(db: MysqlDriver, pool: Promise<MysqlPool>, statements: re
       );
     } catch (error) {
       if (!isGuess(error)) throw error;
-      await connection.query(`ROLLBACK;\n${RESTORE_WAIT}`);
-      keep = true;
+      await connection.query('ROLLBACK');
+      usable = true;
       return false;
     }
-    keep = true;
+    usable = true;
     return true;
   } catch (error) {
-    // The session is in an unknown state (a transaction perhaps open, its idle wait bounded):
-    // it is closed, which rolls back whatever it had not committed, never handed out again.
+    // The session is in an unknown state (a transaction perhaps open): it is closed, which rolls
+    // back whatever it had not committed, never handed out again.
     throw db.wrap(error);
   } finally {
-    if (keep) connection.release();
-    else connection.destroy();
+    db.giveBackBatch(connection, usable);
   }
 }
 
