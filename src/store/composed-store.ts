@@ -137,11 +137,6 @@ export class ComposedStore implements Store {
   async journal(...args: Parameters<EffectJournal['journal']>) {
     return this.#live().journal.journal(...args);
   }
-  /** Not async (it sends at once, in call order), so a closed store answers with a rejection, not a throw. */
-  sendAhead(...args: Parameters<NonNullable<EffectJournal['sendAhead']>>) {
-    if (this.#parts === undefined) return Promise.reject(new StoreError(`the store ${this.location} is closed`));
-    return this.#parts.journal.sendAhead?.(...args);
-  }
   async effectIntent(scope: EffectScope, key: string, events: NewEvent[] = []) {
     await this.journal(scope.instanceId, [{ kind: 'intent', scope, key, events }]);
   }

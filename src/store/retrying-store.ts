@@ -18,11 +18,9 @@ export interface StoreRetryOptions {
  * - addDeadLetter, resolveDeadLetter: they write through the job's tx, which a lost connection
  *   took with it; the shard run ends and resumes instead;
  * - heartbeat: the next tick is its retry, and a late one must not look like a live worker;
- * - sendAhead: its place behind the batches sent before it is its meaning; the caller writes a
- *   batch that did not go through with `journal`, which is retried;
  * - close, migrate: the caller decides.
  */
-const notRepeated = new Set<PropertyKey>(['commit', 'rollback', 'addDeadLetter', 'resolveDeadLetter', 'heartbeat', 'sendAhead', 'close', 'migrate']);
+const notRepeated = new Set<PropertyKey>(['commit', 'rollback', 'addDeadLetter', 'resolveDeadLetter', 'heartbeat', 'close', 'migrate']);
 
 /**
  * The store the runner uses: every repeatable call is retried with exponential backoff while the

@@ -135,16 +135,6 @@ export interface EffectJournal {
    * shard row's token: if it is no longer `fence.token`, the batch is written as fenceBatch says.
    */
   journal(instanceId: number, writes: readonly JournalWrite[], fence?: JournalFence): Promise<JournalOutcome[]>;
-  /**
-   * A batch sent ahead: written at once behind the batches sent ahead before it and not yet
-   * answered, linked after their predicted chain end. True once it is durable, with every claim
-   * won (all outcomes undefined); false if it was not applied (nothing of it written): the
-   * caller then writes it with `journal`, and every batch it sent ahead after it too (they were
-   * linked after it, so none of them was applied either). Undefined where the batch cannot go
-   * ahead (no ordered way to send it, a kind of write the fast way does not take, no chain end
-   * known): nothing sent. Answers resolve in the order sent. Never repeated by the retry wrapper.
-   */
-  sendAhead?(instanceId: number, writes: readonly JournalWrite[], fence?: JournalFence): Promise<boolean> | undefined;
   /** Durably record that `key`'s effect is about to run (a one-write `intent` batch). */
   effectIntent(scope: EffectScope, key: string, events?: NewEvent[]): Promise<void>;
   /** Durably record that `key`'s effect ran, and its JSON result (a one-write `done` batch). */
@@ -154,7 +144,7 @@ export interface EffectJournal {
 }
 
 /** What a backend implements of the journal; the single writes are batches of one (composed-store.ts). */
-export type EffectJournalParts = Pick<EffectJournal, 'effect' | 'journal' | 'sendAhead'>;
+export type EffectJournalParts = Pick<EffectJournal, 'effect' | 'journal'>;
 
 /** Records that exhausted their retries. */
 export interface DeadLetterStore {

@@ -99,13 +99,6 @@ export interface ServerJournal {
    */
   fast(instanceId: number, writes: readonly JournalWrite[], fence: JournalFence | undefined, from: ChainHead, chained: ChainedGenerations): Promise<boolean>;
   /**
-   * The fast way sent ahead: at once, behind the batches sent ahead before it and not yet
-   * answered, and applied after them (the server keeps the order of the sends), so `from` may be
-   * the chain end one of them predicts. Answers in the order sent. Absent where the server or the
-   * store cannot keep that order.
-   */
-  ahead?: ServerJournal['fast'];
-  /**
    * The batch's entries in the caller's transaction, its fence and limits applied: takes the chain
    * head's row lock and writes them; a claim that finds an entry writes none and is answered it.
    * The outcomes (one per write) and the head as locked.

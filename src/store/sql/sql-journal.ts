@@ -1,7 +1,7 @@
 import { chainGenerations } from '../audit-chain.ts';
 import { batchEvents, completions, entryKey, fastEligible, fenceBatch, isStale, type KeyedWrite, toHolder } from '../journal-fence.ts';
 import { toEffect } from '../rows.ts';
-import type { ChainHead, EffectEntry, EffectJournalParts, EffectScope, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
+import type { EffectEntry, EffectJournalParts, EffectScope, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
 import { limitBatch } from './guards.ts';
 import type { EffectKey, ServerJournal, SqlBackend, SqlDriver, SqlQueryable } from './sql-driver.ts';
 
@@ -47,8 +47,6 @@ export class SqlJournal implements EffectJournalParts {
   readonly #db: SqlDriver;
   readonly #server: ServerJournal;
   readonly #effectKey: EffectKey;
-  /** Per instance, the batches sent ahead and not yet answered: their count and the chain end they predict. */
-  readonly #ahead = new Map<number, { tail: ChainHead; unanswered: number }>();
 
   constructor(driver: SqlDriver, backend: Pick<SqlBackend<unknown>, 'journal' | 'effectKey'>) {
     this.#db = driver;
@@ -89,42 +87,6 @@ export class SqlJournal implements EffectJournalParts {
     });
     heads.set(instanceId, done.head);
     return done.outcomes;
-  }
-
-  /**
-   * The fast way sent ahead (ServerJournal.ahead), linked after the chain end the batches sent
-   * ahead before it predict (or the cached head when none is unanswered). The head is cached once
-   * a batch is answered applied; one answered not applied breaks the prediction (the batches
-   * behind it, linked after it, are not applied either), so the next is linked from the head.
-   */
-  sendAhead(instanceId: number, writes: readonly JournalWrite[], fence?: JournalFence): Promise<boolean> | undefined {
-    const ahead = this.#server.ahead;
-    if (ahead === undefined || !fastEligible(writes)) return undefined;
-    const pending = this.#ahead.get(instanceId);
-    const from = pending?.tail ?? this.#server.heads.get(instanceId);
-    if (from === undefined) return undefined;
-    const db = this.#db;
-    const chained = chainGenerations(instanceId, from, batchEvents(writes), db.chainKey(), db.clockOffsetMs);
-    const sent = ahead(instanceId, writes, fence, from, chained);
-    const line = pending ?? { tail: chained.head, unanswered: 0 };
-    line.tail = chained.head;
-    line.unanswered++;
-    this.#ahead.set(instanceId, line);
-    const answered = (applied: boolean) => {
-      line.unanswered--;
-      if (applied) this.#server.heads.set(instanceId, chained.head);
-      if ((!applied || line.unanswered === 0) && this.#ahead.get(instanceId) === line) this.#ahead.delete(instanceId);
-    };
-    return sent.then(
-      (applied) => {
-        answered(applied);
-        return applied;
-      },
-      (error: unknown) => {
-        answered(false);
-        throw error;
-      },
-    );
   }
 
   /**
