@@ -1,4 +1,4 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac, hash } from 'node:crypto';
 import type { ChainHead, ChainLink, NewEvent, StoredEvent } from './store-types.ts';
 
 /** What reading a chain needs of a store. */
@@ -74,7 +74,8 @@ export function linkHash(fields: LinkFields, key: Buffer | undefined): string {
     fields.at,
     fields.data,
   ]);
-  return key === undefined ? createHash('sha256').update(text).digest('hex') : createHmac('sha256', key).update(text).digest('hex');
+  // crypto.hash: one call, no Hash object (a journal batch hashes an event per write).
+  return key === undefined ? hash('sha256', text, 'hex') : createHmac('sha256', key).update(text).digest('hex');
 }
 
 /** Links `events` after `head` (undefined: the chain starts here); the rows to store and the new head. */
