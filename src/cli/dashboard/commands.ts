@@ -1,5 +1,6 @@
 import { SECRET_NAME } from '../../redact.ts';
 import { REDACTED } from '../../secret.ts';
+import { shellWord } from '../../shell-word.ts';
 import { DEFAULT_STORE_URL } from '../../store/open-store.ts';
 import type { InstanceInfo } from '../../store/store.ts';
 import { redactJson } from './redact.ts';
@@ -14,27 +15,23 @@ export function commandsFor(instance: InstanceInfo, location: string) {
     // What the page shows as [redacted] (a redacted param, a secret-named one, a URL's password, a
     // key in a query) cannot be in its commands either: the operator types that value.
     const hidden = value === REDACTED || SECRET_NAME.test(key) || JSON.stringify(redactJson(value)) !== JSON.stringify(value);
-    return `--param ${shellQuote(`${key}=${hidden ? `<${key}>` : text}`)}`;
+    return `--param ${shellWord(`${key}=${hidden ? `<${key}>` : text}`)}`;
   });
-  const store = location === DEFAULT_STORE_URL.replace(/^sqlite:/, '') ? [] : [`--store ${shellQuote(storeArgument(location))}`];
+  const store = location === DEFAULT_STORE_URL.replace(/^sqlite:/, '') ? [] : [`--store ${shellWord(storeArgument(location))}`];
   const tail = [...params, ...store].join(' ');
   const line = (...words: string[]) => [...words, tail].filter((word) => word !== '').join(' ');
   return {
     resume: line('ckpt run', '<job-file>'),
     rerun: line('ckpt run', '<job-file>', '--rerun'),
-    reset: line('ckpt reset', shellQuote(instance.job)),
-    dlqList: line('ckpt dlq', shellQuote(instance.job)),
+    reset: line('ckpt reset', shellWord(instance.job)),
+    dlqList: line('ckpt dlq', shellWord(instance.job)),
     dlqRetry: line('ckpt dlq', '<job-file>', '--retry'),
-    runs: line('ckpt runs', shellQuote(instance.job)),
-    events: line('ckpt events', shellQuote(instance.job)),
+    runs: line('ckpt runs', shellWord(instance.job)),
+    events: line('ckpt events', shellWord(instance.job)),
   };
 }
 
 /** A store location as a --store value: SQLite paths need their scheme back; URLs keep `***` for the password. */
 function storeArgument(location: string): string {
   return /^[a-z]+:\/\//.test(location) ? location : `sqlite:${location}`;
-}
-
-function shellQuote(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }

@@ -2,12 +2,12 @@ import { FencedError, firstLine, HeldError } from '../../errors.ts';
 import type { EventMap, EventType } from '../../events.ts';
 import { type JsonObject, type JsonValue, sha256 } from '../../json.ts';
 import { sealSecrets, unsealSecrets } from '../../secret.ts';
+import { shellWord } from '../../shell-word.ts';
 import type { EffectEntry, EffectLimit, EffectScope, JournalFence, JournalLimited, JournalWrite, Store } from '../../store/store.ts';
 import type { OnceOptions } from '../define.ts';
 import { type EffectGuard, plannedEffect } from '../guard/effect-guard.ts';
 import { describeApprovals } from '../guard/hold-text.ts';
 import type { RateLimiter } from '../guard/rate-limiter.ts';
-import { shellWord } from '../guard/shell-word.ts';
 import { JournalQueue } from './journal-queue.ts';
 
 export interface EffectsInput {

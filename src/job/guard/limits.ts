@@ -1,7 +1,7 @@
 import { UsageError } from '../../errors.ts';
+import { shellWord } from '../../shell-word.ts';
 import type { AnyJob } from '../define.ts';
 import type { EffectGuards } from '../effects/effects.ts';
-import { shellWord } from './shell-word.ts';
 
 /**
  * The job's `limits` and `approvals` as a shard run's effects use them: each limit as a count
