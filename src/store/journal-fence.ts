@@ -23,6 +23,11 @@ export type DoneWrite = Extract<JournalWrite, { kind: 'done' }>;
 /** A write that names an effect key (all but an events-only write). */
 export type KeyedWrite = Extract<JournalWrite, { key: string }>;
 
+/** The writes of a batch of one kind (a claim, intent or forgotten intent: each names a key), in their order. */
+export function writesOf(writes: readonly JournalWrite[], kind: Exclude<KeyedWrite['kind'], 'done'>): KeyedWrite[] {
+  return writes.filter((write): write is KeyedWrite => write.kind === kind);
+}
+
 /** The completions of a batch: the writes whose entries fenceBatch must be shown. */
 export function completions(writes: readonly JournalWrite[]): DoneWrite[] {
   return writes.filter((write): write is DoneWrite => write.kind === 'done');

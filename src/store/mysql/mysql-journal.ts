@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type ChainedGenerations, GENESIS } from '../audit-chain.ts';
-import { completions, entryKey, type KeyedWrite } from '../journal-fence.ts';
+import { completions, entryKey, type KeyedWrite, writesOf } from '../journal-fence.ts';
 import type { Row } from '../rows.ts';
 import type { EffectKey, ServerJournal } from '../sql/sql-driver.ts';
 import { readEntries } from '../sql/sql-journal.ts';
@@ -79,7 +79,7 @@ export function mysqlJournal(db: MysqlDriver): ServerJournal {
       await on.query(`INSERT INTO ${p}chain_heads (instance_id, seq, hash) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE seq = seq`, [instanceId, GENESIS]);
       const head = (await on.query(`SELECT seq, hash FROM ${p}chain_heads WHERE instance_id = ? FOR UPDATE`, [instanceId])).rows[0] as Row;
       // Claims look for entries first: the head's lock keeps any other batch from writing one meanwhile.
-      const claims = writes.filter((write): write is KeyedWrite => write.kind === 'claim');
+      const claims = writesOf(writes, 'claim');
       const existing = await readEntries(on, p, effectKey, instanceId, claims);
       const outcomes = writes.map((write) => (write.kind === 'claim' ? existing.get(entryKey(write.scope.generation, write.key)) : undefined));
       const fresh = claims.filter((write) => !existing.has(entryKey(write.scope.generation, write.key)));
@@ -108,7 +108,7 @@ function fastWay(db: MysqlDriver): ServerJournal['fast'] {
   return async (instanceId, writes, fence, from, chained) => {
     const p = db.prefix;
     const statements: Statement[] = [lockGuessed(p, instanceId, fence, from)];
-    statements.push(...effectWrites(p, instanceId, writes, claimsOf(writes)));
+    statements.push(...effectWrites(p, instanceId, writes, writesOf(writes, 'claim')));
     if (chained.rows.length > 0) statements.push(eventInsert(p, instanceId, chained));
     // Unconditional: the head is locked, and the first statement found it at `from`.
     statements.push({ sql: `UPDATE ${p}chain_heads SET seq = ?, hash = ? WHERE instance_id = ?`, values: [chained.head.seq, chained.head.hash, instanceId] });
@@ -116,8 +116,6 @@ function fastWay(db: MysqlDriver): ServerJournal['fast'] {
     return connection === undefined ? oneByOne(db, statements) : oneTrip(db, connection, statements);
   };
 }
-
-const claimsOf = (writes: readonly JournalWrite[]): KeyedWrite[] => writes.filter((write): write is KeyedWrite => write.kind === 'claim');
 
 /**
  * One locking read of the shard row (when fenced) and the chain head, in that order, that fails
@@ -187,7 +185,6 @@ async function oneByOne(db: MysqlDriver, statements: readonly Statement[]): Prom
 
 /** The entries `writes` make, `fresh` being the claims that write one: multi-row statements, none for a kind the batch lacks. */
 function effectWrites(p: string, instanceId: number, writes: readonly JournalWrite[], fresh: readonly KeyedWrite[]): Statement[] {
-  const of = (kind: JournalWrite['kind']) => writes.filter((write): write is KeyedWrite => write.kind === kind);
   const statements: Statement[] = [];
   if (fresh.length > 0) {
     statements.push(
@@ -210,12 +207,12 @@ function effectWrites(p: string, instanceId: number, writes: readonly JournalWri
       ),
     );
   }
-  const failed = of('failed');
+  const failed = writesOf(writes, 'failed');
   if (failed.length > 0) {
     const keys = keysIn(failed);
     statements.push({ sql: `DELETE FROM ${p}effects WHERE instance_id = ? AND status = 'intent' AND ${keys.sql}`, values: [instanceId, ...keys.values] });
   }
-  const intents = of('intent');
+  const intents = writesOf(writes, 'intent');
   if (intents.length > 0) {
     statements.push(
       insertRows(

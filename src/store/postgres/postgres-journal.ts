@@ -1,7 +1,7 @@
 import { StoreError } from '../../errors.ts';
 import { sha256 } from '../../json.ts';
 import { GENESIS } from '../audit-chain.ts';
-import { completions, entryKey, type KeyedWrite } from '../journal-fence.ts';
+import { completions, entryKey, writesOf } from '../journal-fence.ts';
 import type { Row } from '../rows.ts';
 import { errorCode } from '../sql/dialect.ts';
 import type { EffectKey, ServerJournal, SqlQueryable } from '../sql/sql-driver.ts';
@@ -133,10 +133,9 @@ async function writeEntries(
     )
   ).rows;
   const won = new Set(found.filter((row) => row.key !== null).map((row) => entryKey(Number(row.generation), String(row.key))));
-  const of = (kind: JournalWrite['kind']) => writes.filter((write): write is KeyedWrite => write.kind === kind);
-  const lost = of('claim').filter((write) => !won.has(entryKey(write.scope.generation, write.key)));
+  const lost = writesOf(writes, 'claim').filter((write) => !won.has(entryKey(write.scope.generation, write.key)));
   const existing = await readEntries(on, s, effectKey, instanceId, lost);
-  for (const write of of('intent')) {
+  for (const write of writesOf(writes, 'intent')) {
     await on.query(
       `INSERT INTO ${s}effects (instance_id, generation, key, status, attempts, updated_at) VALUES ($1, $2, $3, 'intent', 1, ${NOW})
        ON CONFLICT (instance_id, generation, key) DO UPDATE SET status = 'intent', attempts = ${s}effects.attempts + 1, updated_at = excluded.updated_at`,
@@ -187,9 +186,9 @@ function entryWrites(s: string, gate: string | undefined, claimedReturns: string
 
 /** $2–$8 of entryWrites: the claims' generations and keys, the completions' with their results, the forgotten intents'. */
 function entryArrays(writes: readonly JournalWrite[]): unknown[][] {
-  const claims = writes.filter((write): write is KeyedWrite => write.kind === 'claim');
+  const claims = writesOf(writes, 'claim');
   const done = completions(writes);
-  const failed = writes.filter((write): write is KeyedWrite => write.kind === 'failed');
+  const failed = writesOf(writes, 'failed');
   return [
     claims.map((write) => write.scope.generation),
     claims.map((write) => write.key),
