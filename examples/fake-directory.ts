@@ -41,8 +41,18 @@ export class FakeDirectory {
 
   /** Disables the account; the directory has acted before the response (slowly) returns. */
   async disable(account: string, requestId: string): Promise<{ account: string; status: AccountStatus }> {
-    this.#log('disable', account, requestId);
-    this.#db.prepare("UPDATE accounts SET status = 'disabled', request_id = ? WHERE id = ?").run(requestId, account);
+    // The act and its log line in one transaction: a caller killed between the two statements would
+    // leave a logged disable that never took effect, so `verify` would rightly say "not done" and
+    // the log would show a second disable that the directory only performed once.
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      this.#log('disable', account, requestId);
+      this.#db.prepare("UPDATE accounts SET status = 'disabled', request_id = ? WHERE id = ?").run(requestId, account);
+      this.#db.exec('COMMIT');
+    } catch (error) {
+      this.#db.exec('ROLLBACK');
+      throw error;
+    }
     if (this.#latencyMs > 0) await sleep(this.#latencyMs);
     return { account, status: 'disabled' };
   }
