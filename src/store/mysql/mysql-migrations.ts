@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { SchemaTooNewError, StoreError, StoreIdentityError, StoreUnavailableError, UsageError } from '../../errors.ts';
-import { missingInstancesError } from '../store-identity.ts';
+import { foreignTablesError, missingInstancesError, namesCreatedBy } from '../store-identity.ts';
 import { describeDriverError } from '../transient.ts';
-import { isFatalMysqlError, type MysqlDriver, toResult } from './mysql-driver.ts';
+import { isFatalMysqlError, type MysqlConnection, type MysqlDriver, toResult } from './mysql-driver.ts';
 
 /**
  * Numbered schema migrations of the MySQL/MariaDB store. Append only: a released migration is
@@ -254,6 +254,29 @@ export async function migrateMysql(driver: MysqlDriver): Promise<void> {
 }
 
 /**
+ * Where no `{p}schema` table exists, nothing of ours was ever created under this prefix (the
+ * schema table is created first, so a migration cut short leaves it): tables with our names are
+ * another application's (an empty `?prefix=` and a job's own `runs`). Migration 1's
+ * `CREATE TABLE IF NOT EXISTS` would adopt them and later ones `ALTER` them, so the store is
+ * refused before anything is written.
+ */
+async function refuseForeignTables(driver: MysqlDriver, connection: MysqlConnection): Promise<void> {
+  const p = driver.prefix;
+  const ours = namesCreatedBy(mysqlMigrations.flatMap((migration) => migration.statements.map((statement) => statement.replaceAll('{p}', p))));
+  const existing = toResult(
+    await connection.query(
+      'SELECT table_name AS name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE ? ORDER BY table_name',
+      [`${p.replace(/_/g, '\\_')}%`],
+    ),
+  ).rows.map((row) => String(row.name));
+  if (existing.includes(`${p}schema`)) return;
+  const found = existing.filter((name) => ours.has(name));
+  if (found.length > 0) {
+    throw foreignTablesError(driver.location, found, `choose a ?prefix= that names none of the database's tables (the default is ckpt_)`);
+  }
+}
+
+/**
  * MySQL has no `ADD COLUMN IF NOT EXISTS` (MariaDB has): an ALTER that a crash cut off from its
  * version row finds its column or index there when it runs again, and that is success.
  */
@@ -272,6 +295,7 @@ async function migrateUnderLock(driver: MysqlDriver): Promise<void> {
     const locked = toResult(await connection.query('SELECT GET_LOCK(?, 60) AS locked', [lockName])).rows[0]?.locked;
     if (Number(locked) !== 1) throw new Error(`another process held the migration lock ${lockName} for 60 s`);
     try {
+      await refuseForeignTables(driver, connection);
       await connection.query(`CREATE TABLE IF NOT EXISTS ${p}schema (version INT NOT NULL) ${TABLE}`);
       const current = Number(toResult(await connection.query(`SELECT max(version) AS version FROM ${p}schema`)).rows[0]?.version ?? 0);
       if (current > supported) throw new SchemaTooNewError(current, supported, driver.location);

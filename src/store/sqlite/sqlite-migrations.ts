@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { firstLine, SchemaTooNewError, StoreError, StoreIdentityError } from '../../errors.ts';
-import { missingInstancesError } from '../store-identity.ts';
+import { foreignTablesError, missingInstancesError, namesCreatedBy } from '../store-identity.ts';
 import { isTransientStoreError } from '../transient.ts';
 import type { SqliteDriver } from './sqlite-driver.ts';
 
@@ -22,7 +22,10 @@ export async function migrateSqlite(driver: SqliteDriver): Promise<void> {
   }
   if (current !== undefined && current > supported) throw new SchemaTooNewError(current, supported, driver.location);
   if (current === supported) return;
-  if (current === undefined) refuseOrphanedSide(driver);
+  if (current === undefined) {
+    refuseOrphanedSide(driver);
+    refuseForeignTables(driver);
+  }
   try {
     db.exec('CREATE TABLE IF NOT EXISTS ckpt_schema (version INTEGER NOT NULL)');
   } catch (error) {
@@ -37,6 +40,26 @@ export async function migrateSqlite(driver: SqliteDriver): Promise<void> {
       driver.run('INSERT INTO ckpt_schema (version) VALUES (?)', migration.id);
     }
   });
+}
+
+/**
+ * A file with no schema of ours that holds tables our migrations would create is another
+ * application's database (or a job's tables made in the store file before its first run):
+ * refused before the schema table is written, so the file is left as it was found.
+ */
+function refuseForeignTables(driver: SqliteDriver): void {
+  const ours = namesCreatedBy(sqliteMigrations.map((migration) => migration.sql));
+  let found: string[];
+  try {
+    found = driver.conn
+      .prepare("SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name")
+      .all()
+      .map((row) => String(row.name))
+      .filter((name) => ours.has(name));
+  } catch (error) {
+    throw driver.unusable(error, 'read');
+  }
+  if (found.length > 0) throw foreignTablesError(driver.location, found, 'point --store at another file (sqlite:PATH)');
 }
 
 const restoreAdvice = (driver: SqliteDriver) =>
