@@ -1,6 +1,7 @@
 import { FencedError, firstLine, HeldError } from '../../errors.ts';
 import type { EventMap, EventType } from '../../events.ts';
 import { type JsonObject, type JsonValue, sha256 } from '../../json.ts';
+import { hasLoneSurrogate } from '../../lone-surrogate.ts';
 import { sealSecrets, unsealSecrets } from '../../secret.ts';
 import { shellWord } from '../../shell-word.ts';
 import type { EffectEntry, EffectLimit, EffectScope, JournalFence, JournalLimited, JournalWrite, Store } from '../../store/store.ts';
@@ -98,6 +99,13 @@ export class Effects {
 
   async once<T>(key: string, fn: () => T | Promise<T>, options: OnceOptions<T> = {}, record?: DeferredWrites): Promise<T | undefined> {
     if (typeof key !== 'string' || key === '') throw new TypeError('ctx.once needs a non-empty string key');
+    // Stored as UTF-8, a lone surrogate becomes U+FFFD: 'x\ud83d' and 'x\ud83c' would be one key,
+    // and the second effect would return the first's result without running (SQLite).
+    if (hasLoneSurrogate(key)) {
+      throw new TypeError(
+        `the effect key ${JSON.stringify(key)} holds a lone surrogate (half of a UTF-16 pair, as a string cut mid-emoji leaves), which no store keeps apart from other such keys; build the key from the record's id, or from text not cut mid-character`,
+      );
+    }
     if (this.#heldBy !== undefined) throw this.#heldBy;
     if (options.scope !== undefined && options.scope !== 'generation' && options.scope !== 'instance') {
       throw new TypeError(`ctx.once: scope must be 'generation' or 'instance' (got ${JSON.stringify(options.scope)})`);
