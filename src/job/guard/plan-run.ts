@@ -1,4 +1,4 @@
-import { firstLine } from '../../errors.ts';
+import { CheckpointedError, ExitCode, firstLine } from '../../errors.ts';
 import type { EventListener } from '../../events.ts';
 import { type JsonObject, sha256 } from '../../json.ts';
 import { lazySecretKey } from '../../secret.ts';
@@ -55,7 +55,7 @@ export async function planJob(job: AnyJob, options: PlanOptions): Promise<Stored
   options.signal?.addEventListener('abort', () => stop.abort(), { once: true });
   const secretKey = lazySecretKey(process.env, undefined);
   for (const shard of shards) {
-    if (stop.signal.aborted) throw new Error('the plan run was stopped; nothing was stored');
+    if (stop.signal.aborted) throw planInterrupted(job.name);
     const { lease, tx, chunk, effects } = await beginOutsideRun({
       store,
       instance,
@@ -108,6 +108,9 @@ export async function planJob(job: AnyJob, options: PlanOptions): Promise<Stored
       await store.rollback(tx);
     }
   }
+  // A stop during the last shard ends its read early, not with a throw: without this check the
+  // plan of the records read so far was stored and printed as the whole plan (exit 0).
+  if (stop.signal.aborted) throw planInterrupted(job.name);
   const counts: { [kind: string]: number } = {};
   for (const effect of recorder.effects) counts[effect.kind] = (counts[effect.kind] ?? 0) + 1;
   const hash = sha256(
@@ -132,5 +135,12 @@ export async function planJob(job: AnyJob, options: PlanOptions): Promise<Stored
     failed,
     hash,
     approvalsRequired: job.plan?.approvals ?? 0,
+  });
+}
+
+/** A plan stopped by SIGINT/SIGTERM stores nothing: a part of it would read as the whole. Exit 3. */
+function planInterrupted(job: string): CheckpointedError {
+  return new CheckpointedError('the plan run was interrupted before it read every shard; nothing was stored: run ckpt plan again', ExitCode.interrupted, {
+    job,
   });
 }
