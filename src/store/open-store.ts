@@ -25,6 +25,13 @@ export function parseStoreUrl(url: string): StoreTarget {
         `the store URL ${JSON.stringify(redactUrl(text))} names a file that is itself a URL; did you mean ${JSON.stringify(redactUrl(path))}?`,
       );
     }
+    // No shell expands a ~ after `sqlite:`: the store would be made in a folder named `~` under
+    // the working directory, and the same command run from elsewhere would find no store there.
+    if (path === '~' || path.startsWith('~/')) {
+      throw new UsageError(
+        `the store path ${JSON.stringify(path)} starts with ~, which is not expanded after sqlite: (it would be a folder named ~ here); write the full path, e.g. --store sqlite:$HOME${path.slice(1)}`,
+      );
+    }
     return { kind: 'sqlite', path };
   }
   if (/^(postgres(ql)?|mysql):\/\//.test(text)) refuseRawPassword(text);
