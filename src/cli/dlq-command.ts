@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
-import { UsageError } from '../errors.ts';
+import { ExitCode, UsageError } from '../errors.ts';
 import { retryDeadLetters } from '../job/dlq-retry.ts';
+import { shutdownOnSignals } from '../job/shutdown.ts';
 import type { DeadLetter } from '../store/store.ts';
 import { formatParams, formatPosition, formatTime } from './format.ts';
 import { loadJob, parseParams } from './load-job.ts';
@@ -28,10 +29,18 @@ export async function dlqCommand(jobArg: string, options: DlqOptions, io: CliIo)
   try {
     if (options.retry && job !== undefined) {
       const keyFile = secretKeyFileFor(options.store);
-      const result = await retryDeadLetters(job, { store, params, ...(keyFile === undefined ? {} : { secretKeyFile: keyFile }) });
+      // A signal stops the retry between letters, each tried one committed or left as it was.
+      const shutdown = shutdownOnSignals({ onForce: () => process.exit(ExitCode.interrupted) });
+      const result = await retryDeadLetters(job, {
+        store,
+        params,
+        signal: shutdown.signal,
+        ...(keyFile === undefined ? {} : { secretKeyFile: keyFile }),
+      }).finally(() => shutdown.dispose());
       if (options.json) {
         const alreadyResolved = result.alreadyResolved.map((letter) => letter.id);
-        io.stdout.write(`${JSON.stringify({ resolved: result.resolved.map((letter) => letter.id), failed: result.failed, alreadyResolved }, null, 2)}\n`);
+        const summary = { resolved: result.resolved.map((letter) => letter.id), failed: result.failed, alreadyResolved, notTried: result.notTried };
+        io.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
       } else {
         for (const { letter, error } of result.failed)
           io.stdout.write(`still failing: #${letter.id} ${letter.shard}@${formatPosition(letter.position)}: ${error}\n`);
@@ -43,6 +52,12 @@ export async function dlqCommand(jobArg: string, options: DlqOptions, io: CliIo)
             `${result.alreadyResolved.length} dead letters were already retried by another process meanwhile; this retry's writes for them were rolled back\n`,
           );
         }
+      }
+      if (result.notTried > 0) {
+        io.stderr.write(
+          `ckpt: interrupted by a signal: ${result.notTried} dead letters of ${name} were not retried (every one tried is settled); run the same command again for them\n`,
+        );
+        return ExitCode.interrupted;
       }
       return result.failed.length === 0 ? 0 : 1;
     }

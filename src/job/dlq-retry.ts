@@ -19,6 +19,8 @@ export interface DlqRetryResult {
   failed: { letter: DeadLetter; error: string }[];
   /** Letters another process retried first: this retry's writes for them were rolled back. */
   alreadyResolved: DeadLetter[];
+  /** Letters not tried because `signal` stopped the retry (each one tried before it is settled). */
+  notTried: number;
 }
 
 /**
@@ -29,7 +31,14 @@ export interface DlqRetryResult {
  */
 export async function retryDeadLetters(
   job: Job,
-  options: { store: Store; params?: { [key: string]: string }; secretKeyFile?: string; onEvent?: (event: RunEvent) => void },
+  options: {
+    store: Store;
+    params?: { [key: string]: string };
+    secretKeyFile?: string;
+    onEvent?: (event: RunEvent) => void;
+    /** Stops the retry between letters (SIGINT/SIGTERM): the letter under way finishes, the rest stay. */
+    signal?: AbortSignal;
+  },
 ): Promise<DlqRetryResult> {
   const { store } = options;
   const { params, paramsHash } = resolveParams(job, options.params ?? {});
@@ -53,8 +62,13 @@ export async function retryDeadLetters(
   };
   const secretKey = lazySecretKey(process.env, options.secretKeyFile);
   const shards = await store.listShards(instance.id);
-  const result: DlqRetryResult = { instance, resolved: [], failed: [], alreadyResolved: [] };
-  for (const letter of await store.listDeadLetters(instance.id)) {
+  const result: DlqRetryResult = { instance, resolved: [], failed: [], alreadyResolved: [], notTried: 0 };
+  const letters = await store.listDeadLetters(instance.id);
+  for (const [index, letter] of letters.entries()) {
+    if (options.signal?.aborted) {
+      result.notTried = letters.length - index;
+      break;
+    }
     const shard = shards.find((row) => row.name === letter.shard);
     if (shard === undefined) continue;
     // ctx.tx as in a run: buffered writes are sent before the letter is resolved, in the same commit.
