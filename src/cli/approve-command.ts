@@ -2,6 +2,7 @@ import { userInfo } from 'node:os';
 import { UsageError } from '../errors.ts';
 import { describeApprovals, describeHold } from '../job/guard/hold-text.ts';
 import type { HoldInfo, InstanceInfo } from '../store/store.ts';
+import { approverName } from './approver-name.ts';
 import { formatParams } from './format.ts';
 import { parseParams } from './load-job.ts';
 import { type CliIo, findInstances, openCliStore } from './shared.ts';
@@ -25,7 +26,7 @@ export interface ApproveOptions {
  * releases it; the next `ckpt run` continues.
  */
 export async function approveCommand(job: string, options: ApproveOptions, io: CliIo): Promise<number> {
-  const by = options.by?.trim();
+  const by = options.by === undefined ? undefined : approverName(options.by);
   const reason = options.reason?.trim();
   if (!by) throw new UsageError('ckpt approve needs --by NAME: who approves (recorded in the audit log)');
   if (!reason) throw new UsageError('ckpt approve needs --reason TEXT: why (recorded in the audit log)');

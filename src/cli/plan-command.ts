@@ -3,6 +3,7 @@ import { CheckpointedError, ExitCode, UsageError } from '../errors.ts';
 import { planJob } from '../job/guard/plan-run.ts';
 import { shutdownOnSignals } from '../job/shutdown.ts';
 import type { Store, StoredPlan } from '../store/store.ts';
+import { approverName } from './approver-name.ts';
 import { formatCount, formatParams, formatTime } from './format.ts';
 import { loadJob, parseParams } from './load-job.ts';
 import { type CliIo, openCliStore } from './shared.ts';
@@ -28,7 +29,7 @@ export interface PlanCommandOptions {
 export async function planCommand(file: string | undefined, options: PlanCommandOptions, io: CliIo): Promise<number> {
   const chosen = [file !== undefined, options.show !== undefined, options.approve !== undefined].filter(Boolean).length;
   if (chosen !== 1) throw new UsageError('give one of: a job file to plan, --show <plan-id>, or --approve <plan-id> --by NAME');
-  if (options.approve !== undefined && (options.by === undefined || options.by.trim() === '')) {
+  if (options.approve !== undefined && (options.by === undefined || approverName(options.by) === '')) {
     throw new UsageError('--approve needs --by NAME: the person who reviewed the plan');
   }
   if (file !== undefined) return makePlan(file, options, io);
@@ -76,11 +77,11 @@ export async function findPlan(store: Store, id: string): Promise<StoredPlan> {
 
 /** Approvers named so far, one each. */
 export function approvers(plan: StoredPlan): string[] {
-  return [...new Set(plan.approvals.map((approval) => approval.by))];
+  return [...new Set(plan.approvals.map((approval) => approverName(approval.by)))];
 }
 
 async function approve(store: Store, plan: StoredPlan, options: PlanCommandOptions, io: CliIo): Promise<number> {
-  const by = (options.by as string).trim();
+  const by = approverName(options.by as string);
   const osUser = userInfo().username;
   const approved = await store.approvePlan(plan.id, { by, osUser, reason: options.reason ?? null, at: Date.now() });
   if (approved === undefined) throw new CheckpointedError(`plan ${plan.id} is gone from the store`, ExitCode.failed);
