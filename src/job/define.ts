@@ -41,7 +41,8 @@ export interface JobContext<Params, State extends JsonObject> {
    * as it returns. A key recorded done returns its stored result without calling `fn`; a key in
    * doubt (intent, no completion: a crash fell in between) asks `verify` — `{ result }`: it
    * happened, `result` is recorded and returned; true: it happened, `undefined` is returned;
-   * false: `fn` runs — and without `verify` runs `fn` again, with an `effect:in-doubt` event.
+   * false: `fn` runs; anything else fails the record, the key still in doubt — and without
+   * `verify` runs `fn` again, with an `effect:in-doubt` event.
    */
   once<T>(key: string, fn: () => T | Promise<T>, options?: OnceOptions<T>): Promise<T | undefined>;
   /**
@@ -72,7 +73,8 @@ export interface OnceOptions<T = unknown> {
   /**
    * After a crash between the effect and its record: did it happen? `false`: no, run `fn`;
    * `true`: yes (the call returns `undefined`); `{ result }`: yes, and this is what it returned
-   * (recorded, and returned as `fn`'s result would have been).
+   * (recorded, and returned as `fn`'s result would have been). Any other answer fails the
+   * record and leaves the key in doubt: only `false` runs `fn` again.
    */
   verify?: () => VerifyResult<T> | Promise<VerifyResult<T>>;
   /**

@@ -227,6 +227,13 @@ export class Effects {
       if (options.verify) {
         const answer = await options.verify();
         const happened = answer === true || (answer !== null && typeof answer === 'object' && 'result' in answer);
+        // Only `false` says it did not happen: a truthy row, 'true' or 1 from an API, or a verify
+        // that forgot to return (undefined), ran the effect again. The key stays in doubt instead.
+        if (!happened && answer !== false) {
+          throw new TypeError(
+            `verify of ${key} answered ${describeAnswer(answer)}: it must answer true (it happened), false (it did not) or { result }; the effect stays in doubt and was not run again`,
+          );
+        }
         decided.add('effect:in-doubt', { shard, key, attempts: entry.attempts, resolution: happened ? 'verified-done' : 'verified-not-done' });
         decided.add('effect:verified', { shard, key, done: happened });
         if (happened) {
@@ -334,4 +341,11 @@ class Decisions {
     if (outcome === undefined) for (const { type, data } of this.#events) this.#input.notify(type, data);
     return outcome;
   }
+}
+
+/** A verify answer that is none of true, false or { result }, as a message shows it. */
+function describeAnswer(answer: unknown): string {
+  if (answer === undefined) return 'undefined (nothing returned)';
+  const text = typeof answer === 'string' ? JSON.stringify(answer) : (JSON.stringify(answer) ?? String(answer));
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
 }
