@@ -277,7 +277,18 @@ export class Effects {
       await failed.write(this.#queue, { kind: 'failed', scope, key, events: [], ...(limit === undefined ? {} : { limit }) });
       throw error;
     }
-    const sealed = sealSecrets(result, secretKey);
+    let sealed: JsonValue | null;
+    try {
+      sealed = sealSecrets(result, secretKey);
+    } catch (error) {
+      // fn ran, so the effect happened: a result that cannot be stored (a BigInt, a cycle, no
+      // secret key) left the intent in doubt, and each retry ran fn again. Recorded done with no
+      // result instead; the record fails once saying why.
+      await new Decisions(this.#input).add('effect:done', { shard, key }).write(this.#queue, { kind: 'done', scope, key, result: null, events: [] });
+      throw new TypeError(
+        `${key} ran, but its result could not be stored (${firstLine(error)}): it is recorded done without a result and will not run again; return plain JSON from fn`,
+      );
+    }
     const done = new Decisions(this.#input)
       .add('effect:done', { shard, key })
       .write(this.#queue, { kind: 'done', scope, key, result: sealed, events: [] }, record !== undefined);
