@@ -1,4 +1,5 @@
 import { userInfo } from 'node:os';
+import { resolve } from 'node:path';
 import { CheckpointedError, ExitCode, UsageError } from '../errors.ts';
 import { planJob } from '../job/guard/plan-run.ts';
 import { shutdownOnSignals } from '../job/shutdown.ts';
@@ -55,7 +56,9 @@ async function makePlan(file: string, options: PlanCommandOptions, io: CliIo): P
   try {
     const job = await loadJob(file);
     store = await openCliStore(options.store);
-    const plan = await planJob(job, { store, params: parseParams(options.param), jobFile: file, signal: shutdown.signal });
+    // Stored absolute: `ckpt apply` runs from wherever the operator is, and a relative path would
+    // name another file there (or none).
+    const plan = await planJob(job, { store, params: parseParams(options.param), jobFile: resolve(file), signal: shutdown.signal });
     if (options.json) io.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
     else {
       io.stdout.write(describePlan(plan, options.all ? Number.POSITIVE_INFINITY : (options.limit ?? 20)));
