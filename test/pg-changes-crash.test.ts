@@ -39,7 +39,7 @@ function storeRows<T>(path: string, sql: string): T[] {
   }
 }
 
-/** Random transactions of 1–4 statements on `items` until stopped; ids 1..200, so updates and deletes find rows. */
+/** Random transactions of 1–4 statements on `items` until stopped, 10–30 ms apart; ids 1..200, so updates and deletes find rows. */
 function startWriter(): { stop(): Promise<number> } {
   let running = true;
   let transactions = 0;
@@ -61,7 +61,10 @@ function startWriter(): { stop(): Promise<number> } {
       } finally {
         client.release();
       }
-      await sleep(Math.random() * 10);
+      // 10–30 ms apart (it was 0–10): a backlog at every follower's start and twice the 500 changes
+      // asked for below, but fewer for each peek to decode again from the slot's confirmed point
+      // (which made a follower's start take seconds) and for the last follower to catch up on.
+      await sleep(10 + Math.random() * 20);
     }
   })();
   return {
@@ -129,6 +132,7 @@ test(`pgChanges followed under ${KILLS} SIGKILLs while a writer inserts, updates
   });
   let kills = 0;
   let midRun = 0;
+  const loopStart = Date.now();
   for (let attempt = 0; midRun < KILLS; attempt++) {
     assert.ok(attempt < 100, 'too many attempts');
     const { child, done } = spawnCli(follow, { env });
@@ -144,6 +148,7 @@ test(`pgChanges followed under ${KILLS} SIGKILLs while a writer inserts, updates
     if (sizeOf(sideFile) > before) midRun++;
   }
   const transactions = await writer.stop();
+  const loopMs = Date.now() - loopStart;
 
   // What the WAL holds: the second slot, read whole.
   const reference: string[] = [];
@@ -163,6 +168,7 @@ test(`pgChanges followed under ${KILLS} SIGKILLs while a writer inserts, updates
     );
     await sleep(100);
   }
+  const catchUpMs = Date.now() - loopStart - loopMs;
   await sleep(800); // a quiet checkpoint, and the slot moved after it
   last.child.kill('SIGTERM');
   const ended = await last.done;
@@ -195,6 +201,6 @@ test(`pgChanges followed under ${KILLS} SIGKILLs while a writer inserts, updates
   const [newest] = storeRows<{ position: string }>(path, 'SELECT position FROM checkpoints WHERE position IS NOT NULL ORDER BY seq DESC LIMIT 1');
   assert.equal(String(slot?.lsn), (JSON.parse(newest?.position as string) as { lsn: string }).lsn, 'at the end the slot stands at the last checkpoint');
   t.diagnostic(
-    `${kills} SIGKILLs (${midRun} mid-run), ${transactions} writer transactions, ${reference.length} changes, ${sampler.samples} samples of the slot, ${idleMarks} checkpoints at idle marks`,
+    `${kills} SIGKILLs (${midRun} mid-run) in ${(loopMs / 1000).toFixed(1)} s, ${transactions} writer transactions, ${reference.length} changes (the last follower caught up in ${(catchUpMs / 1000).toFixed(1)} s), ${sampler.samples} samples of the slot, ${idleMarks} checkpoints at idle marks`,
   );
 });

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ExitCode } from '../src/errors.ts';
 import { fixture, runCli, spawnCli, tempDir } from './helpers/cli.ts';
@@ -69,76 +69,80 @@ const streams = [
   },
 ];
 
-for (const stream of streams) {
-  test(`--follow on ${stream.kind}: waits at the head, checkpoints while quiet, SIGTERM exits 3, the next follower goes on`, {
-    skip: stream.skip,
+// The three at once: each has its own stream (named apart) and store, and each is mostly waiting
+// for a follower at the head.
+describe('each stream', { concurrency: 3 }, () => {
+  for (const stream of streams) {
+    test(`--follow on ${stream.kind}: waits at the head, checkpoints while quiet, SIGTERM exits 3, the next follower goes on`, {
+      skip: stream.skip,
+      timeout: 90_000,
+    }, async () => {
+      await stream.fresh(stream.name, 20);
+      const dir = tempDir('ckpt-follow-');
+      const store = join(dir, 'store.db');
+      const db = new DatabaseSync(store);
+      db.exec('CREATE TABLE applied (id TEXT PRIMARY KEY)');
+      db.close();
+      const args = ['run', fixture('stream-rows.ts'), '--store', `sqlite:${store}`, '--param', `kind=${stream.kind}`, '--param', `stream=${stream.name}`];
+      const follow = [...args, ...stream.params, '--follow', '--every-ms', '300', '--json'];
+
+      const first = watched(spawnCli(follow));
+      await until('the first 20 entries', () => appliedCount(store) === 20);
+      // Quiet now: the heartbeat commits what was done, and only then are the entries acknowledged.
+      await until('a checkpoint while quiet', () => /"type":"checkpoint".*"processed":20,/.test(output(first)));
+      assert.equal(await stream.pending(stream.name), 0, 'committed, then acknowledged');
+      await stream.add(stream.name, 15, 20);
+      await until('the 15 entries added while it follows', () => appliedCount(store) === 35);
+      await sleep(500);
+      first.child.kill('SIGTERM');
+      const ended = await first.done;
+      assert.equal(ended.code, ExitCode.interrupted, ended.stderr);
+      assert.match(ended.stdout, /"type":"checkpoint".*"processed":35/, 'a checkpoint covers all 35');
+      assert.doesNotMatch(ended.stdout, /"type":"shard:complete"/, 'a follower never completes');
+      assert.equal(await stream.pending(stream.name), 0, 'everything done is acknowledged');
+
+      const second = spawnCli(follow);
+      await stream.add(stream.name, 5, 35);
+      await until('the 5 entries for the second follower', () => appliedCount(store) === 40);
+      await sleep(500);
+      second.child.kill('SIGTERM');
+      const again = await second.done;
+      assert.equal(again.code, ExitCode.interrupted, again.stderr);
+      assert.match(again.stdout, /"type":"run:resume".*"processed":35/, 'the second follower resumed at 35');
+      assert.equal(appliedCount(store), 40, 'each entry applied exactly once');
+      await stream.drop(stream.name);
+    });
+  }
+
+  test('ckpt status --json shows a follower’s lag: entries behind the head while it works through them, 0 once caught up', {
+    skip: streams[0]?.skip,
     timeout: 90_000,
   }, async () => {
-    await stream.fresh(stream.name, 20);
-    const dir = tempDir('ckpt-follow-');
+    const name = `ckpt-lag-${process.pid}`;
+    await withRedis((client) => client.sendCommand(['DEL', name]));
+    const dir = tempDir('ckpt-lag-');
     const store = join(dir, 'store.db');
     const db = new DatabaseSync(store);
     db.exec('CREATE TABLE applied (id TEXT PRIMARY KEY)');
     db.close();
-    const args = ['run', fixture('stream-rows.ts'), '--store', `sqlite:${store}`, '--param', `kind=${stream.kind}`, '--param', `stream=${stream.name}`];
-    const follow = [...args, ...stream.params, '--follow', '--every-ms', '300', '--json'];
-
-    const first = watched(spawnCli(follow));
-    await until('the first 20 entries', () => appliedCount(store) === 20);
-    // Quiet now: the heartbeat commits what was done, and only then are the entries acknowledged.
-    await until('a checkpoint while quiet', () => /"type":"checkpoint".*"processed":20,/.test(output(first)));
-    assert.equal(await stream.pending(stream.name), 0, 'committed, then acknowledged');
-    await stream.add(stream.name, 15, 20);
-    await until('the 15 entries added while it follows', () => appliedCount(store) === 35);
-    await sleep(500);
-    first.child.kill('SIGTERM');
-    const ended = await first.done;
-    assert.equal(ended.code, ExitCode.interrupted, ended.stderr);
-    assert.match(ended.stdout, /"type":"checkpoint".*"processed":35/, 'a checkpoint covers all 35');
-    assert.doesNotMatch(ended.stdout, /"type":"shard:complete"/, 'a follower never completes');
-    assert.equal(await stream.pending(stream.name), 0, 'everything done is acknowledged');
-
-    const second = spawnCli(follow);
-    await stream.add(stream.name, 5, 35);
-    await until('the 5 entries for the second follower', () => appliedCount(store) === 40);
-    await sleep(500);
-    second.child.kill('SIGTERM');
-    const again = await second.done;
-    assert.equal(again.code, ExitCode.interrupted, again.stderr);
-    assert.match(again.stdout, /"type":"run:resume".*"processed":35/, 'the second follower resumed at 35');
-    assert.equal(appliedCount(store), 40, 'each entry applied exactly once');
-    await stream.drop(stream.name);
+    const args = ['run', fixture('stream-rows.ts'), '--store', `sqlite:${store}`, '--param', 'kind=redis', '--param', `stream=${name}`, '--follow', '--quiet'];
+    // 20 ms per entry: 200 entries take 4 s, long enough to be seen behind.
+    const follower = spawnCli(args, { env: { CKPT_TEST_SPIN_US: '20000' } });
+    await until('the follower at work', async () => /"holders": \[\s*\{/.test((await runCli(['status', '--json', '--store', `sqlite:${store}`])).stdout));
+    await withRedis((client) => addEntries(client, name, 200));
+    const lags: number[] = [];
+    const lagNow = async () => {
+      const [status] = JSON.parse((await runCli(['status', '--json', '--store', `sqlite:${store}`])).stdout) as { lag?: { records: number }[] }[];
+      const records = status?.lag?.[0]?.records;
+      if (records !== undefined) lags.push(records);
+      return records;
+    };
+    await until('a lag above 0', async () => ((await lagNow()) ?? 0) > 0);
+    await until('all 200 applied', () => appliedCount(store) === 200);
+    await until('the lag back at 0', async () => (await lagNow()) === 0);
+    follower.child.kill('SIGTERM');
+    assert.equal((await follower.done).code, ExitCode.interrupted);
+    assert.ok(Math.max(...lags) > 0 && lags.at(-1) === 0, `lags seen: ${lags.join(', ')}`);
+    await withRedis((client) => client.sendCommand(['DEL', name]));
   });
-}
-
-test('ckpt status --json shows a follower’s lag: entries behind the head while it works through them, 0 once caught up', {
-  skip: streams[0]?.skip,
-  timeout: 90_000,
-}, async () => {
-  const name = `ckpt-lag-${process.pid}`;
-  await withRedis((client) => client.sendCommand(['DEL', name]));
-  const dir = tempDir('ckpt-lag-');
-  const store = join(dir, 'store.db');
-  const db = new DatabaseSync(store);
-  db.exec('CREATE TABLE applied (id TEXT PRIMARY KEY)');
-  db.close();
-  const args = ['run', fixture('stream-rows.ts'), '--store', `sqlite:${store}`, '--param', 'kind=redis', '--param', `stream=${name}`, '--follow', '--quiet'];
-  // 20 ms per entry: 200 entries take 4 s, long enough to be seen behind.
-  const follower = spawnCli(args, { env: { CKPT_TEST_SPIN_US: '20000' } });
-  await until('the follower at work', async () => /"holders": \[\s*\{/.test((await runCli(['status', '--json', '--store', `sqlite:${store}`])).stdout));
-  await withRedis((client) => addEntries(client, name, 200));
-  const lags: number[] = [];
-  const lagNow = async () => {
-    const [status] = JSON.parse((await runCli(['status', '--json', '--store', `sqlite:${store}`])).stdout) as { lag?: { records: number }[] }[];
-    const records = status?.lag?.[0]?.records;
-    if (records !== undefined) lags.push(records);
-    return records;
-  };
-  await until('a lag above 0', async () => ((await lagNow()) ?? 0) > 0);
-  await until('all 200 applied', () => appliedCount(store) === 200);
-  await until('the lag back at 0', async () => (await lagNow()) === 0);
-  follower.child.kill('SIGTERM');
-  assert.equal((await follower.done).code, ExitCode.interrupted);
-  assert.ok(Math.max(...lags) > 0 && lags.at(-1) === 0, `lags seen: ${lags.join(', ')}`);
-  await withRedis((client) => client.sendCommand(['DEL', name]));
 });
