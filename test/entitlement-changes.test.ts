@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { changeGrants, setupSource } from '../examples/entitlement-changes.ts';
 import { ExitCode } from '../src/errors.ts';
-import { repoRoot, runCli, spawnCli, tempDir } from './helpers/cli.ts';
+import { lagReader, repoRoot, runCli, spawnCli, tempDir } from './helpers/cli.ts';
 import { logicalPostgresPerFile } from './helpers/logical-postgres.ts';
 
 const pg = logicalPostgresPerFile(2);
@@ -85,13 +85,7 @@ test('entitlement-changes: the feed keeps actual_entitlements equal to grants an
   assert.equal((await killed.done).signal, 'SIGKILL');
 
   const follower = spawnCli(follow, { env });
-  const lags: number[] = [];
-  const lagNow = async () => {
-    const [status] = JSON.parse((await runCli(['status', '--json', '--store', `sqlite:${store}`])).stdout) as { lag?: { records: number }[] }[];
-    const records = status?.lag?.[0]?.records;
-    if (records !== undefined) lags.push(records);
-    return records;
-  };
+  const { lags, now: lagNow } = lagReader(store);
   await until('a lag above 0', async () => ((await lagNow()) ?? 0) > 0);
   await until('actual_entitlements equal to grants', async () => JSON.stringify(actual(store)) === JSON.stringify(await grants()));
   await until('the lag back at 0', async () => (await lagNow()) === 0);

@@ -8,7 +8,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ExitCode } from '../src/errors.ts';
-import { fixture, runCli, spawnCli, tempDir } from './helpers/cli.ts';
+import { fixture, lagReader, runCli, spawnCli, tempDir } from './helpers/cli.ts';
 import { addEntries, freshJetStream, natsSkip, publish, redisSkip, withJetStream, withRedis } from './helpers/stream-servers.ts';
 
 function appliedCount(path: string): number {
@@ -130,13 +130,7 @@ describe('each stream', { concurrency: 3 }, () => {
     const follower = spawnCli(args, { env: { CKPT_TEST_SPIN_US: '20000' } });
     await until('the follower at work', async () => /"holders": \[\s*\{/.test((await runCli(['status', '--json', '--store', `sqlite:${store}`])).stdout));
     await withRedis((client) => addEntries(client, name, 200));
-    const lags: number[] = [];
-    const lagNow = async () => {
-      const [status] = JSON.parse((await runCli(['status', '--json', '--store', `sqlite:${store}`])).stdout) as { lag?: { records: number }[] }[];
-      const records = status?.lag?.[0]?.records;
-      if (records !== undefined) lags.push(records);
-      return records;
-    };
+    const { lags, now: lagNow } = lagReader(store);
     await until('a lag above 0', async () => ((await lagNow()) ?? 0) > 0);
     await until('all 200 applied', () => appliedCount(store) === 200);
     await until('the lag back at 0', async () => (await lagNow()) === 0);

@@ -77,3 +77,18 @@ export function isOneLineError(stderr: string): boolean {
   const lines = stderr.trimEnd().split('\n');
   return lines.length === 1 && lines[0]?.startsWith('ckpt: ') === true && !/\n\s+at /.test(stderr);
 }
+
+/**
+ * A follower's lag as `ckpt status --json` shows it for the store's one instance: `now()` reads it
+ * (entries behind the head, undefined while none is shown) and keeps each reading in `lags`.
+ */
+export function lagReader(store: string): { lags: number[]; now: () => Promise<number | undefined> } {
+  const lags: number[] = [];
+  const now = async () => {
+    const [status] = JSON.parse((await runCli(['status', '--json', '--store', `sqlite:${store}`])).stdout) as { lag?: { records: number }[] }[];
+    const records = status?.lag?.[0]?.records;
+    if (records !== undefined) lags.push(records);
+    return records;
+  };
+  return { lags, now };
+}
