@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { firstLine, HeldError, StoreUnavailableError } from '../../errors.ts';
+import { FencedError, firstLine, HeldError, StoreUnavailableError } from '../../errors.ts';
 import type { EventMap, EventType } from '../../events.ts';
 import type { JsonObject, JsonValue } from '../../json.ts';
 import type { SourceItem } from '../../source/source.ts';
@@ -70,6 +70,9 @@ export async function processRecord(item: SourceItem<unknown, unknown>, input: R
       // The store connection is gone and the chunk with it: no retry or dead letter can help this
       // record; the shard run ends and resumes from its checkpoint.
       if (error instanceof StoreUnavailableError) throw error;
+      // Another worker holds the shard now (an effect's intent was refused for a stale token): a
+      // retry or a dead letter would be this run's, which no longer has a say; the run ends lost.
+      if (error instanceof FencedError) throw error;
       // A guard holds the instance: no retry or dead letter, the shard stops before the effect.
       if (error instanceof HeldError) throw error;
       if (input.signal.aborted) throw new RecordAbandoned(firstLine(error), { cause: error });

@@ -112,6 +112,9 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
     if (end.lostReason !== undefined) return await lose(end.lostReason);
     const failure = loop.failure;
     if (failure instanceof StoreUnavailableError) return await loseToStore(failure);
+    // A record met the fence before the heartbeat did (a worker woken past its lease whose next
+    // ctx.once was refused): the shard is lost, as when the heartbeat finds it, not failed.
+    if (failure instanceof FencedError) return await lose(failure.message);
     if (loop.failed) {
       await settleInFlight();
       // The chunk is rolled back (the checkpoint stays at the last good boundary) before the
