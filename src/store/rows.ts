@@ -1,5 +1,6 @@
 import { firstLine, StoreError } from '../errors.ts';
 import type { JsonObject, JsonValue } from '../json.ts';
+import { withoutLoneSurrogates } from '../lone-surrogate.ts';
 import type {
   Checkpoint,
   DeadLetter,
@@ -40,7 +41,7 @@ export const MAX_ERROR_BYTES = 32_768;
  * U+FFFD; past MAX_ERROR_BYTES the text is cut at a character and a marker says how long it was.
  */
 export function storableError(text: string): string {
-  const clean = text.replaceAll('\0', '\\0').replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+  const clean = withoutLoneSurrogates(text.replaceAll('\0', '\\0'));
   const bytes = Buffer.byteLength(clean);
   if (bytes <= MAX_ERROR_BYTES) return clean;
   const marker = ` … [truncated: ${bytes} bytes in all]`;
