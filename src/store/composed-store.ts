@@ -102,6 +102,9 @@ export class ComposedStore implements Store {
   async holders(...args: Parameters<LeaseStore['holders']>) {
     return this.#live().leases.holders(...args);
   }
+  async liveRun(...args: Parameters<LeaseStore['liveRun']>) {
+    return this.#live().leases.liveRun(...args);
+  }
   async heartbeat(...args: Parameters<LeaseStore['heartbeat']>) {
     return this.#live().leases.heartbeat(...args);
   }

@@ -28,6 +28,11 @@ export function writesOf(writes: readonly JournalWrite[], kind: Exclude<KeyedWri
   return writes.filter((write): write is KeyedWrite => write.kind === kind);
 }
 
+/** The run a claim or an intent records as its writer (EffectEntry.runId); null for other writes, or none given. */
+export function writerOf(write: JournalWrite): number | null {
+  return (write.kind === 'claim' || write.kind === 'intent') && write.runId !== undefined ? write.runId : null;
+}
+
 /** The completions of a batch: the writes whose entries fenceBatch must be shown. */
 export function completions(writes: readonly JournalWrite[]): DoneWrite[] {
   return writes.filter((write): write is DoneWrite => write.kind === 'done');

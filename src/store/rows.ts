@@ -9,6 +9,7 @@ import type {
   InstanceInfo,
   InstanceStatus,
   Lease,
+  LiveRun,
   NewDeadLetter,
   RunInfo,
   RunOutcome,
@@ -28,7 +29,13 @@ export function toEffect(key: string, row: Row): EffectEntry {
     result: parseJson(row.result),
     attempts: Number(row.attempts),
     updatedAt: Number(row.updated_at),
+    runId: row.run_id === null || row.run_id === undefined ? null : Number(row.run_id),
   };
+}
+
+/** LeaseStore.liveRun's answer from a row of the shard (`name`, `lease_owner`) and its run (`worker_node`). */
+export function toLiveRun(runId: number, row: Row): LiveRun {
+  return { runId, shard: String(row.name), worker: String(row.lease_owner), node: row.worker_node === null ? null : String(row.worker_node) };
 }
 
 /** The most of an error a dead letter keeps, in UTF-8 bytes: half of MySQL's TEXT (65,535 bytes). */

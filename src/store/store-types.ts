@@ -66,6 +66,12 @@ export interface EffectEntry {
   /** How many times fn was started for this key. */
   attempts: number;
   updatedAt: number;
+  /**
+   * The run that wrote the key's latest intent (or its first completion); null when none did (a
+   * dead-letter retry, or an entry from before the store kept it). A claim that finds an intent
+   * of another run waits while that run holds its lease (see LeaseStore.liveRun).
+   */
+  runId: number | null;
 }
 
 /**
@@ -74,12 +80,14 @@ export interface EffectEntry {
  * - `claim`: the intent of a key's first run, written only if the key has no entry; a key that
  *   has one keeps it, and nothing of the claim (not its events) is written;
  * - `intent`: a new start of a key that has an entry (in doubt, or failed): attempts + 1;
+ *   a claim or an intent records `runId`, the run that writes it (EffectEntry.runId);
  * - `done`: the effect ran, with its JSON result; `failed`: forget an intent (not a done);
  * - `events`: only the events.
  */
 export type JournalWrite =
-  | { kind: 'claim' | 'failed'; scope: EffectScope; key: string; events: NewEvent[]; limit?: EffectLimit }
-  | { kind: 'intent'; scope: EffectScope; key: string; events: NewEvent[] }
+  | { kind: 'claim'; scope: EffectScope; key: string; events: NewEvent[]; limit?: EffectLimit; runId?: number | null }
+  | { kind: 'failed'; scope: EffectScope; key: string; events: NewEvent[]; limit?: EffectLimit }
+  | { kind: 'intent'; scope: EffectScope; key: string; events: NewEvent[]; runId?: number | null }
   | { kind: 'done'; scope: EffectScope; key: string; result: JsonValue | null; events: NewEvent[] }
   | { kind: 'events'; scope: EffectScope; events: NewEvent[] };
 
@@ -354,6 +362,14 @@ export interface FailureHistory {
   runningMs: number;
   /** Runs found dead (outcome 'crashed'). */
   crashed: number;
+}
+
+/** A run that holds its shard's lease, and where its worker runs (LeaseStore.liveRun). */
+export interface LiveRun {
+  runId: number;
+  shard: string;
+  worker: string;
+  node: string | null;
 }
 
 export interface HolderInfo {

@@ -20,6 +20,7 @@ import type {
   JournalWrite,
   LatestCheckpoint,
   Lease,
+  LiveRun,
   NewApproval,
   NewDeadLetter,
   NewEvent,
@@ -86,6 +87,11 @@ export interface LeaseStore {
   claim(instance: InstanceInfo, worker: string, leaseMs: number, node?: string): Promise<Lease | null>;
   /** Unfinished shards held by a lease that has not expired. */
   holders(instanceId: number): Promise<HolderInfo[]>;
+  /**
+   * Run `runId`, if it still holds its shard's lease (it is the shard's run and the lease has not
+   * expired on the store's clock); undefined once it ended, was reaped, or another run took the shard.
+   */
+  liveRun(runId: number): Promise<LiveRun | undefined>;
   /** Extend the lease and record progress; false: the lease is lost (another token), stop. */
   heartbeat(lease: Lease, progress: RunProgress): Promise<boolean>;
   /**

@@ -28,6 +28,7 @@ import type {
   JournalWrite,
   LatestCheckpoint,
   Lease,
+  LiveRun,
   NewApproval,
   NewDeadLetter,
   NewEvent,
@@ -327,6 +328,15 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
       }));
   }
 
+  async liveRun(runId: number): Promise<LiveRun | undefined> {
+    const shardId = this.#runShard.get(runId);
+    const shard = this.#shards.find((candidate) => candidate.id === shardId);
+    const run = this.#runs.find((candidate) => candidate.id === runId);
+    if (shard === undefined || run === undefined || shard.leaseOwner === null || shard.leaseExpiresAt < Date.now()) return undefined;
+    if (this.#runToken.get(runId) !== shard.leaseToken) return undefined;
+    return { runId, shard: shard.name, worker: shard.leaseOwner, node: run.node };
+  }
+
   #progress(runId: number, progress: RunProgress, outcome?: RunOutcome): void {
     const run = this.#run(runId);
     const now = Date.now();
@@ -483,11 +493,11 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
       if (write.kind === 'claim') {
         const entry = await this.effect(write.scope, write.key);
         outcomes.push(entry);
-        if (entry === undefined) await this.effectIntent(write.scope, write.key, write.events);
+        if (entry === undefined) await this.effectIntent(write.scope, write.key, write.events, write.runId ?? null);
         continue;
       }
       outcomes.push(undefined);
-      if (write.kind === 'intent') await this.effectIntent(write.scope, write.key, write.events);
+      if (write.kind === 'intent') await this.effectIntent(write.scope, write.key, write.events, write.runId ?? null);
       else if (write.kind === 'done') await this.effectDone(write.scope, write.key, write.result, write.events);
       else if (write.kind === 'failed') await this.effectFailed(write.scope, write.key, write.events);
       else await this.appendEvents(instanceId, write.scope.generation, write.events);
@@ -562,10 +572,17 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
       .sort((a, b) => (a.kind < b.kind ? -1 : 1));
   }
 
-  async effectIntent(scope: EffectScope, key: string, events: NewEvent[] = []): Promise<void> {
+  async effectIntent(scope: EffectScope, key: string, events: NewEvent[] = [], runId: number | null = null): Promise<void> {
     await this.appendEvents(scope.instanceId, scope.generation, events);
     const previous = this.#effects.get(this.#effectKey(scope, key));
-    this.#effects.set(this.#effectKey(scope, key), { key, status: 'intent', result: null, attempts: (previous?.attempts ?? 0) + 1, updatedAt: Date.now() });
+    this.#effects.set(this.#effectKey(scope, key), {
+      key,
+      status: 'intent',
+      result: null,
+      attempts: (previous?.attempts ?? 0) + 1,
+      updatedAt: Date.now(),
+      runId,
+    });
   }
   async effectDone(scope: EffectScope, key: string, result: JsonValue | null, events: NewEvent[] = []): Promise<void> {
     await this.appendEvents(scope.instanceId, scope.generation, events);
@@ -576,6 +593,7 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
       result: structuredClone(result),
       attempts: previous?.attempts ?? 1,
       updatedAt: Date.now(),
+      runId: previous?.runId ?? null,
     });
   }
   async effectFailed(scope: EffectScope, key: string, events: NewEvent[] = []): Promise<void> {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { FencedError, firstLine, HeldError } from '../../errors.ts';
 import type { EventMap, EventType } from '../../events.ts';
 import { type JsonObject, type JsonValue, sha256 } from '../../json.ts';
@@ -9,6 +10,7 @@ import type { OnceOptions } from '../define.ts';
 import { type EffectGuard, plannedEffect } from '../guard/effect-guard.ts';
 import { describeApprovals } from '../guard/hold-text.ts';
 import type { RateLimiter } from '../guard/rate-limiter.ts';
+import { isDeadLocalWorker } from '../workers.ts';
 import { JournalQueue } from './journal-queue.ts';
 
 export interface EffectsInput {
@@ -51,6 +53,10 @@ export interface EffectGuards {
 export interface DeferredWrites {
   defer(write: Promise<unknown>): void;
 }
+
+/** How long a claim that met another live run's intent first waits before it reads the entry again; doubled each time up to WRITER_POLL_MAX_MS. */
+const WRITER_POLL_MS = 10;
+const WRITER_POLL_MAX_MS = 250;
 
 /** The generation number of instance-scoped effect keys: one no generation of a run has. */
 const INSTANCE_GENERATION = 0;
@@ -136,14 +142,42 @@ export class Effects {
       const entry = await this.#input.store.effect(scope, key);
       return this.#known(scope, key, fn, options, entry, record);
     }
-    // The common case in one durable write: the intent, unless the key already has an entry
-    // (then nothing is written, and the entry decides, as below).
-    const start = new Decisions(this.#input).add('effect:start', { shard, key, attempt: 1 });
     const limit = this.#limit(key, options);
-    const entry = await start.write(this.#queue, { kind: 'claim', scope, key, events: [], ...(limit === undefined ? {} : { limit }) });
-    if (entry === undefined) return this.#run(scope, key, fn, record, options.target, limit);
-    if ('limited' in entry) return this.#held(key, entry);
-    return this.#known(scope, key, fn, options, entry, record);
+    const { runId } = this.#input;
+    for (;;) {
+      // The common case in one durable write: the intent, unless the key already has an entry
+      // (then nothing is written, and the entry decides, as below).
+      const start = new Decisions(this.#input).add('effect:start', { shard, key, attempt: 1 });
+      const entry = await start.write(this.#queue, { kind: 'claim', scope, key, events: [], runId, ...(limit === undefined ? {} : { limit }) });
+      if (entry === undefined) return this.#run(scope, key, fn, record, options.target, limit);
+      if ('limited' in entry) return this.#held(key, entry);
+      const settled = await this.#whileWriterLives(scope, key, entry);
+      // Forgotten meanwhile (the other run's fn failed): claimed again, as if new.
+      if (settled !== undefined) return this.#known(scope, key, fn, options, settled, record);
+    }
+  }
+
+  /**
+   * An intent another run wrote is in flight while that run holds its lease (two shards that
+   * share a key, on two workers): not in doubt, so neither `verify` nor `fn` may act on it yet.
+   * Waits, reading the entry again, until it is done (its result is returned as this run's),
+   * forgotten (undefined: claim again), or its writer is gone: its lease expired, another run
+   * took its shard, or its process is dead on this machine; only then is the intent in doubt.
+   * An entry of this run, or of no known run, is answered at once.
+   */
+  async #whileWriterLives(scope: EffectScope, key: string, found: EffectEntry): Promise<EffectEntry | undefined> {
+    const { store, runId, shard } = this.#input;
+    let entry: EffectEntry | undefined = found;
+    let pause = WRITER_POLL_MS;
+    while (entry !== undefined && entry.status === 'intent' && entry.runId !== null && entry.runId !== runId) {
+      const writer = await store.liveRun(entry.runId);
+      if (writer === undefined || isDeadLocalWorker(writer.worker, writer.node)) return entry;
+      if (this.#input.leaseLost?.()) throw new Error(`effect ${key} not started: this worker lost its lease on shard ${shard}`);
+      await sleep(pause);
+      pause = Math.min(pause * 2, WRITER_POLL_MAX_MS);
+      entry = await store.effect(scope, key);
+    }
+    return entry;
   }
 
   /**
@@ -252,7 +286,7 @@ export class Effects {
       throw new Error(`effect ${key} not started: this worker lost its lease on shard ${shard}`);
     }
     decided.add('effect:start', { shard, key, attempt: (entry?.attempts ?? 0) + 1 });
-    await decided.write(this.#queue, { kind: 'intent', scope, key, events: [] });
+    await decided.write(this.#queue, { kind: 'intent', scope, key, events: [], runId: this.#input.runId });
     return this.#run(scope, key, fn, record, options.target, this.#limit(key, options));
   }
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type ChainedGenerations, GENESIS } from '../audit-chain.ts';
-import { completions, entryKey, type KeyedWrite, writesOf } from '../journal-fence.ts';
+import { completions, entryKey, type KeyedWrite, writerOf, writesOf } from '../journal-fence.ts';
 import type { Row } from '../rows.ts';
 import type { EffectKey, ServerJournal } from '../sql/sql-driver.ts';
 import { readEntries } from '../sql/sql-journal.ts';
@@ -189,9 +189,9 @@ function effectWrites(p: string, instanceId: number, writes: readonly JournalWri
   if (fresh.length > 0) {
     statements.push(
       insertRows(
-        `INSERT INTO ${p}effects (instance_id, generation, key_hash, effect_key, status, attempts, updated_at) VALUES`,
-        `(?, ?, ?, ?, 'intent', 1, ${NOW})`,
-        fresh.map((write) => [instanceId, write.scope.generation, keyHash(write.key), write.key]),
+        `INSERT INTO ${p}effects (instance_id, generation, key_hash, effect_key, status, attempts, updated_at, run_id) VALUES`,
+        `(?, ?, ?, ?, 'intent', 1, ${NOW}, ?)`,
+        fresh.map((write) => [instanceId, write.scope.generation, keyHash(write.key), write.key, writerOf(write)]),
         '',
       ),
     );
@@ -216,10 +216,10 @@ function effectWrites(p: string, instanceId: number, writes: readonly JournalWri
   if (intents.length > 0) {
     statements.push(
       insertRows(
-        `INSERT INTO ${p}effects (instance_id, generation, key_hash, effect_key, status, attempts, updated_at) VALUES`,
-        `(?, ?, ?, ?, 'intent', 1, ${NOW})`,
-        intents.map((write) => [instanceId, write.scope.generation, keyHash(write.key), write.key]),
-        ` ON DUPLICATE KEY UPDATE status = 'intent', attempts = attempts + 1, updated_at = VALUES(updated_at)`,
+        `INSERT INTO ${p}effects (instance_id, generation, key_hash, effect_key, status, attempts, updated_at, run_id) VALUES`,
+        `(?, ?, ?, ?, 'intent', 1, ${NOW}, ?)`,
+        intents.map((write) => [instanceId, write.scope.generation, keyHash(write.key), write.key, writerOf(write)]),
+        ` ON DUPLICATE KEY UPDATE status = 'intent', attempts = attempts + 1, updated_at = VALUES(updated_at), run_id = VALUES(run_id)`,
       ),
     );
   }

@@ -232,6 +232,13 @@ export const mysqlMigrations: readonly { id: number; name: string; statements: s
       ) ${TABLE}`,
     ],
   },
+  {
+    id: 8,
+    name: "the run that wrote each effect's intent",
+    // A claim that finds another run's intent waits while that run holds its lease, instead of
+    // taking an effect still in flight on another worker for one left in doubt by a crash.
+    statements: ['ALTER TABLE {p}effects ADD COLUMN run_id BIGINT NULL'],
+  },
 ];
 
 /**

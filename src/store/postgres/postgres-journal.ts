@@ -1,7 +1,7 @@
 import { StoreError } from '../../errors.ts';
 import { sha256 } from '../../json.ts';
 import { GENESIS } from '../audit-chain.ts';
-import { completions, entryKey, writesOf } from '../journal-fence.ts';
+import { completions, entryKey, writerOf, writesOf } from '../journal-fence.ts';
 import type { Row } from '../rows.ts';
 import { errorCode } from '../sql/dialect.ts';
 import type { EffectKey, ServerJournal, SqlQueryable } from '../sql/sql-driver.ts';
@@ -61,16 +61,16 @@ function fastWay(db: PostgresDriver, names: Map<string, string>): ServerJournal[
     const gate = 'EXISTS (SELECT 1 FROM head)';
     // A fenced batch moves the head (so writes anything) only while its token holds the shard,
     // the row share-locked so that no claim commits between this check and the batch's commit.
-    const fenced = fence === undefined ? '' : ` AND EXISTS (SELECT 1 FROM ${s}shards WHERE id = $23 AND lease_token = $24 FOR SHARE)`;
+    const fenced = fence === undefined ? '' : ` AND EXISTS (SELECT 1 FROM ${s}shards WHERE id = $24 AND lease_token = $25 FOR SHARE)`;
     let answer: Row[];
     try {
       answer = await prepared(
         db,
         names,
         `WITH head AS (
-           UPDATE ${s}chain_heads SET seq = $9, hash = $10 WHERE instance_id = $1 AND seq = $11 AND hash = $12${fenced} RETURNING 1),
+           UPDATE ${s}chain_heads SET seq = $10, hash = $11 WHERE instance_id = $1 AND seq = $12 AND hash = $13${fenced} RETURNING 1),
          ${entryWrites(s, gate, undefined)},
-         added AS (${insertEvents(s, 13, gate)} RETURNING 1)
+         added AS (${insertEvents(s, 14, gate)} RETURNING 1)
          SELECT (SELECT count(*) FROM head) AS moved`,
         [
           instanceId,
@@ -125,7 +125,7 @@ async function writeEntries(
     await on.query(
       `WITH ${entryWrites(s, undefined, 'generation, key')},
          head AS (
-           INSERT INTO ${s}chain_heads (instance_id, seq, hash) VALUES ($1, 0, $9)
+           INSERT INTO ${s}chain_heads (instance_id, seq, hash) VALUES ($1, 0, $10)
            ON CONFLICT (instance_id) DO UPDATE SET seq = ${s}chain_heads.seq RETURNING seq, hash)
        SELECT generation, key, NULL::bigint AS seq, NULL AS hash FROM claimed
        UNION ALL SELECT NULL, NULL, seq, hash FROM head`,
@@ -137,9 +137,9 @@ async function writeEntries(
   const existing = await readEntries(on, s, effectKey, instanceId, lost);
   for (const write of writesOf(writes, 'intent')) {
     await on.query(
-      `INSERT INTO ${s}effects (instance_id, generation, key, status, attempts, updated_at) VALUES ($1, $2, $3, 'intent', 1, ${NOW})
-       ON CONFLICT (instance_id, generation, key) DO UPDATE SET status = 'intent', attempts = ${s}effects.attempts + 1, updated_at = excluded.updated_at`,
-      [instanceId, write.scope.generation, write.key],
+      `INSERT INTO ${s}effects (instance_id, generation, key, status, attempts, updated_at, run_id) VALUES ($1, $2, $3, 'intent', 1, ${NOW}, $4)
+       ON CONFLICT (instance_id, generation, key) DO UPDATE SET status = 'intent', attempts = ${s}effects.attempts + 1, updated_at = excluded.updated_at, run_id = excluded.run_id`,
+      [instanceId, write.scope.generation, write.key, writerOf(write)],
     );
   }
   const outcomes = writes.map((write): JournalOutcome => {
@@ -155,7 +155,7 @@ async function writeEntries(
 
 /**
  * The CTEs `claimed`, `done` and `failed` that write a batch's entries from $1 (the instance) and
- * $2–$8 (entryArrays), only where `gate` holds. With `claimedReturns`, a claim that finds an entry
+ * $2–$9 (entryArrays), only where `gate` holds. With `claimedReturns`, a claim that finds an entry
  * inserts nothing and `claimed` returns those columns of each row it inserted; without, a claim
  * is a plain insert, which fails the statement if its key has an entry (the fast way's guess).
  *
@@ -171,8 +171,8 @@ function entryWrites(s: string, gate: string | undefined, claimedReturns: string
   const where = gate === undefined ? '' : ` WHERE ${gate}`;
   const onConflict = claimedReturns === undefined ? '' : ` ON CONFLICT (instance_id, generation, key) DO NOTHING RETURNING ${claimedReturns}`;
   return `claimed AS (
-     INSERT INTO ${s}effects (instance_id, generation, key, status, attempts, updated_at)
-     SELECT $1::bigint, g, k, 'intent', 1, ${NOW} FROM unnest($2::int[], $3::text[]) AS u(g, k)${where}${onConflict}),
+     INSERT INTO ${s}effects (instance_id, generation, key, status, attempts, updated_at, run_id)
+     SELECT $1::bigint, g, k, 'intent', 1, ${NOW}, w FROM unnest($2::int[], $3::text[], $9::bigint[]) AS u(g, k, w)${where}${onConflict}),
    done AS (
      INSERT INTO ${s}effects (instance_id, generation, key, status, result, attempts, updated_at)
      SELECT $1::bigint, g, k, 'done', r, 1, ${NOW} FROM unnest($4::int[], $5::text[], $6::text[]) AS u(g, k, r)${where}
@@ -184,7 +184,7 @@ function entryWrites(s: string, gate: string | undefined, claimedReturns: string
        AND (generation, key) IN (SELECT g, k FROM unnest($7::int[], $8::text[]) AS u(g, k)) RETURNING 1)`;
 }
 
-/** $2–$8 of entryWrites: the claims' generations and keys, the completions' with their results, the forgotten intents'. */
+/** $2–$9 of entryWrites: the claims' generations and keys, the completions' with their results, the forgotten intents', the claims' writers. */
 function entryArrays(writes: readonly JournalWrite[]): unknown[][] {
   const claims = writesOf(writes, 'claim');
   const done = completions(writes);
@@ -197,6 +197,7 @@ function entryArrays(writes: readonly JournalWrite[]): unknown[][] {
     done.map((write) => JSON.stringify(write.result)),
     failed.map((write) => write.scope.generation),
     failed.map((write) => write.key),
+    claims.map((write) => writerOf(write)),
   ];
 }
 

@@ -278,4 +278,11 @@ export const postgresMigrations: readonly { id: number; name: string; sql: strin
       );
     `,
   },
+  {
+    id: 9,
+    name: "the run that wrote each effect's intent",
+    // A claim that finds another run's intent waits while that run holds its lease, instead of
+    // taking an effect still in flight on another worker for one left in doubt by a crash.
+    sql: 'ALTER TABLE {schema}.effects ADD COLUMN run_id BIGINT;',
+  },
 ];

@@ -1,5 +1,5 @@
-import { REAPED_OUTCOME_SQL, type Row, RUN_PROGRESS_COLUMNS, toRun } from '../rows.ts';
-import type { HolderInfo, InstanceInfo, Lease, LeaseStore, ProgressMark, RunInfo, RunOutcome, RunProgress } from '../store.ts';
+import { REAPED_OUTCOME_SQL, type Row, RUN_PROGRESS_COLUMNS, toLiveRun, toRun } from '../rows.ts';
+import type { HolderInfo, InstanceInfo, Lease, LeaseStore, LiveRun, ProgressMark, RunInfo, RunOutcome, RunProgress } from '../store.ts';
 import type { SqlChanges, SqlDriver, SqlQueryable } from './sql-driver.ts';
 
 /**
@@ -110,6 +110,16 @@ export class SqlLeases implements LeaseStore {
       this.#changes.claimed();
       return { instanceId: instance.id, generation: instance.generation, shardId, shard: String(shard.name), worker, token, runId, leaseMs };
     });
+  }
+
+  async liveRun(runId: number): Promise<LiveRun | undefined> {
+    const { prefix: p, dialect } = this.#db;
+    const [row] = await this.#db.rows(
+      `SELECT sh.name, sh.lease_owner, r.worker_node FROM ${p}runs r JOIN ${p}shards sh ON sh.id = r.shard_id
+       WHERE r.id = ? AND sh.run_id = r.id AND sh.lease_owner IS NOT NULL AND sh.lease_expires_at >= ${dialect.now}`,
+      [runId],
+    );
+    return row === undefined ? undefined : toLiveRun(runId, row);
   }
 
   async holders(instanceId: number): Promise<HolderInfo[]> {

@@ -68,18 +68,18 @@ export class SqliteJournal implements EffectJournalParts {
         if (write.kind === 'claim') {
           const claimed = this.#db
             .sideStatement(
-              `INSERT INTO effects (store_id, instance_id, generation, key, status, attempts, updated_at) VALUES (?, ?, ?, ?, 'intent', 1, ?)
+              `INSERT INTO effects (store_id, instance_id, generation, key, status, attempts, updated_at, run_id) VALUES (?, ?, ?, ?, 'intent', 1, ?, ?)
                ON CONFLICT DO NOTHING`,
             )
-            .run(...this.#key(write.scope, write.key), now);
+            .run(...this.#key(write.scope, write.key), now, write.runId ?? null);
           if (Number(claimed.changes) === 0) outcome = this.#entry(write.scope, write.key);
         } else if (write.kind === 'intent') {
           this.#db
             .sideStatement(
-              `INSERT INTO effects (store_id, instance_id, generation, key, status, attempts, updated_at) VALUES (?, ?, ?, ?, 'intent', 1, ?)
-               ON CONFLICT DO UPDATE SET status = 'intent', attempts = attempts + 1, updated_at = excluded.updated_at`,
+              `INSERT INTO effects (store_id, instance_id, generation, key, status, attempts, updated_at, run_id) VALUES (?, ?, ?, ?, 'intent', 1, ?, ?)
+               ON CONFLICT DO UPDATE SET status = 'intent', attempts = attempts + 1, updated_at = excluded.updated_at, run_id = excluded.run_id`,
             )
-            .run(...this.#key(write.scope, write.key), now);
+            .run(...this.#key(write.scope, write.key), now, write.runId ?? null);
         } else if (write.kind === 'done') {
           this.#db
             .sideStatement(

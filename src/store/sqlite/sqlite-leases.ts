@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { StoreError } from '../../errors.ts';
 import { idleWait } from '../idle-wait.ts';
-import { REAPED_OUTCOME_SQL, type Row, RUN_PROGRESS_COLUMNS, toRun } from '../rows.ts';
-import type { HolderInfo, InstanceInfo, Lease, LeaseStore, ProgressMark, RunInfo, RunOutcome, RunProgress } from '../store.ts';
+import { REAPED_OUTCOME_SQL, type Row, RUN_PROGRESS_COLUMNS, toLiveRun, toRun } from '../rows.ts';
+import type { HolderInfo, InstanceInfo, Lease, LeaseStore, LiveRun, ProgressMark, RunInfo, RunOutcome, RunProgress } from '../store.ts';
 import type { SQLInputValue, SqliteDriver } from './sqlite-driver.ts';
 
 /**
@@ -126,6 +126,16 @@ export class SqliteLeases implements LeaseStore {
         node: row.worker_node === null ? null : String(row.worker_node),
         expiresAt: Number(row.lease_expires_at),
       }));
+  }
+
+  async liveRun(runId: number): Promise<LiveRun | undefined> {
+    const row = this.#db.get(
+      `SELECT s.name, s.lease_owner, r.worker_node FROM runs r JOIN shards s ON s.id = r.shard_id
+       WHERE r.id = ? AND s.run_id = r.id AND s.lease_owner IS NOT NULL AND s.lease_expires_at >= ?`,
+      runId,
+      Date.now(),
+    );
+    return row === undefined ? undefined : toLiveRun(runId, row);
   }
 
   async heartbeat(lease: Lease, progress: RunProgress): Promise<boolean> {

@@ -480,4 +480,11 @@ export const sqliteSideMigrations: readonly { id: number; name: string; sql: str
       );
     `,
   },
+  {
+    id: 6,
+    name: "the run that wrote each effect's intent",
+    // A claim that finds another run's intent waits while that run holds its lease, instead of
+    // taking an effect still in flight on another worker for one left in doubt by a crash.
+    sql: 'ALTER TABLE effects ADD COLUMN run_id INTEGER;',
+  },
 ];
