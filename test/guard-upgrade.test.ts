@@ -62,11 +62,11 @@ test('SQLite: a store whose side file predates the guards (version 4) upgrades i
   await old.migrate();
   assert.equal((await runJob(plain, { store: old })).outcome, 'completed');
   await old.close();
-  // Back to the side file an earlier checkpointed left: no guards' tables, user_version 3.
+  // Back to the side file an earlier checkpointed left: no guards' tables (nor what came after them), user_version 4.
   const side = new DatabaseSync(`${path}.effects`);
   const guardsAt = sqliteSideMigrations.find((migration) => migration.name.startsWith('guards'))?.id ?? 0;
   assert.equal(guardsAt, 5);
-  side.exec('DROP TABLE effect_counts; DROP TABLE holds; DROP TABLE approvals; PRAGMA user_version = 4');
+  side.exec('DROP TABLE effect_counts; DROP TABLE holds; DROP TABLE approvals; ALTER TABLE effects DROP COLUMN run_id; PRAGMA user_version = 4');
   side.close();
   await guardsWork(new SqliteStore(path), true);
   const upgraded = new DatabaseSync(`${path}.effects`);

@@ -184,6 +184,44 @@ for (const factory of selectedStoreFactories()) {
       assert.deepEqual((await store.effect(scope, 'running'))?.result, { by: 'holder' });
     });
 
+    test("a claim or an intent records the run that wrote it; liveRun answers while that run holds its shard's lease", async () => {
+      const { instance, lease } = await claimed();
+      const scope = { instanceId: instance.id, generation: instance.generation };
+      await store.journal(instance.id, [
+        { kind: 'claim', scope, key: 'mine', events: [], runId: lease.runId },
+        { kind: 'claim', scope, key: 'nobody', events: [] },
+      ]);
+      assert.equal((await store.effect(scope, 'mine'))?.runId, lease.runId);
+      assert.equal((await store.effect(scope, 'nobody'))?.runId, null, 'a write of no run records none');
+      await store.journal(instance.id, [{ kind: 'intent', scope, key: 'nobody', events: [], runId: lease.runId + 1000 }]);
+      const again = await store.effect(scope, 'nobody');
+      assert.equal(again?.runId, lease.runId + 1000, 'a new intent records its own writer');
+      assert.equal(again?.attempts, 2);
+      await store.journal(instance.id, [{ kind: 'done', scope, key: 'mine', result: 1, events: [] }]);
+      assert.equal((await store.effect(scope, 'mine'))?.status, 'done');
+
+      const live = await store.liveRun(lease.runId);
+      assert.deepEqual({ runId: live?.runId, shard: live?.shard, worker: live?.worker }, { runId: lease.runId, shard: 'main', worker: 'worker-1' });
+      assert.equal(await store.liveRun(lease.runId + 1000), undefined, 'no such run');
+      await store.release(lease, 'completed', {});
+      assert.equal(await store.liveRun(lease.runId), undefined, 'a run that ended holds nothing');
+    });
+
+    test('liveRun: a run whose lease expired, or whose shard another run took, is not live', async () => {
+      counter++;
+      const instance = await store.instance(`fx-${counter}`, `hash-${counter}`, { params: {}, version: null });
+      await store.ensureShards(instance, ['main'], { version: null });
+      const first = await store.claim(instance, 'worker-1', 200);
+      assert.ok(first);
+      assert.ok(await store.liveRun(first.runId));
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      assert.equal(await store.liveRun(first.runId), undefined, 'its lease expired');
+      const second = await store.claim(instance, 'worker-2', 30_000);
+      assert.ok(second);
+      assert.equal(await store.liveRun(first.runId), undefined, 'another run holds its shard');
+      assert.equal((await store.liveRun(second.runId))?.worker, 'worker-2');
+    });
+
     test('journal batch: claim, done, failed and intent of different keys commit together', async () => {
       const { instance } = await claimed();
       const scope = { instanceId: instance.id, generation: instance.generation };
