@@ -38,6 +38,12 @@ export interface EventMap {
   /** The effect's `verify` answered for a key in doubt: done (settled, not run again) or not (run again). */
   'effect:verified': { shard: string; key: string; done: boolean };
   /**
+   * A claim found the key's intent written by another run that still holds its lease (two shards
+   * sharing a key, on two workers): the effect is in flight there, so this record waits for it
+   * instead of acting on it. Told once a wait passes 5 s, with the run, shard and worker waited on.
+   */
+  'effect:waiting': { shard: string; key: string; holderRunId: number; holderShard: string; holderWorker: string; waitedMs: number };
+  /**
    * A worker whose lease was taken while its effect ran completed it late (its fencing token is
    * stale): `first` kept the result another run recorded, `late` recorded this one over an
    * intent (the effect did happen). `runId`: the late run; `holderRunId`: the shard's run now.

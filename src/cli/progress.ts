@@ -70,6 +70,11 @@ export class ProgressBar {
           `effect ${event.data.key} was in doubt (a crash fell between it and its record): ${event.data.resolution === 'run-again' ? 'no verify hook, ran it again' : event.data.resolution === 'verified-done' ? 'verify says it happened, not run again' : 'verify says it did not happen, ran it'}`,
         );
         break;
+      case 'effect:waiting':
+        this.#print(
+          `effect ${event.data.key} is in flight on another worker (${event.data.holderWorker}, run ${event.data.holderRunId}, shard ${event.data.holderShard}): waiting ${formatMs(event.data.waitedMs)} so far for its result, not running it again`,
+        );
+        break;
       case 'effect:late-completion':
         this.#print(
           `effect ${event.data.key} completed after this worker's lease was taken (run ${event.data.holderRunId ?? '?'} holds shard ${event.data.shard}): ${event.data.kept === 'first' ? 'the journal keeps the result recorded first' : 'recorded over its intent'}`,

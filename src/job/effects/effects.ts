@@ -57,6 +57,8 @@ export interface DeferredWrites {
 /** How long a claim that met another live run's intent first waits before it reads the entry again; doubled each time up to WRITER_POLL_MAX_MS. */
 const WRITER_POLL_MS = 10;
 const WRITER_POLL_MAX_MS = 250;
+/** How long such a wait goes before it is told (`effect:waiting`): an operator sees what the record waits on. */
+const WRITER_TELL_MS = 5000;
 
 /** The generation number of instance-scoped effect keys: one no generation of a run has. */
 const INSTANCE_GENERATION = 0;
@@ -169,10 +171,17 @@ export class Effects {
     const { store, runId, shard } = this.#input;
     let entry: EffectEntry | undefined = found;
     let pause = WRITER_POLL_MS;
+    const since = performance.now();
+    let told = false;
     while (entry !== undefined && entry.status === 'intent' && entry.runId !== null && entry.runId !== runId) {
       const writer = await store.liveRun(entry.runId);
       if (writer === undefined || isDeadLocalWorker(writer.worker, writer.node)) return entry;
       if (this.#input.leaseLost?.()) throw new Error(`effect ${key} not started: this worker lost its lease on shard ${shard}`);
+      const waitedMs = Math.round(performance.now() - since);
+      if (!told && waitedMs >= WRITER_TELL_MS) {
+        told = true;
+        this.#input.notify('effect:waiting', { shard, key, holderRunId: writer.runId, holderShard: writer.shard, holderWorker: writer.worker, waitedMs });
+      }
       await sleep(pause);
       pause = Math.min(pause * 2, WRITER_POLL_MAX_MS);
       entry = await store.effect(scope, key);
