@@ -119,26 +119,30 @@ describe('a claim that meets another live run’s intent', { concurrency: true }
     }
   });
 
-  test('settles the intent by verify once its writer’s lease expired (the writer is presumed dead)', async () => {
+  test('once its writer’s lease expired: fences that run, settles the intent by verify, and the writer woken late cannot overwrite the result', async () => {
     const { store, east, west } = await twoRuns(600);
     try {
       const call = held({ by: 'east' });
-      void effectsOf(store, east)
-        .once('disable:cy', call.fn)
-        .catch(() => undefined);
+      const eastTold: Told[] = [];
+      const frozen = effectsOf(store, east, eastTold).once('disable:cy', call.fn);
       await call.started;
       const started = performance.now();
-      let asked = false;
       const result = await effectsOf(store, west).once('disable:cy', () => ({ by: 'west' }), {
-        verify: () => {
-          asked = true;
-          return { result: { by: 'verified' } };
-        },
+        verify: () => false,
       });
       assert.ok(performance.now() - started >= 300, 'it waited for the lease to expire');
-      assert.equal(asked, true);
-      assert.deepEqual(result, { by: 'verified' });
+      assert.deepEqual(result, { by: 'west' }, 'verify said it had not happened: run here');
+      // The frozen writer wakes: its call went out (nothing can stop that), but its completion is
+      // fenced: the journal keeps the result recorded first and says so.
       call.release();
+      await frozen;
+      const scope = { instanceId: west.instanceId, generation: west.generation };
+      assert.deepEqual((await store.effect(scope, 'disable:cy'))?.result, { by: 'west' }, 'the first result stays');
+      const late = (await store.listEvents(west.instanceId)).filter((event) => event.type === 'effect:late-completion');
+      assert.equal(late.length, 1, 'the late completion is recorded');
+      assert.equal(late[0]?.data.kept, 'first');
+      assert.ok(eastTold.some((event) => event.type === 'effect:late-completion'));
+      assert.equal(await store.heartbeat(east, {}), false, 'the woken run’s lease is gone');
     } finally {
       await store.close();
     }

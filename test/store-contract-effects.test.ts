@@ -184,7 +184,7 @@ for (const factory of selectedStoreFactories()) {
       assert.deepEqual((await store.effect(scope, 'running'))?.result, { by: 'holder' });
     });
 
-    test("a claim or an intent records the run that wrote it; liveRun answers while that run holds its shard's lease", async () => {
+    test("a claim or an intent records the run that wrote it; liveRunOrFence answers while that run holds its shard's lease", async () => {
       const { instance, lease } = await claimed();
       const scope = { instanceId: instance.id, generation: instance.generation };
       await store.journal(instance.id, [
@@ -200,26 +200,33 @@ for (const factory of selectedStoreFactories()) {
       await store.journal(instance.id, [{ kind: 'done', scope, key: 'mine', result: 1, events: [] }]);
       assert.equal((await store.effect(scope, 'mine'))?.status, 'done');
 
-      const live = await store.liveRun(lease.runId);
+      const live = await store.liveRunOrFence(lease.runId);
       assert.deepEqual({ runId: live?.runId, shard: live?.shard, worker: live?.worker }, { runId: lease.runId, shard: 'main', worker: 'worker-1' });
-      assert.equal(await store.liveRun(lease.runId + 1000), undefined, 'no such run');
+      assert.ok(await store.heartbeat(lease, {}), 'a live lease is left as it was');
+      assert.equal(await store.liveRunOrFence(lease.runId + 1000), undefined, 'no such run');
       await store.release(lease, 'completed', {});
-      assert.equal(await store.liveRun(lease.runId), undefined, 'a run that ended holds nothing');
+      assert.equal(await store.liveRunOrFence(lease.runId), undefined, 'a run that ended holds nothing');
     });
 
-    test('liveRun: a run whose lease expired, or whose shard another run took, is not live', async () => {
+    test('liveRunOrFence: a run whose lease expired is fenced (new token, shard free); one whose shard another run took is not live', async () => {
       counter++;
       const instance = await store.instance(`fx-${counter}`, `hash-${counter}`, { params: {}, version: null });
       await store.ensureShards(instance, ['main'], { version: null });
       const first = await store.claim(instance, 'worker-1', 200);
       assert.ok(first);
-      assert.ok(await store.liveRun(first.runId));
+      assert.ok(await store.liveRunOrFence(first.runId));
       await new Promise((resolve) => setTimeout(resolve, 400));
-      assert.equal(await store.liveRun(first.runId), undefined, 'its lease expired');
+      assert.equal(await store.liveRunOrFence(first.runId), undefined, 'its lease expired');
+      const scope = { instanceId: instance.id, generation: instance.generation };
+      const fence = { shardId: first.shardId, token: first.token, shard: first.shard, runId: first.runId };
+      const [refused] = await store.journal(instance.id, [{ kind: 'claim', scope, key: 'late', events: [], runId: first.runId }], fence);
+      assert.ok(refused !== undefined && 'fenced' in refused && refused.fenced === 'refused', 'woken, it can start no effect');
+      assert.equal(await store.heartbeat(first, {}), false, 'woken, its heartbeat finds the lease lost');
       const second = await store.claim(instance, 'worker-2', 30_000);
-      assert.ok(second);
-      assert.equal(await store.liveRun(first.runId), undefined, 'another run holds its shard');
-      assert.equal((await store.liveRun(second.runId))?.worker, 'worker-2');
+      assert.ok(second, 'the shard is free to claim');
+      assert.ok(second.token > first.token);
+      assert.equal(await store.liveRunOrFence(first.runId), undefined, 'another run holds its shard');
+      assert.equal((await store.liveRunOrFence(second.runId))?.worker, 'worker-2');
     });
 
     test('journal batch: claim, done, failed and intent of different keys commit together', async () => {

@@ -102,8 +102,8 @@ export class ComposedStore implements Store {
   async holders(...args: Parameters<LeaseStore['holders']>) {
     return this.#live().leases.holders(...args);
   }
-  async liveRun(...args: Parameters<LeaseStore['liveRun']>) {
-    return this.#live().leases.liveRun(...args);
+  async liveRunOrFence(...args: Parameters<LeaseStore['liveRunOrFence']>) {
+    return this.#live().leases.liveRunOrFence(...args);
   }
   async heartbeat(...args: Parameters<LeaseStore['heartbeat']>) {
     return this.#live().leases.heartbeat(...args);

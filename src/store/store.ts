@@ -88,10 +88,14 @@ export interface LeaseStore {
   /** Unfinished shards held by a lease that has not expired. */
   holders(instanceId: number): Promise<HolderInfo[]>;
   /**
-   * Run `runId`, if it still holds its shard's lease (it is the shard's run and the lease has not
-   * expired on the store's clock); undefined once it ended, was reaped, or another run took the shard.
+   * Run `runId` while it holds its shard under a lease that has not expired (on the store's
+   * clock). Once that lease has expired, the lease is ended for good, as a claim would end it: a
+   * new token, the shard free to claim, so the run, should its process wake, is fenced (no journal
+   * write, no checkpoint; its heartbeat finds the lease lost) and undefined is answered. Undefined
+   * too once the run ended, was reaped, or another run took the shard. What a claim that meets
+   * another run's intent asks before it may act on it (Effects).
    */
-  liveRun(runId: number): Promise<LiveRun | undefined>;
+  liveRunOrFence(runId: number): Promise<LiveRun | undefined>;
   /** Extend the lease and record progress; false: the lease is lost (another token), stop. */
   heartbeat(lease: Lease, progress: RunProgress): Promise<boolean>;
   /**

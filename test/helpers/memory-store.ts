@@ -328,13 +328,18 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
       }));
   }
 
-  async liveRun(runId: number): Promise<LiveRun | undefined> {
+  async liveRunOrFence(runId: number): Promise<LiveRun | undefined> {
     const shardId = this.#runShard.get(runId);
     const shard = this.#shards.find((candidate) => candidate.id === shardId);
     const run = this.#runs.find((candidate) => candidate.id === runId);
-    if (shard === undefined || run === undefined || shard.leaseOwner === null || shard.leaseExpiresAt < Date.now()) return undefined;
+    if (shard === undefined || run === undefined || shard.leaseOwner === null) return undefined;
     if (this.#runToken.get(runId) !== shard.leaseToken) return undefined;
-    return { runId, shard: shard.name, worker: shard.leaseOwner, node: run.node };
+    if (shard.leaseExpiresAt >= Date.now()) return { runId, shard: shard.name, worker: shard.leaseOwner, node: run.node };
+    shard.leaseToken++;
+    shard.leaseOwner = null;
+    shard.leaseExpiresAt = 0;
+    if (shard.status !== 'completed') shard.status = 'pending';
+    return undefined;
   }
 
   #progress(runId: number, progress: RunProgress, outcome?: RunOutcome): void {

@@ -174,7 +174,9 @@ export class Effects {
     const since = performance.now();
     let told = false;
     while (entry !== undefined && entry.status === 'intent' && entry.runId !== null && entry.runId !== runId) {
-      const writer = await store.liveRun(entry.runId);
+      // Gone once its lease expired (ended now, so that it can write nothing over what this run
+      // does should its process wake), or the run ended, or its process is dead here.
+      const writer = await store.liveRunOrFence(entry.runId);
       if (writer === undefined || isDeadLocalWorker(writer.worker, writer.node)) return entry;
       if (this.#input.leaseLost?.()) throw new Error(`effect ${key} not started: this worker lost its lease on shard ${shard}`);
       const waitedMs = Math.round(performance.now() - since);

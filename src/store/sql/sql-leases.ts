@@ -112,14 +112,28 @@ export class SqlLeases implements LeaseStore {
     });
   }
 
-  async liveRun(runId: number): Promise<LiveRun | undefined> {
+  async liveRunOrFence(runId: number): Promise<LiveRun | undefined> {
     const { prefix: p, dialect } = this.#db;
-    const [row] = await this.#db.rows(
-      `SELECT sh.name, sh.lease_owner, r.worker_node FROM ${p}runs r JOIN ${p}shards sh ON sh.id = r.shard_id
-       WHERE r.id = ? AND sh.run_id = r.id AND sh.lease_owner IS NOT NULL AND sh.lease_expires_at >= ${dialect.now}`,
-      [runId],
-    );
-    return row === undefined ? undefined : toLiveRun(runId, row);
+    const held = `SELECT sh.id, sh.instance_id, sh.name, sh.lease_owner, r.worker_node, sh.lease_expires_at < ${dialect.now} AS expired
+       FROM ${p}runs r JOIN ${p}shards sh ON sh.id = r.shard_id WHERE r.id = ? AND sh.run_id = r.id AND sh.lease_owner IS NOT NULL`;
+    const [row] = await this.#db.rows(held, [runId]);
+    if (row === undefined) return undefined;
+    // Booleans come back as true/false (PostgreSQL) or 1/0 (MySQL).
+    if (Number(row.expired) !== 1) return toLiveRun(runId, row);
+    // Expired: ended under the shard row's lock, if still so (a heartbeat may have just renewed it).
+    return this.#db.transaction(async (tx) => {
+      const current = (await tx.query(`${held} FOR UPDATE`, [runId])).rows[0];
+      if (current === undefined) return undefined;
+      if (Number(current.expired) !== 1) return toLiveRun(runId, current);
+      await tx.query(
+        `UPDATE ${p}shards SET lease_token = lease_token + 1, lease_owner = NULL, lease_expires_at = 0,
+           status = CASE WHEN status = 'completed' THEN status ELSE 'pending' END, updated_at = ${dialect.now} WHERE id = ?`,
+        [current.id],
+      );
+      // Workers waiting on the instance may claim the shard now.
+      await this.#changes.notify(tx, Number(current.instance_id));
+      return undefined;
+    });
   }
 
   async holders(instanceId: number): Promise<HolderInfo[]> {

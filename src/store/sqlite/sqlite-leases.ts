@@ -128,14 +128,25 @@ export class SqliteLeases implements LeaseStore {
       }));
   }
 
-  async liveRun(runId: number): Promise<LiveRun | undefined> {
-    const row = this.#db.get(
-      `SELECT s.name, s.lease_owner, r.worker_node FROM runs r JOIN shards s ON s.id = r.shard_id
-       WHERE r.id = ? AND s.run_id = r.id AND s.lease_owner IS NOT NULL AND s.lease_expires_at >= ?`,
-      runId,
-      Date.now(),
-    );
-    return row === undefined ? undefined : toLiveRun(runId, row);
+  async liveRunOrFence(runId: number): Promise<LiveRun | undefined> {
+    const held = `SELECT s.id, s.name, s.lease_owner, s.lease_expires_at, r.worker_node FROM runs r JOIN shards s ON s.id = r.shard_id
+       WHERE r.id = ? AND s.run_id = r.id AND s.lease_owner IS NOT NULL`;
+    const row = this.#db.get(held, runId);
+    if (row === undefined) return undefined;
+    if (Number(row.lease_expires_at) >= Date.now()) return toLiveRun(runId, row);
+    // Expired: ended under the write lock, if still so (a heartbeat may have just renewed it).
+    return this.#db.write(() => {
+      const now = Date.now();
+      const current = this.#db.get(held, runId);
+      if (current === undefined) return undefined;
+      if (Number(current.lease_expires_at) >= now) return toLiveRun(runId, current);
+      this.#db.run(
+        "UPDATE shards SET lease_token = lease_token + 1, lease_owner = NULL, lease_expires_at = 0, status = CASE WHEN status = 'completed' THEN status ELSE 'pending' END, updated_at = ? WHERE id = ?",
+        now,
+        Number(current.id),
+      );
+      return undefined;
+    });
   }
 
   async heartbeat(lease: Lease, progress: RunProgress): Promise<boolean> {
