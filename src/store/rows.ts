@@ -33,7 +33,7 @@ export function toEffect(key: string, row: Row): EffectEntry {
   };
 }
 
-/** LeaseStore.liveRun's answer from a row of the shard (`name`, `lease_owner`) and its run (`worker_node`). */
+/** LeaseStore.liveRunOrFence's answer from a row of the shard (`name`, `lease_owner`) and its run (`worker_node`). */
 export function toLiveRun(runId: number, row: Row): LiveRun {
   return { runId, shard: String(row.name), worker: String(row.lease_owner), node: row.worker_node === null ? null : String(row.worker_node) };
 }

@@ -69,7 +69,7 @@ export interface EffectEntry {
   /**
    * The run that wrote the key's latest intent (or its first completion); null when none did (a
    * dead-letter retry, or an entry from before the store kept it). A claim that finds an intent
-   * of another run waits while that run holds its lease (see LeaseStore.liveRun).
+   * of another run waits while that run holds its lease (see LeaseStore.liveRunOrFence).
    */
   runId: number | null;
 }
@@ -364,7 +364,7 @@ export interface FailureHistory {
   crashed: number;
 }
 
-/** A run that holds its shard's lease, and where its worker runs (LeaseStore.liveRun). */
+/** A run that holds its shard's lease, and where its worker runs (LeaseStore.liveRunOrFence). */
 export interface LiveRun {
   runId: number;
   shard: string;
