@@ -36,7 +36,7 @@ for (const backend of sqlStores) {
       const dir = tempDir('ckpt-shared-');
       const database = await backend.database();
       cleanups.push(() => database.drop());
-      const args = ['run', fixture('shared-keys.ts'), '--store', database.store(), '--lease-ms', '5000'];
+      const args = ['run', fixture('shared-keys.ts'), '--store', database.store(), '--lease-ms', '5000', '--wait'];
       const env = { SHARED_DIR: dir, SHARED_KEYS: String(KEYS) };
       const workers = [spawnCli(args, { env }), spawnCli(args, { env })];
       const results = await Promise.all(workers.map((worker) => worker.done));
@@ -61,7 +61,7 @@ for (const backend of sqlStores) {
       const dir = tempDir('ckpt-shared-kill-');
       const database = await backend.database();
       cleanups.push(() => database.drop());
-      const args = ['run', fixture('shared-keys.ts'), '--store', database.store(), '--lease-ms', '5000'];
+      const args = ['run', fixture('shared-keys.ts'), '--store', database.store(), '--lease-ms', '5000', '--wait'];
       const env = { SHARED_DIR: dir, SHARED_KEYS: String(KEYS) };
       const victim = spawnCli(args, { env });
       const other = spawnCli(args, { env });
