@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { UsageError } from '../errors.ts';
 import { reapDeadWorkers } from '../job/workers.ts';
 import { redactText } from '../redact.ts';
+import { secretKeyFromEnv } from '../secret.ts';
 import { DEFAULT_STORE_URL, openStore, parseStoreUrl } from '../store/open-store.ts';
 import type { InstanceInfo, Store } from '../store/store.ts';
 
@@ -33,6 +34,9 @@ export function storeUrl(flag: string | undefined): string {
  */
 export async function openCliStore(flag: string | undefined, options: { existing?: boolean } = {}): Promise<Store> {
   const url = storeUrl(flag);
+  // A malformed CKPT_SECRET_KEY is said before anything is opened, whatever the command: the
+  // audit chain and sealed results are keyed with it.
+  secretKeyFromEnv(currentIo?.env ?? {});
   try {
     const target = parseStoreUrl(url);
     if (options.existing && target.kind === 'sqlite' && target.path !== ':memory:' && !existsSync(target.path)) {

@@ -48,6 +48,9 @@ export class SqliteLeases implements LeaseStore {
           isDead(String(row.worker), row.worker_node === null ? null : String(row.worker_node)),
       );
     if (candidates.length === 0) return [];
+    // Each reaped run gets its `run:crashed` event next: where the chain is keyed and the key is
+    // missing here, that event cannot be linked (noChainKey throws), so nothing is marked either.
+    this.#db.chainKey();
     return this.#db.write(() => {
       const reaped: RunInfo[] = [];
       for (const row of candidates) {
