@@ -1,10 +1,14 @@
 // What a secret looks like in text we did not write: a URL's password, a query parameter named
 // like a key. Messages, stored errors and the dashboard pass text through here before anyone
 // sees it; values wrapped in `secret()` never get this far.
+import type { JsonValue } from './json.ts';
 import { REDACTED } from './secret.ts';
 
-/** Names whose values are secrets: param names, record fields, query parameters. */
-export const SECRET_NAME = /pass(word|wd|phrase)?$|secret|token|api[-_]?key|authorization|credential|private[-_]?key|cookie|session/i;
+/**
+ * Names whose values are secrets: param names, record fields. A name ending in `key` (`apiKey`,
+ * `signingKey`, `private_key`, `key`) is one; `keyId` or `keyspace` is not.
+ */
+export const SECRET_NAME = /pass(word|wd|phrase)?$|pwd$|secret|token|key$|api[-_]?key|authorization|credential|private[-_]?key|cookie|session/i;
 
 /**
  * `scheme://user:password@`: the password runs to the last `@` of the word, so one holding a raw
@@ -20,4 +24,20 @@ const SECRET_QUERY =
 /** `text` with URL passwords and secret-named query parameters replaced by `marker`. */
 export function redactText(text: string, marker: string = REDACTED): string {
   return text.replace(URL_PASSWORD, `$1${marker}@`).replace(SECRET_QUERY, `$1${marker}`);
+}
+
+/**
+ * A copy of `value` with every secret-named field (SECRET_NAME, at any depth) shown as
+ * `[redacted]`, and every credential in a string screened by redactText. The one function for
+ * params wherever they are stored or shown (CLI, JSON output, audit export, dashboard), and for
+ * records and positions the dashboard shows: `redact: [...]` params and `secret()` values are
+ * redacted before this; it catches a secret a job left in clear under a name that says so.
+ */
+export function redactJson(value: JsonValue): JsonValue {
+  if (Array.isArray(value)) return value.map(redactJson);
+  if (typeof value === 'string') return redactText(value);
+  if (value === null || typeof value !== 'object') return value;
+  const copy: { [key: string]: JsonValue } = {};
+  for (const [key, inner] of Object.entries(value)) copy[key] = SECRET_NAME.test(key) ? REDACTED : redactJson(inner);
+  return copy;
 }

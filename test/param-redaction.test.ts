@@ -1,0 +1,59 @@
+// Params whose names say they hold a secret (apiToken, password, signingKey, …) are shown as
+// [redacted] everywhere a param is shown, as the dashboard always did: the run's own output,
+// status, runs, events, their --json, audit exports, and the store's files; other params are
+// shown as given. A job need not list them in `redact: [...]` for that.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fixture, runCli, tempDir } from './helpers/cli.ts';
+
+const SECRETS = {
+  apiToken: 'tok_PARAM_e1d7a93c',
+  password: 'pw_PARAM_51b0c2f7',
+  signingKey: 'skey_PARAM_8a2f4e61',
+  db_passwd: 'pwd_PARAM_77c1d0aa',
+};
+const PLAIN = { tenant: 'acme-tenant-42', keyId: 'kid-PLAIN-3b9e' };
+
+test('secret-named params are [redacted] in every output and never stored in clear', { timeout: 60_000 }, async () => {
+  const dir = tempDir();
+  const store = ['--store', `sqlite:${join(dir, 'store.db')}`];
+  const params = Object.entries({ ...SECRETS, ...PLAIN }).flatMap(([name, value]) => ['--param', `${name}=${value}`]);
+  const outputs: string[] = [];
+  for (const mode of [[], ['--json']]) {
+    const run = await runCli(['run', fixture('params-job.ts'), ...store, ...params, '--rerun', ...mode]);
+    assert.equal(run.code, 0, run.stderr);
+    outputs.push(run.stdout, run.stderr);
+  }
+  const exportFile = join(dir, 'evidence.csv');
+  for (const args of [
+    ['status'],
+    ['status', '--json'],
+    ['runs', 'params-job'],
+    ['runs', 'params-job', '--json'],
+    ['events', 'params-job'],
+    ['events', 'params-job', '--json'],
+    // The value typed in full still picks the instance.
+    ['runs', 'params-job', '--param', `apiToken=${SECRETS.apiToken}`],
+    ['audit', 'params-job', '--verify'],
+    ['audit', 'params-job', '--export', 'ndjson'],
+    ['audit', 'params-job', '--export', 'csv', '--out', exportFile],
+  ]) {
+    const result = await runCli([...args, ...store]);
+    assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
+    outputs.push(result.stdout, result.stderr);
+  }
+  outputs.push(readFileSync(exportFile, 'utf8'));
+  const shown = outputs.join('\n');
+  for (const name of Object.keys(SECRETS)) assert.match(shown, new RegExp(`${name}\\\\?":\\\\?"\\[redacted\\]`), `${name} is shown redacted`);
+  for (const value of Object.values(PLAIN)) assert.ok(shown.includes(value), `${value} (not a secret) is shown`);
+  const stored = readdirSync(dir)
+    .filter((name) => name.startsWith('store.db'))
+    .map((name) => readFileSync(join(dir, name)).toString('latin1'))
+    .join('\n');
+  for (const [name, value] of Object.entries(SECRETS)) {
+    assert.ok(!shown.includes(value), `${name}'s value was shown`);
+    assert.ok(!stored.includes(value), `${name}'s value was stored`);
+  }
+});
