@@ -1,4 +1,6 @@
-import { writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, lstatSync, openSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { CheckpointedError, ExitCode, firstLine, UsageError } from '../errors.ts';
 import { auditEvents, type EventType } from '../events.ts';
 import type { JsonValue } from '../json.ts';
@@ -110,11 +112,33 @@ export async function auditCommand(job: string, options: AuditOptions, io: CliIo
   }
 }
 
-/** The export file: a path that cannot be written (no such directory, no right) is the user's to fix, exit 2. */
+/**
+ * The export file, whole or not at all: written to a temporary file beside it, flushed, then
+ * renamed over it (and the directory flushed), so a crash or a full disk never leaves a cut-off
+ * evidence file that reads as complete; an earlier export there stays as it was until then. A
+ * path that cannot be written (no such directory, no right) is the user's to fix, exit 2.
+ */
 function writeOut(path: string, text: string): void {
-  try {
+  // A symlink is written through (its target replaced); a pipe or a device (`--out /dev/stdout`)
+  // is written as it is: there is no file there to leave cut off, nor one to replace.
+  const found = statSync(path, { throwIfNoEntry: false });
+  if (found !== undefined && !found.isFile() && !found.isDirectory()) {
     writeFileSync(path, text);
+    return;
+  }
+  const target = linkTarget(path);
+  const temporary = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    const fd = openSync(temporary, 'wx', 0o644);
+    try {
+      writeFileSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temporary, target);
   } catch (error) {
+    rmSync(temporary, { force: true });
     const code = (error as NodeJS.ErrnoException).code;
     const why =
       code === 'ENOENT'
@@ -123,8 +147,33 @@ function writeOut(path: string, text: string): void {
           ? 'permission denied'
           : code === 'EISDIR'
             ? 'it is a directory'
-            : firstLine(error);
+            : code === 'ENOSPC'
+              ? 'the disk is full (nothing was written; an earlier file there is unchanged)'
+              : firstLine(error);
     throw new UsageError(`cannot write --out ${path}: ${why}`, { cause: error });
+  }
+  syncDirectory(dirname(target));
+}
+
+/** Where a symlink (even a dangling one, or a chain) points, so that the rename replaces its target, not it. */
+function linkTarget(path: string): string {
+  let at = path;
+  for (let hops = 0; hops < 40 && lstatSync(at, { throwIfNoEntry: false })?.isSymbolicLink() === true; hops++) {
+    at = resolve(dirname(at), readlinkSync(at));
+  }
+  return at;
+}
+
+/** Flush a directory's entries (a rename in it); a file system that cannot is left as it is. */
+function syncDirectory(directory: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(directory, 'r');
+    fsyncSync(fd);
+  } catch {
+    // Not every file system lets a directory be opened and flushed.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
