@@ -16,7 +16,7 @@ import { checkCompletedBy, type OnDrift, RestartForDrift } from './shard/drift.t
 import { listShardNames } from './shard/shard-names.ts';
 import { runShard } from './shard/shard-run.ts';
 import type { ShardResult } from './shard/shard-types.ts';
-import { defaultWorker, isDeadLocalWorker, localNode, reapedEvent } from './workers.ts';
+import { defaultWorker, isAliveLocalWorker, isDeadLocalWorker, localNode, reapedEvent } from './workers.ts';
 
 export interface RunOptions {
   store: Store;
@@ -200,7 +200,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
 
   if (options.rerun) {
     // A killed process is no holder: reap it first, or --rerun right after a crash is refused in its name.
-    for (const run of await store.reapCrashed(instance.id, isDeadLocalWorker)) await emitReaped(run);
+    for (const run of await store.reapCrashed(instance.id, isDeadLocalWorker, isAliveLocalWorker)) await emitReaped(run);
     await refuseIfHeld(store, job.name, instance, 'rerun');
     // Conditional: if another process started a new generation at the same moment, this run joins
     // that one (and is refused if it is already held) instead of starting yet another.
@@ -254,7 +254,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     });
   for (;;) {
     if (options.signal?.aborted) return summary('interrupted', results);
-    const crashed = await store.reapCrashed(instance.id, isDeadLocalWorker);
+    const crashed = await store.reapCrashed(instance.id, isDeadLocalWorker, isAliveLocalWorker);
     for (const run of crashed) await emitReaped(run);
     if (crashed.length > 0) policy.useHistory(await store.failureHistory(instance.id));
     // A guard holds the instance: no shard starts new work until `ckpt approve` releases it.
