@@ -120,6 +120,9 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   if (!(Number.isInteger(skipLimit) && skipLimit >= 0)) throw new UsageError(`job ${job.name}: skip.limit must be a whole number ≥ 0`, { job: job.name });
   const onDrift = options.onDrift ?? 'fail';
   const secretKey = lazySecretKey(process.env, options.secretKeyFile);
+  // Before the instance is made: a shard name no store can hold (a NUL, a lone surrogate, over
+  // 512 characters) is refused up front, not after leaving an instance pending 0/0 behind.
+  const shardNames = await listShardNames(job, params);
   let instance = await store.instance(job.name, paramsHash, { params: displayParams, version: job.version ?? null });
   if (options.plan !== undefined && (options.plan.instanceId !== instance.id || options.plan.generation !== instance.generation)) {
     throw new CheckpointedError(
@@ -215,7 +218,6 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   }
 
   policy.useHistory(await store.failureHistory(instance.id));
-  const shardNames = await listShardNames(job, params);
   /** Asked at most once, by the first shard run of a job with `maxPercent` limits. */
   let instanceRecords: Promise<number | undefined> | undefined;
   await store.ensureShards(instance, shardNames, { version: job.version ?? null });
