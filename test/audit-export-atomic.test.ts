@@ -67,3 +67,28 @@ test('an export SIGKILLed at any moment leaves no file or a whole one', { timeou
   // A temporary file a SIGKILL left is named as one (dot, .tmp), never the export's own name.
   for (const name of left) assert.match(name, /^\.evidence-\d+\.ndjson\.\d+\.[0-9a-f]{8}\.tmp$/);
 });
+
+test('--out naming the store, one of its side files, or any SQLite database is refused before anything is written', { timeout: 60_000 }, async () => {
+  const dir = tempDir();
+  const storePath = join(dir, 'store.db');
+  const store = ['--store', `sqlite:${storePath}`];
+  const run = await runCli(['run', fixture('count-job.ts'), ...store, '--quiet'], { env: { CKPT_TEST_RECORDS: '10' } });
+  assert.equal(run.code, 0, run.stderr);
+  const other = join(dir, 'other.db');
+  assert.equal((await runCli(['run', fixture('count-job.ts'), '--store', `sqlite:${other}`, '--quiet'], { env: { CKPT_TEST_RECORDS: '10' } })).code, 0);
+  const before = readFileSync(storePath);
+  for (const [out, pattern] of [
+    [storePath, /is the store's own file \(store\.db\)/],
+    [`${storePath}.effects`, /is the store's own file \(store\.db\.effects\)/],
+    [other, /is a SQLite database \(a store\?\)/],
+  ] as const) {
+    const result = await runCli(['audit', 'count', ...store, '--export', 'csv', '--out', out]);
+    assert.equal(result.code, 2, `${out}: ${result.stderr}`);
+    assert.ok(isOneLineError(result.stderr), result.stderr);
+    assert.match(result.stderr, pattern);
+  }
+  assert.ok(readFileSync(storePath).equals(before), 'the store file is untouched');
+  const status = await runCli(['status', ...store]);
+  assert.equal(status.code, 0, status.stderr);
+  assert.equal((await runCli(['status', '--store', `sqlite:${other}`])).code, 0);
+});

@@ -1,15 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, lstatSync, openSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, lstatSync, openSync, readlinkSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CheckpointedError, ExitCode, firstLine, UsageError } from '../errors.ts';
 import { auditEvents, type EventType } from '../events.ts';
 import type { JsonValue } from '../json.ts';
 import { chainKeyFinder, REDACTED } from '../secret.ts';
 import { type ChainReport, readChain, verifyChain } from '../store/audit-chain.ts';
+import { parseStoreUrl } from '../store/open-store.ts';
 import type { InstanceInfo, Store, StoredEvent } from '../store/store.ts';
 import { formatCount, formatParams } from './format.ts';
 import { parseParams } from './load-job.ts';
-import { type CliIo, findInstances, openCliStore, secretKeyFileFor } from './shared.ts';
+import { type CliIo, findInstances, openCliStore, secretKeyFileFor, storeUrl } from './shared.ts';
 
 interface AuditOptions {
   store?: string;
@@ -84,6 +85,7 @@ export async function auditCommand(job: string, options: AuditOptions, io: CliIo
       const text = options.export === 'csv' ? toCsv(rows) : rows.map((row) => JSON.stringify(row)).join('\n') + (rows.length > 0 ? '\n' : '');
       if (options.out === undefined) (io.dataOut ?? io.stdout).write(text);
       else {
+        refuseStoreAsOut(options.out, options.store);
         writeOut(options.out, text);
         io.stdout.write(`wrote ${rows.length} events of ${job} to ${options.out} (${options.export})\n`);
       }
@@ -153,6 +155,39 @@ function writeOut(path: string, text: string): void {
     throw new UsageError(`cannot write --out ${path}: ${why}`, { cause: error });
   }
   syncDirectory(dirname(target));
+}
+
+/**
+ * `--out` naming the store itself (`--out .ckpt/ckpt.db`, a slip of the keyboard), one of its side
+ * files, or any SQLite database: the export would replace it, and with it every checkpoint, the
+ * effect journal or the key. Refused (exit 2) before anything is written.
+ */
+function refuseStoreAsOut(out: string, storeFlag: string | undefined): void {
+  const target = linkTarget(resolve(out));
+  const store = parseStoreUrl(storeUrl(storeFlag));
+  if (store.kind === 'sqlite' && store.path !== ':memory:') {
+    const main = linkTarget(resolve(store.path));
+    const files = [main, `${main}-wal`, `${main}-shm`, `${main}.effects`, `${main}.effects-wal`, `${main}.effects-shm`, `${main}.key`];
+    if (files.includes(target)) {
+      throw new UsageError(`--out ${out} is the store's own file (${basename(target)}): the export would replace it; write the export elsewhere`);
+    }
+  }
+  // Only a regular file is looked into: opening a pipe to read would wait for its writer.
+  if (statSync(target, { throwIfNoEntry: false })?.isFile() !== true) return;
+  let head = '';
+  try {
+    const fd = openSync(target, 'r');
+    try {
+      const bytes = Buffer.alloc(16);
+      head = bytes.subarray(0, readSync(fd, bytes, 0, 16, 0)).toString('latin1');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return; // nothing there (or unreadable): nothing to lose
+  }
+  if (head === 'SQLite format 3\0')
+    throw new UsageError(`--out ${out} is a SQLite database (a store?): the export would replace it; write the export elsewhere`);
 }
 
 /** Where a symlink (even a dangling one, or a chain) points, so that the rename replaces its target, not it. */
