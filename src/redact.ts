@@ -38,6 +38,9 @@ export function redactJson(value: JsonValue): JsonValue {
   if (typeof value === 'string') return redactText(value);
   if (value === null || typeof value !== 'object') return value;
   const copy: { [key: string]: JsonValue } = {};
-  for (const [key, inner] of Object.entries(value)) copy[key] = SECRET_NAME.test(key) ? REDACTED : redactJson(inner);
+  for (const [key, inner] of Object.entries(value)) {
+    // Defined, not assigned: a param named `__proto__` stays a param, not the copy's prototype.
+    Object.defineProperty(copy, key, { value: SECRET_NAME.test(key) ? REDACTED : redactJson(inner), enumerable: true, writable: true, configurable: true });
+  }
   return copy;
 }

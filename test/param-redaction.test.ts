@@ -57,3 +57,17 @@ test('secret-named params are [redacted] in every output and never stored in cle
     assert.ok(!stored.includes(value), `${name}'s value was stored`);
   }
 });
+
+test('a param named __proto__ is shown and stored as a param, not lost as a prototype', { timeout: 30_000 }, async () => {
+  const dir = tempDir();
+  const store = ['--store', `sqlite:${join(dir, 'store.db')}`];
+  const run = await runCli(['run', fixture('params-job.ts'), ...store, '--param', '__proto__=polluted', '--param', 'apiToken=tok_x9', '--quiet']);
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout + run.stderr, /"__proto__":"polluted"/);
+  const status = await runCli(['status', ...store, '--json']);
+  const [instance] = JSON.parse(status.stdout) as { instance: { params: { [key: string]: unknown } } }[];
+  assert.deepEqual(Object.entries(instance?.instance.params ?? {}), [
+    ['__proto__', 'polluted'],
+    ['apiToken', '[redacted]'],
+  ]);
+});
