@@ -18,9 +18,16 @@ export function registerSqliteKeyRecord(driver: SqliteDriver): () => void {
       const row = driver.sideStatement('SELECT value FROM side_meta WHERE store_id = ? AND key = ?').get(driver.storeId, FINGERPRINT);
       return row === undefined ? undefined : String(row.value);
     },
+    // Asked at every run start of a store with no key and no record (most stores), so it looks at
+    // the newest rows only (by rowid: no scan): once a key existed every event was linked with
+    // it, and the newest sealed results are among the newest effects.
     holdsKeyedData: () =>
-      driver.sideStatement('SELECT 1 AS found FROM events WHERE store_id = ? AND keyed = 1 LIMIT 1').get(driver.storeId) !== undefined ||
-      driver.sideStatement(`SELECT 1 AS found FROM effects WHERE store_id = ? AND result LIKE '%"$ckptSealed"%' LIMIT 1`).get(driver.storeId) !== undefined,
+      driver.sideStatement('SELECT keyed FROM events WHERE store_id = ? ORDER BY id DESC LIMIT 1').get(driver.storeId)?.keyed === 1 ||
+      driver
+        .sideStatement(
+          `SELECT 1 AS found FROM (SELECT result FROM effects WHERE store_id = ? ORDER BY rowid DESC LIMIT 1000) WHERE result LIKE '%"$ckptSealed"%' LIMIT 1`,
+        )
+        .get(driver.storeId) !== undefined,
     record: (fingerprint) => {
       driver.sideWrite(() => {
         driver.sideStatement('INSERT OR IGNORE INTO side_meta (store_id, key, value) VALUES (?, ?, ?)').run(driver.storeId, FINGERPRINT, fingerprint);
