@@ -41,7 +41,10 @@ export async function statusCommand(options: QueryOptions, io: CliIo): Promise<n
     );
     // Runs still marked running that hold no live lease: left so by the reaping above only when
     // their process is proved alive here (stopped, frozen), so unresponsive, not crashed.
-    const unresponsive = await Promise.all(statuses.map((status) => unresponsiveRuns(store, status.instance.id, now)));
+    // Asked only where a shard is marked running that no live lease holds.
+    const unresponsive = await Promise.all(
+      statuses.map((status) => (status.shards.running > status.holders.length ? unresponsiveRuns(store, status.instance.id, now) : [])),
+    );
     if (options.json) {
       const withLag = statuses.map((status, index) => {
         const holds = held.get(status.instance.id);
