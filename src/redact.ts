@@ -5,10 +5,12 @@ import type { JsonValue } from './json.ts';
 import { REDACTED } from './secret.ts';
 
 /**
- * Names whose values are secrets: param names, record fields. A name ending in `key` (`apiKey`,
- * `signingKey`, `private_key`, `key`) is one; `keyId` or `keyspace` is not.
+ * Names whose values are secrets: param names, record fields, log data. Keys that are secrets by
+ * their kind (`apiKey`, `signingKey`, `private_key`, `sshKey`, …); not a bare `key`, `keyId`,
+ * `sortKey` or `idempotencyKey`, which name records and effects, not secrets.
  */
-export const SECRET_NAME = /pass(word|wd|phrase)?$|pwd$|secret|token|key$|api[-_]?key|authorization|credential|private[-_]?key|cookie|session/i;
+export const SECRET_NAME =
+  /pass(word|wd|phrase)?$|pwd$|secret|token|(api|access|signing|encryption|ssh|master|hmac|license|auth|private)[-_]?key|authorization|credential|cookie|session/i;
 
 /**
  * `scheme://user:password@`: the password runs to the last `@` of the word, so one holding a raw

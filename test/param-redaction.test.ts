@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { test } from 'node:test';
 import { fixture, runCli, tempDir } from './helpers/cli.ts';
 
@@ -14,7 +15,7 @@ const SECRETS = {
   signingKey: 'skey_PARAM_8a2f4e61',
   db_passwd: 'pwd_PARAM_77c1d0aa',
 };
-const PLAIN = { tenant: 'acme-tenant-42', keyId: 'kid-PLAIN-3b9e' };
+const PLAIN = { tenant: 'acme-tenant-42', keyId: 'kid-PLAIN-3b9e', sortKey: 'sortkey-PLAIN-91', key: 'disable:PLAIN-alice' };
 
 test('secret-named params are [redacted] in every output and never stored in clear', { timeout: 60_000 }, async () => {
   const dir = tempDir();
@@ -70,4 +71,41 @@ test('a param named __proto__ is shown and stored as a param, not lost as a prot
     ['__proto__', 'polluted'],
     ['apiToken', '[redacted]'],
   ]);
+});
+
+test('what a job logs is redacted like its params: secret-named fields and URL passwords', { timeout: 30_000 }, async () => {
+  const dir = tempDir();
+  const store = ['--store', `sqlite:${join(dir, 'store.db')}`];
+  const run = await runCli(['run', fixture('log-secrets-job.ts'), ...store, '--param', 'apiToken=tok_LOGGED_1b2c', '--json']);
+  assert.equal(run.code, 0, run.stderr);
+  const shown = run.stdout + run.stderr;
+  assert.match(shown, /"type":"log".*record 1: calling postgres:\/\/svc:\[redacted\]@db\.internal\/app for acme/);
+  assert.match(shown, /"apiToken":"\[redacted\]"/);
+  assert.match(shown, /"tenant":"acme"/);
+  for (const needle of ['tok_LOGGED_1b2c', 'pw_LOGGED_4d1f', 'hdr_LOGGED_77aa']) assert.ok(!shown.includes(needle), `${needle} was logged in clear`);
+});
+
+test('a plan shows secret-named params [redacted], one stored in clear before included', { timeout: 30_000 }, async () => {
+  const dir = tempDir();
+  const storePath = join(dir, 'store.db');
+  const store = ['--store', `sqlite:${storePath}`];
+  const plan = await runCli(['plan', fixture('planned-once.ts'), ...store, '--param', 'apiToken=tok_PLAN_5e6f', '--json'], {
+    env: { CKPT_TEST_LOG: join(dir, 'calls.log') },
+  });
+  assert.equal(plan.code, 0, plan.stderr);
+  const { id } = JSON.parse(plan.stdout) as { id: string };
+  assert.ok(!plan.stdout.includes('tok_PLAN_5e6f'));
+  // As a plan stored before params were redacted at store time.
+  const db = new DatabaseSync(storePath);
+  const row = db.prepare('SELECT body FROM plans WHERE id = ?').get(id) as { body: string };
+  const body = JSON.parse(row.body) as { params: { [key: string]: string } };
+  body.params.apiToken = 'tok_PLAN_5e6f';
+  db.prepare('UPDATE plans SET body = ? WHERE id = ?').run(JSON.stringify(body), id);
+  db.close();
+  for (const args of [['--json'], []]) {
+    const shown = await runCli(['plan', '--show', id, ...store, ...args]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.ok(!shown.stdout.includes('tok_PLAN_5e6f'), `plan --show ${args.join(' ')} printed the token`);
+    assert.match(shown.stdout, /apiToken\\?"\s*:\s*\\?"\[redacted\]/);
+  }
 });
