@@ -109,3 +109,17 @@ test('a plan shows secret-named params [redacted], one stored in clear before in
     assert.match(shown.stdout, /apiToken\\?"\s*:\s*\\?"\[redacted\]/);
   }
 });
+
+test("ckpt dlq shows a dead letter's secret-named fields [redacted], as the dashboard does; --retry still has them", { timeout: 30_000 }, async () => {
+  const dir = tempDir();
+  const store = ['--store', `sqlite:${join(dir, 'store.db')}`];
+  const run = await runCli(['run', fixture('dlq-secrets-job.ts'), ...store, '--quiet']);
+  assert.equal(run.code, 0, run.stderr);
+  for (const args of [[], ['--json']]) {
+    const dlq = await runCli(['dlq', 'dlq-secrets-job', ...store, ...args]);
+    assert.equal(dlq.code, 0, dlq.stderr);
+    assert.match(dlq.stdout, /bob/);
+    assert.match(dlq.stdout, /password\\?"\s*:\s*\\?"\[redacted\]/);
+    assert.ok(!dlq.stdout.includes('pw_DLQ_bob_9e07'), `ckpt dlq ${args.join(' ')} printed the password`);
+  }
+});
