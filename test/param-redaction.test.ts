@@ -110,7 +110,7 @@ test('a plan shows secret-named params [redacted], one stored in clear before in
   }
 });
 
-test("ckpt dlq shows a dead letter's secret-named fields [redacted], as the dashboard does; --retry still has them", { timeout: 30_000 }, async () => {
+test("ckpt dlq shows a dead letter's secret-named fields [redacted], as the dashboard does", { timeout: 30_000 }, async () => {
   const dir = tempDir();
   const store = ['--store', `sqlite:${join(dir, 'store.db')}`];
   const run = await runCli(['run', fixture('dlq-secrets-job.ts'), ...store, '--quiet']);
