@@ -207,6 +207,9 @@ export type Job<Record = unknown, Params = unknown, State extends JsonObject = J
 // biome-ignore lint/suspicious/noExplicitAny: the runner is generic over every job's own types
 export type AnyJob = Job<any, any, any, any>;
 
+/** The longest job name every store holds (MySQL's instances.job is VARCHAR(255)). */
+const MAX_JOB_NAME = 255;
+
 /** Declare a job; a job file default-exports the result. */
 export function defineJob<Record, Params = { [key: string]: string }, State extends JsonObject = JsonObject, Position = unknown>(
   definition: JobDefinition<Record, Params, State, Position>,
@@ -214,6 +217,12 @@ export function defineJob<Record, Params = { [key: string]: string }, State exte
   if (definition === null || typeof definition !== 'object') throw new TypeError('defineJob needs an object');
   if (typeof definition.name !== 'string' || !/^[A-Za-z0-9][\w.-]*$/.test(definition.name)) {
     throw new TypeError(`defineJob: name must be letters, digits, '.', '-' or '_' (got ${JSON.stringify(definition.name)})`);
+  }
+  // What every store holds (MySQL's instances.job is VARCHAR(255)): a job that runs on one store runs on all.
+  if (definition.name.length > MAX_JOB_NAME) {
+    throw new TypeError(
+      `defineJob: the name ${JSON.stringify(`${definition.name.slice(0, 40)}…`)} is ${definition.name.length} characters long; a job name has at most ${MAX_JOB_NAME}`,
+    );
   }
   if (typeof definition.source !== 'function') throw new TypeError(`defineJob(${definition.name}): source must be a function`);
   if (typeof definition.process !== 'function') throw new TypeError(`defineJob(${definition.name}): process must be a function`);
