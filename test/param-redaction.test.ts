@@ -123,3 +123,43 @@ test("ckpt dlq shows a dead letter's secret-named fields [redacted], as the dash
     assert.ok(!dlq.stdout.includes('pw_DLQ_bob_9e07'), `ckpt dlq ${args.join(' ')} printed the password`);
   }
 });
+
+test('a hold tells the approve command with secret-named params as …, and that command releases it', { timeout: 60_000 }, async () => {
+  const dir = tempDir();
+  const store = ['--store', `sqlite:${join(dir, 'store.db')}`];
+  const run = ['run', fixture('held-secret-job.ts'), ...store, '--param', 'apiToken=tok_HOLD_a1b2', '--param', 'tenant=acme'];
+  const held = await runCli([...run, '--quiet']);
+  assert.equal(held.code, 7, held.stderr);
+  const outputs = [held.stdout, held.stderr];
+  for (const args of [['status'], ['status', '--json']]) {
+    const result = await runCli([...args, ...store]);
+    outputs.push(result.stdout, result.stderr);
+  }
+  const shown = outputs.join('\n');
+  const command = /ckpt approve held-secret-job [^\n,]*--raise disable=\+N/.exec(shown)?.[0];
+  assert.ok(command !== undefined, `the hold names its command: ${shown}`);
+  assert.match(command, /--param 'apiToken=…' --param tenant=acme/);
+  const stored = readdirSync(dir)
+    .map((name) => readFileSync(join(dir, name)).toString('latin1'))
+    .join('\n');
+  for (const text of [shown, stored]) assert.ok(!text.includes('tok_HOLD_a1b2'), 'the token was shown or stored in clear');
+  // The command as told (with N filled in) picks the instance and releases it.
+  const approve = await runCli([
+    'approve',
+    'held-secret-job',
+    '--param',
+    'apiToken=…',
+    '--param',
+    'tenant=acme',
+    '--raise',
+    'disable=+5',
+    '--by',
+    'ana',
+    '--reason',
+    'ticket 1',
+    ...store,
+  ]);
+  assert.equal(approve.code, 0, approve.stderr);
+  const resumed = await runCli([...run, '--quiet']);
+  assert.equal(resumed.code, 0, resumed.stderr);
+});
