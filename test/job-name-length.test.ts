@@ -10,7 +10,7 @@ import { freshMysqlDatabase, mysqlSkip } from './helpers/mysql.ts';
 
 const skip = await mysqlSkip();
 
-test('a job name over 255 characters is refused at load on SQLite and MySQL alike; 255 runs on both', { timeout: 60_000, skip }, async () => {
+test('a job name or limit kind over 255 characters is refused at load on SQLite and MySQL alike; 255 runs on both', { timeout: 60_000, skip }, async () => {
   const mysql = await freshMysqlDatabase('ckpt_jobname');
   after(() => mysql.drop());
   const stores = [`sqlite:${join(tempDir(), 'store.db')}`, mysql.url];
@@ -20,6 +20,14 @@ test('a job name over 255 characters is refused at load on SQLite and MySQL alik
     assert.ok(isOneLineError(long.stderr), long.stderr);
     assert.match(long.stderr, /the name "n{40}…" is 256 characters long; a job name has at most 255/);
     const fits = await runCli(['run', fixture('long-name-job.ts'), '--store', store, '--quiet'], { env: { JOB_NAME_LENGTH: '255' } });
+    assert.equal(fits.code, 0, `${store}: ${fits.stderr}`);
+  }
+  for (const store of stores) {
+    const long = await runCli(['run', fixture('long-name-job.ts'), '--store', store, '--quiet'], { env: { JOB_NAME_LENGTH: '8', LIMIT_KIND_LENGTH: '256' } });
+    assert.equal(long.code, 2, `${store}: ${long.stderr}`);
+    assert.ok(isOneLineError(long.stderr), long.stderr);
+    assert.match(long.stderr, /the limit kind "k{40}…" is 256 characters long; at most 255/);
+    const fits = await runCli(['run', fixture('long-name-job.ts'), '--store', store, '--quiet'], { env: { JOB_NAME_LENGTH: '9', LIMIT_KIND_LENGTH: '255' } });
     assert.equal(fits.code, 0, `${store}: ${fits.stderr}`);
   }
 });

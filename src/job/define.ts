@@ -207,7 +207,7 @@ export type Job<Record = unknown, Params = unknown, State extends JsonObject = J
 // biome-ignore lint/suspicious/noExplicitAny: the runner is generic over every job's own types
 export type AnyJob = Job<any, any, any, any>;
 
-/** The longest job name every store holds (MySQL's instances.job is VARCHAR(255)). */
+/** The longest job name (and limit kind) every store holds (MySQL's instances.job and effect_counts.kind are VARCHAR(255)). */
 const MAX_JOB_NAME = 255;
 
 /** Declare a job; a job file default-exports the result. */
@@ -256,6 +256,9 @@ function checkGuards(definition: { name: string; limits?: unknown; approvals?: u
   if (definition.limits === undefined) return;
   if (definition.limits === null || typeof definition.limits !== 'object') throw new TypeError(`${where}: limits must be an object of { kind: { max } }`);
   for (const [kind, spec] of Object.entries(definition.limits)) {
+    // A kind's count is a row keyed by it (MySQL's effect_counts.kind is VARCHAR(255)).
+    if (kind.length > MAX_JOB_NAME)
+      throw new TypeError(`${where}: the limit kind ${JSON.stringify(`${kind.slice(0, 40)}…`)} is ${kind.length} characters long; at most ${MAX_JOB_NAME}`);
     const { max, maxPercent } = (spec ?? {}) as { max?: unknown; maxPercent?: unknown };
     const wholeMax = typeof max === 'number' && Number.isSafeInteger(max) && max >= 0;
     const percent = typeof maxPercent === 'number' && maxPercent > 0 && maxPercent <= 100;
