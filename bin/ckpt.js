@@ -46,7 +46,9 @@ const early = [];
 const holdSignal = (signal) => early.push(signal);
 process.on('SIGINT', holdSignal);
 process.on('SIGTERM', holdSignal);
-const { main } = await import('../dist/cli/main.js');
+const { main, preload } = await import('../dist/cli/main.js');
+// The command's own code too (main loads each command's only when it runs), while signals are held.
+await preload(process.argv.slice(2));
 // Loading may not have let the event loop turn: let a signal caught meanwhile reach holdSignal.
 await new Promise((resolve) => setImmediate(resolve));
 process.off('SIGINT', holdSignal);
