@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { CheckpointedError, ExitCode } from './errors.ts';
+import { CheckpointedError, ExitCode, StoreIdentityError, UsageError } from './errors.ts';
 import type { JsonValue } from './json.ts';
 import { makeDirectory } from './make-directory.ts';
 
@@ -89,8 +89,65 @@ export function unsealSecrets(value: JsonValue | null, key: Buffer | (() => Buff
 
 const processKey = randomBytes(32);
 
-/** The secret key, loaded (and its file created) on first use only. */
+/** What a valid `CKPT_SECRET_KEY` is, said when one is not. */
+const VALID_KEY = 'CKPT_SECRET_KEY must be at least 32 characters with no spaces or control characters (e.g. the output of `openssl rand -hex 32`)';
+
+/**
+ * `CKPT_SECRET_KEY`, checked: undefined when unset or empty; a key too short to resist guessing,
+ * or one holding spaces or control characters (a copy-paste that took a newline or half a line),
+ * is refused rather than used, since whatever it seals would later need that exact text back.
+ */
+export function secretKeyFromEnv(env: NodeJS.ProcessEnv): string | undefined {
+  const text = env.CKPT_SECRET_KEY;
+  if (text === undefined || text === '') return undefined;
+  if (text.length < 32 || /[\s\p{Cc}]/u.test(text)) {
+    throw new UsageError(
+      `${VALID_KEY}; the one set has ${text.length} character${text.length === 1 ? '' : 's'}${/[\s\p{Cc}]/u.test(text) ? ' and holds a space or control character' : ''}`,
+    );
+  }
+  return text;
+}
+
+/** A key's fingerprint: names the key in the store and in messages, and says nothing about it. */
+export function secretKeyFingerprint(key: Buffer): string {
+  return createHmac('sha256', key).update('checkpointed secret key fingerprint v1').digest('hex').slice(0, 16);
+}
+
+/**
+ * What a store keeps about the key that seals its secrets: the key's fingerprint, recorded when
+ * the key is made or first used, and whether it holds data only that key can read or check.
+ * A SQLite store registers one for its `<store>.key` (registerSecretKeyRecord).
+ */
+export interface SecretKeyRecord {
+  /** The fingerprint recorded for the store's key, if one was. */
+  fingerprint(): string | undefined;
+  /** Whether the store holds sealed step results or audit events keyed with a secret key. */
+  holdsKeyedData(): boolean;
+  /** Durably record the fingerprint of the key in use (apart from any open transaction). */
+  record(fingerprint: string): void;
+}
+
+const keyRecords = new Map<string, SecretKeyRecord>();
+
+/** The store that owns key file `file` says what it knows of its key; the returned function takes that back. */
+export function registerSecretKeyRecord(file: string, record: SecretKeyRecord): () => void {
+  keyRecords.set(file, record);
+  return () => {
+    if (keyRecords.get(file) === record) keyRecords.delete(file);
+  };
+}
+
+/**
+ * The secret key, checked now and loaded (its file created) on first use. Checked now, before
+ * any record runs: a key that is missing or is not the store's is refused before a step could
+ * seal a secret with the wrong one (the effect would have happened, its result unreadable).
+ */
 export function lazySecretKey(env: NodeJS.ProcessEnv, file: string | undefined): () => Buffer {
+  if (secretKeyFromEnv(env) !== undefined || (file !== undefined && existsSync(file))) {
+    const key = loadSecretKey(env, file);
+    return () => key;
+  }
+  if (file !== undefined) refuseNewKey(file, keyRecords.get(file));
   let key: Buffer | undefined;
   return () => {
     key ??= loadSecretKey(env, file);
@@ -101,21 +158,98 @@ export function lazySecretKey(env: NodeJS.ProcessEnv, file: string | undefined):
 /**
  * The key that seals secrets in the effect journal: CKPT_SECRET_KEY when set, else a random key
  * kept in `file` (created 0600 beside a SQLite store), else one that lives as long as this process.
+ * The store's record of its key is kept: a key file is made only for a store that never had a
+ * key, and a key whose fingerprint is not the one recorded is refused (exit 4), never used.
  */
 export function loadSecretKey(env: NodeJS.ProcessEnv, file: string | undefined): Buffer {
-  const fromEnv = env.CKPT_SECRET_KEY;
-  if (fromEnv !== undefined && fromEnv !== '') return createHash('sha256').update(fromEnv).digest();
+  const record = file === undefined ? undefined : keyRecords.get(file);
+  const fromEnv = secretKeyFromEnv(env);
+  if (fromEnv !== undefined) return checkedKey(createHash('sha256').update(fromEnv).digest(), 'CKPT_SECRET_KEY', file, record);
   if (file === undefined) return processKey;
   if (!existsSync(file)) {
-    makeDirectory(dirname(file));
+    refuseNewKey(file, record);
+    createKeyFile(file);
+  }
+  return checkedKey(readKeyFile(file), file, file, record);
+}
+
+/** `key` if it is the one the store recorded (recorded now if none was); else refused. */
+function checkedKey(key: Buffer, source: string, file: string | undefined, record: SecretKeyRecord | undefined): Buffer {
+  if (record === undefined) return key;
+  const fingerprint = secretKeyFingerprint(key);
+  const recorded = record.fingerprint();
+  if (recorded === undefined) record.record(fingerprint);
+  else if (recorded !== fingerprint) {
+    throw new StoreIdentityError(
+      `the secret key from ${source} (fingerprint ${fingerprint}) is not the key this store's secrets and audit log were sealed with (fingerprint ${recorded}); ` +
+        `use that key: set CKPT_SECRET_KEY as before${file === undefined ? '' : `, or restore ${file} from a backup`}`,
+    );
+  }
+  return key;
+}
+
+/**
+ * A store that had a key never gets a new one in its place: what the old key sealed (step
+ * results, the audit chain's HMACs) would be unreadable, and a step whose result cannot be read
+ * fails or runs again. Refused while the key is missing, with how to get it back.
+ */
+function refuseNewKey(file: string, record: SecretKeyRecord | undefined): void {
+  if (record === undefined) return;
+  const recorded = record.fingerprint();
+  if (recorded === undefined && !record.holdsKeyedData()) return;
+  throw new StoreIdentityError(
+    `the store's secret key file ${file} is missing, but the store holds secrets or audit events sealed with ${recorded === undefined ? 'a key' : `the key of fingerprint ${recorded}`}: ` +
+      `restore ${file} from a backup (or set CKPT_SECRET_KEY to the key used before); a new key is never made in its place, as what the old one sealed would be lost`,
+  );
+}
+
+/**
+ * A new key file, whole or not at all: written 0600 beside it, flushed, then linked in place
+ * (which fails if another process made it first: theirs is kept). A crash never leaves a short
+ * key file that would be read as a key.
+ */
+function createKeyFile(file: string): void {
+  makeDirectory(dirname(file));
+  const temporary = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    const fd = openSync(temporary, 'wx', 0o600);
     try {
-      writeFileSync(file, randomBytes(32).toString('hex'), { flag: 'wx', mode: 0o600 });
+      writeSync(fd, randomBytes(32).toString('hex'));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      linkSync(temporary, file);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
-    chmodSync(file, 0o600);
+  } finally {
+    rmSync(temporary, { force: true });
   }
-  return createHash('sha256').update(readFileSync(file, 'utf8').trim()).digest();
+  syncDirectory(dirname(file));
+  chmodSync(file, 0o600);
+}
+
+/** The key in a key file: 64 hex digits as created; anything else is a damaged file, never a key. */
+function readKeyFile(file: string): Buffer {
+  const text = readFileSync(file, 'utf8').trim();
+  if (!/^[0-9a-f]{64}$/i.test(text)) {
+    throw new StoreIdentityError(`the secret key file ${file} is damaged (it should hold 64 hex digits): restore it from a backup`);
+  }
+  return createHash('sha256').update(text).digest();
+}
+
+function syncDirectory(directory: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(directory, 'r');
+    fsyncSync(fd);
+  } catch {
+    // Not every file system lets a directory be opened and flushed; the link is in place either way.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 /**
@@ -128,10 +262,13 @@ export function chainKeyFinder(env: NodeJS.ProcessEnv, file: string | undefined)
   let key: Buffer | undefined;
   return () => {
     if (key !== undefined) return key;
-    const fromEnv = env.CKPT_SECRET_KEY;
-    const haveKey = (fromEnv !== undefined && fromEnv !== '') || (file !== undefined && existsSync(file));
+    const haveKey = secretKeyFromEnv(env) !== undefined || (file !== undefined && existsSync(file));
     if (!haveKey) return undefined;
-    key = createHmac('sha256', loadSecretKey(env, file)).update('checkpointed audit chain v1').digest();
+    // Read as it is, not checked against the store's record: readers (audit, the dashboard) write
+    // nothing, and a run checks its key before its first event (lazySecretKey).
+    const fromEnv = secretKeyFromEnv(env);
+    const secretKey = fromEnv !== undefined ? createHash('sha256').update(fromEnv).digest() : readKeyFile(file as string);
+    key = createHmac('sha256', secretKey).update('checkpointed audit chain v1').digest();
     return key;
   };
 }

@@ -167,7 +167,7 @@ test('MySQL/MariaDB: the same five tamperings are each named (exit 1); untouched
 });
 
 test('with CKPT_SECRET_KEY the chain is an HMAC: an edit re-hashed without the key, or verified with another key, is caught', { timeout: 60_000 }, async () => {
-  const backend = sqliteBackend({ CKPT_SECRET_KEY: 'audit-test-key' });
+  const backend = sqliteBackend({ CKPT_SECRET_KEY: 'audit-test-key-0123456789abcdef0123456789' });
   const events = await runRounds({ ...backend });
   const intact = await verify(backend, 'untouched');
   assert.equal(intact.code, 0, intact.stderr);
@@ -175,7 +175,7 @@ test('with CKPT_SECRET_KEY the chain is an HMAC: an edit re-hashed without the k
 
   // Another key: nothing verifies.
   const otherKey = await runCli(['audit', 'audit-effects', '--store', backend.store, '--param', 'round=untouched', '--verify'], {
-    env: { CKPT_SECRET_KEY: 'not-the-key' },
+    env: { CKPT_SECRET_KEY: 'not-the-key-0123456789abcdef0123456789abc' },
   });
   assert.equal(otherKey.code, 1);
   assert.match(otherKey.stderr, /its content does not match its hash/);

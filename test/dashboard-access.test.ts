@@ -163,7 +163,7 @@ it('the audit chain per instance: intact with its event count; an edited event r
     assert.equal(run.code, 0, run.stderr);
   };
   await runRegion('tampered');
-  await runRegion('keyed', { CKPT_SECRET_KEY: 'dashboard-chain-key' });
+  await runRegion('keyed', { CKPT_SECRET_KEY: 'dashboard-chain-key-0123456789abcdef01234' });
   // The events live in the SQLite store's side file; one row edited by plain SQL, as test/audit-tamper.test.ts does.
   const side = new DatabaseSync(`${join(dir, 'ckpt.db')}.effects`);
   const main = new DatabaseSync(join(dir, 'ckpt.db'), { readOnly: true });
@@ -210,7 +210,7 @@ it('the audit chain per instance: intact with its event count; an edited event r
     await dashboard.stop();
   }
   // With the key, the keyed chain verifies.
-  const withKey = await startDashboard([], { CKPT_SECRET_KEY: 'dashboard-chain-key' });
+  const withKey = await startDashboard([], { CKPT_SECRET_KEY: 'dashboard-chain-key-0123456789abcdef01234' });
   try {
     assert.equal((await chainOf(withKey.url, ids.keyed)).state, 'intact');
   } finally {

@@ -58,7 +58,7 @@ for (const store of stores) {
     const dir = tempDir('ckpt-guard-');
     const url = await store.url(dir);
     const log = join(dir, 'directory.log');
-    const env = { DIR_API_LOG: log, DIR_API_DELAY_MS: '60', CKPT_SECRET_KEY: 'guard-test-key' };
+    const env = { DIR_API_LOG: log, DIR_API_DELAY_MS: '60', CKPT_SECRET_KEY: 'guard-test-key-0123456789abcdef0123456789' };
     const params = ['--param', `accounts=${ACCOUNTS}`];
     const runArgs = ['run', fixture('deprovision-limited.ts'), '--store', url, ...params, '--quiet', '--wait', '--lease-ms', '3000'];
     const cli = (args: string[]) => runCli([...args, '--store', url, ...params], { env });

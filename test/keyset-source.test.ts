@@ -230,16 +230,17 @@ test('sqlTable: the page query seeks (row values, or the OR form on MySQL), neve
   assert.throws(() => sqlTable({ connection: 'oracle://x', table: 't', key: 'id' }), /must start sqlite:, postgres:\/\/ or mysql:\/\//);
 });
 
-test("import 'checkpointed' loads no database driver: pg, mysql2 and the stream clients come in only when a source or store needs them", () => {
+test("import 'checkpointed' loads no database driver: pg, mysql2 and the stream clients come in only when a source or store needs them, csv-parse only when a CSV source reads", () => {
   const script = `
     import { registerHooks } from 'node:module';
     const loaded = [];
-    registerHooks({ resolve(specifier, context, next) { if (/^(pg|mysql2|redis|@redis|@nats-io)(\\/|$)/.test(specifier)) loaded.push(specifier); return next(specifier, context); } });
+    registerHooks({ resolve(specifier, context, next) { if (/^(pg|mysql2|redis|@redis|@nats-io|csv-parse)(\\/|$)/.test(specifier)) loaded.push(specifier); return next(specifier, context); } });
     const api = await import(${JSON.stringify(join(repoRoot, 'src', 'index.ts'))});
     api.sqlTable({ connection: 'postgres://nowhere/db', table: 't', key: 'id' });
     api.sqlTable({ connection: 'mysql://nowhere/db', table: 't', key: 'id' });
     api.redisStream({ url: 'redis://nowhere', stream: 's', group: 'g' });
     api.jetStream({ servers: 'nowhere:4222', stream: 'S' });
+    api.csvFile('nowhere.csv');
     console.log(JSON.stringify(loaded));`;
   const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
   assert.equal(result.status, 0, result.stderr);

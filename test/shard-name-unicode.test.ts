@@ -34,3 +34,23 @@ test('a shard name with a lone surrogate → exit 2, one line, no record process
   assert.match(result.stderr, /the shard name "\\ud800" holds a lone surrogate/);
   assert.equal(lines.length, 0);
 });
+
+test('a shard name no store can hold (NUL, lone surrogate, too long) is refused before the instance is made: nothing pending 0/0 is left', async () => {
+  for (const names of ['["tenant\\u0000a", "plain"]', '["\\ud800", "plain"]', `["${'x'.repeat(600)}"]`]) {
+    const dir = tempDir();
+    const store = ['--store', `sqlite:${join(dir, 's.db')}`];
+    for (const command of [['run'], ['plan']]) {
+      const result = await runCli([...command, fixture('named-shards.ts'), ...store], {
+        env: { CKPT_TEST_SHARD_NAMES: names, CKPT_TEST_LOG: join(dir, 'records.log') },
+      });
+      assert.equal(result.code, 2, `${command[0]} ${names.slice(0, 30)}: ${result.stderr}`);
+      assert.ok(isOneLineError(result.stderr), result.stderr);
+      assert.match(result.stderr, /a shard name has at most 512 characters, no NUL and no lone surrogate/);
+    }
+    const status = await runCli(['status', ...store, '--json']);
+    assert.equal(status.code, 0, status.stderr);
+    assert.deepEqual(JSON.parse(status.stdout), [], `${names.slice(0, 30)}: no instance was left behind`);
+    assert.ok(!existsSync(join(dir, 'records.log')), 'no record was processed');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

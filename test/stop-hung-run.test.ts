@@ -80,18 +80,24 @@ test('SIGTERM while the job hangs before its first record (source() never resolv
   assert.equal(next.code, 0, next.stderr);
 });
 
-test('SIGTERM while the CLI itself is still loading: exit 3 with one line saying nothing was done, not a silent death', { timeout: 30_000 }, async () => {
-  const dir = tempDir('ckpt-hang-');
-  const marker = join(dir, 'loading');
-  const run = spawnCli(['run', job, '--store', `sqlite:${join(dir, 'store.db')}`], {
-    env: { NODE_OPTIONS: `--import=${pathToFileURL(fixture('slow-cli-load.mjs')).href}`, CKPT_TEST_LOADING: marker },
+for (const [what, slowModule] of [
+  ['the CLI itself', 'dist/cli/main.js'],
+  // main loads a command's code only for that command: bin/ckpt.js has it loaded while it holds signals.
+  ["the command's own code", './run-command.js'],
+] as const) {
+  test(`SIGTERM while ${what} is still loading: exit 3 with one line saying nothing was done, not a silent death`, { timeout: 30_000 }, async () => {
+    const dir = tempDir('ckpt-hang-');
+    const marker = join(dir, 'loading');
+    const run = spawnCli(['run', job, '--store', `sqlite:${join(dir, 'store.db')}`], {
+      env: { NODE_OPTIONS: `--import=${pathToFileURL(fixture('slow-cli-load.mjs')).href}`, CKPT_TEST_LOADING: marker, CKPT_TEST_SLOW_MODULE: slowModule },
+    });
+    while (!existsSync(marker)) await sleep(10);
+    run.child.kill('SIGTERM');
+    const result = await run.done;
+    assert.equal(result.signal, null, 'killed by the signal without a word');
+    assert.equal(result.code, 3, result.stderr);
+    assert.ok(isOneLineError(result.stderr), result.stderr);
+    assert.match(result.stderr, /stopped by SIGTERM while starting, before doing anything/);
+    assert.equal(existsSync(join(dir, 'store.db')), false, 'the store was not even opened');
   });
-  while (!existsSync(marker)) await sleep(10);
-  run.child.kill('SIGTERM');
-  const result = await run.done;
-  assert.equal(result.signal, null, 'killed by the signal without a word');
-  assert.equal(result.code, 3, result.stderr);
-  assert.ok(isOneLineError(result.stderr), result.stderr);
-  assert.match(result.stderr, /stopped by SIGTERM while starting, before doing anything/);
-  assert.equal(existsSync(join(dir, 'store.db')), false, 'the store was not even opened');
-});
+}

@@ -1,13 +1,16 @@
-import { writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, lstatSync, openSync, readlinkSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { CheckpointedError, ExitCode, firstLine, UsageError } from '../errors.ts';
 import { auditEvents, type EventType } from '../events.ts';
 import type { JsonValue } from '../json.ts';
 import { chainKeyFinder, REDACTED } from '../secret.ts';
 import { type ChainReport, readChain, verifyChain } from '../store/audit-chain.ts';
+import { parseStoreUrl } from '../store/open-store.ts';
 import type { InstanceInfo, Store, StoredEvent } from '../store/store.ts';
 import { formatCount, formatParams } from './format.ts';
 import { parseParams } from './load-job.ts';
-import { type CliIo, findInstances, openCliStore, secretKeyFileFor } from './shared.ts';
+import { type CliIo, findInstances, openCliStore, secretKeyFileFor, storeUrl } from './shared.ts';
 
 interface AuditOptions {
   store?: string;
@@ -82,6 +85,7 @@ export async function auditCommand(job: string, options: AuditOptions, io: CliIo
       const text = options.export === 'csv' ? toCsv(rows) : rows.map((row) => JSON.stringify(row)).join('\n') + (rows.length > 0 ? '\n' : '');
       if (options.out === undefined) (io.dataOut ?? io.stdout).write(text);
       else {
+        refuseStoreAsOut(options.out, options.store);
         writeOut(options.out, text);
         io.stdout.write(`wrote ${rows.length} events of ${job} to ${options.out} (${options.export})\n`);
       }
@@ -110,11 +114,33 @@ export async function auditCommand(job: string, options: AuditOptions, io: CliIo
   }
 }
 
-/** The export file: a path that cannot be written (no such directory, no right) is the user's to fix, exit 2. */
+/**
+ * The export file, whole or not at all: written to a temporary file beside it, flushed, then
+ * renamed over it (and the directory flushed), so a crash or a full disk never leaves a cut-off
+ * evidence file that reads as complete; an earlier export there stays as it was until then. A
+ * path that cannot be written (no such directory, no right) is the user's to fix, exit 2.
+ */
 function writeOut(path: string, text: string): void {
-  try {
+  // A symlink is written through (its target replaced); a pipe or a device (`--out /dev/stdout`)
+  // is written as it is: there is no file there to leave cut off, nor one to replace.
+  const found = statSync(path, { throwIfNoEntry: false });
+  if (found !== undefined && !found.isFile() && !found.isDirectory()) {
     writeFileSync(path, text);
+    return;
+  }
+  const target = linkTarget(path);
+  const temporary = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    const fd = openSync(temporary, 'wx', 0o644);
+    try {
+      writeFileSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temporary, target);
   } catch (error) {
+    rmSync(temporary, { force: true });
     const code = (error as NodeJS.ErrnoException).code;
     const why =
       code === 'ENOENT'
@@ -123,8 +149,66 @@ function writeOut(path: string, text: string): void {
           ? 'permission denied'
           : code === 'EISDIR'
             ? 'it is a directory'
-            : firstLine(error);
+            : code === 'ENOSPC'
+              ? 'the disk is full (nothing was written; an earlier file there is unchanged)'
+              : firstLine(error);
     throw new UsageError(`cannot write --out ${path}: ${why}`, { cause: error });
+  }
+  syncDirectory(dirname(target));
+}
+
+/**
+ * `--out` naming the store itself (`--out .ckpt/ckpt.db`, a slip of the keyboard), one of its side
+ * files, or any SQLite database: the export would replace it, and with it every checkpoint, the
+ * effect journal or the key. Refused (exit 2) before anything is written.
+ */
+function refuseStoreAsOut(out: string, storeFlag: string | undefined): void {
+  const target = linkTarget(resolve(out));
+  const store = parseStoreUrl(storeUrl(storeFlag));
+  if (store.kind === 'sqlite' && store.path !== ':memory:') {
+    const main = linkTarget(resolve(store.path));
+    const files = [main, `${main}-wal`, `${main}-shm`, `${main}.effects`, `${main}.effects-wal`, `${main}.effects-shm`, `${main}.key`];
+    if (files.includes(target)) {
+      throw new UsageError(`--out ${out} is the store's own file (${basename(target)}): the export would replace it; write the export elsewhere`);
+    }
+  }
+  // Only a regular file is looked into: opening a pipe to read would wait for its writer.
+  if (statSync(target, { throwIfNoEntry: false })?.isFile() !== true) return;
+  let head = '';
+  try {
+    const fd = openSync(target, 'r');
+    try {
+      const bytes = Buffer.alloc(16);
+      head = bytes.subarray(0, readSync(fd, bytes, 0, 16, 0)).toString('latin1');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return; // nothing there (or unreadable): nothing to lose
+  }
+  if (head === 'SQLite format 3\0')
+    throw new UsageError(`--out ${out} is a SQLite database (a store?): the export would replace it; write the export elsewhere`);
+}
+
+/** Where a symlink (even a dangling one, or a chain) points, so that the rename replaces its target, not it. */
+function linkTarget(path: string): string {
+  let at = path;
+  for (let hops = 0; hops < 40 && lstatSync(at, { throwIfNoEntry: false })?.isSymbolicLink() === true; hops++) {
+    at = resolve(dirname(at), readlinkSync(at));
+  }
+  return at;
+}
+
+/** Flush a directory's entries (a rename in it); a file system that cannot is left as it is. */
+function syncDirectory(directory: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(directory, 'r');
+    fsyncSync(fd);
+  } catch {
+    // Not every file system lets a directory be opened and flushed.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

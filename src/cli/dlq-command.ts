@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { ExitCode, UsageError } from '../errors.ts';
 import { retryDeadLetters } from '../job/dlq-retry.ts';
 import { shutdownOnSignals } from '../job/shutdown.ts';
+import { redactJson } from '../redact.ts';
 import type { DeadLetter } from '../store/store.ts';
 import { formatParams, formatPosition, formatTime } from './format.ts';
 import { loadJob, parseParams } from './load-job.ts';
@@ -63,7 +64,14 @@ export async function dlqCommand(jobArg: string, options: DlqOptions, io: CliIo)
     }
     const letters: { params: string; letter: DeadLetter }[] = [];
     for (const instance of await findInstances(store, name, params)) {
-      for (const letter of await store.listDeadLetters(instance.id)) letters.push({ params: formatParams(instance.params), letter });
+      // Shown as the dashboard shows them: a record's secret-named fields (a user's password) as
+      // [redacted]. Stored whole, as `--retry` needs the record itself.
+      for (const letter of await store.listDeadLetters(instance.id)) {
+        letters.push({
+          params: formatParams(instance.params),
+          letter: { ...letter, record: redactJson(letter.record), position: redactJson(letter.position) },
+        });
+      }
     }
     if (options.json) {
       io.stdout.write(

@@ -1,6 +1,7 @@
 import { formatCount } from '../count.ts';
 import type { EventMap } from '../events.ts';
 import type { JsonValue } from '../json.ts';
+import { redactJson } from '../redact.ts';
 
 export { formatCount };
 
@@ -31,8 +32,9 @@ export function formatPosition(position: JsonValue | null | undefined): string {
   return typeof position === 'string' ? position : JSON.stringify(position);
 }
 
+/** Params as the CLI shows them: secret-named ones `[redacted]` (redactJson), whatever was stored. */
 export function formatParams(params: JsonValue): string {
-  const text = JSON.stringify(params);
+  const text = JSON.stringify(redactJson(params));
   return text === '{}' ? '-' : text;
 }
 

@@ -1,16 +1,49 @@
 import { Command, CommanderError, Help, InvalidArgumentError, Option } from 'commander';
 import { CheckpointedError, ExitCode, firstLine as errorLine } from '../errors.ts';
 import { redactText } from '../redact.ts';
-import { applyCommand } from './apply-command.ts';
-import { approveCommand } from './approve-command.ts';
-import { auditCommand } from './audit-command.ts';
-import { chaosCommand } from './chaos-command.ts';
-import { dlqCommand } from './dlq-command.ts';
-import { planCommand } from './plan-command.ts';
-import { eventsCommand, resetCommand, runsCommand, statusCommand } from './query-commands.ts';
-import { runCommand } from './run-command.ts';
 import { type CliIo, setIo } from './shared.ts';
 import { guardedIo } from './terminal-text.ts';
+
+/**
+ * Each command's code, loaded only when that command runs: `ckpt status` does not load `ckpt
+ * chaos`, and `ckpt run` none of the others (a start of `ckpt` costs what it loads).
+ */
+const commands = {
+  run: () => import('./run-command.ts'),
+  plan: () => import('./plan-command.ts'),
+  apply: () => import('./apply-command.ts'),
+  dlq: () => import('./dlq-command.ts'),
+  query: () => import('./query-commands.ts'),
+  dashboard: () => import('./dashboard/dashboard-command.ts'),
+  chaos: () => import('./chaos-command.ts'),
+  audit: () => import('./audit-command.ts'),
+  approve: () => import('./approve-command.ts'),
+};
+const moduleOf: { [command: string]: keyof typeof commands } = {
+  run: 'run',
+  plan: 'plan',
+  apply: 'apply',
+  dlq: 'dlq',
+  status: 'query',
+  runs: 'query',
+  events: 'query',
+  reset: 'query',
+  dashboard: 'dashboard',
+  chaos: 'chaos',
+  audit: 'audit',
+  approve: 'approve',
+};
+
+/**
+ * Load the code of the command `argv` names (the first word that is not an option), before
+ * `main` runs it. bin/ckpt.js calls this while it still holds signals, so that a signal during
+ * loading is still answered "stopped while starting" (exit 3), not a silent death.
+ */
+export async function preload(argv: string[]): Promise<void> {
+  const command = argv.find((arg) => !arg.startsWith('-'));
+  const module = command !== undefined && Object.hasOwn(moduleOf, command) ? moduleOf[command] : undefined;
+  if (module !== undefined) await commands[module]();
+}
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -113,7 +146,7 @@ function program(io: CliIo, exit: { code: number }): Command {
     .addOption(new Option('--metrics-host <host>', 'address the metrics listen on (default 127.0.0.1); any but loopback needs a token'))
     .addOption(new Option('--metrics-token <token>', 'require this token on every metrics request (default: $CKPT_METRICS_TOKEN)'))
     .action(async (file: string, options) => {
-      exit.code = await runCommand(file, options, io);
+      exit.code = await (await commands.run()).runCommand(file, options, io);
     });
 
   root
@@ -130,7 +163,7 @@ function program(io: CliIo, exit: { code: number }): Command {
     .addOption(new Option('--limit <n>', 'list at most N effects (default 20)').argParser(positiveInteger('--limit')))
     .option('--all', 'list every effect')
     .action(async (file: string | undefined, options) => {
-      exit.code = await planCommand(file, options, io);
+      exit.code = await (await commands.plan()).planCommand(file, options, io);
     });
 
   root
@@ -148,7 +181,7 @@ function program(io: CliIo, exit: { code: number }): Command {
     .addOption(jsonOption().conflicts('quiet'))
     .option('--quiet', 'print only the outcome line and errors')
     .action(async (planId: string, options) => {
-      exit.code = await applyCommand(planId, options, io);
+      exit.code = await (await commands.apply()).applyCommand(planId, options, io);
     });
 
   root
@@ -160,7 +193,7 @@ function program(io: CliIo, exit: { code: number }): Command {
     .addOption(jsonOption())
     .option('--retry', 'process every dead letter again; those that succeed are removed')
     .action(async (job: string, options) => {
-      exit.code = await dlqCommand(job, options, io);
+      exit.code = await (await commands.dlq()).dlqCommand(job, options, io);
     });
 
   root
@@ -171,8 +204,7 @@ function program(io: CliIo, exit: { code: number }): Command {
     .addOption(new Option('--host <host>', 'address to listen on; any but loopback needs a token').default('127.0.0.1'))
     .addOption(new Option('--token <token>', 'require this token on every request (default: $CKPT_DASHBOARD_TOKEN)'))
     .action(async (options) => {
-      const { dashboardCommand } = await import('./dashboard/dashboard-command.ts');
-      exit.code = await dashboardCommand(options, io);
+      exit.code = await (await commands.dashboard()).dashboardCommand(options, io);
     });
 
   root
@@ -181,12 +213,12 @@ function program(io: CliIo, exit: { code: number }): Command {
     .addOption(storeOption())
     .addOption(jsonOption())
     .action(async (options) => {
-      exit.code = await statusCommand({ ...options, param: [] }, io);
+      exit.code = await (await commands.query()).statusCommand({ ...options, param: [] }, io);
     });
 
   for (const [name, description, command] of [
-    ['runs', 'the runs of a job, newest first: outcome, resume position, rework, overhead', runsCommand],
-    ['events', 'the event log of a job, oldest first', eventsCommand],
+    ['runs', 'the runs of a job, newest first: outcome, resume position, rework, overhead', 'runsCommand'],
+    ['events', 'the event log of a job, oldest first', 'eventsCommand'],
   ] as const) {
     root
       .command(name)
@@ -197,7 +229,7 @@ function program(io: CliIo, exit: { code: number }): Command {
       .addOption(jsonOption())
       .addOption(new Option('--limit <n>', 'show only the newest N').argParser(positiveInteger('--limit')))
       .action(async (job: string, options) => {
-        exit.code = await command(job, options, io);
+        exit.code = await (await commands.query())[command](job, options, io);
       });
   }
 
@@ -250,7 +282,7 @@ function program(io: CliIo, exit: { code: number }): Command {
     .option('--keep', 'keep the scratch directory and store (they are always kept when a violation is found)')
     .addOption(jsonOption())
     .action(async (file: string, options) => {
-      exit.code = await chaosCommand(file, options, io);
+      exit.code = await (await commands.chaos()).chaosCommand(file, options, io);
     });
 
   root
@@ -265,7 +297,7 @@ function program(io: CliIo, exit: { code: number }): Command {
     .addOption(new Option('--export <format>', 'write every event with its link, secrets redacted').choices(['ndjson', 'csv']))
     .option('--out <file>', 'with --export: write to FILE instead of stdout')
     .action(async (job: string, options) => {
-      exit.code = await auditCommand(job, options, io);
+      exit.code = await (await commands.audit()).auditCommand(job, options, io);
     });
 
   root
@@ -280,7 +312,7 @@ function program(io: CliIo, exit: { code: number }): Command {
     .option('--reason <text>', 'why (recorded in the audit log)')
     .addOption(jsonOption())
     .action(async (job: string, options) => {
-      exit.code = await approveCommand(job, options, io);
+      exit.code = await (await commands.approve()).approveCommand(job, options, io);
     });
 
   root
@@ -290,7 +322,7 @@ function program(io: CliIo, exit: { code: number }): Command {
     .addOption(storeOption())
     .addOption(paramOption())
     .action(async (job: string, options) => {
-      exit.code = await resetCommand(job, options, io);
+      exit.code = await (await commands.query()).resetCommand(job, options, io);
     });
   return root;
 }
@@ -314,8 +346,7 @@ export async function main(argv: string[], given: CliIo = { stdout: process.stdo
       if (error.code === 'commander.executeSubCommandAsync') return 1;
       const message = error.message.replace(/^error: /, '');
       const command = argv.find((arg) => !arg.startsWith('-'));
-      const known = ['run', 'plan', 'apply', 'status', 'runs', 'events', 'reset', 'dlq', 'chaos', 'dashboard', 'audit', 'approve'];
-      const help = command && known.includes(command) ? `ckpt ${command} --help` : 'ckpt --help';
+      const help = command && Object.hasOwn(moduleOf, command) ? `ckpt ${command} --help` : 'ckpt --help';
       io.stderr.write(`ckpt: ${firstLine(message)}; see ${help}\n`);
       return ExitCode.usage;
     }

@@ -1,7 +1,7 @@
 import { LeaseHeldError, UsageError } from '../errors.ts';
 import { describeHold } from '../job/guard/hold-text.ts';
 import { completedTotals, lostWorkByRun, reachedBy, shardKey } from '../job/policy/progress-mark.ts';
-import { defaultWorker, reapDeadWorkers } from '../job/workers.ts';
+import { defaultWorker, isStoppedLocalWorker, reapDeadWorkers } from '../job/workers.ts';
 import type { HoldInfo, InstanceInfo, RunInfo, Store } from '../store/store.ts';
 import { combinedLag, followerLags, formatLag } from './follower-lag.ts';
 import { formatAge, formatCount, formatInterval, formatMs, formatParams, formatPosition, formatTime } from './format.ts';
@@ -39,11 +39,19 @@ export async function statusCommand(options: QueryOptions, io: CliIo): Promise<n
     const lags = await Promise.all(
       statuses.map(async (status) => (status.holders.length === 0 ? [] : followerLags(await store.listRuns(status.instance.id, { limit: 100 })))),
     );
+    // Runs still marked running that hold no live lease: left so by the reaping above only when
+    // their process is proved alive here (stopped, frozen), so unresponsive, not crashed.
+    // Asked only where a shard is marked running that no live lease holds.
+    const unresponsive = await Promise.all(
+      statuses.map((status) => (status.shards.running > status.holders.length ? unresponsiveRuns(store, status.instance.id, now) : [])),
+    );
     if (options.json) {
       const withLag = statuses.map((status, index) => {
         const holds = held.get(status.instance.id);
         const shown = holds === undefined ? status : { ...status, held: holds.map((hold) => ({ ...hold, text: describeHold(hold) })) };
-        return (lags[index] ?? []).length === 0 ? shown : { ...shown, lag: lags[index] };
+        const quiet = unresponsive[index] ?? [];
+        const withQuiet = quiet.length === 0 ? shown : { ...shown, unresponsive: quiet };
+        return (lags[index] ?? []).length === 0 ? withQuiet : { ...withQuiet, lag: lags[index] };
       });
       io.stdout.write(`${JSON.stringify(withLag, null, 2)}\n`);
       return 0;
@@ -66,15 +74,24 @@ export async function statusCommand(options: QueryOptions, io: CliIo): Promise<n
         ? 'held'
         : status.holders.length > 0
           ? 'running'
-          : status.instance.status === 'completed'
-            ? 'completed'
-            : status.processed > 0
-              ? 'resumable'
-              : 'pending',
+          : (unresponsive[index] ?? []).length > 0
+            ? 'unresponsive'
+            : status.instance.status === 'completed'
+              ? 'completed'
+              : status.processed > 0
+                ? 'resumable'
+                : 'pending',
       `${status.shards.completed}/${status.shards.total}`,
       formatCount(status.processed),
       formatAge(status.lastCheckpointAt, now),
-      [...new Set(status.holders.map((holder) => holder.worker))].join(', ') || '-',
+      [
+        ...new Set([
+          ...status.holders.map((holder) => holder.worker),
+          ...(unresponsive[index] ?? []).map(
+            (run) => `${run.worker} (unresponsive${run.stopped ? ', stopped' : ''}: no heartbeat for ${formatMs(now - run.heartbeatAt)}, lease expired)`,
+          ),
+        ]),
+      ].join(', ') || '-',
       ...(showLag ? [lagCells[index] ?? '-'] : []),
     ]);
     const head = ['JOB', 'PARAMS', 'GEN', 'STATUS', 'SHARDS', 'PROCESSED', 'LAST CHECKPOINT', 'HELD BY', ...(showLag ? ['LAG'] : [])];
@@ -82,6 +99,22 @@ export async function statusCommand(options: QueryOptions, io: CliIo): Promise<n
     io.stdout.write(holdLines(instances, held));
     return 0;
   });
+}
+
+/**
+ * An instance's runs marked running whose lease expired, yet not reaped: their worker is proved
+ * alive on this machine (isAliveLocalWorker), so they are not crashed: a stopped process may go
+ * on when continued, and then ends its run itself (lost, if another worker took the shard).
+ */
+async function unresponsiveRuns(
+  store: Store,
+  instanceId: number,
+  now: number,
+): Promise<{ shard: string; worker: string; runId: number; heartbeatAt: number; stopped: boolean }[]> {
+  const holders = new Set((await store.holders(instanceId)).map((holder) => `${holder.shard}\u0000${holder.worker}`));
+  return (await store.listRuns(instanceId, { limit: 100 }))
+    .filter((run) => run.outcome === 'running' && !holders.has(`${run.shard}\u0000${run.worker}`) && run.heartbeatAt < now)
+    .map((run) => ({ shard: run.shard, worker: run.worker, runId: run.id, heartbeatAt: run.heartbeatAt, stopped: isStoppedLocalWorker(run.node) }));
 }
 
 export async function runsCommand(job: string, options: QueryOptions, io: CliIo): Promise<number> {

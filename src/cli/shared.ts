@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UsageError } from '../errors.ts';
 import { reapDeadWorkers } from '../job/workers.ts';
-import { redactText } from '../redact.ts';
+import { redactJson, redactText } from '../redact.ts';
+import { REDACTED, secretKeyFromEnv } from '../secret.ts';
 import { DEFAULT_STORE_URL, openStore, parseStoreUrl } from '../store/open-store.ts';
 import type { InstanceInfo, Store } from '../store/store.ts';
 
@@ -33,6 +34,9 @@ export function storeUrl(flag: string | undefined): string {
  */
 export async function openCliStore(flag: string | undefined, options: { existing?: boolean } = {}): Promise<Store> {
   const url = storeUrl(flag);
+  // A malformed CKPT_SECRET_KEY is said before anything is opened, whatever the command: the
+  // audit chain and sealed results are keyed with it.
+  secretKeyFromEnv(currentIo?.env ?? {});
   try {
     const target = parseStoreUrl(url);
     if (options.existing && target.kind === 'sqlite' && target.path !== ':memory:' && !existsSync(target.path)) {
@@ -56,11 +60,12 @@ export async function openCliStore(flag: string | undefined, options: { existing
 export async function findInstances(store: Store, job: string, params: { [key: string]: string }, options: { reap?: boolean } = {}): Promise<InstanceInfo[]> {
   const instances = await store.listInstances(job);
   if (instances.length === 0) throw new UsageError(`no job named ${job} has run on this store (${store.location}); see ckpt status`);
-  // A param is stored with a URL's password redacted: the value typed in full matches it too.
+  // A param is stored with a URL's password redacted, a secret-named or `redact` one as
+  // [redacted]: the value typed in full matches it too.
   const matching = instances.filter((instance) =>
-    Object.entries(params).every(([key, value]) => [value, redactText(value)].includes(String(instance.params[key]))),
+    Object.entries(params).every(([key, value]) => [value, redactText(value), REDACTED].includes(String(instance.params[key]))),
   );
-  if (matching.length === 0) throw new UsageError(`no instance of ${job} has params ${JSON.stringify(params)}; see ckpt status`);
+  if (matching.length === 0) throw new UsageError(`no instance of ${job} has params ${JSON.stringify(redactJson(params))}; see ckpt status`);
   if (options.reap !== false) for (const instance of matching) await reapDeadWorkers(store, instance.id);
   return matching;
 }

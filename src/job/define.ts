@@ -207,6 +207,9 @@ export type Job<Record = unknown, Params = unknown, State extends JsonObject = J
 // biome-ignore lint/suspicious/noExplicitAny: the runner is generic over every job's own types
 export type AnyJob = Job<any, any, any, any>;
 
+/** The longest job name (and limit kind) every store holds (MySQL's instances.job and effect_counts.kind are VARCHAR(255)). */
+const MAX_JOB_NAME = 255;
+
 /** Declare a job; a job file default-exports the result. */
 export function defineJob<Record, Params = { [key: string]: string }, State extends JsonObject = JsonObject, Position = unknown>(
   definition: JobDefinition<Record, Params, State, Position>,
@@ -214,6 +217,12 @@ export function defineJob<Record, Params = { [key: string]: string }, State exte
   if (definition === null || typeof definition !== 'object') throw new TypeError('defineJob needs an object');
   if (typeof definition.name !== 'string' || !/^[A-Za-z0-9][\w.-]*$/.test(definition.name)) {
     throw new TypeError(`defineJob: name must be letters, digits, '.', '-' or '_' (got ${JSON.stringify(definition.name)})`);
+  }
+  // What every store holds (MySQL's instances.job is VARCHAR(255)): a job that runs on one store runs on all.
+  if (definition.name.length > MAX_JOB_NAME) {
+    throw new TypeError(
+      `defineJob: the name ${JSON.stringify(`${definition.name.slice(0, 40)}…`)} is ${definition.name.length} characters long; a job name has at most ${MAX_JOB_NAME}`,
+    );
   }
   if (typeof definition.source !== 'function') throw new TypeError(`defineJob(${definition.name}): source must be a function`);
   if (typeof definition.process !== 'function') throw new TypeError(`defineJob(${definition.name}): process must be a function`);
@@ -247,6 +256,9 @@ function checkGuards(definition: { name: string; limits?: unknown; approvals?: u
   if (definition.limits === undefined) return;
   if (definition.limits === null || typeof definition.limits !== 'object') throw new TypeError(`${where}: limits must be an object of { kind: { max } }`);
   for (const [kind, spec] of Object.entries(definition.limits)) {
+    // A kind's count is a row keyed by it (MySQL's effect_counts.kind is VARCHAR(255)).
+    if (kind.length > MAX_JOB_NAME)
+      throw new TypeError(`${where}: the limit kind ${JSON.stringify(`${kind.slice(0, 40)}…`)} is ${kind.length} characters long; at most ${MAX_JOB_NAME}`);
     const { max, maxPercent } = (spec ?? {}) as { max?: unknown; maxPercent?: unknown };
     const wholeMax = typeof max === 'number' && Number.isSafeInteger(max) && max >= 0;
     const percent = typeof maxPercent === 'number' && maxPercent > 0 && maxPercent <= 100;

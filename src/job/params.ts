@@ -1,7 +1,7 @@
 // A job's params: parsed by the job, shown with secrets redacted, hashed into the instance's identity.
 import { firstLine, UsageError } from '../errors.ts';
 import { hashJson, type JsonObject, type JsonValue, sha256 } from '../json.ts';
-import { redactText } from '../redact.ts';
+import { redactJson } from '../redact.ts';
 import { isSecret, REDACTED } from '../secret.ts';
 import type { AnyJob } from './define.ts';
 
@@ -42,8 +42,11 @@ function splitParams(params: unknown, redact: string[]): { display: JsonObject; 
   return { display: toJsonObject(display), identity };
 }
 
-/** As stored and shown: a URL's password or `?api_key=` in a string param is hidden too (the hash keeps it apart). */
+/**
+ * As stored and shown: a secret-named param (`apiToken`, `password`, …), a URL's password or
+ * `?api_key=` in a string param is hidden too (the hash keeps the instances apart).
+ */
 function toJsonObject(value: unknown): JsonObject {
-  const json = JSON.parse(JSON.stringify(value ?? {}, (_key, inner: unknown) => (typeof inner === 'string' ? redactText(inner) : inner))) as JsonValue;
+  const json = redactJson(JSON.parse(JSON.stringify(value ?? {})) as JsonValue);
   return json !== null && typeof json === 'object' && !Array.isArray(json) ? json : { value: json };
 }

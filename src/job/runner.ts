@@ -16,7 +16,7 @@ import { checkCompletedBy, type OnDrift, RestartForDrift } from './shard/drift.t
 import { listShardNames } from './shard/shard-names.ts';
 import { runShard } from './shard/shard-run.ts';
 import type { ShardResult } from './shard/shard-types.ts';
-import { defaultWorker, isDeadLocalWorker, localNode, reapedEvent } from './workers.ts';
+import { defaultWorker, isAliveLocalWorker, isDeadLocalWorker, localNode, reapedEvent } from './workers.ts';
 
 export interface RunOptions {
   store: Store;
@@ -120,6 +120,9 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   if (!(Number.isInteger(skipLimit) && skipLimit >= 0)) throw new UsageError(`job ${job.name}: skip.limit must be a whole number ≥ 0`, { job: job.name });
   const onDrift = options.onDrift ?? 'fail';
   const secretKey = lazySecretKey(process.env, options.secretKeyFile);
+  // Before the instance is made: a shard name no store can hold (a NUL, a lone surrogate, over
+  // 512 characters) is refused up front, not after leaving an instance pending 0/0 behind.
+  const shardNames = await listShardNames(job, params);
   let instance = await store.instance(job.name, paramsHash, { params: displayParams, version: job.version ?? null });
   if (options.plan !== undefined && (options.plan.instanceId !== instance.id || options.plan.generation !== instance.generation)) {
     throw new CheckpointedError(
@@ -200,7 +203,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
 
   if (options.rerun) {
     // A killed process is no holder: reap it first, or --rerun right after a crash is refused in its name.
-    for (const run of await store.reapCrashed(instance.id, isDeadLocalWorker)) await emitReaped(run);
+    for (const run of await store.reapCrashed(instance.id, isDeadLocalWorker, isAliveLocalWorker)) await emitReaped(run);
     await refuseIfHeld(store, job.name, instance, 'rerun');
     // Conditional: if another process started a new generation at the same moment, this run joins
     // that one (and is refused if it is already held) instead of starting yet another.
@@ -215,7 +218,6 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   }
 
   policy.useHistory(await store.failureHistory(instance.id));
-  const shardNames = await listShardNames(job, params);
   /** Asked at most once, by the first shard run of a job with `maxPercent` limits. */
   let instanceRecords: Promise<number | undefined> | undefined;
   await store.ensureShards(instance, shardNames, { version: job.version ?? null });
@@ -254,7 +256,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     });
   for (;;) {
     if (options.signal?.aborted) return summary('interrupted', results);
-    const crashed = await store.reapCrashed(instance.id, isDeadLocalWorker);
+    const crashed = await store.reapCrashed(instance.id, isDeadLocalWorker, isAliveLocalWorker);
     for (const run of crashed) await emitReaped(run);
     if (crashed.length > 0) policy.useHistory(await store.failureHistory(instance.id));
     // A guard holds the instance: no shard starts new work until `ckpt approve` releases it.

@@ -102,6 +102,39 @@ export function isDeadLocalWorker(_worker: string, node: string | null): boolean
 }
 
 /**
+ * A worker proved to be running on this machine and PID namespace: its pid is there, started
+ * when the run's did, and not a zombie. A stopped one (SIGSTOP, a paused container) too: it is
+ * unresponsive, not crashed, and may go on when continued, so its run is never marked crashed
+ * (it ends itself: `lost` if another worker took its expired lease meanwhile, else as it ends).
+ */
+export function isAliveLocalWorker(_worker: string, node: string | null): boolean {
+  const theirs = node === null ? undefined : parseNode(node);
+  if (theirs === undefined || theirs.start === undefined) return false;
+  const ours = parseNode(localNode()) as WorkerNode;
+  if (theirs.machine !== ours.machine || ours.start === undefined) return false;
+  if (theirs.pid === process.pid) return theirs.start === ours.start;
+  try {
+    process.kill(theirs.pid, 0);
+  } catch (error) {
+    // EPERM: there, but another user's; alive all the same.
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  return !isZombie(theirs.pid) && startTime(theirs.pid) === theirs.start;
+}
+
+/** Whether a run's worker is stopped (SIGSTOP, a paused container: state T in /proc); false when it cannot be told. */
+export function isStoppedLocalWorker(node: string | null): boolean {
+  const theirs = node === null ? undefined : parseNode(node);
+  if (theirs === undefined || !isAliveLocalWorker('', node)) return false;
+  try {
+    const stat = readFileSync(`/proc/${theirs.pid}/stat`, 'utf8');
+    return /^[Tt]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  } catch {
+    return false;
+  }
+}
+
+/**
  * A killed process whose parent has not reaped it yet (a container whose PID 1 does not reap
  * orphans, say) still answers kill(pid, 0), but it will never run again: on Linux its state in
  * /proc is Z. Elsewhere, or when /proc cannot be read, it counts as alive and its lease decides.
@@ -122,7 +155,7 @@ function isZombie(pid: number): boolean {
  * holder that no longer exists.
  */
 export async function reapDeadWorkers(store: Store, instanceId: number): Promise<RunInfo[]> {
-  const reaped = await store.reapCrashed(instanceId, isDeadLocalWorker);
+  const reaped = await store.reapCrashed(instanceId, isDeadLocalWorker, isAliveLocalWorker);
   for (const run of reaped) {
     const { type, data } = reapedEvent(run);
     await store.appendEvents(instanceId, run.generation, [{ type, at: Date.now(), runId: run.id, shard: run.shard, data: data as unknown as JsonObject }]);

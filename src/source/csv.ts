@@ -1,4 +1,4 @@
-import { parse } from 'csv-parse/sync';
+import type { parse as Parse } from 'csv-parse/sync';
 import { isBlank, splitRecordPages, splitRecords } from './csv-records.ts';
 import { paged } from './cursor.ts';
 import { inputFile } from './input-file.ts';
@@ -20,6 +20,13 @@ export interface CsvOptions {
   /** Bytes read per system call. */
   chunkBytes?: number;
 }
+
+/** csv-parse, imported when a CSV source first reads: a job that reads no CSV does not load it. */
+let parse: typeof Parse | undefined;
+const loadParser = async (): Promise<typeof Parse> => {
+  parse ??= (await import('csv-parse/sync')).parse;
+  return parse;
+};
 
 /** A record: fields by header name, or the fields in order when `columns: false`. */
 export type CsvRecord = Record<string, string> | string[];
@@ -45,14 +52,16 @@ export function csvFile<R extends CsvRecord = Record<string, string>>(path: stri
     record_delimiter: ['\r\n', '\n'],
   };
 
+  // Called only after readHeader, which loads the parser.
   const fieldsOf = (bytes: Buffer): string[] => {
-    const rows = parse(bytes.toString('utf8'), parseOptions) as string[][];
+    const rows = (parse as typeof Parse)(bytes.toString('utf8'), parseOptions) as string[][];
     if (rows.length !== 1) throw new Error(`expected one record, found ${rows.length}`);
     return rows[0] as string[];
   };
 
   /** The header's names and the offset where data starts (0 without a header row). */
   const readHeader = async (): Promise<{ names: readonly string[] | undefined; dataStart: number }> => {
+    await loadParser();
     if (columns === false) return { names: undefined, dataStart: 0 };
     if (columns !== true) return { names: columns, dataStart: 0 };
     const handle = await input.openInput();

@@ -1,3 +1,4 @@
+import { redactJson } from '../redact.ts';
 import type { NewPlan, PlanApproval, StoredPlan, TokenGrant } from './plan-types.ts';
 
 // What every backend shares of plans and rate buckets: a plan is one row (its id, instance,
@@ -20,6 +21,8 @@ export function toStoredPlan(row: { [column: string]: unknown }): StoredPlan {
   const body = JSON.parse(String(row.body)) as Omit<NewPlan, 'instanceId' | 'hash'>;
   return {
     ...body,
+    // A plan stored before secret-named params were redacted at store time shows them redacted too.
+    params: redactJson(body.params) as StoredPlan['params'],
     id: String(row.id),
     instanceId: Number(row.instance_id),
     hash: String(row.hash),

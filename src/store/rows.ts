@@ -1,6 +1,7 @@
 import { firstLine, StoreError } from '../errors.ts';
 import type { JsonObject, JsonValue } from '../json.ts';
 import { withoutLoneSurrogates } from '../lone-surrogate.ts';
+import { redactJson } from '../redact.ts';
 import type {
   Checkpoint,
   DeadLetter,
@@ -132,7 +133,8 @@ export function toInstance(row: Row): InstanceInfo {
     id: Number(row.id),
     job: String(row.job),
     paramsHash: String(row.params_hash),
-    params: storedJson(row.params, "an instance's params") as JsonObject,
+    // Redacted as read too: an instance stored before secret-named params were redacted at store time.
+    params: redactJson(storedJson(row.params, "an instance's params")) as JsonObject,
     generation: Number(row.generation),
     status: row.status === 'completed' ? 'completed' : 'open',
     version: row.version === null ? null : String(row.version),

@@ -81,8 +81,14 @@ export interface LeaseStore {
   /**
    * Mark crashed (and free the shard of) every running run whose lease expired or whose worker
    * `isDead` by its label and node (interrupted, if its last progress mark is exact: it stopped at once on purpose); returns them.
+   * Never a run whose worker `isAlive` (proved running on this machine, e.g. stopped): it is not
+   * crashed, whatever its lease says; a claim still takes its expired lease and fences it.
    */
-  reapCrashed(instanceId: number, isDead: (worker: string, node: string | null) => boolean): Promise<RunInfo[]>;
+  reapCrashed(
+    instanceId: number,
+    isDead: (worker: string, node: string | null) => boolean,
+    isAlive?: (worker: string, node: string | null) => boolean,
+  ): Promise<RunInfo[]>;
   /** Claim an unfinished shard that is free or whose lease expired: new token, new run row (recording `node`, where the worker runs). */
   claim(instance: InstanceInfo, worker: string, leaseMs: number, node?: string): Promise<Lease | null>;
   /** Unfinished shards held by a lease that has not expired. */

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { firstLine } from '../../errors.ts';
-import { isDeadLocalWorker } from '../../job/workers.ts';
+import { isAliveLocalWorker, isDeadLocalWorker } from '../../job/workers.ts';
 import { hostHeaderIsLoopback, presentedToken, requestUrl, TOKEN_COOKIE, tokenMatches } from '../../metrics/http-access.ts';
 import { type ListeningServer, listen } from '../../metrics/metrics-server.ts';
 import type { RunInfo, ShardInfo, Store } from '../../store/store.ts';
@@ -29,7 +29,13 @@ export interface DashboardOptions {
  */
 export const liveness: Liveness = (run: RunInfo, shard: ShardInfo | undefined, now: number) => {
   if (isDeadLocalWorker(run.worker, run.node)) return 'its process is gone (no such pid on this machine)';
-  if (shard !== undefined && shard.leaseExpiresAt <= now) return `its lease expired ${formatMs(now - shard.leaseExpiresAt)} ago`;
+  if (shard !== undefined && shard.leaseExpiresAt <= now) {
+    // Never reaped (isAliveLocalWorker): stopped or frozen, it may go on when continued.
+    if (isAliveLocalWorker(run.worker, run.node)) {
+      return `unresponsive: its lease expired ${formatMs(now - shard.leaseExpiresAt)} ago, but its process is alive on this machine (stopped or frozen), so it is not crashed`;
+    }
+    return `its lease expired ${formatMs(now - shard.leaseExpiresAt)} ago`;
+  }
   return null;
 };
 

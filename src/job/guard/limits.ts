@@ -1,4 +1,5 @@
 import { UsageError } from '../../errors.ts';
+import { SECRET_NAME } from '../../redact.ts';
 import { shellWord } from '../../shell-word.ts';
 import type { AnyJob } from '../define.ts';
 import type { EffectGuards } from '../effects/effects.ts';
@@ -30,7 +31,8 @@ function approveCommand(job: AnyJob, params: unknown): string {
   if (params !== null && typeof params === 'object') {
     for (const [key, value] of Object.entries(params)) {
       if (!['string', 'number', 'boolean'].includes(typeof value)) continue;
-      const text = secret.has(key) ? '…' : String(value);
+      // A secret is left for the operator to type: a `redact` param, or one whose name says so.
+      const text = secret.has(key) || SECRET_NAME.test(key) ? '…' : String(value);
       flags.push(`--param ${shellWord(`${key}=${text}`)}`);
     }
   }

@@ -44,8 +44,10 @@ const KEPT_FAILURES = 5;
 export async function planJob(job: AnyJob, options: PlanOptions): Promise<StoredPlan> {
   const { store } = options;
   const { params, displayParams, paramsHash } = resolveParams(job, options.params ?? {});
+  // Shard names first: one no store can hold is refused before an instance is made for it.
+  const shardNames = await listShardNames(job, params);
   const instance = await store.instance(job.name, paramsHash, { params: displayParams, version: job.version ?? null });
-  const shards = await store.ensureShards(instance, await listShardNames(job, params), { version: job.version ?? null });
+  const shards = await store.ensureShards(instance, shardNames, { version: job.version ?? null });
   const recorder = new PlanRecorder();
   const failures: NewPlan['failures'] = [];
   let failed = 0;

@@ -1,5 +1,6 @@
 import type { EventMap } from '../../events.ts';
 import type { JsonObject, JsonValue } from '../../json.ts';
+import { redactJson, redactText } from '../../redact.ts';
 import type { JobContext, JobLogger, OnceOptions } from '../define.ts';
 import type { DeferredWrites, Effects } from '../effects/effects.ts';
 import type { TxHandle } from '../tx/record-tx.ts';
@@ -95,10 +96,16 @@ export class RecordContext<Params, State extends JsonObject> implements JobConte
   }
 }
 
-/** A logger whose lines become `log` events (printed by the CLI, never stored). */
+/**
+ * A logger whose lines become `log` events (printed by the CLI, never stored). Screened as params
+ * are (src/redact.ts): a secret-named field of the data (a job logging its params) and a URL's
+ * password in the message print as `[redacted]`.
+ */
 export function eventLogger(shard: string, emit: (data: EventMap['log']) => void): JobLogger {
-  const line = (level: EventMap['log']['level']) => (message: string, data?: unknown) =>
-    emit(data === undefined ? { shard, level, message: String(message) } : { shard, level, message: String(message), data: toJson(data) });
+  const line = (level: EventMap['log']['level']) => (message: string, data?: unknown) => {
+    const text = redactText(String(message));
+    emit(data === undefined ? { shard, level, message: text } : { shard, level, message: text, data: redactJson(toJson(data)) });
+  };
   return { info: line('info'), warn: line('warn'), error: line('error') };
 }
 

@@ -28,7 +28,11 @@ export class SqlLeases implements LeaseStore {
     return this.#changes.wait(instanceId, ms, signal);
   }
 
-  async reapCrashed(instanceId: number, isDead: (worker: string, node: string | null) => boolean): Promise<RunInfo[]> {
+  async reapCrashed(
+    instanceId: number,
+    isDead: (worker: string, node: string | null) => boolean,
+    isAlive: (worker: string, node: string | null) => boolean = () => false,
+  ): Promise<RunInfo[]> {
     const { prefix: p, dialect } = this.#db;
     const candidates = await this.#db.rows(
       `SELECT r.id, r.worker, r.worker_node, r.shard_id, sh.lease_expires_at < ${dialect.now} AS expired, ${dialect.distinct('sh.run_id', 'r.id')} AS superseded
@@ -37,7 +41,10 @@ export class SqlLeases implements LeaseStore {
     );
     const reaped: RunInfo[] = [];
     for (const candidate of candidates) {
-      const dead = isDead(String(candidate.worker), candidate.worker_node === null ? null : String(candidate.worker_node));
+      const node = candidate.worker_node === null ? null : String(candidate.worker_node);
+      // A worker proved alive here (stopped, say) is not crashed, whatever its lease says.
+      if (isAlive(String(candidate.worker), node)) continue;
+      const dead = isDead(String(candidate.worker), node);
       // Booleans come back as true/false (PostgreSQL) or 1/0 (MySQL).
       if (!(Number(candidate.expired) === 1 || Number(candidate.superseded) === 1 || dead)) continue;
       const marked = await this.#db.transaction(async (tx) => {

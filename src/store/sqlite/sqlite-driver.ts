@@ -45,6 +45,8 @@ export class SqliteDriver {
   #storeId: string | undefined;
   readonly #sideStatements = new Map<string, StatementSync>();
   readonly chainKey: () => Buffer | undefined;
+  /** Called when an event is about to be linked with no key (none set, no key file): throws if the chain is keyed (sqlite-key-record.ts). */
+  noChainKey: (() => void) | undefined;
   /** Brings the side file's schema up to date (sqlite-migrations.ts), given by the store. */
   readonly #migrateSide: SideMigration;
 
@@ -54,7 +56,14 @@ export class SqliteDriver {
     this.location = path;
     this.#options = options;
     this.sidePath = this.path === ':memory:' ? ':memory:' : `${this.path}.effects`;
-    this.chainKey = options.chainKey ?? chainKeyFinder(process.env, this.path === ':memory:' ? undefined : `${this.path}.key`);
+    const finder = chainKeyFinder(process.env, this.path === ':memory:' ? undefined : `${this.path}.key`);
+    this.chainKey =
+      options.chainKey ??
+      (() => {
+        const key = finder();
+        if (key === undefined) this.noChainKey?.();
+        return key;
+      });
   }
 
   /** The connection, opened on first use; never again after close. */

@@ -32,7 +32,11 @@ export class SqliteLeases implements LeaseStore {
     if (mark !== undefined) this.#db.run('UPDATE runs SET mark_ceiling = ?, mark_step = ? WHERE id = ?', mark.ceiling, mark.step, runId);
   }
 
-  async reapCrashed(instanceId: number, isDead: (worker: string, node: string | null) => boolean): Promise<RunInfo[]> {
+  async reapCrashed(
+    instanceId: number,
+    isDead: (worker: string, node: string | null) => boolean,
+    isAlive: (worker: string, node: string | null) => boolean = () => false,
+  ): Promise<RunInfo[]> {
     const now = Date.now();
     // Read first: a healthy instance needs no write, so a second process never waits on the lock.
     const candidates = this.#db
@@ -41,13 +45,15 @@ export class SqliteLeases implements LeaseStore {
          WHERE r.instance_id = ? AND r.outcome = 'running'`,
         instanceId,
       )
-      .filter(
-        (row) =>
-          Number(row.lease_expires_at) < now ||
-          Number(row.shard_run) !== Number(row.id) ||
-          isDead(String(row.worker), row.worker_node === null ? null : String(row.worker_node)),
-      );
+      .filter((row) => {
+        const node = row.worker_node === null ? null : String(row.worker_node);
+        if (isAlive(String(row.worker), node)) return false;
+        return Number(row.lease_expires_at) < now || Number(row.shard_run) !== Number(row.id) || isDead(String(row.worker), node);
+      });
     if (candidates.length === 0) return [];
+    // Each reaped run gets its `run:crashed` event next: where the chain is keyed and the key is
+    // missing here, that event cannot be linked (noChainKey throws), so nothing is marked either.
+    this.#db.chainKey();
     return this.#db.write(() => {
       const reaped: RunInfo[] = [];
       for (const row of candidates) {

@@ -6,6 +6,7 @@ import { SqliteGuards } from './sqlite-guards.ts';
 import { SqliteHistory } from './sqlite-history.ts';
 import { SqliteInstances } from './sqlite-instances.ts';
 import { SqliteJournal } from './sqlite-journal.ts';
+import { registerSqliteKeyRecord } from './sqlite-key-record.ts';
 import { SqliteLeases } from './sqlite-leases.ts';
 import { migrateSqlite, migrateSqliteSide, refuseMissingInstances } from './sqlite-migrations.ts';
 import { SqlitePlans, SqliteRateBuckets } from './sqlite-plans.ts';
@@ -23,6 +24,8 @@ export type { SqliteStoreOptions } from './sqlite-driver.ts';
 export class SqliteStore extends ComposedStore {
   constructor(path: string, options: SqliteStoreOptions = {}) {
     const driver = new SqliteDriver(path, options, migrateSqliteSide);
+    // The runner's key for `<store>.key` is checked against what this store recorded of it.
+    driver.onClose.push(registerSqliteKeyRecord(driver));
     const instances = new SqliteInstances(driver);
     const leases = new SqliteLeases(driver);
     super(driver.location, {
