@@ -68,14 +68,19 @@ export function unsealSecrets(value: JsonValue | null, key: Buffer | (() => Buff
     const sealed = value[SEALED];
     if (typeof sealed === 'string' && Object.keys(value).length === 1) {
       const data = Buffer.from(sealed, 'base64');
+      const using = typeof key === 'function' ? key() : key;
       try {
-        const decipher = createDecipheriv('aes-256-gcm', typeof key === 'function' ? key() : key, data.subarray(0, 12));
+        const decipher = createDecipheriv('aes-256-gcm', using, data.subarray(0, 12));
         decipher.setAuthTag(data.subarray(12, 28));
         const text = Buffer.concat([decipher.update(data.subarray(28)), decipher.final()]).toString('utf8');
         return new Secret(JSON.parse(text) as unknown);
       } catch {
+        // No CKPT_SECRET_KEY on a store with no key file (PostgreSQL, MySQL): the run that sealed
+        // it had a key of its own process too, gone with it.
         throw new CheckpointedError(
-          'a secret recorded by an earlier run cannot be decrypted with this secret key; run with the same CKPT_SECRET_KEY (or key file) as that run',
+          using === processKey
+            ? 'a secret recorded by an earlier run cannot be decrypted: this store keeps no secret key (PostgreSQL and MySQL have no key file), so without CKPT_SECRET_KEY each process seals with a key that dies with it; that secret is lost: set CKPT_SECRET_KEY for every run of the job from now on'
+            : 'a secret recorded by an earlier run cannot be decrypted with this secret key; run with the same CKPT_SECRET_KEY (or key file) as that run',
           ExitCode.usage,
         );
       }
