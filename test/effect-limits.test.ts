@@ -204,3 +204,24 @@ test('the approve command a hold prints quotes a kind a shell would split or run
     const command = /approve with: (.*), then run again/.exec(held.error ?? '')?.[1];
     assert.equal(command, `ckpt approve rotate-keys --raise 'revoke $(touch pwned) '\\''keys'\\''=+N' --by NAME --reason TEXT`);
   }));
+
+test('an approval point name longer than every store holds (its hold point:<name> over 255 characters) fails its record saying so, holding nothing; 249 characters hold', () =>
+  withStore(async (store) => {
+    const named = (name: string) =>
+      defineJob<number>({
+        name: `points-${name.length}`,
+        source: () => range(0, 1),
+        retry: { attempts: 1 },
+        async process(_n, ctx) {
+          await ctx.approval(name);
+        },
+      });
+    const long = await runJob(named('p'.repeat(250)), { store });
+    const [longInstance] = await store.listInstances('points-250');
+    assert.ok(longInstance);
+    assert.deepEqual(await store.holds(longInstance.id, longInstance.generation), [], 'no hold stored');
+    const letters = await store.listDeadLetters(longInstance.id);
+    assert.match(`${long.error ?? ''} ${letters.map((letter) => letter.error).join(' ')}`, /ctx\.approval needs a name of at most 249 characters \(got 250\)/);
+    const fits = await runJob(named('p'.repeat(249)), { store });
+    assert.equal(fits.outcome, 'held');
+  }));

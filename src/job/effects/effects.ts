@@ -60,6 +60,9 @@ const WRITER_POLL_MAX_MS = 250;
 /** How long such a wait goes before it is told (`effect:waiting`): an operator sees what the record waits on. */
 const WRITER_TELL_MS = 5000;
 
+/** The longest approval point name: its hold, `point:<name>`, fits the 255 characters every store holds. */
+const MAX_POINT_NAME = 255 - 'point:'.length;
+
 /** The generation number of instance-scoped effect keys: one no generation of a run has. */
 const INSTANCE_GENERATION = 0;
 
@@ -241,6 +244,8 @@ export class Effects {
    */
   async approval(name: string, options: { summary?: string } = {}): Promise<void> {
     if (typeof name !== 'string' || !/^[\w.-]+$/.test(name)) throw new TypeError("ctx.approval needs a name of letters, digits, '.', '-' or '_'");
+    // Its hold is named `point:<name>`, a key every store holds up to 255 characters (MySQL's holds.name).
+    if (name.length > MAX_POINT_NAME) throw new TypeError(`ctx.approval needs a name of at most ${MAX_POINT_NAME} characters (got ${name.length})`);
     if (this.#heldBy !== undefined) throw this.#heldBy;
     const { store, scope } = this.#input;
     const found = (await store.holds(scope.instanceId, scope.generation)).find((hold) => hold.name === `point:${name}`);
