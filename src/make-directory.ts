@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 
 /**
@@ -29,5 +29,22 @@ function isDirectory(path: string): boolean {
     return statSync(path).isDirectory();
   } catch {
     return false;
+  }
+}
+
+/**
+ * Flush a directory's entries, so that a file just renamed or linked into it survives a power
+ * loss; a file system that cannot open or flush a directory is left as it is (the entry is in
+ * place either way).
+ */
+export function syncDirectory(directory: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(directory, 'r');
+    fsyncSync(fd);
+  } catch {
+    // Not every file system lets a directory be opened and flushed.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }

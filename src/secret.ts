@@ -3,7 +3,7 @@ import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, openSync, readFi
 import { dirname } from 'node:path';
 import { CheckpointedError, ExitCode, StoreIdentityError, UsageError } from './errors.ts';
 import type { JsonValue } from './json.ts';
-import { makeDirectory } from './make-directory.ts';
+import { makeDirectory, syncDirectory } from './make-directory.ts';
 
 export const REDACTED = '[redacted]';
 const secretBrand = Symbol.for('checkpointed.secret');
@@ -243,18 +243,6 @@ function readKeyFile(file: string): Buffer {
     throw new StoreIdentityError(`the secret key file ${file} is damaged (it should hold 64 hex digits): restore it from a backup`);
   }
   return createHash('sha256').update(text).digest();
-}
-
-function syncDirectory(directory: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(directory, 'r');
-    fsyncSync(fd);
-  } catch {
-    // Not every file system lets a directory be opened and flushed; the link is in place either way.
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
 }
 
 /**

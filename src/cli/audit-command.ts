@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { CheckpointedError, ExitCode, firstLine, UsageError } from '../errors.ts';
 import { auditEvents, type EventType } from '../events.ts';
 import type { JsonValue } from '../json.ts';
+import { syncDirectory } from '../make-directory.ts';
 import { chainKeyFinder, REDACTED } from '../secret.ts';
 import { type ChainReport, readChain, verifyChain } from '../store/audit-chain.ts';
 import { parseStoreUrl } from '../store/open-store.ts';
@@ -197,19 +198,6 @@ function linkTarget(path: string): string {
     at = resolve(dirname(at), readlinkSync(at));
   }
   return at;
-}
-
-/** Flush a directory's entries (a rename in it); a file system that cannot is left as it is. */
-function syncDirectory(directory: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(directory, 'r');
-    fsyncSync(fd);
-  } catch {
-    // Not every file system lets a directory be opened and flushed.
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
 }
 
 /** An event as `ckpt audit --verify` (and the dashboard) names it: id, type, shard, chain position. */
