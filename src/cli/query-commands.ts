@@ -204,6 +204,10 @@ export async function resetCommand(job: string, options: QueryOptions, io: CliIo
     if (holders.length > 0) {
       throw new LeaseHeldError(`cannot reset ${label(instance)}: held by live worker ${holders[0]?.worker}; stop it first`, holders[0]?.worker ?? '');
     }
+    // Recorded before the generation moves (a decision is durable before the act): a kill between
+    // the two leaves a reset decided and not made, never a new generation that no event explains.
+    const data = { from: instance.generation, generation: instance.generation + 1, reason: 'reset', by: defaultWorker() };
+    await store.appendEvents(instance.id, instance.generation + 1, [{ type: 'instance:reset', data }]);
     const reset = await store.resetInstance(instance.id, instance.generation);
     if (reset.generation !== instance.generation + 1) {
       throw new LeaseHeldError(
@@ -211,8 +215,6 @@ export async function resetCommand(job: string, options: QueryOptions, io: CliIo
         '',
       );
     }
-    const data = { from: instance.generation, generation: reset.generation, reason: 'reset', by: defaultWorker() };
-    await store.appendEvents(reset.id, reset.generation, [{ type: 'instance:reset', data }]);
     io.stdout.write(
       `reset ${label(reset)}: generation ${reset.generation} starts from the beginning on its next run (history of generation ${instance.generation} kept)\n`,
     );

@@ -153,11 +153,19 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     const shard = (data as { shard?: string }).shard ?? null;
     return store.appendEvents(instance.id, instance.generation, [{ type, at, runId: runId ?? null, shard, data: data as unknown as JsonObject }]);
   };
-  /** A new generation: the reset is recorded in the new generation's log, where its runs follow. */
+  /**
+   * A new generation: the reset is recorded in the new generation's log, where its runs follow,
+   * before the generation moves (a decision is durable before the act): a kill between the two
+   * leaves a reset decided and not made, never a generation that no event explains. Two processes
+   * resetting at once each record theirs; one generation starts (resetInstance is conditional).
+   */
   const resetTo = async (reason: EventMap['instance:reset']['reason'], options?: { carry: boolean }) => {
     const from = instance.generation;
+    const data: EventMap['instance:reset'] = { from, generation: from + 1, reason, by: worker };
+    const at = Date.now();
+    notify('instance:reset', data, at);
+    await store.appendEvents(instance.id, from + 1, [{ type: 'instance:reset', at, runId: null, shard: null, data: { ...data } }]);
     instance = await store.resetInstance(instance.id, from, options);
-    if (instance.generation !== from) await emit('instance:reset', { from, generation: instance.generation, reason, by: worker });
   };
 
   onRetry = (info) => void emit('store:retry', info);
