@@ -161,6 +161,13 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
    */
   const resetTo = async (reason: EventMap['instance:reset']['reason'], options?: { carry: boolean }) => {
     const from = instance.generation;
+    // Another process that started the next generation just now (workers started together on a
+    // completed incremental instance): join it, recording nothing.
+    const current = await store.instance(job.name, paramsHash, { params: displayParams, version: job.version ?? null });
+    if (current.generation !== from) {
+      instance = current;
+      return;
+    }
     const data: EventMap['instance:reset'] = { from, generation: from + 1, reason, by: worker };
     const at = Date.now();
     notify('instance:reset', data, at);
