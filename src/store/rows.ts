@@ -95,6 +95,13 @@ export const RUN_PROGRESS_COLUMNS: readonly (readonly [keyof RunProgress, string
 export const REAPED_OUTCOME_SQL = "CASE WHEN mark_step = 0 THEN 'interrupted' ELSE 'crashed' END";
 
 /**
+ * The SET of an UPDATE of `shards` that frees a shard (a release, a reaped run, an expired lease
+ * ended): no holder, no lease, pending again unless complete. Its token stays unless the caller
+ * adds a new one.
+ */
+export const FREE_SHARD_SQL = "lease_owner = NULL, lease_expires_at = 0, status = CASE WHEN status = 'completed' THEN status ELSE 'pending' END";
+
+/**
  * A JSON column of a row the CLI lists (an instance's params, a run's stats or resume position,
  * a dead letter's record), read for people: text that is not JSON (a hand edit, a damaged page)
  * is a damaged store, said so in one line (exit 2), not an unexpected SyntaxError.

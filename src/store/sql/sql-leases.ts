@@ -1,4 +1,4 @@
-import { REAPED_OUTCOME_SQL, type Row, RUN_PROGRESS_COLUMNS, toLiveRun, toRun } from '../rows.ts';
+import { FREE_SHARD_SQL, REAPED_OUTCOME_SQL, type Row, RUN_PROGRESS_COLUMNS, toLiveRun, toRun } from '../rows.ts';
 import type { HolderInfo, InstanceInfo, Lease, LeaseStore, LiveRun, ProgressMark, RunInfo, RunOutcome, RunProgress } from '../store.ts';
 import type { SqlChanges, SqlDriver, SqlQueryable } from './sql-driver.ts';
 
@@ -72,11 +72,7 @@ export class SqlLeases implements LeaseStore {
       [candidate.id, dead],
     );
     if (marked.affectedRows === 0) return undefined;
-    await tx.query(
-      `UPDATE ${p}shards SET lease_owner = NULL, lease_expires_at = 0, status = CASE WHEN status = 'completed' THEN status ELSE 'pending' END
-       WHERE id = ? AND run_id = ?`,
-      [candidate.shard_id, candidate.id],
-    );
+    await tx.query(`UPDATE ${p}shards SET ${FREE_SHARD_SQL} WHERE id = ? AND run_id = ?`, [candidate.shard_id, candidate.id]);
     const run = (await tx.query(`SELECT * FROM ${p}runs WHERE id = ?`, [candidate.id])).rows[0];
     return run === undefined ? undefined : toRun(run);
   }
@@ -132,11 +128,7 @@ export class SqlLeases implements LeaseStore {
       const current = (await tx.query(`${held} FOR UPDATE`, [runId])).rows[0];
       if (current === undefined) return undefined;
       if (Number(current.expired) !== 1) return toLiveRun(runId, current);
-      await tx.query(
-        `UPDATE ${p}shards SET lease_token = lease_token + 1, lease_owner = NULL, lease_expires_at = 0,
-           status = CASE WHEN status = 'completed' THEN status ELSE 'pending' END, updated_at = ${dialect.now} WHERE id = ?`,
-        [current.id],
-      );
+      await tx.query(`UPDATE ${p}shards SET lease_token = lease_token + 1, ${FREE_SHARD_SQL}, updated_at = ${dialect.now} WHERE id = ?`, [current.id]);
       // Workers waiting on the instance may claim the shard now.
       await this.#changes.notify(tx, Number(current.instance_id));
       return undefined;
@@ -191,11 +183,10 @@ export class SqlLeases implements LeaseStore {
   /** End the run and free the shard if this token still holds it. */
   release(lease: Lease, outcome: Exclude<RunOutcome, 'running'>, run: RunProgress): Promise<void> {
     return this.#db.transaction(async (tx) => {
-      await tx.query(
-        `UPDATE ${this.#db.prefix}shards SET lease_owner = NULL, lease_expires_at = 0, status = CASE WHEN status = 'completed' THEN status ELSE 'pending' END, updated_at = ${this.#db.dialect.now}
-         WHERE id = ? AND lease_token = ?`,
-        [lease.shardId, lease.token],
-      );
+      await tx.query(`UPDATE ${this.#db.prefix}shards SET ${FREE_SHARD_SQL}, updated_at = ${this.#db.dialect.now} WHERE id = ? AND lease_token = ?`, [
+        lease.shardId,
+        lease.token,
+      ]);
       await updateRun(tx, this.#db, lease.runId, run, outcome);
       // Delivered at COMMIT: workers waiting on the instance claim the shard, or see it complete.
       await this.#changes.notify(tx, lease.instanceId);

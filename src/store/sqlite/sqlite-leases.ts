@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { StoreError } from '../../errors.ts';
 import { idleWait } from '../idle-wait.ts';
-import { REAPED_OUTCOME_SQL, type Row, RUN_PROGRESS_COLUMNS, toLiveRun, toRun } from '../rows.ts';
+import { FREE_SHARD_SQL, REAPED_OUTCOME_SQL, type Row, RUN_PROGRESS_COLUMNS, toLiveRun, toRun } from '../rows.ts';
 import type { HolderInfo, InstanceInfo, Lease, LeaseStore, LiveRun, ProgressMark, RunInfo, RunOutcome, RunProgress } from '../store.ts';
 import type { SQLInputValue, SqliteDriver } from './sqlite-driver.ts';
 
@@ -63,11 +63,7 @@ export class SqliteLeases implements LeaseStore {
           Number(row.id),
         );
         if (changed === 0) continue;
-        this.#db.run(
-          "UPDATE shards SET lease_owner = NULL, lease_expires_at = 0, status = CASE WHEN status = 'completed' THEN status ELSE 'pending' END WHERE id = ? AND run_id = ?",
-          Number(row.shard_id),
-          Number(row.id),
-        );
+        this.#db.run(`UPDATE shards SET ${FREE_SHARD_SQL} WHERE id = ? AND run_id = ?`, Number(row.shard_id), Number(row.id));
         reaped.push(toRun(this.#db.get('SELECT * FROM runs WHERE id = ?', Number(row.id)) as Row));
       }
       return reaped;
@@ -146,11 +142,7 @@ export class SqliteLeases implements LeaseStore {
       const current = this.#db.get(held, runId);
       if (current === undefined) return undefined;
       if (Number(current.lease_expires_at) >= now) return toLiveRun(runId, current);
-      this.#db.run(
-        "UPDATE shards SET lease_token = lease_token + 1, lease_owner = NULL, lease_expires_at = 0, status = CASE WHEN status = 'completed' THEN status ELSE 'pending' END, updated_at = ? WHERE id = ?",
-        now,
-        Number(current.id),
-      );
+      this.#db.run(`UPDATE shards SET lease_token = lease_token + 1, ${FREE_SHARD_SQL}, updated_at = ? WHERE id = ?`, now, Number(current.id));
       return undefined;
     });
   }
@@ -182,12 +174,7 @@ export class SqliteLeases implements LeaseStore {
   async release(lease: Lease, outcome: Exclude<RunOutcome, 'running'>, run: RunProgress): Promise<void> {
     this.#db.write(() => {
       const now = Date.now();
-      this.#db.run(
-        "UPDATE shards SET lease_owner = NULL, lease_expires_at = 0, status = CASE WHEN status = 'completed' THEN status ELSE 'pending' END, updated_at = ? WHERE id = ? AND lease_token = ?",
-        now,
-        lease.shardId,
-        lease.token,
-      );
+      this.#db.run(`UPDATE shards SET ${FREE_SHARD_SQL}, updated_at = ? WHERE id = ? AND lease_token = ?`, now, lease.shardId, lease.token);
       updateRun(this.#db, lease.runId, run, now, outcome);
     });
   }
