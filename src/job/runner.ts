@@ -123,7 +123,9 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   // Before the instance is made: a shard name no store can hold (a NUL, a lone surrogate, over
   // 512 characters) is refused up front, not after leaving an instance pending 0/0 behind.
   const shardNames = await listShardNames(job, params);
-  let instance = await store.instance(job.name, paramsHash, { params: displayParams, version: job.version ?? null });
+  /** The instance of these params, found or made: as it stands now in the store. */
+  const currentInstance = () => store.instance(job.name, paramsHash, { params: displayParams, version: job.version ?? null });
+  let instance = await currentInstance();
   if (options.plan !== undefined && (options.plan.instanceId !== instance.id || options.plan.generation !== instance.generation)) {
     throw new CheckpointedError(
       `plan ${options.plan.id} was made for ${options.plan.job} ${JSON.stringify(options.plan.params)} generation ${options.plan.generation}, ` +
@@ -163,7 +165,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     const from = instance.generation;
     // Another process that started the next generation just now (workers started together on a
     // completed incremental instance): join it, recording nothing.
-    const current = await store.instance(job.name, paramsHash, { params: displayParams, version: job.version ?? null });
+    const current = await currentInstance();
     if (current.generation !== from) {
       instance = current;
       return;

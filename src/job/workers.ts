@@ -126,12 +126,7 @@ export function isAliveLocalWorker(_worker: string, node: string | null): boolea
 export function isStoppedLocalWorker(node: string | null): boolean {
   const theirs = node === null ? undefined : parseNode(node);
   if (theirs === undefined || !isAliveLocalWorker('', node)) return false;
-  try {
-    const stat = readFileSync(`/proc/${theirs.pid}/stat`, 'utf8');
-    return /^[Tt]/.test(stat.slice(stat.lastIndexOf(')') + 2));
-  } catch {
-    return false;
-  }
+  return /^[Tt]/.test(processState(theirs.pid) ?? '');
 }
 
 /**
@@ -140,11 +135,16 @@ export function isStoppedLocalWorker(node: string | null): boolean {
  * /proc is Z. Elsewhere, or when /proc cannot be read, it counts as alive and its lease decides.
  */
 function isZombie(pid: number): boolean {
+  return processState(pid)?.startsWith('Z') ?? false;
+}
+
+/** A process's state letter and what follows it in /proc/<pid>/stat (after its name); undefined where it cannot be read. */
+function processState(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+    return stat.slice(stat.lastIndexOf(')') + 2);
   } catch {
-    return false;
+    return undefined;
   }
 }
 
