@@ -169,7 +169,7 @@ export function lazySecretKey(env: NodeJS.ProcessEnv, file: string | undefined):
 export function loadSecretKey(env: NodeJS.ProcessEnv, file: string | undefined): Buffer {
   const record = file === undefined ? undefined : keyRecords.get(file);
   const fromEnv = secretKeyFromEnv(env);
-  if (fromEnv !== undefined) return checkedKey(createHash('sha256').update(fromEnv).digest(), 'CKPT_SECRET_KEY', file, record);
+  if (fromEnv !== undefined) return checkedKey(keyOfText(fromEnv), 'CKPT_SECRET_KEY', file, record);
   if (file === undefined) return processKey;
   if (!existsSync(file)) {
     refuseNewKey(file, record);
@@ -242,6 +242,11 @@ function readKeyFile(file: string): Buffer {
   if (!/^[0-9a-f]{64}$/i.test(text)) {
     throw new StoreIdentityError(`the secret key file ${file} is damaged (it should hold 64 hex digits): restore it from a backup`);
   }
+  return keyOfText(text);
+}
+
+/** The 32-byte key a key's text (CKPT_SECRET_KEY, or a key file's hex) stands for. */
+function keyOfText(text: string): Buffer {
   return createHash('sha256').update(text).digest();
 }
 
@@ -255,12 +260,11 @@ export function chainKeyFinder(env: NodeJS.ProcessEnv, file: string | undefined)
   let key: Buffer | undefined;
   return () => {
     if (key !== undefined) return key;
-    const haveKey = secretKeyFromEnv(env) !== undefined || (file !== undefined && existsSync(file));
-    if (!haveKey) return undefined;
+    const fromEnv = secretKeyFromEnv(env);
+    if (fromEnv === undefined && (file === undefined || !existsSync(file))) return undefined;
     // Read as it is, not checked against the store's record: readers (audit, the dashboard) write
     // nothing, and a run checks its key before its first event (lazySecretKey).
-    const fromEnv = secretKeyFromEnv(env);
-    const secretKey = fromEnv !== undefined ? createHash('sha256').update(fromEnv).digest() : readKeyFile(file as string);
+    const secretKey = fromEnv !== undefined ? keyOfText(fromEnv) : readKeyFile(file as string);
     key = createHmac('sha256', secretKey).update('checkpointed audit chain v1').digest();
     return key;
   };
