@@ -154,6 +154,47 @@ describe('a claim that meets another live run’s intent', { concurrency: true }
     }
   });
 
+  test('two runs that find a dead writer’s intent at once: one settles it, the other waits for that one (fn runs once)', async () => {
+    const store = new SqliteStore(join(tempDir('ckpt-shared-wait-'), 'store.db'));
+    await store.migrate();
+    try {
+      const instance = await store.instance('shared-wait', 'h', { params: {}, version: null });
+      await store.ensureShards(instance, ['gone', 'east', 'west'], { version: null });
+      const gone = await store.claim(instance, 'worker-gone', 300);
+      const east = await store.claim(instance, 'worker-east', 30_000);
+      const west = await store.claim(instance, 'worker-west', 30_000);
+      assert.ok(gone && east && west);
+      // The writer starts its call and freezes past its lease: the key is in doubt for both others.
+      const frozen = held({ by: 'gone' });
+      const late = effectsOf(store, gone).once('disable:eve', frozen.fn);
+      await frozen.started;
+      await sleep(400);
+      // Both read the dead writer's intent before either decides: each verify waits for the other's.
+      let asked = 0;
+      const bothAsked = deferred<void>();
+      const verify = async () => {
+        if (++asked === 2) bothAsked.resolve();
+        await bothAsked.promise;
+        return false;
+      };
+      const calls: string[] = [];
+      const [a, b] = await Promise.all([
+        effectsOf(store, east).once('disable:eve', () => (calls.push('east'), { by: 'east' }), { verify }),
+        effectsOf(store, west).once('disable:eve', () => (calls.push('west'), { by: 'west' }), { verify }),
+      ]);
+      assert.equal(asked, 2, 'both found the key in doubt');
+      assert.equal(calls.length, 1, `the effect ran once, not once per run that verified it (ran on: ${calls.join(', ')})`);
+      assert.deepEqual(a, b, 'both got the one result');
+      const entry = await store.effect({ instanceId: east.instanceId, generation: east.generation }, 'disable:eve');
+      assert.equal(entry?.status, 'done');
+      assert.equal(entry?.attempts, 2, 'one start after the dead writer’s');
+      frozen.release();
+      await late.catch(() => undefined);
+    } finally {
+      await store.close();
+    }
+  });
+
   test('says what it waits on once a wait passes 5 s (effect:waiting, once)', async () => {
     const { store, east, west } = await twoRuns();
     try {

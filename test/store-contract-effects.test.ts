@@ -208,6 +208,39 @@ for (const factory of selectedStoreFactories()) {
       assert.equal(await store.liveRunOrFence(lease.runId), undefined, 'a run that ended holds nothing');
     });
 
+    test('an intent written over an in-doubt entry is written only while the key still has that entry', async () => {
+      const { instance, lease } = await claimed();
+      const scope = { instanceId: instance.id, generation: instance.generation };
+      const dead = lease.runId + 1000;
+      await store.journal(instance.id, [{ kind: 'claim', scope, key: 'k', events: [], runId: dead }]);
+      const seen = { attempts: 1, runId: dead };
+      const event = (by: string) => ({ type: 'effect:start', at: Date.now(), runId: lease.runId, shard: 'main', data: { shard: 'main', key: 'k', by } });
+      const before = (await store.listEvents(instance.id)).length;
+      const [first] = await store.journal(instance.id, [{ kind: 'intent', scope, key: 'k', events: [event('first')], runId: lease.runId, over: seen }]);
+      assert.equal(first, undefined, 'the first to settle it starts it over');
+      // A second run that read the same in-doubt entry: the key moved, so nothing of its write stays.
+      const [second, other] = await store.journal(instance.id, [
+        { kind: 'intent', scope, key: 'k', events: [event('second')], runId: lease.runId + 1, over: seen },
+        { kind: 'claim', scope, key: 'other', events: [], runId: lease.runId + 1 },
+      ]);
+      assert.ok(second !== undefined && 'status' in second, 'answered with the entry the key has now');
+      assert.deepEqual({ status: second.status, attempts: second.attempts, runId: second.runId }, { status: 'intent', attempts: 2, runId: lease.runId });
+      assert.equal(other, undefined, 'the rest of its batch is written');
+      const entry = await store.effect(scope, 'k');
+      assert.deepEqual({ attempts: entry?.attempts, runId: entry?.runId }, { attempts: 2, runId: lease.runId });
+      const events = (await store.listEvents(instance.id)).slice(before).map((stored) => stored.data.by);
+      assert.deepEqual(events, ['first'], 'the refused write recorded no event');
+      await store.journal(instance.id, [{ kind: 'done', scope, key: 'k', result: 'ok', events: [] }]);
+      const [afterDone] = await store.journal(instance.id, [{ kind: 'intent', scope, key: 'k', events: [], runId: lease.runId + 2, over: seen }]);
+      assert.ok(afterDone !== undefined && 'status' in afterDone && afterDone.status === 'done', 'a done key is never started over');
+      // A key forgotten meanwhile (the other run's fn failed) has no entry: started as usual.
+      const [gone] = await store.journal(instance.id, [{ kind: 'intent', scope, key: 'forgotten', events: [], runId: lease.runId, over: seen }]);
+      assert.equal(gone, undefined);
+      assert.equal((await store.effect(scope, 'forgotten'))?.status, 'intent');
+      const seqs = (await store.listEvents(instance.id)).map((stored) => stored.chain?.seq);
+      assert.equal((await store.chainHead(instance.id))?.seq, seqs.length, 'the chain links every stored event, and no refused one');
+    });
+
     test('liveRunOrFence: a run whose lease expired is fenced (new token, shard free); one whose shard another run took is not live', async () => {
       counter++;
       const instance = await store.instance(`fx-${counter}`, `hash-${counter}`, { params: {}, version: null });

@@ -33,6 +33,30 @@ export function writerOf(write: JournalWrite): number | null {
   return (write.kind === 'claim' || write.kind === 'intent') && write.runId !== undefined ? write.runId : null;
 }
 
+/** The intents of a batch written over an in-doubt entry (`over`): whose entries movedIntents must be shown. */
+export function intentsOver(writes: readonly JournalWrite[]): KeyedWrite[] {
+  return writes.filter((write): write is KeyedWrite => write.kind === 'intent' && write.over !== undefined);
+}
+
+/**
+ * The intents of a batch that another run got to first: written `over` an in-doubt entry that the
+ * key no longer has (`entries`, read under the batch's write lock: done, forgotten and claimed
+ * again, or started over by another run that settled it too). By index in `writes`, the entry the
+ * key has now: such a write is not written, and its caller claims the key again (so it waits for
+ * the run that started it, instead of running the effect a second time). A key with no entry is
+ * written as usual.
+ */
+export function movedIntents(writes: readonly JournalWrite[], entries: ReadonlyMap<string, EffectEntry>): Map<number, EffectEntry> {
+  const moved = new Map<number, EffectEntry>();
+  writes.forEach((write, i) => {
+    if (write.kind !== 'intent' || write.over === undefined) return;
+    const entry = entries.get(entryKey(write.scope.generation, write.key));
+    if (entry === undefined) return;
+    if (entry.status !== 'intent' || entry.attempts !== write.over.attempts || entry.runId !== write.over.runId) moved.set(i, entry);
+  });
+  return moved;
+}
+
 /** The completions of a batch: the writes whose entries fenceBatch must be shown. */
 export function completions(writes: readonly JournalWrite[]): DoneWrite[] {
   return writes.filter((write): write is DoneWrite => write.kind === 'done');

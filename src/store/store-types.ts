@@ -80,16 +80,25 @@ export interface EffectEntry {
  * - `claim`: the intent of a key's first run, written only if the key has no entry; a key that
  *   has one keeps it, and nothing of the claim (not its events) is written;
  * - `intent`: a new start of a key that has an entry (in doubt, or failed): attempts + 1;
- *   a claim or an intent records `runId`, the run that writes it (EffectEntry.runId);
+ *   a claim or an intent records `runId`, the run that writes it (EffectEntry.runId). With
+ *   `over` (the in-doubt intent its caller settled by verify), written only while the key's entry
+ *   is still that intent (or has none): if another run settled or restarted it first, nothing of
+ *   the write (not its events) is written, and its outcome is the entry the key has now;
  * - `done`: the effect ran, with its JSON result; `failed`: forget an intent (not a done);
  * - `events`: only the events.
  */
 export type JournalWrite =
   | { kind: 'claim'; scope: EffectScope; key: string; events: NewEvent[]; limit?: EffectLimit; runId?: number | null }
   | { kind: 'failed'; scope: EffectScope; key: string; events: NewEvent[]; limit?: EffectLimit }
-  | { kind: 'intent'; scope: EffectScope; key: string; events: NewEvent[]; runId?: number | null }
+  | { kind: 'intent'; scope: EffectScope; key: string; events: NewEvent[]; runId?: number | null; over?: IntentSeen }
   | { kind: 'done'; scope: EffectScope; key: string; result: JsonValue | null; events: NewEvent[] }
   | { kind: 'events'; scope: EffectScope; events: NewEvent[] };
+
+/** The in-doubt intent an `intent` write starts the key over from, as its caller read it. */
+export interface IntentSeen {
+  attempts: number;
+  runId: number | null;
+}
 
 /**
  * The lease a shard run's journal batch is written under: the store compares `token` with the

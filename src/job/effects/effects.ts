@@ -66,6 +66,9 @@ const MAX_POINT_NAME = 255 - 'point:'.length;
 /** The generation number of instance-scoped effect keys: one no generation of a run has. */
 const INSTANCE_GENERATION = 0;
 
+/** #known's answer when another run settled or started the in-doubt intent first: claim the key again. */
+const CLAIM_AGAIN = Symbol('claim again');
+
 /**
  * `ctx.once`, `ctx.step` and `ctx.idempotencyKey` of one shard run, over the store's effect
  * journal. The journal is written outside the chunk transaction, in group commits
@@ -145,7 +148,10 @@ export class Effects {
     if (this.#input.leaseLost?.()) {
       // A fenced-out worker starts nothing, but still answers a key that is done.
       const entry = await this.#input.store.effect(scope, key);
-      return this.#known(scope, key, fn, options, entry, record);
+      const known = await this.#known(scope, key, fn, options, entry, record);
+      // Never: a fenced-out worker starts nothing, so it writes no intent to lose.
+      if (known === CLAIM_AGAIN) throw new Error(`effect ${key} not started: this worker lost its lease on shard ${shard}`);
+      return known;
     }
     const limit = this.#limit(key, options);
     const { runId } = this.#input;
@@ -157,8 +163,11 @@ export class Effects {
       if (entry === undefined) return this.#run(scope, key, fn, record, options.target, limit);
       if ('limited' in entry) return this.#held(key, entry);
       const settled = await this.#whileWriterLives(scope, key, entry);
-      // Forgotten meanwhile (the other run's fn failed): claimed again, as if new.
-      if (settled !== undefined) return this.#known(scope, key, fn, options, settled, record);
+      // Forgotten meanwhile (the other run's fn failed): claimed again, as if new. Settled first
+      // by another run that found it in doubt too: claimed again, so this one waits for that one.
+      if (settled === undefined) continue;
+      const known = await this.#known(scope, key, fn, options, settled, record);
+      if (known !== CLAIM_AGAIN) return known;
     }
   }
 
@@ -260,7 +269,10 @@ export class Effects {
     throw this.#heldBy;
   }
 
-  /** A key that has an entry (or a fenced-out worker): done, in doubt, or never started. */
+  /**
+   * A key that has an entry (or a fenced-out worker): done, in doubt, or never started.
+   * CLAIM_AGAIN: another run settled or started the in-doubt intent first.
+   */
   async #known<T>(
     scope: EffectScope,
     key: string,
@@ -268,7 +280,7 @@ export class Effects {
     options: OnceOptions<T>,
     entry: EffectEntry | undefined,
     record: DeferredWrites | undefined,
-  ): Promise<T | undefined> {
+  ): Promise<T | undefined | typeof CLAIM_AGAIN> {
     const { secretKey, shard } = this.#input;
     if (entry?.status === 'done') return unsealSecrets(entry.result, secretKey) as T | undefined;
     const decided = new Decisions(this.#input);
@@ -291,7 +303,7 @@ export class Effects {
           const result = typeof answer === 'object' ? answer.result : undefined;
           const sealed = result === undefined ? null : sealSecrets(result, secretKey);
           await decided.write(this.#queue, { kind: 'done', scope, key, result: sealed, events: [] });
-          return result;
+          return result as T | undefined;
         }
       } else {
         decided.add('effect:in-doubt', { shard, key, attempts: entry.attempts, resolution: 'run-again' });
@@ -302,7 +314,12 @@ export class Effects {
       throw new Error(`effect ${key} not started: this worker lost its lease on shard ${shard}`);
     }
     decided.add('effect:start', { shard, key, attempt: (entry?.attempts ?? 0) + 1 });
-    await decided.write(this.#queue, { kind: 'intent', scope, key, events: [], runId: this.#input.runId });
+    // Started over only from the intent this run found in doubt: two runs that found it at once
+    // (two shards sharing the key, its writer dead) both ask verify, and only the first to write
+    // runs fn; the other's write is not written (nor its events), and it claims the key again.
+    const over = entry === undefined ? {} : { over: { attempts: entry.attempts, runId: entry.runId } };
+    const moved = await decided.write(this.#queue, { kind: 'intent', scope, key, events: [], runId: this.#input.runId, ...over });
+    if (moved !== undefined) return CLAIM_AGAIN;
     return this.#run(scope, key, fn, record, options.target, this.#limit(key, options));
   }
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type ChainedGenerations, GENESIS } from '../audit-chain.ts';
-import { completions, entryKey, type KeyedWrite, writerOf, writesOf } from '../journal-fence.ts';
+import { completions, entryKey, intentsOver, type KeyedWrite, movedIntents, writerOf, writesOf } from '../journal-fence.ts';
 import type { Row } from '../rows.ts';
 import type { EffectKey, ServerJournal } from '../sql/sql-driver.ts';
 import { readEntries } from '../sql/sql-journal.ts';
@@ -80,10 +80,12 @@ export function mysqlJournal(db: MysqlDriver): ServerJournal {
       const head = (await on.query(`SELECT seq, hash FROM ${p}chain_heads WHERE instance_id = ? FOR UPDATE`, [instanceId])).rows[0] as Row;
       // Claims look for entries first: the head's lock keeps any other batch from writing one meanwhile.
       const claims = writesOf(writes, 'claim');
-      const existing = await readEntries(on, p, effectKey, instanceId, claims);
-      const outcomes = writes.map((write) => (write.kind === 'claim' ? existing.get(entryKey(write.scope.generation, write.key)) : undefined));
+      const existing = await readEntries(on, p, effectKey, instanceId, [...claims, ...intentsOver(writes)]);
+      const moved = movedIntents(writes, existing);
+      const outcomes = writes.map((write, i) => (write.kind === 'claim' ? existing.get(entryKey(write.scope.generation, write.key)) : moved.get(i)));
       const fresh = claims.filter((write) => !existing.has(entryKey(write.scope.generation, write.key)));
-      for (const statement of effectWrites(p, instanceId, writes, fresh)) await on.query(statement.sql, statement.values);
+      const written = writes.filter((_, i) => !moved.has(i));
+      for (const statement of effectWrites(p, instanceId, written, fresh)) await on.query(statement.sql, statement.values);
       return { outcomes, head: { seq: Number(head.seq), hash: String(head.hash) } };
     },
     appendEvents: async (on, instanceId, chained) => {

@@ -1,7 +1,7 @@
 import { StoreError } from '../../errors.ts';
 import { sha256 } from '../../json.ts';
 import { GENESIS } from '../audit-chain.ts';
-import { completions, entryKey, writerOf, writesOf } from '../journal-fence.ts';
+import { completions, entryKey, intentsOver, type KeyedWrite, movedIntents, writerOf, writesOf } from '../journal-fence.ts';
 import type { Row } from '../rows.ts';
 import { errorCode } from '../sql/dialect.ts';
 import type { EffectKey, ServerJournal, SqlQueryable } from '../sql/sql-driver.ts';
@@ -134,15 +134,18 @@ async function writeEntries(
   ).rows;
   const won = new Set(found.filter((row) => row.key !== null).map((row) => entryKey(Number(row.generation), String(row.key))));
   const lost = writesOf(writes, 'claim').filter((write) => !won.has(entryKey(write.scope.generation, write.key)));
-  const existing = await readEntries(on, s, effectKey, instanceId, lost);
-  for (const write of writesOf(writes, 'intent')) {
+  // The head's row lock is held from the first statement on: no other batch writes an entry meanwhile.
+  const existing = await readEntries(on, s, effectKey, instanceId, [...lost, ...intentsOver(writes)]);
+  const moved = movedIntents(writes, existing);
+  for (const write of writes.filter((write, i) => write.kind === 'intent' && !moved.has(i)) as KeyedWrite[]) {
     await on.query(
       `INSERT INTO ${s}effects (instance_id, generation, key, status, attempts, updated_at, run_id) VALUES ($1, $2, $3, 'intent', 1, ${NOW}, $4)
        ON CONFLICT (instance_id, generation, key) DO UPDATE SET status = 'intent', attempts = ${s}effects.attempts + 1, updated_at = excluded.updated_at, run_id = excluded.run_id`,
       [instanceId, write.scope.generation, write.key, writerOf(write)],
     );
   }
-  const outcomes = writes.map((write): JournalOutcome => {
+  const outcomes = writes.map((write, i): JournalOutcome => {
+    if (moved.has(i)) return moved.get(i);
     if (write.kind !== 'claim' || won.has(entryKey(write.scope.generation, write.key))) return undefined;
     const entry = existing.get(entryKey(write.scope.generation, write.key));
     // Refused by an entry that is gone by now (forgotten by another worker's failure): claim again.

@@ -1,5 +1,5 @@
 import type { SQLInputValue } from 'node:sqlite';
-import { batchEvents, completions, entryKey, fenceBatch, isStale, toHolder } from '../journal-fence.ts';
+import { batchEvents, completions, entryKey, fenceBatch, isStale, movedIntents, toHolder } from '../journal-fence.ts';
 import { toEffect } from '../rows.ts';
 import type { EffectEntry, EffectJournalParts, EffectScope, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
 import type { SqliteDriver } from './sqlite-driver.ts';
@@ -74,6 +74,12 @@ export class SqliteJournal implements EffectJournalParts {
             .run(...this.#key(write.scope, write.key), now, write.runId ?? null);
           if (Number(claimed.changes) === 0) outcome = this.#entry(write.scope, write.key);
         } else if (write.kind === 'intent') {
+          // Over an in-doubt entry: only while the key still has it (read under the file's write lock).
+          const current = write.over === undefined ? undefined : this.#entry(write.scope, write.key);
+          if (current !== undefined && movedIntents([write], new Map([[entryKey(write.scope.generation, write.key), current]])).size > 0) {
+            outcomes.push(current);
+            continue;
+          }
           this.#db
             .sideStatement(
               `INSERT INTO effects (store_id, instance_id, generation, key, status, attempts, updated_at, run_id) VALUES (?, ?, ?, ?, 'intent', 1, ?, ?)
