@@ -178,9 +178,13 @@ describe('a claim that meets another live run’s intent', { concurrency: true }
         return false;
       };
       const calls: string[] = [];
+      const call = (by: string) => () => {
+        calls.push(by);
+        return { by };
+      };
       const [a, b] = await Promise.all([
-        effectsOf(store, east).once('disable:eve', () => (calls.push('east'), { by: 'east' }), { verify }),
-        effectsOf(store, west).once('disable:eve', () => (calls.push('west'), { by: 'west' }), { verify }),
+        effectsOf(store, east).once('disable:eve', call('east'), { verify }),
+        effectsOf(store, west).once('disable:eve', call('west'), { verify }),
       ]);
       assert.equal(asked, 2, 'both found the key in doubt');
       assert.equal(calls.length, 1, `the effect ran once, not once per run that verified it (ran on: ${calls.join(', ')})`);
