@@ -61,6 +61,7 @@ export async function retryDeadLetters(
     await store.appendEvents(instance.id, instance.generation, [{ type, shard, data: data as unknown as JsonObject }]);
   };
   const secretKey = lazySecretKey(process.env, options.secretKeyFile);
+  await store.checkChainKey(instance.id);
   const shards = await store.listShards(instance.id);
   const result: DlqRetryResult = { instance, resolved: [], failed: [], alreadyResolved: [], notTried: 0 };
   const letters = await store.listDeadLetters(instance.id);

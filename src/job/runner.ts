@@ -126,6 +126,9 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   /** The instance of these params, found or made: as it stands now in the store. */
   const currentInstance = () => store.instance(job.name, paramsHash, { params: displayParams, version: job.version ?? null });
   let instance = await currentInstance();
+  // Before anything is written (a crashed run reaped, a run row): a server store's chain refuses
+  // a key that is not the one it is keyed with (SQLite's was checked with the key, above).
+  await store.checkChainKey(instance.id);
   if (options.plan !== undefined && (options.plan.instanceId !== instance.id || options.plan.generation !== instance.generation)) {
     throw new CheckpointedError(
       `plan ${options.plan.id} was made for ${options.plan.job} ${JSON.stringify(options.plan.params)} generation ${options.plan.generation}, ` +

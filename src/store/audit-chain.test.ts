@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { chainEvents, GENESIS, verifyChain } from './audit-chain.ts';
+import { chainEvents, GENESIS, keyMismatch, verifyChain } from './audit-chain.ts';
 import type { ChainHead, StoredEvent } from './store-types.ts';
 
 const KEY = Buffer.alloc(32, 7);
@@ -87,4 +87,18 @@ test('a keyed chain needs its key; another key, or a rebuild without it, fails',
   const kept = { events: events.slice(0, 2), head: { seq: 2, hash: events[1]?.chain?.hash ?? '' } };
   const forged = chain(2, undefined, kept);
   assert.match(problem(verifyChain(forged.events, forged.head, KEY)), /^3: it is not keyed although the events before it are/);
+});
+
+test('keyMismatch: a keyed chain takes only its key; an unkeyed or empty one takes any, or none', () => {
+  const keyed = chain(3, KEY).events.at(-1);
+  assert.equal(keyMismatch(keyed, KEY), undefined);
+  assert.equal(keyMismatch(keyed, undefined), 'missing');
+  assert.equal(keyMismatch(keyed, Buffer.alloc(32, 8)), 'other');
+  const plain = chain(3, undefined).events.at(-1);
+  for (const key of [undefined, KEY]) assert.equal(keyMismatch(plain, key), undefined);
+  assert.equal(keyMismatch(undefined, undefined), undefined);
+  // An unkeyed chain that took a key: from then on it is keyed.
+  const upgraded = chain(2, KEY, chain(2, undefined));
+  assert.equal(verifyChain(upgraded.events, upgraded.head, KEY).ok, true);
+  assert.equal(keyMismatch(upgraded.events.at(-1), undefined), 'missing');
 });

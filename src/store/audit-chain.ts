@@ -136,6 +136,19 @@ export function chainGenerations(
   return { rows, head: at ?? { seq: 0, hash: GENESIS } };
 }
 
+/**
+ * Whether `key` (undefined: none) may link after `last`, an instance's last stored event:
+ * undefined if it may (no event, an unlinked or unkeyed one, or one keyed with `key`);
+ * 'missing' if `last` is keyed and there is no key; 'other' if `key` does not verify it.
+ */
+export function keyMismatch(last: StoredEvent | undefined, key: Buffer | undefined): 'missing' | 'other' | undefined {
+  const link = last?.chain;
+  if (last === undefined || link === null || link === undefined || !link.keyed) return undefined;
+  if (key === undefined) return 'missing';
+  const fields = { ...last, data: JSON.stringify(last.data), seq: link.seq, prevHash: link.prevHash };
+  return linkHash(fields, key) === link.hash ? undefined : 'other';
+}
+
 export type ChainReport =
   | { ok: true; events: number; chained: number; keyed: number; legacy: number; head: ChainHead | undefined }
   | { ok: false; event: StoredEvent | undefined; problem: string; needsKey?: boolean };

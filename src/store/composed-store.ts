@@ -175,6 +175,9 @@ export class ComposedStore implements Store {
   async chainHead(...args: Parameters<HistoryStore['chainHead']>) {
     return this.#live().history.chainHead(...args);
   }
+  async checkChainKey(...args: Parameters<HistoryStore['checkChainKey']>) {
+    return this.#live().history.checkChainKey(...args);
+  }
   async failureHistory(...args: Parameters<HistoryStore['failureHistory']>) {
     return this.#live().history.failureHistory(...args);
   }

@@ -184,6 +184,12 @@ export interface HistoryStore {
   listEvents(instanceId: number, options?: { afterId?: number; limit?: number }): Promise<StoredEvent[]>;
   /** The last link of the instance's event chain, if it has one. */
   chainHead(instanceId: number): Promise<ChainHead | undefined>;
+  /**
+   * Refuses (StoreIdentityError, exit 4) a writer whose secret key may not extend the instance's
+   * chain (keyed with another key, or with one this process lacks), before it writes anything.
+   * SQLite checks its key record instead, when the run loads its key (a no-op here).
+   */
+  checkChainKey(instanceId: number): Promise<void>;
   /** Running time and crashed runs of the instance over all its runs (feeds the auto interval's MTBF). */
   failureHistory(instanceId: number): Promise<FailureHistory>;
   /** Runs of the instance (all generations), newest first. */

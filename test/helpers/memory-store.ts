@@ -678,6 +678,9 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
     return 'now';
   }
 
+  /** Its chain is never keyed. */
+  async checkChainKey(): Promise<void> {}
+
   async chainHead(instanceId: number): Promise<ChainHead | undefined> {
     const head = this.#chainHeads.get(instanceId);
     return head === undefined ? undefined : { ...head };

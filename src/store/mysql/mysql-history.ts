@@ -20,11 +20,14 @@ export async function appendChained(db: MysqlDriver, on: SqlQueryable, instanceI
   const p = db.prefix;
   await on.query(`INSERT INTO ${p}chain_heads (instance_id, seq, hash) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE seq = seq`, [instanceId, GENESIS]);
   const head = (await on.query(`SELECT seq, hash FROM ${p}chain_heads WHERE instance_id = ? FOR UPDATE`, [instanceId])).rows[0] as Row;
-  const chained = chainEvents(instanceId, generation, { seq: Number(head.seq), hash: String(head.hash) }, events, db.chainKey(), db.clockOffsetMs);
+  const from = { seq: Number(head.seq), hash: String(head.hash) };
+  await db.chainKeyCheck.check(on, instanceId, from);
+  const chained = chainEvents(instanceId, generation, from, events, db.chainKey(), db.clockOffsetMs);
   // One multi-row insert: ids follow the events' order.
   await on.query(
     `INSERT INTO ${p}events (instance_id, generation, run_id, shard, type, at, data, seq, prev_hash, hash, keyed) VALUES ${chained.rows.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
     chained.rows.flatMap((row) => eventRow(instanceId, generation, row)),
   );
   await on.query(`UPDATE ${p}chain_heads SET seq = ?, hash = ? WHERE instance_id = ?`, [chained.head.seq, chained.head.hash, instanceId]);
+  db.chainKeyCheck.linked(instanceId, chained.head);
 }

@@ -30,6 +30,7 @@ export async function appendChained(db: PostgresDriver, instanceId: number, gene
     );
     if (inserted.length === events.length) {
       db.chainHeads.set(instanceId, chained.head);
+      db.chainKeyCheck.linked(instanceId, chained.head);
       return;
     }
   }
@@ -57,7 +58,9 @@ export async function appendChainedOn(
       [instanceId, GENESIS],
     )
   ).rows[0] as Row;
-  const chained = chainEvents(instanceId, generation, { seq: Number(head.seq), hash: String(head.hash) }, events, db.chainKey(), db.clockOffsetMs);
+  const from = { seq: Number(head.seq), hash: String(head.hash) };
+  await db.chainKeyCheck.check(client, instanceId, from);
+  const chained = chainEvents(instanceId, generation, from, events, db.chainKey(), db.clockOffsetMs);
   await client.query(`WITH added AS (${insertEvents(s, 'true')}) UPDATE ${s}chain_heads SET seq = $12, hash = $13 WHERE instance_id = $1`, [
     ...eventValues(instanceId, generation, chained.rows),
     chained.head.seq,
@@ -65,6 +68,7 @@ export async function appendChainedOn(
   ]);
   // The head this process last wrote: the fast appends link from it (a rollback only sends them the locked way).
   db.chainHeads.set(instanceId, chained.head);
+  db.chainKeyCheck.linked(instanceId, chained.head);
 }
 
 /** The events' insert, $1–$11 (see eventValues), only where `gate` holds. */

@@ -2,6 +2,7 @@ import { StoreError, StoreUnavailableError, UsageError } from '../../errors.ts';
 import { chainKeyFinder } from '../../secret.ts';
 import type { Row } from '../rows.ts';
 import { describeDriverError } from '../transient.ts';
+import { ChainKeyCheck } from './chain-key-check.ts';
 import type { Dialect } from './dialect.ts';
 import type { SqlDriver, SqlJobTx, SqlQueryable, SqlResult } from './sql-driver.ts';
 
@@ -33,6 +34,7 @@ export abstract class PooledDriver<Pool extends { end(): Promise<void> }> implem
   readonly onClose: (() => void)[] = [];
   /** The key of the event log's hash chain; default: from CKPT_SECRET_KEY, if set. */
   readonly chainKey: () => Buffer | undefined;
+  readonly chainKeyCheck: ChainKeyCheck;
   /**
    * The database's clock minus this machine's, measured at open (syncClock) and at each
    * `now()`: events are stamped with it, so a worker whose clock is off dates nothing wrongly.
@@ -48,6 +50,7 @@ export abstract class PooledDriver<Pool extends { end(): Promise<void> }> implem
     this.location = config.location;
     this.prefix = config.prefix;
     this.chainKey = config.chainKey ?? chainKeyFinder(process.env, undefined);
+    this.chainKeyCheck = new ChainKeyCheck(config.prefix, this.chainKey);
   }
 
   abstract run(sql: string, values?: unknown[]): Promise<SqlResult>;

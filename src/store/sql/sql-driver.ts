@@ -37,6 +37,14 @@ export interface SqlJobTx extends Tx {
   wrap(error: unknown): unknown;
 }
 
+/** Whether this process's chain key may extend an instance's chain (chain-key-check.ts). */
+export interface ChainKeyGuard {
+  /** Throws StoreIdentityError unless the key may link from `head`, read on `on` under the head's lock. */
+  check(on: SqlQueryable, instanceId: number, head: ChainHead): Promise<void>;
+  /** `head` was linked by this process. */
+  linked(instanceId: number, head: ChainHead): void;
+}
+
 /**
  * What the shared store flows (src/store/sql/) need of a server's driver: one-statement queries
  * and short transactions with the store's error handling, and the job's open transactions.
@@ -52,6 +60,8 @@ export interface SqlDriver {
   readonly openTxs: Set<SqlJobTx>;
   /** The key of the event log's hash chain, if any. */
   readonly chainKey: () => Buffer | undefined;
+  /** Whether that key may extend an instance's chain, checked before linking from a head read under its lock. */
+  readonly chainKeyCheck: ChainKeyGuard;
   /** The database's clock minus this machine's (events are stamped on the database's). */
   readonly clockOffsetMs: number;
   /** One statement on any pooled connection (autocommit). */

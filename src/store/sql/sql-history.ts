@@ -29,6 +29,12 @@ export class SqlHistory implements HistoryStore {
     await this.#appendChained(instanceId, generation, events);
   }
 
+  async checkChainKey(instanceId: number): Promise<void> {
+    const head = await this.chainHead(instanceId);
+    // Read without the head's lock: an early answer; every append checks again under it.
+    if (head !== undefined) await this.#db.chainKeyCheck.check({ query: (sql, values) => this.#db.run(sql, values) }, instanceId, head);
+  }
+
   async listEvents(instanceId: number, options: { afterId?: number; limit?: number } = {}): Promise<StoredEvent[]> {
     const { prefix: p, dialect } = this.#db;
     const rows = await this.#db.rows(`SELECT * FROM ${p}events WHERE instance_id = ? AND id > ? ORDER BY id${dialect.limit(options.limit)}`, [

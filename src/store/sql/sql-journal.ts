@@ -73,6 +73,7 @@ export class SqlJournal implements EffectJournalParts {
       const chained = chainGenerations(instanceId, cached, batchEvents(writes), db.chainKey(), db.clockOffsetMs);
       if (await this.#server.fast(instanceId, writes, fence, cached, chained)) {
         heads.set(instanceId, chained.head);
+        db.chainKeyCheck.linked(instanceId, chained.head);
         return writes.map(() => undefined);
       }
     }
@@ -82,10 +83,15 @@ export class SqlJournal implements EffectJournalParts {
       const limited = await limitBatch(on, db, this.#effectKey, instanceId, fenced.writes);
       const written = await this.#server.writeEntries(on, instanceId, limited.writes);
       const chained = chainGenerations(instanceId, written.head, batchEvents(limited.writes, written.outcomes), db.chainKey(), db.clockOffsetMs);
-      if (chained.rows.length > 0) await this.#server.appendEvents(on, instanceId, chained);
+      if (chained.rows.length > 0) {
+        // Refused (rolled back whole) if this key may not extend the chain it found.
+        await db.chainKeyCheck.check(on, instanceId, written.head);
+        await this.#server.appendEvents(on, instanceId, chained);
+      }
       return { outcomes: fenced.answer(limited.answer(written.outcomes)), head: chained.head };
     });
     heads.set(instanceId, done.head);
+    db.chainKeyCheck.linked(instanceId, done.head);
     return done.outcomes;
   }
 

@@ -63,6 +63,9 @@ export class SqliteHistory implements HistoryStore {
     return row === undefined ? undefined : { seq: Number(row.seq), hash: String(row.hash) };
   }
 
+  /** The key record (sqlite-key-record.ts) refuses a wrong or missing key when the run loads it. */
+  async checkChainKey(): Promise<void> {}
+
   async failureHistory(instanceId: number): Promise<FailureHistory> {
     const row = this.#db.get(
       `SELECT coalesce(sum(max(0, coalesce(ended_at, heartbeat_at) - started_at)), 0) AS running_ms,
