@@ -77,3 +77,30 @@ test('csvFile: a missing file is a usage error; the fingerprint follows the cont
   writeFileSync(path, 'id\n2\n');
   assert.notEqual(await csvFile(path).fingerprint?.(), before);
 });
+
+test('csvFile without a header row (columns a list, or false): a BOM is not part of the first field', async () => {
+  const path = write('\uFEFF1,ana\r\n2,ben\r\n');
+  for (const chunkBytes of [2, 1 << 16]) {
+    const named = await collect(csvFile(path, { columns: ['id', 'name'], chunkBytes }));
+    assert.deepEqual(
+      named.map((item) => item.record),
+      [
+        { id: '1', name: 'ana' },
+        { id: '2', name: 'ben' },
+      ],
+    );
+    assert.deepEqual(
+      named.map((item) => item.position),
+      [10, 17],
+    );
+    const arrays = await collect(csvFile(path, { columns: false, chunkBytes }));
+    assert.deepEqual(
+      arrays.map((item) => item.record),
+      [
+        ['1', 'ana'],
+        ['2', 'ben'],
+      ],
+    );
+    assert.equal(await csvFile(path, { columns: false }).size?.(), 2);
+  }
+});

@@ -59,13 +59,18 @@ export function csvFile<R extends CsvRecord = Record<string, string>>(path: stri
     return rows[0] as string[];
   };
 
-  /** The header's names and the offset where data starts (0 without a header row). */
+  /** The header's names and the offset where data starts (without a header row: 0, or 3 past a BOM). */
   const readHeader = async (): Promise<{ names: readonly string[] | undefined; dataStart: number }> => {
     await loadParser();
-    if (columns === false) return { names: undefined, dataStart: 0 };
-    if (columns !== true) return { names: columns, dataStart: 0 };
     const handle = await input.openInput();
     try {
+      // Without a header row the data starts at the file's start, after its BOM if it has one.
+      if (columns !== true) {
+        const head = Buffer.alloc(3);
+        const { bytesRead } = await handle.read(head, 0, 3, 0);
+        const dataStart = bytesRead === 3 && head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0;
+        return { names: columns === false ? undefined : columns, dataStart };
+      }
       for await (const raw of splitRecords(handle, 0, quoteByte, Math.min(chunkBytes, 1 << 14))) {
         if (isBlank(raw.bytes)) continue;
         const bom = raw.bytes[0] === 0xef && raw.bytes[1] === 0xbb && raw.bytes[2] === 0xbf ? 3 : 0;
