@@ -1,0 +1,54 @@
+// `ckpt dlq <job-file> --retry` performs the letters' effects, so the job's guards apply to it as
+// to a run: a letter's effects count against the job's `limits` (the retry holds where a run would
+// have, and `ckpt approve` raises the limit). Before, a retry ran them unguarded: ten dead letters
+// of a job limited to 3 disables made 10 disables, no hold.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fixture, runCli, tempDir } from './helpers/cli.ts';
+import { sqlStores } from './helpers/sql-stores.ts';
+
+const job = fixture('dlq-limited.ts');
+
+function disables(log: string): number[] {
+  if (!existsSync(log)) return [];
+  return readFileSync(log, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => Number(line.split(' ')[0]));
+}
+
+for (const sql of sqlStores) {
+  test(`dlq --retry counts the letters' effects against the job's limit, and holds there (${sql.title})`, { skip: await sql.skip() }, async () => {
+    const database = await sql.database();
+    const dir = tempDir();
+    const log = join(dir, 'effects.log');
+    const store = ['--store', database.store('dlqguard')];
+    const env = { CKPT_TEST_LOG: log };
+    try {
+      const failed = await runCli(['run', job, ...store, '--quiet'], { env: { ...env, DLQ_FAIL: '1' } });
+      assert.equal(failed.code, 0, failed.stderr);
+      assert.deepEqual(disables(log), [], 'no disable while the directory was down');
+
+      const retried = await runCli(['dlq', job, '--retry', ...store], { env });
+      assert.equal(retried.code, 1, retried.stdout + retried.stderr);
+      assert.equal(disables(log).length, 3, `the limit is 3 disables: ${disables(log).join(',')}`);
+      assert.match(retried.stdout + retried.stderr, /the limit on disable effects is reached \(3 of 3 started\)/);
+      const status = await runCli(['status', ...store]);
+      assert.match(status.stdout, /dlq-limited: held: the limit on disable effects is reached/);
+
+      const approved = await runCli(['approve', 'dlq-limited', '--raise', 'disable=+10', '--by', 'ana', '--reason', 'reviewed', ...store]);
+      assert.equal(approved.code, 0, approved.stderr);
+      const again = await runCli(['dlq', job, '--retry', ...store], { env });
+      assert.equal(again.code, 0, again.stdout + again.stderr);
+      assert.deepEqual(
+        disables(log).sort((a, b) => a - b),
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        'each account disabled once',
+      );
+    } finally {
+      await database.drop();
+    }
+  });
+}
