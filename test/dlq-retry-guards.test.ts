@@ -1,7 +1,8 @@
 // `ckpt dlq <job-file> --retry` performs the letters' effects, so the job's guards apply to it as
 // to a run: a letter's effects count against the job's `limits` (the retry holds where a run would
-// have, and `ckpt approve` raises the limit). Before, a retry ran them unguarded: ten dead letters
-// of a job limited to 3 disables made 10 disables, no hold.
+// have, and `ckpt approve` raises the limit), and those naming a `target` keep to its fleet rate.
+// Before, a retry ran them unguarded: ten dead letters of a job limited to 3 disables made 10
+// disables, no hold; of a directory limited to 4 calls a second, 10 calls in a few milliseconds.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -47,6 +48,35 @@ for (const sql of sqlStores) {
         [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
         'each account disabled once',
       );
+    } finally {
+      await database.drop();
+    }
+  });
+}
+
+for (const sql of sqlStores) {
+  test(`dlq --retry keeps the letters' effects to the target's fleet rate (${sql.title})`, { skip: await sql.skip() }, async () => {
+    const database = await sql.database();
+    const dir = tempDir();
+    const log = join(dir, 'effects.log');
+    const store = ['--store', database.store('dlqrate')];
+    const env = { CKPT_TEST_LOG: log, DLQ_MAX: '100', DLQ_RATE: '4' };
+    try {
+      const failed = await runCli(['run', job, ...store, '--quiet'], { env: { ...env, DLQ_FAIL: '1' } });
+      assert.equal(failed.code, 0, failed.stderr);
+      const retried = await runCli(['dlq', job, '--retry', ...store], { env });
+      assert.equal(retried.code, 0, retried.stdout + retried.stderr);
+      const starts = readFileSync(log, 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => Number(line.split(' ')[1]))
+        .sort((a, b) => a - b);
+      assert.equal(starts.length, 10);
+      // No second holds more than the rate's 4 starts.
+      for (const [index, start] of starts.entries()) {
+        const within = starts.slice(index).filter((at) => at < start + 1000).length;
+        assert.ok(within <= 4, `${within} calls within a second from ${start}: ${starts.map((at) => at - (starts[0] as number)).join(', ')} ms`);
+      }
     } finally {
       await database.drop();
     }

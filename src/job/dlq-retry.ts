@@ -7,6 +7,7 @@ import { describeJobError } from './code-location.ts';
 import { type Job, jobFileOf } from './define.ts';
 import { beginOutsideRun } from './effects/outside-run.ts';
 import { effectGuards, instanceTotal, limitsShareOfInstance } from './guard/limits.ts';
+import { FleetRateLimiter } from './guard/rate-limiter.ts';
 import { resolveParams } from './params.ts';
 import { eventLogger, RecordContext } from './record/context.ts';
 import { runSetup } from './shard/setup.ts';
@@ -73,6 +74,8 @@ export async function retryDeadLetters(
       )
     : undefined;
   const guards = effectGuards(job, params, total);
+  // And to the job's fleet rate limits: the retry's calls share the target's bucket with every worker.
+  const rateLimiter = job.rateLimits === undefined ? undefined : new FleetRateLimiter(store, job.rateLimits);
   const result: DlqRetryResult = { instance, resolved: [], failed: [], alreadyResolved: [], notTried: 0 };
   const letters = await store.listDeadLetters(instance.id);
   for (const [index, letter] of letters.entries()) {
@@ -83,7 +86,17 @@ export async function retryDeadLetters(
     const shard = shards.find((row) => row.name === letter.shard);
     if (shard === undefined) continue;
     // ctx.tx as in a run: buffered writes are sent before the letter is resolved, in the same commit.
-    const { lease, tx, chunk, effects } = await beginOutsideRun({ store, instance, shard, job: job.name, worker: defaultWorker(), secretKey, notify, guards });
+    const { lease, tx, chunk, effects } = await beginOutsideRun({
+      store,
+      instance,
+      shard,
+      job: job.name,
+      worker: defaultWorker(),
+      secretKey,
+      notify,
+      guards,
+      rateLimiter,
+    });
     let recordTx: RecordTx | undefined;
     try {
       const ctx = new RecordContext({
