@@ -104,3 +104,16 @@ test('csvFile without a header row (columns a list, or false): a BOM is not part
     assert.equal(await csvFile(path, { columns: false }).size?.(), 2);
   }
 });
+
+test('csvFile: a column named __proto__ (or constructor) is a field like any other, not lost or set as the prototype', async () => {
+  const path = write('id,__proto__,constructor\n1,{},x\n');
+  const [item] = await collect(csvFile(path));
+  const record = item?.record as Record<string, string>;
+  assert.equal(Object.getPrototypeOf(record), Object.prototype);
+  assert.deepEqual(Object.keys(record), ['id', '__proto__', 'constructor']);
+  assert.equal(Object.getOwnPropertyDescriptor(record, '__proto__')?.value, '{}');
+  assert.equal(record.constructor, 'x');
+  assert.equal(JSON.stringify(record), '{"id":"1","__proto__":"{}","constructor":"x"}');
+  const named = await collect(csvFile(write('1,{}\n'), { columns: ['id', '__proto__'] }));
+  assert.equal(JSON.stringify(named[0]?.record), '{"id":"1","__proto__":"{}"}');
+});

@@ -98,7 +98,9 @@ export function csvFile<R extends CsvRecord = Record<string, string>>(path: stri
     if (fields.length !== names.length) return failed(bytes, end, `has ${fields.length} fields where the header has ${names.length}`);
     const record: Record<string, string> = {};
     names.forEach((name, index) => {
-      record[name] = fields[index] as string;
+      // A column named __proto__ is defined, not assigned: a field, not the record's prototype.
+      if (name === '__proto__') Object.defineProperty(record, name, { value: fields[index], enumerable: true, writable: true, configurable: true });
+      else record[name] = fields[index] as string;
     });
     return { position: end, record: record as R };
   };
