@@ -117,3 +117,9 @@ test('csvFile: a column named __proto__ (or constructor) is a field like any oth
   const named = await collect(csvFile(write('1,{}\n'), { columns: ['id', '__proto__'] }));
   assert.equal(JSON.stringify(named[0]?.record), '{"id":"1","__proto__":"{}"}');
 });
+
+test('csvFile: a header row that names a column twice fails the read saying so, instead of records that keep one of the two', async () => {
+  const path = write('id,email,email\n1,a@example.com,b@example.com\n');
+  await assert.rejects(collect(csvFile(path)), /the header row names "email" twice/);
+  assert.throws(() => csvFile(path, { columns: ['id', 'email', 'email'] }), /columns names "email" twice/);
+});

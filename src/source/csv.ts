@@ -44,6 +44,9 @@ export function csvFile<R extends CsvRecord = Record<string, string>>(path: stri
   if (quote.length !== 1 || quote.charCodeAt(0) > 127) throw new TypeError(`csvFile: quote must be one ASCII character (got ${JSON.stringify(quote)})`);
   const quoteByte = quote.charCodeAt(0);
   const columns = options.columns ?? true;
+  if (Array.isArray(columns) && repeatedName(columns) !== undefined) {
+    throw new TypeError(`csvFile: columns names ${JSON.stringify(repeatedName(columns))} twice; each record would keep only one of those fields`);
+  }
   const input = inputFile(path, 'a CSV file');
   const parseOptions = {
     delimiter: options.delimiter ?? ',',
@@ -74,12 +77,20 @@ export function csvFile<R extends CsvRecord = Record<string, string>>(path: stri
       for await (const raw of splitRecords(handle, 0, quoteByte, Math.min(chunkBytes, 1 << 14))) {
         if (isBlank(raw.bytes)) continue;
         const bom = raw.bytes[0] === 0xef && raw.bytes[1] === 0xbb && raw.bytes[2] === 0xbf ? 3 : 0;
+        let names: string[];
         try {
-          return { names: fieldsOf(raw.bytes.subarray(bom)), dataStart: raw.end };
+          names = fieldsOf(raw.bytes.subarray(bom));
         } catch (error) {
           // Without a header no record can be read: the input is the operator's to fix.
           throw new SyntaxError(`${path}: the header row is not valid CSV (${(error as Error).message})`, { cause: error });
         }
+        const twice = repeatedName(names);
+        if (twice !== undefined) {
+          throw new SyntaxError(
+            `${path}: the header row names ${JSON.stringify(twice)} twice, so each record would keep only one of those fields; rename one, or give columns: [...]`,
+          );
+        }
+        return { names, dataStart: raw.end };
       }
       return { names: [], dataStart: 0 };
     } finally {
@@ -143,4 +154,14 @@ export function csvFile<R extends CsvRecord = Record<string, string>>(path: stri
     fingerprint: () => input.fingerprint('csv'),
     continues: (fingerprint, position) => input.continues(fingerprint, position),
   };
+}
+
+/** A name given twice (a record keyed by them would keep one of its fields), if any. */
+function repeatedName(names: readonly string[]): string | undefined {
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (seen.has(name)) return name;
+    seen.add(name);
+  }
+  return undefined;
 }
