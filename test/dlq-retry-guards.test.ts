@@ -39,8 +39,10 @@ for (const sql of sqlStores) {
       const status = await runCli(['status', ...store]);
       assert.match(status.stdout, /dlq-limited: held: the limit on disable effects is reached/);
 
-      const approved = await runCli(['approve', 'dlq-limited', '--raise', 'disable=+10', '--by', 'ana', '--reason', 'reviewed', ...store]);
-      assert.equal(approved.code, 0, approved.stderr);
+      for (const by of ['ana', 'ben']) {
+        const approved = await runCli(['approve', 'dlq-limited', '--raise', 'disable=+10', '--by', by, '--reason', 'reviewed', ...store]);
+        assert.equal(approved.code, 0, approved.stderr);
+      }
       const again = await runCli(['dlq', job, '--retry', ...store], { env });
       assert.equal(again.code, 0, again.stdout + again.stderr);
       assert.deepEqual(
@@ -82,3 +84,25 @@ for (const sql of sqlStores) {
     }
   });
 }
+
+test("a hold a dlq --retry opens needs the job's approvals (two people), not one", async () => {
+  const dir = tempDir();
+  const log = join(dir, 'effects.log');
+  const store = ['--store', `sqlite:${join(dir, 's.db')}`];
+  const env = { CKPT_TEST_LOG: log, DLQ_POINT: '1' };
+  const failed = await runCli(['run', job, ...store, '--quiet'], { env: { ...env, DLQ_FAIL: '1' } });
+  assert.equal(failed.code, 0, failed.stderr);
+  const retried = await runCli(['dlq', job, '--retry', ...store], { env });
+  assert.equal(retried.code, 1, retried.stdout + retried.stderr);
+  assert.match(retried.stdout + retried.stderr, /held at approval point revoke-phase; 2 approvals needed \(0 given\)/);
+  const approve = (by: string) => runCli(['approve', 'dlq-limited', '--point', 'revoke-phase', '--by', by, '--reason', 'reviewed', ...store]);
+  const one = await approve('ana');
+  assert.equal(one.code, 0, one.stderr);
+  assert.doesNotMatch(one.stdout, /released/, `one person released it: ${one.stdout}`);
+  const still = await runCli(['dlq', job, '--retry', ...store], { env });
+  assert.equal(disables(log).length, 0, `effects past the point after one approval: ${still.stdout}`);
+  const two = await approve('ben');
+  assert.match(two.stdout, /released point:revoke-phase/);
+  const past = await runCli(['dlq', job, '--retry', ...store], { env });
+  assert.equal(disables(log).length, 3, `past the point, up to the limit of 3: ${past.stdout}${past.stderr}`);
+});
