@@ -3,11 +3,11 @@
 // complete. The full disk is a real one, a 16 KB tmpfs (mounted as root; skipped, saying why,
 // otherwise); a SIGKILLed export never leaves a short file either.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { fixture, isOneLineError, runCli, spawnCli, tempDir } from './helpers/cli.ts';
+import { ckptBin, fixture, isOneLineError, runCli, spawnCli, tempDir } from './helpers/cli.ts';
 
 const mountPoint = join(tempDir('ckpt-audit-full-'), 'small');
 mkdirSync(mountPoint);
@@ -91,4 +91,33 @@ test('--out naming the store, one of its side files, or any SQLite database is r
   const status = await runCli(['status', ...store]);
   assert.equal(status.code, 0, status.stderr);
   assert.equal((await runCli(['status', '--store', `sqlite:${other}`])).code, 0);
+});
+
+test('a device that refuses the export (--out /dev/full, a reader that went away) is one line, exit 2', { timeout: 60_000 }, async () => {
+  const dir = tempDir();
+  const store = await storeWithEvents(dir);
+  const full = await runCli(['audit', 'audit-effects', ...store, '--export', 'csv', '--out', '/dev/full']);
+  assert.equal(full.code, 2, full.stderr);
+  assert.ok(isOneLineError(full.stderr), full.stderr);
+  assert.match(full.stderr, /^ckpt: cannot write --out \/dev\/full: no space left on the device/);
+  // A pipe whose reader is gone (it closed its end at once): the export meets EPIPE.
+  const piped = spawnSync(
+    'bash',
+    [
+      '-c',
+      `"$0" "$@" --out /dev/stdout 2>"${join(dir, 'err')}" | { exec <&-; sleep 2; }; exit \${PIPESTATUS[0]}`,
+      process.execPath,
+      ckptBin,
+      'audit',
+      'audit-effects',
+      ...store,
+      '--export',
+      'ndjson',
+    ],
+    { env: { ...process.env, CKPT_STORE: undefined, DATABASE_URL: undefined } },
+  );
+  const stderr = readFileSync(join(dir, 'err'), 'utf8');
+  assert.equal(piped.status, 2, stderr);
+  assert.ok(isOneLineError(stderr), stderr);
+  assert.match(stderr, /^ckpt: cannot write --out \/dev\/stdout: the reader went away/);
 });

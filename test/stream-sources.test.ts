@@ -251,3 +251,17 @@ test('jetStream: a missing stream is one line and exit 2', { skip: natsDown }, a
   assert.equal(result.code, ExitCode.usage, result.stderr);
   assert.match(result.stderr, /^ckpt: .*there is no stream CKPT_NO_SUCH_STREAM\n$/);
 });
+
+test('redisStream: an entry field named __proto__ (or constructor) is a field like any other, not lost', { skip: redisDown }, async () => {
+  const stream = `ckpt-test-proto-${process.pid}`;
+  await withRedis(async (client) => {
+    await client.sendCommand(['DEL', stream]);
+    await client.sendCommand(['XADD', stream, '1-0', 'id', '7', '__proto__', 'p', 'constructor', 'c']);
+  });
+  for (const group of [undefined, 'g']) {
+    const [item] = await readAll(redisStream({ url: redisUrl, stream, ...(group === undefined ? {} : { group }) }));
+    assert.equal(JSON.stringify(item?.record.fields), '{"id":"7","__proto__":"p","constructor":"c"}', `group ${group}`);
+    assert.equal(Object.getPrototypeOf(item?.record.fields), Object.prototype);
+  }
+  await withRedis((client) => client.sendCommand(['DEL', stream]));
+});

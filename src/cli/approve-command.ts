@@ -91,9 +91,12 @@ function pendingLine(label: string, hold: HoldInfo, by: string): string {
   return `approval by ${by} recorded for ${hold.name} of ${label}; still ${describeHold(hold)}`;
 }
 
-/** `disable=+500` (the `+` may be left out). */
+/**
+ * `disable=+500` (the `+` may be left out). The kind is everything before the last `=`: a job may
+ * name a kind with spaces or an `=` in it (`send mail`), and the command its hold prints quotes it.
+ */
 export function parseRaise(text: string): { kind: string; amount: number } {
-  const match = /^([^=\s]+)=\+?(\d+)$/.exec(text.trim());
+  const match = /^(.+)=\+?(\d+)$/s.exec(text.trim());
   const amount = match === null ? Number.NaN : Number(match[2]);
   if (match === null || !Number.isSafeInteger(amount) || amount < 1) {
     throw new UsageError(`--raise must be kind=+N with N a whole number ≥ 1, such as disable=+500 (got ${JSON.stringify(text)})`);

@@ -125,13 +125,14 @@ function writeOut(path: string, text: string): void {
   // A symlink is written through (its target replaced); a pipe or a device (`--out /dev/stdout`)
   // is written as it is: there is no file there to leave cut off, nor one to replace.
   const found = statSync(path, { throwIfNoEntry: false });
-  if (found !== undefined && !found.isFile() && !found.isDirectory()) {
-    writeFileSync(path, text);
-    return;
-  }
-  const target = linkTarget(path);
+  const device = found !== undefined && !found.isFile() && !found.isDirectory();
+  const target = device ? path : linkTarget(path);
   const temporary = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
+    if (device) {
+      writeFileSync(path, text);
+      return;
+    }
     const fd = openSync(temporary, 'wx', 0o644);
     try {
       writeFileSync(fd, text);
@@ -141,7 +142,7 @@ function writeOut(path: string, text: string): void {
     }
     renameSync(temporary, target);
   } catch (error) {
-    rmSync(temporary, { force: true });
+    if (!device) rmSync(temporary, { force: true });
     const code = (error as NodeJS.ErrnoException).code;
     const why =
       code === 'ENOENT'
@@ -151,8 +152,12 @@ function writeOut(path: string, text: string): void {
           : code === 'EISDIR'
             ? 'it is a directory'
             : code === 'ENOSPC'
-              ? 'the disk is full (nothing was written; an earlier file there is unchanged)'
-              : firstLine(error);
+              ? device
+                ? 'no space left on the device'
+                : 'the disk is full (nothing was written; an earlier file there is unchanged)'
+              : code === 'EPIPE'
+                ? 'the reader went away before the export was written whole'
+                : firstLine(error);
     throw new UsageError(`cannot write --out ${path}: ${why}`, { cause: error });
   }
   syncDirectory(dirname(target));

@@ -2,16 +2,18 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { ExitCode, UsageError } from '../errors.ts';
+import { CheckpointedError, ExitCode, UsageError } from '../errors.ts';
 import { resolveParams } from '../job/params.ts';
+import { shutdownOnSignals } from '../job/shutdown.ts';
 import { parseStoreUrl } from '../store/open-store.ts';
 import { answerHolds, flagFor, type HoldMet, type HoldOrders, holdState, holdViolations, limitsOf, notToldLine, parseHoldOrders } from './chaos-holds.ts';
 import { checkInvariant, importJob, type JobModule, prepareStore, readHistory } from './chaos-invariant.ts';
 import { type ChaosRoundFacts, chaosReport, describeChaos, killsAfterTheEnd } from './chaos-report.ts';
 import { type CleanTiming, chaosRound, type Pace, why } from './chaos-round.ts';
 import { type ScratchStore, scratchStore } from './chaos-scratch.ts';
-import { seededRandom, startWorker } from './chaos-workers.ts';
+import { killEveryWorker, seededRandom, startWorker } from './chaos-workers.ts';
 import { formatMs } from './format.ts';
 import { parseParams } from './load-job.ts';
 import type { CliIo } from './shared.ts';
@@ -131,9 +133,48 @@ export async function chaosCommand(file: string, options: ChaosOptions, io: CliI
   };
   // Scratch schemas and databases are dropped whatever happens, unless a violation (or --keep) keeps them for a look.
   let keep = options.keep === true;
+  // SIGINT or SIGTERM: the workers are killed (a stopped one too), the scratch dropped, exit 3.
+  let stopSignal: NodeJS.Signals | undefined;
+  let wake: () => void = () => undefined;
+  const stopped = new Promise<undefined>((resolveStop) => {
+    wake = () => resolveStop(undefined);
+  });
+  const shutdown = shutdownOnSignals({
+    onFirst: (signal) => {
+      stopSignal = signal;
+      wake();
+    },
+    onForce: () => process.exit(ExitCode.interrupted),
+  });
   try {
+    const work = chaosWork();
+    // Once stopped, what the rounds were doing fails (its runs killed, no run may start): not the answer.
+    work.catch(() => undefined);
+    try {
+      const code = await Promise.race([work, stopped]);
+      if (stopSignal === undefined && code !== undefined) return code;
+    } catch (error) {
+      if (stopSignal === undefined) throw error;
+    }
+    await killEveryWorker();
+    // What the rounds were doing ends soon once no run is left (reading the store's history, say):
+    // waited for a while, so that it writes nothing into the scratch after it is removed.
+    await Promise.race([work.catch(() => undefined), sleep(5000, undefined, { ref: false })]);
+    if (!options.keep) rmSync(dir, { recursive: true, force: true });
+    throw new CheckpointedError(
+      `ckpt chaos stopped by ${stopSignal}: its runs were killed and no verdict was reached${options.keep ? `; the scratch is kept in ${dir}` : ''}; run it again`,
+      ExitCode.interrupted,
+    );
+  } finally {
+    shutdown.dispose();
+    if (!keep) for (const store of made) await store.drop().catch(() => undefined);
+  }
+
+  async function chaosWork(): Promise<number> {
     const timing = await cleanRun(session);
     const { rounds, shortfall, windowMs, notTold } = await chaosRounds(session, timing);
+    // Stopped meanwhile: rounds whose runs were killed under them have nothing to report.
+    if (stopSignal !== undefined) throw new Error('stopped');
     const report = chaosReport({
       job: module.default.name,
       params: rounds[0]?.params ?? {},
@@ -157,8 +198,6 @@ export async function chaosCommand(file: string, options: ChaosOptions, io: CliI
     // Neither a pass nor a violation: the user must say what chaos is to do at that hold.
     if (report.notTold !== null) return ExitCode.usage;
     return report.shortfall === null ? ExitCode.completed : ExitCode.chaosShort;
-  } finally {
-    if (!keep) for (const store of made) await store.drop();
   }
 }
 

@@ -61,7 +61,7 @@ export function parseHoldOrders(options: { approve?: string[]; raise?: string[];
   const expect = new Set<string>();
   for (const given of options.expectHold ?? []) {
     const name = given.trim();
-    const hold = /^(point|limit):[\w.-]+$/.test(name) ? name : /^[\w.-]+$/.test(name) ? `point:${name}` : undefined;
+    const hold = /^point:[\w.-]+$/.test(name) || /^limit:.+$/s.test(name) ? name : /^[\w.-]+$/.test(name) ? `point:${name}` : undefined;
     if (hold === undefined) {
       throw new UsageError(`--expect-hold takes a hold's name, point:NAME or limit:KIND, as ckpt status shows it (got ${JSON.stringify(given)})`);
     }

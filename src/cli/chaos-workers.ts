@@ -46,9 +46,28 @@ export interface ChaosWorker {
 /** Lines that say nothing about where the run is, only how fast it goes. */
 const QUIET_EVENTS = new Set(['progress', 'log', 'store:retry']);
 
+/** The workers alive now, and whether chaos is stopping (then no worker starts). */
+const live = new Set<ChildProcess>();
+let stopping = false;
+
+/**
+ * Chaos was stopped (SIGINT, SIGTERM): every worker it started is SIGKILLed, a SIGSTOPped one
+ * too (which would otherwise stay stopped for ever, holding its scratch store), and none starts
+ * after. Resolves once each has exited.
+ */
+export async function killEveryWorker(): Promise<void> {
+  stopping = true;
+  const exits = [...live].map((child) => new Promise<void>((resolve) => child.once('close', () => resolve())));
+  for (const child of live) child.kill('SIGKILL');
+  await Promise.all(exits);
+}
+
 /** Starts `node <ckpt.js> run …` with the job's scratch environment. */
 export function startWorker(ckptBin: string, args: string[], env: NodeJS.ProcessEnv): ChaosWorker {
+  if (stopping) throw new Error('ckpt chaos is stopping: no run starts');
   const child = spawn(process.execPath, [ckptBin, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  child.once('close', () => live.delete(child));
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
     // Only the end matters (the reason a run failed), and a chatty job must not fill memory.

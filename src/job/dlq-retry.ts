@@ -6,6 +6,8 @@ import type { DeadLetter, InstanceInfo, Store } from '../store/store.ts';
 import { describeJobError } from './code-location.ts';
 import { type Job, jobFileOf } from './define.ts';
 import { beginOutsideRun } from './effects/outside-run.ts';
+import { effectGuards, instanceTotal, limitsShareOfInstance } from './guard/limits.ts';
+import { FleetRateLimiter } from './guard/rate-limiter.ts';
 import { resolveParams } from './params.ts';
 import { eventLogger, RecordContext } from './record/context.ts';
 import { runSetup } from './shard/setup.ts';
@@ -63,6 +65,18 @@ export async function retryDeadLetters(
   const secretKey = lazySecretKey(process.env, options.secretKeyFile);
   await store.checkChainKey(instance.id);
   const shards = await store.listShards(instance.id);
+  // A letter's effects count against the job's limits as a run's do: a retry of many letters
+  // must not go past a limit that would have held the run (`ckpt approve` raises it).
+  const total = limitsShareOfInstance(job)
+    ? await instanceTotal(
+        job,
+        params,
+        shards.map((row) => row.name),
+      )
+    : undefined;
+  const guards = effectGuards(job, params, total);
+  // And to the job's fleet rate limits: the retry's calls share the target's bucket with every worker.
+  const rateLimiter = job.rateLimits === undefined ? undefined : new FleetRateLimiter(store, job.rateLimits);
   const result: DlqRetryResult = { instance, resolved: [], failed: [], alreadyResolved: [], notTried: 0 };
   const letters = await store.listDeadLetters(instance.id);
   for (const [index, letter] of letters.entries()) {
@@ -73,7 +87,17 @@ export async function retryDeadLetters(
     const shard = shards.find((row) => row.name === letter.shard);
     if (shard === undefined) continue;
     // ctx.tx as in a run: buffered writes are sent before the letter is resolved, in the same commit.
-    const { lease, tx, chunk, effects } = await beginOutsideRun({ store, instance, shard, job: job.name, worker: defaultWorker(), secretKey, notify });
+    const { lease, tx, chunk, effects } = await beginOutsideRun({
+      store,
+      instance,
+      shard,
+      job: job.name,
+      worker: defaultWorker(),
+      secretKey,
+      notify,
+      guards,
+      rateLimiter,
+    });
     let recordTx: RecordTx | undefined;
     try {
       const ctx = new RecordContext({

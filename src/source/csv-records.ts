@@ -24,32 +24,44 @@ export async function* splitRecords(handle: FileHandle, start: number, quote: nu
 export async function* splitRecordPages(handle: FileHandle, start: number, quote: number, chunkBytes: number): AsyncGenerator<RawRecord[]> {
   const buffer = Buffer.allocUnsafe(chunkBytes);
   let fileOffset = start;
-  let pending = Buffer.alloc(0);
+  // The start of a record not ended yet, kept as the chunks read and joined once it ends (joining
+  // at every chunk would copy a long quoted record of n bytes n / chunkBytes times). Each byte is
+  // scanned once, as it is read.
+  let pending: Buffer[] = [];
+  let pendingLength = 0;
   let pendingStart = start;
-  let scanned = 0; // bytes of `pending` already scanned, so a long quoted record is scanned once
   let inQuotes = false;
   for (;;) {
     const { bytesRead } = await handle.read(buffer, 0, chunkBytes, fileOffset);
     if (bytesRead === 0) break;
     fileOffset += bytesRead;
-    const data = pending.length === 0 ? buffer.subarray(0, bytesRead) : Buffer.concat([pending, buffer.subarray(0, bytesRead)]);
+    const chunk = buffer.subarray(0, bytesRead);
+    const ends: number[] = [];
+    for (let at = 0; at < chunk.length; at++) {
+      const byte = chunk[at];
+      if (byte === quote) inQuotes = !inQuotes;
+      else if (byte === NEWLINE && !inQuotes) ends.push(pendingLength + at + 1);
+    }
+    if (ends.length === 0) {
+      pending.push(Buffer.from(chunk));
+      pendingLength += chunk.length;
+      yield [];
+      continue;
+    }
+    const data = pending.length === 0 ? chunk : Buffer.concat([...pending, chunk]);
     let recordStart = 0;
     const records: RawRecord[] = [];
-    for (let at = scanned; at < data.length; at++) {
-      const byte = data[at];
-      if (byte === quote) inQuotes = !inQuotes;
-      else if (byte === NEWLINE && !inQuotes) {
-        // Copied: the read buffer is reused for the next chunk while the caller holds this record.
-        records.push({ bytes: Buffer.from(data.subarray(recordStart, at + 1)), end: pendingStart + at + 1 });
-        recordStart = at + 1;
-      }
+    for (const end of ends) {
+      // Copied: the read buffer is reused for the next chunk while the caller holds this record.
+      records.push({ bytes: Buffer.from(data.subarray(recordStart, end)), end: pendingStart + end });
+      recordStart = end;
     }
     yield records;
-    pending = Buffer.from(data.subarray(recordStart));
+    pending = recordStart === data.length ? [] : [Buffer.from(data.subarray(recordStart))];
+    pendingLength = data.length - recordStart;
     pendingStart += recordStart;
-    scanned = pending.length;
   }
-  if (pending.length > 0) yield [{ bytes: pending, end: pendingStart + pending.length }];
+  if (pendingLength > 0) yield [{ bytes: Buffer.concat(pending), end: pendingStart + pendingLength }];
 }
 
 /** A line of nothing but a line ending (or spaces): no record. */

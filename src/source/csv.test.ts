@@ -77,3 +77,49 @@ test('csvFile: a missing file is a usage error; the fingerprint follows the cont
   writeFileSync(path, 'id\n2\n');
   assert.notEqual(await csvFile(path).fingerprint?.(), before);
 });
+
+test('csvFile without a header row (columns a list, or false): a BOM is not part of the first field', async () => {
+  const path = write('\uFEFF1,ana\r\n2,ben\r\n');
+  for (const chunkBytes of [2, 1 << 16]) {
+    const named = await collect(csvFile(path, { columns: ['id', 'name'], chunkBytes }));
+    assert.deepEqual(
+      named.map((item) => item.record),
+      [
+        { id: '1', name: 'ana' },
+        { id: '2', name: 'ben' },
+      ],
+    );
+    assert.deepEqual(
+      named.map((item) => item.position),
+      [10, 17],
+    );
+    const arrays = await collect(csvFile(path, { columns: false, chunkBytes }));
+    assert.deepEqual(
+      arrays.map((item) => item.record),
+      [
+        ['1', 'ana'],
+        ['2', 'ben'],
+      ],
+    );
+    assert.equal(await csvFile(path, { columns: false }).size?.(), 2);
+  }
+});
+
+test('csvFile: a column named __proto__ (or constructor) is a field like any other, not lost or set as the prototype', async () => {
+  const path = write('id,__proto__,constructor\n1,{},x\n');
+  const [item] = await collect(csvFile(path));
+  const record = item?.record as Record<string, string>;
+  assert.equal(Object.getPrototypeOf(record), Object.prototype);
+  assert.deepEqual(Object.keys(record), ['id', '__proto__', 'constructor']);
+  assert.equal(Object.getOwnPropertyDescriptor(record, '__proto__')?.value, '{}');
+  assert.equal(record.constructor, 'x');
+  assert.equal(JSON.stringify(record), '{"id":"1","__proto__":"{}","constructor":"x"}');
+  const named = await collect(csvFile(write('1,{}\n'), { columns: ['id', '__proto__'] }));
+  assert.equal(JSON.stringify(named[0]?.record), '{"id":"1","__proto__":"{}"}');
+});
+
+test('csvFile: a header row that names a column twice fails the read saying so, instead of records that keep one of the two', async () => {
+  const path = write('id,email,email\n1,a@example.com,b@example.com\n');
+  await assert.rejects(collect(csvFile(path)), /the header row names "email" twice/);
+  assert.throws(() => csvFile(path, { columns: ['id', 'email', 'email'] }), /columns names "email" twice/);
+});

@@ -44,6 +44,9 @@ export function csvFile<R extends CsvRecord = Record<string, string>>(path: stri
   if (quote.length !== 1 || quote.charCodeAt(0) > 127) throw new TypeError(`csvFile: quote must be one ASCII character (got ${JSON.stringify(quote)})`);
   const quoteByte = quote.charCodeAt(0);
   const columns = options.columns ?? true;
+  if (Array.isArray(columns) && repeatedName(columns) !== undefined) {
+    throw new TypeError(`csvFile: columns names ${JSON.stringify(repeatedName(columns))} twice; each record would keep only one of those fields`);
+  }
   const input = inputFile(path, 'a CSV file');
   const parseOptions = {
     delimiter: options.delimiter ?? ',',
@@ -59,22 +62,35 @@ export function csvFile<R extends CsvRecord = Record<string, string>>(path: stri
     return rows[0] as string[];
   };
 
-  /** The header's names and the offset where data starts (0 without a header row). */
+  /** The header's names and the offset where data starts (without a header row: 0, or 3 past a BOM). */
   const readHeader = async (): Promise<{ names: readonly string[] | undefined; dataStart: number }> => {
     await loadParser();
-    if (columns === false) return { names: undefined, dataStart: 0 };
-    if (columns !== true) return { names: columns, dataStart: 0 };
     const handle = await input.openInput();
     try {
+      // Without a header row the data starts at the file's start, after its BOM if it has one.
+      if (columns !== true) {
+        const head = Buffer.alloc(3);
+        const { bytesRead } = await handle.read(head, 0, 3, 0);
+        const dataStart = bytesRead === 3 && head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0;
+        return { names: columns === false ? undefined : columns, dataStart };
+      }
       for await (const raw of splitRecords(handle, 0, quoteByte, Math.min(chunkBytes, 1 << 14))) {
         if (isBlank(raw.bytes)) continue;
         const bom = raw.bytes[0] === 0xef && raw.bytes[1] === 0xbb && raw.bytes[2] === 0xbf ? 3 : 0;
+        let names: string[];
         try {
-          return { names: fieldsOf(raw.bytes.subarray(bom)), dataStart: raw.end };
+          names = fieldsOf(raw.bytes.subarray(bom));
         } catch (error) {
           // Without a header no record can be read: the input is the operator's to fix.
           throw new SyntaxError(`${path}: the header row is not valid CSV (${(error as Error).message})`, { cause: error });
         }
+        const twice = repeatedName(names);
+        if (twice !== undefined) {
+          throw new SyntaxError(
+            `${path}: the header row names ${JSON.stringify(twice)} twice, so each record would keep only one of those fields; rename one, or give columns: [...]`,
+          );
+        }
+        return { names, dataStart: raw.end };
       }
       return { names: [], dataStart: 0 };
     } finally {
@@ -93,7 +109,9 @@ export function csvFile<R extends CsvRecord = Record<string, string>>(path: stri
     if (fields.length !== names.length) return failed(bytes, end, `has ${fields.length} fields where the header has ${names.length}`);
     const record: Record<string, string> = {};
     names.forEach((name, index) => {
-      record[name] = fields[index] as string;
+      // A column named __proto__ is defined, not assigned: a field, not the record's prototype.
+      if (name === '__proto__') Object.defineProperty(record, name, { value: fields[index], enumerable: true, writable: true, configurable: true });
+      else record[name] = fields[index] as string;
     });
     return { position: end, record: record as R };
   };
@@ -136,4 +154,14 @@ export function csvFile<R extends CsvRecord = Record<string, string>>(path: stri
     fingerprint: () => input.fingerprint('csv'),
     continues: (fingerprint, position) => input.continues(fingerprint, position),
   };
+}
+
+/** A name given twice (a record keyed by them would keep one of its fields), if any. */
+function repeatedName(names: readonly string[]): string | undefined {
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (seen.has(name)) return name;
+    seen.add(name);
+  }
+  return undefined;
 }

@@ -23,7 +23,9 @@ export function ndjsonFile<R = unknown>(path: string, options: NdjsonOptions = {
       const handle = await openInput();
       try {
         let fileOffset = after ?? 0;
-        let pending = Buffer.alloc(0);
+        // The start of a line not ended yet, kept as the chunks read (joined once its newline comes:
+        // joining at every chunk would copy a line of n bytes n / chunkBytes times).
+        let pending: Buffer[] = [];
         let pendingStart = fileOffset;
         const buffer = Buffer.allocUnsafe(chunkBytes);
         for (;;) {
@@ -31,7 +33,13 @@ export function ndjsonFile<R = unknown>(path: string, options: NdjsonOptions = {
           const { bytesRead } = await handle.read(buffer, 0, chunkBytes, fileOffset);
           if (bytesRead === 0) break;
           fileOffset += bytesRead;
-          const data = pending.length === 0 ? buffer.subarray(0, bytesRead) : Buffer.concat([pending, buffer.subarray(0, bytesRead)]);
+          const chunk = buffer.subarray(0, bytesRead);
+          if (chunk.indexOf(10) === -1) {
+            pending.push(Buffer.from(chunk));
+            yield [];
+            continue;
+          }
+          const data = pending.length === 0 ? chunk : Buffer.concat([...pending, chunk]);
           const page: SourceItem<R, number>[] = [];
           let lineStart = 0;
           for (let newline = data.indexOf(10, lineStart); newline !== -1; newline = data.indexOf(10, lineStart)) {
@@ -41,11 +49,12 @@ export function ndjsonFile<R = unknown>(path: string, options: NdjsonOptions = {
             page.push(parseLine<R>(line, path, pendingStart + lineStart));
           }
           yield page;
-          pending = Buffer.from(data.subarray(lineStart));
+          pending = lineStart === data.length ? [] : [Buffer.from(data.subarray(lineStart))];
           pendingStart += lineStart;
         }
-        const last = pending.toString('utf8').trim();
-        if (last !== '') yield [parseLine<R>(last, path, pendingStart + pending.length)];
+        const rest = Buffer.concat(pending);
+        const last = rest.toString('utf8').trim();
+        if (last !== '') yield [parseLine<R>(last, path, pendingStart + rest.length)];
       } finally {
         await handle.close();
       }

@@ -1,9 +1,10 @@
 import type { EventMap, EventType } from '../../events.ts';
 import type { Lease, ShardInfo, Store, Tx } from '../../store/store.ts';
 import type { EffectGuard } from '../guard/effect-guard.ts';
+import type { RateLimiter } from '../guard/rate-limiter.ts';
 import { type ChunkWrites, dialectOf } from '../tx/record-tx.ts';
 import { WriteBuffer } from '../tx/write-buffer.ts';
-import { Effects } from './effects.ts';
+import { type EffectGuards, Effects } from './effects.ts';
 
 /** What a pass over one shard outside any run works with: its transaction, `ctx.tx`'s writes, its effects. */
 export interface OutsideRun {
@@ -29,6 +30,10 @@ export async function beginOutsideRun(input: {
   secretKey: () => Buffer;
   notify: <K extends EventType>(type: K, data: EventMap[K]) => void;
   guard?: EffectGuard;
+  /** The job's effect limits and approvals: effects performed outside a run count against them as a run's do. */
+  guards?: EffectGuards;
+  /** The job's fleet rate limits: an effect naming a `target` takes a token before `fn`, as in a run. */
+  rateLimiter?: RateLimiter;
 }): Promise<OutsideRun> {
   const { store, instance, shard } = input;
   const lease: Lease = {
@@ -50,6 +55,8 @@ export async function beginOutsideRun(input: {
     secretKey: input.secretKey,
     notify: input.notify,
     guard: input.guard,
+    ...(input.guards === undefined ? {} : { guards: input.guards }),
+    ...(input.rateLimiter === undefined ? {} : { rateLimiter: input.rateLimiter }),
   });
   const tx = await store.begin(lease);
   return { lease, tx, chunk: { tx: () => tx, buffer: new WriteBuffer(dialectOf(tx.sql)) }, effects };

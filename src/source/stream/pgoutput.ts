@@ -184,12 +184,17 @@ class Reader {
     for (let i = 0; i < count; i++) {
       const name = relation.columns[i] ?? `column${i + 1}`;
       const kind = String.fromCharCode(this.u8());
-      if (kind === 'n') row[name] = null;
+      let value: string | null;
+      if (kind === 'n') value = null;
       else if (kind === 't' || kind === 'b') {
         const length = this.u32();
-        row[name] = text.decode(this.#bytes.subarray(this.#at, this.#at + length));
+        value = text.decode(this.#bytes.subarray(this.#at, this.#at + length));
         this.#at += length;
-      } else if (kind !== 'u') throw new Error(`pgoutput: unknown column kind ${JSON.stringify(kind)}`);
+      } else if (kind === 'u') continue;
+      else throw new Error(`pgoutput: unknown column kind ${JSON.stringify(kind)}`);
+      // A column named __proto__ is defined, not assigned: a field, not the row's prototype.
+      if (name === '__proto__') Object.defineProperty(row, name, { value, enumerable: true, writable: true, configurable: true });
+      else row[name] = value;
     }
     return row;
   }

@@ -77,7 +77,12 @@ export function toEntries(reply: unknown): RedisStreamEntry[] {
     if (!Array.isArray(item) || !Array.isArray(item[1])) continue;
     const pairs = item[1] as unknown[];
     const fields: Record<string, string> = {};
-    for (let i = 0; i + 1 < pairs.length; i += 2) fields[String(pairs[i])] = String(pairs[i + 1]);
+    for (let i = 0; i + 1 < pairs.length; i += 2) {
+      const name = String(pairs[i]);
+      // A field named __proto__ is defined, not assigned: a field, not the object's prototype.
+      if (name === '__proto__') Object.defineProperty(fields, name, { value: String(pairs[i + 1]), enumerable: true, writable: true, configurable: true });
+      else fields[name] = String(pairs[i + 1]);
+    }
     entries.push({ id: String(item[0]), fields });
   }
   return entries;
