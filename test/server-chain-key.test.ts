@@ -45,6 +45,10 @@ for (const store of sqlStores.filter((candidate) => candidate.name !== 'sqlite')
 
       const resumed = await runCli(run, { env: { STEP_SECRET, CKPT_SECRET_KEY: KEY } });
       assert.equal(resumed.code, 0, resumed.stderr);
+      const crashes = await database.rows(
+        `SELECT run_id FROM ${database.table('events', store.name === 'postgres' ? 'checkpointed' : undefined)} WHERE type = 'run:crashed'`,
+      );
+      assert.equal(crashes.length, 1, 'the crashed run is logged once, by the run with the key (the refused commands did not mark it)');
       const audit = await runCli(['audit', 'keyed-steps', '--store', url, '--verify'], { env: { CKPT_SECRET_KEY: KEY } });
       assert.equal(audit.code, 0, audit.stdout + audit.stderr);
       assert.match(audit.stdout, /chain intact/);

@@ -2,7 +2,7 @@ import { StoreIdentityError } from '../../errors.ts';
 import { keyMismatch } from '../audit-chain.ts';
 import { toEvent } from '../rows.ts';
 import type { ChainHead } from '../store.ts';
-import type { ChainKeyGuard, SqlQueryable } from './sql-driver.ts';
+import type { ChainKeyGuard, SqlDriver, SqlQueryable } from './sql-driver.ts';
 
 /**
  * A server store keeps no key file and no record of its secret key, so the chain itself says
@@ -50,4 +50,15 @@ export class ChainKeyCheck implements ChainKeyGuard {
   linked(instanceId: number, head: ChainHead): void {
     this.#fine.set(instanceId, head.hash);
   }
+}
+
+/**
+ * The check before a writer's first write (a run's start, a crashed run about to be marked), on
+ * the pool, without the head's lock: an early answer, so nothing is written by a writer that
+ * would be refused at its first append; every append checks again under the lock.
+ */
+export async function checkChainKeyNow(db: Pick<SqlDriver, 'prefix' | 'rows' | 'run' | 'chainKeyCheck'>, instanceId: number): Promise<void> {
+  const head = (await db.rows(`SELECT seq, hash FROM ${db.prefix}chain_heads WHERE instance_id = ?`, [instanceId]))[0];
+  if (head === undefined) return;
+  await db.chainKeyCheck.check({ query: (sql, values) => db.run(sql, values) }, instanceId, { seq: Number(head.seq), hash: String(head.hash) });
 }

@@ -1,5 +1,6 @@
 import { type Row, toEvent, toInstance, toRun, toStatus } from '../rows.ts';
 import type { ChainHead, FailureHistory, HistoryStore, InstanceStatus, InstanceStore, LeaseStore, NewEvent, RunInfo, StoredEvent } from '../store.ts';
+import { checkChainKeyNow } from './chain-key-check.ts';
 import type { SqlBackend, SqlDriver } from './sql-driver.ts';
 
 /**
@@ -30,9 +31,7 @@ export class SqlHistory implements HistoryStore {
   }
 
   async checkChainKey(instanceId: number): Promise<void> {
-    const head = await this.chainHead(instanceId);
-    // Read without the head's lock: an early answer; every append checks again under it.
-    if (head !== undefined) await this.#db.chainKeyCheck.check({ query: (sql, values) => this.#db.run(sql, values) }, instanceId, head);
+    await checkChainKeyNow(this.#db, instanceId);
   }
 
   async listEvents(instanceId: number, options: { afterId?: number; limit?: number } = {}): Promise<StoredEvent[]> {

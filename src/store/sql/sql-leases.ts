@@ -1,5 +1,6 @@
 import { FREE_SHARD_SQL, REAPED_OUTCOME_SQL, type Row, RUN_PROGRESS_COLUMNS, toLiveRun, toRun } from '../rows.ts';
 import type { HolderInfo, InstanceInfo, Lease, LeaseStore, LiveRun, ProgressMark, RunInfo, RunOutcome, RunProgress } from '../store.ts';
+import { checkChainKeyNow } from './chain-key-check.ts';
 import type { SqlChanges, SqlDriver, SqlQueryable } from './sql-driver.ts';
 
 /**
@@ -40,6 +41,7 @@ export class SqlLeases implements LeaseStore {
       [instanceId],
     );
     const reaped: RunInfo[] = [];
+    let keyChecked = false;
     for (const candidate of candidates) {
       const node = candidate.worker_node === null ? null : String(candidate.worker_node);
       // A worker proved alive here (stopped, say) is not crashed, whatever its lease says.
@@ -47,6 +49,10 @@ export class SqlLeases implements LeaseStore {
       const dead = isDead(String(candidate.worker), node);
       // Booleans come back as true/false (PostgreSQL) or 1/0 (MySQL).
       if (!(Number(candidate.expired) === 1 || Number(candidate.superseded) === 1 || dead)) continue;
+      // Its crash is logged next (a chained event): a writer whose key may not extend the chain
+      // is refused before the run is marked, or the mark would stand with no event telling it.
+      if (!keyChecked) await checkChainKeyNow(this.#db, instanceId);
+      keyChecked = true;
       const marked = await this.#db.transaction(async (tx) => {
         const run = await this.#reapRun(tx, candidate, dead);
         if (run !== undefined) await this.#changes.notify(tx, instanceId);

@@ -90,25 +90,17 @@ export class SqliteDriver {
     } catch (error) {
       throw new StoreError(`cannot open the store ${this.location}: ${firstLine(error)}; check that the path is writable`, { cause: error });
     }
-    // `PRAGMA journal_mode` can answer SQLITE_BUSY at once, without the busy handler, while
-    // another process recovers the WAL a SIGKILLed one left: that is a wait, not an unusable file.
-    const busyTimeoutMs = this.#options.busyTimeoutMs ?? 10_000;
-    const deadline = Date.now() + busyTimeoutMs;
-    for (;;) {
-      try {
-        db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
+    try {
+      whileBusy(this.#options.busyTimeoutMs ?? 10_000, () => {
+        db.exec(`PRAGMA busy_timeout = ${this.#options.busyTimeoutMs ?? 10_000}`);
         db.exec('PRAGMA journal_mode = WAL');
         db.exec('PRAGMA synchronous = FULL');
         db.exec('PRAGMA foreign_keys = ON');
-        return db;
-      } catch (error) {
-        if (isTransientStoreError(error) && Date.now() < deadline) {
-          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
-          continue;
-        }
-        db.close();
-        throw this.unusable(error, 'use');
-      }
+      });
+      return db;
+    } catch (error) {
+      db.close();
+      throw this.unusable(error, 'use');
     }
   }
 
@@ -172,14 +164,19 @@ export class SqliteDriver {
     if (this.#side !== undefined) return this.#side;
     if (this.#ended) throw new StoreError(`the store ${this.location} is closed`);
     const storeId = this.storeId;
-    let db: DatabaseSync;
+    let db: DatabaseSync | undefined;
     try {
-      db = new DatabaseSync(this.sidePath);
-      db.exec(`PRAGMA busy_timeout = ${this.#options.busyTimeoutMs ?? 10_000}`);
-      if (this.sidePath !== ':memory:') db.exec('PRAGMA journal_mode = WAL');
-      db.exec('PRAGMA synchronous = FULL');
-      this.#migrateSide(db, this, storeId);
+      const side = new DatabaseSync(this.sidePath);
+      db = side;
+      // As the main file's: busy at once while another process recovers the WAL a SIGKILLed one left.
+      whileBusy(this.#options.busyTimeoutMs ?? 10_000, () => {
+        side.exec(`PRAGMA busy_timeout = ${this.#options.busyTimeoutMs ?? 10_000}`);
+        if (this.sidePath !== ':memory:') side.exec('PRAGMA journal_mode = WAL');
+        side.exec('PRAGMA synchronous = FULL');
+        this.#migrateSide(side, this, storeId);
+      });
     } catch (error) {
+      db?.close();
       // A newer side file is refused as a newer store is (exit 4), not reported as unopenable;
       // so is one that lost the store's journal (the store-identity rule).
       if (error instanceof CheckpointedError) throw error;
@@ -235,6 +232,24 @@ export interface PreparedStatement {
   statement: StatementSync;
   /** Whether it yields rows (SELECT, RETURNING): `all()`, else `run()` for the change count. */
   returnsRows: boolean;
+}
+
+/**
+ * Runs `setup` (a connection's pragmas) again while it fails busy, for up to `busyTimeoutMs`:
+ * `PRAGMA journal_mode` can answer SQLITE_BUSY at once, without the busy handler, while another
+ * process recovers the WAL a SIGKILLed one left; that is a wait, not an unusable file.
+ */
+function whileBusy(busyTimeoutMs: number, setup: () => void): void {
+  const deadline = Date.now() + busyTimeoutMs;
+  for (;;) {
+    try {
+      setup();
+      return;
+    } catch (error) {
+      if (!isTransientStoreError(error) || Date.now() >= deadline) throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
 }
 
 /** `work` in one BEGIN IMMEDIATE … COMMIT on `db`, rolled back if it throws. */
