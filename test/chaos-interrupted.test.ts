@@ -3,7 +3,8 @@
 // died of the signal (exit 143 or 130, nothing said) and left its scratch directory and its
 // workers: a SIGSTOPped one stayed stopped for ever, an orphan holding its store.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fixture, isOneLineError, spawnCli, tempDir } from './helpers/cli.ts';
@@ -62,3 +63,25 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     assert.deepEqual(readdirSync(tmp), [], 'the scratch directory is removed');
   });
 }
+
+test('ckpt chaos stopped while its --check script hangs: the script is killed too', { timeout: 120_000 }, async () => {
+  const tmp = tempDir('ckpt-chaos-stop-');
+  const script = join(tempDir('ckpt-chaos-check-'), 'hang.mjs');
+  const pidFile = `${script}.pid`;
+  writeFileSync(
+    script,
+    `import { writeFileSync } from 'node:fs';\nwriteFileSync(${JSON.stringify(pidFile)}, String(process.pid));\nsetInterval(() => {}, 1000);\n`,
+  );
+  const { child, done } = spawnCli(['chaos', fixture('chaos-steady-job.ts'), '--kills', '1', '--seed', '3', '--check', script], { env: { TMPDIR: tmp } });
+  const deadline = Date.now() + 90_000;
+  while (!existsSync(pidFile) && Date.now() < deadline) await sleep(50);
+  assert.ok(existsSync(pidFile), 'the check script ran');
+  const checkPid = Number(readFileSync(pidFile, 'utf8'));
+  child.kill('SIGTERM');
+  const result = await done;
+  assert.equal(result.code, 3, result.stdout + result.stderr);
+  await sleep(200);
+  const gone = !alive(checkPid);
+  if (!gone) process.kill(checkPid, 'SIGKILL');
+  assert.ok(gone, 'the hanging check script was killed with chaos');
+});

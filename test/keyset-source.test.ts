@@ -220,7 +220,10 @@ for (const [engineName, makeEngine] of engines) {
 test('sqlTable: the page query seeks (row values, or the OR form on MySQL), never OFFSET', () => {
   const shape = { from: '"t"', columns: '*', key: ['a', 'b'], params: [] };
   const pg = pageStatement({ ...shape, dialect: 'postgres', where: 'x = $1', params: [5] }, [1, 2], 10);
-  assert.equal(pg.sql, 'SELECT * FROM "t" WHERE (x = $1) AND ("a", "b") > ($2, $3) ORDER BY "a", "b" LIMIT 10');
+  assert.equal(
+    pg.sql,
+    'SELECT *, "a"::text AS "ckpt$key_text_0", "b"::text AS "ckpt$key_text_1" FROM "t" WHERE (x = $1) AND ("a", "b") > ($2, $3) ORDER BY "a", "b" LIMIT 10',
+  );
   assert.deepEqual(pg.params, [5, 1, 2]);
   const my = pageStatement({ ...shape, from: '`t`', dialect: 'mysql' }, [1, 2], 10);
   assert.equal(my.sql, 'SELECT * FROM `t` WHERE `a` >= ? AND (`a` > ? OR (`a` = ? AND (`b` > ?))) ORDER BY `a`, `b` LIMIT 10');

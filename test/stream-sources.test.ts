@@ -265,3 +265,25 @@ test('redisStream: an entry field named __proto__ (or constructor) is a field li
   }
   await withRedis((client) => client.sendCommand(['DEL', stream]));
 });
+
+test('jetStream: a message its decode throws on is a failing record (dead-lettered under skip), and the stream goes on past it', {
+  skip: natsDown,
+}, async () => {
+  const stream = `CKPT_POISON_${process.pid}`;
+  await withJetStream(async ({ js, jsm }) => {
+    await jsm.streams.delete(stream).catch(() => undefined);
+    await jsm.streams.add({ name: stream, subjects: [`${stream}.>`] });
+    for (const body of ['{"i":1}', '{"i":2', '{"i":3}']) await js.publish(`${stream}.x`, body);
+  });
+  const items = await readAll(jetStream({ servers: natsUrl, stream, decode: (data) => JSON.parse(new TextDecoder().decode(data)) as { i: number } }));
+  assert.deepEqual(
+    items.map((item) => [item.position, item.record.data, /could not be decoded: \w+/.test((item as { error?: Error }).error?.message ?? '')]),
+    [
+      [1, { i: 1 }, false],
+      [2, '{"i":2', true],
+      [3, { i: 3 }, false],
+    ],
+  );
+  assert.match((items[1] as { error?: Error }).error?.message ?? '', new RegExp(`^jetStream: message 2 of ${stream} could not be decoded: `));
+  await withJetStream(({ jsm }) => jsm.streams.delete(stream));
+});

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { firstLine, UsageError } from '../errors.ts';
@@ -8,6 +7,7 @@ import { openStore } from '../store/open-store.ts';
 import type { RunInfo, StoredEvent } from '../store/store.ts';
 import type { InvariantResult } from './chaos-report.ts';
 import { lastLine } from './chaos-round.ts';
+import { startChild } from './chaos-workers.ts';
 
 /** A job file as chaos loads it: the job, and what may judge its end state. */
 export interface JobModule {
@@ -59,9 +59,11 @@ export async function checkInvariant(
   store: string,
 ): Promise<InvariantResult> {
   if (script !== undefined) {
-    const child = spawn(process.execPath, [resolve(script)], {
-      env: { ...env, CKPT_CHAOS_STORE: store, CKPT_CHAOS_PARAMS: JSON.stringify(input.params), CKPT_CHAOS_HELD: JSON.stringify(input.held) },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const child = startChild([resolve(script)], {
+      ...env,
+      CKPT_CHAOS_STORE: store,
+      CKPT_CHAOS_PARAMS: JSON.stringify(input.params),
+      CKPT_CHAOS_HELD: JSON.stringify(input.held),
     });
     let output = '';
     for (const stream of [child.stdout, child.stderr]) stream?.setEncoding('utf8').on('data', (chunk: string) => (output = (output + chunk).slice(-4000)));

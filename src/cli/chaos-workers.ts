@@ -62,12 +62,18 @@ export async function killEveryWorker(): Promise<void> {
   await Promise.all(exits);
 }
 
-/** Starts `node <ckpt.js> run …` with the job's scratch environment. */
-export function startWorker(ckptBin: string, args: string[], env: NodeJS.ProcessEnv): ChaosWorker {
-  if (stopping) throw new Error('ckpt chaos is stopping: no run starts');
-  const child = spawn(process.execPath, [ckptBin, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+/** A process chaos starts (a run, a `--check` script): killed with the others if chaos is stopped. */
+export function startChild(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  if (stopping) throw new Error('ckpt chaos is stopping: nothing starts');
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   child.once('close', () => live.delete(child));
+  return child;
+}
+
+/** Starts `node <ckpt.js> run …` with the job's scratch environment. */
+export function startWorker(ckptBin: string, args: string[], env: NodeJS.ProcessEnv): ChaosWorker {
+  const child = startChild([ckptBin, ...args], env);
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
     // Only the end matters (the reason a run failed), and a chatty job must not fill memory.

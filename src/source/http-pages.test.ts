@@ -176,3 +176,25 @@ test('Retry-After parsing and the backoff curve', () => {
     10_000,
   );
 });
+
+test('httpPages: an API whose cursors come round again (p1, p2, p1, …) fails the read naming the cursor, instead of reading the same records for ever', {
+  timeout: 10_000,
+}, async () => {
+  const { url, seen } = await startServer((request, response) => {
+    const cursor = new URL(request.url ?? '/', 'http://x').searchParams.get('cursor');
+    // The second page's next points back at it: the last page answers the first cursor again.
+    const body: Page = cursor === null ? { items: [0, 1], next: 'p1' } : cursor === 'p1' ? { items: [2, 3], next: 'p2' } : { items: [4, 5], next: 'p1' };
+    response.setHeader('content-type', 'application/json');
+    response.end(JSON.stringify(body));
+    return true;
+  });
+  const items: number[] = [];
+  await assert.rejects(
+    (async () => {
+      for await (const item of pages(url).read(undefined, { signal: new AbortController().signal })) items.push(item.record);
+    })(),
+    (error: unknown) => error instanceof HttpSourceError && /gave the cursor "p1" again/.test(error.message),
+  );
+  assert.deepEqual(items, [0, 1, 2, 3, 4, 5], 'each record once');
+  assert.equal(seen.length, 3);
+});

@@ -125,6 +125,8 @@ export function httpPages<R, Page = unknown>(options: HttpPagesOptions<R, Page>)
     ...paged<R, PagePosition>(async function* (after, { signal }) {
       let cursor = after?.cursor ?? undefined;
       let from = after === undefined ? 0 : after.index + 1;
+      // The cursors this read fetched: one coming round again would read the same pages for ever.
+      const fetchedCursors = new Set<string | undefined>([cursor]);
       for (;;) {
         const fetched = await fetchPage(cursor, signal);
         if (fetched === undefined) return;
@@ -134,8 +136,13 @@ export function httpPages<R, Page = unknown>(options: HttpPagesOptions<R, Page>)
         yield page;
         const next = options.next(fetched.page, fetched.response);
         if (next === undefined || next === null || next === '') return;
-        if (next === cursor)
-          throw new HttpSourceError(`${describeUrl(urlFor(cursor))}: the API gave the same cursor again; stopping rather than loop`, undefined);
+        if (fetchedCursors.has(next)) {
+          throw new HttpSourceError(
+            `${describeUrl(urlFor(cursor))}: the API gave the cursor ${JSON.stringify(redactText(String(next)))} again, of a page this read already fetched; stopping rather than loop`,
+            undefined,
+          );
+        }
+        fetchedCursors.add(next);
         cursor = next;
         from = 0;
       }

@@ -256,6 +256,8 @@ export class Effects {
     // Its hold is named `point:<name>`, a key every store holds up to 255 characters (MySQL's holds.name).
     if (name.length > MAX_POINT_NAME) throw new TypeError(`ctx.approval needs a name of at most ${MAX_POINT_NAME} characters (got ${name.length})`);
     if (this.#heldBy !== undefined) throw this.#heldBy;
+    // A plan run holds nothing: it goes past the point to list what follows (its apply holds here).
+    if (this.#input.guard?.recordsOnly === true) return;
     const { store, scope } = this.#input;
     const found = (await store.holds(scope.instanceId, scope.generation)).find((hold) => hold.name === `point:${name}`);
     if (found !== undefined && found.releasedAt !== null) return;

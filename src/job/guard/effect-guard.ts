@@ -8,6 +8,11 @@ import type { OnceOptions } from '../define.ts';
  */
 export interface EffectGuard {
   admit(effect: PlannedEffect): Promise<'perform' | 'recorded'>;
+  /**
+   * True for a plan run, which performs nothing: `ctx.approval` passes without opening a hold (a
+   * plan holds nothing in the store, and lists the effects past the point too; its apply holds there).
+   */
+  readonly recordsOnly?: boolean;
 }
 
 /** An effect that `ckpt apply` held: its plan did not contain it. Its record is set aside, never performed. */

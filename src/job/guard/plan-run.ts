@@ -25,6 +25,7 @@ export interface PlanOptions {
 
 /** Records each effect a plan run asks for; `ctx.once` then returns undefined and `fn` never runs. */
 class PlanRecorder implements EffectGuard {
+  readonly recordsOnly = true;
   readonly effects: PlannedEffect[] = [];
   async admit(effect: PlannedEffect): Promise<'recorded'> {
     this.effects.push(effect);

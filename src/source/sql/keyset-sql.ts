@@ -48,8 +48,19 @@ export function pageStatement(shape: KeysetShape, after: readonly unknown[] | un
   if (shape.where !== undefined) conditions.push(`(${shape.where})`);
   if (after !== undefined) conditions.push(afterCondition(shape.dialect, keys, after, placeholder));
   const where = conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : '';
-  const sql = `SELECT ${shape.columns} FROM ${shape.from}${where} ORDER BY ${keys.join(', ')} LIMIT ${pageSize}`;
+  // PostgreSQL: each key also as the server's text (keyText), for a position a Date cannot hold.
+  const texts = shape.dialect === 'postgres' ? keys.map((key, index) => `, ${key}::text AS ${quoteName('postgres', keyTextColumn(index))}`).join('') : '';
+  const sql = `SELECT ${shape.columns}${texts} FROM ${shape.from}${where} ORDER BY ${keys.join(', ')} LIMIT ${pageSize}`;
   return { sql, params };
+}
+
+/**
+ * The column a PostgreSQL page adds for key column `index`: its value as the server's text. pg
+ * hands dates and times over as a Date, which reads a `timestamp` in the process's time zone and
+ * drops microseconds: a position made of it would skip or repeat rows.
+ */
+export function keyTextColumn(index: number): string {
+  return `ckpt$key_text_${index}`;
 }
 
 function afterCondition(dialect: SqlDialect, keys: string[], after: readonly unknown[], placeholder: (value: unknown) => string): string {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { paged } from '../cursor.ts';
 import type { Source, SourceItem } from '../source.ts';
-import { countStatement, endStatement, type KeysetShape, pageStatement, quoteName } from './keyset-sql.ts';
+import { countStatement, endStatement, type KeysetShape, keyTextColumn, pageStatement, quoteName } from './keyset-sql.ts';
 import { dialectOf, openReader, type SqlConnection, type SqlReader } from './sql-client.ts';
 
 /** One column of a key as a position holds it: JSON, and compared by the database as it was read. */
@@ -53,6 +53,21 @@ export function sqlTable<R = Record<string, unknown>>(options: SqlTableOptions):
       return keyValue(row[column], column);
     });
 
+  /**
+   * Where a row read by a page sits: its key, a date or time key (a Date from pg) as the server's
+   * text, which PostgreSQL compares exactly (see keyTextColumn); those columns leave the row.
+   */
+  const positionOf = (row: Record<string, unknown>): SqlKeyValue[] => {
+    if (shape.dialect !== 'postgres') return keyOf(row);
+    const key = keys.map((column, index) => {
+      if (!(column in row)) throw new TypeError(`sqlTable: key column ${column} is not among the columns read`);
+      const text = row[keyTextColumn(index)];
+      return row[column] instanceof Date && typeof text === 'string' ? text : keyValue(row[column], column);
+    });
+    for (const index of keys.keys()) delete row[keyTextColumn(index)];
+    return key;
+  };
+
   return {
     // A page of rows per query; the runner walks a page without a promise per row.
     ...paged<R, SqlKey>(async function* (after, { signal }) {
@@ -65,7 +80,7 @@ export function sqlTable<R = Record<string, unknown>>(options: SqlTableOptions):
           const rows = await reader.all(statement.sql, statement.params);
           const page: SourceItem<R, SqlKey>[] = [];
           for (const row of rows) {
-            last = keyOf(row);
+            last = positionOf(row);
             page.push({ position: composite ? last : (last[0] as SqlKeyValue), record: row as R });
           }
           yield page;

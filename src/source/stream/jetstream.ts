@@ -1,5 +1,5 @@
 import { UsageError } from '../../errors.ts';
-import type { Source } from '../source.ts';
+import type { Source, SourceItem } from '../source.ts';
 import { importPeer } from './optional-peer.ts';
 
 /** One message of a JetStream stream: its stream sequence is its position. */
@@ -18,7 +18,7 @@ export interface JetStreamOptions<D = string> {
   stream: string;
   /** Only messages on this subject (wildcards allowed); default all of the stream's. */
   subject?: string;
-  /** Turns a payload into `data`; default UTF-8 text. */
+  /** Turns a payload into `data`; default UTF-8 text. A payload it throws on is a failing record (its text as `data`): retried, then dead-lettered. */
   decode?: (payload: Uint8Array) => D;
 }
 
@@ -60,6 +60,20 @@ const text = new TextDecoder();
  */
 export function jetStream<D = string>(options: JetStreamOptions<D>): Source<JetStreamMessage<D>, number> {
   const decode = options.decode ?? ((payload: Uint8Array) => text.decode(payload) as D);
+  /** A payload `decode` throws on is bad data, a record, not a throw: retried, then dead-lettered, and the stream goes on. */
+  const decoded = (seq: number, base: Omit<JetStreamMessage<D>, 'data'>, payload: Uint8Array): SourceItem<JetStreamMessage<D>, number> => {
+    try {
+      return { position: seq, record: { ...base, data: decode(payload) } };
+    } catch (error) {
+      return {
+        position: seq,
+        record: { ...base, data: text.decode(payload) as D },
+        error: new Error(`jetStream: message ${seq} of ${options.stream} could not be decoded: ${(error as Error | undefined)?.message ?? String(error)}`, {
+          cause: error,
+        }),
+      };
+    }
+  };
 
   return {
     async *read(after, { signal, follow }) {
@@ -79,10 +93,8 @@ export function jetStream<D = string>(options: JetStreamOptions<D>): Source<JetS
         signal.addEventListener('abort', stop, { once: true });
         try {
           for await (const message of messages) {
-            yield {
-              position: message.seq,
-              record: { seq: message.seq, subject: message.subject, time: message.time.toISOString(), data: decode(message.data) },
-            };
+            const base = { seq: message.seq, subject: message.subject, time: message.time.toISOString() };
+            yield decoded(message.seq, base, message.data);
             if (message.seq >= head || (!follow && message.info.pending === 0)) return;
           }
         } finally {
