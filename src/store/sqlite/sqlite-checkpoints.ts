@@ -4,6 +4,7 @@ import { checkpointWrites } from '../sql/shared-writes.ts';
 import type { Checkpoint, CheckpointStore, CheckpointWrite, LatestCheckpoint, Lease, RunProgress, Tx } from '../store.ts';
 import type { SqliteDriver } from './sqlite-driver.ts';
 import { updateRun } from './sqlite-leases.ts';
+import { SIDE_REACH } from './sqlite-migrations.ts';
 import { finishTx, ownTx, SqliteTx } from './sqlite-tx.ts';
 
 /**
@@ -56,6 +57,25 @@ export class SqliteCheckpoints implements CheckpointStore {
     const seq = Number(shard.checkpoint_seq) + 1;
     for (const write of checkpointWrites('', lease, seq, now, checkpoint, run)) db.run(write.sql, ...write.values);
     updateRun(db, lease.runId, run, now, run.complete ? 'completed' : undefined);
+    noteSideReach(db);
     return { seq, position: checkpoint.position, state: checkpoint.state, processed: checkpoint.processed, createdAt: now };
   }
+}
+
+/**
+ * Notes in the main file, with the checkpoint, how far the side file's event log reached: every
+ * effect this checkpoint covers was journalled (with its events) before it, so a side file that
+ * later ends before this mark lost writes it had made durable (its `-wal` deleted after a crash,
+ * an older copy restored), and `refuseRegressedSide` refuses it rather than let its effects run
+ * again unjournalled. One read of the side file's `sqlite_sequence`, one upsert, per checkpoint.
+ */
+function noteSideReach(db: SqliteDriver): void {
+  if (db.sidePath === ':memory:') return;
+  const reach = db.sideStatement("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get()?.seq;
+  if (reach === undefined || reach === null) return;
+  db.run(
+    `INSERT INTO ckpt_meta (key, value) VALUES ('${SIDE_REACH}', ?)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE CAST(excluded.value AS INTEGER) > CAST(ckpt_meta.value AS INTEGER)`,
+    String(reach),
+  );
 }

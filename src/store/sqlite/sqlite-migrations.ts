@@ -310,6 +310,7 @@ export function migrateSqliteSide(side: DatabaseSync, driver: SqliteDriver, stor
   if (version() > supported) throw new SchemaTooNewError(version(), supported, driver.sidePath);
   const imported = () => version() >= 2 && side.prepare("SELECT 1 FROM side_meta WHERE store_id = ? AND key = 'legacy_events'").get(storeId) !== undefined;
   if (version() === supported && imported()) {
+    refuseRegressedSide(side, driver);
     bindSide(driver);
     return;
   }
@@ -341,12 +342,37 @@ export function migrateSqliteSide(side: DatabaseSync, driver: SqliteDriver, stor
       }
       side.prepare("INSERT INTO side_meta (store_id, key, value) VALUES (?, 'legacy_events', ?)").run(storeId, String(Date.now()));
     }
+    refuseRegressedSide(side, driver);
     side.exec('COMMIT');
   } catch (error) {
     if (side.isTransaction) side.exec('ROLLBACK');
     throw error;
   }
   bindSide(driver);
+}
+
+/** The main file's note of how far the side file's event log reached at its last checkpoint (`ckpt_meta`). */
+export const SIDE_REACH = 'side_events_reach';
+
+/**
+ * The store-identity rule for a side file that went back in time: the main file's checkpoints
+ * were made after its event log reached event N (noted with each checkpoint), but the side file
+ * now ends before N. It lost writes it had made durable: its `-wal` file deleted (with `-shm`)
+ * after a crash, before SQLite copied it into the file, or an older copy restored. Running on
+ * would repeat every effect whose journal entry went with them, without asking `verify`, since
+ * no intent is left to say it may have happened. Checked at every open: one read of each file.
+ */
+function refuseRegressedSide(side: DatabaseSync, driver: SqliteDriver): void {
+  if (driver.sidePath === ':memory:') return;
+  const noted = driver.get('SELECT value FROM ckpt_meta WHERE key = ?', SIDE_REACH);
+  if (noted === undefined) return;
+  const reach = Number(side.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get()?.seq ?? 0);
+  if (reach >= Number(noted.value)) return;
+  throw new StoreIdentityError(
+    `the effect journal and event log ${driver.sidePath} ends at event ${reach}, but the store ${driver.location} made checkpoints after its event ${noted.value}: ` +
+      `it lost writes it had made durable (its ${driver.sidePath}-wal deleted after a crash, or an older copy restored), and running on would repeat the effects they recorded; ` +
+      `restore ${driver.sidePath} with its -wal file from a backup, or, to start over on purpose (every effect would run again), move ${driver.location} away too`,
+  );
 }
 
 /** The main file's note that a side file has served it (`ckpt_meta`), written once. */
