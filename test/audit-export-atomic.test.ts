@@ -121,3 +121,14 @@ test('a device that refuses the export (--out /dev/full, a reader that went away
   assert.ok(isOneLineError(stderr), stderr);
   assert.match(stderr, /^ckpt: cannot write --out \/dev\/stdout: the reader went away/);
 });
+
+test('--out - writes the export on standard output, as no --out does, not to a file named -', { timeout: 60_000 }, async () => {
+  const dir = tempDir();
+  const store = await storeWithEvents(dir);
+  const plain = await runCli(['audit', 'audit-effects', ...store, '--export', 'ndjson'], { cwd: dir });
+  const dash = await runCli(['audit', 'audit-effects', ...store, '--export', 'ndjson', '--out', '-'], { cwd: dir });
+  assert.equal(dash.code, 0, dash.stderr);
+  assert.ok(dash.stdout.length > 0);
+  assert.equal(dash.stdout, plain.stdout);
+  assert.equal(existsSync(join(dir, '-')), false, 'no file named -');
+});

@@ -84,7 +84,8 @@ export async function auditCommand(job: string, options: AuditOptions, io: CliIo
       const rows: AuditRow[] = [];
       for (const { instance, events } of checked) rows.push(...(await exportRows(store, instance, events)));
       const text = options.export === 'csv' ? toCsv(rows) : rows.map((row) => JSON.stringify(row)).join('\n') + (rows.length > 0 ? '\n' : '');
-      if (options.out === undefined) (io.dataOut ?? io.stdout).write(text);
+      // `--out -` is standard output, as everywhere on the command line: not a file named `-`.
+      if (options.out === undefined || options.out === '-') (io.dataOut ?? io.stdout).write(text);
       else {
         refuseStoreAsOut(options.out, options.store);
         writeOut(options.out, text);
