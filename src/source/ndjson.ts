@@ -66,10 +66,22 @@ export function ndjsonFile<R = unknown>(path: string, options: NdjsonOptions = {
       const handle = await openInput();
       try {
         const data = await handle.readFile();
-        let lines = 0;
-        for (let at = data.indexOf(10); at !== -1; at = data.indexOf(10, at + 1)) lines++;
-        if (data.length > 0 && data[data.length - 1] !== 10) lines++;
-        return lines;
+        // Records: lines with something besides white space (blank lines are skipped by the read).
+        let records = 0;
+        let start = 0;
+        for (let end = data.indexOf(10); ; end = data.indexOf(10, start)) {
+          const stop = end === -1 ? data.length : end;
+          for (let at = start; at < stop; at++) {
+            const byte = data[at];
+            if (byte !== 32 && byte !== 9 && byte !== 13) {
+              records++;
+              break;
+            }
+          }
+          if (end === -1) break;
+          start = end + 1;
+        }
+        return records;
       } finally {
         await handle.close();
       }

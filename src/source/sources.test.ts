@@ -87,7 +87,7 @@ test('ndjsonFile: positions are byte offsets of the next line; a resume seeks to
     all.map((item) => item.position),
     [8, 20, 27],
   );
-  assert.equal(await source.size?.(), 4);
+  assert.equal(await source.size?.(), 3, 'records: the blank line is none');
   const resumed = await collect(source, all[0]?.position);
   assert.deepEqual(
     resumed.map((item) => item.record.n),
@@ -112,4 +112,12 @@ test('ndjsonFile: the fingerprint changes when the file does', async () => {
   const before = await ndjsonFile(path).fingerprint?.();
   writeFileSync(path, '{"a":2}\n');
   assert.notEqual(await ndjsonFile(path).fingerprint?.(), before);
+});
+
+test('ndjsonFile: size() counts records, not blank lines (a share of the records, such as a maxPercent limit, is of the records)', async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'ckpt-ndjson-')), 'in.ndjson');
+  writeFileSync(path, '{"n":1}\r\n\r\n{"n":2}\n\n  \n\t\n{"n":3}\n\n');
+  const source = ndjsonFile<{ n: number }>(path);
+  assert.equal((await collect(source)).length, 3);
+  assert.equal(await source.size?.(), 3);
 });
