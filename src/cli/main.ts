@@ -363,6 +363,15 @@ export async function main(argv: string[], given: CliIo = { stdout: process.stdo
       );
       return ExitCode.usage;
     }
+    // A page SQLite cannot read, met past the open (a store or .effects file truncated or
+    // overwritten while its -wal, which the open reads first, survived): damage to restore from a
+    // backup, exit 2 as the open's own "is damaged" is; never run on, nor retried as a failure.
+    if (/database disk image is malformed|SQLITE_CORRUPT/i.test(firstLine(error))) {
+      io.stderr.write(
+        `ckpt: a file of the SQLite store is damaged (${firstLine(error)}): the store file or its .effects side file was truncated or overwritten; restore the store's files together from a backup (without its journal, every effect it recorded would run again)\n`,
+      );
+      return ExitCode.usage;
+    }
     if (/database is locked|SQLITE_BUSY/i.test(firstLine(error))) {
       io.stderr.write(
         'ckpt: the SQLite store stayed locked by another process for too long (a job writing through ctx.tx holds its one write lock until each checkpoint); try again when it is done, or use a PostgreSQL store for concurrent jobs\n',
