@@ -37,6 +37,7 @@ child.on('exit', (code, signal) => {
   process.exit(code ?? 1);
 });
 child.on('error', (error) => fail(`cannot start ${node}: ${error.message}`));
+watchNpm();
 
 /** The cached Node binary, fetched once from the npm registry if the cache does not have it. */
 function cachedNode() {
@@ -76,4 +77,43 @@ function binaryOf(packageDir) {
 function fail(message) {
   process.stderr.write(`checkpointed: ${message}\n`);
   process.exit(2);
+}
+
+/**
+ * Under `npm run` (npm, then `sh -c`, then this script), a SIGKILL to npm cannot be passed on:
+ * npm dies, and sh, this script and the job go on as orphans, the job still holding its shard, so
+ * the next `npm run ckpt -- run` is refused in its name. So the chain is watched (Linux: /proc):
+ * once npm is no longer the parent of the process below it (it died, its children handed to
+ * another), the job is SIGKILLed, as the kill meant, and this script dies of it in turn.
+ */
+function watchNpm() {
+  if (process.platform !== 'linux') return;
+  const parentOf = (pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      return undefined;
+    }
+  };
+  const isNpm = (pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('npm');
+    } catch {
+      return false;
+    }
+  };
+  let below = process.pid;
+  let npm = process.ppid;
+  for (let depth = 0; depth < 3 && npm > 1 && !isNpm(npm); depth++) {
+    below = npm;
+    npm = parentOf(npm) ?? 0;
+  }
+  if (npm <= 1 || !isNpm(npm)) return;
+  const watch = setInterval(() => {
+    if (parentOf(below) === npm) return;
+    clearInterval(watch);
+    child.kill('SIGKILL');
+  }, 100);
+  watch.unref();
 }
