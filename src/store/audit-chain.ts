@@ -145,8 +145,12 @@ export function keyMismatch(last: StoredEvent | undefined, key: Buffer | undefin
   const link = last?.chain;
   if (last === undefined || link === null || link === undefined || !link.keyed) return undefined;
   if (key === undefined) return 'missing';
-  const fields = { ...last, data: JSON.stringify(last.data), seq: link.seq, prevHash: link.prevHash };
-  return linkHash(fields, key) === link.hash ? undefined : 'other';
+  return linkHolds(last, link, key) ? undefined : 'other';
+}
+
+/** Whether a stored event's content, hashed again with `key` (undefined: plain SHA-256), gives its link's hash. */
+function linkHolds(event: StoredEvent, link: ChainLink, key: Buffer | undefined): boolean {
+  return linkHash({ ...event, data: JSON.stringify(event.data), seq: link.seq, prevHash: link.prevHash }, key) === link.hash;
 }
 
 export type ChainReport =
@@ -184,8 +188,7 @@ export function verifyChain(events: readonly StoredEvent[], head: ChainHead | un
     }
     const expectedSeq = (previous?.chain?.seq ?? 0) + 1;
     const expectedPrev = previous?.chain?.hash ?? GENESIS;
-    const fields = { ...event, data: JSON.stringify(event.data), seq: link.seq, prevHash: link.prevHash };
-    if (linkHash(fields, link.keyed ? key : undefined) !== link.hash) {
+    if (!linkHolds(event, link, link.keyed ? key : undefined)) {
       return {
         ok: false,
         event,
