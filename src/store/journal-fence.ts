@@ -49,12 +49,16 @@ export function intentsOver(writes: readonly JournalWrite[]): KeyedWrite[] {
 export function movedIntents(writes: readonly JournalWrite[], entries: ReadonlyMap<string, EffectEntry>): Map<number, EffectEntry> {
   const moved = new Map<number, EffectEntry>();
   writes.forEach((write, i) => {
-    if (write.kind !== 'intent' || write.over === undefined) return;
-    const entry = entries.get(entryKey(write.scope.generation, write.key));
-    if (entry === undefined) return;
-    if (entry.status !== 'intent' || entry.attempts !== write.over.attempts || entry.runId !== write.over.runId) moved.set(i, entry);
+    const entry = 'key' in write ? entries.get(entryKey(write.scope.generation, write.key)) : undefined;
+    if (entry !== undefined && intentMoved(write, entry)) moved.set(i, entry);
   });
   return moved;
+}
+
+/** movedIntents for one write and its key's entry (undefined: none): whether that entry is no longer the one it was written `over`. */
+export function intentMoved(write: JournalWrite, entry: EffectEntry | undefined): entry is EffectEntry {
+  if (write.kind !== 'intent' || write.over === undefined || entry === undefined) return false;
+  return entry.status !== 'intent' || entry.attempts !== write.over.attempts || entry.runId !== write.over.runId;
 }
 
 /** The completions of a batch: the writes whose entries fenceBatch must be shown. */

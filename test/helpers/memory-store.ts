@@ -5,7 +5,7 @@ import { CHECKPOINT_HISTORY, checkpointChecksum } from '../../src/store/checksum
 import { ComposedStore } from '../../src/store/composed-store.ts';
 import { applyLimits, counterKey, decideApproval, type LimitCounter } from '../../src/store/guard-rules.ts';
 import { idleWait } from '../../src/store/idle-wait.ts';
-import { completions, entryKey, fenceBatch, isStale, movedIntents } from '../../src/store/journal-fence.ts';
+import { completions, entryKey, fenceBatch, intentMoved, isStale } from '../../src/store/journal-fence.ts';
 import { grantOf, planId, takeFromBucket, withApproval } from '../../src/store/plan-rows.ts';
 import { toStatus } from '../../src/store/rows.ts';
 import type {
@@ -503,9 +503,8 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
       }
       if (write.kind === 'intent' && write.over !== undefined) {
         const entry = await this.effect(write.scope, write.key);
-        const moved = entry === undefined ? undefined : movedIntents([write], new Map([[entryKey(write.scope.generation, write.key), entry]])).get(0);
-        if (moved !== undefined) {
-          outcomes.push(moved);
+        if (intentMoved(write, entry)) {
+          outcomes.push(entry);
           continue;
         }
       }

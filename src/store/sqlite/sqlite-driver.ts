@@ -92,9 +92,7 @@ export class SqliteDriver {
     }
     try {
       whileBusy(this.#options.busyTimeoutMs ?? 10_000, () => {
-        db.exec(`PRAGMA busy_timeout = ${this.#options.busyTimeoutMs ?? 10_000}`);
-        db.exec('PRAGMA journal_mode = WAL');
-        db.exec('PRAGMA synchronous = FULL');
+        durableWal(db, this.#options.busyTimeoutMs ?? 10_000);
         db.exec('PRAGMA foreign_keys = ON');
       });
       return db;
@@ -170,9 +168,7 @@ export class SqliteDriver {
       db = side;
       // As the main file's: busy at once while another process recovers the WAL a SIGKILLed one left.
       whileBusy(this.#options.busyTimeoutMs ?? 10_000, () => {
-        side.exec(`PRAGMA busy_timeout = ${this.#options.busyTimeoutMs ?? 10_000}`);
-        if (this.sidePath !== ':memory:') side.exec('PRAGMA journal_mode = WAL');
-        side.exec('PRAGMA synchronous = FULL');
+        durableWal(side, this.#options.busyTimeoutMs ?? 10_000);
         this.#migrateSide(side, this, storeId);
       });
     } catch (error) {
@@ -250,6 +246,17 @@ function whileBusy(busyTimeoutMs: number, setup: () => void): void {
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
     }
   }
+}
+
+/**
+ * A connection's own settings, main file and side file alike: waits `busyTimeoutMs` for another
+ * process's lock, WAL, and an fsync at each commit (an in-memory database keeps its own journal
+ * mode, whatever it is asked).
+ */
+function durableWal(db: DatabaseSync, busyTimeoutMs: number): void {
+  db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
+  db.exec('PRAGMA journal_mode = WAL');
+  db.exec('PRAGMA synchronous = FULL');
 }
 
 /** `work` in one BEGIN IMMEDIATE … COMMIT on `db`, rolled back if it throws. */

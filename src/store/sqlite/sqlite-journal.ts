@@ -1,5 +1,5 @@
 import type { SQLInputValue } from 'node:sqlite';
-import { batchEvents, completions, entryKey, fenceBatch, isStale, movedIntents, toHolder } from '../journal-fence.ts';
+import { batchEvents, completions, entryKey, fenceBatch, intentMoved, isStale, toHolder } from '../journal-fence.ts';
 import { toEffect } from '../rows.ts';
 import type { EffectEntry, EffectJournalParts, EffectScope, JournalFence, JournalOutcome, JournalWrite } from '../store.ts';
 import type { SqliteDriver } from './sqlite-driver.ts';
@@ -76,7 +76,7 @@ export class SqliteJournal implements EffectJournalParts {
         } else if (write.kind === 'intent') {
           // Over an in-doubt entry: only while the key still has it (read under the file's write lock).
           const current = write.over === undefined ? undefined : this.#entry(write.scope, write.key);
-          if (current !== undefined && movedIntents([write], new Map([[entryKey(write.scope.generation, write.key), current]])).size > 0) {
+          if (intentMoved(write, current)) {
             outcomes.push(current);
             continue;
           }
