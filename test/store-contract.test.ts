@@ -121,6 +121,37 @@ for (const factory of selectedStoreFactories()) {
       );
     });
 
+    test('leaseShard takes a shard outside any run: never while a lease holds it; it fences the run it took it from and keeps runs off until released', async () => {
+      const instance = await freshInstance();
+      const shard = (await store.listShards(instance.id))[0];
+      assert.ok(shard);
+      const held = await store.claim(instance, 'w1', 60_000);
+      assert.ok(held);
+      assert.equal(await store.leaseShard(instance, shard, 'retry', 60_000), null, 'not while a run holds the shard');
+      await store.release(held, 'interrupted', {});
+
+      const paused = await store.claim(instance, 'paused', 1);
+      assert.ok(paused);
+      await sleep(10);
+      const outside = await store.leaseShard(instance, shard, 'retry', 60_000);
+      assert.ok(outside);
+      assert.equal(outside.runId, 0);
+      assert.ok(outside.token > paused.token);
+      assert.equal(await store.liveRunOrFence(paused.runId), undefined, 'the run it took the shard from is not live');
+      assert.equal(await store.heartbeat(paused, {}), false, 'and is fenced');
+      assert.equal(await store.claim(instance, 'w2', 60_000), null, 'no run claims it meanwhile');
+      assert.equal(await store.leaseShard(instance, shard, 'retry-2', 60_000), null, 'nor another lease');
+      assert.equal(await store.heartbeat(outside, {}), true);
+      assert.deepEqual(
+        (await store.holders(instance.id)).map((holder) => [holder.worker, holder.node]),
+        [['retry', null]],
+      );
+      await store.release(outside, 'completed', {});
+      assert.deepEqual((await store.listRuns(instance.id)).map((run) => run.worker).sort(), ['paused', 'w1'], 'a lease outside any run writes no run');
+      assert.equal((await store.listShards(instance.id))[0]?.status, 'pending', 'its status unchanged');
+      assert.ok(await store.claim(instance, 'w2', 60_000), 'released: a run claims it');
+    });
+
     test('checkpoints commit in order, verify, and keep the newest', async () => {
       const instance = await freshInstance();
       const lease = await store.claim(instance, 'w1', 60_000);

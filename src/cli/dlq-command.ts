@@ -40,7 +40,8 @@ export async function dlqCommand(jobArg: string, options: DlqOptions, io: CliIo)
       }).finally(() => shutdown.dispose());
       if (options.json) {
         const alreadyResolved = result.alreadyResolved.map((letter) => letter.id);
-        const summary = { resolved: result.resolved.map((letter) => letter.id), failed: result.failed, alreadyResolved, notTried: result.notTried };
+        const held = result.held.map(({ letter, holder }) => ({ id: letter.id, shard: letter.shard, holder }));
+        const summary = { resolved: result.resolved.map((letter) => letter.id), failed: result.failed, alreadyResolved, notTried: result.notTried, held };
         io.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
       } else {
         for (const { letter, error } of result.failed)
@@ -54,13 +55,20 @@ export async function dlqCommand(jobArg: string, options: DlqOptions, io: CliIo)
           );
         }
       }
+      if (result.held.length > 0) {
+        const holders = [...new Set(result.held.map(({ letter, holder }) => `shard ${letter.shard} by ${holder}`))].join(', ');
+        io.stderr.write(
+          `ckpt: ${result.held.length} dead letters of ${name} were not retried: their shard is held (${holders}), by another dlq --retry or a run; run the same command again once it ends\n`,
+        );
+      }
       if (result.notTried > 0) {
         io.stderr.write(
           `ckpt: interrupted by a signal: ${result.notTried} dead letters of ${name} were not retried (every one tried is settled); run the same command again for them\n`,
         );
         return ExitCode.interrupted;
       }
-      return result.failed.length === 0 ? 0 : 1;
+      if (result.failed.length > 0) return ExitCode.failed;
+      return result.held.length > 0 ? ExitCode.refused : ExitCode.completed;
     }
     const letters: { params: string; letter: DeadLetter }[] = [];
     for (const instance of await findInstances(store, name, params)) {

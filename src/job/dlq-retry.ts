@@ -2,7 +2,7 @@ import { LeaseHeldError, UsageError } from '../errors.ts';
 import type { EventMap, EventType, RunEvent } from '../events.ts';
 import type { JsonObject } from '../json.ts';
 import { lazySecretKey } from '../secret.ts';
-import type { DeadLetter, InstanceInfo, Store } from '../store/store.ts';
+import type { DeadLetter, InstanceInfo, Lease, ShardInfo, Store } from '../store/store.ts';
 import { describeJobError } from './code-location.ts';
 import { type Job, jobFileOf } from './define.ts';
 import { beginOutsideRun } from './effects/outside-run.ts';
@@ -23,6 +23,69 @@ export interface DlqRetryResult {
   alreadyResolved: DeadLetter[];
   /** Letters not tried because `signal` stopped the retry (each one tried before it is settled). */
   notTried: number;
+  /** Letters not tried because their shard's lease was held by another (a retry, or a run): `holder` names it. */
+  held: { letter: DeadLetter; holder: string }[];
+}
+
+/** How long a retry's lease on a letter's shard lasts unless its heartbeat extends it (a run's default). */
+const RETRY_LEASE_MS = 30_000;
+
+/**
+ * The leases a retry holds on its letters' shards (LeaseStore.leaseShard), each taken when its
+ * first letter is tried and held to the end, heartbeats extending them: while one is held, no
+ * other retry (nor a run) takes the shard, and a retry that lost one (paused past it, another
+ * took the shard) is fenced: its effects write no intent and start no `fn`.
+ */
+class RetryLeases {
+  readonly #store: Store;
+  readonly #instance: InstanceInfo;
+  readonly #worker: string;
+  readonly #held = new Map<number, { lease: Lease; lost: boolean }>();
+  readonly #beat: NodeJS.Timeout;
+
+  constructor(store: Store, instance: InstanceInfo, worker: string) {
+    this.#store = store;
+    this.#instance = instance;
+    this.#worker = worker;
+    this.#beat = setInterval(() => void this.#heartbeat(), RETRY_LEASE_MS / 10);
+    this.#beat.unref();
+  }
+
+  /** The shard's lease (taken now if this retry has none yet), or the holder another lease names. */
+  async take(shard: ShardInfo): Promise<{ lease: Lease; lost: () => boolean } | { holder: string }> {
+    let held = this.#held.get(shard.id);
+    if (held === undefined) {
+      const lease = await this.#store.leaseShard(this.#instance, shard, this.#worker, RETRY_LEASE_MS);
+      if (lease === null) {
+        const holder = (await this.#store.listShards(this.#instance.id)).find((row) => row.id === shard.id)?.leaseOwner;
+        return { holder: holder ?? 'another process' };
+      }
+      held = { lease, lost: false };
+      this.#held.set(shard.id, held);
+    }
+    // Lost (this process paused past it, and another took the shard): the shard is the other's now.
+    if (held.lost) return { holder: 'another process (this retry lost its lease)' };
+    const taken = held;
+    return { lease: taken.lease, lost: () => taken.lost };
+  }
+
+  async #heartbeat(): Promise<void> {
+    for (const held of this.#held.values()) {
+      if (held.lost) continue;
+      // A beat that fails (the server away a moment) is tried again at the next; the lease holds meanwhile.
+      const holds = await this.#store.heartbeat(held.lease, {}).catch(() => true);
+      if (!holds) held.lost = true;
+    }
+  }
+
+  /** Frees every shard this retry leased (those it lost stay the new holder's). */
+  async release(): Promise<void> {
+    clearInterval(this.#beat);
+    for (const held of this.#held.values()) {
+      // runId 0: no run row is written, only the shard freed (if this token still holds it).
+      await this.#store.release(held.lease, 'completed', {}).catch(() => undefined);
+    }
+  }
 }
 
 /**
@@ -77,65 +140,82 @@ export async function retryDeadLetters(
   const guards = effectGuards(job, params, total);
   // And to the job's fleet rate limits: the retry's calls share the target's bucket with every worker.
   const rateLimiter = job.rateLimits === undefined ? undefined : new FleetRateLimiter(store, job.rateLimits);
-  const result: DlqRetryResult = { instance, resolved: [], failed: [], alreadyResolved: [], notTried: 0 };
+  const result: DlqRetryResult = { instance, resolved: [], failed: [], alreadyResolved: [], notTried: 0, held: [] };
   const letters = await store.listDeadLetters(instance.id);
-  for (const [index, letter] of letters.entries()) {
-    if (options.signal?.aborted) {
-      result.notTried = letters.length - index;
-      break;
-    }
-    const shard = shards.find((row) => row.name === letter.shard);
-    if (shard === undefined) continue;
-    // ctx.tx as in a run: buffered writes are sent before the letter is resolved, in the same commit.
-    const { lease, tx, chunk, effects } = await beginOutsideRun({
-      store,
-      instance,
-      shard,
-      job: job.name,
-      worker: defaultWorker(),
-      secretKey,
-      notify,
-      guards,
-      rateLimiter,
-    });
-    let recordTx: RecordTx | undefined;
-    try {
-      const ctx = new RecordContext({
-        job: job.name,
-        params,
-        shard: letter.shard,
-        fencingToken: lease.token,
-        position: letter.position,
-        state: structuredClone(job.initialState?.({ params, shard: letter.shard }) ?? {}) as JsonObject,
-        signal: new AbortController().signal,
-        log: eventLogger(letter.shard, (data) => options.onEvent?.({ type: 'log', at: Date.now(), job: job.name, instanceId: instance.id, data })),
-        sql: () => {
-          if (tx.sql === undefined) return undefined;
-          recordTx ??= new RecordTx(new Baton(), chunk, tx.sql, false);
-          return recordTx;
-        },
-        effects,
-      });
-      // A letter is processed in a transaction of its own: it gets what setup() prepares too.
-      await runSetup(job, { params, shard: letter.shard, state: ctx.state, tx });
-      await job.process(letter.record, ctx);
-      await ctx.durable();
-      await recordTx?.finish(true);
-      if (tx.sql !== undefined) await chunk.buffer.flush(tx.sql);
-      if (!(await store.resolveDeadLetter(tx, letter.id))) {
-        result.alreadyResolved.push(letter);
+  const worker = defaultWorker();
+  const leases = new RetryLeases(store, instance, worker);
+  const retryLetters = async (): Promise<void> => {
+    for (const [index, letter] of letters.entries()) {
+      if (options.signal?.aborted) {
+        result.notTried = letters.length - index;
+        break;
+      }
+      const shard = shards.find((row) => row.name === letter.shard);
+      if (shard === undefined) continue;
+      // Two retries at once would each take the other's effect in flight for one left in doubt:
+      // the letter's shard is leased first, and a letter whose shard another holds is left to it.
+      const held = await leases.take(shard);
+      if ('holder' in held) {
+        result.held.push({ letter, holder: held.holder });
         continue;
       }
-      result.resolved.push(letter);
-      await emit('dlq:retry', { shard: letter.shard, id: letter.id, position: letter.position, outcome: 'resolved' });
-    } catch (error) {
-      await recordTx?.finish(false).catch(() => undefined);
-      await store.rollback(tx).catch(() => undefined);
-      const described = describeJobError(error, jobFileOf(job));
-      await store.noteDeadLetterRetry(letter.id, described);
-      result.failed.push({ letter, error: described });
-      await emit('dlq:retry', { shard: letter.shard, id: letter.id, position: letter.position, outcome: 'failed', error: described });
+      // ctx.tx as in a run: buffered writes are sent before the letter is resolved, in the same commit.
+      const { lease, tx, chunk, effects } = await beginOutsideRun({
+        store,
+        instance,
+        shard,
+        job: job.name,
+        worker,
+        secretKey,
+        held,
+        notify,
+        guards,
+        rateLimiter,
+      });
+      let recordTx: RecordTx | undefined;
+      try {
+        const ctx = new RecordContext({
+          job: job.name,
+          params,
+          shard: letter.shard,
+          fencingToken: lease.token,
+          position: letter.position,
+          state: structuredClone(job.initialState?.({ params, shard: letter.shard }) ?? {}) as JsonObject,
+          signal: new AbortController().signal,
+          log: eventLogger(letter.shard, (data) => options.onEvent?.({ type: 'log', at: Date.now(), job: job.name, instanceId: instance.id, data })),
+          sql: () => {
+            if (tx.sql === undefined) return undefined;
+            recordTx ??= new RecordTx(new Baton(), chunk, tx.sql, false);
+            return recordTx;
+          },
+          effects,
+        });
+        // A letter is processed in a transaction of its own: it gets what setup() prepares too.
+        await runSetup(job, { params, shard: letter.shard, state: ctx.state, tx });
+        await job.process(letter.record, ctx);
+        await ctx.durable();
+        await recordTx?.finish(true);
+        if (tx.sql !== undefined) await chunk.buffer.flush(tx.sql);
+        if (!(await store.resolveDeadLetter(tx, letter.id))) {
+          result.alreadyResolved.push(letter);
+          continue;
+        }
+        result.resolved.push(letter);
+        await emit('dlq:retry', { shard: letter.shard, id: letter.id, position: letter.position, outcome: 'resolved' });
+      } catch (error) {
+        await recordTx?.finish(false).catch(() => undefined);
+        await store.rollback(tx).catch(() => undefined);
+        const described = describeJobError(error, jobFileOf(job));
+        await store.noteDeadLetterRetry(letter.id, described);
+        result.failed.push({ letter, error: described });
+        await emit('dlq:retry', { shard: letter.shard, id: letter.id, position: letter.position, outcome: 'failed', error: described });
+      }
     }
+  };
+  try {
+    await retryLetters();
+  } finally {
+    await leases.release();
   }
   return result;
 }

@@ -96,6 +96,9 @@ export class ComposedStore implements Store {
   async claim(...args: Parameters<LeaseStore['claim']>) {
     return this.#live().leases.claim(...args);
   }
+  async leaseShard(...args: Parameters<LeaseStore['leaseShard']>) {
+    return this.#live().leases.leaseShard(...args);
+  }
   async markProgress(...args: Parameters<LeaseStore['markProgress']>) {
     return this.#live().leases.markProgress(...args);
   }

@@ -328,6 +328,30 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
       }));
   }
 
+  async leaseShard(
+    instance: Pick<InstanceInfo, 'id' | 'generation'>,
+    target: { id: number; name: string },
+    worker: string,
+    leaseMs: number,
+  ): Promise<Lease | null> {
+    const now = Date.now();
+    const shard = this.#shards.find((row) => row.id === target.id && row.instanceId === instance.id && row.generation === instance.generation);
+    if (shard === undefined || (shard.leaseOwner !== null && shard.leaseExpiresAt >= now)) return null;
+    shard.leaseToken++;
+    shard.leaseOwner = worker;
+    shard.leaseExpiresAt = now + leaseMs;
+    return {
+      instanceId: instance.id,
+      generation: instance.generation,
+      shardId: shard.id,
+      shard: shard.name,
+      worker,
+      token: shard.leaseToken,
+      runId: 0,
+      leaseMs,
+    };
+  }
+
   async liveRunOrFence(runId: number): Promise<LiveRun | undefined> {
     const shardId = this.#runShard.get(runId);
     const shard = this.#shards.find((candidate) => candidate.id === shardId);
@@ -343,6 +367,8 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
   }
 
   #progress(runId: number, progress: RunProgress, outcome?: RunOutcome): void {
+    // A lease outside any run (leaseShard) has no run to write.
+    if (runId === 0) return;
     const run = this.#run(runId);
     const now = Date.now();
     run.heartbeatAt = now;

@@ -8,7 +8,7 @@ import { type EffectGuards, Effects } from './effects.ts';
 
 /** What a pass over one shard outside any run works with: its transaction, `ctx.tx`'s writes, its effects. */
 export interface OutsideRun {
-  /** The shard's current token, claimed by no one: no run row, no heartbeat (`runId` 0). */
+  /** The lease the pass was given (`held`), else the shard's current token, claimed by no one: no run row, no heartbeat (`runId` 0). */
   lease: Lease;
   tx: Tx;
   chunk: ChunkWrites;
@@ -16,9 +16,12 @@ export interface OutsideRun {
 }
 
 /**
- * Begins a pass over `shard` that is no run (`ckpt dlq --retry`, `ckpt plan`): it takes no
- * lease, so its effects are unfenced and their events name no run; its `ctx.tx` writes go into
- * one transaction of the store, which the caller commits or rolls back.
+ * Begins a pass over `shard` that is no run (`ckpt dlq --retry`, `ckpt plan`): its effects'
+ * events name no run; its `ctx.tx` writes go into one transaction of the store, which the caller
+ * commits or rolls back. With `held` (a lease the caller took with LeaseStore.leaseShard, as
+ * `ckpt dlq --retry` does), its effects are fenced by that lease as a run's are: once another
+ * took the shard, no intent is written and no `fn` starts. Without (`ckpt plan`, which performs
+ * none), unfenced.
  */
 export async function beginOutsideRun(input: {
   store: Store;
@@ -34,9 +37,11 @@ export async function beginOutsideRun(input: {
   guards?: EffectGuards;
   /** The job's fleet rate limits: an effect naming a `target` takes a token before `fn`, as in a run. */
   rateLimiter?: RateLimiter;
+  /** The shard's lease the pass holds (see above), and whether its heartbeat found it lost. */
+  held?: { lease: Lease; lost: () => boolean };
 }): Promise<OutsideRun> {
-  const { store, instance, shard } = input;
-  const lease: Lease = {
+  const { store, instance, shard, held } = input;
+  const lease: Lease = held?.lease ?? {
     instanceId: instance.id,
     generation: instance.generation,
     shardId: shard.id,
@@ -55,6 +60,9 @@ export async function beginOutsideRun(input: {
     secretKey: input.secretKey,
     notify: input.notify,
     guard: input.guard,
+    ...(held === undefined
+      ? {}
+      : { fence: { shardId: held.lease.shardId, token: held.lease.token, shard: held.lease.shard, runId: held.lease.runId }, leaseLost: held.lost }),
     ...(input.guards === undefined ? {} : { guards: input.guards }),
     ...(input.rateLimiter === undefined ? {} : { rateLimiter: input.rateLimiter }),
   });

@@ -121,10 +121,38 @@ export class SqlLeases implements LeaseStore {
     });
   }
 
+  async leaseShard(
+    instance: Pick<InstanceInfo, 'id' | 'generation'>,
+    shard: { id: number; name: string },
+    worker: string,
+    leaseMs: number,
+  ): Promise<Lease | null> {
+    const { prefix: p, dialect } = this.#db;
+    return this.#db.transaction(async (tx) => {
+      const taken = await tx.query(
+        `UPDATE ${p}shards SET lease_owner = ?, lease_token = lease_token + 1, lease_expires_at = ${dialect.now} + ?, updated_at = ${dialect.now}
+         WHERE id = ? AND instance_id = ? AND generation = ? AND (lease_owner IS NULL OR lease_expires_at < ${dialect.now})`,
+        [worker, leaseMs, shard.id, instance.id, instance.generation],
+      );
+      if (taken.affectedRows === 0) return null;
+      const row = (await tx.query(`SELECT lease_token FROM ${p}shards WHERE id = ?`, [shard.id])).rows[0] as Row;
+      return {
+        instanceId: instance.id,
+        generation: instance.generation,
+        shardId: shard.id,
+        shard: shard.name,
+        worker,
+        token: Number(row.lease_token),
+        runId: 0,
+        leaseMs,
+      };
+    });
+  }
+
   async liveRunOrFence(runId: number): Promise<LiveRun | undefined> {
     const { prefix: p, dialect } = this.#db;
     const held = `SELECT sh.id, sh.instance_id, sh.name, sh.lease_owner, r.worker_node, sh.lease_expires_at < ${dialect.now} AS expired
-       FROM ${p}runs r JOIN ${p}shards sh ON sh.id = r.shard_id WHERE r.id = ? AND sh.run_id = r.id AND sh.lease_owner IS NOT NULL`;
+       FROM ${p}runs r JOIN ${p}shards sh ON sh.id = r.shard_id WHERE r.id = ? AND sh.run_id = r.id AND sh.lease_token = r.token AND sh.lease_owner IS NOT NULL`;
     const [row] = await this.#db.rows(held, [runId]);
     if (row === undefined) return undefined;
     // Booleans come back as true/false (PostgreSQL) or 1/0 (MySQL).
@@ -145,7 +173,7 @@ export class SqlLeases implements LeaseStore {
     const { prefix: p, dialect } = this.#db;
     const rows = await this.#db.rows(
       `SELECT sh.name, sh.lease_owner, sh.lease_expires_at, r.worker_node FROM ${p}shards sh JOIN ${p}instances i ON i.id = sh.instance_id AND i.generation = sh.generation
-       LEFT JOIN ${p}runs r ON r.id = sh.run_id WHERE sh.instance_id = ? AND sh.status <> 'completed' AND sh.lease_owner IS NOT NULL AND sh.lease_expires_at >= ${dialect.now} ORDER BY sh.id`,
+       LEFT JOIN ${p}runs r ON r.id = sh.run_id AND r.token = sh.lease_token WHERE sh.instance_id = ? AND sh.status <> 'completed' AND sh.lease_owner IS NOT NULL AND sh.lease_expires_at >= ${dialect.now} ORDER BY sh.id`,
       [instanceId],
     );
     return rows.map((row) => ({

@@ -118,7 +118,7 @@ export class SqliteLeases implements LeaseStore {
     return this.#db
       .all(
         `SELECT s.name, s.lease_owner, s.lease_expires_at, r.worker_node FROM shards s JOIN instances i ON i.id = s.instance_id AND i.generation = s.generation
-         LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = ? AND s.status != 'completed' AND s.lease_owner IS NOT NULL AND s.lease_expires_at >= ? ORDER BY s.id`,
+         LEFT JOIN runs r ON r.id = s.run_id AND r.token = s.lease_token WHERE s.instance_id = ? AND s.status != 'completed' AND s.lease_owner IS NOT NULL AND s.lease_expires_at >= ? ORDER BY s.id`,
         instanceId,
         Date.now(),
       )
@@ -130,9 +130,34 @@ export class SqliteLeases implements LeaseStore {
       }));
   }
 
+  async leaseShard(
+    instance: Pick<InstanceInfo, 'id' | 'generation'>,
+    shard: { id: number; name: string },
+    worker: string,
+    leaseMs: number,
+  ): Promise<Lease | null> {
+    return this.#db.write(() => {
+      const now = Date.now();
+      const taken = this.#db.run(
+        `UPDATE shards SET lease_owner = ?, lease_token = lease_token + 1, lease_expires_at = ?, updated_at = ?
+         WHERE id = ? AND instance_id = ? AND generation = ? AND (lease_owner IS NULL OR lease_expires_at < ?)`,
+        worker,
+        now + leaseMs,
+        now,
+        shard.id,
+        instance.id,
+        instance.generation,
+        now,
+      );
+      if (taken === 0) return null;
+      const token = Number(this.#db.get('SELECT lease_token FROM shards WHERE id = ?', shard.id)?.lease_token);
+      return { instanceId: instance.id, generation: instance.generation, shardId: shard.id, shard: shard.name, worker, token, runId: 0, leaseMs };
+    });
+  }
+
   async liveRunOrFence(runId: number): Promise<LiveRun | undefined> {
     const held = `SELECT s.id, s.name, s.lease_owner, s.lease_expires_at, r.worker_node FROM runs r JOIN shards s ON s.id = r.shard_id
-       WHERE r.id = ? AND s.run_id = r.id AND s.lease_owner IS NOT NULL`;
+       WHERE r.id = ? AND s.run_id = r.id AND s.lease_token = r.token AND s.lease_owner IS NOT NULL`;
     const row = this.#db.get(held, runId);
     if (row === undefined) return undefined;
     if (Number(row.lease_expires_at) >= Date.now()) return toLiveRun(runId, row);
