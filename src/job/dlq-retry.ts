@@ -57,8 +57,10 @@ class RetryLeases {
     if (held === undefined) {
       const lease = await this.#store.leaseShard(this.#instance, shard, this.#worker, RETRY_LEASE_MS);
       if (lease === null) {
-        const holder = (await this.#store.listShards(this.#instance.id)).find((row) => row.id === shard.id)?.leaseOwner;
-        return { holder: holder ?? 'another process' };
+        // Named with how long its lease has left: a holder killed outright (SIGKILL) keeps it that long.
+        const row = (await this.#store.listShards(this.#instance.id)).find((candidate) => candidate.id === shard.id);
+        const left = row === undefined ? 0 : Math.ceil((row.leaseExpiresAt - (await this.#store.now())) / 1000);
+        return { holder: `${row?.leaseOwner ?? 'another process'}${left > 0 ? ` for ${left} s more unless it renews its lease` : ''}` };
       }
       held = { lease, lost: false };
       this.#held.set(shard.id, held);
