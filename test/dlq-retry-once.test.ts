@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fixture, isOneLineError, runCli, spawnCli, tempDir } from './helpers/cli.ts';
 import { sqlStores } from './helpers/sql-stores.ts';
 
@@ -76,3 +77,57 @@ for (const store of sqlStores) {
     }
   });
 }
+
+// A retry paused past its lease while a second one took the letters' shard: woken while the
+// second's revoke of the next letter is in flight, it finds that revoke's intent, which looks
+// in doubt, and verify says not yet; its own intent is refused (its token is stale), so it never
+// calls, and the second's call is the only one. Its late completion of the letter it paused in
+// is recorded as such, and the chain verifies.
+test('a dlq --retry paused past its lease is fenced: the retry that took over is the only one to call', { timeout: 90_000 }, async () => {
+  const dir = tempDir('ckpt-dlq-paused-');
+  const url = `sqlite:${join(dir, 's.db')}`;
+  const apiLog = join(dir, 'api.log');
+  const job = fixture('dlq-effect.ts');
+  const first = await runCli(['run', job, '--store', url, '--quiet'], { env: { POISON: '1,4', API_LOG: apiLog } });
+  assert.equal(first.code, 0, first.stderr);
+  const lines = () => readFileSync(apiLog, 'utf8').split('\n');
+  const until = async (what: () => boolean, label: string) => {
+    for (const started = Date.now(); !what(); await sleep(20)) if (Date.now() - started > 30_000) assert.fail(`waited 30 s for ${label}`);
+  };
+
+  const paused = spawnCli(['dlq', job, '--retry', '--store', url, '--lease-ms', '500'], { env: { FIXED: '1', API_LOG: apiLog, PAUSE_AFTER: '1' } });
+  await until(() => lines().includes('done 1'), 'the first retry to revoke 1');
+  await sleep(1000);
+  const taker = spawnCli(['dlq', job, '--retry', '--store', url], { env: { FIXED: '1', SLOW_MS: '3000', API_LOG: apiLog } });
+  await until(() => lines().includes('call 4'), 'the second retry to call revoke 4');
+  paused.child.kill('SIGCONT');
+  const [woken, took] = await Promise.all([paused.done, taker.done]);
+  assert.equal(took.code, 0, took.stdout + took.stderr);
+  const said = `the woken retry said: ${woken.stdout}${woken.stderr}`;
+  for (const n of [1, 4]) assert.equal(lines().filter((line) => line === `call ${n}`).length, 1, `revoke ${n} called once; ${said}`);
+  // Woken, it either learnt first from its heartbeat that it lost the lease (the letter is left to
+  // the other, exit 4) or met the other's revoke in flight and was refused its intent (exit 1).
+  assert.ok(
+    (woken.code === 4 && /not retried: their shard is held .*this retry's lease lapsed/.test(woken.stderr)) ||
+      (woken.code === 1 && /revoke-4 not started: shard main was taken by another worker/.test(woken.stdout)),
+    said,
+  );
+  const events = await runCli(['events', 'dlq-effect', '--store', url, '--json']);
+  assert.match(events.stdout, /effect:late-completion/);
+  const audit = await runCli(['audit', 'dlq-effect', '--store', url, '--verify']);
+  assert.equal(audit.code, 0, audit.stdout + audit.stderr);
+});
+
+test('dlq --lease-ms: under 100 ms, or without --retry, is one line and exit 2', async () => {
+  const url = `sqlite:${join(tempDir('ckpt-dlq-lease-'), 's.db')}`;
+  const job = fixture('dlq-effect.ts');
+  assert.equal((await runCli(['run', job, '--store', url, '--quiet'])).code, 0);
+  for (const args of [
+    ['--retry', '--lease-ms', '50'],
+    ['--lease-ms', '5000'],
+  ]) {
+    const result = await runCli(['dlq', job, '--store', url, ...args]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.ok(isOneLineError(result.stderr), result.stderr);
+  }
+});

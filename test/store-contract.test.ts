@@ -141,7 +141,13 @@ for (const factory of selectedStoreFactories()) {
       assert.equal(await store.heartbeat(paused, {}), false, 'and is fenced');
       assert.equal(await store.claim(instance, 'w2', 60_000), null, 'no run claims it meanwhile');
       assert.equal(await store.leaseShard(instance, shard, 'retry-2', 60_000), null, 'nor another lease');
-      assert.equal(await store.heartbeat(outside, {}), true);
+      const reaped = await store.reapCrashed(instance.id, () => true);
+      assert.deepEqual(
+        reaped.map((run) => run.worker),
+        ['paused'],
+        'the run it took the shard from is crashed…',
+      );
+      assert.equal(await store.heartbeat(outside, {}), true, '…and its reaping leaves the lease taken outside it');
       assert.deepEqual(
         (await store.holders(instance.id)).map((holder) => [holder.worker, holder.node]),
         [['retry', null]],

@@ -6,6 +6,7 @@ import { redactJson } from '../redact.ts';
 import type { DeadLetter } from '../store/store.ts';
 import { formatParams, formatPosition, formatTime } from './format.ts';
 import { loadJob, parseParams } from './load-job.ts';
+import { checkLeaseMs } from './run-command.ts';
 import { type CliIo, findInstances, openCliStore, secretKeyFileFor } from './shared.ts';
 import { renderTable } from './table.ts';
 
@@ -14,6 +15,7 @@ interface DlqOptions {
   param: string[];
   json?: boolean;
   retry?: boolean;
+  leaseMs?: number;
 }
 
 const looksLikeFile = (arg: string) => /\.(m?[jt]s|cjs|cts|mts)$/.test(arg) || arg.includes('/');
@@ -21,6 +23,10 @@ const looksLikeFile = (arg: string) => /\.(m?[jt]s|cjs|cts|mts)$/.test(arg) || a
 /** `ckpt dlq <job>`: list dead letters; `ckpt dlq <job-file> --retry`: process them again. */
 export async function dlqCommand(jobArg: string, options: DlqOptions, io: CliIo): Promise<number> {
   const params = parseParams(options.param);
+  if (options.leaseMs !== undefined) {
+    if (!options.retry) throw new UsageError('--lease-ms is the lease of a retry: give it with --retry');
+    checkLeaseMs(options.leaseMs);
+  }
   if (options.retry && !(looksLikeFile(jobArg) && existsSync(jobArg))) {
     throw new UsageError(`--retry runs the job's code, so it needs the job file: ckpt dlq path/to/${jobArg}.ts --retry`);
   }
@@ -36,6 +42,7 @@ export async function dlqCommand(jobArg: string, options: DlqOptions, io: CliIo)
         store,
         params,
         signal: shutdown.signal,
+        ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
         ...(keyFile === undefined ? {} : { secretKeyFile: keyFile }),
       }).finally(() => shutdown.dispose());
       if (options.json) {

@@ -192,6 +192,11 @@ function program(io: CliIo, exit: { code: number }): Command {
     .addOption(paramOption())
     .addOption(jsonOption())
     .option('--retry', 'process every dead letter again; those that succeed are removed')
+    .addOption(
+      new Option('--lease-ms <ms>', "with --retry: lease length of the letters' shards; a retry silent this long is presumed dead").argParser(
+        positiveInteger('--lease-ms', MAX_MS),
+      ),
+    )
     .action(async (job: string, options) => {
       exit.code = await (await commands.dlq()).dlqCommand(job, options, io);
     });

@@ -163,6 +163,15 @@ const MIN_LEASE_MS = 100;
 /** The runner's default lease, for the message when only --heartbeat-ms is given. */
 const DEFAULT_LEASE_MS = 30_000;
 
+/** `--lease-ms` long enough to be kept (`ckpt run`, `ckpt dlq --retry`), or one line (exit 2). */
+export function checkLeaseMs(leaseMs: number): void {
+  if (leaseMs < MIN_LEASE_MS) {
+    throw new UsageError(
+      `--lease-ms ${leaseMs} is too short: a lease under ${MIN_LEASE_MS} ms lapses between two round trips to the store; give at least ${MIN_LEASE_MS} (default ${DEFAULT_LEASE_MS})`,
+    );
+  }
+}
+
 /**
  * A lease the worker can keep, or one line (exit 2). A heartbeat no shorter than the lease lets it
  * lapse between checkpoints, so a live worker's shard goes to another; crash tests that want
@@ -170,11 +179,7 @@ const DEFAULT_LEASE_MS = 30_000;
  */
 function checkLeaseFlags(options: RunCommandOptions, env: NodeJS.ProcessEnv): void {
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
-  if (leaseMs < MIN_LEASE_MS) {
-    throw new UsageError(
-      `--lease-ms ${leaseMs} is too short: a lease under ${MIN_LEASE_MS} ms lapses between two round trips to the store; give at least ${MIN_LEASE_MS} (default ${DEFAULT_LEASE_MS})`,
-    );
-  }
+  checkLeaseMs(leaseMs);
   if (options.heartbeatMs !== undefined && options.heartbeatMs >= leaseMs && env.CKPT_ALLOW_LAPSING_LEASE !== '1') {
     const lease = `${leaseMs} ms${options.leaseMs === undefined ? ', the default' : ''}`;
     throw new UsageError(

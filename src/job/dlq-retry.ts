@@ -27,7 +27,7 @@ export interface DlqRetryResult {
   held: { letter: DeadLetter; holder: string }[];
 }
 
-/** How long a retry's lease on a letter's shard lasts unless its heartbeat extends it (a run's default). */
+/** How long a retry's lease on a letter's shard lasts unless its heartbeat extends it, by default (a run's). */
 const RETRY_LEASE_MS = 30_000;
 
 /**
@@ -40,14 +40,16 @@ class RetryLeases {
   readonly #store: Store;
   readonly #instance: InstanceInfo;
   readonly #worker: string;
+  readonly #leaseMs: number;
   readonly #held = new Map<number, { lease: Lease; lost: boolean }>();
   readonly #beat: NodeJS.Timeout;
 
-  constructor(store: Store, instance: InstanceInfo, worker: string) {
+  constructor(store: Store, instance: InstanceInfo, worker: string, leaseMs: number) {
     this.#store = store;
     this.#instance = instance;
     this.#worker = worker;
-    this.#beat = setInterval(() => void this.#heartbeat(), RETRY_LEASE_MS / 10);
+    this.#leaseMs = leaseMs;
+    this.#beat = setInterval(() => void this.#heartbeat(), Math.min(1000, Math.max(10, Math.floor(leaseMs / 3))));
     this.#beat.unref();
   }
 
@@ -55,7 +57,7 @@ class RetryLeases {
   async take(shard: ShardInfo): Promise<{ lease: Lease; lost: () => boolean } | { holder: string }> {
     let held = this.#held.get(shard.id);
     if (held === undefined) {
-      const lease = await this.#store.leaseShard(this.#instance, shard, this.#worker, RETRY_LEASE_MS);
+      const lease = await this.#store.leaseShard(this.#instance, shard, this.#worker, this.#leaseMs);
       if (lease === null) {
         // Named with how long its lease has left: a holder killed outright (SIGKILL) keeps it that long.
         const row = (await this.#store.listShards(this.#instance.id)).find((candidate) => candidate.id === shard.id);
@@ -66,7 +68,7 @@ class RetryLeases {
       this.#held.set(shard.id, held);
     }
     // Lost (this process paused past it, and another took the shard): the shard is the other's now.
-    if (held.lost) return { holder: 'another process (this retry lost its lease)' };
+    if (held.lost) return { holder: "another process (this retry's lease lapsed while it was stopped or cut off)" };
     const taken = held;
     return { lease: taken.lease, lost: () => taken.lost };
   }
@@ -105,6 +107,8 @@ export async function retryDeadLetters(
     onEvent?: (event: RunEvent) => void;
     /** Stops the retry between letters (SIGINT/SIGTERM): the letter under way finishes, the rest stay. */
     signal?: AbortSignal;
+    /** How long the leases on the letters' shards last unless renewed (heartbeats every third of it, at most a second); default 30 s. */
+    leaseMs?: number;
   },
 ): Promise<DlqRetryResult> {
   const { store } = options;
@@ -145,7 +149,7 @@ export async function retryDeadLetters(
   const result: DlqRetryResult = { instance, resolved: [], failed: [], alreadyResolved: [], notTried: 0, held: [] };
   const letters = await store.listDeadLetters(instance.id);
   const worker = defaultWorker();
-  const leases = new RetryLeases(store, instance, worker);
+  const leases = new RetryLeases(store, instance, worker, options.leaseMs ?? RETRY_LEASE_MS);
   const retryLetters = async (): Promise<void> => {
     for (const [index, letter] of letters.entries()) {
       if (options.signal?.aborted) {

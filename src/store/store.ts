@@ -95,9 +95,10 @@ export interface LeaseStore {
    * Take one shard's lease outside any run (`ckpt dlq --retry`), if it is free or its lease has
    * expired: a new token, so a run that held it is fenced from then on (its journal writes and
    * checkpoints refused, and it is no longer live to LeaseStore.liveRunOrFence); no run row
-   * (`runId` 0); the shard's status and run unchanged, completed or not. Null while another lease
-   * that has not expired holds it. `heartbeat` extends it and `release` frees it, as a run's
-   * (with `runId` 0 they write no run).
+   * (`runId` 0); the shard's status unchanged, completed or not. Null while another lease
+   * that has not expired holds it. The shard then names no run (its run that had the lease is
+   * neither live nor the one whose crash frees the shard). `heartbeat` extends it and `release`
+   * frees it, as a run's (with `runId` 0 they write no run).
    */
   leaseShard(instance: Pick<InstanceInfo, 'id' | 'generation'>, shard: { id: number; name: string }, worker: string, leaseMs: number): Promise<Lease | null>;
   /** Unfinished shards held by a lease that has not expired. */

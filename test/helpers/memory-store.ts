@@ -323,7 +323,7 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
       .map((shard) => ({
         shard: shard.name,
         worker: shard.leaseOwner as string,
-        node: this.#runs.findLast((run) => this.#runShard.get(run.id) === shard.id)?.node ?? null,
+        node: this.#runs.findLast((run) => this.#runShard.get(run.id) === shard.id && this.#runToken.get(run.id) === shard.leaseToken)?.node ?? null,
         expiresAt: shard.leaseExpiresAt,
       }));
   }

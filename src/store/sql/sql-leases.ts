@@ -130,7 +130,7 @@ export class SqlLeases implements LeaseStore {
     const { prefix: p, dialect } = this.#db;
     return this.#db.transaction(async (tx) => {
       const taken = await tx.query(
-        `UPDATE ${p}shards SET lease_owner = ?, lease_token = lease_token + 1, lease_expires_at = ${dialect.now} + ?, updated_at = ${dialect.now}
+        `UPDATE ${p}shards SET lease_owner = ?, lease_token = lease_token + 1, lease_expires_at = ${dialect.now} + ?, run_id = NULL, updated_at = ${dialect.now}
          WHERE id = ? AND instance_id = ? AND generation = ? AND (lease_owner IS NULL OR lease_expires_at < ${dialect.now})`,
         [worker, leaseMs, shard.id, instance.id, instance.generation],
       );

@@ -139,7 +139,7 @@ export class SqliteLeases implements LeaseStore {
     return this.#db.write(() => {
       const now = Date.now();
       const taken = this.#db.run(
-        `UPDATE shards SET lease_owner = ?, lease_token = lease_token + 1, lease_expires_at = ?, updated_at = ?
+        `UPDATE shards SET lease_owner = ?, lease_token = lease_token + 1, lease_expires_at = ?, run_id = NULL, updated_at = ?
          WHERE id = ? AND instance_id = ? AND generation = ? AND (lease_owner IS NULL OR lease_expires_at < ?)`,
         worker,
         now + leaseMs,
