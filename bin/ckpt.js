@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `ckpt` command. Job files are TypeScript; Node 24 strips their types, so keep its notice quiet.
+import { readFileSync } from 'node:fs';
 import module from 'node:module';
 
 // First, before anything that an older Node cannot load (node:sqlite, a .ts job file): say which
@@ -11,6 +12,14 @@ if (Number(process.versions.node.split('.')[0]) < NEED_MAJOR) {
   );
   process.exit(2);
 }
+// Started through a launcher (scripts/with-node.mjs, which says so in CKPT_LAUNCHER_PID; npm, as in
+// `npm run ckpt` or a project's own `npx ckpt`, above a `sh -c`), a SIGKILL to the launcher's pid
+// cannot be passed on: the launcher dies alone, and the job would run on as an orphan, still holding
+// its shard, so the next run is refused in its name. So, on Linux, the chain up to the launcher is
+// watched through /proc: once a process in it has a new parent (the launcher died, its children
+// handed to another), the job SIGKILLs itself, as the kill meant. `ckpt` run directly watches nothing.
+watchLauncher();
+
 // Node's compile cache keeps the compiled library, and a job file's code once its types are
 // stripped, for the next start: `ckpt` is started often (workers, `ckpt chaos`, scripts), and
 // compiling is most of its start-up. Node's own place: $NODE_COMPILE_CACHE, else
@@ -62,3 +71,46 @@ process.exitCode = code;
 // Done: exit even if the job left something running (a record given up after a stop, an open
 // socket or timer of its own), once what we wrote has been handed to the OS.
 process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+
+/** See above: SIGKILLs this process once its launcher is gone (Linux only). */
+function watchLauncher() {
+  const launcherPid = process.env.CKPT_LAUNCHER_PID;
+  // Not for the processes this one starts (`ckpt chaos`'s workers, a job's own children).
+  delete process.env.CKPT_LAUNCHER_PID;
+  if (process.platform !== 'linux') return;
+  const parentOf = (pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      return undefined;
+    }
+  };
+  const isNpm = (pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('npm');
+    } catch {
+      return false;
+    }
+  };
+  // Each link is [a process, its parent]: from this process up to the farthest launcher within
+  // three steps (ckpt, with-node, sh, npm), so that npm's death is seen even with with-node between.
+  const links = [];
+  let watched = 0;
+  let below = process.pid;
+  for (let depth = 0; depth < 3; depth++) {
+    const parent = parentOf(below);
+    if (parent === undefined || parent <= 1) break;
+    links.push([below, parent]);
+    if ((depth === 0 && launcherPid === String(parent)) || isNpm(parent)) watched = links.length;
+    below = parent;
+  }
+  links.length = watched;
+  if (links.length === 0) return;
+  const watch = setInterval(() => {
+    if (links.every(([pid, parent]) => parentOf(pid) === parent)) return;
+    clearInterval(watch);
+    process.kill(process.pid, 'SIGKILL');
+  }, 100);
+  watch.unref();
+}

@@ -20,7 +20,9 @@ const major = Number(process.versions.node.split('.')[0]);
 const node = major >= NEED_MAJOR ? process.execPath : cachedNode();
 // Child processes that run `node` (a test spawning the `ckpt` bin through its shebang, npm
 // scripts of a packed install) must find the same Node first on PATH.
-const env = { ...process.env, PATH: `${dirname(node)}${delimiter}${process.env.PATH ?? ''}` };
+// CKPT_LAUNCHER_PID: bin/ckpt.js, our child, watches that this process is still its parent, and
+// dies once it is not (a SIGKILL to this pid cannot be passed on; Linux).
+const env = { ...process.env, PATH: `${dirname(node)}${delimiter}${process.env.PATH ?? ''}`, CKPT_LAUNCHER_PID: String(process.pid) };
 const child = spawn(node, args, { stdio: 'inherit', env });
 // SIGINT is a terminal's Ctrl-C, sent to the whole process group, the child included: passing
 // it on would make it a second signal, which `ckpt run` takes as "stop at once". So it is only
