@@ -13,11 +13,14 @@ if (Number(process.versions.node.split('.')[0]) < NEED_MAJOR) {
   process.exit(2);
 }
 // Started through a launcher (scripts/with-node.mjs, which says so in CKPT_LAUNCHER_PID; npm, as in
-// `npm run ckpt` or a project's own `npx ckpt`, above a `sh -c`), a SIGKILL to the launcher's pid
-// cannot be passed on: the launcher dies alone, and the job would run on as an orphan, still holding
-// its shard, so the next run is refused in its name. So, on Linux, the chain up to the launcher is
-// watched through /proc: once a process in it has a new parent (the launcher died, its children
-// handed to another), the job SIGKILLs itself, as the kill meant. `ckpt` run directly watches nothing.
+// a project's own `npx ckpt`, above a `sh -c`), a SIGKILL to the launcher's pid cannot be passed on:
+// the launcher dies alone, and the job would run on as an orphan, still holding its shard, so the
+// next run is refused in its name. A SIGTERM to npm's pid is passed to the `sh -c` only, which dies
+// of it without passing it on: the same orphan. So, on Linux, the chain up to the launcher is
+// watched through /proc: once a process in it has a new parent, the job stops as the signal meant.
+// The shell gone (it died of a signal npm passed on): the job SIGTERMs itself, so it drains and
+// saves. The launcher gone while the shell lives on, or with-node gone (it passes every other
+// signal on): it was SIGKILLed, and so is the job. `ckpt` run directly watches nothing.
 watchLauncher();
 
 // Node's compile cache keeps the compiled library, and a job file's code once its types are
@@ -93,24 +96,24 @@ function watchLauncher() {
       return false;
     }
   };
-  // Each link is [a process, its parent]: from this process up to the farthest launcher within
-  // three steps (ckpt, with-node, sh, npm), so that npm's death is seen even with with-node between.
+  // Each link is [a process, its parent]: from this process up to its launcher. with-node as the
+  // parent is the launcher (it watches npm above it itself); else npm within two steps (ckpt, sh, npm).
   const links = [];
-  let watched = 0;
-  let below = process.pid;
-  for (let depth = 0; depth < 3; depth++) {
-    const parent = parentOf(below);
-    if (parent === undefined || parent <= 1) break;
-    links.push([below, parent]);
-    if ((depth === 0 && launcherPid === String(parent)) || isNpm(parent)) watched = links.length;
-    below = parent;
+  const parent = parentOf(process.pid);
+  if (parent === undefined || parent <= 1) return;
+  links.push([process.pid, parent]);
+  if (launcherPid !== String(parent)) {
+    const above = parentOf(parent);
+    if (!isNpm(parent) && above !== undefined && above > 1 && isNpm(above)) links.push([parent, above]);
+    else if (!isNpm(parent)) return;
   }
-  links.length = watched;
-  if (links.length === 0) return;
   const watch = setInterval(() => {
-    if (links.every(([pid, parent]) => parentOf(pid) === parent)) return;
+    if (links.every(([pid, parentPid]) => parentOf(pid) === parentPid)) return;
     clearInterval(watch);
-    process.kill(process.pid, 'SIGKILL');
+    // Our own parent gone is the shell (two links) dying of a signal passed on to it; else the
+    // launcher itself was killed.
+    const shellDied = links.length === 2 && parentOf(process.pid) !== links[0][1];
+    process.kill(process.pid, shellDied ? 'SIGTERM' : 'SIGKILL');
   }, 100);
   watch.unref();
 }
