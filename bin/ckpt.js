@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `ckpt` command. Job files are TypeScript; Node 24 strips their types, so keep its notice quiet.
+import { readFileSync } from 'node:fs';
 import module from 'node:module';
 
 // First, before anything that an older Node cannot load (node:sqlite, a .ts job file): say which
@@ -11,6 +12,17 @@ if (Number(process.versions.node.split('.')[0]) < NEED_MAJOR) {
   );
   process.exit(2);
 }
+// Started through a launcher (scripts/with-node.mjs, which says so in CKPT_LAUNCHER_PID; npm, as in
+// a project's own `npx ckpt`, above a `sh -c`), a SIGKILL to the launcher's pid cannot be passed on:
+// the launcher dies alone, and the job would run on as an orphan, still holding its shard, so the
+// next run is refused in its name. A SIGTERM to npm's pid is passed to the `sh -c` only, which dies
+// of it without passing it on: the same orphan. So, on Linux, the chain up to the launcher is
+// watched through /proc: once a process in it has a new parent, the job stops as the signal meant.
+// The shell gone (it died of a signal npm passed on): the job SIGTERMs itself, so it drains and
+// saves. The launcher gone while the shell lives on, or with-node gone (it passes every other
+// signal on): it was SIGKILLed, and so is the job. `ckpt` run directly watches nothing.
+watchLauncher();
+
 // Node's compile cache keeps the compiled library, and a job file's code once its types are
 // stripped, for the next start: `ckpt` is started often (workers, `ckpt chaos`, scripts), and
 // compiling is most of its start-up. Node's own place: $NODE_COMPILE_CACHE, else
@@ -62,3 +74,46 @@ process.exitCode = code;
 // Done: exit even if the job left something running (a record given up after a stop, an open
 // socket or timer of its own), once what we wrote has been handed to the OS.
 process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+
+/** See above: SIGKILLs this process once its launcher is gone (Linux only). */
+function watchLauncher() {
+  const launcherPid = process.env.CKPT_LAUNCHER_PID;
+  // Not for the processes this one starts (`ckpt chaos`'s workers, a job's own children).
+  delete process.env.CKPT_LAUNCHER_PID;
+  if (process.platform !== 'linux') return;
+  const parentOf = (pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      return undefined;
+    }
+  };
+  const isNpm = (pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('npm');
+    } catch {
+      return false;
+    }
+  };
+  // Each link is [a process, its parent]: from this process up to its launcher. with-node as the
+  // parent is the launcher (it watches npm above it itself); else npm within two steps (ckpt, sh, npm).
+  const links = [];
+  const parent = parentOf(process.pid);
+  if (parent === undefined || parent <= 1) return;
+  links.push([process.pid, parent]);
+  if (launcherPid !== String(parent)) {
+    const above = parentOf(parent);
+    if (!isNpm(parent) && above !== undefined && above > 1 && isNpm(above)) links.push([parent, above]);
+    else if (!isNpm(parent)) return;
+  }
+  const watch = setInterval(() => {
+    if (links.every(([pid, parentPid]) => parentOf(pid) === parentPid)) return;
+    clearInterval(watch);
+    // Our own parent gone is the shell (two links) dying of a signal passed on to it; else the
+    // launcher itself was killed.
+    const shellDied = links.length === 2 && parentOf(process.pid) !== links[0][1];
+    process.kill(process.pid, shellDied ? 'SIGTERM' : 'SIGKILL');
+  }, 100);
+  watch.unref();
+}

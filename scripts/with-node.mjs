@@ -20,7 +20,9 @@ const major = Number(process.versions.node.split('.')[0]);
 const node = major >= NEED_MAJOR ? process.execPath : cachedNode();
 // Child processes that run `node` (a test spawning the `ckpt` bin through its shebang, npm
 // scripts of a packed install) must find the same Node first on PATH.
-const env = { ...process.env, PATH: `${dirname(node)}${delimiter}${process.env.PATH ?? ''}` };
+// CKPT_LAUNCHER_PID: bin/ckpt.js, our child, watches that this process is still its parent, and
+// dies once it is not (a SIGKILL to this pid cannot be passed on; Linux).
+const env = { ...process.env, PATH: `${dirname(node)}${delimiter}${process.env.PATH ?? ''}`, CKPT_LAUNCHER_PID: String(process.pid) };
 const child = spawn(node, args, { stdio: 'inherit', env });
 // SIGINT is a terminal's Ctrl-C, sent to the whole process group, the child included: passing
 // it on would make it a second signal, which `ckpt run` takes as "stop at once". So it is only
@@ -82,9 +84,11 @@ function fail(message) {
 /**
  * Under `npm run` (npm, then `sh -c`, then this script), a SIGKILL to npm cannot be passed on:
  * npm dies, and sh, this script and the job go on as orphans, the job still holding its shard, so
- * the next `npm run ckpt -- run` is refused in its name. So the chain is watched (Linux: /proc):
- * once npm is no longer the parent of the process below it (it died, its children handed to
- * another), the job is SIGKILLed, as the kill meant, and this script dies of it in turn.
+ * the next `npm run ckpt -- run` is refused in its name. A SIGTERM to npm is passed to sh alone,
+ * which dies of it: the same orphans. So the chain is watched (Linux: /proc): once npm is no
+ * longer the parent of the process below it, the job is stopped as the signal meant, and this
+ * script ends with it: SIGTERMed (it drains and saves) if sh died of a signal passed on to it,
+ * SIGKILLed if npm itself is gone while sh lives on (npm was killed).
  */
 function watchNpm() {
   if (process.platform !== 'linux') return;
@@ -113,7 +117,8 @@ function watchNpm() {
   const watch = setInterval(() => {
     if (parentOf(below) === npm) return;
     clearInterval(watch);
-    child.kill('SIGKILL');
+    const shellDied = below !== process.pid && parentOf(process.pid) !== below;
+    child.kill(shellDied ? 'SIGTERM' : 'SIGKILL');
   }, 100);
   watch.unref();
 }

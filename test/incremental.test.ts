@@ -90,3 +90,36 @@ test('incremental NDJSON: appended lines are read alone; a file rewritten instea
   assert.equal(rewritten.code, ExitCode.refused, rewritten.stderr);
   assert.match(rewritten.stderr, /source was rewritten, not added to, since the last generation ended/);
 });
+
+/** The `n`s in the job's `seen` table, in order, and its dead letters. */
+function seenIn(store: string): { seen: number[]; deadLetters: number } {
+  const db = new DatabaseSync(store, { readOnly: true });
+  try {
+    const seen = (db.prepare('SELECT n FROM seen ORDER BY n').all() as { n: number }[]).map((row) => Number(row.n));
+    const deadLetters = (db.prepare('SELECT count(*) AS n FROM dead_letters').get() as { n: number }).n;
+    return { seen, deadLetters };
+  } finally {
+    db.close();
+  }
+}
+
+for (const format of ['ndjson', 'csv'] as const) {
+  test(`incremental ${format}: a last line still being written (no newline yet) is left for the next run, then read whole`, { timeout: 60_000 }, async () => {
+    const dir = tempDir('ckpt-incremental-partial-');
+    const file = join(dir, `lines.${format}`);
+    const store = join(dir, 'store.db');
+    const line = (n: number) => (format === 'csv' ? `${n}\n` : `{"n":${n}}\n`);
+    // A writer mid-line: record 40's first bytes are there, its end and newline not yet.
+    writeFileSync(file, (format === 'csv' ? 'n\n' : '') + line(1) + line(2) + line(3) + (format === 'csv' ? '4' : '{"n":4'));
+    const args = ['run', fixture('incremental-lines.ts'), '--store', `sqlite:${store}`, '--param', `file=${file}`, '--param', `format=${format}`, '--json'];
+    const first = await runCli(args);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(summaryOf(first.stdout).records, 3, 'the half-written line was not read');
+    assert.deepEqual(seenIn(store), { seen: [1, 2, 3], deadLetters: 0 });
+    appendFileSync(file, (format === 'csv' ? '0\n' : '0}\n') + line(5));
+    const second = await runCli(args);
+    assert.equal(second.code, 0, second.stderr);
+    assert.deepEqual([summaryOf(second.stdout).generation, summaryOf(second.stdout).records], [2, 2]);
+    assert.deepEqual(seenIn(store), { seen: [1, 2, 3, 5, 40], deadLetters: 0 }, 'record 40 read whole, once');
+  });
+}

@@ -222,12 +222,17 @@ test('sqlTable: the page query seeks (row values, or the OR form on MySQL), neve
   const pg = pageStatement({ ...shape, dialect: 'postgres', where: 'x = $1', params: [5] }, [1, 2], 10);
   assert.equal(
     pg.sql,
-    'SELECT *, "a"::text AS "ckpt$key_text_0", "b"::text AS "ckpt$key_text_1" FROM "t" WHERE (x = $1) AND ("a", "b") > ($2, $3) ORDER BY "a", "b" LIMIT 10',
+    'SELECT *, "a"::text AS "ckpt$key_text_0", "b"::text AS "ckpt$key_text_1", ("a" = $4 AND "b" = $5) AS "ckpt$at_last" FROM "t" WHERE (x = $1) AND ("a", "b") >= ($2, $3) ORDER BY "a", "b" LIMIT 11',
   );
-  assert.deepEqual(pg.params, [5, 1, 2]);
+  assert.deepEqual(pg.params, [5, 1, 2, 1, 2]);
+  // From the last key on, the rows equal to it flagged (test/sql-key-unique.test.ts); positional
+  // placeholders take the select list's values first.
   const my = pageStatement({ ...shape, from: '`t`', dialect: 'mysql' }, [1, 2], 10);
-  assert.equal(my.sql, 'SELECT * FROM `t` WHERE `a` >= ? AND (`a` > ? OR (`a` = ? AND (`b` > ?))) ORDER BY `a`, `b` LIMIT 10');
-  assert.deepEqual(my.params, [1, 1, 1, 2]);
+  assert.equal(
+    my.sql,
+    'SELECT *, (`a` = ? AND `b` = ?) AS `ckpt$at_last` FROM `t` WHERE `a` >= ? AND (`a` > ? OR (`a` = ? AND (`b` >= ?))) ORDER BY `a`, `b` LIMIT 11',
+  );
+  assert.deepEqual(my.params, [1, 2, 1, 1, 1, 2]);
   assert.doesNotMatch(pageStatement({ ...shape, dialect: 'sqlite' }, undefined, 3).sql, /OFFSET/);
   assert.throws(() => sqlTable({ connection: 'sqlite:x.db', table: 't"; DROP TABLE t; --', key: 'id' }), /not a usable SQL name/);
   assert.throws(() => sqlTable({ connection: 'oracle://x', table: 't', key: 'id' }), /must start sqlite:, postgres:\/\/ or mysql:\/\//);

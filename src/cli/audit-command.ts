@@ -71,6 +71,8 @@ export async function auditCommand(job: string, options: AuditOptions, io: CliIo
   if (!options.verify && options.export === undefined) throw new UsageError('say what to do: ckpt audit <job> --verify, or --export ndjson|csv [--out FILE]');
   if (options.out !== undefined && options.export === undefined) throw new UsageError('--out needs --export ndjson|csv');
   const key = chainKeyFinder(io.env, secretKeyFileFor(options.store))();
+  const toFile = options.export !== undefined && options.out !== undefined && options.out !== '-';
+  const signals = toFile ? signalsWhileExporting(options.out as string, io) : undefined;
   const store = await openCliStore(options.store, { existing: true });
   try {
     const instances = await findInstances(store, job, parseParams(options.param), { reap: false });
@@ -89,6 +91,7 @@ export async function auditCommand(job: string, options: AuditOptions, io: CliIo
       else {
         refuseStoreAsOut(options.out, options.store);
         writeOut(options.out, text);
+        signals?.written();
         io.stdout.write(`wrote ${rows.length} events of ${job} to ${options.out} (${options.export})\n`);
       }
     }
@@ -112,8 +115,36 @@ export async function auditCommand(job: string, options: AuditOptions, io: CliIo
     }
     return ExitCode.completed;
   } finally {
+    signals?.dispose();
     await store.close();
   }
+}
+
+/**
+ * SIGINT and SIGTERM during an export to a file. With no handler, one that landed between the
+ * temporary file's open and its rename killed the process there, and the temporary file stayed.
+ * writeOut is synchronous, so a handler never runs in the middle of it: a signal that lands while
+ * it writes waits for the write to end, whole, and the command ends as it would have (exit 0).
+ * One that lands before, while the store is read, stops the export with one line (exit 3).
+ */
+function signalsWhileExporting(out: string, io: CliIo): { written(): void; dispose(): void } {
+  let written = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (written) return;
+    io.stderr.write(`ckpt: audit stopped by ${signal} before ${out} was written: nothing written (an earlier file there is unchanged); run again\n`);
+    process.exit(ExitCode.interrupted);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return {
+    written: () => {
+      written = true;
+    },
+    dispose: () => {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
+  };
 }
 
 /**

@@ -1,6 +1,6 @@
 import { LeaseHeldError, UsageError } from '../errors.ts';
 import { describeHold } from '../job/guard/hold-text.ts';
-import { completedTotals, lostWorkByRun, reachedBy, shardKey } from '../job/policy/progress-mark.ts';
+import { lostWorkByRun } from '../job/policy/progress-mark.ts';
 import { defaultWorker, isStoppedLocalWorker, reapDeadWorkers } from '../job/workers.ts';
 import type { HoldInfo, InstanceInfo, RunInfo, Store } from '../store/store.ts';
 import { combinedLag, followerLags, formatLag } from './follower-lag.ts';
@@ -135,7 +135,6 @@ export async function runsCommand(job: string, options: QueryOptions, io: CliIo)
       );
       return 0;
     }
-    const totals = completedTotals(all.map(({ run }) => run));
     const rows = all.map(({ instance, run }) => {
       const elapsed = (run.endedAt ?? run.heartbeatAt) - run.startedAt;
       return [
@@ -148,7 +147,7 @@ export async function runsCommand(job: string, options: QueryOptions, io: CliIo)
         run.outcome,
         // Past the start but no position read: the run ended (held, killed) before it resumed.
         run.resumedFrom !== null ? formatPosition(run.resumedFrom) : run.startProcessed > 0 ? '-' : 'start',
-        formatRecords(run, totals.get(shardKey(run))),
+        formatCount(run.processed),
         formatRework(run),
         formatCount(run.checkpoints),
         elapsed > 0 ? `${((100 * run.checkpointMs) / elapsed).toFixed(2)} %` : '-',
@@ -241,13 +240,6 @@ function holdLines(instances: InstanceInfo[], held: Map<number, HoldInfo[]>): st
 function intervalOf(run: RunInfo): { ms: number | null; records: number | null } {
   const { intervalMs, intervalRecords } = run.stats;
   return { ms: typeof intervalMs === 'number' ? intervalMs : null, records: typeof intervalRecords === 'number' ? intervalRecords : null };
-}
-
-/** Records a run did; for one found dead, how far its progress mark says it may have got. */
-function formatRecords(run: RunInfo, shardTotal: number | undefined): string {
-  if (run.outcome !== 'crashed') return formatCount(run.processed);
-  const reached = reachedBy(run, shardTotal);
-  return `${reached.atMost ? '≤ ' : ''}${formatCount(reached.processed - run.startProcessed)}`;
 }
 
 function formatRework(run: RunInfo): string {

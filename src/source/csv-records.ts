@@ -4,6 +4,8 @@ import type { FileHandle } from 'node:fs/promises';
 export interface RawRecord {
   bytes: Buffer;
   end: number;
+  /** The file's last bytes, with no newline outside quotes after them: a record not ended (yet). */
+  unended?: true;
 }
 
 const NEWLINE = 10;
@@ -61,7 +63,7 @@ export async function* splitRecordPages(handle: FileHandle, start: number, quote
     pendingLength = data.length - recordStart;
     pendingStart += recordStart;
   }
-  if (pendingLength > 0) yield [{ bytes: Buffer.concat(pending), end: pendingStart + pendingLength }];
+  if (pendingLength > 0) yield [{ bytes: Buffer.concat(pending), end: pendingStart + pendingLength, unended: true }];
 }
 
 /** A line of nothing but a line ending (or spaces): no record. */

@@ -124,14 +124,20 @@ export function csvFile<R extends CsvRecord = Record<string, string>>(path: stri
 
   return {
     // The records of a chunk are one page: the runner walks them without a promise per record.
-    ...paged<R, number>(async function* (after, { signal }) {
+    ...paged<R, number>(async function* (after, { signal, growing }) {
       const { names, dataStart } = await readHeader();
       const handle = await input.openInput();
       try {
         for await (const raws of splitRecordPages(handle, Math.max(after ?? 0, dataStart), quoteByte, chunkBytes)) {
           if (signal.aborted) return;
           const page: SourceItem<R, number>[] = [];
-          for (const raw of raws) if (!isBlank(raw.bytes)) page.push(toItem(raw.bytes, raw.end, names));
+          for (const raw of raws) {
+            // The file's last bytes, no newline outside quotes after them: a writer may be
+            // mid-record, so a file being appended to keeps them for the next read, which finds
+            // the record whole.
+            if (growing && raw.unended) break;
+            if (!isBlank(raw.bytes)) page.push(toItem(raw.bytes, raw.end, names));
+          }
           yield page;
         }
       } finally {

@@ -19,7 +19,7 @@ export function ndjsonFile<R = unknown>(path: string, options: NdjsonOptions = {
   const { openInput, statInput } = input;
   return {
     // The lines of a chunk are one page: the runner walks them without a promise per record.
-    ...paged<R, number>(async function* (after, { signal }) {
+    ...paged<R, number>(async function* (after, { signal, growing }) {
       const handle = await openInput();
       try {
         let fileOffset = after ?? 0;
@@ -52,6 +52,9 @@ export function ndjsonFile<R = unknown>(path: string, options: NdjsonOptions = {
           pending = lineStart === data.length ? [] : [Buffer.from(data.subarray(lineStart))];
           pendingStart += lineStart;
         }
+        // No line break after it: a writer may be mid-line. A file being appended to keeps it for
+        // the next read (whose position is before it), which finds it whole.
+        if (growing) return;
         const rest = Buffer.concat(pending);
         const last = rest.toString('utf8').trim();
         if (last !== '') yield [parseLine<R>(last, path, pendingStart + rest.length)];

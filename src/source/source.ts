@@ -10,6 +10,12 @@ export interface SourceItem<R, P> {
 export interface ReadOptions {
   signal: AbortSignal;
   follow?: boolean;
+  /**
+   * The data may still be appended to as it is read (an incremental job): a file source leaves a
+   * last line that has no line break yet (a writer mid-line) for the next read instead of reading
+   * it half.
+   */
+  growing?: boolean;
 }
 
 /** How far a position is behind its source's head: records, and time where the source knows it. */

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FencedError, firstLine, HeldError } from '../../errors.ts';
 import type { EventMap, EventType } from '../../events.ts';
@@ -66,6 +67,15 @@ const MAX_POINT_NAME = 255 - 'point:'.length;
 /** The generation number of instance-scoped effect keys: one no generation of a run has. */
 const INSTANCE_GENERATION = 0;
 
+/**
+ * The key whose `fn` or `verify` is running, in whatever it calls. Effects do not nest: an `fn`
+ * that calls ctx.once holds its own key's intent while it waits for the other key, so two workers
+ * (or two records) that nest shared keys in another order would each wait for the other's intent
+ * for as long as both leases live, and a key nested in itself would wait for itself. A nested
+ * call is refused before it claims anything, naming both keys.
+ */
+const runningEffect = new AsyncLocalStorage<string>();
+
 /** #known's answer when another run settled or started the in-doubt intent first: claim the key again. */
 const CLAIM_AGAIN = Symbol('claim again');
 
@@ -118,6 +128,12 @@ export class Effects {
     if (hasLoneSurrogate(key)) {
       throw new TypeError(
         `the effect key ${JSON.stringify(key)} holds a lone surrogate (half of a UTF-16 pair, as a string cut mid-emoji leaves), which no store keeps apart from other such keys; build the key from the record's id, or from text not cut mid-character`,
+      );
+    }
+    const outer = runningEffect.getStore();
+    if (outer !== undefined) {
+      throw new TypeError(
+        `ctx.once(${JSON.stringify(key)}) called inside the fn of ctx.once(${JSON.stringify(outer)}): effects do not nest (two workers nesting shared keys in another order would wait for each other forever); call them one after the other in process()`,
       );
     }
     if (this.#heldBy !== undefined) throw this.#heldBy;
@@ -289,7 +305,7 @@ export class Effects {
     if (entry?.status === 'intent') {
       // A crash fell between the effect and its record: never replay blindly when we can ask.
       if (options.verify) {
-        const answer = await options.verify();
+        const answer = await runningEffect.run(key, options.verify);
         const happened = answer === true || (answer !== null && typeof answer === 'object' && 'result' in answer);
         // Only `false` says it did not happen: a truthy row, 'true' or 1 from an API, or a verify
         // that forgot to return (undefined), ran the effect again. The key stays in doubt instead.
@@ -339,7 +355,7 @@ export class Effects {
     try {
       // The token just before the call, so calls, not intents, keep to the rate.
       if (target !== undefined) await this.#input.rateLimiter?.take(target);
-      result = await fn();
+      result = await runningEffect.run(key, fn);
     } catch (error) {
       // fn reported failure: treated as "did not happen", so a retry runs it again.
       const failed = new Decisions(this.#input).add('effect:failed', { shard, key, error: firstLine(error) });

@@ -194,7 +194,12 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
       : { guard: new PlanApplyGuard(input.plan, (effect) => emit('effect:held', { ...effect, plan: input.plan?.id ?? '' }, lease.runId)) }),
     ...(input.rateLimiter === undefined ? {} : { rateLimiter: input.rateLimiter }),
   });
-  const cursor = openCursor(source, resumed.position ?? undefined, { signal: stop.signal, ...(input.follow ? { follow: true } : {}) });
+  // An incremental job's file may be mid-append: its unfinished last line waits for the next run.
+  const cursor = openCursor(source, resumed.position ?? undefined, {
+    signal: stop.signal,
+    ...(input.follow ? { follow: true } : {}),
+    ...(job.incremental ? { growing: true } : {}),
+  });
   // Opened only now: a source that fails before this point must leave neither a transaction open
   // nor a timer keeping the process alive and the lease renewed.
   const committed = source.committed === undefined ? undefined : (position: JsonValue) => source.committed?.(position);

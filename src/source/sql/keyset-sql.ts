@@ -29,19 +29,25 @@ export function quoteName(dialect: SqlDialect, name: string): string {
 }
 
 /**
- * The page strictly after `after` (the last key read), `pageSize` rows in key order. Never OFFSET:
+ * The page from `after` (the last key read), `pageSize` rows in key order after it. Never OFFSET:
  * each page seeks through the key's index, so page 10,000 costs what page 1 costs.
+ *
+ * From `after` on, not strictly after it: the page starts with the rows the database holds equal
+ * to the last key (flagged in AT_LAST_COLUMN, compared by the database, its collation included),
+ * one more row in the LIMIT. One such row is the one read last; two or more say the key is not
+ * unique, and `> after` would have skipped all but one of them (see sqlTable).
  *
  * PostgreSQL and SQLite compare row values, `(k1, k2) > ($1, $2)`, and both scan the key's index
  * for it. MySQL and MariaDB use only the first column of an index for a row-value comparison, so
  * there it is expanded to `k1 >= ? AND (k1 > ? OR (k1 = ? AND k2 > ?))`, the form their manuals
  * recommend (the leading `>=` gives the optimizer its range).
  */
-export function pageStatement(shape: KeysetShape, after: readonly unknown[] | undefined, pageSize: number): Statement {
+export function pageStatement(shape: KeysetShape, after: readonly unknown[] | undefined, pageSize: number): Statement & { limit: number } {
+  const dialect = dialectNamed(shape.dialect);
   const params: unknown[] = [...shape.params];
   const placeholder = (value: unknown) => {
     params.push(value);
-    return dialectNamed(shape.dialect).placeholder(params.length);
+    return dialect.placeholder(params.length);
   };
   const keys = shape.key.map((name) => quoteName(shape.dialect, name));
   const conditions: string[] = [];
@@ -50,9 +56,20 @@ export function pageStatement(shape: KeysetShape, after: readonly unknown[] | un
   const where = conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : '';
   // PostgreSQL: each key also as the server's text (keyText), for a position a Date cannot hold.
   const texts = shape.dialect === 'postgres' ? keys.map((key, index) => `, ${key}::text AS ${quoteName('postgres', keyTextColumn(index))}`).join('') : '';
-  const sql = `SELECT ${shape.columns}${texts} FROM ${shape.from}${where} ORDER BY ${keys.join(', ')} LIMIT ${pageSize}`;
-  return { sql, params };
+  let atLast = '';
+  if (after !== undefined) {
+    const start = params.length;
+    atLast = `, (${keys.map((key, index) => `${key} = ${placeholder(after[index])}`).join(' AND ')}) AS ${quoteName(shape.dialect, AT_LAST_COLUMN)}`;
+    // Positional `?`s take their values in the order they are written: the select list's first.
+    if (!dialect.numberedParameters) params.unshift(...params.splice(start));
+  }
+  const limit = after === undefined ? pageSize : pageSize + 1;
+  const sql = `SELECT ${shape.columns}${texts}${atLast} FROM ${shape.from}${where} ORDER BY ${keys.join(', ')} LIMIT ${limit}`;
+  return { sql, params, limit };
 }
+
+/** The column a page after a key adds: whether the database holds the row's key equal to that key. */
+export const AT_LAST_COLUMN = 'ckpt$at_last';
 
 /**
  * The column a PostgreSQL page adds for key column `index`: its value as the server's text. pg
@@ -63,11 +80,12 @@ export function keyTextColumn(index: number): string {
   return `ckpt$key_text_${index}`;
 }
 
+/** The keys from `after` on (`>=`; see pageStatement). */
 function afterCondition(dialect: SqlDialect, keys: string[], after: readonly unknown[], placeholder: (value: unknown) => string): string {
-  if (keys.length === 1) return `${keys[0]} > ${placeholder(after[0])}`;
-  if (dialectNamed(dialect).rowValueSeek) return `(${keys.join(', ')}) > (${after.map(placeholder).join(', ')})`;
+  if (keys.length === 1) return `${keys[0]} >= ${placeholder(after[0])}`;
+  if (dialectNamed(dialect).rowValueSeek) return `(${keys.join(', ')}) >= (${after.map(placeholder).join(', ')})`;
   const expand = (index: number): string => {
-    const greater = `${keys[index]} > ${placeholder(after[index])}`;
+    const greater = `${keys[index]} ${index === keys.length - 1 ? '>=' : '>'} ${placeholder(after[index])}`;
     if (index === keys.length - 1) return greater;
     return `${greater} OR (${keys[index]} = ${placeholder(after[index])} AND (${expand(index + 1)}))`;
   };

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { paged } from '../cursor.ts';
 import type { Source, SourceItem } from '../source.ts';
-import { countStatement, endStatement, type KeysetShape, keyTextColumn, pageStatement, quoteName } from './keyset-sql.ts';
+import { AT_LAST_COLUMN, countStatement, endStatement, type KeysetShape, keyTextColumn, pageStatement, quoteName } from './keyset-sql.ts';
 import { dialectOf, openReader, type SqlConnection, type SqlReader } from './sql-client.ts';
 
 /** One column of a key as a position holds it: JSON, and compared by the database as it was read. */
@@ -78,13 +78,23 @@ export function sqlTable<R = Record<string, unknown>>(options: SqlTableOptions):
           if (signal.aborted) return;
           const statement = pageStatement(shape, last, pageSize);
           const rows = await reader.all(statement.sql, statement.params);
+          // After a key, the page starts with the rows the database holds equal to it: the one
+          // read last (none if it was deleted since). Two or more: the key is not unique, and
+          // seeking past it would skip all but one of them, silently; so the read fails.
+          let equal = 0;
+          if (last !== undefined) {
+            while (equal < rows.length && atLast(rows[equal]?.[AT_LAST_COLUMN])) equal++;
+            if (equal > 1) throw notUnique(keys, last, equal === statement.limit ? `at least ${equal}` : String(equal));
+            for (const row of rows) delete row[AT_LAST_COLUMN];
+          }
           const page: SourceItem<R, SqlKey>[] = [];
-          for (const row of rows) {
+          for (let index = equal; index < rows.length; index++) {
+            const row = rows[index] as Record<string, unknown>;
             last = positionOf(row);
             page.push({ position: composite ? last : (last[0] as SqlKeyValue), record: row as R });
           }
           yield page;
-          if (rows.length < pageSize) return;
+          if (rows.length < statement.limit) return;
         }
       } finally {
         await reader.close();
@@ -133,6 +143,19 @@ export function sqlTable<R = Record<string, unknown>>(options: SqlTableOptions):
       return options.fingerprint !== 'shape' || fingerprint === fingerprintOf(shape, identityOf(shape));
     },
   };
+}
+
+/** The AT_LAST_COLUMN of a row: true (PostgreSQL) or 1 (SQLite, MySQL) when its key equals the last one read. */
+function atLast(value: unknown): boolean {
+  return value === true || value === 1 || value === '1' || value === 1n;
+}
+
+/** Rows sharing the key where a page ended or a run resumed: what `> key` would have skipped. */
+function notUnique(keys: readonly string[], last: readonly SqlKeyValue[], rows: string): Error {
+  const value = keys.map((column, index) => `${column} = ${JSON.stringify(last[index])}`).join(', ');
+  return new Error(
+    `sqlTable: the key (${keys.join(', ')}) is not unique: ${rows} rows have ${value}, where a page ended or a run resumed, and all but one would be skipped; make the key unique (a unique index, or more columns: key: [${keys.map((column) => `'${column}'`).join(', ')}, 'id'])`,
+  );
 }
 
 function identityOf(shape: KeysetShape): string[] {
