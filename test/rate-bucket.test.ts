@@ -65,3 +65,24 @@ test('a burst above perSecond is refused by defineJob, in one line', async () =>
   assert.throws(job(6), /rateLimits\.api\.burst must be at most perSecond \(5\)/);
   assert.doesNotThrow(job(5));
 });
+
+test("an effect whose target is a name Object.prototype holds ('toString', 'constructor') is limited only by a rate the job declares for it", {
+  timeout: 60_000,
+}, async () => {
+  const { readFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { fixture, runCli, tempDir } = await import('./helpers/cli.ts');
+  const dir = tempDir('ckpt-rate-names-');
+  const calls = join(dir, 'calls.txt');
+  const run = await runCli(['run', fixture('rate-target-names.ts'), '--store', `sqlite:${join(dir, 'store.db')}`, '--quiet'], {
+    env: { CKPT_TEST_CALLS: calls },
+  });
+  assert.equal(run.code, 0, run.stderr);
+  const lines = readFileSync(calls, 'utf8').trim().split('\n');
+  const startsOf = (target: string) => lines.filter((line) => line.startsWith(`${target} `)).map((line) => Number(line.split(' ')[1]));
+  assert.equal(startsOf('toString').length, 4, lines.join('\n'));
+  const limited = startsOf('constructor').sort((a, b) => a - b);
+  assert.equal(limited.length, 4, lines.join('\n'));
+  // 2 a second with a burst of 1: the four calls span at least a second and a half.
+  assert.ok((limited[3] as number) - (limited[0] as number) >= 1400, `constructor's calls at ${limited.join(', ')}`);
+});
