@@ -86,3 +86,11 @@ test("an effect whose target is a name Object.prototype holds ('toString', 'cons
   // 2 a second with a burst of 1: the four calls span at least a second and a half.
   assert.ok((limited[3] as number) - (limited[0] as number) >= 1400, `constructor's calls at ${limited.join(', ')}`);
 });
+
+test('a rate limit target over 255 characters is refused by defineJob, on every store (MySQL keeps a bucket name in 255)', async () => {
+  const { defineJob, range } = await import('../src/index.ts');
+  const job = (target: string) => () =>
+    defineJob({ name: 'r', source: () => range(0, 1), rateLimits: { [target]: { perSecond: 5 } }, process: () => undefined });
+  assert.throws(job('t'.repeat(256)), /defineJob\(r\): the rate limit target "t{40}…" is 256 characters long; at most 255/);
+  assert.doesNotThrow(job('t'.repeat(255)));
+});
