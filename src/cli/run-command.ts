@@ -99,6 +99,11 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
   try {
     checkLeaseFlags(options, io.env);
     const metricsToken = options.metricsToken ?? (io.env.CKPT_METRICS_TOKEN || undefined);
+    // Without a port nothing is served: a host or a token alone would be dropped without a word.
+    if (options.metricsPort === undefined && (options.metricsHost !== undefined || options.metricsToken !== undefined)) {
+      const flag = options.metricsHost !== undefined ? '--metrics-host' : '--metrics-token';
+      throw new UsageError(`${flag} needs --metrics-port N: without a port no metrics are served (0 picks a free one)`);
+    }
     // Refused before the job is even loaded: a worker's metrics name its job, shards and errors.
     if (options.metricsPort !== undefined) checkServeToken(options.metricsHost ?? '127.0.0.1', metricsToken, METRICS_ACCESS);
     const job = await loadJob(file);
