@@ -60,12 +60,9 @@ export function inputFile(path: string, kind: string) {
       }
     },
     /**
-     * The file was only appended to since `fingerprint` was taken: it is no shorter, the bytes
-     * that fingerprint hashed (its first 4 KiB, or the whole file if smaller) are unchanged, and
-     * the line `position` ends was not written on since. A last line read without its line break
-     * (a writer still appending it) ends at the end of the file; bytes added after it that are not
-     * a line break continue that line, so the record read was cut and the next read would start
-     * inside a line. A rewrite that keeps the head and grows is not seen.
+     * The file was only appended to since `fingerprint` was taken: it is no shorter, and the bytes
+     * that fingerprint hashed (its first 4 KiB, or the whole file if smaller) are unchanged. A
+     * rewrite that keeps the head and grows is not seen.
      */
     async continues(fingerprint: string, position: number): Promise<boolean> {
       const then = /:size=(\d+):mtime=\d+:head=([0-9a-f]+)$/.exec(fingerprint);
@@ -77,12 +74,7 @@ export function inputFile(path: string, kind: string) {
       try {
         const head = Buffer.alloc(Math.min(4096, size));
         await handle.read(head, 0, head.length, 0);
-        if (createHash('sha256').update(head).digest('hex').slice(0, 16) !== then[2]) return false;
-        if (position === 0 || position >= info.size) return true;
-        const around = Buffer.alloc(2);
-        await handle.read(around, 0, 2, position - 1);
-        const lineBreak = (byte: number | undefined) => byte === 10 || byte === 13;
-        return lineBreak(around[0]) || lineBreak(around[1]);
+        return createHash('sha256').update(head).digest('hex').slice(0, 16) === then[2];
       } finally {
         await handle.close();
       }

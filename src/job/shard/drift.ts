@@ -48,7 +48,7 @@ export async function checkDrift(input: {
         changes.push(`source changed: fingerprint ${shard.fingerprint} is now ${inputs.fingerprint ?? '(none)'}`);
       } else if (!(await source.continues(shard.fingerprint, carried.position))) {
         changes.push(
-          `source was rewritten, not added to, since the last generation ended (or the last line it read, which had no line break yet, was written on since: that record was read cut): fingerprint ${shard.fingerprint} is now ${inputs.fingerprint ?? '(none)'}`,
+          `source was rewritten, not added to, since the last generation ended: fingerprint ${shard.fingerprint} is now ${inputs.fingerprint ?? '(none)'}`,
         );
       }
     }
