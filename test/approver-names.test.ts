@@ -52,3 +52,35 @@ test('a plan needing two approvals is not appliable after one name in two spelli
   rmSync(dir, { recursive: true, force: true });
   assert.notEqual(applied.code, 4, applied.stderr);
 });
+
+for (const backend of ['sqlite', 'mysql'] as const) {
+  test(`an approver's name over 255 characters or a reason over 10,000 is refused in one line, exit 2, and the hold stays (${backend})`, async (t) => {
+    const dir = tempDir();
+    let url = `sqlite:${join(dir, 's.db')}`;
+    if (backend === 'mysql') {
+      const { freshMysqlDatabase, mysqlSkip } = await import('./helpers/mysql.ts');
+      const why = await mysqlSkip();
+      if (why !== false) return t.skip(why);
+      const database = await freshMysqlDatabase('ckpt_approver_len');
+      t.after(() => database.drop());
+      url = database.url;
+    }
+    const env = { CKPT_TEST_LOG: join(dir, 'effects.log') };
+    const store = ['--store', url];
+    const approve = (by: string, reason = 'ticket 1') =>
+      runCli(['approve', 'two-approvers', '--raise', 'disable=+10', '--by', by, '--reason', reason, ...store]);
+    const held = await runCli(['run', job, ...store, '--quiet'], { env });
+    assert.equal(held.code, 7, held.stderr);
+    // MySQL's approvals.by_name is VARCHAR(255): 'Data too long', exit 1, there and accepted on SQLite.
+    const longName = await approve('b'.repeat(256));
+    assert.equal(longName.code, 2, longName.stderr);
+    assert.ok(isOneLineError(longName.stderr), longName.stderr);
+    assert.match(longName.stderr, /^ckpt: --by is 256 characters long; an approver's name has at most 255/);
+    const longReason = await approve('ana', 'r'.repeat(70_000));
+    assert.equal(longReason.code, 2, longReason.stderr);
+    assert.match(longReason.stderr, /^ckpt: --reason is 70000 characters long; at most 10000/);
+    assert.equal((await approve('a'.repeat(255), 'r'.repeat(10_000))).code, 0, 'the longest name and reason are kept');
+    const still = await runCli(['run', job, ...store, '--quiet'], { env });
+    assert.equal(still.code, 7, `one approval of two: ${still.stderr}`);
+  });
+}

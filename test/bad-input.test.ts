@@ -1,7 +1,7 @@
 // Guarantee 8: errors a user can cause end in one line that says what to do, the documented exit
 // code, and no stack trace; nothing already in the store is lost.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -269,4 +269,29 @@ test('a lease too short to keep, or a heartbeat no shorter than the lease → ex
   await expectUserError(['run', job, ...store, '--heartbeat-ms', '60000'], 2, /not shorter than the lease \(30000 ms, the default\)/);
   const fine = await runCli(['run', job, ...store, '--lease-ms', '3000', '--heartbeat-ms', '1000', '--quiet'], { env });
   assert.equal(fine.code, 0, fine.stderr);
+});
+
+test('an NDJSON input that is not a regular file (a FIFO, /dev/stdin, /dev/zero) → exit 2 at once, one line; not a hang, a read without end or ESPIPE', {
+  timeout: 120_000,
+}, async () => {
+  const dir = tempDir();
+  const fifo = join(dir, 'input.fifo');
+  assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
+  // A writer keeps the FIFO open, as a producer would: the first open does not wait, a second one would.
+  const writer = spawn('sh', ['-c', `exec > ${fifo}; printf '{"amount":1}\\n'; exec sleep 60`], { stdio: 'ignore' });
+  try {
+    for (const input of [fifo, '/dev/stdin', '/dev/zero']) {
+      const store = `sqlite:${join(dir, `${input.replaceAll('/', '_')}.db`)}`;
+      const { child, done } = spawnCli(['run', fixture('ndjson-sum.ts'), '--store', store, '--param', `file=${input}`]);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const result = await done;
+      clearTimeout(timer);
+      assert.equal(result.signal, null, `ckpt run on ${input} had to be killed after 15 s`);
+      assert.equal(result.code, 2, `exit code on ${input}: ${result.stderr}`);
+      assert.ok(isOneLineError(result.stderr), `one line, no stack:\n${result.stderr}`);
+      assert.match(result.stderr, /input is not a regular file \(a pipe, a FIFO or a device\): .*write the input to a file first/);
+    }
+  } finally {
+    writer.kill('SIGKILL');
+  }
 });

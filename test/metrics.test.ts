@@ -164,6 +164,16 @@ it("a worker's /metrics is guarded as the dashboard is: loopback Host only witho
   assert.equal(open.code, 2, open.stderr);
   assert.ok(isOneLineError(open.stderr), open.stderr);
   assert.match(open.stderr, /--metrics-token/);
+  // A host or a token without a port serves nothing: refused, not run without the metrics asked for.
+  for (const flags of [
+    ['--metrics-host', '0.0.0.0', '--metrics-token', 'metrics-token-0123456789'],
+    ['--metrics-token', 'metrics-token-0123456789'],
+  ]) {
+    const portless = await runCli(['run', fixture('dashboard-job.ts'), '--store', `sqlite:${join(dir, 'portless.db')}`, ...flags]);
+    assert.equal(portless.code, 2, `${flags.join(' ')}: ${portless.stdout}${portless.stderr}`);
+    assert.ok(isOneLineError(portless.stderr), portless.stderr);
+    assert.match(portless.stderr, /^ckpt: --metrics-(host|token) needs --metrics-port N: without a port no metrics are served/);
+  }
 
   const registry = new RunMetrics().registry;
   const loopback = await serveMetrics(registry, 0, '127.0.0.1');

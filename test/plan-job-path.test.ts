@@ -21,4 +21,11 @@ test('a plan made with a relative job path is applied from another directory wit
   const applied = await runCli(['apply', plan.id, ...store, '--quiet'], { cwd: dir, env });
   assert.equal(applied.code, 0, applied.stderr);
   assert.deepEqual(readFileSync(env.CKPT_TEST_LOG, 'utf8').trim().split('\n'), ['0', '1', '2']);
+  // Applied again: nothing to do, and the hint is one apply can follow (it has no --rerun).
+  const again = await runCli(['apply', plan.id, ...store], { cwd: dir, env });
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /is already complete \(generation 1\); nothing to do\. To do it again: ckpt reset planned-once, then a new ckpt plan/);
+  assert.doesNotMatch(again.stderr, /--rerun/);
+  const rerun = await runCli(['apply', plan.id, ...store, '--rerun'], { cwd: dir, env });
+  assert.equal(rerun.code, 2, 'ckpt apply has no --rerun');
 });

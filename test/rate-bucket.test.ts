@@ -65,3 +65,32 @@ test('a burst above perSecond is refused by defineJob, in one line', async () =>
   assert.throws(job(6), /rateLimits\.api\.burst must be at most perSecond \(5\)/);
   assert.doesNotThrow(job(5));
 });
+
+test("an effect whose target is a name Object.prototype holds ('toString', 'constructor') is limited only by a rate the job declares for it", {
+  timeout: 60_000,
+}, async () => {
+  const { readFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { fixture, runCli, tempDir } = await import('./helpers/cli.ts');
+  const dir = tempDir('ckpt-rate-names-');
+  const calls = join(dir, 'calls.txt');
+  const run = await runCli(['run', fixture('rate-target-names.ts'), '--store', `sqlite:${join(dir, 'store.db')}`, '--quiet'], {
+    env: { CKPT_TEST_CALLS: calls },
+  });
+  assert.equal(run.code, 0, run.stderr);
+  const lines = readFileSync(calls, 'utf8').trim().split('\n');
+  const startsOf = (target: string) => lines.filter((line) => line.startsWith(`${target} `)).map((line) => Number(line.split(' ')[1]));
+  assert.equal(startsOf('toString').length, 4, lines.join('\n'));
+  const limited = startsOf('constructor').sort((a, b) => a - b);
+  assert.equal(limited.length, 4, lines.join('\n'));
+  // 2 a second with a burst of 1: the four calls span at least a second and a half.
+  assert.ok((limited[3] as number) - (limited[0] as number) >= 1400, `constructor's calls at ${limited.join(', ')}`);
+});
+
+test('a rate limit target over 255 characters is refused by defineJob, on every store (MySQL keeps a bucket name in 255)', async () => {
+  const { defineJob, range } = await import('../src/index.ts');
+  const job = (target: string) => () =>
+    defineJob({ name: 'r', source: () => range(0, 1), rateLimits: { [target]: { perSecond: 5 } }, process: () => undefined });
+  assert.throws(job('t'.repeat(256)), /defineJob\(r\): the rate limit target "t{40}…" is 256 characters long; at most 255/);
+  assert.doesNotThrow(job('t'.repeat(255)));
+});

@@ -252,6 +252,43 @@ test('jetStream: a missing stream is one line and exit 2', { skip: natsDown }, a
   assert.match(result.stderr, /^ckpt: .*there is no stream CKPT_NO_SUCH_STREAM\n$/);
 });
 
+test('jetStream: a stream name no stream can have (a dot, a space) is one line and exit 2, not a failed run', { skip: natsDown }, async () => {
+  for (const name of ['orders.eu', 'two words']) {
+    const dir = tempDir('ckpt-jetstream-bad-name-');
+    const result = await runCli(['run', fixture('stream-rows.ts'), '--store', storeWithApplied(dir), '--param', 'kind=jetstream', '--param', `stream=${name}`]);
+    assert.equal(result.code, ExitCode.usage, result.stderr);
+    assert.match(result.stderr, /^ckpt: jetStream: stream name \('.*'\) cannot contain '.'; give the name of a stream on the server \(nats stream ls\)\n$/);
+  }
+});
+
+test('redisStream: a key that holds no stream (a string) is one line and exit 2, not a failed run, with a group or without', { skip: redisDown }, async () => {
+  const key = `ckpt-test-not-a-stream-${process.pid}`;
+  await withRedis(async (client) => void (await client.sendCommand(['SET', key, 'x'])));
+  try {
+    for (const group of [[], ['--param', 'group=g']]) {
+      const dir = tempDir('ckpt-redis-wrongtype-');
+      const result = await runCli([
+        'run',
+        fixture('stream-rows.ts'),
+        '--store',
+        storeWithApplied(dir),
+        '--param',
+        'kind=redis',
+        '--param',
+        `stream=${key}`,
+        ...group,
+      ]);
+      assert.equal(result.code, ExitCode.usage, result.stderr);
+      assert.match(
+        result.stderr,
+        /^ckpt: redisStream: the key "ckpt-test-not-a-stream-\d+" holds something other than a stream; give the key of a stream \(TYPE says stream\)\n$/,
+      );
+    }
+  } finally {
+    await withRedis(async (client) => void (await client.sendCommand(['DEL', key])));
+  }
+});
+
 test('redisStream: an entry field named __proto__ (or constructor) is a field like any other, not lost', { skip: redisDown }, async () => {
   const stream = `ckpt-test-proto-${process.pid}`;
   await withRedis(async (client) => {

@@ -50,3 +50,32 @@ test('control characters in shard names and errors are printed as \\u001b text b
   const shards = (JSON.parse(events) as Array<{ shard: string }>).map((event) => event.shard);
   assert.ok(shards.includes('evil\x1b]0;pwned\x07-\x1b[31mred'));
 });
+
+test('a shard name with a line break or a tab stays in its cell: each table row of runs, events and dlq is one line', { timeout: 60_000 }, async () => {
+  const store = ['--store', `sqlite:${join(tempDir('ckpt-cell-lines-'), 'store.db')}`];
+  const run = await runCli(['run', fixture('newline-shard-job.ts'), ...store]);
+  assert.equal(run.code, 0, run.stderr);
+  const rowsOf = async (args: string[]) => {
+    const result = await runCli([...args, ...store]);
+    assert.equal(result.code, 0, result.stderr);
+    return result.stdout.trimEnd().split('\n');
+  };
+  // Two runs (one a shard), each on its own line under the header.
+  const runs = await rowsOf(['runs', 'newline-shard-job']);
+  assert.equal(runs.length, 3, runs.join('\n'));
+  assert.ok(
+    runs.slice(1).every((line) => /^\d+ +1 /.test(line)),
+    runs.join('\n'),
+  );
+  // Every event row starts with its time.
+  const events = await rowsOf(['events', 'newline-shard-job']);
+  assert.ok(events.length > 4, events.join('\n'));
+  assert.ok(
+    events.slice(1).every((line) => /^\d{4}-\d\d-\d\d /.test(line)),
+    events.join('\n'),
+  );
+  // Two dead letters, one a shard, then the line saying how to retry them.
+  const letters = await rowsOf(['dlq', 'newline-shard-job']);
+  assert.equal(letters.length, 4, letters.join('\n'));
+  assert.ok(letters.join('\n').includes('two\\u000a1     1    forged\\u0009cell'), letters.join('\n'));
+});

@@ -77,6 +77,15 @@ test('a store row whose JSON was garbled by hand (an instance\'s params, a run\'
   };
   edit("UPDATE runs SET stats = '[[[' ");
   await expectUserError(['runs', 'count', '--store', `sqlite:${path}`], 2, /the store holds a run's stats that are not JSON .*restore it from a backup/);
+  // JSON, but not the object stats are: null read as one failed with 'Cannot read properties of null'.
+  for (const stats of ['null', '[]', '7']) {
+    edit(`UPDATE runs SET stats = '${stats}' `);
+    await expectUserError(
+      ['runs', 'count', '--store', `sqlite:${path}`],
+      2,
+      /the store holds a run's stats that are not a JSON object .*restore it from a backup/,
+    );
+  }
   edit("UPDATE instances SET params = '{bad' ");
   for (const args of [['status'], ['runs', 'count'], ['run', fixture('count-job.ts')]]) {
     await expectUserError([...args, '--store', `sqlite:${path}`], 2, /the store holds an instance's params that are not JSON .*restore it from a backup/);

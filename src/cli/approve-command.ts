@@ -2,7 +2,7 @@ import { userInfo } from 'node:os';
 import { UsageError } from '../errors.ts';
 import { describeApprovals, describeHold } from '../job/guard/hold-text.ts';
 import type { HoldInfo, InstanceInfo } from '../store/store.ts';
-import { approverName } from './approver-name.ts';
+import { approverName, checkApprovalSizes } from './approver-name.ts';
 import { formatParams } from './format.ts';
 import { parseParams } from './load-job.ts';
 import { type CliIo, findInstances, openCliStore } from './shared.ts';
@@ -30,6 +30,7 @@ export async function approveCommand(job: string, options: ApproveOptions, io: C
   const reason = options.reason?.trim();
   if (!by) throw new UsageError('ckpt approve needs --by NAME: who approves (recorded in the audit log)');
   if (!reason) throw new UsageError('ckpt approve needs --reason TEXT: why (recorded in the audit log)');
+  checkApprovalSizes(by, reason);
   if ((options.raise === undefined) === (options.point === undefined)) {
     throw new UsageError('ckpt approve needs one of --raise kind=+N (a held limit) or --point NAME (an approval point)');
   }

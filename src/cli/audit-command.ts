@@ -9,7 +9,7 @@ import { chainKeyFinder, REDACTED } from '../secret.ts';
 import { type ChainReport, readChain, verifyChain } from '../store/audit-chain.ts';
 import { parseStoreUrl } from '../store/open-store.ts';
 import type { InstanceInfo, Store, StoredEvent } from '../store/store.ts';
-import { formatCount, formatParams } from './format.ts';
+import { formatCount, formatParams, isoTime } from './format.ts';
 import { parseParams } from './load-job.ts';
 import { type CliIo, findInstances, openCliStore, secretKeyFileFor, storeUrl } from './shared.ts';
 
@@ -271,7 +271,7 @@ async function exportRows(store: Store, instance: InstanceInfo, events: StoredEv
       generation: event.generation,
       seq: event.chain?.seq ?? null,
       id: event.id,
-      at: new Date(event.at).toISOString(),
+      at: isoTime(event.at),
       type: event.type,
       decision: auditEvents.has(event.type as EventType),
       shard: event.shard,

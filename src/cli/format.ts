@@ -6,6 +6,8 @@ import { redactJson } from '../redact.ts';
 export { formatCount };
 
 export function formatMs(ms: number): string {
+  // A stored duration that is not a number (a hand edit) shows as unknown, not 'NaNhNaNm'.
+  if (!Number.isFinite(ms)) return '-';
   if (ms < 1000) return `${Math.round(ms)} ms`;
   if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
   const minutes = Math.floor(ms / 60_000);
@@ -16,14 +18,23 @@ export function formatMs(ms: number): string {
 
 export function formatTime(epochMs: number | null): string {
   if (epochMs === null) return '-';
-  return new Date(epochMs)
-    .toISOString()
+  return isoTime(epochMs)
     .replace('T', ' ')
     .replace(/\.\d+Z$/, 'Z');
 }
 
+/**
+ * A stored time as ISO 8601; one no date can hold (a hand edit: 1e300, text) as what was read,
+ * `invalid time (1e+300)`, so a tampered event still lists and exports (its edit is --verify's to name).
+ */
+export function isoTime(epochMs: number): string {
+  const date = new Date(epochMs);
+  return Number.isNaN(date.getTime()) ? `invalid time (${epochMs})` : date.toISOString();
+}
+
 export function formatAge(epochMs: number | null, now = Date.now()): string {
   if (epochMs === null) return 'never';
+  if (!Number.isFinite(epochMs)) return formatTime(epochMs);
   return `${formatMs(Math.max(0, now - epochMs))} ago`;
 }
 

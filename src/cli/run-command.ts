@@ -99,6 +99,11 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
   try {
     checkLeaseFlags(options, io.env);
     const metricsToken = options.metricsToken ?? (io.env.CKPT_METRICS_TOKEN || undefined);
+    // Without a port nothing is served: a host or a token alone would be dropped without a word.
+    if (options.metricsPort === undefined && (options.metricsHost !== undefined || options.metricsToken !== undefined)) {
+      const flag = options.metricsHost !== undefined ? '--metrics-host' : '--metrics-token';
+      throw new UsageError(`${flag} needs --metrics-port N: without a port no metrics are served (0 picks a free one)`);
+    }
     // Refused before the job is even loaded: a worker's metrics name its job, shards and errors.
     if (options.metricsPort !== undefined) checkServeToken(options.metricsHost ?? '127.0.0.1', metricsToken, METRICS_ACCESS);
     const job = await loadJob(file);
@@ -150,7 +155,7 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
     progress?.clear();
     if (options.json) io.stdout.write(`${JSON.stringify({ type: 'summary', ...summary })}\n`);
     else if (!io.stdout.isTTY && !options.quiet) io.stdout.write(`${JSON.stringify({ type: 'summary', ...summary })}\n`);
-    if (!options.json) io.stderr.write(`${describeSummary(summary, options.quiet === true)}\n`);
+    if (!options.json) io.stderr.write(`${describeSummary(summary, options.quiet === true, options.plan !== undefined)}\n`);
     // The failure line names the job's file:line:col; the whole stack is for whoever debugs it.
     if (io.env.CKPT_DEBUG && summary.stack !== undefined) io.stderr.write(`${summary.stack}\n`);
     return summary.exitCode;
@@ -197,10 +202,12 @@ function describeRework(summary: RunSummary): string {
 }
 
 /** The lines a person reads at the end of a run. */
-export function describeSummary(summary: RunSummary, quiet: boolean): string {
+export function describeSummary(summary: RunSummary, quiet: boolean, applying = false): string {
   const name = `${summary.job} ${formatParams(summary.params)}`.replace(/ -$/, '');
   if (summary.outcome === 'already-complete') {
-    return `${name} is already complete (generation ${summary.generation}); nothing to do. Use --rerun to run it again from the start`;
+    // ckpt apply has no --rerun: a plan is of one generation, and a new one is planned after a reset.
+    const again = applying ? `To do it again: ckpt reset ${summary.job}, then a new ckpt plan` : 'Use --rerun to run it again from the start';
+    return `${name} is already complete (generation ${summary.generation}); nothing to do. ${again}`;
   }
   const positions = summary.shards.map((shard) =>
     summary.shards.length > 1 ? `${shard.shard}@${formatPosition(shard.position)}` : formatPosition(shard.position),

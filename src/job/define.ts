@@ -207,7 +207,7 @@ export type Job<Record = unknown, Params = unknown, State extends JsonObject = J
 // biome-ignore lint/suspicious/noExplicitAny: the runner is generic over every job's own types
 export type AnyJob = Job<any, any, any, any>;
 
-/** The longest job name (and limit kind) every store holds (MySQL's instances.job and effect_counts.kind are VARCHAR(255)). */
+/** The longest job name (and limit kind, rate limit target) every store holds (MySQL's instances.job, effect_counts.kind and rate_buckets.name are VARCHAR(255)). */
 const MAX_JOB_NAME = 255;
 
 /** Declare a job; a job file default-exports the result. */
@@ -231,6 +231,12 @@ export function defineJob<Record, Params = { [key: string]: string }, State exte
   }
   checkGuards(definition);
   for (const [target, limit] of Object.entries(definition.rateLimits ?? {})) {
+    // A target's bucket is a row keyed by it (MySQL's rate_buckets.name is VARCHAR(255)).
+    if (target.length > MAX_JOB_NAME) {
+      throw new TypeError(
+        `defineJob(${definition.name}): the rate limit target ${JSON.stringify(`${target.slice(0, 40)}…`)} is ${target.length} characters long; at most ${MAX_JOB_NAME}`,
+      );
+    }
     if (!(typeof limit?.perSecond === 'number' && limit.perSecond > 0 && Number.isFinite(limit.perSecond))) {
       throw new TypeError(`defineJob(${definition.name}): rateLimits.${target}.perSecond must be a number > 0`);
     }

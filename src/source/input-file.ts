@@ -14,24 +14,34 @@ export function inputFile(path: string, kind: string) {
     if (code === 'EACCES') return new UsageError(`input file is not readable: ${path}`, { cause: error });
     return error;
   };
+  /**
+   * Only a regular file can be read by byte offset, resumed by seeking and read again: a pipe or a
+   * FIFO (`/dev/stdin`, `<(cmd)`) fails the first positioned read with ESPIPE, a FIFO's second open
+   * (the fingerprint's, the size's) waits for a writer for ever, and a device (`/dev/zero`) never
+   * ends a line. Asked before the open, which itself blocks on a FIFO.
+   */
+  const regularFile = async () => {
+    const info = await stat(path);
+    if (info.isDirectory()) throw Object.assign(new Error(`EISDIR: ${path}`), { code: 'EISDIR' });
+    if (!info.isFile()) {
+      throw new UsageError(
+        `input is not a regular file (a pipe, a FIFO or a device): ${path}; ${kind} is read by byte offset so that a run can resume, so write the input to a file first`,
+      );
+    }
+    return info;
+  };
   const input = {
     async openInput() {
       try {
-        const handle = await open(path, 'r');
-        if ((await handle.stat()).isDirectory()) {
-          await handle.close();
-          throw Object.assign(new Error(`EISDIR: ${path}`), { code: 'EISDIR' });
-        }
-        return handle;
+        await regularFile();
+        return await open(path, 'r');
       } catch (error) {
         throw inputError(error);
       }
     },
     async statInput() {
       try {
-        const info = await stat(path);
-        if (info.isDirectory()) throw Object.assign(new Error(`EISDIR: ${path}`), { code: 'EISDIR' });
-        return info;
+        return await regularFile();
       } catch (error) {
         throw inputError(error);
       }

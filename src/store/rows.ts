@@ -116,6 +116,15 @@ function storedJson(text: unknown, what: string): JsonValue {
   }
 }
 
+/** A JSON column that holds an object (a run's stats): other JSON there (null, a list, a number) is damage too. */
+function storedObject(text: unknown, what: string): JsonObject {
+  const value = storedJson(text, what);
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) return value;
+  throw new StoreError(
+    `the store holds ${what} that ${what.endsWith('s') ? 'are' : 'is'} not a JSON object (${JSON.stringify(value)?.slice(0, 40)}): it is damaged or was edited by hand; restore it from a backup`,
+  );
+}
+
 export function parseJson(text: unknown): JsonValue {
   if (text === null || text === undefined) return null;
   return (typeof text === 'string' ? JSON.parse(text) : text) as JsonValue;
@@ -191,7 +200,7 @@ export function toRun(row: Row): RunInfo {
     rework: row.rework === null ? null : Number(row.rework),
     checkpoints: Number(row.checkpoints),
     checkpointMs: Number(row.checkpoint_ms),
-    stats: storedJson(row.stats, "a run's stats") as JsonObject,
+    stats: storedObject(row.stats, "a run's stats"),
     error: row.error === null ? null : String(row.error),
   };
 }

@@ -20,7 +20,11 @@ export const PAGE_SCRIPT = String.raw`'use strict';
   }
   function lag(l) { return l == null ? '–' : l.records === 0 ? '0 (caught up)' : count(l.records) + (l.records === 1 ? ' record' : ' records') + (l.ms != null ? ', ' + ms(l.ms) + ' behind' : ''); }
   function age(at, now) { return at == null ? 'never' : ms(Math.max(0, now - at)) + ' ago'; }
-  function time(at) { return at == null ? '–' : new Date(at).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z'); }
+  function time(at) {
+    if (at == null) return '–';
+    var date = new Date(at);
+    return isNaN(date.getTime()) ? 'invalid time (' + at + ')' : date.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  }
   function position(p) { return p == null ? 'start' : typeof p === 'string' ? p : JSON.stringify(p); }
   function params(p) { var t = JSON.stringify(p); return t === '{}' ? '' : t; }
   function badge(text, kind) { return '<span class="badge ' + esc(kind || text) + '">' + esc(text) + '</span>'; }

@@ -54,7 +54,8 @@ export class FleetRateLimiter implements RateLimiter {
   }
 
   take(target: string): Promise<void> {
-    const limit = this.#limits[target];
+    // Own targets only: 'constructor' or 'toString' would find Object.prototype's, a rate of undefined.
+    const limit = Object.hasOwn(this.#limits, target) ? this.#limits[target] : undefined;
     if (limit === undefined) return Promise.resolve();
     let waiters = this.#waiters.get(target);
     if (waiters === undefined) {

@@ -80,8 +80,27 @@ function sqliteAll(db: Pick<DatabaseSync, 'prepare'>): SqlReader['all'] {
     if (typeof compiled === 'string' && compiled.trim().replace(/;$/, '') !== sql.trim()) {
       throw new UsageError('a SQL source runs one statement: its where or query holds more than one (a ; ends a statement)');
     }
-    return statement.all(...(params as never[])) as Record<string, unknown>[];
+    try {
+      return statement.all(...(params as never[])) as Record<string, unknown>[];
+    } catch (error) {
+      // An INTEGER beyond 2^53 (a 64-bit id) cannot be a number: read the page again as BigInts,
+      // and hand such a value over as its exact text, as PostgreSQL's bigint comes.
+      if (!(error instanceof RangeError)) throw error;
+      statement.setReadBigInts(true);
+      return (statement.all(...(params as never[])) as Record<string, unknown>[]).map(exactIntegers);
+    }
   };
+}
+
+/** A row's BigInts as numbers where a number holds them exactly, else as their decimal text. */
+function exactIntegers(row: Record<string, unknown>): Record<string, unknown> {
+  for (const column of Object.keys(row)) {
+    const value = row[column];
+    if (typeof value === 'bigint') {
+      row[column] = value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
+    }
+  }
+  return row;
 }
 
 function borrowedReader(connection: Exclude<SqlConnection, string>): SqlReader {
@@ -151,13 +170,15 @@ interface MysqlConnection extends MysqlQuerier {
 interface MysqlSourceConfig {
   uri: string;
   dateStrings?: boolean;
+  supportBigNumbers?: boolean;
   timezone?: string;
 }
 
 /**
  * A `mysql://` URL's connection settings. DATETIME, DATE and TIMESTAMP values come back as the
  * server's text (`dateStrings`), so no process time zone shifts a row being copied; a URL may
- * still ask for `Date` objects (`?dateStrings=false`). `?timezone=+02:00` (or `Z`) sets the time
+ * still ask for `Date` objects (`?dateStrings=false`). A BIGINT or DECIMAL a number cannot hold
+ * exactly comes as its text (`supportBigNumbers`). `?timezone=+02:00` (or `Z`) sets the time
  * zone of the session too, so TIMESTAMP columns are rendered in it, and mysql2 reads dates in it.
  * `multipleStatements` is dropped: reads are prepared statements, one each, in any case.
  */
@@ -166,6 +187,8 @@ function mysqlSourceConfig(url: string): MysqlSourceConfig & { sessionTimeZone?:
   parsed.searchParams.delete('multipleStatements');
   const config: MysqlSourceConfig & { sessionTimeZone?: string } = { uri: parsed.href };
   if (!parsed.searchParams.has('dateStrings')) config.dateStrings = true;
+  // A BIGINT beyond 2^53 (a 64-bit id) as its exact text, not a number rounded to another row's key.
+  if (!parsed.searchParams.has('supportBigNumbers')) config.supportBigNumbers = true;
   const zone = parsed.searchParams.get('timezone');
   if (zone !== null && zone !== 'local') {
     const offset = zone === 'Z' ? '+00:00' : zone;

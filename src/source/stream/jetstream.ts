@@ -157,6 +157,10 @@ async function streamInfo(api: JetStreamApi, connection: NatsConnection, stream:
     return await manager.streams.info(stream);
   } catch (error) {
     if ((error as Error).name === 'StreamNotFoundError') throw new UsageError(`jetStream: there is no stream ${stream}`, { cause: error });
+    // A name no stream can have (empty, or holding '.', '*', '>', a slash or white space): the job's to fix.
+    if ((error as Error).name === 'InvalidNameError' || (error as Error).message === 'stream name required') {
+      throw new UsageError(`jetStream: ${(error as Error).message}; give the name of a stream on the server (nats stream ls)`, { cause: error });
+    }
     throw error;
   }
 }

@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
+import { UsageError } from '../../errors.ts';
 import type { Secret } from '../../secret.ts';
 import { paged } from '../cursor.ts';
 import type { Source, SourceItem } from '../source.ts';
@@ -125,7 +126,7 @@ export function redisStream(options: RedisStreamOptions): Source<RedisStreamEntr
         }
       } catch (error) {
         // The stop dropped the connection under a blocked read: that is the end, not a failure.
-        if (!signal.aborted) throw error;
+        if (!signal.aborted) throw notAStream(error, stream);
       } finally {
         signal.removeEventListener('abort', drop);
         if (live !== link) await live?.close();
@@ -147,7 +148,7 @@ export function redisStream(options: RedisStreamOptions): Source<RedisStreamEntr
           await link.send(['XGROUP', 'CREATE', stream, IDENTITY_GROUP, token, 'MKSTREAM']);
           return `redis:${stream}:${token}`;
         } catch (error) {
-          if (!isRedisError(error, 'BUSYGROUP')) throw error;
+          if (!isRedisError(error, 'BUSYGROUP')) throw notAStream(error, stream);
         }
         const groups = (await link.send(['XINFO', 'GROUPS', stream])) as unknown[];
         const identity = groups.map(toRecord).find((info) => info.name === IDENTITY_GROUP);
@@ -187,6 +188,14 @@ export function redisStream(options: RedisStreamOptions): Source<RedisStreamEntr
       }
     },
   };
+}
+
+/** A key that holds another type (a string, a list): the job names the wrong key, exit 2, not a failed run to retry. */
+function notAStream(error: unknown, stream: string): unknown {
+  if (!isRedisError(error, 'WRONGTYPE')) return error;
+  return new UsageError(`redisStream: the key ${JSON.stringify(stream)} holds something other than a stream; give the key of a stream (TYPE says stream)`, {
+    cause: error,
+  });
 }
 
 function idsOf(entries: readonly RedisStreamEntry[]): StreamId[] {
