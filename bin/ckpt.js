@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// The `ckpt` command. Job files are TypeScript; Node 24 strips their types, so keep its notice quiet.
-import { readFileSync } from 'node:fs';
 import module from 'node:module';
+// The `ckpt` command. Job files are TypeScript; Node 24 strips their types, so keep its notice quiet.
+import { isNpm, parentOf } from './process-tree.js';
 
 // First, before anything that an older Node cannot load (node:sqlite, a .ts job file): say which
 // Node this is and what to do, instead of "No such built-in module: node:sqlite" later on.
@@ -81,21 +81,6 @@ function watchLauncher() {
   // Not for the processes this one starts (`ckpt chaos`'s workers, a job's own children).
   delete process.env.CKPT_LAUNCHER_PID;
   if (process.platform !== 'linux') return;
-  const parentOf = (pid) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    } catch {
-      return undefined;
-    }
-  };
-  const isNpm = (pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('npm');
-    } catch {
-      return false;
-    }
-  };
   // Each link is [a process, its parent]: from this process up to its launcher. with-node as the
   // parent is the launcher (it watches npm above it itself); else npm within two steps (ckpt, sh, npm).
   const links = [];

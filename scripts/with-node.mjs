@@ -12,6 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
+import { isNpm, parentOf } from '../bin/process-tree.js';
 
 const NEED_MAJOR = 24;
 const args = process.argv.slice(2);
@@ -92,21 +93,6 @@ function fail(message) {
  */
 function watchNpm() {
   if (process.platform !== 'linux') return;
-  const parentOf = (pid) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    } catch {
-      return undefined;
-    }
-  };
-  const isNpm = (pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('npm');
-    } catch {
-      return false;
-    }
-  };
   let below = process.pid;
   let npm = process.ppid;
   for (let depth = 0; depth < 3 && npm > 1 && !isNpm(npm); depth++) {
