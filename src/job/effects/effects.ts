@@ -29,7 +29,8 @@ export interface EffectsInput {
   /**
    * The shard run's lease: every journal write carries it, and the store refuses an intent
    * whose token is stale (FencedError: `fn` never starts) and never lets a stale completion
-   * overwrite another's (see fenceBatch). Absent (a dead-letter retry): unfenced.
+   * overwrite another's (see fenceBatch). A dead-letter retry is fenced by the shard lease it took
+   * outside any run (LeaseStore.leaseShard); absent (`ckpt plan`, which performs no effect): unfenced.
    */
   fence?: JournalFence;
   /** A plan run records every effect instead; an apply holds those its plan lacks (see EffectGuard). */
