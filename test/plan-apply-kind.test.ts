@@ -40,3 +40,25 @@ test('an effect whose kind or target changed since the plan is held, not perform
   assert.equal(retried.code, 0, retried.stderr);
   assert.deepEqual(readFileSync(env.CKPT_TEST_LOG, 'utf8').trim().split('\n').sort(), ['delete directory 1', 'disable billing 2', 'disable directory 0']);
 });
+
+test('the held effects an apply lists are named by their whole keys, spaces and all', async () => {
+  const dir = tempDir();
+  const store = ['--store', `sqlite:${join(dir, 's.db')}`];
+  const env = { CKPT_TEST_LOG: join(dir, 'calls.log'), CKPT_TEST_ACTIONS: join(dir, 'actions.txt'), CKPT_TEST_KEY_PREFIX: 'close account of Ana ' };
+  writeFileSync(env.CKPT_TEST_ACTIONS, 'disable directory\ndisable directory\ndisable directory\n');
+  const planned = await runCli(['plan', fixture('planned-kinds.ts'), ...store, '--json'], { env });
+  assert.equal(planned.code, 0, planned.stderr);
+  const plan = JSON.parse(planned.stdout) as { id: string };
+  assert.equal((await runCli(['plan', '--approve', plan.id, '--by', 'ana', '--reason', 'three disables', ...store], { env })).code, 0);
+  writeFileSync(env.CKPT_TEST_ACTIONS, 'disable directory\ndelete directory\ndisable directory\n');
+  const applied = await runCli(['apply', plan.id, ...store], { env });
+  assert.equal(applied.code, 7, applied.stderr);
+  assert.match(applied.stderr, /^ {2}main@1: close account of Ana 1$/m);
+  const json = await runCli(['apply', plan.id, ...store, '--json'], { env });
+  const held = json.stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { type: string; held?: string[] })
+    .find((line) => line.type === 'held');
+  assert.deepEqual(held?.held, ['close account of Ana 1']);
+});
