@@ -64,5 +64,9 @@ for (const [name, makeStore] of backends) {
     assert.equal(after.length, 1);
     assert.equal(after[0]?.attempts, 2);
     assert.match(after[0]?.error ?? '', /\[truncated: \d+ bytes in all\]$/);
+    const retried = (
+      JSON.parse((await runCli(['events', 'poison-job', '--json', '--store', store])).stdout) as Array<{ type: string; data: { error?: string } }>
+    ).find((event) => event.type === 'dlq:retry');
+    assert.equal(retried?.data.error, after[0]?.error, 'the dlq:retry event carries the text as the letter stores it');
   });
 }
