@@ -49,6 +49,12 @@ for (const [name, makeStore] of backends) {
     assert.match(letter?.error ?? '', /^poison nul\\0byte x{1000}/);
     assert.match(letter?.error ?? '', /x … \[truncated: \d+ bytes in all\]$/);
     assert.ok(Buffer.byteLength(letter?.error ?? '') <= 32_768);
+    // Its record:dead event carries the text as the letter stores it: it carried all 70,000
+    // characters, so an error holding a response body of megabytes went whole into the event log
+    // at every attempt (found by the outside sweep #7).
+    const events = JSON.parse((await runCli(['events', 'poison-job', '--json', '--store', store])).stdout) as Array<{ type: string; data: { error?: string } }>;
+    const dead = events.find((event) => event.type === 'record:dead');
+    assert.equal(dead?.data.error, letter?.error);
 
     // A retry that fails the same way is noted on the letter, not lost in an error of the store.
     const retry = await runCli(['dlq', fixture('poison-job.ts'), '--retry', '--store', store], { env });
@@ -58,5 +64,9 @@ for (const [name, makeStore] of backends) {
     assert.equal(after.length, 1);
     assert.equal(after[0]?.attempts, 2);
     assert.match(after[0]?.error ?? '', /\[truncated: \d+ bytes in all\]$/);
+    const retried = (
+      JSON.parse((await runCli(['events', 'poison-job', '--json', '--store', store])).stdout) as Array<{ type: string; data: { error?: string } }>
+    ).find((event) => event.type === 'dlq:retry');
+    assert.equal(retried?.data.error, after[0]?.error, 'the dlq:retry event carries the text as the letter stores it');
   });
 }

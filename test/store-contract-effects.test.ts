@@ -323,6 +323,23 @@ for (const factory of selectedStoreFactories()) {
       assert.equal((await store.listDeadLetters(instance.id)).length, 1);
     });
 
+    test('the newest dead letters and their count, without reading every letter', async () => {
+      const { instance, lease } = await claimed();
+      const tx = await store.begin(lease);
+      for (let position = 0; position < 5; position++) await store.addDeadLetter(tx, { position, record: { position }, error: 'poison', attempts: 1 });
+      await store.commit(tx, { position: 4, state: {}, processed: 5 }, {});
+      assert.equal(await store.countInstanceDeadLetters(instance.id), 5);
+      assert.deepEqual(
+        (await store.listDeadLetters(instance.id, 2)).map((letter) => letter.position),
+        [3, 4],
+      );
+      assert.deepEqual(
+        (await store.listDeadLetters(instance.id, 9)).map((letter) => letter.position),
+        [0, 1, 2, 3, 4],
+      );
+      assert.deepEqual(await store.listDeadLetters(instance.id, 0), []);
+    });
+
     test('setInputs records fingerprint, version and params hash, fenced by the token', async () => {
       const { instance, lease } = await claimed();
       await store.setInputs(lease, { fingerprint: 'fp-1', version: 'v2', paramsHash: 'p-1' });

@@ -14,6 +14,15 @@ export interface ApplyCommandOptions extends Omit<RunCommandOptions, 'plan' | 'r
 const HELD = 'held: effect ';
 
 /**
+ * The key a held record's dead letter names: everything between 'held: effect ' and what
+ * EffectHeldError says of the plan, so a key with spaces is named whole (it was cut at its first).
+ */
+function heldKey(error: string, planId: string): string {
+  const end = Math.max(error.lastIndexOf(` is not in plan ${planId}`), error.lastIndexOf(` differs from plan ${planId}`));
+  return end < HELD.length ? error.slice(HELD.length) : error.slice(HELD.length, end);
+}
+
+/**
  * `ckpt apply <plan-id>`: run the plan's instance for real (a run like `ckpt run`, resumable
  * after a crash by the same command), performing only the plan's effects. An effect the plan did
  * not contain is held: named by an `effect:held` event, its record set aside as a dead letter,
@@ -48,13 +57,12 @@ export async function applyCommand(planId: string, options: ApplyCommandOptions,
     if (held.length === 0) return code;
     if (!options.json) {
       io.stderr.write(
-        `held ${held.length} effects that plan ${plan.id} did not contain (not performed; their records are dead letters, see ckpt events ${plan.job} for the effect:held events):\n`,
+        `held ${held.length} effects that plan ${plan.id} did not contain as they are now (not performed; their records are dead letters, see ckpt events ${plan.job} for the effect:held events):\n`,
       );
-      for (const letter of held.slice(0, 20))
-        io.stderr.write(`  ${letter.shard}@${formatPosition(letter.position)}: ${letter.error.slice(HELD.length).split(' ')[0]}\n`);
+      for (const letter of held.slice(0, 20)) io.stderr.write(`  ${letter.shard}@${formatPosition(letter.position)}: ${heldKey(letter.error, plan.id)}\n`);
       if (held.length > 20) io.stderr.write(`  … and ${held.length - 20} more (ckpt dlq ${plan.job})\n`);
       io.stderr.write(`review them; ckpt dlq ${plan.jobFile} --retry performs them\n`);
-    } else io.stdout.write(`${JSON.stringify({ type: 'held', plan: plan.id, held: held.map((letter) => letter.error.slice(HELD.length).split(' ')[0]) })}\n`);
+    } else io.stdout.write(`${JSON.stringify({ type: 'held', plan: plan.id, held: held.map((letter) => heldKey(letter.error, plan.id)) })}\n`);
     return ExitCode.held;
   } finally {
     await after.close();

@@ -86,6 +86,9 @@ export function approvers(plan: StoredPlan): string[] {
 async function approve(store: Store, plan: StoredPlan, options: PlanCommandOptions, io: CliIo): Promise<number> {
   const by = approverName(options.by as string);
   const osUser = userInfo().username;
+  // Before the approval is stored: a keyed log its plan:approved event could not extend (the key
+  // unset or another) refuses here, not after an approval the audit log never records.
+  await store.checkChainKey(plan.instanceId);
   const approved = await store.approvePlan(plan.id, { by, osUser, reason: options.reason ?? null, at: Date.now() });
   if (approved === undefined) throw new CheckpointedError(`plan ${plan.id} is gone from the store`, ExitCode.failed);
   const count = approvers(approved).length;

@@ -209,9 +209,10 @@ export function describeSummary(summary: RunSummary, quiet: boolean, applying = 
     const again = applying ? `To do it again: ckpt reset ${summary.job}, then a new ckpt plan` : 'Use --rerun to run it again from the start';
     return `${name} is already complete (generation ${summary.generation}); nothing to do. ${again}`;
   }
-  const positions = summary.shards.map((shard) =>
-    summary.shards.length > 1 ? `${shard.shard}@${formatPosition(shard.position)}` : formatPosition(shard.position),
-  );
+  // A shard is named unless it is the one shard of a job that declares none: a worker that ran one
+  // shard of eight said 'checkpoint at 99', of no shard anyone could tell.
+  const named = summary.shards.length > 1 || summary.shards.some((shard) => shard.shard !== 'main');
+  const positions = summary.shards.map((shard) => (named ? `${shard.shard}@${formatPosition(shard.position)}` : formatPosition(shard.position)));
   const head =
     summary.outcome === 'completed'
       ? summary.incremental?.nothingNew
@@ -220,7 +221,8 @@ export function describeSummary(summary: RunSummary, quiet: boolean, applying = 
       : summary.outcome === 'interrupted'
         ? `interrupted at ${positions.join(', ') || 'start'}; run again to resume`
         : summary.outcome === 'held'
-          ? `${name} ${summary.error ?? 'held'} (checkpoint at ${positions.join(', ') || 'start'})`
+          ? // A worker held before it ran any shard tells of no checkpoint ('start' was false: other shards had theirs).
+            `${name} ${summary.error ?? 'held'}${positions.length > 0 ? ` (checkpoint at ${positions.join(', ')})` : ''}`
           : `failed ${name}: ${summary.error ?? 'unknown error'}; the checkpoint stays at ${positions.join(', ') || 'start'}, fix the cause and run again to resume`;
   if (quiet) return head;
   const auto = summary.policy.startsWith('auto');

@@ -2,6 +2,7 @@ import { LeaseHeldError, UsageError } from '../errors.ts';
 import type { EventMap, EventType, RunEvent } from '../events.ts';
 import type { JsonObject } from '../json.ts';
 import { lazySecretKey } from '../secret.ts';
+import { storableError } from '../store/rows.ts';
 import type { DeadLetter, InstanceInfo, Lease, ShardInfo, Store } from '../store/store.ts';
 import { describeJobError } from './code-location.ts';
 import { type Job, jobFileOf } from './define.ts';
@@ -211,7 +212,8 @@ export async function retryDeadLetters(
       } catch (error) {
         await recordTx?.finish(false).catch(() => undefined);
         await store.rollback(tx).catch(() => undefined);
-        const described = describeJobError(error, jobFileOf(job));
+        // As the letter stores it (cut at 32 KiB), for its dlq:retry event too.
+        const described = storableError(describeJobError(error, jobFileOf(job)));
         await store.noteDeadLetterRetry(letter.id, described);
         result.failed.push({ letter, error: described });
         await emit('dlq:retry', { shard: letter.shard, id: letter.id, position: letter.position, outcome: 'failed', error: described });

@@ -162,6 +162,9 @@ export class ComposedStore implements Store {
   async listDeadLetters(...args: Parameters<DeadLetterStore['listDeadLetters']>) {
     return this.#live().deadLetters.listDeadLetters(...args);
   }
+  async countInstanceDeadLetters(...args: Parameters<DeadLetterStore['countInstanceDeadLetters']>) {
+    return this.#live().deadLetters.countInstanceDeadLetters(...args);
+  }
   async resolveDeadLetter(...args: Parameters<DeadLetterStore['resolveDeadLetter']>) {
     return this.#live().deadLetters.resolveDeadLetter(...args);
   }

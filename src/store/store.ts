@@ -178,8 +178,13 @@ export interface DeadLetterStore {
   addDeadLetter(tx: Tx, letter: NewDeadLetter): Promise<void>;
   /** Dead letters of the lease's shard (this generation), as of the last commit. */
   countDeadLetters(lease: Lease): Promise<number>;
-  /** Dead letters of the instance's current generation, oldest first. */
-  listDeadLetters(instanceId: number): Promise<DeadLetter[]>;
+  /**
+   * Dead letters of the instance's current generation, oldest first; with `newest`, only the
+   * newest that many (what a view shows, read without reading every letter).
+   */
+  listDeadLetters(instanceId: number, newest?: number): Promise<DeadLetter[]>;
+  /** How many dead letters the instance's current generation holds. */
+  countInstanceDeadLetters(instanceId: number): Promise<number>;
   /** Delete the letter and commit the tx (a successful retry); false, tx rolled back, when another process retried it first. */
   resolveDeadLetter(tx: Tx, id: number): Promise<boolean>;
   /** Record a failed retry of a dead letter: its new error and one more attempt. */

@@ -662,9 +662,13 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
       (letter) => letter.instanceId === lease.instanceId && letter.generation === lease.generation && letter.shard === lease.shard,
     ).length;
   }
-  async listDeadLetters(instanceId: number): Promise<DeadLetter[]> {
+  async listDeadLetters(instanceId: number, newest?: number): Promise<DeadLetter[]> {
     const generation = this.#instanceRow(instanceId).generation;
-    return this.#deadLetters.filter((letter) => letter.instanceId === instanceId && letter.generation === generation).map((letter) => structuredClone(letter));
+    const letters = this.#deadLetters.filter((letter) => letter.instanceId === instanceId && letter.generation === generation);
+    return (newest === undefined ? letters : letters.slice(Math.max(0, letters.length - Math.trunc(newest)))).map((letter) => structuredClone(letter));
+  }
+  async countInstanceDeadLetters(instanceId: number): Promise<number> {
+    return (await this.listDeadLetters(instanceId)).length;
   }
   async resolveDeadLetter(tx: Tx, id: number): Promise<boolean> {
     if (!this.#openTx.delete(tx)) throw new StoreError('this transaction is not open on this store');

@@ -3,7 +3,7 @@ import type { RunInfo, ShardInfo } from '../../store/store.ts';
 import { combinedLag, followerLags } from '../follower-lag.ts';
 import { commandsFor } from './commands.ts';
 import { redactJson, redactText } from './redact.ts';
-import type { InstanceData } from './store-reader.ts';
+import { DEAD_LETTERS_SHOWN, type InstanceData } from './store-reader.ts';
 
 /** Why a run the store still calls `running` is dead, or null while it looks alive. */
 export type Liveness = (run: RunInfo, shard: ShardInfo | undefined, now: number) => string | null;
@@ -91,13 +91,13 @@ export function instanceView(data: InstanceData, query: ShardQuery, liveness: Li
       interval: newestRun === undefined ? null : intervalOf(newestRun.stats),
       crashed: runs.filter((run) => run.outcome === 'crashed').length,
       presumedDead: runs.filter((run) => run.dead !== null).length,
-      deadLetters: data.deadLetters.length,
+      deadLetters: data.deadLetterCount,
     },
     shards: { matching: matching.length, offset: query.offset, rows: matching.slice(query.offset, query.offset + query.limit) },
     runs: runs.slice(0, 100),
     runCount: runs.length,
     deadLetters: data.deadLetters
-      .slice(-50)
+      .slice(-DEAD_LETTERS_SHOWN)
       .reverse()
       .map((letter) => ({ ...letter, record: clip(redactJson(letter.record)), position: redactJson(letter.position), error: redactText(letter.error) })),
     events: data.events.slice(0, 100).map((event) => ({ ...event, data: redactJson(event.data) })),

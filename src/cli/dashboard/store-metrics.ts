@@ -62,7 +62,7 @@ export async function storeMetrics(reader: StoreReader, liveness: Liveness): Pro
       data.runs.reduce((sum, run) => sum + run.checkpoints, 0),
     );
     checkpointSeconds.set(labels, data.runs.reduce((sum, run) => sum + run.checkpointMs, 0) / 1000);
-    deadLetters.set(labels, data.deadLetters.length);
+    deadLetters.set(labels, data.deadLetterCount);
   }
   return registry;
 }

@@ -2,14 +2,19 @@ import { describeHold } from '../../job/guard/hold-text.ts';
 import type { ChainHead, DeadLetter, InstanceInfo, InstanceStatus, RunInfo, ShardInfo, Store, StoredEvent } from '../../store/store.ts';
 import { type FollowerLag, followerLags } from '../follower-lag.ts';
 
+/** Dead letters the page shows, the newest. */
+export const DEAD_LETTERS_SHOWN = 50;
+
 /** Everything the page and /metrics show about one instance, as read at `readAt`. */
 export interface InstanceData {
   instance: InstanceInfo;
   shards: ShardInfo[];
   /** All generations, newest first. */
   runs: RunInfo[];
-  /** Current generation, oldest first. */
+  /** Current generation's newest DEAD_LETTERS_SHOWN, oldest first (never every letter: an instance can hold millions). */
   deadLetters: DeadLetter[];
+  /** How many dead letters the current generation holds. */
+  deadLetterCount: number;
   /** The newest events, newest first. */
   events: StoredEvent[];
   /** Records in each shard's source (from its runs' start events), by `generation:shard`; absent when unknown. */
@@ -135,14 +140,25 @@ export class StoreReader {
   }
 
   async #readInstance(instance: InstanceInfo): Promise<InstanceData> {
-    const [shards, runs, deadLetters, index, chainHead] = await Promise.all([
+    const [shards, runs, deadLetters, deadLetterCount, index, chainHead] = await Promise.all([
       this.#store.listShards(instance.id),
       this.#store.listRuns(instance.id),
-      this.#store.listDeadLetters(instance.id),
+      this.#store.listDeadLetters(instance.id, DEAD_LETTERS_SHOWN),
+      this.#store.countInstanceDeadLetters(instance.id),
       this.#readEvents(instance.id),
       this.#store.chainHead(instance.id),
     ]);
-    return { instance, shards, runs, deadLetters, events: [...index.recent].reverse(), totals: index.totals, chainHead, readAt: await this.#store.now() };
+    return {
+      instance,
+      shards,
+      runs,
+      deadLetters,
+      deadLetterCount,
+      events: [...index.recent].reverse(),
+      totals: index.totals,
+      chainHead,
+      readAt: await this.#store.now(),
+    };
   }
 
   async #readEvents(instanceId: number): Promise<EventIndex> {

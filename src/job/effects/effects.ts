@@ -6,6 +6,7 @@ import { type JsonObject, type JsonValue, sha256 } from '../../json.ts';
 import { hasLoneSurrogate } from '../../lone-surrogate.ts';
 import { sealSecrets, unsealSecrets } from '../../secret.ts';
 import { shellWord } from '../../shell-word.ts';
+import { storableError } from '../../store/rows.ts';
 import type { EffectEntry, EffectLimit, EffectScope, JournalFence, JournalLimited, JournalWrite, Store } from '../../store/store.ts';
 import type { OnceOptions } from '../define.ts';
 import { type EffectGuard, plannedEffect } from '../guard/effect-guard.ts';
@@ -359,7 +360,7 @@ export class Effects {
       result = await runningEffect.run(key, fn);
     } catch (error) {
       // fn reported failure: treated as "did not happen", so a retry runs it again.
-      const failed = new Decisions(this.#input).add('effect:failed', { shard, key, error: firstLine(error) });
+      const failed = new Decisions(this.#input).add('effect:failed', { shard, key, error: storableError(firstLine(error)) });
       await failed.write(this.#queue, { kind: 'failed', scope, key, events: [], ...(limit === undefined ? {} : { limit }) });
       throw error;
     }

@@ -15,12 +15,15 @@ export interface EffectGuard {
   readonly recordsOnly?: boolean;
 }
 
-/** An effect that `ckpt apply` held: its plan did not contain it. Its record is set aside, never performed. */
+/** An effect that `ckpt apply` held: its plan did not contain it, or listed its key as another kind or target. Its record is set aside, never performed. */
 export class EffectHeldError extends Error {
   readonly key: string;
   readonly plan: string;
-  constructor(key: string, plan: string) {
-    super(`held: effect ${key} is not in plan ${plan}; review it, then ckpt dlq <job-file> --retry performs it`);
+  /** `changed`: the plan lists the key as another kind or target (what it listed, not what it is now). */
+  constructor(key: string, plan: string, changed?: string) {
+    super(
+      `held: effect ${key} ${changed === undefined ? 'is not in' : 'differs from'} plan ${plan}${changed === undefined ? '' : ` (planned as ${changed})`}; review it, then ckpt dlq <job-file> --retry performs it`,
+    );
     this.name = 'EffectHeldError';
     this.key = key;
     this.plan = plan;

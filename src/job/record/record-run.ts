@@ -3,6 +3,7 @@ import { FencedError, firstLine, HeldError, StoreUnavailableError } from '../../
 import type { EventMap, EventType } from '../../events.ts';
 import type { JsonObject, JsonValue } from '../../json.ts';
 import type { SourceItem } from '../../source/source.ts';
+import { storableError } from '../../store/rows.ts';
 import type { Lease, SqlHandle, Store } from '../../store/store.ts';
 import { describeJobError } from '../code-location.ts';
 import { type Job, type JobLogger, jobFileOf } from '../define.ts';
@@ -84,8 +85,10 @@ export async function processRecord(item: SourceItem<unknown, unknown>, input: R
         await deadLetter(input, item, position, attempt, error.message);
         return;
       }
-      // Where in the job's code it failed, for the retry event and the dead letter.
-      const described = describeJobError(error, jobFileOf(job));
+      // Where in the job's code it failed, for the retry event and the dead letter: as the letter
+      // stores it (cut at 32 KiB), so an error carrying a response body of megabytes is not
+      // written whole into the event log at every attempt.
+      const described = storableError(describeJobError(error, jobFileOf(job)));
       // A record the source could not decode fails the same way every time: no retry.
       if (item.error === undefined && attempt < retry.attempts) {
         const delayMs = backoffDelay(retry, attempt);

@@ -1,5 +1,6 @@
 import { FencedError, firstLine, HeldError, RowsLockedError, StoreUnavailableError } from '../../errors.ts';
 import type { JsonValue } from '../../json.ts';
+import { storableError } from '../../store/rows.ts';
 import type { RunProgress } from '../../store/store.ts';
 import { describeJobError } from '../code-location.ts';
 import { jobFileOf } from '../define.ts';
@@ -123,7 +124,7 @@ export async function endShard(end: ShardEndInput): Promise<ShardResult> {
       // Held by a guard: not a failure; the checkpoint stays before the effect it refused.
       if (failure instanceof HeldError) return await release('held', failure.message);
       const where = loop.failedPosition ?? loop.dispatched;
-      const described = describe(failure);
+      const described = storableError(describe(failure));
       if (loop.failedIn !== 'record') return await release('failed', `${failedWhere(loop.failedIn, loop.dispatched)}: ${described}`, failure);
       await emit('record:error', { shard, position: where, error: described }, lease.runId);
       const limit = input.skipLimit > 0 ? ` (skip limit of ${input.skipLimit} dead letters reached)` : '';

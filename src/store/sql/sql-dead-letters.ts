@@ -29,14 +29,21 @@ export class SqlDeadLetters implements DeadLetterStore {
     return Number(rows[0]?.n ?? 0);
   }
 
-  async listDeadLetters(instanceId: number): Promise<DeadLetter[]> {
+  async listDeadLetters(instanceId: number, newest?: number): Promise<DeadLetter[]> {
+    const p = this.#db.prefix;
+    const from = `FROM ${p}dead_letters d JOIN ${p}instances i ON i.id = d.instance_id AND i.generation = d.generation WHERE d.instance_id = ?`;
+    if (newest === undefined) return (await this.#db.rows(`SELECT d.* ${from} ORDER BY d.id`, [instanceId])).map((row) => toDeadLetter(row));
+    const rows = await this.#db.rows(`SELECT d.* ${from} ORDER BY d.id DESC LIMIT ${Math.max(0, Math.trunc(newest))}`, [instanceId]);
+    return rows.map((row) => toDeadLetter(row)).reverse();
+  }
+
+  async countInstanceDeadLetters(instanceId: number): Promise<number> {
     const p = this.#db.prefix;
     const rows = await this.#db.rows(
-      `SELECT d.* FROM ${p}dead_letters d JOIN ${p}instances i ON i.id = d.instance_id AND i.generation = d.generation
-       WHERE d.instance_id = ? ORDER BY d.id`,
+      `SELECT count(*) AS n FROM ${p}dead_letters d JOIN ${p}instances i ON i.id = d.instance_id AND i.generation = d.generation WHERE d.instance_id = ?`,
       [instanceId],
     );
-    return rows.map((row) => toDeadLetter(row));
+    return Number(rows[0]?.n ?? 0);
   }
 
   resolveDeadLetter(tx: Tx, id: number): Promise<boolean> {

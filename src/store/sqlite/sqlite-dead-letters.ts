@@ -24,13 +24,22 @@ export class SqliteDeadLetters implements DeadLetterStore {
     return Number(this.#db.get('SELECT count(*) AS n FROM dead_letters WHERE shard_id = ? AND generation = ?', lease.shardId, lease.generation)?.n ?? 0);
   }
 
-  async listDeadLetters(instanceId: number): Promise<DeadLetter[]> {
+  async listDeadLetters(instanceId: number, newest?: number): Promise<DeadLetter[]> {
+    const from = 'FROM dead_letters d JOIN instances i ON i.id = d.instance_id AND i.generation = d.generation WHERE d.instance_id = ?';
+    if (newest === undefined) return this.#db.all(`SELECT d.* ${from} ORDER BY d.id`, instanceId).map(toDeadLetter);
     return this.#db
-      .all(
-        'SELECT d.* FROM dead_letters d JOIN instances i ON i.id = d.instance_id AND i.generation = d.generation WHERE d.instance_id = ? ORDER BY d.id',
+      .all(`SELECT d.* ${from} ORDER BY d.id DESC LIMIT ?`, instanceId, Math.max(0, Math.trunc(newest)))
+      .map(toDeadLetter)
+      .reverse();
+  }
+
+  async countInstanceDeadLetters(instanceId: number): Promise<number> {
+    return Number(
+      this.#db.get(
+        'SELECT count(*) AS n FROM dead_letters d JOIN instances i ON i.id = d.instance_id AND i.generation = d.generation WHERE d.instance_id = ?',
         instanceId,
-      )
-      .map(toDeadLetter);
+      )?.n ?? 0,
+    );
   }
 
   async resolveDeadLetter(tx: Tx, id: number): Promise<boolean> {
