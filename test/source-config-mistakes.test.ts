@@ -65,6 +65,14 @@ test('sqlTable on MySQL/MariaDB: a missing table or key column is exit 2, one li
   await sqlMistakes(database.url, /Table '.*no_such_table' doesn't exist; /, /Unknown column .*no_such_key.*; /);
 });
 
+test("sqlTable: a table or key that no SQL name can be (the dialect's quote in it) is exit 2, one line", { timeout: 60_000 }, async () => {
+  const dir = tempDir('ckpt-source-mistakes-');
+  const store = join(dir, 'store.db');
+  for (const name of ['table=a"b', 'key=a"b']) {
+    await refused(['kind=sql', `input=sqlite:${join(dir, 'user.db')}`, name], [/^ckpt: sqlTable: not a usable SQL name: "a\\"b"/], store);
+  }
+});
+
 test("csvFile: quote '' or delimiter '' is exit 2, one line", { timeout: 60_000 }, async () => {
   const dir = tempDir('ckpt-source-mistakes-');
   const csv = join(dir, 'in.csv');

@@ -172,10 +172,19 @@ function shapeOf(options: SqlTableOptions): KeysetShape {
   if ((options.table === undefined) === (options.query === undefined)) throw new UsageError('sqlTable: give either table or query');
   const key = typeof options.key === 'string' ? [options.key] : [...options.key];
   if (key.length === 0) throw new UsageError('sqlTable: key needs at least one column');
-  for (const column of key) quoteName(dialect, column);
-  const from = options.table !== undefined ? quoteName(dialect, options.table) : `(${options.query}) AS ckpt_keyset`;
-  const columns = options.columns === undefined ? '*' : options.columns.map((column) => quoteName(dialect, column)).join(', ');
+  for (const column of key) usableName(dialect, column);
+  const from = options.table !== undefined ? usableName(dialect, options.table) : `(${options.query}) AS ckpt_keyset`;
+  const columns = options.columns === undefined ? '*' : options.columns.map((column) => usableName(dialect, column)).join(', ');
   return { dialect, from, columns, key, params: options.params ?? [], ...(options.where === undefined ? {} : { where: options.where }) };
+}
+
+/** A name of the job's options, quoted; one no SQL name can be is the job's to fix (exit 2), not a failed run. */
+function usableName(dialect: KeysetShape['dialect'], name: string): string {
+  try {
+    return quoteName(dialect, name);
+  } catch (error) {
+    throw new UsageError(`sqlTable: ${(error as Error).message}; give table, key and columns as plain names`, { cause: error });
+  }
 }
 
 /** A key value as JSON can hold it and as the database compares it when handed back. */
