@@ -123,3 +123,23 @@ for (const format of ['ndjson', 'csv'] as const) {
     assert.deepEqual(seenIn(store), { seen: [1, 2, 3, 5, 40], deadLetters: 0 }, 'record 40 read whole, once');
   });
 }
+
+test('incremental csv: a record whose writer stopped after a line break inside its quoted field waits for the next run, then is read whole', {
+  timeout: 60_000,
+}, async () => {
+  const dir = tempDir('ckpt-incremental-quoted-');
+  const file = join(dir, 'lines.csv');
+  const store = join(dir, 'store.db');
+  // Record 2's quoted note has its first line written, its closing quote and line break not yet.
+  writeFileSync(file, 'n,note\n1,a\n2,"line one\n');
+  const args = ['run', fixture('incremental-lines.ts'), '--store', `sqlite:${store}`, '--param', `file=${file}`, '--param', 'format=csv', '--json'];
+  const first = await runCli(args);
+  assert.equal(first.code, 0, first.stderr);
+  assert.equal(summaryOf(first.stdout).records, 1, 'the open quoted record was not read');
+  assert.deepEqual(seenIn(store), { seen: [1], deadLetters: 0 });
+  appendFileSync(file, 'line two"\n3,c\n');
+  const second = await runCli(args);
+  assert.equal(second.code, 0, second.stderr);
+  assert.deepEqual([summaryOf(second.stdout).generation, summaryOf(second.stdout).records], [2, 2]);
+  assert.deepEqual(seenIn(store), { seen: [1, 2, 3], deadLetters: 0 }, 'record 2 read whole, once, and 3 after it');
+});

@@ -11,9 +11,10 @@ import { fixture, runCli, spawnCli, tempDir, waitForOutput } from './helpers/cli
 const env = { CKPT_TEST_RECORDS: '3000', CKPT_TEST_SPIN_US: '1000' };
 const leaseFlags = ['--lease-ms', '500', '--heartbeat-ms', '100'];
 
-async function startStopped(dir: string) {
+async function startStopped(dir: string, json = true) {
   const store = ['--store', `sqlite:${join(dir, 'store.db')}`];
-  const worker = spawnCli(['run', fixture('count-job.ts'), ...store, ...leaseFlags, '--json'], { env });
+  // Without --json (stdout not a terminal) the events are JSON lines still, and the end in words is on stderr.
+  const worker = spawnCli(['run', fixture('count-job.ts'), ...store, ...leaseFlags, ...(json ? ['--json'] : [])], { env });
   await waitForOutput(worker.child, (out) => out.includes('"type":"checkpoint"'));
   worker.child.kill('SIGSTOP');
   await sleep(1200); // past the 500 ms lease
@@ -71,6 +72,34 @@ test("a second worker takes a stopped worker's expired lease; the stopped one, c
     ['lost', 'completed'],
   );
   assert.ok(!(await eventTypes(store)).includes('run:crashed'));
+});
+
+test('a stopped worker woken after another completed the instance says its run was lost, exit 4, not "completed"', { timeout: 60_000 }, async () => {
+  const { store, worker } = await startStopped(tempDir(), false);
+  const second = await runCli(['run', fixture('count-job.ts'), ...store, ...leaseFlags, '--quiet'], { env });
+  assert.equal(second.code, 0, second.stderr);
+  worker.child.kill('SIGCONT');
+  const woken = await worker.done;
+  assert.deepEqual(
+    (await runsOf(store)).map((run) => run.outcome),
+    ['lost', 'completed'],
+  );
+  assert.equal(woken.code, 4, woken.stderr);
+  assert.doesNotMatch(woken.stderr, /^completed/m);
+  assert.match(
+    woken.stderr,
+    /^lost count .*: this worker's run 1 \(shard main\) lost its lease to another worker \(the lease was taken by another worker\), and the others completed the instance; .* Nothing is left to do$/m,
+  );
+  const summary = JSON.parse(woken.stdout.split('\n').find((line) => line.includes('"type":"summary"')) ?? '{}') as {
+    outcome?: string;
+    exitCode?: number;
+    lost?: { runId: number; shard: string }[];
+  };
+  assert.deepEqual([summary.outcome, summary.exitCode], ['lost', 4]);
+  assert.deepEqual(
+    summary.lost?.map((run) => [run.runId, run.shard]),
+    [[1, 'main']],
+  );
 });
 
 test('a stopped worker that is then killed is crashed: its process is gone', { timeout: 60_000 }, async () => {

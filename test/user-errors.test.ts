@@ -1,11 +1,12 @@
 // Adversarial input to `ckpt`: every user-caused error is one line starting `ckpt: `, the
 // documented exit code, no stack trace, and the store and input files stay as they were.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { copyFileSync, readFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { test } from 'node:test';
-import { fixture, isOneLineError, runCli, tempDir } from './helpers/cli.ts';
+import { ckptBin, fixture, isOneLineError, runCli, tempDir } from './helpers/cli.ts';
 
 async function expectUserError(args: string[], exitCode: number, pattern: RegExp, env: NodeJS.ProcessEnv = {}) {
   const result = await runCli(args, { env });
@@ -38,6 +39,43 @@ test('--param __proto__=x is a param like any other, not silently dropped', asyn
   const other = await runCli([...args.slice(0, -3), '__proto__=y', '--param', 'a=1'], { env: { CKPT_TEST_OUT: out } });
   assert.equal(other.code, 0, other.stderr);
   assert.match(other.stderr, /^completed params-job/);
+});
+
+test('--param given twice for one key → exit 2 naming it, not the last value kept silently', async () => {
+  const dir = tempDir();
+  const store = `sqlite:${join(dir, 's.db')}`;
+  await expectUserError(['run', fixture('params-job.ts'), '--store', store, '--param', 'a=1', '--param', 'a=2'], 2, /^ckpt: --param a is given twice/);
+  // Nothing was run or stored under either value.
+  const status = await runCli(['status', '--json', '--store', store]);
+  assert.doesNotMatch(status.stdout, /params-job/);
+});
+
+test('a --param value that is not valid UTF-8 → exit 2: Node hands every such byte over as U+FFFD, so two values would be one instance', async () => {
+  const dir = tempDir();
+  const store = `sqlite:${join(dir, 's.db')}`;
+  // Raw bytes reach argv only through a shell: printf writes 0xFF (and 0xFE) as they are.
+  for (const octal of ['377', '376']) {
+    const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolvePromise) => {
+      const child = spawn(
+        '/bin/sh',
+        ['-c', `exec "$0" "$@" "$(printf 'a=x\\${octal}y')"`, process.execPath, ckptBin, 'run', fixture('params-job.ts'), '--store', store, '--param'],
+        {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
+      let text = '';
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        text += chunk;
+      });
+      child.on('close', (exit) => resolvePromise({ code: exit, stderr: text }));
+    });
+    assert.equal(code, 2, stderr);
+    assert.ok(isOneLineError(stderr), `one line, no stack:\n${stderr}`);
+    assert.match(stderr, /^ckpt: --param a: its value is not valid UTF-8/);
+  }
+  await expectUserError(['run', fixture('params-job.ts'), '--store', store, '--param', 'a=x\uFFFDy'], 2, /--param a: its value is not valid UTF-8/);
+  const status = await runCli(['status', '--json', '--store', store]);
+  assert.doesNotMatch(status.stdout, /params-job/);
 });
 
 test('a time flag beyond what a timer can wait → exit 2, not a silent 1 ms deadline', async () => {

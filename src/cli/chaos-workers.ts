@@ -32,6 +32,8 @@ export interface ChaosWorker {
   failure: string | undefined;
   /** What holds the instance, from its summary line when it ended held (exit 7). */
   held: string | undefined;
+  /** Its summary said `lost` (exit 4): every run it started was fenced out and the others completed the instance. */
+  lost: boolean;
   /** When it opened a hold (its `guard:held` line), if it did. */
   holdOpenedAt: number | undefined;
   /** Resolves true once it begins processing, false if it exits first. */
@@ -105,6 +107,7 @@ export function startWorker(ckptBin: string, args: string[], env: NodeJS.Process
     committed: new Map(),
     shardDone: false,
     finished: false,
+    lost: false,
     records: undefined,
     failure: undefined,
     held: undefined,
@@ -120,7 +123,7 @@ export function startWorker(ckptBin: string, args: string[], env: NodeJS.Process
 
 function readLine(worker: ChaosWorker, line: string, markBegan: (began: boolean) => void): void {
   if (!line.startsWith('{"type":"')) return;
-  let event: { type: string; at?: number; data?: { [key: string]: unknown }; error?: unknown; records?: unknown; exitCode?: unknown };
+  let event: { type: string; at?: number; data?: { [key: string]: unknown }; error?: unknown; records?: unknown; exitCode?: unknown; outcome?: unknown };
   try {
     event = JSON.parse(line) as typeof event;
   } catch {
@@ -172,6 +175,11 @@ function readLine(worker: ChaosWorker, line: string, markBegan: (began: boolean)
       break;
     case 'summary':
       if (event.exitCode === 0) worker.finished = true;
+      // Fenced out, the instance completed by the others: finished, and no failure.
+      if (event.outcome === 'lost') {
+        worker.finished = true;
+        worker.lost = true;
+      }
       // Held (exit 7) is no failure: a guard waits for a person.
       if (event.exitCode === ExitCode.held) worker.held = typeof event.error === 'string' ? event.error : 'held';
       else if (typeof event.error === 'string') worker.failure = event.error;

@@ -47,14 +47,31 @@ function projectSetupHint(error: unknown, file: string): string | undefined {
   return undefined;
 }
 
-/** Parse repeated `--param k=v` into an object; a later value for the same key wins. */
+/**
+ * Parse repeated `--param k=v` into an object. A key given twice is refused: keeping either value
+ * silently would run an instance the operator did not name. So is a key or value holding U+FFFD:
+ * Node decodes argv as UTF-8 and hands over every byte that is not UTF-8 as U+FFFD before we see
+ * it, so `a=\xff` and `a=\xfe` would name one instance.
+ */
 export function parseParams(pairs: string[]): { [key: string]: string } {
   // No prototype: `--param __proto__=x` is a param like any other, not silently dropped.
   const params: { [key: string]: string } = Object.create(null);
   for (const pair of pairs) {
     const at = pair.indexOf('=');
     if (at <= 0) throw new UsageError(`--param must be key=value (got ${JSON.stringify(pair)})`);
-    params[pair.slice(0, at)] = pair.slice(at + 1);
+    const key = pair.slice(0, at);
+    const value = pair.slice(at + 1);
+    if (Object.hasOwn(params, key)) {
+      // The values are not shown: a param may hold a secret.
+      throw new UsageError(`--param ${key} is given twice; give each param once`);
+    }
+    if (key.includes('\uFFFD')) throw new UsageError(`--param ${JSON.stringify(key)}: its name is not valid UTF-8 (or holds U+FFFD); give it as UTF-8 text`);
+    if (value.includes('\uFFFD')) {
+      throw new UsageError(
+        `--param ${key}: its value is not valid UTF-8 (or holds U+FFFD, which is how such bytes reach ckpt, so two different values would name one instance); give it as UTF-8 text`,
+      );
+    }
+    params[key] = value;
   }
   return params;
 }

@@ -201,6 +201,13 @@ function describeRework(summary: RunSummary): string {
   return `redid ${count} records (${formatMs(summary.reworkMs)} of work) that an earlier run had done after the last checkpoint${bound}`;
 }
 
+/** A worker whose runs were all fenced out, the instance completed by the others. */
+function describeLost(name: string, lost: NonNullable<RunSummary['lost']>): string {
+  const runs = lost.map((run) => `run ${run.runId} (shard ${run.shard})`).join(', ');
+  const reasons = [...new Set(lost.map((run) => run.reason))].join('; ');
+  return `lost ${name}: this worker's ${runs} lost its lease to another worker (${reasons}), and the others completed the instance; what this worker did after its last checkpoint was rolled back (ckpt runs shows it lost). Nothing is left to do`;
+}
+
 /** The lines a person reads at the end of a run. */
 export function describeSummary(summary: RunSummary, quiet: boolean, applying = false): string {
   const name = `${summary.job} ${formatParams(summary.params)}`.replace(/ -$/, '');
@@ -223,7 +230,9 @@ export function describeSummary(summary: RunSummary, quiet: boolean, applying = 
         : summary.outcome === 'held'
           ? // A worker held before it ran any shard tells of no checkpoint ('start' was false: other shards had theirs).
             `${name} ${summary.error ?? 'held'}${positions.length > 0 ? ` (checkpoint at ${positions.join(', ')})` : ''}`
-          : `failed ${name}: ${summary.error ?? 'unknown error'}; the checkpoint stays at ${positions.join(', ') || 'start'}, fix the cause and run again to resume`;
+          : summary.outcome === 'lost'
+            ? describeLost(name, summary.lost ?? [])
+            : `failed ${name}: ${summary.error ?? 'unknown error'}; the checkpoint stays at ${positions.join(', ') || 'start'}, fix the cause and run again to resume`;
   if (quiet) return head;
   const auto = summary.policy.startsWith('auto');
   const rate = summary.durationMs > 0 ? (1000 * summary.records) / summary.durationMs : 0;

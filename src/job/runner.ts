@@ -51,7 +51,11 @@ export interface RunOptions {
 }
 
 /** `held`: a guard holds the instance (an effect limit, an approval point) until `ckpt approve` releases it. */
-export type RunJobOutcome = 'completed' | 'already-complete' | 'interrupted' | 'failed' | 'held';
+/**
+ * `lost`: every run this process started was fenced out (its lease lapsed, a stopped or frozen
+ * worker, and another worker took its shard), and the instance was completed by the others.
+ */
+export type RunJobOutcome = 'completed' | 'already-complete' | 'interrupted' | 'failed' | 'held' | 'lost';
 
 export interface RunSummary {
   job: string;
@@ -84,6 +88,8 @@ export interface RunSummary {
   shards: ShardResult[];
   /** This run started an incremental generation where generation `from` ended; `nothingNew`: it found no record after it. */
   incremental?: { from: number; nothingNew: boolean };
+  /** Outcome `lost`: this process's runs that another worker took the shard of, and why each ended. */
+  lost?: { runId: number; shard: string; reason: string }[];
   error?: string;
   /** The failure's full stack, for debugging (the CLI prints it under CKPT_DEBUG=1). */
   stack?: string;
@@ -192,7 +198,15 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     const durationMs = performance.now() - started;
     const checkpointMs = shards.reduce((sum, shard) => sum + shard.checkpointMs, 0);
     const exitCode =
-      outcome === 'failed' ? ExitCode.failed : outcome === 'interrupted' ? ExitCode.interrupted : outcome === 'held' ? ExitCode.held : ExitCode.completed;
+      outcome === 'failed'
+        ? ExitCode.failed
+        : outcome === 'interrupted'
+          ? ExitCode.interrupted
+          : outcome === 'held'
+            ? ExitCode.held
+            : outcome === 'lost'
+              ? ExitCode.refused
+              : ExitCode.completed;
     return {
       job: job.name,
       instanceId: instance.id,
@@ -216,6 +230,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
       ...(carriedFrom === undefined
         ? {}
         : { incremental: { from: carriedFrom, nothingNew: outcome === 'completed' && shards.every((shard) => shard.records === 0) } }),
+      ...(outcome === 'lost' ? { lost: lostRuns } : {}),
       ...(error === undefined ? {} : { error }),
       ...(outcome === 'failed' && shards.some((shard) => shard.stack) ? { stack: shards.find((shard) => shard.stack)?.stack } : {}),
     };
@@ -243,6 +258,8 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   await store.ensureShards(instance, shardNames, { version: job.version ?? null });
 
   const results: ShardResult[] = [];
+  /** This process's runs fenced out by another worker (not those lost to an unreachable store). */
+  const lostRuns: { runId: number; shard: string; reason: string }[] = [];
   /** This process's runs: they record their own ends. */
   const ownRuns = new Set<number>();
   /** When shard runs began ending on store errors with no commit since: bounds a flapping store. */
@@ -306,6 +323,9 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
         continue;
       }
       results.push(result);
+      if (result.outcome === 'lost' && !result.storeUnavailable) {
+        lostRuns.push({ runId: lease.runId, shard: lease.shard, reason: result.error ?? 'the lease was taken by another worker' });
+      }
       if (result.outcome === 'failed') return summary('failed', results, result.error);
       if (result.outcome === 'interrupted') return summary('interrupted', results);
       // Held: the next turn settles what other shards' dead runs left in doubt, then ends held.
@@ -326,6 +346,10 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
     if (completion !== false) {
       // Only the worker that completed it records it: one completion, one instance:complete.
       if (completion === 'now') await recordInstanceEnd({ store, instance, job: job.name, ownRuns, worker, emit });
+      // Woken past its lease (SIGSTOP, a frozen VM) after others finished the work: the instance is
+      // complete, but not by this process, whose runs were all fenced out. Saying "completed" would
+      // tell its operator the work it started was done by it; it says what happened to its runs.
+      if (lostRuns.length > 0 && !results.some((result) => result.outcome === 'completed')) return summary('lost', results);
       return summary('completed', results);
     }
     // Every unfinished shard is held. Nothing done yet: another live process has this instance,

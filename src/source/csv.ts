@@ -1,4 +1,5 @@
 import type { parse as Parse } from 'csv-parse/sync';
+import { UsageError } from '../errors.ts';
 import { isBlank, splitRecordPages, splitRecords } from './csv-records.ts';
 import { paged } from './cursor.ts';
 import { inputFile } from './input-file.ts';
@@ -41,15 +42,20 @@ export type CsvRecord = Record<string, string> | string[];
 export function csvFile<R extends CsvRecord = Record<string, string>>(path: string, options: CsvOptions = {}): Source<R, number> {
   const chunkBytes = options.chunkBytes ?? 1 << 16;
   const quote = options.quote ?? '"';
-  if (quote.length !== 1 || quote.charCodeAt(0) > 127) throw new TypeError(`csvFile: quote must be one ASCII character (got ${JSON.stringify(quote)})`);
+  // The job's options, not the data: no run again fixes them (exit 2, one line).
+  if (quote.length !== 1 || quote.charCodeAt(0) > 127) throw new UsageError(`csvFile: quote must be one ASCII character (got ${JSON.stringify(quote)})`);
+  const delimiter = options.delimiter ?? ',';
+  if (delimiter === '' || delimiter.includes('\n') || delimiter.includes('\r') || delimiter.includes(quote)) {
+    throw new UsageError(`csvFile: delimiter must be a non-empty string without a line break or the quote character (got ${JSON.stringify(delimiter)})`);
+  }
   const quoteByte = quote.charCodeAt(0);
   const columns = options.columns ?? true;
   if (Array.isArray(columns) && repeatedName(columns) !== undefined) {
-    throw new TypeError(`csvFile: columns names ${JSON.stringify(repeatedName(columns))} twice; each record would keep only one of those fields`);
+    throw new UsageError(`csvFile: columns names ${JSON.stringify(repeatedName(columns))} twice; each record would keep only one of those fields`);
   }
   const input = inputFile(path, 'a CSV file');
   const parseOptions = {
-    delimiter: options.delimiter ?? ',',
+    delimiter,
     quote,
     trim: options.trim ?? false,
     record_delimiter: ['\r\n', '\n'],

@@ -38,6 +38,7 @@ export async function runShard(input: ShardRunInput): Promise<ShardResult> {
     return await processShard(input, forgetEarlyWords);
   } catch (error) {
     forgetEarlyWords();
+    if (error instanceof ReleasedUsage) throw error.error;
     // Reached only when the shard could not start (its source or the store failed before the
     // record loop) or could not end cleanly: release it so no live process keeps it held.
     const { store, lease, emit } = input;
@@ -303,7 +304,7 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
     await cursor.close();
   }
   rework.stop(boundary);
-  return endShard({
+  const ended = await endShard({
     input,
     boundary,
     loop,
@@ -314,4 +315,17 @@ async function processShard(input: ShardRunInput, forgetEarlyWords: () => void):
     lostReason,
     runStats,
   });
+  // The source found a mistake in its own configuration as it read (a table or column its database
+  // does not have, a CSV option csv-parse refuses): the run is released as failed, and the mistake
+  // ends the job as one line with exit 2, as it does when met before the first record.
+  if (ended.outcome === 'failed' && loop.failedIn === 'source' && loop.failure instanceof UsageError) throw new ReleasedUsage(loop.failure);
+  return ended;
+}
+
+/** A configuration mistake met by the source after the shard run was released: passed on as is. */
+class ReleasedUsage {
+  readonly error: UsageError;
+  constructor(error: UsageError) {
+    this.error = error;
+  }
 }

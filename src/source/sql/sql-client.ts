@@ -49,11 +49,47 @@ export function dialectOf(connection: SqlConnection): SqlDialect {
 }
 
 export async function openReader(connection: SqlConnection): Promise<SqlReader> {
+  const reader = await openAny(connection);
+  const all = reader.all;
+  return {
+    ...reader,
+    all: (sql, params) =>
+      all(sql, params).catch((error: unknown) => {
+        throw missingName(reader.dialect, error) ?? error;
+      }),
+  };
+}
+
+async function openAny(connection: SqlConnection): Promise<SqlReader> {
   const dialect = dialectOf(connection);
   if (typeof connection !== 'string') return borrowedReader(connection);
   if (dialect === 'sqlite') return openSqlite(connection.replace(/^sqlite:(?:\/\/)?/, ''));
   if (dialect === 'postgres') return openPostgres(connection);
   return openMysql(connection.replace(/^mariadb:/, 'mysql:'));
+}
+
+/**
+ * A table, schema or column the database does not have: the source's table, key, columns, where
+ * or query name it wrongly (or it is not created yet). No run again fixes that, so it is the
+ * operator's to fix (exit 2), not a failed run to resume. PostgreSQL undefined_table,
+ * undefined_column, invalid_schema_name; MySQL ER_NO_SUCH_TABLE, ER_BAD_FIELD_ERROR; SQLite's
+ * SQLITE_ERROR says it only in words.
+ */
+function missingName(dialect: SqlDialect, error: unknown): UsageError | undefined {
+  const { code, errno, message } = (error ?? {}) as { code?: unknown; errno?: unknown; message?: unknown };
+  const text = typeof message === 'string' ? message : '';
+  const missing =
+    dialect === 'postgres'
+      ? code === '42P01' || code === '42703' || code === '3F000'
+      : dialect === 'mysql'
+        ? errno === 1146 || errno === 1054
+        : /^no such (?:table|column):/.test(text);
+  if (!missing) return undefined;
+  // SQLite adds a guess about quotes to a missing column: not ours to pass on.
+  const what = text.split('\n')[0]?.replace(/ - should this be a string literal in single-quotes\?$/, '');
+  return new UsageError(`SQL source: ${what}; give the table, key and columns the source database has (sqlTable's table, key, columns, where or query)`, {
+    cause: error,
+  });
 }
 
 /*

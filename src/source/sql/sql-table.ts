@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { UsageError } from '../../errors.ts';
 import { paged } from '../cursor.ts';
 import type { Source, SourceItem } from '../source.ts';
 import { AT_LAST_COLUMN, countStatement, endStatement, type KeysetShape, keyTextColumn, pageStatement, quoteName } from './keyset-sql.ts';
@@ -44,7 +45,7 @@ export function sqlTable<R = Record<string, unknown>>(options: SqlTableOptions):
   const shape = shapeOf(options);
   const keys = shape.key;
   const pageSize = options.pageSize ?? 1000;
-  if (!Number.isSafeInteger(pageSize) || pageSize < 1) throw new TypeError(`sqlTable: pageSize must be a whole number ≥ 1 (got ${pageSize})`);
+  if (!Number.isSafeInteger(pageSize) || pageSize < 1) throw new UsageError(`sqlTable: pageSize must be a whole number ≥ 1 (got ${pageSize})`);
   const composite = keys.length > 1;
 
   const keyOf = (row: Record<string, unknown>): SqlKeyValue[] =>
@@ -168,13 +169,22 @@ function fingerprintOf(shape: KeysetShape, parts: string[]): string {
 
 function shapeOf(options: SqlTableOptions): KeysetShape {
   const dialect = dialectOf(options.connection);
-  if ((options.table === undefined) === (options.query === undefined)) throw new TypeError('sqlTable: give either table or query');
+  if ((options.table === undefined) === (options.query === undefined)) throw new UsageError('sqlTable: give either table or query');
   const key = typeof options.key === 'string' ? [options.key] : [...options.key];
-  if (key.length === 0) throw new TypeError('sqlTable: key needs at least one column');
-  for (const column of key) quoteName(dialect, column);
-  const from = options.table !== undefined ? quoteName(dialect, options.table) : `(${options.query}) AS ckpt_keyset`;
-  const columns = options.columns === undefined ? '*' : options.columns.map((column) => quoteName(dialect, column)).join(', ');
+  if (key.length === 0) throw new UsageError('sqlTable: key needs at least one column');
+  for (const column of key) usableName(dialect, column);
+  const from = options.table !== undefined ? usableName(dialect, options.table) : `(${options.query}) AS ckpt_keyset`;
+  const columns = options.columns === undefined ? '*' : options.columns.map((column) => usableName(dialect, column)).join(', ');
   return { dialect, from, columns, key, params: options.params ?? [], ...(options.where === undefined ? {} : { where: options.where }) };
+}
+
+/** A name of the job's options, quoted; one no SQL name can be is the job's to fix (exit 2), not a failed run. */
+function usableName(dialect: KeysetShape['dialect'], name: string): string {
+  try {
+    return quoteName(dialect, name);
+  } catch (error) {
+    throw new UsageError(`sqlTable: ${(error as Error).message}; give table, key and columns as plain names`, { cause: error });
+  }
 }
 
 /** A key value as JSON can hold it and as the database compares it when handed back. */
