@@ -258,7 +258,7 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   await store.ensureShards(instance, shardNames, { version: job.version ?? null });
 
   const results: ShardResult[] = [];
-  /** This process's runs fenced out by another worker (not those lost to an unreachable store). */
+  /** This process's runs that ended lost (fenced out by another worker, or cut off from the store). */
   const lostRuns: { runId: number; shard: string; reason: string }[] = [];
   /** This process's runs: they record their own ends. */
   const ownRuns = new Set<number>();
@@ -323,7 +323,9 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
         continue;
       }
       results.push(result);
-      if (result.outcome === 'lost' && !result.storeUnavailable) {
+      // Lost to another worker, or to the store while stopped (its connection gone when it woke):
+      // either way another worker took the shard if the others then complete the instance.
+      if (result.outcome === 'lost') {
         lostRuns.push({ runId: lease.runId, shard: lease.shard, reason: result.error ?? 'the lease was taken by another worker' });
       }
       if (result.outcome === 'failed') return summary('failed', results, result.error);
