@@ -6,6 +6,7 @@ import { type RunSummary, runJob } from '../job/runner.ts';
 import type { OnDrift } from '../job/shard/drift.ts';
 import { recordStopAtOnce } from '../job/shard/stop-at-once.ts';
 import { shutdownOnSignals } from '../job/shutdown.ts';
+import { DEFAULT_LEASE_MS } from '../job/workers.ts';
 import { checkServeToken, METRICS_ACCESS } from '../metrics/http-access.ts';
 import type { Store, StoredPlan } from '../store/store.ts';
 import { describeCorrupt, formatCount, formatMs, formatParams, formatPosition } from './format.ts';
@@ -165,8 +166,6 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
 /** What the resume had to do again, in words: never 0 when it was not, and "at most" when it is a bound. */
 /** Below this a lease lapses between two round trips to the store: every worker would lose its shard. */
 const MIN_LEASE_MS = 100;
-/** The runner's default lease, for the message when only --heartbeat-ms is given. */
-const DEFAULT_LEASE_MS = 30_000;
 
 /** `--lease-ms` long enough to be kept (`ckpt run`, `ckpt dlq --retry`), or one line (exit 2). */
 export function checkLeaseMs(leaseMs: number): void {

@@ -14,7 +14,7 @@ import { eventLogger, RecordContext } from './record/context.ts';
 import { runSetup } from './shard/setup.ts';
 import { Baton } from './tx/baton.ts';
 import { RecordTx } from './tx/record-tx.ts';
-import { defaultWorker, reapDeadWorkers } from './workers.ts';
+import { DEFAULT_LEASE_MS, defaultHeartbeatMs, defaultWorker, reapDeadWorkers } from './workers.ts';
 
 export interface DlqRetryResult {
   instance: InstanceInfo;
@@ -27,9 +27,6 @@ export interface DlqRetryResult {
   /** Letters not tried because their shard's lease was held by another (a retry, or a run): `holder` names it. */
   held: { letter: DeadLetter; holder: string }[];
 }
-
-/** How long a retry's lease on a letter's shard lasts unless its heartbeat extends it, by default (a run's). */
-const RETRY_LEASE_MS = 30_000;
 
 /**
  * The leases a retry holds on its letters' shards (LeaseStore.leaseShard), each taken when its
@@ -50,7 +47,7 @@ class RetryLeases {
     this.#instance = instance;
     this.#worker = worker;
     this.#leaseMs = leaseMs;
-    this.#beat = setInterval(() => void this.#heartbeat(), Math.min(1000, Math.max(10, Math.floor(leaseMs / 3))));
+    this.#beat = setInterval(() => void this.#heartbeat(), defaultHeartbeatMs(leaseMs));
     this.#beat.unref();
   }
 
@@ -150,7 +147,7 @@ export async function retryDeadLetters(
   const result: DlqRetryResult = { instance, resolved: [], failed: [], alreadyResolved: [], notTried: 0, held: [] };
   const letters = await store.listDeadLetters(instance.id);
   const worker = defaultWorker();
-  const leases = new RetryLeases(store, instance, worker, options.leaseMs ?? RETRY_LEASE_MS);
+  const leases = new RetryLeases(store, instance, worker, options.leaseMs ?? DEFAULT_LEASE_MS);
   const retryLetters = async (): Promise<void> => {
     for (const [index, letter] of letters.entries()) {
       if (options.signal?.aborted) {

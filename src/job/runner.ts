@@ -16,7 +16,7 @@ import { checkCompletedBy, type OnDrift, RestartForDrift } from './shard/drift.t
 import { listShardNames } from './shard/shard-names.ts';
 import { runShard } from './shard/shard-run.ts';
 import type { ShardResult } from './shard/shard-types.ts';
-import { defaultWorker, isAliveLocalWorker, isDeadLocalWorker, localNode, reapedEvent } from './workers.ts';
+import { DEFAULT_LEASE_MS, defaultHeartbeatMs, defaultWorker, isAliveLocalWorker, isDeadLocalWorker, localNode, reapedEvent } from './workers.ts';
 
 export interface RunOptions {
   store: Store;
@@ -103,8 +103,8 @@ export async function runJob(job: AnyJob, options: RunOptions): Promise<RunSumma
   let onRetry: (info: EventMap['store:retry']) => void = () => undefined;
   const store = retryingStore(options.store, { retryMs: storeRetryMs, onRetry: (info) => onRetry(info) });
   const worker = options.worker ?? defaultWorker();
-  const leaseMs = options.leaseMs ?? 30_000;
-  const heartbeatMs = options.heartbeatMs ?? Math.min(1000, Math.max(10, Math.floor(leaseMs / 3)));
+  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  const heartbeatMs = options.heartbeatMs ?? defaultHeartbeatMs(leaseMs);
   const concurrency = options.concurrency ?? job.concurrency ?? 1;
   if (!(Number.isInteger(concurrency) && concurrency >= 1)) throw new UsageError(`concurrency must be a whole number ≥ 1 (got ${concurrency})`);
   const policySpec = options.checkpoint ?? job.checkpoint;

@@ -8,6 +8,14 @@ import type { RunInfo, Store } from '../store/store.ts';
 
 export const defaultWorker = (): string => `${hostname()}:${process.pid}`;
 
+/** How long a worker's lease on a shard lasts unless renewed (a run's, a dead-letter retry's), by default. */
+export const DEFAULT_LEASE_MS = 30_000;
+
+/** How often a lease of `leaseMs` is renewed by default: a third of it, 10 ms to 1 s. */
+export function defaultHeartbeatMs(leaseMs: number): number {
+  return Math.min(1000, Math.max(10, Math.floor(leaseMs / 3)));
+}
+
 /**
  * Where a process runs, as only its own machine and PID namespace can say it, stored with each
  * run it claims (`runs.worker_node`). A hostname cannot: host-network pods, `--network host`

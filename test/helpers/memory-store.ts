@@ -266,9 +266,7 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
         run.endedAt = run.heartbeatAt;
       }
     }
-    shard.leaseToken++;
-    shard.leaseOwner = worker;
-    shard.leaseExpiresAt = now + leaseMs;
+    const lease = this.#takeLease(instance, shard, worker, leaseMs, now);
     shard.status = 'running';
     const run: RunInfo = {
       id: this.#runs.length + 1,
@@ -296,6 +294,14 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
     this.#runs.push(run);
     this.#runShard.set(run.id, shard.id);
     this.#runToken.set(run.id, shard.leaseToken);
+    return { ...lease, runId: run.id };
+  }
+
+  /** A new token for `shard`, held by `worker` for `leaseMs` from `now`: the lease, with no run yet (`runId` 0). */
+  #takeLease(instance: Pick<InstanceInfo, 'id' | 'generation'>, shard: ShardInfo, worker: string, leaseMs: number, now: number): Lease {
+    shard.leaseToken++;
+    shard.leaseOwner = worker;
+    shard.leaseExpiresAt = now + leaseMs;
     return {
       instanceId: instance.id,
       generation: instance.generation,
@@ -303,7 +309,7 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
       shard: shard.name,
       worker,
       token: shard.leaseToken,
-      runId: run.id,
+      runId: 0,
       leaseMs,
     };
   }
@@ -337,19 +343,7 @@ class MemoryBackend implements Omit<Store, keyof StoreLifecycle> {
     const now = Date.now();
     const shard = this.#shards.find((row) => row.id === target.id && row.instanceId === instance.id && row.generation === instance.generation);
     if (shard === undefined || (shard.leaseOwner !== null && shard.leaseExpiresAt >= now)) return null;
-    shard.leaseToken++;
-    shard.leaseOwner = worker;
-    shard.leaseExpiresAt = now + leaseMs;
-    return {
-      instanceId: instance.id,
-      generation: instance.generation,
-      shardId: shard.id,
-      shard: shard.name,
-      worker,
-      token: shard.leaseToken,
-      runId: 0,
-      leaseMs,
-    };
+    return this.#takeLease(instance, shard, worker, leaseMs, now);
   }
 
   async liveRunOrFence(runId: number): Promise<LiveRun | undefined> {

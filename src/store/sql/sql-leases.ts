@@ -241,6 +241,8 @@ export async function updateRun(
   progress: RunProgress,
   outcome?: RunOutcome,
 ): Promise<void> {
+  // A lease outside any run (leaseShard) has no run to write.
+  if (runId === 0) return;
   const sets = [`heartbeat_at = ${db.dialect.now}`];
   const values: unknown[] = [];
   const set = (column: string, value: unknown) => {

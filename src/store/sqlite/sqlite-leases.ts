@@ -207,6 +207,8 @@ export class SqliteLeases implements LeaseStore {
 
 /** Progress columns of a run (heartbeat, checkpoint, release); with `outcome`, the run ends. */
 export function updateRun(db: SqliteDriver, runId: number, progress: RunProgress, now: number, outcome?: RunOutcome): void {
+  // A lease outside any run (leaseShard) has no run to write.
+  if (runId === 0) return;
   const sets = ['heartbeat_at = ?'];
   const values: SQLInputValue[] = [now];
   for (const [key, column] of RUN_PROGRESS_COLUMNS) {
